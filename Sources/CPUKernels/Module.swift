@@ -1,0 +1,1 @@
+// CPUKernels module: see docs/architecture.md.

@@ -1,0 +1,1 @@
+// ChatTemplate module: see docs/architecture.md.

@@ -1,0 +1,1 @@
+// Engine module: see docs/architecture.md.

@@ -1,0 +1,11 @@
+// The `swiftkt` command line. Each subcommand lives in its own file (*Command.swift).
+import ArgumentParser
+
+@main
+struct SwiftKT: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "swiftkt",
+        abstract: "Fast local LLM inference on CPUs and NVIDIA GPUs, driven by GGUF files and YAML rules.",
+        subcommands: []
+    )
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class SmokeChatTemplateTests: XCTestCase {
+    func testPackageBuilds() { XCTAssertTrue(true) }
+}

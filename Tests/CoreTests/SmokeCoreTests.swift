@@ -1,0 +1,5 @@
+import XCTest
+
+final class SmokeCoreTests: XCTestCase {
+    func testPackageBuilds() { XCTAssertTrue(true) }
+}

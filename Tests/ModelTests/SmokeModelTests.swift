@@ -1,0 +1,5 @@
+import XCTest
+
+final class SmokeModelTests: XCTestCase {
+    func testPackageBuilds() { XCTAssertTrue(true) }
+}
