@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: Python test dependencies, a release build with
+# testability, the two real models (pulled into $SWIFTKT_HOME if missing), then `swift test`.
+# Whole-model tests need optimized code, so everything runs in release mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== python test dependencies"
+python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+
+echo "== build (release, testable)"
+swift build -c release -Xswiftc -enable-testing --product swiftkt
+
+echo "== real models"
+.build/release/swiftkt pull smollm2-135m-instruct gemma3-270m
+
+echo "== tests"
+swift test -c release -Xswiftc -enable-testing "$@"
