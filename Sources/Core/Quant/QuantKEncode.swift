@@ -3,7 +3,7 @@
 // follows ggml's `quantize_row_q*_K_ref` in spirit: fit each sub-block with a search from
 // QuantKSearch.swift, quantize the sub-block scales (and mins) against f16 super-scales, then
 // re-quantize every weight against the scales exactly as the decoder will rebuild them.
-// Weights (importances) per format: Q2_K |x|, Q3_K / Q6_K x², Q4_K / Q5_K rms(block) + |x|.
+// Weights (importances) per format: Q2_K rms/4 + |x|, Q3_K / Q6_K x², Q4_K / Q5_K rms(block) + |x|.
 // Shapes: `src` holds `blocks · 256` floats, `dst` `blocks · typeSize` bytes.
 
 /// Per-call scratch for one super-block (stack-allocated once per quantize call).
@@ -43,7 +43,11 @@ enum QuantKEncode {
             for b in 0..<blocks {
                 let x = src + b * 256, blk = dst + b * BlockQ2_K.size
                 blk.initializeMemory(as: UInt8.self, repeating: 0, count: BlockQ2_K.size)
-                for i in 0..<256 { k.w[i] = abs(x[i]) }
+                // |x| plus a floor so zeros in sparse rows still pull the grid towards themselves.
+                var sumx2: Float = 0
+                for i in 0..<256 { sumx2 += x[i] * x[i] }
+                let floor = 0.25 * (sumx2 / 256).squareRoot()
+                for i in 0..<256 { k.w[i] = floor + abs(x[i]) }
                 var maxScale: Float = 0, maxMin: Float = 0
                 for j in 0..<16 {
                     let fit = KSearch.fitAffine(x + 16 * j, k.w + 16 * j, n: 16, nmax: 3, rmin: -0.5, rdelta: 0.1,

@@ -1,5 +1,0 @@
-import XCTest
-
-final class SmokeCoreTests: XCTestCase {
-    func testPackageBuilds() { XCTAssertTrue(true) }
-}
