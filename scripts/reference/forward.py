@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Independent numpy reference forward pass for GGUF models (llama, qwen2, qwen3, gemma3).
+
+Computes the logits of every position of one token sequence (positions 0…n-1, no cache), with
+weights dequantized once by the `gguf` package and activations in float32 (or float64 with
+`--dtype float64`). It shares no code with SwiftKT and follows llama.cpp's graph for each
+architecture (llama-model.cpp), so its numbers are the ones a correct engine should approach;
+llama.cpp itself quantizes activations to 8 bits, so expect differences of a few hundredths.
+
+    python3 scripts/reference/forward.py MODEL.gguf --tokens 1,2,3 --out logits.npy --top 5
+    python3 scripts/reference/forward.py MODEL.gguf --golden /work/shared/reference/smollm2_p1_raw.txt
+
+Shapes: x [tokens, embedding]; weights as numpy [out, in] (see gguf_weights.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gguf_weights import GGUFWeights  # noqa: E402
+import llamacpp_numerics as emu  # noqa: E402
+from ops import attention, gelu_tanh, linear, rms_norm, rope, silu  # noqa: E402
+
+SUPPORTED = ("llama", "qwen2", "qwen3", "gemma3")
+
+
+# MARK: - Hyperparameters
+
+@dataclass
+class Config:
+    arch: str
+    n_layer: int
+    n_embd: int
+    n_head: int
+    n_head_kv: int
+    head_dim: int        # key/query head size
+    head_dim_v: int
+    n_rot: int
+    eps: float
+    rope_base: float
+    rope_base_local: float
+    freq_scale: float
+    neox: bool
+    attn_scale: float
+    sliding_window: int | None
+    swa_layers: list[bool]   # True: this layer uses the sliding window (and the local rope base)
+    final_softcap: float | None
+    attn_softcap: float | None
+
+    @staticmethod
+    def read(w: GGUFWeights) -> "Config":
+        arch = w.arch
+        if arch not in SUPPORTED:
+            raise SystemExit(f"unsupported architecture {arch!r}; supported: {', '.join(SUPPORTED)}")
+        n_embd = int(w.require("embedding_length"))
+        n_head = int(w.require("attention.head_count"))
+        n_head_kv = int(w.hp("attention.head_count_kv", n_head))
+        head_dim = int(w.hp("attention.key_length", n_embd // n_head))
+        head_dim_v = int(w.hp("attention.value_length", head_dim))
+        n_layer = int(w.require("block_count"))
+
+        scaling = w.hp("rope.scaling.type", "none")
+        factor = float(w.hp("rope.scaling.factor", w.hp("rope.scale_linear", 1.0)) or 1.0)
+        if scaling in ("none", None) or factor == 1.0:
+            freq_scale = 1.0
+        elif scaling == "linear":
+            freq_scale = 1.0 / factor
+        else:
+            raise SystemExit(f"rope scaling {scaling!r} (factor {factor}) is not implemented in the reference")
+
+        window = w.hp("attention.sliding_window")
+        swa = [False] * n_layer
+        rope_base_local = float(w.hp("rope.freq_base", 10000.0))
+        if arch == "gemma3":
+            window = int(window) if window else None
+            pattern = w.hp("attention.sliding_window_pattern", 6)
+            if isinstance(pattern, list):  # per-layer flags, true = sliding
+                swa = [bool(p) for p in pattern]
+            else:  # every pattern-th layer is global: i is global iff (i + 1) % pattern == 0
+                swa = [window is not None and (i + 1) % int(pattern) != 0 for i in range(n_layer)]
+            rope_base_local = 10000.0
+        else:
+            window = None
+
+        scale = w.hp("attention.scale")
+        return Config(
+            arch=arch, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_head_kv=n_head_kv,
+            head_dim=head_dim, head_dim_v=head_dim_v,
+            n_rot=int(w.hp("rope.dimension_count", head_dim)),
+            eps=float(w.hp("attention.layer_norm_rms_epsilon", 1e-6)),
+            rope_base=float(w.hp("rope.freq_base", 10000.0)),
+            rope_base_local=rope_base_local,
+            freq_scale=freq_scale,
+            neox=arch != "llama",
+            attn_scale=float(scale) if scale else 1.0 / math.sqrt(head_dim),
+            sliding_window=window,
+            swa_layers=swa,
+            final_softcap=(float(w.hp("final_logit_softcapping")) if w.hp("final_logit_softcapping") else None),
+            attn_softcap=(float(w.hp("attn_logit_softcapping")) if w.hp("attn_logit_softcapping") else None),
+        )
+
+
+# MARK: - Forward
+
+def forward(w: GGUFWeights, cfg: Config, tokens: list[int], emulate: bool = False) -> np.ndarray:
+    """Logits [tokens, vocab] for one sequence at positions 0…n-1.
+
+    `emulate`: round activations as llama.cpp's CPU backend does (see llamacpp_numerics.py).
+    """
+    def lin(x: np.ndarray, name: str, bias: str | None = None) -> np.ndarray:
+        if emulate:
+            x = emu.activations_for(w.tensors[name].tensor_type, x)
+        return linear(x, w.tensor(name), w.optional(bias) if bias else None)
+
+    positions = np.arange(len(tokens))
+    embd = w.tensor("token_embd.weight")                      # [vocab, embedding]
+    x = embd[np.asarray(tokens)].astype(w.dtype)              # [tokens, embedding]
+    if cfg.arch == "gemma3":
+        x = x * np.asarray(math.sqrt(cfg.n_embd), dtype=w.dtype)
+    freq_factors = w.optional("rope_freqs.weight")             # Llama 3: [nRot/2]
+
+    for i in range(cfg.n_layer):
+        p = f"blk.{i}."
+        t = lambda name: w.tensor(p + name)                   # noqa: E731
+        n = len(tokens)
+
+        # Attention block.
+        h = rms_norm(x, t("attn_norm.weight"), cfg.eps)
+        q = lin(h, p + "attn_q.weight", p + "attn_q.bias").reshape(n, cfg.n_head, cfg.head_dim)
+        k = lin(h, p + "attn_k.weight", p + "attn_k.bias").reshape(n, cfg.n_head_kv, cfg.head_dim)
+        v = lin(h, p + "attn_v.weight", p + "attn_v.bias").reshape(n, cfg.n_head_kv, cfg.head_dim_v)
+        if w.has(p + "attn_q_norm.weight"):                   # qwen3, gemma3: per-head RMSNorm
+            q = rms_norm(q, t("attn_q_norm.weight"), cfg.eps)
+            k = rms_norm(k, t("attn_k_norm.weight"), cfg.eps)
+        local = cfg.swa_layers[i]
+        base = cfg.rope_base_local if local else cfg.rope_base
+        fscale = 1.0 if local else cfg.freq_scale
+        q = rope(q, positions, cfg.n_rot, base, cfg.neox, fscale, freq_factors)
+        k = rope(k, positions, cfg.n_rot, base, cfg.neox, fscale, freq_factors)
+        if emulate:  # F16 KV cache; q converted to F16 for the K·q product
+            q, k, v = emu.f16(q), emu.f16(k), emu.f16(v)
+        a = attention(q, k, v, positions, cfg.attn_scale,
+                      window=cfg.sliding_window if local else None, softcap=cfg.attn_softcap,
+                      round_probs=emu.f16 if emulate else None)
+        a = lin(a, p + "attn_output.weight", p + "attn_output.bias")
+        if w.has(p + "post_attention_norm.weight"):           # gemma3
+            a = rms_norm(a, t("post_attention_norm.weight"), cfg.eps)
+        x = x + a
+
+        # Feed-forward block: gated (SwiGLU, or GeGLU with tanh GELU for gemma).
+        h = rms_norm(x, t("ffn_norm.weight"), cfg.eps)
+        gate = lin(h, p + "ffn_gate.weight")
+        act = gelu_tanh(gate) if cfg.arch == "gemma3" else silu(gate)
+        f = lin(act * lin(h, p + "ffn_up.weight"), p + "ffn_down.weight")
+        if w.has(p + "post_ffw_norm.weight"):                 # gemma3
+            f = rms_norm(f, t("post_ffw_norm.weight"), cfg.eps)
+        x = x + f
+
+    x = rms_norm(x, w.tensor("output_norm.weight"), cfg.eps)
+    head = "output.weight" if w.has("output.weight") else "token_embd.weight"  # tied LM head
+    logits = lin(x, head).astype(np.float64)
+    if cfg.final_softcap:
+        logits = np.tanh(logits / cfg.final_softcap) * cfg.final_softcap
+    return logits.astype(np.float32)
+
+
+# MARK: - Command line
+
+def quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"') + '"'
+
+
+def top_k(w: GGUFWeights, row: np.ndarray, k: int) -> list[tuple[int, float]]:
+    ids = np.argsort(-row, kind="stable")[:k]
+    return [(int(i), float(row[i])) for i in ids]
+
+
+def read_golden(path: str) -> tuple[list[int], list[tuple[int, float]]]:
+    text = open(path, encoding="utf-8").read()
+    ids = [int(s) for s in re.search(r"^prompt_ids \(\d+\): (.*)$", text, re.M).group(1).split()]
+    top_line = re.search(r"^step0_top5: (.*)$", text, re.M).group(1)
+    top = [(int(a), float(b)) for a, b in re.findall(r"(\d+)\(\".*?\"\)=(-?[0-9.]+)", top_line)]
+    return ids, top
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="GGUF file")
+    parser.add_argument("--tokens", help="comma-separated token ids")
+    parser.add_argument("--golden", help="a llama.cpp golden file (*_raw.txt): use its prompt ids and compare its step-0 top-5")
+    parser.add_argument("--out", help="write logits [tokens, vocab] float32 to this .npy file")
+    parser.add_argument("--top", type=int, default=0, help="print the last position's top-K tokens")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--emulate-llamacpp", action="store_true",
+                        help="round activations like llama.cpp's CPU backend (8-bit matmul inputs, F16 KV)")
+    args = parser.parse_args()
+
+    golden = read_golden(args.golden) if args.golden else None
+    if args.tokens:
+        tokens = [int(s) for s in args.tokens.replace(" ", ",").split(",") if s]
+    elif golden:
+        tokens = golden[0]
+    else:
+        parser.error("give --tokens or --golden")
+
+    start = time.time()
+    w = GGUFWeights(args.model, dtype=np.dtype(args.dtype))
+    cfg = Config.read(w)
+    logits = forward(w, cfg, tokens, emulate=args.emulate_llamacpp)
+    elapsed = time.time() - start
+    print(f"{cfg.arch}: {len(tokens)} tokens → logits {logits.shape} in {elapsed:.1f} s", file=sys.stderr)
+
+    if args.out:
+        np.save(args.out, logits)
+    if args.top:
+        top = top_k(w, logits[-1], args.top)
+        print(f"top{args.top}: " + " ".join(f"{i}({quoted(w.token_text(i))})={v:.4f}" for i, v in top))
+    if golden:
+        worst = 0.0
+        print("golden (llama.cpp) vs reference:")
+        for i, ref in golden[1]:
+            ours = float(logits[-1][i])
+            worst = max(worst, abs(ours - ref))
+            print(f"  {i:>7} {quoted(w.token_text(i)):<12} llama.cpp {ref:9.4f}  reference {ours:9.4f}  diff {ours - ref:+.4f}")
+        ours_top = [i for i, _ in top_k(w, logits[-1], len(golden[1]))]
+        same = ours_top == [i for i, _ in golden[1]]
+        print(f"  top-{len(golden[1])} order {'matches' if same else 'DIFFERS: ' + str(ours_top)}; max |diff| {worst:.4f}")
+
+
+if __name__ == "__main__":
+    main()
