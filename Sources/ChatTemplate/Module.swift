@@ -1,1 +1,0 @@
-// ChatTemplate module: see docs/architecture.md.

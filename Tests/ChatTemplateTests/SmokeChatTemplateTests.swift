@@ -1,5 +1,0 @@
-import XCTest
-
-final class SmokeChatTemplateTests: XCTestCase {
-    func testPackageBuilds() { XCTAssertTrue(true) }
-}
