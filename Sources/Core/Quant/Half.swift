@@ -13,14 +13,14 @@
 /// Converts IEEE half bits to a Float (exact; NaN payloads are kept, not quieted, like numpy).
 @inline(__always)
 public func halfToFloat(_ h: UInt16) -> Float {
+    // Exponent and mantissa moved into f32 position read as a value 2^-112 times too small (for
+    // subnormal halves too: they land on f32 subnormals); one exact multiply fixes the scale.
+    // Inf/NaN keep their payload. Branch-free so row loops vectorize.
+    let mag = UInt32(h & 0x7FFF) << 13
     let sign = UInt32(h & 0x8000) << 16
-    let exp = UInt32(h >> 10) & 0x1F
-    let mant = UInt32(h & 0x03FF)
-    if exp == 0x1F { return Float(bitPattern: sign | 0x7F80_0000 | (mant << 13)) }
-    if exp != 0 { return Float(bitPattern: sign | ((exp + 112) << 23) | (mant << 13)) }
-    // Zero or subnormal: mant × 2^-24, exact in f32.
-    let magnitude = Float(mant) * 0x1p-24
-    return sign != 0 ? -magnitude : magnitude
+    let scaled = (Float(bitPattern: mag) * 0x1p112).bitPattern
+    let bits = (h & 0x7C00) == 0x7C00 ? (mag | 0x7F80_0000) : scaled
+    return Float(bitPattern: bits | sign)
 }
 
 /// Converts a Float to IEEE half bits, rounding to nearest even (numpy's `astype(np.float16)`).

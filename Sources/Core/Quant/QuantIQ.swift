@@ -55,7 +55,7 @@ enum QuantIQ {
                 let d = blk.loadHalf(BlockIQ4_XS.d)
                 let sh = blk.loadU16(BlockIQ4_XS.scalesH)
                 for j in 0..<8 {
-                    let low = (blk.loadU8(BlockIQ4_XS.scalesL + j / 2) >> UInt8(4 * (j % 2))) & 0x0F
+                    let low = (blk.loadU8(BlockIQ4_XS.scalesL + j / 2) &>> UInt8(4 * (j % 2))) & 0x0F
                     let high = UInt8(truncatingIfNeeded: sh >> UInt16(2 * j)) & 3
                     let dl = d * Float(Int32(low | high << 4) - 32)
                     for l in 0..<16 {

@@ -120,7 +120,7 @@ enum QuantK {
                 let sc = blk.loadU8(BlockQ2_K.scales + base / 16)
                 let dl = d * Float(sc & 0x0F), ml = dmin * Float(sc >> 4)
                 for l in (part * 16)..<(part * 16 + 16) {
-                    let q = (blk.loadU8(BlockQ2_K.qs + h * 32 + l) >> UInt8(2 * s)) & 3
+                    let q = (blk.loadU8(BlockQ2_K.qs + h * 32 + l) &>> UInt8(2 * s)) & 3
                     y[h * 128 + s * 32 + l] = dl * Float(q) - ml
                 }
             } } }
@@ -136,8 +136,8 @@ enum QuantK {
                 let dl = d * Float(q3Scale(blk, base / 16) - 32)
                 let bit = UInt8(base / 32)
                 for l in (part * 16)..<(part * 16 + 16) {
-                    let low = Int32((blk.loadU8(BlockQ3_K.qs + h * 32 + l) >> UInt8(2 * s)) & 3)
-                    let hb = (blk.loadU8(BlockQ3_K.hmask + l) >> bit) & 1
+                    let low = Int32((blk.loadU8(BlockQ3_K.qs + h * 32 + l) &>> UInt8(2 * s)) & 3)
+                    let hb = (blk.loadU8(BlockQ3_K.hmask + l) &>> bit) & 1
                     y[h * 128 + s * 32 + l] = dl * Float(low - (hb == 0 ? 4 : 0))
                 }
             } } }
@@ -153,7 +153,7 @@ enum QuantK {
                 let dl = d * Float(sc), ml = dmin * Float(mn)
                 let c = j / 2, shift = UInt8(4 * (j % 2))
                 for l in 0..<32 {
-                    let q = (blk.loadU8(BlockQ4_K.qs + c * 32 + l) >> shift) & 0x0F
+                    let q = (blk.loadU8(BlockQ4_K.qs + c * 32 + l) &>> shift) & 0x0F
                     y[j * 32 + l] = dl * Float(q) - ml
                 }
             }
@@ -169,8 +169,8 @@ enum QuantK {
                 let dl = d * Float(sc), ml = dmin * Float(mn)
                 let c = j / 2, shift = UInt8(4 * (j % 2)), bit = UInt8(j)
                 for l in 0..<32 {
-                    let lo = (blk.loadU8(BlockQ5_K.qs + c * 32 + l) >> shift) & 0x0F
-                    let hi = (blk.loadU8(BlockQ5_K.qh + l) >> bit) & 1
+                    let lo = (blk.loadU8(BlockQ5_K.qs + c * 32 + l) &>> shift) & 0x0F
+                    let hi = (blk.loadU8(BlockQ5_K.qh + l) &>> bit) & 1
                     y[j * 32 + l] = dl * Float(lo | hi << 4) - ml
                 }
             }
@@ -181,13 +181,21 @@ enum QuantK {
         for b in 0..<blocks {
             let blk = src + b * BlockQ6_K.size, y = dst + b * 256
             let d = blk.loadHalf(BlockQ6_K.d)
-            for sub in 0..<16 {
-                let dl = d * Float(blk.loadI8(BlockQ6_K.scales + sub))
-                for i in (sub * 16)..<(sub * 16 + 16) {
-                    let h = i / 128, r = i % 128
-                    let lo = (blk.loadU8(BlockQ6_K.ql + h * 64 + r % 64) >> UInt8(4 * (r / 64))) & 0x0F
-                    let hi = (blk.loadU8(BlockQ6_K.qh + h * 32 + r % 32) >> UInt8(2 * (r / 32))) & 3
-                    y[i] = dl * Float(Int32(lo | hi << 4) - 32)
+            for h in 0..<2 {
+                let yh = y + h * 128, sc = BlockQ6_K.scales + h * 8
+                for l in 0..<32 {
+                    // One ql pair and one qh byte feed weights l, l+32, l+64, l+96 of this half.
+                    let lo0 = blk.loadU8(BlockQ6_K.ql + h * 64 + l), lo1 = blk.loadU8(BlockQ6_K.ql + h * 64 + l + 32)
+                    let hi = blk.loadU8(BlockQ6_K.qh + h * 32 + l)
+                    let q0 = Int32((lo0 & 0x0F) | (hi & 3) << 4) - 32
+                    let q1 = Int32((lo1 & 0x0F) | ((hi >> 2) & 3) << 4) - 32
+                    let q2 = Int32((lo0 >> 4) | ((hi >> 4) & 3) << 4) - 32
+                    let q3 = Int32((lo1 >> 4) | (hi >> 6) << 4) - 32
+                    let s = l / 16
+                    yh[l] = d * Float(blk.loadI8(sc + s)) * Float(q0)
+                    yh[l + 32] = d * Float(blk.loadI8(sc + s + 2)) * Float(q1)
+                    yh[l + 64] = d * Float(blk.loadI8(sc + s + 4)) * Float(q2)
+                    yh[l + 96] = d * Float(blk.loadI8(sc + s + 6)) * Float(q3)
                 }
             }
         }
