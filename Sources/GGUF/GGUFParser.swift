@@ -27,6 +27,11 @@
 // Every count read from the file is bounded by the bytes left before anything is allocated,
 // all size arithmetic is overflow-checked, and every error names the offset of the field at fault.
 import Core
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The default `general.alignment`.
 public let ggufDefaultAlignment = 32
@@ -67,22 +72,59 @@ struct GGUFParser {
         if n > left { throw GGUFError.truncated(offset: pos, needed: n, available: left, what: what()) }
     }
 
+    // Non-generic loads (memcpy): unspecialized generics dominate parse time in debug builds.
     @inline(__always)
-    func load<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T {
-        T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+    func u8(at offset: Int) -> UInt8 { bytes[offset] }
+
+    @inline(__always)
+    func u16(at offset: Int) -> UInt16 {
+        var v: UInt16 = 0
+        withUnsafeMutableBytes(of: &v) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + 2)])) }
+        return UInt16(littleEndian: v)
     }
 
-    mutating func read<T: FixedWidthInteger>(_: T.Type, _ what: @autoclosure () -> String) throws -> T {
-        try need(MemoryLayout<T>.size, what())
-        let v = load(T.self, at: pos)
-        pos += MemoryLayout<T>.size
-        return v
+    @inline(__always)
+    func u32(at offset: Int) -> UInt32 {
+        var v: UInt32 = 0
+        if let base = bytes.baseAddress { memcpy(&v, base + offset, 4) }
+        return UInt32(littleEndian: v)
+    }
+
+    @inline(__always)
+    func u64(at offset: Int) -> UInt64 {
+        var v: UInt64 = 0
+        if let base = bytes.baseAddress { memcpy(&v, base + offset, 8) }
+        return UInt64(littleEndian: v)
+    }
+
+    mutating func readU8(_ what: @autoclosure () -> String) throws -> UInt8 {
+        try need(1, what())
+        defer { pos += 1 }
+        return u8(at: pos)
+    }
+
+    mutating func readU16(_ what: @autoclosure () -> String) throws -> UInt16 {
+        try need(2, what())
+        defer { pos += 2 }
+        return u16(at: pos)
+    }
+
+    mutating func readU32(_ what: @autoclosure () -> String) throws -> UInt32 {
+        try need(4, what())
+        defer { pos += 4 }
+        return u32(at: pos)
+    }
+
+    mutating func readU64(_ what: @autoclosure () -> String) throws -> UInt64 {
+        try need(8, what())
+        defer { pos += 8 }
+        return u64(at: pos)
     }
 
     /// A u64 count whose elements take at least `minimumSize` bytes each.
     mutating func count(_ what: String, minimumSize: Int) throws -> Int {
         let at = pos
-        let n = try read(UInt64.self, what)
+        let n = try readU64(what)
         guard n <= UInt64(left / max(minimumSize, 1)) else {
             throw GGUFError.absurdCount(offset: at, what: what, count: n, bytesLeft: left)
         }
@@ -91,7 +133,7 @@ struct GGUFParser {
 
     mutating func string(_ what: @autoclosure () -> String) throws -> String {
         let at = pos
-        let n = try read(UInt64.self, what() + " length")
+        let n = try readU64(what() + " length")
         guard n <= UInt64(left) else {
             if n > UInt64(bytes.count) {
                 throw GGUFError.absurdCount(offset: at, what: what() + " length", count: n, bytesLeft: left)
@@ -102,36 +144,55 @@ struct GGUFParser {
         if len == 0 { return "" }
         guard let base = bytes.baseAddress else { return "" }
         let utf8 = UnsafeBufferPointer(start: (base + pos).assumingMemoryBound(to: UInt8.self), count: len)
-        guard let s = String(validating: utf8, as: UTF8.self) else {
-            throw GGUFError.invalidUTF8(offset: pos, what: what())
-        }
+        guard let s = Self.makeString(utf8) else { throw GGUFError.invalidUTF8(offset: pos, what: what()) }
         pos += len
         return s
+    }
+
+    /// A String from UTF-8 bytes, nil if invalid. ASCII (most vocabulary entries) takes a fast path.
+    static func makeString(_ utf8: UnsafeBufferPointer<UInt8>) -> String? {
+        var ascii = true
+        if let p = utf8.baseAddress {
+            // 8 bytes at a time, then the tail.
+            var i = 0
+            let n = utf8.count
+            while i + 8 <= n {
+                var w: UInt64 = 0
+                memcpy(&w, p + i, 8)
+                if w & 0x8080_8080_8080_8080 != 0 { ascii = false; break }
+                i += 8
+            }
+            while ascii && i < n {
+                if p[i] >= 0x80 { ascii = false }
+                i += 1
+            }
+        }
+        return ascii ? String(decoding: utf8, as: UTF8.self) : String(validating: utf8, as: UTF8.self)
     }
 
     // MARK: - Values
 
     mutating func valueType() throws -> GGUFValueType {
         let at = pos
-        let raw = try read(UInt32.self, "value type")
+        let raw = try readU32("value type")
         guard let t = GGUFValueType(rawValue: raw) else { throw GGUFError.unknownValueType(offset: at, raw: raw) }
         return t
     }
 
     mutating func value(_ type: GGUFValueType, depth: Int) throws -> GGUFValue {
         switch type {
-        case .uint8: return .uint8(try read(UInt8.self, "u8 value"))
-        case .int8: return .int8(try read(Int8.self, "i8 value"))
-        case .uint16: return .uint16(try read(UInt16.self, "u16 value"))
-        case .int16: return .int16(try read(Int16.self, "i16 value"))
-        case .uint32: return .uint32(try read(UInt32.self, "u32 value"))
-        case .int32: return .int32(try read(Int32.self, "i32 value"))
-        case .float32: return .float32(Float(bitPattern: try read(UInt32.self, "f32 value")))
-        case .bool: return .bool(try read(UInt8.self, "bool value") != 0)
+        case .uint8: return .uint8(try readU8("u8 value"))
+        case .int8: return .int8(try Int8(bitPattern: readU8("i8 value")))
+        case .uint16: return .uint16(try readU16("u16 value"))
+        case .int16: return .int16(try Int16(bitPattern: readU16("i16 value")))
+        case .uint32: return .uint32(try readU32("u32 value"))
+        case .int32: return .int32(try Int32(bitPattern: readU32("i32 value")))
+        case .float32: return .float32(Float(bitPattern: try readU32("f32 value")))
+        case .bool: return .bool(try readU8("bool value") != 0)
         case .string: return .string(try string("string value"))
-        case .uint64: return .uint64(try read(UInt64.self, "u64 value"))
-        case .int64: return .int64(try read(Int64.self, "i64 value"))
-        case .float64: return .float64(Double(bitPattern: try read(UInt64.self, "f64 value")))
+        case .uint64: return .uint64(try readU64("u64 value"))
+        case .int64: return .int64(try Int64(bitPattern: readU64("i64 value")))
+        case .float64: return .float64(Double(bitPattern: try readU64("f64 value")))
         case .array: return try array(depth: depth + 1)
         }
     }
@@ -147,22 +208,24 @@ struct GGUFParser {
         if let size = elementType.fixedSize {
             var p = pos
             switch elementType {
-            case .uint8: for _ in 0..<n { out.append(.uint8(load(UInt8.self, at: p))); p += size }
-            case .int8: for _ in 0..<n { out.append(.int8(load(Int8.self, at: p))); p += size }
-            case .uint16: for _ in 0..<n { out.append(.uint16(load(UInt16.self, at: p))); p += size }
-            case .int16: for _ in 0..<n { out.append(.int16(load(Int16.self, at: p))); p += size }
-            case .uint32: for _ in 0..<n { out.append(.uint32(load(UInt32.self, at: p))); p += size }
-            case .int32: for _ in 0..<n { out.append(.int32(load(Int32.self, at: p))); p += size }
+            case .uint8: for _ in 0..<n { out.append(.uint8(u8(at: p))); p += size }
+            case .int8: for _ in 0..<n { out.append(.int8(Int8(bitPattern: u8(at: p)))); p += size }
+            case .uint16: for _ in 0..<n { out.append(.uint16(u16(at: p))); p += size }
+            case .int16: for _ in 0..<n { out.append(.int16(Int16(bitPattern: u16(at: p)))); p += size }
+            case .uint32: for _ in 0..<n { out.append(.uint32(u32(at: p))); p += size }
+            case .int32: for _ in 0..<n { out.append(.int32(Int32(bitPattern: u32(at: p)))); p += size }
             case .float32:
-                for _ in 0..<n { out.append(.float32(Float(bitPattern: load(UInt32.self, at: p)))); p += size }
-            case .bool: for _ in 0..<n { out.append(.bool(load(UInt8.self, at: p) != 0)); p += size }
-            case .uint64: for _ in 0..<n { out.append(.uint64(load(UInt64.self, at: p))); p += size }
-            case .int64: for _ in 0..<n { out.append(.int64(load(Int64.self, at: p))); p += size }
+                for _ in 0..<n { out.append(.float32(Float(bitPattern: u32(at: p)))); p += size }
+            case .bool: for _ in 0..<n { out.append(.bool(u8(at: p) != 0)); p += size }
+            case .uint64: for _ in 0..<n { out.append(.uint64(u64(at: p))); p += size }
+            case .int64: for _ in 0..<n { out.append(.int64(Int64(bitPattern: u64(at: p)))); p += size }
             case .float64:
-                for _ in 0..<n { out.append(.float64(Double(bitPattern: load(UInt64.self, at: p)))); p += size }
+                for _ in 0..<n { out.append(.float64(Double(bitPattern: u64(at: p)))); p += size }
             case .string, .array: break
             }
             pos = p
+        } else if elementType == .string {
+            for _ in 0..<n { out.append(.string(try string("string value"))) }
         } else {
             for _ in 0..<n { out.append(try value(elementType, depth: depth)) }
         }
@@ -175,16 +238,16 @@ struct GGUFParser {
         var part = GGUFParsedPart()
 
         // Header.
-        let magic = try read(UInt32.self, "magic")
+        let magic = try readU32("magic")
         guard magic == ggufMagic else { throw GGUFError.badMagic(offset: 0, found: magic) }
-        part.version = try read(UInt32.self, "version")
+        part.version = try readU32("version")
         guard part.version == 2 || part.version == 3 else {
             throw GGUFError.unsupportedVersion(offset: 4, version: part.version)
         }
         // A tensor info takes at least 8 (name length) + 4 + 8 (one dim) + 4 + 8 = 32 bytes,
         // a key/value at least 8 (key length) + 4 (type) + 1 = 13 bytes.
         let tensorCountOffset = pos
-        let rawTensorCount = try read(UInt64.self, "tensor count")
+        let rawTensorCount = try readU64("tensor count")
         let kvCount = try count("metadata key/value count", minimumSize: 13)
         guard rawTensorCount <= UInt64(left / 32) else {
             throw GGUFError.absurdCount(offset: tensorCountOffset, what: "tensor count", count: rawTensorCount, bytesLeft: left)
@@ -223,7 +286,7 @@ struct GGUFParser {
             if names.contains(name) { throw GGUFError.duplicateTensor(offset: infoOffset, name: name) }
             names.insert(name)
             let nDimsOffset = pos
-            let nDims = try read(UInt32.self, "tensor dimension count")
+            let nDims = try readU32("tensor dimension count")
             guard (1...4).contains(nDims) else {
                 throw GGUFError.invalidDimensionCount(offset: nDimsOffset, tensor: name, count: nDims)
             }
@@ -232,7 +295,7 @@ struct GGUFParser {
             var elements = 1
             for i in 0..<Int(nDims) {
                 let at = pos
-                let d = try read(UInt64.self, "tensor dimension")
+                let d = try readU64("tensor dimension")
                 guard d >= 1, d <= UInt64(Int64.max) else {
                     throw GGUFError.invalidDimension(offset: at, tensor: name, index: i, value: d)
                 }
@@ -242,7 +305,7 @@ struct GGUFParser {
                 shape.append(Int(d))
             }
             let typeOffset = pos
-            let rawType = try read(UInt32.self, "tensor type")
+            let rawType = try readU32("tensor type")
             guard let type = GGMLType(rawValue: rawType) else {
                 throw GGUFError.unknownTensorType(offset: typeOffset, tensor: name, raw: rawType)
             }
@@ -252,7 +315,7 @@ struct GGUFParser {
             let (byteCount, overflow) = (elements / type.blockSize).multipliedReportingOverflow(by: type.typeSize)
             if overflow { throw GGUFError.shapeOverflow(offset: typeOffset, tensor: name) }
             let offsetField = pos
-            let relative = try read(UInt64.self, "tensor data offset")
+            let relative = try readU64("tensor data offset")
             guard relative % UInt64(part.alignment) == 0 else {
                 throw GGUFError.misalignedTensor(offset: offsetField, tensor: name, dataOffset: relative, alignment: part.alignment)
             }
