@@ -90,6 +90,51 @@ CASES.append({"name": "think/enable_thinking=false", "messages": CONVERSATIONS["
               "bos_token": "<s>", "eos_token": "</s>", "extra": {"enable_thinking": False}})
 
 
+# Small templates exercising one language feature each (Python tuples are not printed: the
+# Swift value model has lists only, so `{{ (1, 2) }}` would print "[1, 2]"); rendered with the same environment and
+# the context {"messages": SNIPPET_MESSAGES, "xs": [3, 1, 2], "d": {"b": 1, "a": [1, 2]}, "s": "  Hello World  "}.
+SNIPPET_MESSAGES = [m("system", "sys"), m("user", "hi"), m("assistant", "yo")]
+SNIPPETS = [
+    "{% for x in xs %}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }}{{ loop.revindex }}{{ loop.revindex0 }}|{% endfor %}",
+    "{% for x in [] %}a{% else %}empty{% endfor %}",
+    "{% for x in xs if x > 1 %}{{ x }}{{ loop.length }}{% endfor %}",
+    "{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}",
+    "{% for k in d %}{{ k }}{% endfor %}",
+    "{% for x in xs %}{% if x == 1 %}{% continue %}{% endif %}{% if x == 2 %}{% break %}{% endif %}{{ x }}{% endfor %}",
+    "{% for x in xs %}{{ loop.cycle('a', 'b') }}{{ loop.previtem }}{% endfor %}",
+    "{% if 0 %}a{% elif none %}b{% elif 'x' %}c{% else %}d{% endif %}",
+    "{% set x = 1 %}{% for i in xs %}{% set x = i %}{% endfor %}{{ x }}",
+    "{% set ns = namespace(n=0, s='') %}{% for i in xs %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}",
+    "{% set a, b = [1, 2] %}{{ a }}{{ b }}",
+    "{% set block %}  inner {{ 1 + 1 }} {% endset %}[{{ block }}]",
+    "{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('Bob') }} {{ greet('Al', punct='?') }}",
+    "{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 2 ** 10 }} {{ 1 + 2 * 3 }} {{ (1 + 2) * 3 }} {{ 1.5 + 1 }} {{ 0.1 + 0.2 }} {{ 1e20 }} {{ 1e-5 }} {{ 10 / 4 }}",
+    "{{ 'a' ~ 1 ~ none ~ true }} {{ 'ab' * 3 }} {{ [1] + [2] }} {{ 'x' + 'y' }}",
+    "{{ 'ell' in 'hello' }} {{ 2 in xs }} {{ 5 not in xs }} {{ 'a' in d }} {{ not 1 }} {{ 1 < 2 < 3 }} {{ 1 == 1.0 }} {{ 'a' < 'b' }}",
+    "{{ none }}|{{ true }}|{{ undefined_var }}|{{ xs }}|{{ d }}|{{ 'it''s' }}|{{ [\"it's\", 'a\"b'] }}|{{ 3.0 }}",
+    "{{ s|trim }}|{{ s|length }}|{{ s|upper }}|{{ s|lower }}|{{ s|title }}|{{ 'hELLO wORLD'|capitalize }}|{{ s.strip() }}|{{ s.lstrip() }}|{{ s.rstrip() }}|",
+    "{{ 'a,b,,c'.split(',') }} {{ ' a  b '.split() }} {{ 'a-b-c'.split('-', 1) }} {{ 'xxhixx'.strip('x') }} {{ 'abc'.startswith('ab') }} {{ 'abc'.endswith(('x', 'c')) }} {{ 'a.b'.replace('.', '::') }}",
+    "{{ xs|first }} {{ xs|last }} {{ xs|join('-') }} {{ xs|reverse|list }} {{ 'abc'|reverse }} {{ xs|sort }} {{ xs|sum }} {{ xs|min }} {{ xs|max }} {{ [1, 1, 2]|unique|list }}",
+    "{{ messages|map(attribute='role')|join(',') }} {{ messages|selectattr('role', 'equalto', 'user')|list|length }} {{ messages|rejectattr('role', 'eq', 'user')|map(attribute='content')|list }}",
+    "{{ xs|select('odd')|list }} {{ xs|reject('odd')|list }} {{ ['a', 'code_interpreter']|reject('equalto', 'code_interpreter')|join(', ') }} {{ ['a','b']|map('upper')|list }}",
+    "{{ undefined_var|default('dflt') }} {{ none|default('dflt') }} {{ ''|default('dflt', true) }} {{ undefined_var|d('x') }}",
+    "{{ '42'|int }} {{ '4.7'|int }} {{ 'x'|int }} {{ 3.9|int }} {{ '2.5'|float }} {{ 5|string ~ '!' }} {{ 'ab'|list }} {% for k, v in d|items %}{{ k }}{{ v }}{% endfor %}",
+    "{{ d|tojson }} {{ d|tojson(indent=2) }} {{ 'é\"\\n'|tojson }} {{ [1.0, none, true]|tojson }} {{ {'x': {}}|tojson }} {{ [[]]|tojson(indent=1) }}",
+    "{{ 'line1\nline2\n\nline4'|indent(2) }}|{{ 'a\nb'|indent(4, true) }}|{{ 'a\n\nb'|indent(2, blank=true) }}",
+    "{{ d.get('a') }} {{ d.get('zz') }} {{ d.get('zz', 7) }} {{ d.keys()|list }} {{ d.values()|list }} {{ d['a'][1] }} {{ d.a[0] }} {{ d.missing is defined }}",
+    "{{ xs[::-1] }} {{ xs[1:] }} {{ xs[:1] }} {{ xs[-1] }} {{ 'hello'[1:3] }} {{ 'hello'[::-1] }} {{ xs[0:10:2] }} {{ messages[-1].content }}",
+    "{{ none is none }} {{ 1 is number }} {{ 'a' is string }} {{ d is mapping }} {{ xs is sequence }} {{ 'a' is iterable }} {{ true is true }} {{ 0 is false }} {{ x is undefined }} {{ 3 is odd }} {{ 4 is divisibleby 2 }} {{ 1 is integer }} {{ 1.0 is float }} {{ xs is not none }}",
+    "{{ 'yes' if xs else 'no' }} {{ 'yes' if [] else 'no' }} [{{ 'only' if false }}] {{ (1, 2)|length }} {{ [1, 2][0] }} {{ {'k': 'v'}['k'] }} {{ range(3)|list }} {{ range(1, 7, 2)|list }}",
+    "  {% if true %}\n    indented\n  {% endif %}\nafter\n{# comment #}\nend",
+    "a  {%- if true -%}  b  {%- endif -%}  c {{- ' d ' -}} e\n{%+ if true %}x{% endif +%}\ny",
+    "{% raw %}{{ not rendered }}{% endraw %} {{ '{{' }}",
+    "{{ 'A' \n 'B' }}{{ \"\\u00e9\\x41\\t|\" }}",
+    "{% filter upper %}shout {{ 'it' }}{% endfilter %}",
+    "{{ strftime_now('%Y-%m-%d %H:%M:%S %b %B %a %A %d %-d %j %p %I %y') }}",
+    "{{ messages[0]['role']|upper }}{{ messages|length }}{{ messages[1:]|map(attribute='role')|list }}",
+]
+
+
 def render(env, template, case):
     ctx = {"messages": case["messages"], "tools": None, "documents": None,
            "add_generation_prompt": case["add_generation_prompt"],
@@ -127,6 +172,12 @@ def main():
             f.write("\n")
         errors = sum(1 for c in out_cases if "error" in c)
         print(f"{name}: {len(out_cases)} cases, {errors} raise")
+    ctx = {"messages": SNIPPET_MESSAGES, "xs": [3, 1, 2], "d": {"b": 1, "a": [1, 2]}, "s": "  Hello World  "}
+    snippets = [{"template": src, "expected": env.from_string(src).render(**ctx)} for src in SNIPPETS]
+    with open(os.path.join(odir, "_snippets.json"), "w", encoding="utf-8") as f:
+        json.dump({"now": NOW.strftime("%Y-%m-%dT%H:%M:%S"), "context": ctx, "snippets": snippets}, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    print(f"_snippets: {len(snippets)} language-feature cases")
 
 
 if __name__ == "__main__":

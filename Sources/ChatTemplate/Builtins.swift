@@ -190,6 +190,7 @@ extension Interpreter {
             default: throw RuntimeFailure("range() takes 1 to 3 arguments")
             }
             guard step != 0 else { throw RuntimeFailure("range() arg 3 must not be zero") }
+            guard (Double(hi) - Double(lo)) / Double(step) <= Double(Limits.maxCollection) else { throw RuntimeFailure("range() too large") }
             let count = step > 0 ? (hi > lo ? (hi - lo - 1) / step + 1 : 0) : (lo > hi ? (lo - hi - 1) / -step + 1 : 0)
             guard count <= Limits.maxCollection else { throw RuntimeFailure("range() too large") }
             return .array((0..<count).map { .int(lo + $0 * step) })

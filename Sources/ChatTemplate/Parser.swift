@@ -8,64 +8,6 @@
 // Every node carries its source position; nesting depth is capped so hostile input cannot
 // overflow the stack.
 
-// MARK: - AST
-
-struct Keyword: Sendable {
-    let name: String
-    let value: Expr
-}
-
-indirect enum Expr: Sendable {
-    case literal(JinjaValue, SourcePosition)
-    case name(String, SourcePosition)
-    case list([Expr], SourcePosition)
-    case tuple([Expr], SourcePosition)
-    case dict([(Expr, Expr)], SourcePosition)
-    case attribute(Expr, String, SourcePosition)
-    case item(Expr, Expr, SourcePosition)
-    case slice(Expr, Expr?, Expr?, Expr?, SourcePosition)
-    case call(Expr, [Expr], [Keyword], SourcePosition)
-    case filter(Expr, String, [Expr], [Keyword], SourcePosition)
-    case test(Expr, String, [Expr], negated: Bool, SourcePosition)
-    case unary(String, Expr, SourcePosition)
-    case binary(String, Expr, Expr, SourcePosition)
-    case compare(Expr, [(String, Expr)], SourcePosition)
-    case conditional(then: Expr, test: Expr, otherwise: Expr?, SourcePosition)
-
-    var position: SourcePosition {
-        switch self {
-        case .literal(_, let p), .name(_, let p), .list(_, let p), .tuple(_, let p), .dict(_, let p),
-             .attribute(_, _, let p), .item(_, _, let p), .slice(_, _, _, _, let p), .call(_, _, _, let p),
-             .filter(_, _, _, _, let p), .test(_, _, _, _, let p), .unary(_, _, let p), .binary(_, _, _, let p),
-             .compare(_, _, let p), .conditional(_, _, _, let p):
-            return p
-        }
-    }
-}
-
-struct MacroDefinition: Sendable {
-    let name: String
-    let parameters: [(name: String, defaultValue: Expr?)]
-    let body: [Node]
-}
-
-enum SetTarget: Sendable {
-    case names([String])
-    case attribute(String, String)  // namespace variable, attribute
-}
-
-indirect enum Node: Sendable {
-    case text(String)
-    case output(Expr)
-    case conditional([(Expr, [Node])], otherwise: [Node])
-    case forLoop(targets: [String], iterable: Expr, filter: Expr?, body: [Node], otherwise: [Node], SourcePosition)
-    case set(SetTarget, Expr, SourcePosition)
-    case setBlock(String, filters: [(String, [Expr], [Keyword], SourcePosition)], body: [Node])
-    case macro(MacroDefinition)
-    case filterBlock(filters: [(String, [Expr], [Keyword], SourcePosition)], body: [Node])
-    case loopBreak, loopContinue
-}
-
 // MARK: - Parser
 
 struct Parser {
@@ -120,6 +62,11 @@ struct Parser {
         case .op(let o): return "'\(o)'"
         case .eof: return "end of template"
         }
+    }
+    /// Counts one more operator of a left-deep chain (`a + b + c ...`) against the depth limit.
+    private mutating func chained(_ count: inout Int) throws {
+        count += 1
+        if count > Parser.maxDepth { throw error("expression too long") }
     }
     private mutating func enter() throws {
         depth += 1
@@ -335,7 +282,9 @@ struct Parser {
 
     private mutating func parseOr() throws -> Expr {
         var left = try parseAnd()
+        var count = 0
         while isName("or") {
+            try chained(&count)
             let t = advance()
             left = .binary("or", left, try parseAnd(), position(t))
         }
@@ -344,7 +293,9 @@ struct Parser {
 
     private mutating func parseAnd() throws -> Expr {
         var left = try parseNot()
+        var count = 0
         while isName("and") {
+            try chained(&count)
             let t = advance()
             left = .binary("and", left, try parseNot(), position(t))
         }
@@ -384,7 +335,9 @@ struct Parser {
 
     private mutating func parseMath1() throws -> Expr {
         var left = try parseConcat()
+        var count = 0
         while isOp("+") || isOp("-") {
+            try chained(&count)
             let t = advance()
             guard case .op(let o) = t.kind else { break }
             left = .binary(o, left, try parseConcat(), position(t))
@@ -394,7 +347,9 @@ struct Parser {
 
     private mutating func parseConcat() throws -> Expr {
         var left = try parseMath2()
+        var count = 0
         while isOp("~") {
+            try chained(&count)
             let t = advance()
             left = .binary("~", left, try parseMath2(), position(t))
         }
@@ -403,7 +358,9 @@ struct Parser {
 
     private mutating func parseMath2() throws -> Expr {
         var left = try parsePow()
+        var count = 0
         while isOp("*") || isOp("/") || isOp("//") || isOp("%") {
+            try chained(&count)
             let t = advance()
             guard case .op(let o) = t.kind else { break }
             left = .binary(o, left, try parsePow(), position(t))
@@ -413,7 +370,9 @@ struct Parser {
 
     private mutating func parsePow() throws -> Expr {
         var left = try parseUnary(withFilter: true)
+        var count = 0
         while isOp("**") {
+            try chained(&count)
             let t = advance()
             left = .binary("**", left, try parseUnary(withFilter: true), position(t))
         }
