@@ -244,11 +244,12 @@ public final class Tokenizer: Sendable {
 
 /// Turns tokens into text as they are generated. A character whose bytes are split across tokens
 /// (byte-fallback tokens, GPT-2 byte pieces of an emoji) is held back until it is complete.
+/// Unlike `decode`, no prefix space is stripped: generated text continues a prompt (as llama.cpp's
+/// `common_token_to_piece` streaming does).
 public struct StreamDecoder: Sendable {
     let tokenizer: Tokenizer
     let skipSpecial: Bool
     private var pending: [UInt8] = []
-    private var first = true
 
     init(tokenizer: Tokenizer, skipSpecial: Bool) {
         self.tokenizer = tokenizer
@@ -257,12 +258,7 @@ public struct StreamDecoder: Sendable {
 
     /// The text that became complete with this token (often the whole piece, sometimes "").
     public mutating func append(_ id: Int32) -> String {
-        var p = tokenizer.pieceBytes(id, skipSpecial: skipSpecial)[...]
-        if first {
-            first = false
-            if tokenizer.addSpacePrefix, p.first == 0x20, !(id == tokenizer.bosID) { p = p.dropFirst() }
-        }
-        pending.append(contentsOf: p)
+        pending.append(contentsOf: tokenizer.pieceBytes(id, skipSpecial: skipSpecial))
         let cut = completePrefixLength(pending)
         if cut == 0 { return "" }
         let text = String(decoding: pending[..<cut], as: UTF8.self)

@@ -46,7 +46,7 @@ final class PreTokenizerTests: XCTestCase {
 
     func testDeepSeekV3() {
         XCTAssertEqual(PreTokenizer.split("12345 .net café カナ", kind: .deepseekV3),
-                       ["123", "45", " ", ".net", " café", " ", "カナ"])
+                       ["123", "45", " .", "net", " café", " ", "カナ"])
     }
 
     func testUnknownPreTokenizerIsAnError() {

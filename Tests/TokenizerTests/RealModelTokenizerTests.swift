@@ -1,7 +1,7 @@
 // The real models' tokenizers against llama.cpp: identical ids for every corpus case (special
 // tokens parsed and not), identical detokenization, special ids and end-of-generation tokens.
 import Foundation
-import Tokenizer
+@testable import Tokenizer
 import XCTest
 
 final class RealModelTokenizerTests: XCTestCase {
@@ -81,7 +81,9 @@ final class RealModelTokenizerTests: XCTestCase {
     func testDecodeRoundTrip() throws {
         for (which, file) in [(RealModels.smolLM2, RealModels.smolLM2File), (RealModels.gemma3, RealModels.gemma3File)] {
             let tok = try RealModels.tokenizer(which, file)
-            for c in try Fixtures.model(file.hasPrefix("smol") ? "smollm2" : "gemma3").cases {
+            // SentencePiece reads a "▁" written in the text as a space.
+            for c in try Fixtures.model(file.hasPrefix("smol") ? "smollm2" : "gemma3").cases
+            where !(tok.modelName == "llama" && c.text.contains("\u{2581}")) {
                 XCTAssertEqual(tok.decode(tok.encode(c.text, addSpecial: false)), c.text, show(c.text))
                 XCTAssertEqual(tok.decode(tok.encode(c.text), skipSpecial: true),
                                tok.decode(tok.encode(c.text, addSpecial: false), skipSpecial: true))
@@ -92,7 +94,8 @@ final class RealModelTokenizerTests: XCTestCase {
     func testStreamingDecodeHoldsBackSplitCharacters() throws {
         for (which, file) in [(RealModels.smolLM2, RealModels.smolLM2File), (RealModels.gemma3, RealModels.gemma3File)] {
             let tok = try RealModels.tokenizer(which, file)
-            for text in ["👨‍👩‍👧‍👦 family 🏳️‍🌈", "日本語 テキスト", "🇫🇷🇯🇵 x 🫠🪿", "naïve ∑ 😀"] {
+            var heldBack = 0
+            for text in ["🪿🫠 👨‍👩‍👧‍👦 family 🏳️‍🌈", "日本語 テキスト", "🇫🇷🇯🇵 x 🫠🪿", "naïve ∑ 😀"] {
                 let ids = tok.encode(text, addSpecial: false)
                 var stream = tok.makeStreamDecoder()
                 var out = ""
@@ -105,10 +108,9 @@ final class RealModelTokenizerTests: XCTestCase {
                 }
                 out += stream.flush()
                 XCTAssertEqual(out, text, file)
-                if file.hasPrefix("smol") {
-                    XCTAssertTrue(pieces.contains(""), "the emoji should span several byte-level tokens")
-                }
+                heldBack += pieces.filter(\.isEmpty).count
             }
+            XCTAssertGreaterThan(heldBack, 0, "\(file): some character should span several tokens")
         }
     }
 
@@ -137,6 +139,11 @@ final class RealModelTokenizerTests: XCTestCase {
         let pools: [ClosedRange<UInt32>] = [0x20...0x7E, 0x00...0x7F, 0xA0...0x24F, 0x370...0x4FF, 0x600...0x6FF,
                                             0x900...0x97F, 0x3040...0x30FF, 0x4E00...0x4FFF, 0xAC00...0xAD00,
                                             0x1F300...0x1F6FF, 0x200B...0x200F, 0xFE00...0xFE0F, 0x10000...0x10FFFF]
+        let representable = (0..<256).map { b in
+            smol.tokenID(forPiece: String(Character(Unicode.Scalar(GPT2Bytes.byteToScalar[b])!))) != nil
+        }
+        XCTAssertEqual(representable.filter { !$0 }.count, 21)
+        var representableCount = 0
         for iteration in 0..<300 {
             var s: String
             if iteration % 3 == 0 {
@@ -152,12 +159,20 @@ final class RealModelTokenizerTests: XCTestCase {
                 }
                 s = String(scalars)
             }
+            // SmolLM2's vocabulary lacks the byte chars of 21 byte values (0x04, 0xF2, …); like
+            // llama.cpp we drop those bytes. Everything else must come back byte for byte.
             let ids = smol.encode(s, addSpecial: false, parseSpecial: false)
-            XCTAssertEqual(smol.decode(ids), s, "BPE round trip of \(show(s))")
+            let expected = Array(s.utf8).filter { representable[Int($0)] }
+            XCTAssertEqual(ids.flatMap { smol.pieceBytes($0) }, expected, "BPE round trip of \(show(s))")
+            if expected.count == s.utf8.count {
+                XCTAssertEqual(smol.decode(ids), s, "BPE round trip of \(show(s))")
+                representableCount += 1
+            }
             let gids = gemma.encode(s, addSpecial: false, parseSpecial: false)
             XCTAssertTrue(gids.allSatisfy { $0 >= 0 && Int($0) < gemma.vocabularySize })
             _ = gemma.decode(gids)
         }
+        XCTAssertGreaterThan(representableCount, 50, "too few fuzz strings were fully representable")
     }
 
     func testEncodingSpeed() throws {
