@@ -77,6 +77,7 @@ struct SpecialTokenMatcher: Sendable {
             let len = vocab.pieces[Int(id)].count
             var lastEnd = -1
             for start in occurrences[id]! where start >= lastEnd {
+                if owner[start] >= 0 || owner[start + len - 1] >= 0 { continue }   // the common overlap, fast
                 var free = true
                 for k in start..<(start + len) where owner[k] >= 0 { free = false; break }
                 if !free { continue }
