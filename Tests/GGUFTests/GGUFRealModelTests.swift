@@ -129,6 +129,35 @@ final class GGUFRealModelTests: XCTestCase {
         XCTAssertEqual(f.tensors.last?.offset, 253_110_464)
     }
 
+    /// Every tensor (name, type id, shape, absolute offset, bytes), every key with its type(s) in
+    /// file order, and every vocabulary entry hash to the same FNV-1a values as gguf-py reads them:
+    ///   fnv("\(name) \(typeID) \(ne0,ne1,…) \(offset) \(bytes)\n" …), fnv("\(key) \(type[,elementType])\n" …),
+    ///   fnv("\(token)\n" …)   (computed with gguf.GGUFReader 0.19.0, see the commit message)
+    func testMatchesPythonGGUFReader() throws {
+        let expected: [(String, UInt64, UInt64, UInt64)] = [
+            (TestModels.smolLM2, 0x7181_6E47_F528_6174, 0xA5C1_32C1_0C36_C1F9, 0x96C1_03F4_8515_3E62),
+            (TestModels.gemma3, 0x3AA8_CB22_A08B_61B5, 0x8D9F_F83C_102B_382B, 0x37DE_14B0_C926_3BBA),
+        ]
+        for (name, tensorHash, keyHash, tokenHash) in expected {
+            let f = try GGUFFile.open(TestModels.path(name))
+            var t = FNV1a()
+            for x in f.tensors {
+                t.add("\(x.name) \(x.type.rawValue) \(x.shape.map(String.init).joined(separator: ",")) \(x.offset) \(x.byteCount)\n")
+            }
+            var k = FNV1a()
+            for key in f.metadataKeys {
+                guard let v = f.metadata[key] else { continue }
+                let types = v.arrayElementType.map { "\(v.type.rawValue),\($0.rawValue)" } ?? "\(v.type.rawValue)"
+                k.add("\(key) \(types)\n")
+            }
+            var v = FNV1a()
+            for token in f.strings(.tokens) ?? [] { v.add(token); v.add("\n") }
+            XCTAssertEqual(t.hash, tensorHash, "\(name): tensor table differs from gguf-py")
+            XCTAssertEqual(k.hash, keyHash, "\(name): keys or key types differ from gguf-py")
+            XCTAssertEqual(v.hash, tokenHash, "\(name): vocabulary differs from gguf-py")
+        }
+    }
+
     /// Opening maps the file instead of reading it: RSS grows by far less than the file size.
     func testOpenMapsRatherThanReads() throws {
         for name in [TestModels.smolLM2, TestModels.gemma3] {
@@ -137,8 +166,9 @@ final class GGUFRealModelTests: XCTestCase {
             let start = clock_gettime_ns()
             let f = try GGUFFile.open(path)
             let seconds = Double(clock_gettime_ns() - start) / 1e9
-            let grown = residentBytes() - before
-            print("open \(name): \(String(format3(seconds * 1000))) ms, RSS +\(grown >> 20) MiB (file \(f.totalFileSize >> 20) MiB)")
+            let after = residentBytes()
+            let grown = after - before
+            print("open \(name): \(format3(seconds * 1000)) ms, RSS \(before >> 20) → \(after >> 20) MiB (+\(grown >> 20) MiB; file \(f.totalFileSize >> 20) MiB)")
             // Metadata (vocabularies) is parsed into memory, tensor data is not touched.
             XCTAssertLessThan(grown, f.totalFileSize / 2, "\(name): opening grew RSS by \(grown) bytes")
             XCTAssertLessThan(grown, f.dataOffsets[0] * 12 + (32 << 20))
@@ -155,4 +185,11 @@ func clock_gettime_ns() -> Int {
 func format3(_ x: Double) -> String {
     let r = (x * 1000).rounded() / 1000
     return String(r)
+}
+
+struct FNV1a {
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    mutating func add(_ s: String) {
+        for b in s.utf8 { hash = (hash ^ UInt64(b)) &* 0x100_0000_01B3 }
+    }
 }
