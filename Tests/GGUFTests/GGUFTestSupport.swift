@@ -31,9 +31,9 @@ enum TestModels {
 func residentBytes() -> Int {
     guard let f = fopen("/proc/self/statm", "r") else { return 0 }
     defer { fclose(f) }
-    var buf = [CChar](repeating: 0, count: 256)
-    guard fgets(&buf, 256, f) != nil else { return 0 }
-    let fields = String(cString: buf).split(separator: " ")
+    var buf = [UInt8](repeating: 0, count: 256)
+    let n = fread(&buf, 1, 255, f)
+    let fields = String(decoding: buf[0..<max(n, 0)], as: UTF8.self).split(separator: " ")
     guard fields.count >= 2, let pages = Int(fields[1]) else { return 0 }
     return pages * sysconf(Int32(_SC_PAGESIZE))
 }
