@@ -38,6 +38,6 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["Core", "GGUF"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "ModelTests", dependencies: ["Engine", "Models", "GGUF", "Core"]),
+        .testTarget(name: "ModelTests", dependencies: ["Engine", "Models", "GGUF", "Core"], exclude: ["Fixtures"]),
     ]
 )

@@ -1,0 +1,64 @@
+// Causal multi-head attention over an f16 KV cache: the reference path.
+//
+// Shapes:
+//   q      [tokens, heads, headDim]      queries of the current chunk (already rotated), float
+//   k, v   [capacity, kvHeads, headDim]  the layer's cache as IEEE half bits; rows 0…positions[t] valid
+//   out    [tokens, heads, headDim]      float
+// Grouped-query attention: query head h reads KV head h / (heads / kvHeads). A key at
+// position p is visible to a query at position q when p ≤ q and, with a sliding window w,
+// q − p < w (llama.cpp's standard SWA).
+//
+// Numerics follow llama.cpp's CPU flash attention (the path its CLI uses by default), so that
+// greedy outputs match it token for token: the query is rounded to f16, each score is an f16·f16
+// dot accumulated in float, scaled (and optionally soft-capped); the softmax is online (running
+// maximum M and sum S) and the weighted sum of values is kept in an f16 accumulator, rescaled
+// when the maximum grows: acc ← f16(acc·e^(M_old−M)), acc ← f16(acc + v·e^(s−M)).
+import Core
+import Foundation
+
+public enum Attention {
+    public static func reference(q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>,
+                                 out: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, kvHeads: Int, headDim: Int,
+                                 positions: UnsafePointer<Int32>, window: Int?, scale: Float, softcap: Float? = nil,
+                                 pool: ThreadPool) {
+        let group = heads / kvHeads
+        let kvStride = kvHeads * headDim
+        let qs = UnsafeSendable(q), ks = UnsafeSendable(k), vs = UnsafeSendable(v), os = UnsafeSendable(out)
+        let ps = UnsafeSendable(positions)
+        pool.parallelFor(tokens * heads) { range in
+            let qh = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
+            let acc = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
+            defer { qh.deallocate(); acc.deallocate() }
+            for job in range {
+                let t = job / heads, h = job % heads
+                let pos = Int(ps.pointer[t])
+                let first = window.map { max(0, pos - $0 + 1) } ?? 0
+                let qv = qs.pointer + (t * heads + h) * headDim
+                for d in 0..<headDim { qh[d] = halfToFloat(floatToHalf(qv[d])); acc[d] = 0 }
+                let kvOffset = (h / group) * headDim
+                var m = -Float.infinity, sum: Float = 0
+                for p in first...pos {
+                    let kr = ks.pointer + p * kvStride + kvOffset
+                    var s: Float = 0
+                    for d in 0..<headDim { s += qh[d] * halfToFloat(kr[d]) }
+                    s *= scale
+                    if let cap = softcap { s = cap * tanh(s / cap) }
+                    var ms: Float = 1, w: Float = 1
+                    if s > m {
+                        ms = exp(m - s)
+                        m = s
+                        for d in 0..<headDim { acc[d] = halfToFloat(floatToHalf(acc[d] * ms)) }
+                    } else {
+                        w = exp(s - m)
+                    }
+                    let vr = vs.pointer + p * kvStride + kvOffset
+                    for d in 0..<headDim { acc[d] = halfToFloat(floatToHalf(acc[d] + halfToFloat(vr[d]) * w)) }
+                    sum = sum * ms + w
+                }
+                let o = os.pointer + (t * heads + h) * headDim
+                let inv = 1 / sum
+                for d in 0..<headDim { o[d] = acc[d] * inv }
+            }
+        }
+    }
+}

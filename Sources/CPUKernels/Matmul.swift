@@ -1,0 +1,80 @@
+// Matrix multiplication straight on GGUF-quantized weights: the reference path.
+//
+// Shapes: a weight matrix W is [rows = out features, cols = in features] in ggml order
+// (ne0 = cols is contiguous, each row is cols / blockSize blocks). Activations x are
+// [tokens, cols] row-major float; the result y is [tokens, rows].
+//   y[t, r] = Σ_i W[r, i] · x[t, i]
+// The reference dequantizes one weight row at a time into a per-thread scratch buffer and
+// dots it with every token, so each weight byte is read once per call. Rows are split across
+// the pool's threads. SIMD kernels that work on the quantized blocks directly are judged
+// against this one.
+import Core
+
+/// A read-only view of a 2-D weight in its storage type (usually an mmapped GGUF tensor).
+public struct WeightMatrix: @unchecked Sendable {
+    public let type: GGMLType
+    /// Output features (ggml ne1).
+    public let rows: Int
+    /// Input features (ggml ne0), a multiple of the type's block size.
+    public let cols: Int
+    public let data: UnsafeRawPointer
+
+    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer) {
+        self.type = type; self.rows = rows; self.cols = cols; self.data = data
+    }
+
+    /// Bytes per row.
+    @inlinable public var rowBytes: Int { type.byteCount(elements: cols) }
+
+    /// Pointer to the start of row `r`.
+    @inlinable public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
+
+    /// Dequantizes row `r` into `out` (cols floats).
+    public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        // Types are validated when the model is loaded; a failure here is a programmer error.
+        try! Quant.dequantize(type, from: row(r), to: out, count: cols)
+    }
+}
+
+public enum Matmul {
+    /// y[t, r] = Σ_i W[r, i] · x[t, i] for t in 0..<tokens, on the reference path.
+    public static func reference(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                                 tokens: Int, pool: ThreadPool) {
+        let cols = w.cols, rows = w.rows
+        let xs = UnsafeSendable(x), ys = UnsafeSendable(y)
+        pool.parallelFor(rows) { range in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: cols)
+            defer { scratch.deallocate() }
+            for r in range {
+                w.dequantizeRow(r, into: scratch)
+                for t in 0..<tokens {
+                    ys.pointer[t * rows + r] = dot(scratch, xs.pointer + t * cols, cols)
+                }
+            }
+        }
+    }
+
+    /// Σ a[i]·b[i] with 16 independent float lanes (the order differs from a scalar loop by rounding only).
+    @inlinable
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+        var i = 0
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while i + 32 <= n {
+            acc0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+            acc1 += ra.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD16<Float>.self)
+                * rb.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD16<Float>.self)
+            i += 32
+        }
+        var sum = (acc0 + acc1).sum()
+        while i < n { sum += a[i] * b[i]; i += 1 }
+        return sum
+    }
+}
+
+/// Carries a raw pointer into a `@Sendable`-checked closure; the caller guarantees disjoint use.
+public struct UnsafeSendable<T>: @unchecked Sendable {
+    public let pointer: T
+    @inlinable public init(_ pointer: T) { self.pointer = pointer }
+}

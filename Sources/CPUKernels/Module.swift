@@ -1,1 +1,0 @@
-// CPUKernels module: see docs/architecture.md.

@@ -1,0 +1,98 @@
+// LoadedModel: a GGUF file opened (mmapped), its architecture built, its tokenizer and chat
+// template ready. Immutable and shareable; sessions hold the mutable state (KV cache).
+import ChatTemplate
+import Core
+import CPUKernels
+import Foundation
+import GGUF
+import Models
+import Tokenizer
+
+public struct LoadOptions: Sendable {
+    /// Context size in tokens; nil = min(model's trained context, 4096).
+    public var contextSize: Int?
+    /// Worker threads, the caller included.
+    public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// "auto" (fastest available) or "reference" (scalar kernels, for debugging).
+    public var kernels: String = "auto"
+    /// Prompt tokens per forward call during prefill.
+    public var batchSize: Int = 512
+
+    public init() {}
+}
+
+public enum EngineError: Error, CustomStringConvertible {
+    case unknownKernels(String, valid: [String])
+    case promptTooLong(tokens: Int, context: Int)
+    case emptyPrompt
+    case noChatTemplate(architecture: String)
+    case invalidOption(String)
+
+    public var description: String {
+        switch self {
+        case let .unknownKernels(k, valid): return "unknown kernel set '\(k)'; valid: \(valid.joined(separator: ", "))"
+        case let .promptTooLong(n, c):
+            return "the prompt is \(n) tokens but the context holds \(c) (raise --ctx-size or shorten the prompt)"
+        case .emptyPrompt: return "the prompt is empty"
+        case let .noChatTemplate(a): return "the model has no chat template and there is no built-in one for '\(a)'"
+        case let .invalidOption(s): return s
+        }
+    }
+}
+
+public final class LoadedModel: @unchecked Sendable {
+    public let path: String
+    public let file: GGUFFile
+    public let model: DecoderModel
+    public let tokenizer: Tokenizer
+    public let chatTemplate: ChatTemplate?
+    public let options: LoadOptions
+    public let context: ForwardContext
+    public let contextSize: Int
+
+    public static let kernelSets: [String: KernelSet] = ["reference": .reference, "quantized": .quantized, "auto": .quantized]
+
+    public init(path: String, options: LoadOptions = LoadOptions()) throws {
+        guard let kernels = LoadedModel.kernelSets[options.kernels] else {
+            throw EngineError.unknownKernels(options.kernels, valid: LoadedModel.kernelSets.keys.sorted())
+        }
+        guard options.threads >= 1 else { throw EngineError.invalidOption("--threads must be at least 1") }
+        guard options.batchSize >= 1 else { throw EngineError.invalidOption("--batch-size must be at least 1") }
+        self.path = path
+        self.options = options
+        file = try GGUFFile.open(path)
+        model = try Architectures.load(file: file)
+        tokenizer = try Tokenizer(gguf: file)
+        let arch = file.architecture ?? ""
+        if let source = file.string(.chatTemplate) {
+            chatTemplate = try? ChatTemplate(source: source)
+        } else if let name = BuiltinChatTemplates.defaultName(forArchitecture: arch, modelName: file.string(.name)),
+                  let source = BuiltinChatTemplates.template(named: name) {
+            chatTemplate = try? ChatTemplate(source: source)
+        } else {
+            chatTemplate = nil
+        }
+        let trained = model.hyperparameters.contextLength
+        if let c = options.contextSize, c < 1 { throw EngineError.invalidOption("--ctx-size must be at least 1") }
+        contextSize = options.contextSize ?? min(trained, 4096)
+        context = ForwardContext(pool: ThreadPool(threads: options.threads), kernels: kernels)
+    }
+
+    /// Renders a conversation with the model's chat template (or the built-in one for its family).
+    public func renderChat(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) throws -> String {
+        guard let template = chatTemplate else { throw EngineError.noChatTemplate(architecture: file.architecture ?? "?") }
+        let bos = tokenizer.bosID.map { tokenizer.tokenText($0) } ?? ""
+        let eos = tokenizer.eosID.map { tokenizer.tokenText($0) } ?? ""
+        return try template.render(messages: messages, addGenerationPrompt: addGenerationPrompt, bosToken: bos, eosToken: eos)
+    }
+
+    /// Tokenizes a prompt. Special tokens written in the text are parsed; BOS is added when the
+    /// model asks for it, unless the text already starts with it (chat templates often write it).
+    public func tokenize(_ text: String, parseSpecial: Bool = true) -> [Int32] {
+        var ids = tokenizer.encode(text, addSpecial: true, parseSpecial: parseSpecial)
+        if let bos = tokenizer.bosID, ids.count >= 2, ids[0] == bos, ids[1] == bos { ids.removeFirst() }
+        return ids
+    }
+
+    public func makeSession() -> Session { Session(model: self) }
+}

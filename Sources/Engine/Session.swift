@@ -1,0 +1,182 @@
+// Session: one conversation's state over a LoadedModel: the KV cache, the tokens it holds,
+// chunked prefill and single-token decode, and the generation loop with sampling, stop
+// conditions and statistics. A session is used from one thread at a time.
+import CPUKernels
+import Foundation
+import Models
+
+public struct GenerationParameters: Sendable {
+    public var maxTokens: Int = 128
+    public var sampling = SamplingParameters()
+    /// Generation stops before any of these strings; they are not part of the output.
+    public var stopStrings: [String] = []
+    /// Stop at end-of-generation tokens (EOS, EOT…).
+    public var stopAtEndOfGeneration = true
+    /// Called with every logits row before sampling (debugging: `swiftkt run --show-top K`).
+    public var logitsObserver: (@Sendable ([Float]) -> Void)?
+
+    public init() {}
+}
+
+public enum StopReason: String, Sendable { case endOfGeneration = "eos", maxTokens = "length", stopString = "stop", contextFull = "context" }
+
+public struct GenerationStats: Sendable {
+    public var promptTokens = 0
+    public var generatedTokens = 0
+    public var prefillSeconds: Double = 0
+    public var decodeSeconds: Double = 0
+    public var stopReason: StopReason = .maxTokens
+
+    public var prefillTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
+    /// Tokens after the first, per second of decode (the first comes out of prefill).
+    public var decodeTokensPerSecond: Double {
+        decodeSeconds > 0 ? Double(max(generatedTokens - 1, 0)) / decodeSeconds : 0
+    }
+}
+
+public enum GenerationEvent: Sendable {
+    /// A generated token and the text it completes (may be empty while UTF-8 is incomplete).
+    case token(id: Int32, text: String)
+    case done(GenerationStats)
+}
+
+public final class Session: @unchecked Sendable {
+    public let model: LoadedModel
+    public private(set) var tokens: [Int32] = []
+    private let cache: KVCache
+
+    init(model: LoadedModel) {
+        self.model = model
+        cache = model.model.makeCache(capacity: model.contextSize)
+    }
+
+    public var contextSize: Int { cache.capacity }
+
+    /// Forgets the conversation (the cache is reused).
+    public func reset() { tokens.removeAll() }
+
+    /// Keeps only the first `count` tokens; later positions of the cache are overwritten next.
+    public func rewind(to count: Int) {
+        if count < tokens.count { tokens.removeLast(tokens.count - max(count, 0)) }
+    }
+
+    /// Appends `newTokens`, running them through the model in chunks; returns logits for the
+    /// positions `mode` asks for ([count, vocab] for .all, [vocab] for .last).
+    @discardableResult
+    public func evaluate(_ newTokens: [Int32], mode: LogitsMode = .last) throws -> [Float] {
+        guard !newTokens.isEmpty else { return [] }
+        guard tokens.count + newTokens.count <= cache.capacity else {
+            throw EngineError.promptTooLong(tokens: tokens.count + newTokens.count, context: cache.capacity)
+        }
+        var result: [Float] = []
+        var start = 0
+        let batch = model.options.batchSize
+        while start < newTokens.count {
+            let chunk = Array(newTokens[start..<min(start + batch, newTokens.count)])
+            let isLast = start + chunk.count == newTokens.count
+            let chunkMode: LogitsMode = mode == .all ? .all : (isLast ? mode : .none)
+            let logits = try model.model.forward(tokens: chunk, startPosition: tokens.count, cache: cache,
+                                                 mode: chunkMode, context: model.context)
+            tokens += chunk
+            if mode == .all { result += logits } else if isLast { result = logits }
+            start += chunk.count
+        }
+        return result
+    }
+
+    /// Generates from `prompt` (appended to what the session already holds), calling `onEvent`
+    /// for every token; return false from it to stop early.
+    @discardableResult
+    public func generate(prompt: [Int32], parameters: GenerationParameters,
+                         onEvent: (GenerationEvent) throws -> Bool) throws -> GenerationStats {
+        var stats = GenerationStats()
+        stats.promptTokens = prompt.count
+        guard !prompt.isEmpty || !tokens.isEmpty else { throw EngineError.emptyPrompt }
+        let started = Date()
+        var logits = try evaluate(prompt)
+        stats.prefillSeconds = Date().timeIntervalSince(started)
+        let decodeStart = Date()
+        var sampler = Sampler(parameters.sampling)
+        var decoder = model.tokenizer.makeStreamDecoder()
+        var stops = StopStringFilter(parameters.stopStrings)
+        var finished = false
+        while !finished {
+            if stats.generatedTokens >= parameters.maxTokens { stats.stopReason = .maxTokens; break }
+            parameters.logitsObserver?(logits)
+            let next = sampler.sample(logits, history: tokens)
+            if parameters.stopAtEndOfGeneration && model.tokenizer.isEndOfGeneration(next) {
+                stats.stopReason = .endOfGeneration; break
+            }
+            stats.generatedTokens += 1
+            let (text, hitStop) = stops.feed(decoder.append(next))
+            if !(try onEvent(.token(id: next, text: text))) { break }
+            if hitStop { stats.stopReason = .stopString; finished = true; break }
+            if tokens.count >= cache.capacity { stats.stopReason = .contextFull; break }
+            if stats.generatedTokens >= parameters.maxTokens { stats.stopReason = .maxTokens; break }
+            logits = try evaluate([next])
+        }
+        if !finished {
+            let tail = stops.finish(decoder.flush())
+            if !tail.isEmpty { _ = try onEvent(.token(id: -1, text: tail)) }
+        }
+        stats.decodeSeconds = Date().timeIntervalSince(decodeStart)
+        _ = try onEvent(.done(stats))
+        return stats
+    }
+
+    /// The same generation as an async stream of events (runs on a background thread).
+    public func stream(prompt: [Int32], parameters: GenerationParameters) -> AsyncThrowingStream<GenerationEvent, Error> {
+        AsyncThrowingStream { continuation in
+            let thread = Thread { [self] in
+                do {
+                    try self.generate(prompt: prompt, parameters: parameters) { event in
+                        if case .terminated = continuation.yield(event) { return false }
+                        return true
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+}
+
+/// Holds back text that might be the start of a stop string; cuts the output at the first stop.
+struct StopStringFilter {
+    let stops: [String]
+    private var pending = ""
+
+    init(_ stops: [String]) { self.stops = stops.filter { !$0.isEmpty } }
+
+    /// Returns the text safe to emit and whether a stop string was reached.
+    mutating func feed(_ piece: String) -> (String, Bool) {
+        guard !stops.isEmpty else { return (piece, false) }
+        pending += piece
+        if let cut = stops.compactMap({ pending.range(of: $0)?.lowerBound }).min() {
+            let out = String(pending[..<cut])
+            pending = ""
+            return (out, true)
+        }
+        // Keep the longest suffix of `pending` that is a proper prefix of some stop string.
+        var hold = 0
+        for stop in stops {
+            for length in stride(from: min(stop.count - 1, pending.count), to: 0, by: -1)
+            where pending.hasSuffix(stop.prefix(length)) {
+                hold = max(hold, length); break
+            }
+        }
+        let out = String(pending.dropLast(hold))
+        pending = String(pending.suffix(hold))
+        return (out, false)
+    }
+
+    mutating func finish(_ tail: String) -> String {
+        let (text, hit) = feed(tail)
+        if hit { return text }
+        defer { pending = "" }
+        return text + pending
+    }
+}

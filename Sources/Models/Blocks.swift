@@ -1,0 +1,172 @@
+// Shared building blocks of decoder-only transformers, composed by the architecture files:
+// a linear layer (weight + optional bias), self-attention with RoPE and a KV cache, and the
+// gated MLP (SwiGLU / GeGLU). No block names a device or a quant type.
+//
+// Activation shapes: x [tokens, embedding] row-major float; q [tokens, heads, headDim];
+// k, v [tokens, kvHeads, headDim].
+import Core
+import CPUKernels
+
+// MARK: - Linear
+
+public struct Linear: Sendable {
+    /// [out, in]
+    public let weight: WeightMatrix
+    /// [out]
+    public let bias: [Float]?
+
+    public init(weight: WeightMatrix, bias: [Float]? = nil) { self.weight = weight; self.bias = bias }
+
+    public var inFeatures: Int { weight.cols }
+    public var outFeatures: Int { weight.rows }
+
+    /// y [tokens, out] = x [tokens, in] · Wᵀ + b.
+    public func callAsFunction(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, tokens: Int, context: ForwardContext) {
+        context.kernels.matmul(weight, x, y, tokens, context.pool)
+        if let b = bias {
+            for t in 0..<tokens { Ops.add(y + t * outFeatures, b, count: outFeatures) }
+        }
+    }
+}
+
+/// The kernels a forward pass calls, chosen at load (reference or SIMD).
+public struct KernelSet: Sendable {
+    public var name: String
+    public var matmul: @Sendable (WeightMatrix, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, ThreadPool) -> Void
+
+    /// Dequantize each weight row to float and dot with float activations.
+    public static let reference = KernelSet(name: "reference") { w, x, y, tokens, pool in
+        Matmul.reference(w, x: x, y: y, tokens: tokens, pool: pool)
+    }
+
+    /// Activations quantized to 8 bits per block and integer dot products (llama.cpp's numerics).
+    public static let quantized = KernelSet(name: "quantized") { w, x, y, tokens, pool in
+        Matmul.quantized(w, x: x, y: y, tokens: tokens, pool: pool)
+    }
+}
+
+/// What every block needs during a forward pass.
+public struct ForwardContext: @unchecked Sendable {
+    public let pool: ThreadPool
+    public let kernels: KernelSet
+    public init(pool: ThreadPool, kernels: KernelSet) { self.pool = pool; self.kernels = kernels }
+}
+
+// MARK: - RMSNorm
+
+public struct RMSNorm: Sendable {
+    /// [n]
+    public let weight: [Float]
+    public let epsilon: Float
+
+    public init(weight: [Float], epsilon: Float) { self.weight = weight; self.epsilon = epsilon }
+
+    /// Normalizes `rows` rows of weight.count elements from x into out (may alias).
+    public func callAsFunction(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int) {
+        weight.withUnsafeBufferPointer { w in
+            Ops.rmsNorm(x, weight: w.baseAddress!, out: out, rows: rows, n: w.count, eps: epsilon)
+        }
+    }
+}
+
+// MARK: - Attention
+
+/// Rotary embedding settings of one attention layer.
+public struct RopeSettings: Sendable {
+    public var base: Float
+    public var dimensions: Int
+    public var scale: Float = 1
+    public var neox: Bool
+    /// Per-pair frequency divisors (Llama 3 `rope_freqs.weight`).
+    public var frequencyFactors: [Float]?
+
+    public init(base: Float, dimensions: Int, scale: Float = 1, neox: Bool, frequencyFactors: [Float]? = nil) {
+        self.base = base; self.dimensions = dimensions; self.scale = scale; self.neox = neox
+        self.frequencyFactors = frequencyFactors
+    }
+}
+
+public struct SelfAttention: Sendable {
+    public let heads: Int
+    public let kvHeads: Int
+    public let headDim: Int
+    public let q: Linear, k: Linear, v: Linear, o: Linear
+    /// Per-head RMSNorm of queries and keys (Qwen3, Gemma 3), [headDim].
+    public let qNorm: RMSNorm?, kNorm: RMSNorm?
+    public let rope: RopeSettings
+    /// Sliding window in tokens, nil for global attention.
+    public let window: Int?
+    public let scale: Float
+
+    public init(heads: Int, kvHeads: Int, headDim: Int, q: Linear, k: Linear, v: Linear, o: Linear,
+                qNorm: RMSNorm? = nil, kNorm: RMSNorm? = nil, rope: RopeSettings, window: Int? = nil, scale: Float? = nil) {
+        self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+        self.q = q; self.k = k; self.v = v; self.o = o; self.qNorm = qNorm; self.kNorm = kNorm
+        self.rope = rope; self.window = window
+        self.scale = scale ?? 1 / Float(headDim).squareRoot()
+    }
+
+    /// out [tokens, embedding] = attention over the cache after appending this chunk's keys/values.
+    public func callAsFunction(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, tokens: Int,
+                               positions: UnsafePointer<Int32>, cache: LayerCache, context: ForwardContext) {
+        let qWidth = heads * headDim, kvWidth = kvHeads * headDim
+        let qb = UnsafeMutablePointer<Float>.allocate(capacity: tokens * qWidth)
+        let kb = UnsafeMutablePointer<Float>.allocate(capacity: tokens * kvWidth)
+        let vb = UnsafeMutablePointer<Float>.allocate(capacity: tokens * kvWidth)
+        let attn = UnsafeMutablePointer<Float>.allocate(capacity: tokens * qWidth)
+        defer { qb.deallocate(); kb.deallocate(); vb.deallocate(); attn.deallocate() }
+
+        q(x, qb, tokens: tokens, context: context)
+        k(x, kb, tokens: tokens, context: context)
+        v(x, vb, tokens: tokens, context: context)
+        qNorm?(qb, qb, rows: tokens * heads)
+        kNorm?(kb, kb, rows: tokens * kvHeads)
+        applyRope(qb, tokens: tokens, heads: heads, positions: positions)
+        applyRope(kb, tokens: tokens, heads: kvHeads, positions: positions)
+        for t in 0..<tokens {
+            let p = Int(positions[t])
+            LayerCache.store(kb + t * kvWidth, into: cache.keys + p * kvWidth, count: kvWidth)
+            LayerCache.store(vb + t * kvWidth, into: cache.values + p * kvWidth, count: kvWidth)
+        }
+        Attention.reference(q: qb, k: cache.keys, v: cache.values, out: attn, tokens: tokens, heads: heads,
+                            kvHeads: kvHeads, headDim: headDim, positions: positions, window: window,
+                            scale: scale, pool: context.pool)
+        o(attn, out, tokens: tokens, context: context)
+    }
+
+    private func applyRope(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, positions: UnsafePointer<Int32>) {
+        if let ff = rope.frequencyFactors {
+            ff.withUnsafeBufferPointer { f in
+                Ops.rope(x, tokens: tokens, heads: heads, headDim: headDim, rotDim: rope.dimensions, positions: positions,
+                         base: rope.base, scale: rope.scale, freqFactors: f.baseAddress, neox: rope.neox)
+            }
+        } else {
+            Ops.rope(x, tokens: tokens, heads: heads, headDim: headDim, rotDim: rope.dimensions, positions: positions,
+                     base: rope.base, scale: rope.scale, neox: rope.neox)
+        }
+    }
+}
+
+// MARK: - Gated MLP
+
+public struct GatedMLP: Sendable {
+    public enum Activation: Sendable { case silu, geluTanh }
+    public let gate: Linear, up: Linear, down: Linear
+    public let activation: Activation
+
+    public init(gate: Linear, up: Linear, down: Linear, activation: Activation) {
+        self.gate = gate; self.up = up; self.down = down; self.activation = activation
+    }
+
+    /// out [tokens, embedding] = down(act(gate(x)) · up(x)).
+    public func callAsFunction(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, tokens: Int, context: ForwardContext) {
+        let ff = gate.outFeatures
+        let g = UnsafeMutablePointer<Float>.allocate(capacity: tokens * ff)
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: tokens * ff)
+        defer { g.deallocate(); u.deallocate() }
+        gate(x, g, tokens: tokens, context: context)
+        up(x, u, tokens: tokens, context: context)
+        Ops.gatedActivation(gate: g, up: u, count: tokens * ff, gelu: activation == .geluTanh)
+        down(g, out, tokens: tokens, context: context)
+    }
+}

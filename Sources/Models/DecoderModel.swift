@@ -1,0 +1,113 @@
+// DecoderModel: the decoder-only transformer stack that llama, qwen2, qwen3 and gemma3 share.
+// Each architecture file fills in the blocks (which norms exist, rope settings per layer,
+// activation, embedding scale, soft-capping); the forward pass below is read top to bottom:
+//
+//   x = embed(tokens) · embeddingScale
+//   for each layer:
+//       x += postAttnNorm?(attention(attnNorm(x)))
+//       x += postFFNNorm?(mlp(ffnNorm(x)))
+//   logits = softcap?(lmHead(outputNorm(x)))
+import Core
+import CPUKernels
+import Foundation
+
+public struct DecoderLayer: Sendable {
+    public let attentionNorm: RMSNorm
+    public let attention: SelfAttention
+    /// Gemma: norm of the attention output before the residual add.
+    public let postAttentionNorm: RMSNorm?
+    public let ffnNorm: RMSNorm
+    public let mlp: GatedMLP
+    /// Gemma: norm of the MLP output before the residual add.
+    public let postFFNNorm: RMSNorm?
+
+    public init(attentionNorm: RMSNorm, attention: SelfAttention, postAttentionNorm: RMSNorm? = nil,
+                ffnNorm: RMSNorm, mlp: GatedMLP, postFFNNorm: RMSNorm? = nil) {
+        self.attentionNorm = attentionNorm; self.attention = attention; self.postAttentionNorm = postAttentionNorm
+        self.ffnNorm = ffnNorm; self.mlp = mlp; self.postFFNNorm = postFFNNorm
+    }
+}
+
+/// Which positions' logits a forward pass returns.
+public enum LogitsMode: Sendable { case none, last, all }
+
+public final class DecoderModel: @unchecked Sendable {
+    public let hyperparameters: Hyperparameters
+    /// [vocab, embedding]
+    public let tokenEmbedding: WeightMatrix
+    public let embeddingScale: Float
+    public let layers: [DecoderLayer]
+    public let outputNorm: RMSNorm
+    /// [vocab, embedding]; the token embedding when tied.
+    public let lmHead: Linear
+    public let finalLogitSoftcap: Float?
+
+    public init(hyperparameters: Hyperparameters, tokenEmbedding: WeightMatrix, embeddingScale: Float = 1,
+                layers: [DecoderLayer], outputNorm: RMSNorm, lmHead: Linear, finalLogitSoftcap: Float? = nil) {
+        self.hyperparameters = hyperparameters; self.tokenEmbedding = tokenEmbedding
+        self.embeddingScale = embeddingScale; self.layers = layers; self.outputNorm = outputNorm
+        self.lmHead = lmHead; self.finalLogitSoftcap = finalLogitSoftcap
+    }
+
+    public var vocab: Int { lmHead.outFeatures }
+    public var embedding: Int { hyperparameters.embedding }
+
+    public func makeCache(capacity: Int) -> KVCache {
+        let h = hyperparameters
+        return KVCache(layers: layers.count, capacity: capacity, keyWidth: h.headCountKV * h.headDim,
+                       valueWidth: h.headCountKV * h.valueDim)
+    }
+
+    /// Runs `tokens` at positions start..<start+count through the model, appending to `cache`.
+    /// Returns logits [n, vocab] for the positions `mode` asks for (n = 0, 1 or tokens.count).
+    public func forward(tokens: [Int32], startPosition: Int, cache: KVCache, mode: LogitsMode,
+                        context: ForwardContext) throws -> [Float] {
+        let n = tokens.count
+        guard n > 0 else { return [] }
+        guard startPosition + n <= cache.capacity else {
+            throw ModelError.contextOverflow(needed: startPosition + n, capacity: cache.capacity)
+        }
+        for t in tokens where t < 0 || Int(t) >= tokenEmbedding.rows {
+            throw ModelError.invalidHyperparameter(key: "token id", value: "\(t)", reason: "outside the vocabulary of \(tokenEmbedding.rows)")
+        }
+        let d = embedding
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: n * d)
+        let h = UnsafeMutablePointer<Float>.allocate(capacity: n * d)
+        let o = UnsafeMutablePointer<Float>.allocate(capacity: n * d)
+        defer { x.deallocate(); h.deallocate(); o.deallocate() }
+        let positions = (0..<n).map { Int32(startPosition + $0) }
+
+        for (t, id) in tokens.enumerated() {
+            tokenEmbedding.dequantizeRow(Int(id), into: x + t * d)
+            if embeddingScale != 1 { for i in 0..<d { x[t * d + i] *= embeddingScale } }
+        }
+
+        try positions.withUnsafeBufferPointer { pos in
+            for (index, layer) in layers.enumerated() {
+                try Task.checkCancellation()
+                layer.attentionNorm(x, h, rows: n)
+                layer.attention(h, o, tokens: n, positions: pos.baseAddress!, cache: cache.layers[index], context: context)
+                layer.postAttentionNorm?(o, o, rows: n)
+                Ops.add(x, o, count: n * d)
+                layer.ffnNorm(x, h, rows: n)
+                layer.mlp(h, o, tokens: n, context: context)
+                layer.postFFNNorm?(o, o, rows: n)
+                Ops.add(x, o, count: n * d)
+            }
+        }
+
+        let first: Int, rows: Int
+        switch mode {
+        case .none: return []
+        case .last: first = n - 1; rows = 1
+        case .all: first = 0; rows = n
+        }
+        outputNorm(x + first * d, h, rows: rows)
+        var logits = [Float](repeating: 0, count: rows * vocab)
+        logits.withUnsafeMutableBufferPointer { lp in
+            lmHead(h, lp.baseAddress!, tokens: rows, context: context)
+            if let cap = finalLogitSoftcap { Ops.softcap(lp.baseAddress!, count: lp.count, cap: cap) }
+        }
+        return logits
+    }
+}

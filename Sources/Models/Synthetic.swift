@@ -1,0 +1,240 @@
+// Synthetic models: valid GGUF files for an architecture and a shape preset, with seeded random
+// weights in a chosen quant type and a small byte-level BPE tokenizer, complete enough that
+// llama.cpp loads them. Tests use the tiny presets; benchmarks use real-model shapes on machines
+// where the real weights cannot be carried (the GPU machine receives at most 64 MiB per call).
+//
+// Weights: matrices ~ N(0, 1/√cols) (activations stay O(1) through the stack), norms ~ 1 ± 0.1,
+// biases ~ N(0, 0.02). Large tensors quantize a pool of 64 random rows and draw each row from
+// the pool (same bytes per token as real weights, seconds instead of minutes to generate);
+// tensors up to 4 M elements are quantized row by row.
+import Core
+import Foundation
+import GGUF
+
+public struct SyntheticShape: Sendable, Equatable {
+    public var name: String
+    public var blockCount: Int
+    public var embedding: Int
+    public var headCount: Int
+    public var headCountKV: Int
+    public var headDim: Int
+    public var feedForward: Int
+    public var vocab: Int
+    public var contextLength: Int = 4096
+    public var ropeBase: Float = 10_000
+    public var slidingWindow: Int? = nil
+
+    public init(name: String, blockCount: Int, embedding: Int, headCount: Int, headCountKV: Int, headDim: Int,
+                feedForward: Int, vocab: Int, contextLength: Int = 4096, ropeBase: Float = 10_000, slidingWindow: Int? = nil) {
+        self.name = name; self.blockCount = blockCount; self.embedding = embedding; self.headCount = headCount
+        self.headCountKV = headCountKV; self.headDim = headDim; self.feedForward = feedForward; self.vocab = vocab
+        self.contextLength = contextLength; self.ropeBase = ropeBase; self.slidingWindow = slidingWindow
+    }
+}
+
+public enum SyntheticError: Error, CustomStringConvertible {
+    case unknownArchitecture(String, known: [String])
+    case unknownShape(String, architecture: String, known: [String])
+    case unsupportedType(GGMLType)
+
+    public var description: String {
+        switch self {
+        case let .unknownArchitecture(a, known): return "no synthetic presets for architecture '\(a)'; known: \(known.joined(separator: ", "))"
+        case let .unknownShape(s, a, known): return "unknown shape '\(s)' for \(a); known: \(known.joined(separator: ", "))"
+        case let .unsupportedType(t): return "type \(t) cannot be quantized"
+        }
+    }
+}
+
+public enum SyntheticModel {
+    /// Shape presets per architecture. `tiny` is for tests (every dimension a multiple of 256
+    /// so that every quant type applies); the others copy real models' shapes.
+    public static let presets: [String: [SyntheticShape]] = [
+        "llama": [
+            SyntheticShape(name: "tiny", blockCount: 2, embedding: 256, headCount: 4, headCountKV: 2, headDim: 64,
+                           feedForward: 512, vocab: 640, contextLength: 512),
+            SyntheticShape(name: "smollm2-135m", blockCount: 30, embedding: 576, headCount: 9, headCountKV: 3, headDim: 64,
+                           feedForward: 1536, vocab: 49152, contextLength: 8192, ropeBase: 100_000),
+            SyntheticShape(name: "llama3-8b", blockCount: 32, embedding: 4096, headCount: 32, headCountKV: 8, headDim: 128,
+                           feedForward: 14336, vocab: 128_256, contextLength: 8192, ropeBase: 500_000),
+        ],
+        "qwen2": [
+            SyntheticShape(name: "tiny", blockCount: 2, embedding: 256, headCount: 4, headCountKV: 2, headDim: 64,
+                           feedForward: 512, vocab: 640, contextLength: 512, ropeBase: 1_000_000),
+        ],
+        "qwen3": [
+            SyntheticShape(name: "tiny", blockCount: 2, embedding: 256, headCount: 4, headCountKV: 2, headDim: 128,
+                           feedForward: 512, vocab: 640, contextLength: 512, ropeBase: 1_000_000),
+        ],
+        "gemma3": [
+            SyntheticShape(name: "tiny", blockCount: 6, embedding: 256, headCount: 4, headCountKV: 1, headDim: 256,
+                           feedForward: 512, vocab: 640, contextLength: 512, ropeBase: 1_000_000, slidingWindow: 8),
+            SyntheticShape(name: "gemma3-270m", blockCount: 18, embedding: 640, headCount: 4, headCountKV: 1, headDim: 256,
+                           feedForward: 2048, vocab: 262_144, contextLength: 32768, ropeBase: 1_000_000, slidingWindow: 512),
+        ],
+    ]
+
+    public static func shape(architecture: String, name: String) throws -> SyntheticShape {
+        guard let list = presets[architecture] else {
+            throw SyntheticError.unknownArchitecture(architecture, known: presets.keys.sorted())
+        }
+        guard let s = list.first(where: { $0.name == name }) else {
+            throw SyntheticError.unknownShape(name, architecture: architecture, known: list.map(\.name))
+        }
+        return s
+    }
+
+    /// Builds the GGUF in memory. `type` is used for every 2-D weight whose rows fit its block
+    /// size (others fall back to Q8_0, then F16); norms and biases stay F32.
+    public static func build(architecture arch: String, shape s: SyntheticShape, type: GGMLType, seed: UInt64,
+                             progress: (String) -> Void = { _ in }) throws -> GGUFWriter {
+        guard presets[arch] != nil else { throw SyntheticError.unknownArchitecture(arch, known: presets.keys.sorted()) }
+        guard Quant.canQuantize(type) else { throw SyntheticError.unsupportedType(type) }
+        var rng = SeededGenerator(seed: seed)
+        var w = GGUFWriter()
+        func meta(_ key: String, _ v: GGUFValue) { w.set(key, v) }
+        meta("general.architecture", .string(arch))
+        meta("general.name", .string("synthetic \(arch) \(s.name) \(type)"))
+        meta("general.file_type", .uint32(1))
+        meta("\(arch).context_length", .uint32(UInt32(s.contextLength)))
+        meta("\(arch).embedding_length", .uint32(UInt32(s.embedding)))
+        meta("\(arch).block_count", .uint32(UInt32(s.blockCount)))
+        meta("\(arch).feed_forward_length", .uint32(UInt32(s.feedForward)))
+        meta("\(arch).attention.head_count", .uint32(UInt32(s.headCount)))
+        meta("\(arch).attention.head_count_kv", .uint32(UInt32(s.headCountKV)))
+        meta("\(arch).attention.key_length", .uint32(UInt32(s.headDim)))
+        meta("\(arch).attention.value_length", .uint32(UInt32(s.headDim)))
+        meta("\(arch).attention.layer_norm_rms_epsilon", .float32(arch == "gemma3" ? 1e-6 : 1e-5))
+        meta("\(arch).rope.freq_base", .float32(s.ropeBase))
+        meta("\(arch).rope.dimension_count", .uint32(UInt32(s.headDim)))
+        meta("\(arch).vocab_size", .uint32(UInt32(s.vocab)))
+        if let window = s.slidingWindow { meta("\(arch).attention.sliding_window", .uint32(UInt32(window))) }
+        SyntheticTokenizer.add(to: &w, vocab: s.vocab)
+
+        let q = s.headCount * s.headDim, kv = s.headCountKV * s.headDim
+        func matrix(_ name: String, rows: Int, cols: Int, std: Float? = nil) throws {
+            let t = cols % type.blockSize == 0 ? type : (cols % 32 == 0 ? .q8_0 : .f16)
+            let bytes = try quantizedRandom(rows: rows, cols: cols, type: t, std: std ?? 1 / Float(cols).squareRoot(), rng: &rng)
+            try w.addTensor(name: name, type: t, shape: [cols, rows], data: bytes)
+        }
+        func vector(_ name: String, _ n: Int, mean: Float, std: Float) throws {
+            var v = [Float](repeating: 0, count: n)
+            for i in 0..<n { v[i] = mean + std * rng.nextNormal() }
+            try w.addTensor(name: name, type: .f32, shape: [n], data: v.withUnsafeBytes { Array($0) })
+        }
+        progress("token_embd")
+        try matrix("token_embd.weight", rows: s.vocab, cols: s.embedding, std: 1)
+        for i in 0..<s.blockCount {
+            progress("layer \(i + 1)/\(s.blockCount)")
+            let p = "blk.\(i)."
+            try vector(p + "attn_norm.weight", s.embedding, mean: 1, std: 0.1)
+            try matrix(p + "attn_q.weight", rows: q, cols: s.embedding)
+            try matrix(p + "attn_k.weight", rows: kv, cols: s.embedding)
+            try matrix(p + "attn_v.weight", rows: kv, cols: s.embedding)
+            try matrix(p + "attn_output.weight", rows: s.embedding, cols: q)
+            if arch == "qwen2" {
+                try vector(p + "attn_q.bias", q, mean: 0, std: 0.02)
+                try vector(p + "attn_k.bias", kv, mean: 0, std: 0.02)
+                try vector(p + "attn_v.bias", kv, mean: 0, std: 0.02)
+            }
+            if arch == "qwen3" || arch == "gemma3" {
+                try vector(p + "attn_q_norm.weight", s.headDim, mean: 1, std: 0.1)
+                try vector(p + "attn_k_norm.weight", s.headDim, mean: 1, std: 0.1)
+            }
+            if arch == "gemma3" {
+                try vector(p + "post_attention_norm.weight", s.embedding, mean: 1, std: 0.1)
+                try vector(p + "post_ffw_norm.weight", s.embedding, mean: 1, std: 0.1)
+            }
+            try vector(p + "ffn_norm.weight", s.embedding, mean: 1, std: 0.1)
+            try matrix(p + "ffn_gate.weight", rows: s.feedForward, cols: s.embedding)
+            try matrix(p + "ffn_up.weight", rows: s.feedForward, cols: s.embedding)
+            try matrix(p + "ffn_down.weight", rows: s.embedding, cols: s.feedForward)
+        }
+        try vector("output_norm.weight", s.embedding, mean: 1, std: 0.1)
+        if arch != "gemma3" {
+            try matrix("output.weight", rows: s.vocab, cols: s.embedding)
+        }
+        return w
+    }
+
+    /// Random N(0, std²) rows quantized to `type` (pooled for large tensors, see the banner).
+    static func quantizedRandom(rows: Int, cols: Int, type: GGMLType, std: Float, rng: inout SeededGenerator) throws -> [UInt8] {
+        let rowBytes = type.byteCount(elements: cols)
+        let poolRows = rows * cols <= 4 << 20 ? rows : min(rows, 64)
+        var pool = [UInt8](repeating: 0, count: poolRows * rowBytes)
+        var row = [Float](repeating: 0, count: cols)
+        try pool.withUnsafeMutableBytes { out in
+            for r in 0..<poolRows {
+                for i in 0..<cols { row[i] = std * rng.nextNormal() }
+                try row.withUnsafeBufferPointer { src in
+                    try Quant.quantize(type, from: src.baseAddress!, to: out.baseAddress! + r * rowBytes, count: cols)
+                }
+            }
+        }
+        if poolRows == rows { return pool }
+        var bytes = [UInt8](repeating: 0, count: rows * rowBytes)
+        bytes.withUnsafeMutableBytes { out in
+            pool.withUnsafeBytes { src in
+                for r in 0..<rows {
+                    let pick = Int(rng.next() % UInt64(poolRows))
+                    (out.baseAddress! + r * rowBytes).copyMemory(from: src.baseAddress! + pick * rowBytes, byteCount: rowBytes)
+                }
+            }
+        }
+        return bytes
+    }
+}
+
+/// A byte-level BPE vocabulary of any size: three control tokens, the 256 byte symbols of GPT-2's
+/// byte-to-unicode map, then tokens made by merging existing tokens with byte symbols, in a
+/// fixed order, each with its merge rule.
+enum SyntheticTokenizer {
+    static func add(to w: inout GGUFWriter, vocab: Int) {
+        var tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        var types: [GGUFValue] = [.int32(3), .int32(3), .int32(3)]
+        let bytes = byteSymbols()
+        var seen = Set(tokens)
+        for b in bytes where tokens.count < vocab { tokens.append(b); types.append(.int32(1)); seen.insert(b) }
+        var merges: [String] = []
+        // Merge printable symbols first so that ordinary text gets multi-byte tokens.
+        let printable = bytes.filter { $0.unicodeScalars.first!.value < 0x7F || $0 == "Ġ" || $0 == "Ċ" }
+        var left = 3
+        outer: while tokens.count < vocab {
+            let base = tokens[left]
+            for b in printable {
+                if tokens.count >= vocab { break outer }
+                let merged = base + b
+                if seen.insert(merged).inserted {
+                    tokens.append(merged); types.append(.int32(1)); merges.append("\(base) \(b)")
+                }
+            }
+            left += 1
+        }
+        w.set("tokenizer.ggml.model", .string("gpt2"))
+        w.set("tokenizer.ggml.pre", .string("default"))
+        w.set("tokenizer.ggml.tokens", .array(.string, tokens.map { .string($0) }))
+        w.set("tokenizer.ggml.token_type", .array(.int32, types))
+        w.set("tokenizer.ggml.merges", .array(.string, merges.map { .string($0) }))
+        w.set("tokenizer.ggml.bos_token_id", .uint32(1))
+        w.set("tokenizer.ggml.eos_token_id", .uint32(2))
+        w.set("tokenizer.ggml.padding_token_id", .uint32(0))
+        w.set("tokenizer.ggml.add_bos_token", .bool(false))
+        w.set("tokenizer.chat_template", .string(chatML))
+    }
+
+    static let chatML = """
+    {% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}
+    """
+
+    /// GPT-2's byte-to-unicode table, in byte order.
+    static func byteSymbols() -> [String] {
+        var printable = Set<Int>()
+        for r in [33...126, 161...172, 174...255] { for b in r { printable.insert(b) } }
+        var next = 256
+        return (0..<256).map { b in
+            if printable.contains(b) { return String(UnicodeScalar(UInt8(b))) }
+            defer { next += 1 }
+            return String(UnicodeScalar(UInt32(next))!)
+        }
+    }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class SmokeModelTests: XCTestCase {
-    func testPackageBuilds() { XCTAssertTrue(true) }
-}
