@@ -1,4 +1,5 @@
-// Causal multi-head attention over an f16 KV cache: the reference path.
+// Causal multi-head attention over a KV cache: an exact float reference and the f16
+// flash-attention variant that reproduces llama.cpp's CPU numerics.
 //
 // Shapes:
 //   q      [tokens, heads, headDim]      queries of the current chunk (already rotated), float
@@ -17,7 +18,7 @@ import Core
 import Foundation
 
 public enum Attention {
-    public static func reference(q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>,
+    public static func flashF16(q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>,
                                  out: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, kvHeads: Int, headDim: Int,
                                  positions: UnsafePointer<Int32>, window: Int?, scale: Float, softcap: Float? = nil,
                                  pool: ThreadPool) {
@@ -58,6 +59,47 @@ public enum Attention {
                 let o = os.pointer + (t * heads + h) * headDim
                 let inv = 1 / sum
                 for d in 0..<headDim { o[d] = acc[d] * inv }
+            }
+        }
+    }
+
+    /// Exact attention over a float cache: float dots, max-subtracted softmax, float sums.
+    public static func reference(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                                 out: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, kvHeads: Int, headDim: Int,
+                                 positions: UnsafePointer<Int32>, window: Int?, scale: Float, softcap: Float? = nil,
+                                 pool: ThreadPool) {
+        let group = heads / kvHeads
+        let kvStride = kvHeads * headDim
+        let qs = UnsafeSendable(q), ks = UnsafeSendable(k), vs = UnsafeSendable(v), os = UnsafeSendable(out)
+        let ps = UnsafeSendable(positions)
+        var maxPos = 0
+        for t in 0..<tokens { maxPos = max(maxPos, Int(positions[t])) }
+        let scratchCount = maxPos + 1
+        pool.parallelFor(tokens * heads) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+            defer { scores.deallocate() }
+            for job in range {
+                let t = job / heads, h = job % heads
+                let pos = Int(ps.pointer[t])
+                let first = window.map { max(0, pos - $0 + 1) } ?? 0
+                let qv = qs.pointer + (t * heads + h) * headDim
+                let kvOffset = (h / group) * headDim
+                var m = -Float.infinity
+                for p in first...pos {
+                    var s = Matmul.dot(qv, ks.pointer + p * kvStride + kvOffset, headDim) * scale
+                    if let cap = softcap { s = cap * tanh(s / cap) }
+                    scores[p] = s
+                    m = max(m, s)
+                }
+                var sum: Float = 0
+                for p in first...pos { scores[p] = exp(scores[p] - m); sum += scores[p] }
+                let o = os.pointer + (t * heads + h) * headDim
+                for d in 0..<headDim { o[d] = 0 }
+                for p in first...pos {
+                    let w = scores[p] / sum
+                    let vr = vs.pointer + p * kvStride + kvOffset
+                    for d in 0..<headDim { o[d] += w * vr[d] }
+                }
             }
         }
     }

@@ -75,12 +75,15 @@ public enum Ops {
     /// gelu(f16 value) rounded to f16, for every f16 bit pattern.
     public static let geluHalfTable: [UInt16] = (0..<65536).map { floatToHalf(geluTanh(halfToFloat(UInt16($0)))) }
 
+    public enum GateActivation: Sendable { case silu, gelu, geluTable }
+
     /// gate[i] = act(gate[i]) · up[i] over `count` elements.
-    public static func gatedActivation(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int, gelu: Bool) {
-        if gelu {
-            for i in 0..<count { gate[i] = geluTable(gate[i]) * up[i] }
-        } else {
-            for i in 0..<count { gate[i] = silu(gate[i]) * up[i] }
+    public static func gatedActivation(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int,
+                                       activation: GateActivation) {
+        switch activation {
+        case .silu: for i in 0..<count { gate[i] = silu(gate[i]) * up[i] }
+        case .gelu: for i in 0..<count { gate[i] = geluTanh(gate[i]) * up[i] }
+        case .geluTable: for i in 0..<count { gate[i] = geluTable(gate[i]) * up[i] }
         }
     }
 

@@ -36,10 +36,11 @@ public enum Perplexity {
             session.reset()
             var chunk = Array(tokens[(c * contextSize)..<((c + 1) * contextSize)])
             if addBOS, let bos = tokenizer.bosID { chunk[0] = bos }
-            let logits = try session.evaluate(chunk, mode: .all)
-            let vocab = logits.count / contextSize
-            for i in (contextSize / 2)..<(contextSize - 1) {
-                let row = logits[(i * vocab)..<((i + 1) * vocab)]
+            let firstScored = contextSize / 2
+            let logits = try session.evaluate(chunk, mode: .from(firstScored))
+            let vocab = logits.count / (contextSize - firstScored)
+            for i in firstScored..<(contextSize - 1) {
+                let row = logits[((i - firstScored) * vocab)..<((i - firstScored + 1) * vocab)]
                 nll -= logSoftmax(row, at: Int(chunk[i + 1]))
                 count += 1
             }

@@ -47,7 +47,7 @@ public final class Session: @unchecked Sendable {
 
     init(model: LoadedModel) {
         self.model = model
-        cache = model.model.makeCache(capacity: model.contextSize)
+        cache = model.model.makeCache(capacity: model.contextSize, element: model.context.kernels.cacheElement)
     }
 
     public var contextSize: Int { cache.capacity }
@@ -61,25 +61,33 @@ public final class Session: @unchecked Sendable {
     }
 
     /// Appends `newTokens`, running them through the model in chunks; returns logits for the
-    /// positions `mode` asks for ([count, vocab] for .all, [vocab] for .last).
+    /// positions `mode` asks for, counted within `newTokens` ([count, vocab] for .all,
+    /// [vocab] for .last, [count − i, vocab] for .from(i)).
     @discardableResult
     public func evaluate(_ newTokens: [Int32], mode: LogitsMode = .last) throws -> [Float] {
         guard !newTokens.isEmpty else { return [] }
         guard tokens.count + newTokens.count <= cache.capacity else {
             throw EngineError.promptTooLong(tokens: tokens.count + newTokens.count, context: cache.capacity)
         }
+        let firstWanted: Int
+        switch mode {
+        case .none: firstWanted = newTokens.count
+        case .last: firstWanted = newTokens.count - 1
+        case .all: firstWanted = 0
+        case let .from(i): firstWanted = min(max(i, 0), newTokens.count - 1)
+        }
         var result: [Float] = []
         var start = 0
         let batch = model.options.batchSize
         while start < newTokens.count {
-            let chunk = Array(newTokens[start..<min(start + batch, newTokens.count)])
-            let isLast = start + chunk.count == newTokens.count
-            let chunkMode: LogitsMode = mode == .all ? .all : (isLast ? mode : .none)
+            let end = min(start + batch, newTokens.count)
+            let chunk = Array(newTokens[start..<end])
+            let chunkMode: LogitsMode = end <= firstWanted ? .none : .from(max(firstWanted - start, 0))
             let logits = try model.model.forward(tokens: chunk, startPosition: tokens.count, cache: cache,
                                                  mode: chunkMode, context: model.context)
             tokens += chunk
-            if mode == .all { result += logits } else if isLast { result = logits }
-            start += chunk.count
+            result += logits
+            start = end
         }
         return result
     }

@@ -29,20 +29,28 @@ public struct Linear: Sendable {
     }
 }
 
-/// The kernels a forward pass calls, chosen at load (reference or SIMD).
+/// The kernels and numerics a forward pass uses, chosen at load.
 public struct KernelSet: Sendable {
     public var name: String
     public var matmul: @Sendable (WeightMatrix, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, ThreadPool) -> Void
+    /// KV cache element type: f16 selects flash-attention numerics, f32 exact attention.
+    public var cacheElement: CacheElement
+    /// GELU through llama.cpp's f16 table (true) or computed in float (false).
+    public var geluTable: Bool
 
-    /// Dequantize each weight row to float and dot with float activations.
-    public static let reference = KernelSet(name: "reference") { w, x, y, tokens, pool in
-        Matmul.reference(w, x: x, y: y, tokens: tokens, pool: pool)
-    }
+    /// Exact float numerics everywhere: weights dequantized to float, f32 KV cache, exact
+    /// softmax and GELU. Slow; the yardstick for the other sets and for the numpy reference.
+    public static let reference = KernelSet(
+        name: "reference",
+        matmul: { w, x, y, tokens, pool in Matmul.reference(w, x: x, y: y, tokens: tokens, pool: pool) },
+        cacheElement: .f32, geluTable: false)
 
-    /// Activations quantized to 8 bits per block and integer dot products (llama.cpp's numerics).
-    public static let quantized = KernelSet(name: "quantized") { w, x, y, tokens, pool in
-        Matmul.quantized(w, x: x, y: y, tokens: tokens, pool: pool)
-    }
+    /// llama.cpp's CPU numerics: activations quantized to 8 bits per block with integer dot
+    /// products, f16 KV cache with flash-attention accumulation, table GELU.
+    public static let quantized = KernelSet(
+        name: "quantized",
+        matmul: { w, x, y, tokens, pool in Matmul.quantized(w, x: x, y: y, tokens: tokens, pool: pool) },
+        cacheElement: .f16, geluTable: true)
 }
 
 /// What every block needs during a forward pass.
@@ -124,13 +132,20 @@ public struct SelfAttention: Sendable {
         applyRope(qb, tokens: tokens, heads: heads, positions: positions)
         applyRope(kb, tokens: tokens, heads: kvHeads, positions: positions)
         for t in 0..<tokens {
-            let p = Int(positions[t])
-            LayerCache.store(kb + t * kvWidth, into: cache.keys + p * kvWidth, count: kvWidth)
-            LayerCache.store(vb + t * kvWidth, into: cache.values + p * kvWidth, count: kvWidth)
+            cache.store(position: Int(positions[t]), keys: kb + t * kvWidth, values: vb + t * kvWidth)
         }
-        Attention.reference(q: qb, k: cache.keys, v: cache.values, out: attn, tokens: tokens, heads: heads,
-                            kvHeads: kvHeads, headDim: headDim, positions: positions, window: window,
-                            scale: scale, pool: context.pool)
+        switch cache.element {
+        case .f16:
+            Attention.flashF16(q: qb, k: cache.keys.assumingMemoryBound(to: UInt16.self),
+                               v: cache.values.assumingMemoryBound(to: UInt16.self), out: attn, tokens: tokens,
+                               heads: heads, kvHeads: kvHeads, headDim: headDim, positions: positions, window: window,
+                               scale: scale, pool: context.pool)
+        case .f32:
+            Attention.reference(q: qb, k: cache.keys.assumingMemoryBound(to: Float.self),
+                                v: cache.values.assumingMemoryBound(to: Float.self), out: attn, tokens: tokens,
+                                heads: heads, kvHeads: kvHeads, headDim: headDim, positions: positions, window: window,
+                                scale: scale, pool: context.pool)
+        }
         o(attn, out, tokens: tokens, context: context)
     }
 
@@ -166,7 +181,11 @@ public struct GatedMLP: Sendable {
         defer { g.deallocate(); u.deallocate() }
         gate(x, g, tokens: tokens, context: context)
         up(x, u, tokens: tokens, context: context)
-        Ops.gatedActivation(gate: g, up: u, count: tokens * ff, gelu: activation == .geluTanh)
+        switch activation {
+        case .silu: Ops.gatedActivation(gate: g, up: u, count: tokens * ff, activation: .silu)
+        case .geluTanh:
+            Ops.gatedActivation(gate: g, up: u, count: tokens * ff, activation: context.kernels.geluTable ? .geluTable : .gelu)
+        }
         down(g, out, tokens: tokens, context: context)
     }
 }

@@ -29,7 +29,11 @@ public struct DecoderLayer: Sendable {
 }
 
 /// Which positions' logits a forward pass returns.
-public enum LogitsMode: Sendable { case none, last, all }
+public enum LogitsMode: Sendable, Equatable {
+    case none, last, all
+    /// Positions `index…` of the chunk (perplexity scores only the second half of a window).
+    case from(Int)
+}
 
 public final class DecoderModel: @unchecked Sendable {
     public let hyperparameters: Hyperparameters
@@ -52,10 +56,10 @@ public final class DecoderModel: @unchecked Sendable {
     public var vocab: Int { lmHead.outFeatures }
     public var embedding: Int { hyperparameters.embedding }
 
-    public func makeCache(capacity: Int) -> KVCache {
+    public func makeCache(capacity: Int, element: CacheElement) -> KVCache {
         let h = hyperparameters
         return KVCache(layers: layers.count, capacity: capacity, keyWidth: h.headCountKV * h.headDim,
-                       valueWidth: h.headCountKV * h.valueDim)
+                       valueWidth: h.headCountKV * h.valueDim, element: element)
     }
 
     /// Runs `tokens` at positions start..<start+count through the model, appending to `cache`.
@@ -101,6 +105,7 @@ public final class DecoderModel: @unchecked Sendable {
         case .none: return []
         case .last: first = n - 1; rows = 1
         case .all: first = 0; rows = n
+        case let .from(index): first = min(max(index, 0), n - 1); rows = n - first
         }
         outputNorm(x + first * d, h, rows: rows)
         var logits = [Float](repeating: 0, count: rows * vocab)

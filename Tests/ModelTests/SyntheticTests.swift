@@ -53,12 +53,14 @@ final class SyntheticTests: XCTestCase {
         return body.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
     }
 
-    func checkAgainstReference(_ arch: String, type: GGMLType = .q8_0) throws {
+    func checkAgainstReference(_ arch: String, type: GGMLType = .q8_0, kernels: String = "reference",
+                               bound: Float = 1e-3) throws {
         let path = try Self.makeTiny(arch, type: type)
         defer { try? FileManager.default.removeItem(atPath: path) }
         var options = LoadOptions()
         options.threads = 2
         options.batchSize = 5  // several chunks, so the cache path is exercised
+        options.kernels = kernels
         let model = try LoadedModel(path: path, options: options)
         let tokens: [Int32] = [1, 300, 301, 77, 500, 12, 640 - 1, 42, 42, 3, 250, 99, 7]
         let ours = try model.makeSession().evaluate(tokens, mode: .all)
@@ -67,7 +69,7 @@ final class SyntheticTests: XCTestCase {
         let scale = reference.map { abs($0) }.max() ?? 1
         var worst: Float = 0
         for i in 0..<min(ours.count, reference.count) { worst = max(worst, abs(ours[i] - reference[i])) }
-        XCTAssertLessThanOrEqual(worst / scale, 1e-3, "\(arch): max |Δ| \(worst) vs scale \(scale)")
+        XCTAssertLessThanOrEqual(worst / scale, bound, "\(arch) \(kernels): max |Δ| \(worst) vs scale \(scale)")
     }
 
     func testLlamaMatchesNumpyReference() throws { try checkAgainstReference("llama") }
@@ -75,6 +77,13 @@ final class SyntheticTests: XCTestCase {
     func testQwen3MatchesNumpyReference() throws { try checkAgainstReference("qwen3") }
     func testGemma3MatchesNumpyReference() throws { try checkAgainstReference("gemma3") }
     func testLlamaQ4KMatchesNumpyReference() throws { try checkAgainstReference("llama", type: .q4_K) }
+
+    /// The default kernels (8-bit activations, f16 KV cache) stay close to exact numerics.
+    func testQuantizedKernelsStayCloseToNumpyReference() throws {
+        for arch in ["llama", "qwen2", "qwen3", "gemma3"] {
+            try checkAgainstReference(arch, type: .q4_K, kernels: "auto", bound: 3e-2)
+        }
+    }
 
     func testSyntheticFileIsDeterministic() throws {
         let shape = try SyntheticModel.shape(architecture: "llama", name: "tiny")
