@@ -61,6 +61,15 @@ public final class QuantizedActivations: @unchecked Sendable {
         for r in 0..<rows { quantizeRow(x + r * n, row: r) }
     }
 
+    /// Quantizes `rows` rows of `x` [rows, n], rows split across the pool.
+    public func quantize(_ x: UnsafePointer<Float>, pool: ThreadPool) {
+        let xs = UnsafeSendable(x)
+        if rows == 1 { quantizeRow(x, row: 0); return }
+        pool.parallelFor(rows) { range in
+            for r in range { self.quantizeRow(xs.pointer + r * self.n, row: r) }
+        }
+    }
+
     public func quantizeRow(_ x: UnsafePointer<Float>, row r: Int) {
         let q = qs + r * n
         switch format {

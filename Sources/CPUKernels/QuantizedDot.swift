@@ -23,10 +23,11 @@ public enum QuantizedDot {
         }
     }
 
-    /// Σ_i W[i]·a[i] for one weight row of `n` elements and activation row `r` of `a`.
+    /// Σ_i W[i]·a[i] for one weight row of `n` elements and activation row `r` of `a`: the scalar
+    /// reference that the SIMD panels (QuantizedPanels.swift) must match bit for bit.
     /// `scratch` holds at least 256 bytes.
     @inline(__always)
-    public static func dot(_ type: GGMLType, _ w: UnsafeRawPointer, _ a: QuantizedActivations, row r: Int,
+    public static func dotReference(_ type: GGMLType, _ w: UnsafeRawPointer, _ a: QuantizedActivations, row r: Int,
                            scratch q: UnsafeMutablePointer<Int8>) -> Float {
         let n = a.n
         let aq = a.qs + r * n
@@ -162,6 +163,7 @@ public enum QuantizedDot {
 extension Matmul {
     /// y[t, r] = Σ_i W[r, i] · x[t, i] with activations quantized to 8 bits (llama.cpp's numerics).
     /// Falls back to the float reference for weight types without an integer dot product.
+    /// Four weight rows at a time in SIMD (QuantizedPanels.swift), bit-identical to `quantizedReference`.
     public static func quantized(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                  tokens: Int, pool: ThreadPool) {
         guard QuantizedDot.supports(w.type), let format = ActivationFormat.for(w.type) else {
@@ -169,10 +171,22 @@ extension Matmul {
             return
         }
         let act = QuantizedActivations(format: format, n: w.cols, rows: tokens)
-        let xs = UnsafeSendable(x)
-        pool.parallelFor(tokens) { range in
-            for t in range { act.quantizeRow(xs.pointer + t * w.cols, row: t) }
+        act.quantize(x, pool: pool)
+        let ys = UnsafeSendable(y)
+        pool.parallelFor((w.rows + 3) / 4) { panels in
+            QuantizedPanels.run(w, act, y: ys.pointer, tokens: tokens, panels: panels)
         }
+    }
+
+    /// `quantized` with the scalar per-row dot product `QuantizedDot.dotReference` (for tests).
+    public static func quantizedReference(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                                          tokens: Int, pool: ThreadPool) {
+        guard QuantizedDot.supports(w.type), let format = ActivationFormat.for(w.type) else {
+            reference(w, x: x, y: y, tokens: tokens, pool: pool)
+            return
+        }
+        let act = QuantizedActivations(format: format, n: w.cols, rows: tokens)
+        act.quantize(x, pool: pool)
         let rows = w.rows
         let ys = UnsafeSendable(y)
         pool.parallelFor(rows) { range in
@@ -181,7 +195,7 @@ extension Matmul {
             for r in range {
                 let row = w.row(r)
                 for t in 0..<tokens {
-                    ys.pointer[t * rows + r] = QuantizedDot.dot(w.type, row, act, row: t, scratch: scratch)
+                    ys.pointer[t * rows + r] = QuantizedDot.dotReference(w.type, row, act, row: t, scratch: scratch)
                 }
             }
         }

@@ -1,0 +1,313 @@
+// The fast path of `Matmul.quantized`: integer dot products of quantized weight rows with 8-bit
+// activations, four weight rows (a "panel") at a time, in Swift SIMD.
+//
+// Results are bit-identical to `QuantizedDot.dotReference`: every block's integer sum is exact
+// whatever order it is added in, and the float operations per block are the reference's, in
+// its order, one weight row per SIMD4<Float> lane (sum += d · ad[b] · Float(isum) …).
+//
+// Loop order per panel: for each weight block, decode the four rows' block once into 16-bit
+// lanes, then dot it with that block of every token's activations, accumulating into one
+// SIMD4<Float> per token. Each weight byte is read once per call; panels are split across threads.
+//
+// Lane layout: 32 int8 values loaded as SIMD16<Int16> give the even elements as the sign-extended
+// low bytes `(v << 8) >> 8` and the odd elements as `v >> 8`. Weights are decoded straight into
+// that even/odd layout, so a block's dot product is `e·xe + o·xo` in 16-bit lanes (each lane is at
+// most 2·128·127 < 2^15), widened to 32 bits by adding lane pairs.
+import Core
+
+typealias I16x16 = SIMD16<Int16>
+typealias I16x8 = SIMD8<Int16>
+
+// MARK: - Lane helpers
+
+/// Even and odd int8 elements of 32 bytes read as 16 Int16 lanes, sign-extended.
+@inline(__always)
+func splitBytes(_ v: I16x16) -> (even: I16x16, odd: I16x16) { ((v &<< 8) &>> 8, v &>> 8) }
+
+/// Sums adjacent Int16 lane pairs into Int32 lanes.
+@inline(__always)
+func widenPairs(_ p: I16x16) -> SIMD8<Int32> {
+    let q = unsafeBitCast(p, to: SIMD8<Int32>.self)
+    return ((q &<< 16) &>> 16) &+ (q &>> 16)
+}
+
+/// [Σa, Σb, Σc, Σd] by a transposed shuffle tree.
+@inline(__always)
+func sum4(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>, _ c: SIMD8<Int32>, _ d: SIMD8<Int32>) -> SIMD4<Int32> {
+    let ab = SIMD8(lowHalf: a.lowHalf &+ a.highHalf, highHalf: b.lowHalf &+ b.highHalf)
+    let cd = SIMD8(lowHalf: c.lowHalf &+ c.highHalf, highHalf: d.lowHalf &+ d.highHalf)
+    let all = SIMD8(lowHalf: ab.evenHalf &+ ab.oddHalf, highHalf: cd.evenHalf &+ cd.oddHalf)
+    return all.evenHalf &+ all.oddHalf
+}
+
+@inline(__always)
+func loadI16x16(_ p: UnsafeRawPointer, _ offset: Int) -> I16x16 { p.loadUnaligned(fromByteOffset: offset, as: I16x16.self) }
+
+@inline(__always)
+func half4(_ p: (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer), _ offset: Int) -> SIMD4<Float> {
+    SIMD4(halfToFloat(p.0.loadUnaligned(fromByteOffset: offset, as: UInt16.self)),
+          halfToFloat(p.1.loadUnaligned(fromByteOffset: offset, as: UInt16.self)),
+          halfToFloat(p.2.loadUnaligned(fromByteOffset: offset, as: UInt16.self)),
+          halfToFloat(p.3.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+}
+
+/// 16 packed nibbles (bytes j, j+1 …) as the even/odd lanes of the 32 elements they encode:
+/// element j = low nibble of byte j, element j + 16 = high nibble of byte j.
+@inline(__always)
+func nibbles32(_ blk: UnsafeRawPointer, _ offset: Int) -> (I16x16, I16x16) {
+    let u = blk.loadUnaligned(fromByteOffset: offset, as: I16x8.self)
+    let m = I16x8(repeating: 0xF)
+    return (I16x16(lowHalf: u & m, highHalf: (u &>> 4) & m), I16x16(lowHalf: (u &>> 8) & m, highHalf: (u &>> 12) & m))
+}
+
+/// The fifth bits (as 16) of q5_0 / q5_1: bit j of qh belongs to element j.
+@inline(__always)
+func fifthBits32(_ qh: UInt32) -> (I16x16, I16x16) {
+    let v = I16x16(lowHalf: I16x8(repeating: Int16(truncatingIfNeeded: qh)),
+                   highHalf: I16x8(repeating: Int16(truncatingIfNeeded: qh >> 16)))
+    let evenBits = I16x16(1, 4, 16, 64, 256, 1024, 4096, 16384, 1, 4, 16, 64, 256, 1024, 4096, 16384)
+    let oddBits = evenBits &<< 1
+    let zero = I16x16(), sixteen = I16x16(repeating: 16)
+    return (zero.replacing(with: sixteen, where: (v & evenBits) .!= zero),
+            zero.replacing(with: sixteen, where: (v & oddBits) .!= zero))
+}
+
+// MARK: - 32-element blocks (q4_0, q4_1, q5_0, q5_1, q8_0)
+
+protocol Block32 {
+    /// Whether the block carries a min (x = d·q + m): q4_1, q5_1.
+    static var hasMin: Bool { get }
+    /// The block's 32 integers as even/odd lanes.
+    static func decode(_ blk: UnsafeRawPointer) -> (I16x16, I16x16)
+}
+
+enum BlockQ4_0: Block32 {
+    static var hasMin: Bool { false }
+    @inline(__always) static func decode(_ blk: UnsafeRawPointer) -> (I16x16, I16x16) {
+        let (e, o) = nibbles32(blk, 2)
+        return (e &- 8, o &- 8)
+    }
+}
+
+enum BlockQ4_1: Block32 {
+    static var hasMin: Bool { true }
+    @inline(__always) static func decode(_ blk: UnsafeRawPointer) -> (I16x16, I16x16) { nibbles32(blk, 4) }
+}
+
+enum BlockQ5_0: Block32 {
+    static var hasMin: Bool { false }
+    @inline(__always) static func decode(_ blk: UnsafeRawPointer) -> (I16x16, I16x16) {
+        let (e, o) = nibbles32(blk, 6)
+        let (he, ho) = fifthBits32(blk.loadUnaligned(fromByteOffset: 2, as: UInt32.self))
+        return ((e | he) &- 16, (o | ho) &- 16)
+    }
+}
+
+enum BlockQ5_1: Block32 {
+    static var hasMin: Bool { true }
+    @inline(__always) static func decode(_ blk: UnsafeRawPointer) -> (I16x16, I16x16) {
+        let (e, o) = nibbles32(blk, 8)
+        let (he, ho) = fifthBits32(blk.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        return (e | he, o | ho)
+    }
+}
+
+enum BlockQ8_0: Block32 {
+    static var hasMin: Bool { false }
+    @inline(__always) static func decode(_ blk: UnsafeRawPointer) -> (I16x16, I16x16) { splitBytes(loadI16x16(blk, 2)) }
+}
+
+/// One panel's inputs and per-thread scratch.
+struct Panel {
+    let w: WeightMatrix
+    let a: QuantizedActivations
+    let tokens: Int
+    let y: UnsafeMutablePointer<Float>
+    /// [tokens] per-token accumulators, lane i = row r0 + i.
+    let acc: UnsafeMutablePointer<SIMD4<Float>>
+    /// K-quants: [4 rows, 16] decoded 32-element groups (even, odd) and their scales.
+    let groups: UnsafeMutablePointer<I16x16>
+    let groupScales: UnsafeMutablePointer<SIMD8<Int32>>
+
+    /// The four rows of the panel at `r0` (rows past the end repeat the last row).
+    @inline(__always)
+    func rows(_ r0: Int) -> (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer) {
+        let last = w.rows - 1
+        return (w.row(r0), w.row(min(r0 + 1, last)), w.row(min(r0 + 2, last)), w.row(min(r0 + 3, last)))
+    }
+
+    @inline(__always)
+    func store(_ r0: Int) {
+        let rows = w.rows, valid = min(4, rows - r0)
+        for t in 0..<tokens {
+            let v = acc[t], out = y + t * rows + r0
+            for i in 0..<valid { out[i] = v[i] }
+        }
+    }
+}
+
+extension Panel {
+    @inline(__always)
+    func run32<B: Block32>(_: B.Type, r0: Int) {
+        let p = rows(r0)
+        let n = w.cols, blocks = n / 32, size = w.type.typeSize
+        for t in 0..<tokens { acc[t] = SIMD4() }
+        for b in 0..<blocks {
+            let off = b * size
+            let (e0, o0) = B.decode(p.0 + off), (e1, o1) = B.decode(p.1 + off)
+            let (e2, o2) = B.decode(p.2 + off), (e3, o3) = B.decode(p.3 + off)
+            let d = half4(p, off)
+            let m = B.hasMin ? half4(p, off + 2) : SIMD4<Float>()
+            var x = UnsafeRawPointer(a.qs + b * 32)
+            var ad = a.scales + b, asum = a.sums + b
+            for t in 0..<tokens {
+                let (xe, xo) = splitBytes(x.loadUnaligned(as: I16x16.self))
+                let isum = sum4(widenPairs(e0 &* xe &+ o0 &* xo), widenPairs(e1 &* xe &+ o1 &* xo),
+                                widenPairs(e2 &* xe &+ o2 &* xo), widenPairs(e3 &* xe &+ o3 &* xo))
+                if B.hasMin {
+                    acc[t] += d * SIMD4(repeating: ad.pointee) * SIMD4<Float>(isum) + m * SIMD4(repeating: asum.pointee)
+                } else {
+                    acc[t] += d * SIMD4(repeating: ad.pointee) * SIMD4<Float>(isum)
+                }
+                x += n; ad += blocks; asum += blocks
+            }
+        }
+        store(r0)
+    }
+}
+
+// MARK: - K-quants (q4_K, q5_K, q6_K)
+
+extension Panel {
+    /// Dots the 8 decoded groups of 32 (lanes scaled per group) of each of the four rows with
+    /// token `t`'s superblock `b`: Σ_g scale_g · (group g · x_g), exact in Int32.
+    @inline(__always)
+    func superblockSums(_ x: UnsafeRawPointer) -> SIMD4<Int32> {
+        var s0 = SIMD8<Int32>(), s1 = SIMD8<Int32>(), s2 = SIMD8<Int32>(), s3 = SIMD8<Int32>()
+        for g in 0..<8 {
+            let (xe, xo) = splitBytes(loadI16x16(x, g * 32))
+            s0 &+= widenPairs(groups[2 * g] &* xe &+ groups[2 * g + 1] &* xo) &* groupScales[g]
+            s1 &+= widenPairs(groups[16 + 2 * g] &* xe &+ groups[16 + 2 * g + 1] &* xo) &* groupScales[8 + g]
+            s2 &+= widenPairs(groups[32 + 2 * g] &* xe &+ groups[32 + 2 * g + 1] &* xo) &* groupScales[16 + g]
+            s3 &+= widenPairs(groups[48 + 2 * g] &* xe &+ groups[48 + 2 * g + 1] &* xo) &* groupScales[24 + g]
+        }
+        return sum4(s0, s1, s2, s3)
+    }
+
+    /// q4_K / q5_K: x = d·sc·q − dmin·m per sub-block of 32.
+    @inline(__always)
+    func runK4(five: Bool, r0: Int) {
+        let p = rows(r0)
+        let rowPointers = [p.0, p.1, p.2, p.3]
+        let n = w.cols, blocks = n / 256, size = w.type.typeSize
+        let qsOffset = five ? 48 : 16
+        var mins = [SIMD4<Int32>](repeating: SIMD4(), count: 8)
+        for t in 0..<tokens { acc[t] = SIMD4() }
+        for b in 0..<blocks {
+            let off = b * size
+            for i in 0..<4 {
+                let blk = rowPointers[i] + off
+                for c in 0..<4 {
+                    let u = loadI16x16(blk, qsOffset + 32 * c)
+                    let m = I16x16(repeating: 0xF)
+                    var lo = (u & m, (u &>> 8) & m), hi = ((u &>> 4) & m, (u &>> 12) & m)
+                    if five {
+                        let h = loadI16x16(blk, 16), one = I16x16(repeating: 1)
+                        let s = Int16(2 * c)
+                        lo.0 |= ((h &>> s) & one) &<< 4
+                        lo.1 |= ((h &>> (s + 8)) & one) &<< 4
+                        hi.0 |= ((h &>> (s + 1)) & one) &<< 4
+                        hi.1 |= ((h &>> (s + 9)) & one) &<< 4
+                    }
+                    groups[16 * i + 4 * c] = lo.0; groups[16 * i + 4 * c + 1] = lo.1
+                    groups[16 * i + 4 * c + 2] = hi.0; groups[16 * i + 4 * c + 3] = hi.1
+                    let (sc0, m0) = QuantizedDot.scaleMinK4(blk + 4, 2 * c)
+                    let (sc1, m1) = QuantizedDot.scaleMinK4(blk + 4, 2 * c + 1)
+                    groupScales[8 * i + 2 * c] = SIMD8(repeating: Int32(sc0))
+                    groupScales[8 * i + 2 * c + 1] = SIMD8(repeating: Int32(sc1))
+                    mins[2 * c][i] = Int32(m0)
+                    mins[2 * c + 1][i] = Int32(m1)
+                }
+            }
+            let d = half4(p, off), dmin = half4(p, off + 2)
+            for t in 0..<tokens {
+                let sumi = superblockSums(UnsafeRawPointer(a.qs + t * n + b * 256))
+                let bsums = a.sums + t * (n / 16) + b * 16
+                var summ = SIMD4<Int32>()
+                for s in 0..<8 { summ &+= mins[s] &* SIMD4(repeating: Int32(bsums[2 * s] + bsums[2 * s + 1])) }
+                let scale = SIMD4<Float>(repeating: a.scales[t * blocks + b])
+                acc[t] += (d * scale) * SIMD4<Float>(sumi) - (dmin * scale) * SIMD4<Float>(summ)
+            }
+        }
+        store(r0)
+    }
+
+    /// q6_K: x = d·sc·(q − 32) per sub-block of 16.
+    @inline(__always)
+    func runQ6K(r0: Int) {
+        let p = rows(r0)
+        let rowPointers = [p.0, p.1, p.2, p.3]
+        let n = w.cols, blocks = n / 256
+        for t in 0..<tokens { acc[t] = SIMD4() }
+        for b in 0..<blocks {
+            let off = b * 210
+            for i in 0..<4 {
+                let blk = rowPointers[i] + off
+                for half in 0..<2 {
+                    let a0 = loadI16x16(blk, 64 * half), b0 = loadI16x16(blk, 64 * half + 32)
+                    let h = loadI16x16(blk, 128 + 32 * half)
+                    let f = I16x16(repeating: 0xF), three = I16x16(repeating: 3), bias = I16x16(repeating: 32)
+                    // Group g of this half: (low bits source, nibble shift, high-bit shift).
+                    func group(_ q: I16x16, _ ns: Int16, _ hs: Int16) -> (I16x16, I16x16) {
+                        (((q &>> ns) & f | ((h &>> hs) & three) &<< 4) &- bias,
+                         ((q &>> (ns + 8)) & f | ((h &>> (hs + 8)) & three) &<< 4) &- bias)
+                    }
+                    let g0 = group(a0, 0, 0), g1 = group(b0, 0, 2), g2 = group(a0, 4, 4), g3 = group(b0, 4, 6)
+                    let base = 16 * i + 8 * half
+                    groups[base] = g0.0; groups[base + 1] = g0.1; groups[base + 2] = g1.0; groups[base + 3] = g1.1
+                    groups[base + 4] = g2.0; groups[base + 5] = g2.1; groups[base + 6] = g3.0; groups[base + 7] = g3.1
+                    for g in 0..<4 {
+                        let k = 4 * half + g
+                        let sc0 = Int32(blk.load(fromByteOffset: 192 + 2 * k, as: Int8.self))
+                        let sc1 = Int32(blk.load(fromByteOffset: 192 + 2 * k + 1, as: Int8.self))
+                        groupScales[8 * i + k] = SIMD8(lowHalf: SIMD4(repeating: sc0), highHalf: SIMD4(repeating: sc1))
+                    }
+                }
+            }
+            let d = half4(p, off + 208)
+            for t in 0..<tokens {
+                let sumi = superblockSums(UnsafeRawPointer(a.qs + t * n + b * 256))
+                acc[t] += (d * SIMD4(repeating: a.scales[t * blocks + b])) * SIMD4<Float>(sumi)
+            }
+        }
+        store(r0)
+    }
+}
+
+// MARK: - Entry
+
+enum QuantizedPanels {
+    /// y[t, r] for the panels (of four rows) in `panels`; `a` holds the quantized activations.
+    static func run(_ w: WeightMatrix, _ a: QuantizedActivations, y: UnsafeMutablePointer<Float>, tokens: Int,
+                    panels: Range<Int>) {
+        let acc = UnsafeMutablePointer<SIMD4<Float>>.allocate(capacity: tokens)
+        let groups = UnsafeMutablePointer<I16x16>.allocate(capacity: 64)
+        let groupScales = UnsafeMutablePointer<SIMD8<Int32>>.allocate(capacity: 32)
+        defer { acc.deallocate(); groups.deallocate(); groupScales.deallocate() }
+        let panel = Panel(w: w, a: a, tokens: tokens, y: y, acc: acc, groups: groups, groupScales: groupScales)
+        for p in panels {
+            let r0 = 4 * p
+            switch w.type {
+            case .q4_0: panel.run32(BlockQ4_0.self, r0: r0)
+            case .q4_1: panel.run32(BlockQ4_1.self, r0: r0)
+            case .q5_0: panel.run32(BlockQ5_0.self, r0: r0)
+            case .q5_1: panel.run32(BlockQ5_1.self, r0: r0)
+            case .q8_0: panel.run32(BlockQ8_0.self, r0: r0)
+            case .q4_K: panel.runK4(five: false, r0: r0)
+            case .q5_K: panel.runK4(five: true, r0: r0)
+            case .q6_K: panel.runQ6K(r0: r0)
+            default: preconditionFailure("no integer dot product for \(w.type)")
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+// The SIMD matmul on quantized weights (`Matmul.quantized`, QuantizedPanels.swift) must equal the
+// scalar reference (`Matmul.quantizedReference`, one `QuantizedDot.dotReference` per row and
+// token) bit for bit: integer block sums are exact and the float operations per block are the
+// same, in the same order. Weights are random bytes with moderate f16 scales, so every code
+// (q8_0's −128, all nibbles and high bits) occurs; row counts are odd so the last four-row
+// panel is partial. The activation quantizer is checked against a slow re-implementation.
+
+import XCTest
+import Core
+import CPUKernels
+
+final class QuantizedDotTests: XCTestCase {
+    static let types: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+
+    /// Byte offsets of a block's f16 scale fields (d, m, dmin).
+    static func halfFields(_ type: GGMLType) -> [Int] {
+        switch type {
+        case .q4_1, .q5_1, .q4_K, .q5_K: return [0, 2]
+        case .q6_K: return [208]
+        default: return [0]
+        }
+    }
+
+    /// Random blocks of `type` for a [rows, cols] matrix.
+    static func randomWeights(_ type: GGMLType, rows: Int, cols: Int, rng: inout SeededRNG) -> [UInt8] {
+        var bytes = rng.bytes(type.byteCount(elements: cols) * rows)
+        let blocks = rows * cols / type.blockSize
+        for b in 0..<blocks {
+            for field in halfFields(type) {
+                let h = floatToHalf(Float.random(in: -0.05...0.05, using: &rng))
+                bytes[b * type.typeSize + field] = UInt8(h & 0xFF)
+                bytes[b * type.typeSize + field + 1] = UInt8(h >> 8)
+            }
+        }
+        return bytes
+    }
+
+    static func randomActivations(_ count: Int, rng: inout SeededRNG) -> [Float] {
+        var x = rng.gaussians(count)
+        // An all-zero block (d = 0) and a block dominated by one negative value.
+        for i in 0..<min(32, count) { x[i] = 0 }
+        if count > 64 { x[40] = -30 }
+        return x
+    }
+
+    func testSIMDMatchesReferenceBitForBit() {
+        var rng = SeededRNG(seed: 42)
+        for threads in [1, 2] {
+            let pool = ThreadPool(threads: threads)
+            for type in Self.types {
+                let colsChoices = type.blockSize == 256 ? [256, 768] : [32, 96, 576]
+                for cols in colsChoices {
+                    for rows in [1, 3, 5, 13] {
+                        let bytes = Self.randomWeights(type, rows: rows, cols: cols, rng: &rng)
+                        for tokens in [1, 2, 3, 8] {
+                            let x = Self.randomActivations(tokens * cols, rng: &rng)
+                            var fast = [Float](repeating: .nan, count: tokens * rows)
+                            var slow = [Float](repeating: .nan, count: tokens * rows)
+                            bytes.withUnsafeBytes { w in
+                                let m = WeightMatrix(type: type, rows: rows, cols: cols, data: w.baseAddress!)
+                                x.withUnsafeBufferPointer { xp in
+                                    Matmul.quantized(m, x: xp.baseAddress!, y: &fast, tokens: tokens, pool: pool)
+                                    Matmul.quantizedReference(m, x: xp.baseAddress!, y: &slow, tokens: tokens, pool: pool)
+                                }
+                            }
+                            let mismatch = fast.indices.first { fast[$0].bitPattern != slow[$0].bitPattern }
+                            XCTAssertNil(mismatch, "type=\(type) rows=\(rows) cols=\(cols) tokens=\(tokens) threads=\(threads): "
+                                         + "\(mismatch.map { "y[\($0)] = \(fast[$0]) vs \(slow[$0])" } ?? "")")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: - Activation quantizer
+
+    /// Round half to even computed in Double (exact for the products of two floats' range here).
+    static func roundEven(_ v: Float) -> Float { Float(Double(v).rounded(.toNearestOrEven)) }
+
+    func testActivationQuantizerMatchesSlowVersion() {
+        var rng = SeededRNG(seed: 7)
+        let n = 512, rows = 3
+        let x = Self.randomActivations(rows * n, rng: &rng)
+        for format in [ActivationFormat.q8_0, .q8_1, .q8_K] {
+            let a = QuantizedActivations(format: format, n: n, rows: rows)
+            x.withUnsafeBufferPointer { a.quantize($0.baseAddress!, pool: ThreadPool(threads: 2)) }
+            for r in 0..<rows {
+                let row = Array(x[(r * n)..<((r + 1) * n)])
+                let bs = format.blockSize
+                for b in 0..<(n / bs) {
+                    let block = Array(row[(b * bs)..<((b + 1) * bs)])
+                    var q = [Int8](repeating: 0, count: bs)
+                    var d: Float = 0
+                    if format == .q8_K {
+                        // The element of largest magnitude (first one on ties), with its sign.
+                        var mx: Float = 0
+                        for v in block where abs(v) > abs(mx) { mx = v }
+                        if mx != 0 {
+                            let iscale = -127 / mx
+                            q = block.map { Int8(min(127, Self.roundEven(iscale * $0))) }
+                            d = 1 / iscale
+                        }
+                        for j in 0..<16 {
+                            let s = q[(j * 16)..<((j + 1) * 16)].reduce(0) { $0 + Int($1) }
+                            XCTAssertEqual(a.sums[r * (n / 16) + b * 16 + j], Float(s), "\(format) bsum row \(r) block \(b)")
+                        }
+                        XCTAssertEqual(a.scales[r * (n / 256) + b].bitPattern, d.bitPattern, "\(format) d row \(r) block \(b)")
+                    } else {
+                        let amax = block.map { abs($0) }.max()!
+                        let id: Float = amax == 0 ? 0 : 127 / amax
+                        q = block.map { Int8(Self.roundEven($0 * id)) }
+                        d = halfToFloat(floatToHalf(amax / 127))
+                        XCTAssertEqual(a.scales[r * (n / 32) + b].bitPattern, d.bitPattern, "\(format) d row \(r) block \(b)")
+                        if format == .q8_1 {
+                            let s = halfToFloat(floatToHalf(amax / 127 * Float(q.reduce(0) { $0 + Int($1) })))
+                            XCTAssertEqual(a.sums[r * (n / 32) + b].bitPattern, s.bitPattern, "\(format) s row \(r) block \(b)")
+                        }
+                    }
+                    for i in 0..<bs {
+                        XCTAssertEqual(a.qs[r * n + b * bs + i], q[i], "\(format) q row \(r) element \(b * bs + i)")
+                    }
+                }
+            }
+        }
+    }
+}
