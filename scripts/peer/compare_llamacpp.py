@@ -22,7 +22,8 @@ Flash attention is on (our engine's f16 KV cache uses flash-attention numerics; 
 
 swiftkt runs as a separate process, `swiftkt bench -m FILE -p .. -n .. -t .. -r 1 -o json`,
 once per repetition (each invocation loads the model and does its own untimed warm-up run of
-every test). llama.cpp gets one untimed warm-up run of every test at start. The two engines
+every test; --swiftkt-warmup off skips it, which costs the first run only its page faults on
+the mmapped weights). llama.cpp gets one untimed warm-up run of every test at start. The two engines
 alternate per repetition (llama.cpp first on even repetitions, swiftkt first on odd ones) so
 that slow drift of a shared machine hits both alike.
 
@@ -162,9 +163,11 @@ class LlamaCppBench:
 # MARK: - swiftkt side
 
 def swiftkt_run(binary: str, model: str, prompts: list[int], gens: list[int], threads: list[int],
-                batch: int) -> list[dict]:
+                batch: int, warmup: bool) -> list[dict]:
     cmd = [binary, "bench", "-m", model, "-p", ",".join(map(str, prompts)), "-n", ",".join(map(str, gens)),
            "-t", ",".join(map(str, threads)), "-r", "1", "-b", str(batch), "-o", "json"]
+    if not warmup:
+        cmd.append("--no-warmup")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
@@ -183,6 +186,8 @@ def main() -> None:
     ap.add_argument("-b", "--batch-size", type=int, default=512)
     ap.add_argument("--swiftkt", default=".build/release/swiftkt", help="swiftkt binary")
     ap.add_argument("--flash-attn", choices=["on", "off"], default="on")
+    ap.add_argument("--swiftkt-warmup", choices=["on", "off"], default="on",
+                    help="off: skip swiftkt's per-invocation warm-up run (halves its time when it is slow)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--json", help="also write every sample to this file")
     args = ap.parse_args()
@@ -219,7 +224,7 @@ def main() -> None:
                         theirs.setdefault((t, p, g), []).append(ts)
                         log(f"rep {rep + 1}/{args.repetitions} llama.cpp t={t} {'pp%d' % p if p else 'tg%d' % g}: {ts:.2f} t/s")
             else:
-                for row in swiftkt_run(args.swiftkt, model, prompts, gens, threads, args.batch_size):
+                for row in swiftkt_run(args.swiftkt, model, prompts, gens, threads, args.batch_size, args.swiftkt_warmup == "on"):
                     key = (row["n_threads"], row["n_prompt"], row["n_gen"])
                     ours.setdefault(key, []).extend(row["samples_ts"])
                     meta[key] = row
@@ -231,7 +236,7 @@ def main() -> None:
 
     first = next(iter(meta.values()))
     print(f"machine: {machine_line()}; load average before {load_before}, after {load_average()}")
-    print(f"swiftkt {first['build_commit']} (kernels {first['kernels']}); llama.cpp via llama-cpp-python "
+    print(f"swiftkt {first['build_commit']} (kernels {first['kernels']}, warm-up {args.swiftkt_warmup}); llama.cpp via llama-cpp-python "
           f"{llama_cpp.__version__} (flash-attn {args.flash_attn}, ctypes call {call_ns * 1e-3:.2f} µs); "
           f"script at {git_commit()}; {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}")
     print(f"model: {os.path.basename(model)} ({first['model_type']}, {first['model_size'] / 1048576:.2f} MiB, "
