@@ -17,4 +17,15 @@ echo "== real models"
 echo "== tests"
 # The GGUF header fuzz runs 1,400 cases per unit of scale; release builds afford 4,200.
 export SWIFTKT_FUZZ_CASES="${SWIFTKT_FUZZ_CASES:-3}"
-swift test -c release -Xswiftc -enable-testing "$@"
+log=$(mktemp)
+set +e
+swift test -c release -Xswiftc -enable-testing --disable-swift-testing "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One plain closing line for tools: "N passed, M failed" from XCTest's final summary.
+summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1)
+total=$(echo "$summary" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
+failed=$(echo "$summary" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+rm -f "$log"
+if [ -n "$summary" ]; then echo "$((total - failed)) passed, $failed failed"; fi
+exit "$status"
