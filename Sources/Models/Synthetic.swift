@@ -95,7 +95,7 @@ public enum SyntheticModel {
         func meta(_ key: String, _ v: GGUFValue) { w.set(key, v) }
         meta("general.architecture", .string(arch))
         meta("general.name", .string("synthetic \(arch) \(s.name) \(type)"))
-        meta("general.file_type", .uint32(1))
+        meta("general.file_type", .uint32(fileType(type)))
         meta("\(arch).context_length", .uint32(UInt32(s.contextLength)))
         meta("\(arch).embedding_length", .uint32(UInt32(s.embedding)))
         meta("\(arch).block_count", .uint32(UInt32(s.blockCount)))
@@ -155,6 +155,29 @@ public enum SyntheticModel {
             try matrix("output.weight", rows: s.vocab, cols: s.embedding)
         }
         return w
+    }
+
+    /// llama.cpp's `llama_ftype` for a file whose 2-D weights are `type` (`general.file_type`;
+    /// llama.cpp only prints it, but it should not claim F16 for a Q4_K file).
+    static func fileType(_ type: GGMLType) -> UInt32 {
+        switch type {
+        case .f32: return 0
+        case .f16: return 1
+        case .q4_0: return 2
+        case .q4_1: return 3
+        case .q8_0: return 7
+        case .q5_0: return 8
+        case .q5_1: return 9
+        case .q2_K: return 10
+        case .q3_K: return 11   // Q3_K_S
+        case .q4_K: return 14   // Q4_K_S
+        case .q5_K: return 16   // Q5_K_S
+        case .q6_K: return 18
+        case .iq4_nl: return 25
+        case .iq4_xs: return 30
+        case .bf16: return 32
+        default: return 1024    // LLAMA_FTYPE_GUESSED
+        }
     }
 
     /// Random N(0, std²) rows quantized to `type` (pooled for large tensors, see the banner).
