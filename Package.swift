@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // Tensor views, quant types and block layouts, thread pool, errors.
@@ -25,10 +26,18 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["Core", "GGUF"]),
         // A Jinja subset for chat templates (no dependencies).
         .target(name: "ChatTemplate"),
-        // Architectures: hyperparameters, tensor tables, forward passes.
-        .target(name: "Models", dependencies: ["Core", "GGUF", "CPUKernels"], swiftSettings: optimize),
+        // Operator protocols, today's CPU implementations and the registry by name (devices,
+        // module kinds, kwargs schema). Rules choose among them; models call them through protocols.
+        .target(name: "Operators", dependencies: ["Core", "CPUKernels"], swiftSettings: optimize),
+        // Architectures: hyperparameters, tensor tables, module trees, forward passes.
+        .target(name: "Models", dependencies: ["Core", "GGUF", "CPUKernels", "Operators"], swiftSettings: optimize),
+        // YAML rules → typed rules → placement plan; shipped rule files; the plan printer.
+        .target(name: "Injection", dependencies: [
+            "Core", "GGUF", "Models", "Operators", .product(name: "Yams", package: "Yams"),
+        ]),
         // Composition root: loading, model store, sessions, sampling, generation.
-        .target(name: "Engine", dependencies: ["Core", "GGUF", "CPUKernels", "Tokenizer", "ChatTemplate", "Models"]),
+        .target(name: "Engine", dependencies: ["Core", "GGUF", "CPUKernels", "Tokenizer", "ChatTemplate", "Models",
+                                               "Operators", "Injection"]),
         .executableTarget(name: "swiftkt", dependencies: [
             "Engine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -38,6 +47,8 @@ let package = Package(
         .testTarget(name: "GGUFTests", dependencies: ["Core", "GGUF"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "InjectionTests", dependencies: ["Injection", "Engine", "Models", "Operators", "GGUF", "Core"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelTests", dependencies: ["Engine", "Models", "GGUF", "Core"], exclude: ["Fixtures"]),
     ]
 )

@@ -5,7 +5,9 @@ import Core
 import CPUKernels
 import Foundation
 import GGUF
+import Injection
 import Models
+import Operators
 import Tokenizer
 
 public struct LoadOptions: Sendable {
@@ -13,8 +15,13 @@ public struct LoadOptions: Sendable {
     public var contextSize: Int?
     /// Worker threads, the caller included.
     public var threads: Int = ProcessInfo.processInfo.activeProcessorCount
-    /// "auto" (fastest available) or "reference" (scalar kernels, for debugging).
+    /// "auto" (fastest available) or "reference" (scalar kernels, for debugging): a shorthand
+    /// for the shipped rule files cpu.yaml and cpu-reference.yaml.
     public var kernels: String = "auto"
+    /// A rules file (YAML) placing every module; nil = the shipped one for the architecture.
+    public var rules: String?
+    /// Rules that match nothing are errors instead of warnings.
+    public var strictRules = false
     /// Prompt tokens per forward call during prefill.
     public var batchSize: Int = 512
 
@@ -49,6 +56,10 @@ public final class LoadedModel: @unchecked Sendable {
     public let options: LoadOptions
     public let context: ForwardContext
     public let contextSize: Int
+    /// Which operator runs each module, on which device.
+    public let placement: PlacementPlan
+    /// The rules used and why ("rules/cpu.yaml (shipped default for llama on cpu)").
+    public let rulesDescription: String
 
     public static let kernelSets: [String: KernelSet] = ["reference": .reference, "quantized": .quantized, "auto": .quantized]
 
@@ -56,12 +67,23 @@ public final class LoadedModel: @unchecked Sendable {
         guard let kernels = LoadedModel.kernelSets[options.kernels] else {
             throw EngineError.unknownKernels(options.kernels, valid: LoadedModel.kernelSets.keys.sorted())
         }
+        if options.rules != nil, options.kernels != "auto" {
+            throw EngineError.invalidOption("--kernels \(options.kernels) and --rules both choose operators; use one "
+                                            + "(rules/cpu-reference.yaml is what --kernels reference selects)")
+        }
         guard options.threads >= 1 else { throw EngineError.invalidOption("--threads must be at least 1") }
         guard options.batchSize >= 1 else { throw EngineError.invalidOption("--batch-size must be at least 1") }
         self.path = path
         self.options = options
         file = try GGUFFile.open(path)
         model = try Architectures.load(file: file)
+        let tree = try Architectures.moduleTree(file: file)
+        let choice = try RuleChoice.choose(path: options.rules, architecture: tree.architecture,
+                                           reference: kernels.cacheElement == .f32)
+        placement = try Placement.plan(tree: tree, rules: choice.file, strict: options.strictRules,
+                                       rulesSource: choice.description)
+        rulesDescription = choice.description
+        let binding = try Placement.binding(for: placement)
         tokenizer = try Tokenizer(gguf: file)
         let arch = file.architecture ?? ""
         if let source = file.string(.chatTemplate) {
@@ -75,7 +97,8 @@ public final class LoadedModel: @unchecked Sendable {
         let trained = model.hyperparameters.contextLength
         if let c = options.contextSize, c < 1 { throw EngineError.invalidOption("--ctx-size must be at least 1") }
         contextSize = options.contextSize ?? min(trained, 4096)
-        context = ForwardContext(pool: ThreadPool(threads: options.threads), kernels: kernels)
+        context = ForwardContext(pool: ThreadPool(threads: options.threads), operators: binding,
+                                 name: options.rules == nil ? kernels.name : "rules")
     }
 
     /// Renders a conversation with the model's chat template (or the built-in one for its family).

@@ -5,6 +5,12 @@ public protocol Architecture {
     /// Values of `general.architecture` this file implements.
     static var names: [String] { get }
     static func load(file: GGUFFile) throws -> DecoderModel
+    /// How the per-layer norms are named in the module tree (ModuleNames.swift).
+    static var naming: ModuleNames.Naming { get }
+}
+
+extension Architecture {
+    public static var naming: ModuleNames.Naming { .llama }
 }
 
 public enum Architectures {
@@ -12,12 +18,21 @@ public enum Architectures {
 
     public static var supportedNames: [String] { all.flatMap { $0.names } }
 
-    /// Builds the model described by `file` (weights stay mapped).
-    public static func load(file: GGUFFile) throws -> DecoderModel {
+    public static func architecture(of file: GGUFFile) throws -> any Architecture.Type {
         let arch = file.architecture
         guard let a = all.first(where: { $0.names.contains(arch ?? "") }) else {
             throw ModelError.unsupportedArchitecture(arch, supported: supportedNames)
         }
-        return try a.load(file: file)
+        return a
+    }
+
+    /// Builds the model described by `file` (weights stay mapped).
+    public static func load(file: GGUFFile) throws -> DecoderModel {
+        try architecture(of: file).load(file: file)
+    }
+
+    /// The module tree of `file`, from its tensor index alone (no weights are read).
+    public static func moduleTree(file: GGUFFile) throws -> ModuleTree {
+        try ModuleTree.build(file: file, naming: architecture(of: file).naming)
     }
 }

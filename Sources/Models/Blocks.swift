@@ -1,35 +1,44 @@
 // Shared building blocks of decoder-only transformers, composed by the architecture files:
 // a linear layer (weight + optional bias), self-attention with RoPE and a KV cache, and the
-// gated MLP (SwiGLU / GeGLU). No block names a device or a quant type.
+// gated MLP (SwiGLU / GeGLU). No block names a device or a quant type: each block knows its
+// module name (ModuleNames.swift) and runs the operator the placement bound to that name in
+// `ForwardContext.operators`, the prefill or generate one by the chunk's token count.
 //
 // Activation shapes: x [tokens, embedding] row-major float; q [tokens, heads, headDim];
 // k, v [tokens, kvHeads, headDim].
 import Core
 import CPUKernels
+import Operators
 
 // MARK: - Linear
 
 public struct Linear: Sendable {
+    /// Module name ("model.layers.3.self_attn.q_proj", "lm_head").
+    public let name: String
     /// [out, in]
     public let weight: WeightMatrix
     /// [out]
     public let bias: [Float]?
 
-    public init(weight: WeightMatrix, bias: [Float]? = nil) { self.weight = weight; self.bias = bias }
+    public init(name: String = "", weight: WeightMatrix, bias: [Float]? = nil) {
+        self.name = name; self.weight = weight; self.bias = bias
+    }
 
     public var inFeatures: Int { weight.cols }
     public var outFeatures: Int { weight.rows }
 
     /// y [tokens, out] = x [tokens, in] · Wᵀ + b.
     public func callAsFunction(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, tokens: Int, context: ForwardContext) {
-        context.kernels.matmul(weight, x, y, tokens, context.pool)
+        context.operators.linear(name, tokens: tokens).run(weight, x: x, y: y, tokens: tokens, pool: context.pool)
         if let b = bias {
             for t in 0..<tokens { Ops.add(y + t * outFeatures, b, count: outFeatures) }
         }
     }
 }
 
-/// The kernels and numerics a forward pass uses, chosen at load.
+/// A uniform choice of kernels and numerics for every module: `--kernels auto|reference`.
+/// Placement plans supersede it (a kernel set is the binding a one-rule file would give);
+/// it stays as a shorthand and for `cacheElement`, which sessions read.
 public struct KernelSet: Sendable {
     public var name: String
     public var matmul: @Sendable (WeightMatrix, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, ThreadPool) -> Void
@@ -51,13 +60,34 @@ public struct KernelSet: Sendable {
         name: "quantized",
         matmul: { w, x, y, tokens, pool in Matmul.quantized(w, x: x, y: y, tokens: tokens, pool: pool) },
         cacheElement: .f16, geluTable: true)
+
+    /// The same choice as an operator binding.
+    public var binding: OperatorBinding {
+        cacheElement == .f32
+            ? OperatorBinding(linear: LinearCPUReference(), attention: AttentionCPUExact(), mlp: MLPCPU(geluTable: geluTable))
+            : OperatorBinding(linear: LinearCPUQuantized(), attention: AttentionCPUFlashF16(), mlp: MLPCPU(geluTable: geluTable))
+    }
 }
 
 /// What every block needs during a forward pass.
 public struct ForwardContext: @unchecked Sendable {
     public let pool: ThreadPool
+    /// Summary of the numerics (KV cache element); blocks run `operators`.
     public let kernels: KernelSet
-    public init(pool: ThreadPool, kernels: KernelSet) { self.pool = pool; self.kernels = kernels }
+    /// Module name → operators, from the placement plan.
+    public let operators: OperatorBinding
+
+    public init(pool: ThreadPool, kernels: KernelSet) {
+        self.pool = pool; self.kernels = kernels; operators = kernels.binding
+    }
+
+    /// A context running `operators`; `name` labels the numerics (e.g. the rule file).
+    public init(pool: ThreadPool, operators: OperatorBinding, name: String) {
+        self.pool = pool; self.operators = operators
+        let f32 = operators.kvStorage == .f32
+        kernels = KernelSet(name: name, matmul: f32 ? KernelSet.reference.matmul : KernelSet.quantized.matmul,
+                            cacheElement: f32 ? .f32 : .f16, geluTable: !f32)
+    }
 }
 
 // MARK: - RMSNorm
@@ -95,6 +125,8 @@ public struct RopeSettings: Sendable {
 }
 
 public struct SelfAttention: Sendable {
+    /// Module name ("model.layers.3.self_attn").
+    public let name: String
     public let heads: Int
     public let kvHeads: Int
     public let headDim: Int
@@ -106,9 +138,9 @@ public struct SelfAttention: Sendable {
     public let window: Int?
     public let scale: Float
 
-    public init(heads: Int, kvHeads: Int, headDim: Int, q: Linear, k: Linear, v: Linear, o: Linear,
+    public init(name: String = "", heads: Int, kvHeads: Int, headDim: Int, q: Linear, k: Linear, v: Linear, o: Linear,
                 qNorm: RMSNorm? = nil, kNorm: RMSNorm? = nil, rope: RopeSettings, window: Int? = nil, scale: Float? = nil) {
-        self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+        self.name = name; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
         self.q = q; self.k = k; self.v = v; self.o = o; self.qNorm = qNorm; self.kNorm = kNorm
         self.rope = rope; self.window = window
         self.scale = scale ?? 1 / Float(headDim).squareRoot()
@@ -134,18 +166,12 @@ public struct SelfAttention: Sendable {
         for t in 0..<tokens {
             cache.store(position: Int(positions[t]), keys: kb + t * kvWidth, values: vb + t * kvWidth)
         }
-        switch cache.element {
-        case .f16:
-            Attention.flashF16(q: qb, k: cache.keys.assumingMemoryBound(to: UInt16.self),
-                               v: cache.values.assumingMemoryBound(to: UInt16.self), out: attn, tokens: tokens,
-                               heads: heads, kvHeads: kvHeads, headDim: headDim, positions: positions, window: window,
-                               scale: scale, pool: context.pool)
-        case .f32:
-            Attention.reference(q: qb, k: cache.keys.assumingMemoryBound(to: Float.self),
-                                v: cache.values.assumingMemoryBound(to: Float.self), out: attn, tokens: tokens,
-                                heads: heads, kvHeads: kvHeads, headDim: headDim, positions: positions, window: window,
-                                scale: scale, pool: context.pool)
-        }
+        let op = context.operators.attention(name, tokens: tokens)
+        precondition((op.storage == .f16) == (cache.element == .f16),
+                     "\(op.name) reads a \(op.storage) KV cache but the session's is \(cache.element)")
+        op.run(q: qb, keys: cache.keys, values: cache.values, out: attn,
+               shape: AttentionShape(tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, window: window, scale: scale),
+               positions: positions, pool: context.pool)
         o(attn, out, tokens: tokens, context: context)
     }
 
@@ -166,11 +192,13 @@ public struct SelfAttention: Sendable {
 
 public struct GatedMLP: Sendable {
     public enum Activation: Sendable { case silu, geluTanh }
+    /// Module name ("model.layers.3.mlp").
+    public let name: String
     public let gate: Linear, up: Linear, down: Linear
     public let activation: Activation
 
-    public init(gate: Linear, up: Linear, down: Linear, activation: Activation) {
-        self.gate = gate; self.up = up; self.down = down; self.activation = activation
+    public init(name: String = "", gate: Linear, up: Linear, down: Linear, activation: Activation) {
+        self.name = name; self.gate = gate; self.up = up; self.down = down; self.activation = activation
     }
 
     /// out [tokens, embedding] = down(act(gate(x)) · up(x)).
@@ -181,11 +209,7 @@ public struct GatedMLP: Sendable {
         defer { g.deallocate(); u.deallocate() }
         gate(x, g, tokens: tokens, context: context)
         up(x, u, tokens: tokens, context: context)
-        switch activation {
-        case .silu: Ops.gatedActivation(gate: g, up: u, count: tokens * ff, activation: .silu)
-        case .geluTanh:
-            Ops.gatedActivation(gate: g, up: u, count: tokens * ff, activation: context.kernels.geluTable ? .geluTable : .gelu)
-        }
+        context.operators.mlp(name, tokens: tokens).activate(gate: g, up: u, count: tokens * ff, gelu: activation == .geluTanh)
         down(g, out, tokens: tokens, context: context)
     }
 }

@@ -11,6 +11,7 @@ import GGUF
 
 public enum Gemma3: Architecture {
     public static let names = ["gemma3"]
+    public static let naming = ModuleNames.Naming.gemma
     static let slidingWindowPattern = 6
     static let localRopeBase: Float = 10_000
 

@@ -31,20 +31,20 @@ enum StandardLayer {
         let d = hp.embedding, qw = hp.headCount * hp.headDim, kw = hp.headCountKV * hp.headDim
         let vw = hp.headCountKV * hp.valueDim
         func linear(_ name: String, _ rows: Int, _ cols: Int) throws -> Linear {
-            Linear(weight: try w.matrix(p + name + ".weight", rows: rows, cols: cols),
+            Linear(name: ModuleNames.layerModule(i, name), weight: try w.matrix(p + name + ".weight", rows: rows, cols: cols),
                    bias: try w.optionalVector(p + name + ".bias", count: rows))
         }
         func norm(_ name: String, _ n: Int) throws -> RMSNorm {
             RMSNorm(weight: try w.vector(p + name + ".weight", count: n), epsilon: hp.rmsEpsilon)
         }
         let attention = SelfAttention(
-            heads: hp.headCount, kvHeads: hp.headCountKV, headDim: hp.headDim,
+            name: ModuleNames.layerPrefix + "\(i).self_attn", heads: hp.headCount, kvHeads: hp.headCountKV, headDim: hp.headDim,
             q: try linear("attn_q", qw, d), k: try linear("attn_k", kw, d), v: try linear("attn_v", vw, d),
             o: try linear("attn_output", d, hp.headCount * hp.valueDim),
             qNorm: qkNorm ? try norm("attn_q_norm", hp.headDim) : nil,
             kNorm: qkNorm ? try norm("attn_k_norm", hp.headDim) : nil,
             rope: rope, window: window)
-        let mlp = GatedMLP(gate: try linear("ffn_gate", hp.feedForward, d), up: try linear("ffn_up", hp.feedForward, d),
+        let mlp = GatedMLP(name: ModuleNames.layerPrefix + "\(i).mlp", gate: try linear("ffn_gate", hp.feedForward, d), up: try linear("ffn_up", hp.feedForward, d),
                            down: try linear("ffn_down", d, hp.feedForward), activation: activation)
         return DecoderLayer(attentionNorm: try norm("attn_norm", d), attention: attention,
                             postAttentionNorm: postNorms ? try norm("post_attention_norm", d) : nil,
@@ -59,6 +59,6 @@ enum StandardLayer {
         return DecoderModel(hyperparameters: hp, tokenEmbedding: embed, embeddingScale: embeddingScale, layers: layers,
                             outputNorm: RMSNorm(weight: try w.vector("output_norm.weight", count: hp.embedding),
                                                 epsilon: hp.rmsEpsilon),
-                            lmHead: Linear(weight: head), finalLogitSoftcap: finalLogitSoftcap)
+                            lmHead: Linear(name: "lm_head", weight: head), finalLogitSoftcap: finalLogitSoftcap)
     }
 }

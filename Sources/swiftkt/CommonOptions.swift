@@ -16,8 +16,14 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("b"), .customLong("batch-size")], help: "Prompt tokens per forward pass.")
     var batchSize: Int = 512
 
-    @Option(help: "Kernel set: auto or reference (scalar, for debugging).")
+    @Option(help: "Kernel set: auto or reference (scalar, for debugging); shorthand for rules/cpu.yaml or rules/cpu-reference.yaml.")
     var kernels: String = "auto"
+
+    @Option(help: "Rules file (YAML) choosing each module's operator and device (default: shipped rules for the architecture).")
+    var rules: String?
+
+    @Flag(name: .customLong("strict-rules"), help: "A rule that matches no module is an error, not a warning.")
+    var strictRules = false
 
     func load() throws -> LoadedModel {
         let path = try ModelStore.resolve(model)
@@ -26,12 +32,16 @@ struct ModelOptions: ParsableArguments {
         options.contextSize = contextSize
         options.batchSize = batchSize
         options.kernels = kernels
+        options.rules = rules
+        options.strictRules = strictRules
         let started = Date()
         let loaded = try LoadedModel(path: path, options: options)
         let h = loaded.model.hyperparameters
         log(String(format: "loaded %@ (%@, %d layers, %d threads, ctx %d, kernels %@) in %.2f s",
                    (path as NSString).lastPathComponent, h.architecture, h.blockCount, options.threads,
                    loaded.contextSize, options.kernels, Date().timeIntervalSince(started)))
+        log("rules: \(loaded.rulesDescription)")
+        for w in loaded.placement.warnings { log("warning: \(w)") }
         return loaded
     }
 }

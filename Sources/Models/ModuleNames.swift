@@ -1,0 +1,94 @@
+// The one table between GGUF tensor names and Hugging Face-style module names:
+//
+//   token_embd          ↔ model.embed_tokens                       Embedding
+//   rope_freqs          ↔ model.rotary_emb                         RotaryEmbedding
+//   blk.N.attn_norm     ↔ model.layers.N.input_layernorm           RMSNorm
+//   blk.N.attn_q        ↔ model.layers.N.self_attn.q_proj          Linear   (k_proj, v_proj, o_proj alike)
+//   blk.N.attn_q_norm   ↔ model.layers.N.self_attn.q_norm          RMSNorm  (Qwen3, Gemma 3)
+//   blk.N.ffn_norm      ↔ model.layers.N.post_attention_layernorm  RMSNorm  (llama naming)
+//                       ↔ model.layers.N.pre_feedforward_layernorm          (Gemma naming)
+//   blk.N.ffn_gate      ↔ model.layers.N.mlp.gate_proj             Linear   (up_proj, down_proj alike)
+//   output_norm         ↔ model.norm                               RMSNorm
+//   output              ↔ lm_head                                  LMHead   (tied: token_embd)
+//
+// Container modules (model, model.layers.N, self_attn, mlp) hold no tensors of their own.
+// Tensors carry a `.weight` / `.bias` suffix after the base name in the table.
+import Operators
+
+public enum ModuleNames {
+    /// Gemma names its four per-layer norms differently from llama (HF's Gemma3DecoderLayer).
+    public enum Naming: Sendable { case llama, gemma }
+
+    public struct Entry: Sendable {
+        /// GGUF base name (per-layer entries without the `blk.N.` prefix).
+        public let gguf: String
+        /// Module name (per-layer entries without the `model.layers.N.` prefix).
+        public let module: String
+        public let kind: ModuleKind
+    }
+
+    public static let global: [Entry] = [
+        Entry(gguf: "token_embd", module: "model.embed_tokens", kind: .embedding),
+        Entry(gguf: "rope_freqs", module: "model.rotary_emb", kind: .rotaryEmbedding),
+        Entry(gguf: "output_norm", module: "model.norm", kind: .rmsNorm),
+        Entry(gguf: "output", module: "lm_head", kind: .lmHead),
+    ]
+
+    /// Per-layer entries in forward order.
+    public static func layer(_ naming: Naming) -> [Entry] {
+        let gemma = naming == .gemma
+        return [
+            Entry(gguf: "attn_norm", module: "input_layernorm", kind: .rmsNorm),
+            Entry(gguf: "attn_q", module: "self_attn.q_proj", kind: .linear),
+            Entry(gguf: "attn_k", module: "self_attn.k_proj", kind: .linear),
+            Entry(gguf: "attn_v", module: "self_attn.v_proj", kind: .linear),
+            Entry(gguf: "attn_output", module: "self_attn.o_proj", kind: .linear),
+            Entry(gguf: "attn_q_norm", module: "self_attn.q_norm", kind: .rmsNorm),
+            Entry(gguf: "attn_k_norm", module: "self_attn.k_norm", kind: .rmsNorm),
+            Entry(gguf: "post_attention_norm", module: "post_attention_layernorm", kind: .rmsNorm),
+            Entry(gguf: "ffn_norm", module: gemma ? "pre_feedforward_layernorm" : "post_attention_layernorm", kind: .rmsNorm),
+            Entry(gguf: "ffn_gate", module: "mlp.gate_proj", kind: .linear),
+            Entry(gguf: "ffn_up", module: "mlp.up_proj", kind: .linear),
+            Entry(gguf: "ffn_down", module: "mlp.down_proj", kind: .linear),
+            Entry(gguf: "post_ffw_norm", module: "post_feedforward_layernorm", kind: .rmsNorm),
+        ]
+    }
+
+    public static let layerPrefix = "model.layers."
+
+    /// "model.layers.3.self_attn.q_proj" for layer 3, GGUF base "attn_q".
+    public static func layerModule(_ layer: Int, _ gguf: String, naming: Naming = .llama) -> String {
+        guard let e = self.layer(naming).first(where: { $0.gguf == gguf }) else {
+            preconditionFailure("no module name for GGUF tensor blk.\(layer).\(gguf); add it to ModuleNames")
+        }
+        return layerPrefix + "\(layer)." + e.module
+    }
+
+    /// Module name and kind for a GGUF tensor name ("blk.3.attn_q.weight"); nil if the table lacks it.
+    public static func module(forTensor tensor: String, naming: Naming = .llama) -> (name: String, kind: ModuleKind)? {
+        var base = tensor
+        for suffix in [".weight", ".bias"] where base.hasSuffix(suffix) { base = String(base.dropLast(suffix.count)) }
+        if let e = global.first(where: { $0.gguf == base }) { return (e.module, e.kind) }
+        let parts = base.split(separator: ".", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "blk", let i = Int(parts[1]),
+              let e = layer(naming).first(where: { $0.gguf == parts[2] }) else { return nil }
+        return (layerPrefix + "\(i)." + e.module, e.kind)
+    }
+
+    /// GGUF base name for a module name ("model.layers.3.self_attn.q_proj" → "blk.3.attn_q").
+    public static func tensorBase(forModule module: String, naming: Naming = .llama) -> String? {
+        if let e = global.first(where: { $0.module == module }) { return e.gguf }
+        guard module.hasPrefix(layerPrefix) else { return nil }
+        let rest = module.dropFirst(layerPrefix.count)
+        guard let dot = rest.firstIndex(of: "."), let i = Int(rest[..<dot]) else { return nil }
+        let suffix = String(rest[rest.index(after: dot)...])
+        guard let e = layer(naming).first(where: { $0.module == suffix }) else { return nil }
+        return "blk.\(i).\(e.gguf)"
+    }
+
+    /// The layer index of "model.layers.N…", nil for other modules.
+    public static func layerIndex(of module: String) -> Int? {
+        guard module.hasPrefix(layerPrefix) else { return nil }
+        return Int(module.dropFirst(layerPrefix.count).prefix { $0.isNumber })
+    }
+}

@@ -1,0 +1,112 @@
+// ModuleTree: a model's modules with Hugging Face-style dotted names and a kind each, built
+// from a GGUF's tensor index and hyperparameters alone (no tensor data is touched), through the
+// table in ModuleNames.swift. Rules match against it; the placement plan annotates it.
+//
+//   model                                   Model
+//   ├─ model.embed_tokens                   Embedding       token_embd.weight
+//   ├─ model.rotary_emb                     RotaryEmbedding rope_freqs.weight (Llama 3 only)
+//   ├─ model.layers.N                       DecoderLayer
+//   │  ├─ …input_layernorm                  RMSNorm
+//   │  ├─ …self_attn                        Attention       (q_proj k_proj v_proj o_proj [q_norm k_norm])
+//   │  ├─ …post_attention_layernorm …       RMSNorm
+//   │  └─ …mlp                              MLP             (gate_proj up_proj down_proj)
+//   └─ model.norm                           RMSNorm
+//   lm_head                                 LMHead          output.weight, or token_embd.weight when tied
+import Core
+import GGUF
+import Operators
+
+public struct ModuleTensor: Sendable, Equatable {
+    public let name: String
+    public let type: GGMLType
+    /// ggml order, ne0 first.
+    public let shape: [Int]
+    public let bytes: Int
+}
+
+public struct ModuleNode: Sendable {
+    public let name: String
+    public let kind: ModuleKind
+    public let tensors: [ModuleTensor]
+    public var children: [ModuleNode]
+    /// True when the tensors are another module's (lm_head tied to the token embedding).
+    public let tied: Bool
+
+    public init(name: String, kind: ModuleKind, tensors: [ModuleTensor] = [], children: [ModuleNode] = [], tied: Bool = false) {
+        self.name = name; self.kind = kind; self.tensors = tensors; self.children = children; self.tied = tied
+    }
+
+    /// Type of the `.weight` tensor (or the first tensor).
+    public var weightType: GGMLType? {
+        (tensors.first { $0.name.hasSuffix(".weight") } ?? tensors.first)?.type
+    }
+
+    public var bytes: Int { tensors.reduce(0) { $0 + $1.bytes } }
+}
+
+public struct ModuleTree: Sendable {
+    public let architecture: String
+    public let roots: [ModuleNode]
+    /// GGUF tensors the name table does not know (shown by `inspect --placement`).
+    public let unmappedTensors: [String]
+
+    /// Every module in pre-order with its depth and parent's name.
+    public var flattened: [(node: ModuleNode, depth: Int, parent: String?)] {
+        var out: [(ModuleNode, Int, String?)] = []
+        func walk(_ n: ModuleNode, _ depth: Int, _ parent: String?) {
+            out.append((n, depth, parent))
+            for c in n.children { walk(c, depth + 1, n.name) }
+        }
+        roots.forEach { walk($0, 0, nil) }
+        return out.map { (node: $0.0, depth: $0.1, parent: $0.2) }
+    }
+
+    public func module(named name: String) -> ModuleNode? { flattened.first { $0.node.name == name }?.node }
+
+    /// Builds the tree of `file` with `naming` (the architecture's, see `Architectures.moduleTree`).
+    public static func build(file: GGUFFile, naming: ModuleNames.Naming) throws -> ModuleTree {
+        let hp = try Hyperparameters(file: file)
+        var used = Set<String>()
+        func tensors(_ base: String) -> [ModuleTensor] {
+            [".weight", ".bias"].compactMap { suffix in
+                guard let t = file.tensor(named: base + suffix) else { return nil }
+                used.insert(t.name)
+                return ModuleTensor(name: t.name, type: t.type, shape: t.shape, bytes: t.byteCount)
+            }
+        }
+        func leaf(_ name: String, _ kind: ModuleKind, _ base: String) -> ModuleNode? {
+            let ts = tensors(base)
+            return ts.isEmpty ? nil : ModuleNode(name: name, kind: kind, tensors: ts)
+        }
+
+        var model = ModuleNode(name: "model", kind: .model)
+        let embed = leaf("model.embed_tokens", .embedding, "token_embd")
+        if let embed { model.children.append(embed) }
+        model.children.append(leaf("model.rotary_emb", .rotaryEmbedding, "rope_freqs")
+                              ?? ModuleNode(name: "model.rotary_emb", kind: .rotaryEmbedding))
+        let table = ModuleNames.layer(naming)
+        for i in 0..<hp.blockCount {
+            let prefix = ModuleNames.layerPrefix + "\(i)"
+            var layer = ModuleNode(name: prefix, kind: .decoderLayer)
+            var attention = ModuleNode(name: prefix + ".self_attn", kind: .attention)
+            var mlp = ModuleNode(name: prefix + ".mlp", kind: .mlp)
+            var norms: [(after: String, node: ModuleNode)] = []
+            for e in table {
+                guard let node = leaf(prefix + "." + e.module, e.kind, "blk.\(i).\(e.gguf)") else { continue }
+                if e.module.hasPrefix("self_attn.") { attention.children.append(node) }
+                else if e.module.hasPrefix("mlp.") { mlp.children.append(node) }
+                else { norms.append((e.gguf, node)) }
+            }
+            // Forward order: input norm, attention, post-attention norm(s), MLP, post-MLP norm.
+            func norm(_ gguf: String) -> ModuleNode? { norms.first { $0.after == gguf }?.node }
+            layer.children = [norm("attn_norm"), attention, norm("post_attention_norm"), norm("ffn_norm"), mlp,
+                              norm("post_ffw_norm")].compactMap { $0 }
+            model.children.append(layer)
+        }
+        if let n = leaf("model.norm", .rmsNorm, "output_norm") { model.children.append(n) }
+        let head = leaf("lm_head", .lmHead, "output")
+            ?? ModuleNode(name: "lm_head", kind: .lmHead, tensors: embed?.tensors ?? [], tied: true)
+        let unmapped = file.tensors.map(\.name).filter { !used.contains($0) }
+        return ModuleTree(architecture: hp.architecture, roots: [model, head], unmappedTensors: unmapped)
+    }
+}

@@ -1,0 +1,59 @@
+// Today's CPU operators, thin wrappers over CPUKernels. Each is registered by name in
+// Registry.swift; their numerics are described in docs/numerics.md.
+//
+//   LinearCPUQuantized   activations quantized per block to 8 bits, integer dot products (default)
+//   LinearCPUReference   each weight row dequantized to float, float dot (the yardstick)
+//   AttentionCPUFlashF16 f16 KV cache, llama.cpp's flash-attention accumulation (default)
+//   AttentionCPUExact    f32 KV cache, float scores, max-subtracted softmax
+//   MLPCPU               gated MLP activation, GELU by llama.cpp's f16 table or exact formula
+import CPUKernels
+
+public struct LinearCPUQuantized: LinearOperator {
+    public let name = "LinearCPUQuantized"
+    public init() {}
+    public func run(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, tokens: Int, pool: ThreadPool) {
+        Matmul.quantized(w, x: x, y: y, tokens: tokens, pool: pool)
+    }
+}
+
+public struct LinearCPUReference: LinearOperator {
+    public let name = "LinearCPUReference"
+    public init() {}
+    public func run(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, tokens: Int, pool: ThreadPool) {
+        Matmul.reference(w, x: x, y: y, tokens: tokens, pool: pool)
+    }
+}
+
+public struct AttentionCPUFlashF16: AttentionOperator {
+    public let name = "AttentionCPUFlashF16"
+    public let storage = KVStorage.f16
+    public init() {}
+    public func run(q: UnsafePointer<Float>, keys: UnsafeRawPointer, values: UnsafeRawPointer, out: UnsafeMutablePointer<Float>,
+                    shape s: AttentionShape, positions: UnsafePointer<Int32>, pool: ThreadPool) {
+        Attention.flashF16(q: q, k: keys.assumingMemoryBound(to: UInt16.self), v: values.assumingMemoryBound(to: UInt16.self),
+                           out: out, tokens: s.tokens, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
+                           positions: positions, window: s.window, scale: s.scale, pool: pool)
+    }
+}
+
+public struct AttentionCPUExact: AttentionOperator {
+    public let name = "AttentionCPUExact"
+    public let storage = KVStorage.f32
+    public init() {}
+    public func run(q: UnsafePointer<Float>, keys: UnsafeRawPointer, values: UnsafeRawPointer, out: UnsafeMutablePointer<Float>,
+                    shape s: AttentionShape, positions: UnsafePointer<Int32>, pool: ThreadPool) {
+        Attention.reference(q: q, k: keys.assumingMemoryBound(to: Float.self), v: values.assumingMemoryBound(to: Float.self),
+                            out: out, tokens: s.tokens, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
+                            positions: positions, window: s.window, scale: s.scale, pool: pool)
+    }
+}
+
+public struct MLPCPU: MLPOperator {
+    public let name = "MLPCPU"
+    /// GELU through llama.cpp's f16 table (true) or the float tanh formula (false).
+    public let geluTable: Bool
+    public init(geluTable: Bool = true) { self.geluTable = geluTable }
+    public func activate(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int, gelu: Bool) {
+        Ops.gatedActivation(gate: gate, up: up, count: count, activation: gelu ? (geluTable ? .geluTable : .gelu) : .silu)
+    }
+}

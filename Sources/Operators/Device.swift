@@ -1,0 +1,65 @@
+// Devices and module kinds: the two vocabularies that operators, module trees and rules share.
+// A device is written "cpu" or "cuda:N" in rule files ("cuda" alone means cuda:0); module kinds
+// are spelled as in rule files' `class:` (Embedding, Linear, …).
+
+// MARK: - Device
+
+public enum Device: Hashable, Sendable, CustomStringConvertible, Comparable {
+    case cpu
+    case cuda(Int)
+
+    /// The device kind an operator declares support for (any CUDA index).
+    public enum Kind: String, Sendable, Hashable { case cpu, cuda }
+
+    public var kind: Kind {
+        switch self { case .cpu: return .cpu; case .cuda: return .cuda }
+    }
+
+    public var description: String {
+        switch self {
+        case .cpu: return "cpu"
+        case let .cuda(i): return "cuda:\(i)"
+        }
+    }
+
+    /// Spellings rule files accept, for error messages.
+    public static let spellings = ["cpu", "cuda:N"]
+
+    /// Parses "cpu", "cuda", "cuda:N"; nil otherwise.
+    public init?(parsing text: String) {
+        let s = text.lowercased()
+        if s == "cpu" { self = .cpu; return }
+        if s == "cuda" { self = .cuda(0); return }
+        if s.hasPrefix("cuda:"), let i = Int(s.dropFirst(5)), i >= 0 { self = .cuda(i); return }
+        return nil
+    }
+
+    public static func < (a: Device, b: Device) -> Bool {
+        switch (a, b) {
+        case (.cpu, .cuda): return true
+        case let (.cuda(x), .cuda(y)): return x < y
+        default: return false
+        }
+    }
+}
+
+// MARK: - Module kinds
+
+/// What a module of a model's tree is. Rules match on it (`class:`); operators declare the
+/// kinds they run. MoE, Router and Experts are reserved for the MoE architectures.
+public enum ModuleKind: String, CaseIterable, Sendable, Hashable, Comparable {
+    case model = "Model"
+    case embedding = "Embedding"
+    case decoderLayer = "DecoderLayer"
+    case rmsNorm = "RMSNorm"
+    case attention = "Attention"
+    case rotaryEmbedding = "RotaryEmbedding"
+    case linear = "Linear"
+    case mlp = "MLP"
+    case moe = "MoE"
+    case router = "Router"
+    case experts = "Experts"
+    case lmHead = "LMHead"
+
+    public static func < (a: ModuleKind, b: ModuleKind) -> Bool { a.rawValue < b.rawValue }
+}
