@@ -64,7 +64,7 @@ extension PlacementPlan {
             let rule = m.rule.map { "#\($0)" } ?? "default"
             return (name, ops, dev, type, bytes, rule)
         }
-        let w0 = max(6, rows.map(\.0.count).max() ?? 0), w1 = max(8, rows.map(\.1.count).max() ?? 0)
+        let w0 = max(6, rows.map(\.0.count).max() ?? 0), w1 = max(29, rows.map(\.1.count).max() ?? 0)
         let w2 = max(6, rows.map(\.2.count).max() ?? 0), w3 = 6, w4 = max(5, rows.map(\.4.count).max() ?? 0)
         out += "  \(pad("module", w0))  \(pad("operator (prefill / generate)", w1))  \(pad("device", w2))  \(pad("type", w3))  \(lpad("bytes", w4))  rule\n"
         for r in rows {

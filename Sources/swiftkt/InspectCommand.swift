@@ -2,11 +2,15 @@
 // table without touching tensor data: architecture, hyperparameters, tokenizer summary, chat
 // template presence, the tensor table (name, type, shape in ggml order ne0 first, bytes) with
 // totals by type, file size and the time GGUFFile.open took. `--json` prints the same for tools.
+// `--placement [--rules FILE]` prints the placement plan instead: module → prefill / generate
+// operator → device → weight type → bytes, and totals per device, without loading weights.
 import ArgumentParser
 import Core
 import Engine
 import Foundation
 import GGUF
+import Injection
+import Models
 
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,8 +30,26 @@ struct InspectCommand: ParsableCommand {
     @Flag(name: .customLong("no-tensors"), help: "Leave out the per-tensor table (totals by type are still shown).")
     var noTensors = false
 
+    @Flag(help: "Print the placement plan (module → operator → device → bytes) instead, without loading weights.")
+    var placement = false
+
+    @Option(help: "Rules file for --placement (default: the shipped rules for the architecture).")
+    var rules: String?
+
+    @Flag(name: .customLong("strict-rules"), help: "With --placement: a rule that matches no module is an error.")
+    var strictRules = false
+
     func run() throws {
         let path = try ModelStore.resolve(model)
+        if placement || rules != nil {
+            let file = try GGUFFile.open(path)
+            let tree = try Architectures.moduleTree(file: file)
+            let choice = try RuleChoice.choose(path: rules, architecture: tree.architecture)
+            FileHandle.standardError.write(Data("rules: \(choice.description)\n".utf8))
+            let plan = try Placement.plan(tree: tree, rules: choice.file, strict: strictRules, rulesSource: choice.description)
+            print(plan.text, terminator: "")
+            return
+        }
         let start = DispatchTime.now().uptimeNanoseconds
         let file = try GGUFFile.open(path)
         let openMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
