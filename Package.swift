@@ -22,6 +22,8 @@ let package = Package(
         .target(name: "GGUF", dependencies: ["Core"]),
         // Scalar reference + SIMD kernels.
         .target(name: "CPUKernels", dependencies: ["Core"], swiftSettings: optimize),
+        // CUDA driver API and NVRTC loaded at run time (dlopen); nothing CUDA at build time.
+        .target(name: "CUDA", dependencies: ["Core"]),
         // BPE / SentencePiece tokenizers built from GGUF metadata.
         .target(name: "Tokenizer", dependencies: ["Core", "GGUF"]),
         // A Jinja subset for chat templates (no dependencies).
@@ -39,7 +41,7 @@ let package = Package(
         .target(name: "Engine", dependencies: ["Core", "GGUF", "CPUKernels", "Tokenizer", "ChatTemplate", "Models",
                                                "Operators", "Injection"]),
         .executableTarget(name: "swiftkt", dependencies: [
-            "Engine",
+            "Engine", "CUDA",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
