@@ -1,0 +1,67 @@
+// Shipped rule files: each loads against a tiny synthetic model of every architecture and gives
+// the placement in Fixtures/<file>-<arch>.txt (regenerate with SWIFTKT_UPDATE_GOLDENS=1); the
+// compiled-in copies match rules/*.yaml; the automatic choice per architecture and kernel set.
+import Foundation
+@testable import Injection
+import Models
+import Operators
+import XCTest
+
+final class ShippedRuleTests: XCTestCase {
+    static let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    static let repoRoot = here.deletingLastPathComponent().deletingLastPathComponent()
+
+    func testCompiledInCopiesMatchRulesDirectory() throws {
+        let dir = Self.repoRoot.appendingPathComponent("rules")
+        let onDisk = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }.sorted()
+        XCTAssertEqual(onDisk, ShippedRules.names, "run scripts/gen_shipped_rules.py")
+        for name in onDisk {
+            let text = try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
+            XCTAssertEqual(ShippedRules.text(name)?.trimmingCharacters(in: .newlines), text.trimmingCharacters(in: .newlines),
+                           "\(name) differs from its compiled-in copy: run scripts/gen_shipped_rules.py")
+        }
+    }
+
+    func testEveryShippedFileGivesTheGoldenPlacement() throws {
+        let update = ProcessInfo.processInfo.environment["SWIFTKT_UPDATE_GOLDENS"] == "1"
+        for arch in Tiny.architectures {
+            let tree = try Tiny.tree(arch)
+            XCTAssertEqual(tree.unmappedTensors, [], "\(arch): tensors missing from ModuleNames")
+            for name in ShippedRules.names {
+                let plan = try Placement.plan(tree: tree, rules: try ShippedRules.load(name), strict: true,
+                                              rulesSource: "rules/\(name)")
+                let golden = Self.here.appendingPathComponent("Fixtures/\(name.replacingOccurrences(of: ".yaml", with: ""))-\(arch).txt")
+                if update { try plan.text.write(to: golden, atomically: true, encoding: .utf8); continue }
+                let expected = try String(contentsOf: golden, encoding: .utf8)
+                XCTAssertEqual(plan.text, expected, "\(name) on \(arch): placement changed (SWIFTKT_UPDATE_GOLDENS=1 to accept)")
+            }
+        }
+    }
+
+    func testAutomaticChoice() throws {
+        for arch in Tiny.architectures {
+            let c = try RuleChoice.choose(path: nil, architecture: arch)
+            XCTAssertEqual(c.file.source, "rules/cpu.yaml")
+            XCTAssertEqual(c.description, "rules/cpu.yaml (shipped default for \(arch) on cpu)")
+            XCTAssertEqual(try RuleChoice.choose(path: nil, architecture: arch, reference: true).file.source,
+                           "rules/cpu-reference.yaml")
+        }
+        XCTAssertThrowsError(try RuleChoice.choose(path: "/nonexistent/rules.yaml", architecture: "llama"))
+    }
+
+    func testModuleNamesRoundTrip() throws {
+        let tree = try Tiny.tree("gemma3")
+        for (node, _, _) in tree.flattened {
+            for t in node.tensors where !node.tied {
+                XCTAssertEqual(ModuleNames.module(forTensor: t.name, naming: .gemma)?.name, node.name, t.name)
+                let base = t.name.replacingOccurrences(of: ".weight", with: "").replacingOccurrences(of: ".bias", with: "")
+                XCTAssertEqual(ModuleNames.tensorBase(forModule: node.name, naming: .gemma), base)
+            }
+        }
+        XCTAssertEqual(ModuleNames.module(forTensor: "blk.3.ffn_norm.weight")?.name, "model.layers.3.post_attention_layernorm")
+        XCTAssertEqual(ModuleNames.module(forTensor: "blk.3.ffn_norm.weight", naming: .gemma)?.name,
+                       "model.layers.3.pre_feedforward_layernorm")
+        XCTAssertEqual(ModuleNames.tensorBase(forModule: "model.layers.12.self_attn.q_proj"), "blk.12.attn_q")
+        XCTAssertEqual(tree.module(named: "lm_head")?.tied, true)
+    }
+}
