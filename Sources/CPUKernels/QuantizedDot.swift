@@ -13,6 +13,10 @@
 //   q5_K  d@0 dmin@2 scales[12]@4 qh[32]@16 qs[128]@48
 //   q6_K  ql[128]@0 qh[64]@128 scales[16]:i8@192 d@208   16 sub-blocks of 16, values − 32
 import Core
+import Foundation
+#if os(Linux) && arch(x86_64)
+import CPUKernelsAVX2
+#endif
 
 public enum QuantizedDot {
     /// Weight types with an integer dot product here.
@@ -165,7 +169,7 @@ extension Matmul {
     /// Falls back to the float reference for weight types without an integer dot product.
     /// Four weight rows at a time in SIMD (QuantizedPanels.swift), bit-identical to `quantizedReference`.
     public static func quantized(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                                 tokens: Int, pool: ThreadPool) {
+                                 tokens: Int, pool: ThreadPool, isa: KernelISA = .best) {
         guard QuantizedDot.supports(w.type), let format = ActivationFormat.for(w.type) else {
             reference(w, x: x, y: y, tokens: tokens, pool: pool)
             return
@@ -174,7 +178,22 @@ extension Matmul {
         act.quantize(x, pool: pool)
         let ys = UnsafeSendable(y)
         pool.parallelFor((w.rows + 3) / 4) { panels in
-            QuantizedPanels.run(w, act, y: ys.pointer, tokens: tokens, panels: panels)
+            let args = (type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
+                        qs: UnsafePointer(act.qs), scales: UnsafePointer(act.scales), sums: UnsafePointer(act.sums))
+            switch isa {
+            case .avx2:
+                #if os(Linux) && arch(x86_64)
+                CPUKernelsAVX2.QuantizedPanels.run(type: args.type, rows: args.rows, cols: args.cols, weights: args.weights,
+                                                   rowBytes: args.rowBytes, qs: args.qs, scales: args.scales, sums: args.sums,
+                                                   y: ys.pointer, tokens: tokens, panels: panels)
+                #else
+                preconditionFailure("AVX2 kernels are built for Linux x86-64 only")
+                #endif
+            case .baseline:
+                QuantizedPanels.run(type: args.type, rows: args.rows, cols: args.cols, weights: args.weights,
+                                    rowBytes: args.rowBytes, qs: args.qs, scales: args.scales, sums: args.sums,
+                                    y: ys.pointer, tokens: tokens, panels: panels)
+            }
         }
     }
 
@@ -200,4 +219,27 @@ extension Matmul {
             }
         }
     }
+}
+
+/// Instruction sets the SIMD kernels are compiled for; chosen once from the CPU's flags.
+public enum KernelISA: Sendable, CaseIterable {
+    /// x86-64 baseline (SSE2), or the native SIMD of other architectures.
+    case baseline
+    /// x86-64-v3 class (AVX2, FMA, BMI2, F16C), the CPUKernelsAVX2 target (Linux x86-64 builds).
+    case avx2
+
+    /// The ISAs this machine can run.
+    public static let available: [KernelISA] = cpuHasAVX2 ? [.baseline, .avx2] : [.baseline]
+    public static let best: KernelISA = available.last!
+
+    static let cpuHasAVX2: Bool = {
+        #if os(Linux) && arch(x86_64)
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
+        let flags = Set(line.split(separator: " ").map(String.init))
+        return ["avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm"].allSatisfy(flags.contains)
+        #else
+        return false
+        #endif
+    }()
 }

@@ -117,10 +117,27 @@ enum BlockQ8_0: Block32 {
     @inline(__always) static func decode(_ blk: UnsafeRawPointer) -> (I16x16, I16x16) { splitBytes(loadI16x16(blk, 2)) }
 }
 
+/// A weight matrix [rows, cols] in its GGUF block type (see Matmul.swift's WeightMatrix).
+struct Weights {
+    let type: GGMLType
+    let rows: Int
+    let cols: Int
+    let data: UnsafeRawPointer
+    let rowBytes: Int
+    @inline(__always) func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
+}
+
+/// Quantized activations [tokens, cols] (see QuantizedActivations.swift).
+struct Activations {
+    let qs: UnsafePointer<Int8>
+    let scales: UnsafePointer<Float>
+    let sums: UnsafePointer<Float>
+}
+
 /// One panel's inputs and per-thread scratch.
 struct Panel {
-    let w: WeightMatrix
-    let a: QuantizedActivations
+    let w: Weights
+    let a: Activations
     let tokens: Int
     let y: UnsafeMutablePointer<Float>
     /// [tokens] per-token accumulators, lane i = row r0 + i.
@@ -128,6 +145,8 @@ struct Panel {
     /// K-quants: [4 rows, 16] decoded 32-element groups (even, odd) and their scales.
     let groups: UnsafeMutablePointer<I16x16>
     let groupScales: UnsafeMutablePointer<SIMD8<Int32>>
+    /// q4_K / q5_K: [8] sub-block mins, lane i = row r0 + i.
+    let mins: UnsafeMutablePointer<SIMD4<Int32>>
 
     /// The four rows of the panel at `r0` (rows past the end repeat the last row).
     @inline(__always)
@@ -146,29 +165,60 @@ struct Panel {
     }
 }
 
+/// One 32-element block of four weight rows, decoded.
+struct Rows32 {
+    var e0, o0, e1, o1, e2, o2, e3, o3: I16x16
+    /// Per-row d and (q4_1, q5_1) m.
+    var d, m: SIMD4<Float>
+
+    @inline(__always)
+    init<B: Block32>(_: B.Type, _ p: (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer), _ off: Int) {
+        (e0, o0) = B.decode(p.0 + off); (e1, o1) = B.decode(p.1 + off)
+        (e2, o2) = B.decode(p.2 + off); (e3, o3) = B.decode(p.3 + off)
+        d = half4(p, off)
+        m = B.hasMin ? half4(p, off + 2) : SIMD4<Float>()
+    }
+
+    /// The four rows' exact integer dot products with one activation block.
+    @inline(__always)
+    func dot(_ x: UnsafeRawPointer) -> SIMD4<Int32> {
+        let (xe, xo) = splitBytes(x.loadUnaligned(as: I16x16.self))
+        return sum4(widenPairs(e0 &* xe &+ o0 &* xo), widenPairs(e1 &* xe &+ o1 &* xo),
+                    widenPairs(e2 &* xe &+ o2 &* xo), widenPairs(e3 &* xe &+ o3 &* xo))
+    }
+
+    /// The reference's per-block float step: d·ad·isum (+ m·s).
+    @inline(__always)
+    func term<B: Block32>(_: B.Type, _ isum: SIMD4<Int32>, ad: Float, asum: Float) -> SIMD4<Float> {
+        if B.hasMin { return d * SIMD4(repeating: ad) * SIMD4<Float>(isum) + m * SIMD4(repeating: asum) }
+        return d * SIMD4(repeating: ad) * SIMD4<Float>(isum)
+    }
+}
+
 extension Panel {
     @inline(__always)
     func run32<B: Block32>(_: B.Type, r0: Int) {
         let p = rows(r0)
         let n = w.cols, blocks = n / 32, size = w.type.typeSize
+        if tokens == 1 {
+            // Decode: the accumulator stays in a register.
+            var sum = SIMD4<Float>()
+            let x = UnsafeRawPointer(a.qs)
+            for b in 0..<blocks {
+                let rb = Rows32(B.self, p, b * size)
+                sum += rb.term(B.self, rb.dot(x + b * 32), ad: a.scales[b], asum: a.sums[b])
+            }
+            acc[0] = sum
+            store(r0)
+            return
+        }
         for t in 0..<tokens { acc[t] = SIMD4() }
         for b in 0..<blocks {
-            let off = b * size
-            let (e0, o0) = B.decode(p.0 + off), (e1, o1) = B.decode(p.1 + off)
-            let (e2, o2) = B.decode(p.2 + off), (e3, o3) = B.decode(p.3 + off)
-            let d = half4(p, off)
-            let m = B.hasMin ? half4(p, off + 2) : SIMD4<Float>()
+            let rb = Rows32(B.self, p, b * size)
             var x = UnsafeRawPointer(a.qs + b * 32)
             var ad = a.scales + b, asum = a.sums + b
             for t in 0..<tokens {
-                let (xe, xo) = splitBytes(x.loadUnaligned(as: I16x16.self))
-                let isum = sum4(widenPairs(e0 &* xe &+ o0 &* xo), widenPairs(e1 &* xe &+ o1 &* xo),
-                                widenPairs(e2 &* xe &+ o2 &* xo), widenPairs(e3 &* xe &+ o3 &* xo))
-                if B.hasMin {
-                    acc[t] += d * SIMD4(repeating: ad.pointee) * SIMD4<Float>(isum) + m * SIMD4(repeating: asum.pointee)
-                } else {
-                    acc[t] += d * SIMD4(repeating: ad.pointee) * SIMD4<Float>(isum)
-                }
+                acc[t] += rb.term(B.self, rb.dot(x), ad: ad.pointee, asum: asum.pointee)
                 x += n; ad += blocks; asum += blocks
             }
         }
@@ -198,15 +248,13 @@ extension Panel {
     @inline(__always)
     func runK4(five: Bool, r0: Int) {
         let p = rows(r0)
-        let rowPointers = [p.0, p.1, p.2, p.3]
         let n = w.cols, blocks = n / 256, size = w.type.typeSize
         let qsOffset = five ? 48 : 16
-        var mins = [SIMD4<Int32>](repeating: SIMD4(), count: 8)
         for t in 0..<tokens { acc[t] = SIMD4() }
         for b in 0..<blocks {
             let off = b * size
             for i in 0..<4 {
-                let blk = rowPointers[i] + off
+                let blk = (i == 0 ? p.0 : i == 1 ? p.1 : i == 2 ? p.2 : p.3) + off
                 for c in 0..<4 {
                     let u = loadI16x16(blk, qsOffset + 32 * c)
                     let m = I16x16(repeating: 0xF)
@@ -221,8 +269,8 @@ extension Panel {
                     }
                     groups[16 * i + 4 * c] = lo.0; groups[16 * i + 4 * c + 1] = lo.1
                     groups[16 * i + 4 * c + 2] = hi.0; groups[16 * i + 4 * c + 3] = hi.1
-                    let (sc0, m0) = QuantizedDot.scaleMinK4(blk + 4, 2 * c)
-                    let (sc1, m1) = QuantizedDot.scaleMinK4(blk + 4, 2 * c + 1)
+                    let (sc0, m0) = scaleMinK4(blk + 4, 2 * c)
+                    let (sc1, m1) = scaleMinK4(blk + 4, 2 * c + 1)
                     groupScales[8 * i + 2 * c] = SIMD8(repeating: Int32(sc0))
                     groupScales[8 * i + 2 * c + 1] = SIMD8(repeating: Int32(sc1))
                     mins[2 * c][i] = Int32(m0)
@@ -246,13 +294,12 @@ extension Panel {
     @inline(__always)
     func runQ6K(r0: Int) {
         let p = rows(r0)
-        let rowPointers = [p.0, p.1, p.2, p.3]
         let n = w.cols, blocks = n / 256
         for t in 0..<tokens { acc[t] = SIMD4() }
         for b in 0..<blocks {
             let off = b * 210
             for i in 0..<4 {
-                let blk = rowPointers[i] + off
+                let blk = (i == 0 ? p.0 : i == 1 ? p.1 : i == 2 ? p.2 : p.3) + off
                 for half in 0..<2 {
                     let a0 = loadI16x16(blk, 64 * half), b0 = loadI16x16(blk, 64 * half + 32)
                     let h = loadI16x16(blk, 128 + 32 * half)
@@ -284,20 +331,39 @@ extension Panel {
     }
 }
 
+/// The 6-bit scale and min of sub-block `j` from the 12 packed bytes of q4_K / q5_K.
+@inline(__always)
+func scaleMinK4(_ s: UnsafeRawPointer, _ j: Int) -> (UInt8, UInt8) {
+    if j < 4 {
+        return (s.load(fromByteOffset: j, as: UInt8.self) & 63, s.load(fromByteOffset: j + 4, as: UInt8.self) & 63)
+    }
+    let a = s.load(fromByteOffset: j + 4, as: UInt8.self)
+    let lo = s.load(fromByteOffset: j - 4, as: UInt8.self), hi = s.load(fromByteOffset: j, as: UInt8.self)
+    return ((a & 0xF) | ((lo >> 6) << 4), (a >> 4) | ((hi >> 6) << 4))
+}
+
 // MARK: - Entry
 
-enum QuantizedPanels {
-    /// y[t, r] for the panels (of four rows) in `panels`; `a` holds the quantized activations.
-    static func run(_ w: WeightMatrix, _ a: QuantizedActivations, y: UnsafeMutablePointer<Float>, tokens: Int,
-                    panels: Range<Int>) {
+/// This file is compiled twice: into CPUKernels for the baseline x86-64 (SSE2) and, through a
+/// symbolic link, into CPUKernelsAVX2 with `-target-cpu haswell`; `Matmul.quantized` picks one
+/// at run time from the CPU's flags. It depends on Core only and takes raw pointers.
+public enum QuantizedPanels {
+    /// y[t, r] (y is [tokens, rows]) for the panels of four weight rows in `panels`.
+    /// `qs` [tokens, cols] int8, `scales` / `sums` as in QuantizedActivations.
+    public static func run(type: GGMLType, rows: Int, cols: Int, weights: UnsafeRawPointer, rowBytes: Int,
+                           qs: UnsafePointer<Int8>, scales: UnsafePointer<Float>, sums: UnsafePointer<Float>,
+                           y: UnsafeMutablePointer<Float>, tokens: Int, panels: Range<Int>) {
+        let w = Weights(type: type, rows: rows, cols: cols, data: weights, rowBytes: rowBytes)
+        let a = Activations(qs: qs, scales: scales, sums: sums)
         let acc = UnsafeMutablePointer<SIMD4<Float>>.allocate(capacity: tokens)
         let groups = UnsafeMutablePointer<I16x16>.allocate(capacity: 64)
         let groupScales = UnsafeMutablePointer<SIMD8<Int32>>.allocate(capacity: 32)
-        defer { acc.deallocate(); groups.deallocate(); groupScales.deallocate() }
-        let panel = Panel(w: w, a: a, tokens: tokens, y: y, acc: acc, groups: groups, groupScales: groupScales)
+        let mins = UnsafeMutablePointer<SIMD4<Int32>>.allocate(capacity: 8)
+        defer { acc.deallocate(); groups.deallocate(); groupScales.deallocate(); mins.deallocate() }
+        let panel = Panel(w: w, a: a, tokens: tokens, y: y, acc: acc, groups: groups, groupScales: groupScales, mins: mins)
         for p in panels {
             let r0 = 4 * p
-            switch w.type {
+            switch type {
             case .q4_0: panel.run32(BlockQ4_0.self, r0: r0)
             case .q4_1: panel.run32(BlockQ4_1.self, r0: r0)
             case .q5_0: panel.run32(BlockQ5_0.self, r0: r0)
@@ -306,7 +372,7 @@ enum QuantizedPanels {
             case .q4_K: panel.runK4(five: false, r0: r0)
             case .q5_K: panel.runK4(five: true, r0: r0)
             case .q6_K: panel.runQ6K(r0: r0)
-            default: preconditionFailure("no integer dot product for \(w.type)")
+            default: preconditionFailure("no integer dot product for \(type)")
             }
         }
     }

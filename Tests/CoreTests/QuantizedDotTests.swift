@@ -44,6 +44,7 @@ final class QuantizedDotTests: XCTestCase {
     }
 
     func testSIMDMatchesReferenceBitForBit() {
+        XCTAssertEqual(KernelISA.available.count, 1 + (KernelISA.best == .avx2 ? 1 : 0))
         var rng = SeededRNG(seed: 42)
         for threads in [1, 2] {
             let pool = ThreadPool(threads: threads)
@@ -54,18 +55,25 @@ final class QuantizedDotTests: XCTestCase {
                         let bytes = Self.randomWeights(type, rows: rows, cols: cols, rng: &rng)
                         for tokens in [1, 2, 3, 8] {
                             let x = Self.randomActivations(tokens * cols, rng: &rng)
-                            var fast = [Float](repeating: .nan, count: tokens * rows)
                             var slow = [Float](repeating: .nan, count: tokens * rows)
                             bytes.withUnsafeBytes { w in
                                 let m = WeightMatrix(type: type, rows: rows, cols: cols, data: w.baseAddress!)
                                 x.withUnsafeBufferPointer { xp in
-                                    Matmul.quantized(m, x: xp.baseAddress!, y: &fast, tokens: tokens, pool: pool)
                                     Matmul.quantizedReference(m, x: xp.baseAddress!, y: &slow, tokens: tokens, pool: pool)
                                 }
                             }
-                            let mismatch = fast.indices.first { fast[$0].bitPattern != slow[$0].bitPattern }
-                            XCTAssertNil(mismatch, "type=\(type) rows=\(rows) cols=\(cols) tokens=\(tokens) threads=\(threads): "
-                                         + "\(mismatch.map { "y[\($0)] = \(fast[$0]) vs \(slow[$0])" } ?? "")")
+                            for isa in KernelISA.available {
+                                var fast = [Float](repeating: .nan, count: tokens * rows)
+                                bytes.withUnsafeBytes { w in
+                                    let m = WeightMatrix(type: type, rows: rows, cols: cols, data: w.baseAddress!)
+                                    x.withUnsafeBufferPointer { xp in
+                                        Matmul.quantized(m, x: xp.baseAddress!, y: &fast, tokens: tokens, pool: pool, isa: isa)
+                                    }
+                                }
+                                let mismatch = fast.indices.first { fast[$0].bitPattern != slow[$0].bitPattern }
+                                XCTAssertNil(mismatch, "\(isa) type=\(type) rows=\(rows) cols=\(cols) tokens=\(tokens) "
+                                             + "threads=\(threads): \(mismatch.map { "y[\($0)] = \(fast[$0]) vs \(slow[$0])" } ?? "")")
+                            }
                         }
                     }
                 }
