@@ -56,7 +56,8 @@ extension PlacementPlan {
         var out = "Placement (\(architecture), rules \(rulesSource))\n"
         let rows: [(String, String, String, String, String, String)] = modules.map { m in
             let name = String(repeating: "  ", count: m.depth) + m.name
-            let ops = m.prefillOp == m.generateOp ? m.generateOp : "\(m.prefillOp) / \(m.generateOp) (>\(m.prefillThreshold))"
+            var ops = m.prefillOp == m.generateOp ? m.generateOp : "\(m.prefillOp) / \(m.generateOp) (>\(m.prefillThreshold))"
+            if !m.kwargs.isEmpty { ops += " {" + m.kwargs.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}" }
             let dev = m.prefillDevice == m.generateDevice ? m.generateDevice.description
                 : "\(m.prefillDevice) / \(m.generateDevice)"
             let type = m.weightType.map { "\($0)" } ?? "-"

@@ -1,0 +1,48 @@
+// `swiftkt inspect --placement` and `--rules` driven as a user would: the plan on stdout, the
+// rule choice on stderr, a typo in a rules file ends in a message that says what to change.
+import Foundation
+import XCTest
+
+final class InspectPlacementTests: XCTestCase {
+    static var binary: URL {
+        let bundle = Bundle(for: InspectPlacementTests.self).bundleURL
+        let candidates = [bundle.appendingPathComponent("swiftkt"),
+                          bundle.deletingLastPathComponent().appendingPathComponent("swiftkt")]
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
+    }
+
+    func swiftkt(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: Self.binary.path), "swiftkt not built at \(Self.binary.path)")
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = arguments
+        let outFile = FileManager.default.temporaryDirectory.appendingPathComponent("inj-out-\(UUID().uuidString)")
+        let errFile = FileManager.default.temporaryDirectory.appendingPathComponent("inj-err-\(UUID().uuidString)")
+        FileManager.default.createFile(atPath: outFile.path, contents: nil)
+        FileManager.default.createFile(atPath: errFile.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: outFile); try? FileManager.default.removeItem(at: errFile) }
+        p.standardOutput = try FileHandle(forWritingTo: outFile)
+        p.standardError = try FileHandle(forWritingTo: errFile)
+        try p.run()
+        p.waitUntilExit()
+        return (p.terminationStatus, try String(contentsOf: outFile, encoding: .utf8), try String(contentsOf: errFile, encoding: .utf8))
+    }
+
+    func testPlacementOfTheShippedRules() throws {
+        let r = try swiftkt(["inspect", "-m", try Tiny.path("qwen3"), "--placement"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("rules: rules/cpu.yaml (shipped default for qwen3 on cpu)"), r.stderr)
+        XCTAssertTrue(r.stdout.contains("model.layers.1.self_attn.k_norm"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("Totals per device"), r.stdout)
+    }
+
+    func testTypoInARulesFileSaysWhatToChange() throws {
+        let rules = FileManager.default.temporaryDirectory.appendingPathComponent("typo-\(UUID().uuidString).yaml")
+        try "- match: {class: Linear}\n  replace: {class: LinearCPURefrence}\n".write(to: rules, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: rules) }
+        let r = try swiftkt(["inspect", "-m", try Tiny.path("llama"), "--placement", "--rules", rules.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("\(rules.path):2: unknown operator 'LinearCPURefrence'"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("did you mean 'LinearCPUReference'?"), r.stderr)
+    }
+}
