@@ -132,8 +132,8 @@ public enum Placement {
         var storages: [String: String] = [:]
         for m in placed where m.kind == .attention {
             for op in [m.prefillOp, m.generateOp] {
-                if let a = registry.descriptor(op)?.make(m.kwargs) as? any AttentionOperator {
-                    storages[a.storage.rawValue, default: "\(m.name) (\(op))"] = storages[a.storage.rawValue] ?? "\(m.name) (\(op))"
+                if let a = registry.descriptor(op)?.make(m.kwargs) as? any AttentionOperator, storages[a.storage.rawValue] == nil {
+                    storages[a.storage.rawValue] = "\(m.name) (\(op))"
                 }
             }
         }
