@@ -43,12 +43,19 @@ func sum4(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>, _ c: SIMD8<Int32>, _ d: SIMD8<In
 @inline(__always)
 func loadI16x16(_ p: UnsafeRawPointer, _ offset: Int) -> I16x16 { p.loadUnaligned(fromByteOffset: offset, as: I16x16.self) }
 
+/// Four f16 values (one per row, at `offset`) as floats: Core's `halfToFloat` in SIMD lanes,
+/// exact like it (magnitude bits moved into f32 position, one exact multiply by 2^112).
 @inline(__always)
 func half4(_ p: (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer), _ offset: Int) -> SIMD4<Float> {
-    SIMD4(halfToFloat(p.0.loadUnaligned(fromByteOffset: offset, as: UInt16.self)),
-          halfToFloat(p.1.loadUnaligned(fromByteOffset: offset, as: UInt16.self)),
-          halfToFloat(p.2.loadUnaligned(fromByteOffset: offset, as: UInt16.self)),
-          halfToFloat(p.3.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+    let h = SIMD4<UInt32>(UInt32(p.0.loadUnaligned(fromByteOffset: offset, as: UInt16.self)),
+                          UInt32(p.1.loadUnaligned(fromByteOffset: offset, as: UInt16.self)),
+                          UInt32(p.2.loadUnaligned(fromByteOffset: offset, as: UInt16.self)),
+                          UInt32(p.3.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+    let mag = (h & 0x7FFF) &<< 13
+    let sign = (h & 0x8000) &<< 16
+    let scaled = unsafeBitCast(unsafeBitCast(mag, to: SIMD4<Float>.self) * 0x1p112, to: SIMD4<UInt32>.self)
+    let special = (h & 0x7C00) .== 0x7C00
+    return unsafeBitCast(scaled.replacing(with: mag | 0x7F80_0000, where: special) | sign, to: SIMD4<Float>.self)
 }
 
 /// 16 packed nibbles (bytes j, j+1 …) as the even/odd lanes of the 32 elements they encode:
