@@ -18,12 +18,13 @@ public struct PerplexityResult: Sendable {
 public enum Perplexity {
     public static func run(model: LoadedModel, text: String, contextSize: Int,
                            progress: (Int, Int, Double) -> Void = { _, _, _ in }) throws -> PerplexityResult {
-        let tokenizer = model.tokenizer
-        let tokens = tokenizer.encode(text, addSpecial: true, parseSpecial: false)
-        let chunks = tokens.count / contextSize
         guard contextSize >= 4, contextSize <= model.contextSize else {
             throw EngineError.invalidOption("-c must be between 4 and the loaded context (\(model.contextSize))")
         }
+        let tokenizer = model.tokenizer
+        let tokens = tokenizer.encode(text, addSpecial: true, parseSpecial: false)
+        // llama-perplexity refuses fewer than 2 chunks; one chunk is enough here.
+        let chunks = tokens.count / contextSize
         guard chunks > 0 else {
             throw EngineError.invalidOption("the text has \(tokens.count) tokens; at least \(contextSize) are needed for one chunk of -c \(contextSize)")
         }

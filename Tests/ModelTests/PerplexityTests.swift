@@ -72,5 +72,7 @@ final class PerplexityTests: XCTestCase {
         }
         // A context larger than the loaded one is refused too, before any work.
         XCTAssertThrowsError(try Perplexity.run(model: model, text: String(repeating: "river ", count: 400), contextSize: 128))
+        // So is a degenerate one (it used to divide by zero before the check).
+        XCTAssertThrowsError(try Perplexity.run(model: model, text: "Rivers made cities.", contextSize: 0))
     }
 }
