@@ -3,7 +3,8 @@
 // template presence, the tensor table (name, type, shape in ggml order ne0 first, bytes) with
 // totals by type, file size and the time GGUFFile.open took. `--json` prints the same for tools.
 // `--placement [--rules FILE]` prints the placement plan instead: module → prefill / generate
-// operator → device → weight type → bytes, and totals per device, without loading weights.
+// operator → device → weight type → bytes, and totals per device, without loading weights
+// (`--json` prints it for tools).
 import ArgumentParser
 import Core
 import Engine
@@ -47,7 +48,7 @@ struct InspectCommand: ParsableCommand {
             let choice = try RuleChoice.choose(path: rules, architecture: tree.architecture)
             FileHandle.standardError.write(Data("rules: \(choice.description)\n".utf8))
             let plan = try Placement.plan(tree: tree, rules: choice.file, strict: strictRules, rulesSource: choice.description)
-            print(plan.text, terminator: "")
+            if json { print(try plan.json()) } else { print(plan.text, terminator: "") }
             return
         }
         let start = DispatchTime.now().uptimeNanoseconds

@@ -36,6 +36,18 @@ final class InspectPlacementTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("Totals per device"), r.stdout)
     }
 
+    func testPlacementAsJSON() throws {
+        let r = try swiftkt(["inspect", "-m", try Tiny.path("llama"), "--placement", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let modules = try XCTUnwrap(object?["modules"] as? [[String: Any]])
+        let head = try XCTUnwrap(modules.first { $0["name"] as? String == "lm_head" })
+        XCTAssertEqual(head["generateOp"] as? String, "LinearCPUQuantized")
+        XCTAssertEqual(head["kind"] as? String, "LMHead")
+        let totals = try XCTUnwrap(object?["totals"] as? [[String: Any]])
+        XCTAssertEqual(totals.first?["device"] as? String, "cpu")
+    }
+
     func testTypoInARulesFileSaysWhatToChange() throws {
         let rules = FileManager.default.temporaryDirectory.appendingPathComponent("typo-\(UUID().uuidString).yaml")
         try "- match: {class: Linear}\n  replace: {class: LinearCPURefrence}\n".write(to: rules, atomically: true, encoding: .utf8)
