@@ -27,9 +27,15 @@ the mmapped weights). llama.cpp gets one untimed warm-up run of every test at st
 alternate per repetition (llama.cpp first on even repetitions, swiftkt first on odd ones) so
 that slow drift of a shared machine hits both alike.
 
-How these llama.cpp numbers compare with llama-bench's in ../shared/reference/README.md: see
-BENCHMARKS.md at the repo root; on a quiet machine they agree within the run-to-run noise
-that README quotes (~8 %), as there is no per-token Python work beyond the two ctypes calls.
+How these llama.cpp numbers compare with llama-bench's in ../shared/reference/README.md
+(quiet machine; SmolLM2 Q4_1 pp512/tg128 = 254.7/155.5 t/s at 1 thread, 481.0/210.9 at 2):
+the timed loop makes the same C calls as llama-bench (llama_decode + llama_synchronize on
+batches from llama_batch_get_one, memory cleared between runs), so the only difference is the
+ctypes call cost, < 0.03 % of a token; on a quiet machine the two should agree within
+llama-bench's own ~8 % spread. That is NOT verified yet: the first runs (BENCHMARKS.md) were on
+a machine at load average 6-8 on 2 cores and measured 85-160 / 45-78 t/s at 1 thread, and 2
+threads collapse under oversubscription (llama.cpp's workers spin at barriers: tg128 fell to
+3-10 t/s). Re-run on a quiet machine and compare.
 
 Prints one markdown table (model, threads, test, llama.cpp t/s, swiftkt t/s, ratio
 swiftkt/llama.cpp) and the machine, commits, load average and memory; --json FILE also saves
