@@ -41,6 +41,12 @@ public struct PlacementPlan: Sendable {
     public let rulesSource: String
     public let modules: [PlacedModule]
     public let warnings: [String]
+    /// KV cache bytes per context position, per device (each attention module's cache lives
+    /// on its generate device, in its operator's element type).
+    public let kvBytesPerPosition: [Device: Int]
+    /// Context the totals assume for the KV cache: min(trained context, 4096), as a load does
+    /// without --ctx-size.
+    public let defaultContext: Int
 
     /// Weight bytes resident per device (each tensor counted once per device it is needed on).
     public var bytesPerDevice: [(device: Device, bytes: Int)] {
@@ -144,13 +150,23 @@ public enum Placement {
                                  + "; one session has one cache, so use one kind (AttentionCPUFlashF16: f16, AttentionCPUExact: f32)")
         }
 
+        var kv: [Device: Int] = [:]
+        let hp = tree.hyperparameters
+        for m in placed where m.kind == .attention {
+            if let a = registry.descriptor(m.generateOp)?.make(m.kwargs) as? any AttentionOperator {
+                let element = a.storage == .f16 ? 2 : 4
+                kv[m.generateDevice, default: 0] += hp.headCountKV * (hp.headDim + hp.valueDim) * element
+            }
+        }
+
         var warnings: [String] = []
         for r in rules.rules where !used.contains(r.index) {
             let text = "\(rules.source):\(r.line): rule \(r.index) matches no module of this \(tree.architecture) model"
             if strict { throw InjectionError(source: rules.source, line: r.line, "rule \(r.index) matches no module (--strict)") }
             warnings.append(text)
         }
-        return PlacementPlan(architecture: tree.architecture, rulesSource: source, modules: placed, warnings: warnings)
+        return PlacementPlan(architecture: tree.architecture, rulesSource: source, modules: placed, warnings: warnings,
+                             kvBytesPerPosition: kv, defaultContext: min(hp.contextLength, 4096))
     }
 
     /// The operators to run, per module name (Linear, LMHead, Attention, MLP modules).

@@ -5,6 +5,23 @@ import Operators
 
 // MARK: - Text
 
+public struct DeviceTotal: Sendable {
+    public let device: Device
+    public let weights: Int
+    public let kvCache: Int
+    public var ram: Int { device.kind == .cpu ? weights + kvCache : 0 }
+    public var vram: Int { device.kind == .cuda ? weights + kvCache : 0 }
+}
+
+extension PlacementPlan {
+    /// Weights and KV cache (at `defaultContext`) per device.
+    public var totals: [DeviceTotal] {
+        let weights = Dictionary(uniqueKeysWithValues: bytesPerDevice.map { ($0.device, $0.bytes) })
+        let devices = Set(weights.keys).union(kvBytesPerPosition.keys).sorted()
+        return devices.map { DeviceTotal(device: $0, weights: weights[$0] ?? 0, kvCache: (kvBytesPerPosition[$0] ?? 0) * defaultContext) }
+    }
+}
+
 extension PlacementPlan {
     /// module → prefill op / generate op → device → weight type → bytes, then totals per device.
     public var text: String {
@@ -28,11 +45,11 @@ extension PlacementPlan {
         for r in rows {
             out += "  \(pad(r.0, w0))  \(pad(r.1, w1))  \(pad(r.2, w2))  \(pad(r.3, w3))  \(lpad(r.4, w4))  \(r.5)\n"
         }
-        out += "\nTotals per device (weights)\n"
-        out += "  \(pad("device", 8))  \(lpad("RAM bytes", 12))  \(lpad("VRAM bytes", 12))\n"
-        for (d, b) in bytesPerDevice {
-            let ram = d.kind == .cpu ? String(b) : "0", vram = d.kind == .cuda ? String(b) : "0"
-            out += "  \(pad(d.description, 8))  \(lpad(ram, 12))  \(lpad(vram, 12))\n"
+        out += "\nTotals per device (weights; KV cache at ctx \(defaultContext))\n"
+        out += "  \(pad("device", 8))  \(lpad("weights", 12))  \(lpad("KV cache", 12))  \(lpad("RAM bytes", 12))  \(lpad("VRAM bytes", 12))\n"
+        for t in totals {
+            out += "  \(pad(t.device.description, 8))  \(lpad(String(t.weights), 12))  \(lpad(String(t.kvCache), 12))  "
+                + "\(lpad(String(t.ram), 12))  \(lpad(String(t.vram), 12))\n"
         }
         for w in warnings { out += "warning: \(w)\n" }
         return out
@@ -48,8 +65,8 @@ extension PlacementPlan {
             let prefillDevice: String, generateDevice: String, prefillThreshold: Int
             let kwargs: [String: String], weightType: String?, bytes: Int, tied: Bool, tensors: [String], rule: Int?
         }
-        struct Total: Encodable { let device: String, ramBytes: Int, vramBytes: Int }
-        let architecture: String, rules: String
+        struct Total: Encodable { let device: String, weightBytes: Int, kvCacheBytes: Int, ramBytes: Int, vramBytes: Int }
+        let architecture: String, rules: String, context: Int
         let modules: [Module]
         let totals: [Total]
         let warnings: [String]
@@ -58,7 +75,7 @@ extension PlacementPlan {
     /// The plan as JSON (sorted keys), for tools.
     public func json() throws -> String {
         let report = Report(
-            architecture: architecture, rules: rulesSource,
+            architecture: architecture, rules: rulesSource, context: defaultContext,
             modules: modules.map { m in
                 Report.Module(name: m.name, kind: m.kind.rawValue, prefillOp: m.prefillOp, generateOp: m.generateOp,
                               prefillDevice: m.prefillDevice.description, generateDevice: m.generateDevice.description,
@@ -66,8 +83,8 @@ extension PlacementPlan {
                               weightType: m.weightType.map { "\($0)" }, bytes: m.bytes, tied: m.tied,
                               tensors: m.tensors.map(\.name), rule: m.rule)
             },
-            totals: bytesPerDevice.map { Report.Total(device: $0.device.description, ramBytes: $0.device.kind == .cpu ? $0.bytes : 0,
-                                                      vramBytes: $0.device.kind == .cuda ? $0.bytes : 0) },
+            totals: totals.map { Report.Total(device: $0.device.description, weightBytes: $0.weights, kvCacheBytes: $0.kvCache,
+                                              ramBytes: $0.ram, vramBytes: $0.vram) },
             warnings: warnings)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -46,6 +46,8 @@ public struct ModuleNode: Sendable {
 
 public struct ModuleTree: Sendable {
     public let architecture: String
+    /// The hyperparameters the tree was built with (KV cache geometry for placement totals).
+    public let hyperparameters: Hyperparameters
     public let roots: [ModuleNode]
     /// GGUF tensors the name table does not know (shown by `inspect --placement`).
     public let unmappedTensors: [String]
@@ -107,6 +109,6 @@ public struct ModuleTree: Sendable {
         let head = leaf("lm_head", .lmHead, "output")
             ?? ModuleNode(name: "lm_head", kind: .lmHead, tensors: embed?.tensors ?? [], tied: true)
         let unmapped = file.tensors.map(\.name).filter { !used.contains($0) }
-        return ModuleTree(architecture: hp.architecture, roots: [model, head], unmappedTensors: unmapped)
+        return ModuleTree(architecture: hp.architecture, hyperparameters: hp, roots: [model, head], unmappedTensors: unmapped)
     }
 }
