@@ -54,8 +54,10 @@ func half4(_ p: (UnsafeRawPointer, UnsafeRawPointer, UnsafeRawPointer, UnsafeRaw
     let mag = (h & 0x7FFF) &<< 13
     let sign = (h & 0x8000) &<< 16
     let scaled = unsafeBitCast(unsafeBitCast(mag, to: SIMD4<Float>.self) * 0x1p112, to: SIMD4<UInt32>.self)
-    let special = (h & 0x7C00) .== 0x7C00
-    return unsafeBitCast(scaled.replacing(with: mag | 0x7F80_0000, where: special) | sign, to: SIMD4<Float>.self)
+    // All ones where the exponent is all ones (Inf/NaN): exponent + 0x400 reaches bit 15 only
+    // then. Arithmetic rather than a SIMDMask, which Swift lowers through memory.
+    let special = SIMD4<UInt32>() &- (((h & 0x7C00) &+ 0x400) &>> 15)
+    return unsafeBitCast((scaled & ~special) | ((mag | 0x7F80_0000) & special) | sign, to: SIMD4<Float>.self)
 }
 
 /// 16 packed nibbles (bytes j, j+1 …) as the even/odd lanes of the 32 elements they encode:
@@ -72,11 +74,12 @@ func nibbles32(_ blk: UnsafeRawPointer, _ offset: Int) -> (I16x16, I16x16) {
 func fifthBits32(_ qh: UInt32) -> (I16x16, I16x16) {
     let v = I16x16(lowHalf: I16x8(repeating: Int16(truncatingIfNeeded: qh)),
                    highHalf: I16x8(repeating: Int16(truncatingIfNeeded: qh >> 16)))
-    let evenBits = I16x16(1, 4, 16, 64, 256, 1024, 4096, 16384, 1, 4, 16, 64, 256, 1024, 4096, 16384)
-    let oddBits = evenBits &<< 1
-    let zero = I16x16(), sixteen = I16x16(repeating: 16)
-    return (zero.replacing(with: sixteen, where: (v & evenBits) .!= zero),
-            zero.replacing(with: sixteen, where: (v & oddBits) .!= zero))
+    // Multiplying by 2^(15 − k) moves bit k to bit 15; an arithmetic shift spreads it over the
+    // lane (no SIMDMask: Swift lowers those through memory).
+    let evenShift = I16x16(-32768, 8192, 2048, 512, 128, 32, 8, 2, -32768, 8192, 2048, 512, 128, 32, 8, 2)
+    let oddShift = I16x16(16384, 4096, 1024, 256, 64, 16, 4, 1, 16384, 4096, 1024, 256, 64, 16, 4, 1)
+    let sixteen = I16x16(repeating: 16)
+    return (((v &* evenShift) &>> 15) & sixteen, ((v &* oddShift) &>> 15) & sixteen)
 }
 
 // MARK: - 32-element blocks (q4_0, q4_1, q5_0, q5_1, q8_0)
