@@ -26,6 +26,8 @@ public struct BenchmarkOptions: Sendable {
     public var repetitions = 5
     public var batchSize = 512
     public var kernels = "auto"
+    /// A rules file choosing each module's operator (nil = the shipped default).
+    public var rules: String?
     public var warmup = true
     /// Seed of the random prompt and generation tokens.
     public var seed: UInt64 = 1234
@@ -106,6 +108,7 @@ public enum Benchmark {
             var load = LoadOptions()
             load.threads = threads
             load.kernels = options.kernels
+            load.rules = options.rules
             load.batchSize = options.batchSize
             load.contextSize = tests.map(\.tokens).max()!
             let started = Date()
@@ -136,7 +139,7 @@ public enum Benchmark {
                 results.append(BenchmarkResult(
                     modelFilename: path, modelType: description.type, modelSize: description.tensorBytes,
                     modelNParams: description.parameters, fileSize: model.file.totalFileSize,
-                    kernels: options.kernels,
+                    kernels: options.rules.map { "rules " + ($0 as NSString).lastPathComponent } ?? options.kernels,
                     threads: threads, batchSize: options.batchSize, contextSize: model.contextSize, test: test,
                     samplesNs: samples, testTime: testTime, buildCommit: commit, cpuInfo: machine.cpu,
                     rssAfterLoad: rssLoad, rssAfterRuns: nil, kvCacheBytes: kvBytes))

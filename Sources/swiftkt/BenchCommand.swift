@@ -38,6 +38,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Kernel set: auto or reference (scalar, for debugging).")
     var kernels: String = "auto"
 
+    @Option(help: "Rules file (YAML) choosing each module's operator (default: shipped rules for the architecture).")
+    var rules: String?
+
     @Option(name: [.customShort("o"), .customLong("output")], help: "Output format: md or json.")
     var output: String = "md"
 
@@ -78,6 +81,7 @@ struct BenchCommand: ParsableCommand {
         options.repetitions = repetitions
         options.batchSize = batchSize
         options.kernels = kernels
+        options.rules = rules
         options.warmup = !noWarmup
         let results = try Benchmark.run(path: path, options: options) { log($0) }
         writeOut(output == "json" ? try Benchmark.json(results) : Benchmark.markdown(results))
