@@ -18,7 +18,86 @@ import Core
 import Foundation
 
 public enum Attention {
+    /// The flash-attention numerics above, fast and bit-identical to `flashF16Reference`: the
+    /// visible part of the f16 cache is widened to float once per call (not once per query and
+    /// element), and the f16 rounding of the query and the accumulator takes a bit trick in
+    /// half's normal range. The q·k dot keeps the yardstick's in-order summation.
     public static func flashF16(q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>,
+                                out: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, kvHeads: Int, headDim: Int,
+                                positions: UnsafePointer<Int32>, window: Int?, scale: Float, softcap: Float? = nil,
+                                pool: ThreadPool) {
+        let group = heads / kvHeads
+        let kvStride = kvHeads * headDim
+        var maxPos = 0, minFirst = Int.max
+        for t in 0..<tokens {
+            let p = Int(positions[t])
+            maxPos = max(maxPos, p)
+            minFirst = min(minFirst, window.map { max(0, p - $0 + 1) } ?? 0)
+        }
+        // Widen rows minFirst…maxPos of K and V to float, split across threads.
+        let rows = maxPos - minFirst + 1
+        let kf = UnsafeMutablePointer<Float>.allocate(capacity: rows * kvStride)
+        let vf = UnsafeMutablePointer<Float>.allocate(capacity: rows * kvStride)
+        defer { kf.deallocate(); vf.deallocate() }
+        let ks = UnsafeSendable(k + minFirst * kvStride), vs = UnsafeSendable(v + minFirst * kvStride)
+        let kfs = UnsafeSendable(kf), vfs = UnsafeSendable(vf)
+        pool.parallelFor(rows * kvStride) { range in
+            for i in range { kfs.pointer[i] = halfToFloat(ks.pointer[i]); vfs.pointer[i] = halfToFloat(vs.pointer[i]) }
+        }
+        let qs = UnsafeSendable(q), os = UnsafeSendable(out), ps = UnsafeSendable(positions)
+        pool.parallelFor(tokens * heads) { range in
+            let qh = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
+            let acc = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
+            defer { qh.deallocate(); acc.deallocate() }
+            for job in range {
+                let t = job / heads, h = job % heads
+                let pos = Int(ps.pointer[t])
+                let first = window.map { max(0, pos - $0 + 1) } ?? 0
+                let qv = qs.pointer + (t * heads + h) * headDim
+                for d in 0..<headDim { qh[d] = roundToHalf(qv[d]); acc[d] = 0 }
+                let kvOffset = (h / group) * headDim
+                var m = -Float.infinity, sum: Float = 0
+                for p in first...pos {
+                    let row = (p - minFirst) * kvStride + kvOffset
+                    let kr = kfs.pointer + row
+                    var s: Float = 0
+                    for d in 0..<headDim { s += qh[d] * kr[d] }
+                    s *= scale
+                    if let cap = softcap { s = cap * tanh(s / cap) }
+                    var ms: Float = 1, w: Float = 1
+                    if s > m {
+                        ms = exp(m - s)
+                        m = s
+                        for d in 0..<headDim { acc[d] = roundToHalf(acc[d] * ms) }
+                    } else {
+                        w = exp(s - m)
+                    }
+                    let vr = vfs.pointer + row
+                    for d in 0..<headDim { acc[d] = roundToHalf(acc[d] + vr[d] * w) }
+                    sum = sum * ms + w
+                }
+                let o = os.pointer + (t * heads + h) * headDim
+                let inv = 1 / sum
+                for d in 0..<headDim { o[d] = acc[d] * inv }
+            }
+        }
+    }
+
+    /// x rounded to the nearest f16 value (ties to even), as a float. In half's normal range
+    /// this is rounding the float mantissa to 10 bits; elsewhere the full conversion runs.
+    @inline(__always)
+    public static func roundToHalf(_ x: Float) -> Float {
+        let a = abs(x)
+        if a >= 0x1p-14 && a < 65504 {
+            let b = x.bitPattern
+            return Float(bitPattern: (b &+ 0xFFF &+ ((b >> 13) & 1)) & ~0x1FFF)
+        }
+        return halfToFloat(floatToHalf(x))
+    }
+
+    /// The scalar yardstick of the f16 flash-attention numerics (one query at a time, f16
+    /// widened on every use, the dot summed in order).
+    public static func flashF16Reference(q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>,
                                  out: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, kvHeads: Int, headDim: Int,
                                  positions: UnsafePointer<Int32>, window: Int?, scale: Float, softcap: Float? = nil,
                                  pool: ThreadPool) {
