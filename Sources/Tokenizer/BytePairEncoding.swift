@@ -129,40 +129,13 @@ extension BPEMerges {
     }
 }
 
-/// Min-heap of candidate merges ordered by (rank, left position).
-struct PairHeap {
-    struct Entry { var rank: Int32; var left: Int; var right: Int; var leftID: Int32; var rightID: Int32; var result: Int32 }
-    private var items: [Entry] = []
+/// A candidate BPE merge; the heap pops the lowest (rank, left position) first.
+struct PairEntry: HeapOrdered {
+    var rank: Int32; var left: Int; var right: Int; var leftID: Int32; var rightID: Int32; var result: Int32
 
-    @inline(__always) private static func less(_ a: Entry, _ b: Entry) -> Bool {
+    @inline(__always) static func before(_ a: PairEntry, _ b: PairEntry) -> Bool {
         a.rank < b.rank || (a.rank == b.rank && a.left < b.left)
     }
-
-    mutating func push(_ e: Entry) {
-        items.append(e)
-        var i = items.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            if Self.less(items[i], items[p]) { items.swapAt(i, p); i = p } else { break }
-        }
-    }
-
-    mutating func pop() -> Entry? {
-        guard let first = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            let n = items.count
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < n, Self.less(items[l], items[m]) { m = l }
-                if r < n, Self.less(items[r], items[m]) { m = r }
-                if m == i { break }
-                items.swapAt(i, m); i = m
-            }
-        }
-        return first
-    }
 }
+
+typealias PairHeap = BinaryHeap<PairEntry>

@@ -77,40 +77,13 @@ func utf8Length(lead: UInt8) -> Int {
     }
 }
 
-/// Max-heap of candidate merges ordered by (score descending, left position ascending).
-struct ScoreHeap {
-    struct Entry { var score: Float; var left: Int; var right: Int; var size: Int }
-    private var items: [Entry] = []
+/// A candidate SentencePiece merge; the heap pops the highest score (then leftmost) first.
+struct ScoreEntry: HeapOrdered {
+    var score: Float; var left: Int; var right: Int; var size: Int
 
-    @inline(__always) private static func before(_ a: Entry, _ b: Entry) -> Bool {
+    @inline(__always) static func before(_ a: ScoreEntry, _ b: ScoreEntry) -> Bool {
         a.score > b.score || (a.score == b.score && a.left < b.left)
     }
-
-    mutating func push(_ e: Entry) {
-        items.append(e)
-        var i = items.count - 1
-        while i > 0 {
-            let p = (i - 1) / 2
-            if Self.before(items[i], items[p]) { items.swapAt(i, p); i = p } else { break }
-        }
-    }
-
-    mutating func pop() -> Entry? {
-        guard let first = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            let n = items.count
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < n, Self.before(items[l], items[m]) { m = l }
-                if r < n, Self.before(items[r], items[m]) { m = r }
-                if m == i { break }
-                items.swapAt(i, m); i = m
-            }
-        }
-        return first
-    }
 }
+
+typealias ScoreHeap = BinaryHeap<ScoreEntry>
