@@ -1,6 +1,7 @@
-// DecoderModel: the decoder-only transformer stack that llama, qwen2, qwen3 and gemma3 share.
-// Each architecture file fills in the blocks (which norms exist, rope settings per layer,
-// activation, embedding scale, soft-capping); the forward pass below is read top to bottom:
+// DecoderModel: the decoder-only transformer stack that every architecture shares (llama, qwen2,
+// qwen3, gemma3, and the MoE ones: mixtral, qwen2moe, qwen3moe). Each architecture file fills in
+// the blocks (which norms exist, rope settings per layer, activation, a dense MLP or a mixture of
+// experts, embedding scale, soft-capping); the forward pass below is read top to bottom:
 //
 //   x = embed(tokens) · embeddingScale
 //   for each layer:
@@ -11,18 +12,27 @@ import Core
 import CPUKernels
 import Foundation
 
+/// The feed-forward half of a decoder layer: out [tokens, embedding] from x [tokens, embedding].
+/// The dense `GatedMLP` (Blocks.swift) or a mixture of experts (`MoEFeedForward`, MoE.swift).
+public protocol FeedForward: Sendable {
+    func callAsFunction(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, tokens: Int, context: ForwardContext)
+}
+
+extension GatedMLP: FeedForward {}
+
 public struct DecoderLayer: Sendable {
     public let attentionNorm: RMSNorm
     public let attention: SelfAttention
     /// Gemma: norm of the attention output before the residual add.
     public let postAttentionNorm: RMSNorm?
     public let ffnNorm: RMSNorm
-    public let mlp: GatedMLP
+    /// The dense MLP or the mixture of experts.
+    public let mlp: any FeedForward
     /// Gemma: norm of the MLP output before the residual add.
     public let postFFNNorm: RMSNorm?
 
     public init(attentionNorm: RMSNorm, attention: SelfAttention, postAttentionNorm: RMSNorm? = nil,
-                ffnNorm: RMSNorm, mlp: GatedMLP, postFFNNorm: RMSNorm? = nil) {
+                ffnNorm: RMSNorm, mlp: any FeedForward, postFFNNorm: RMSNorm? = nil) {
         self.attentionNorm = attentionNorm; self.attention = attention; self.postAttentionNorm = postAttentionNorm
         self.ffnNorm = ffnNorm; self.mlp = mlp; self.postFFNNorm = postFFNNorm
     }
