@@ -8,7 +8,7 @@
 // - `class: default` (or no class) keeps the default operator and only sets devices / kwargs.
 // - An operator must run the module's kind and device; devices must exist on this machine.
 // - Every attention operator must read the same KV cache element (one cache per session).
-// - A rule that places nothing is a warning, an error with `strict`.
+// - A rule that places nothing is a warning, an error with `strict` (unless it is `optional`).
 import Core
 import Foundation
 import Models
@@ -160,7 +160,7 @@ public enum Placement {
         }
 
         var warnings: [String] = []
-        for r in rules.rules where !used.contains(r.index) {
+        for r in rules.rules where !used.contains(r.index) && !r.optional {
             let text = "\(rules.source):\(r.line): rule \(r.index) matches no module of this \(tree.architecture) model"
             if strict { throw InjectionError(source: rules.source, line: r.line, "rule \(r.index) matches no module (--strict)") }
             warnings.append(text)
@@ -169,7 +169,7 @@ public enum Placement {
                              kvBytesPerPosition: kv, defaultContext: min(hp.contextLength, 4096))
     }
 
-    /// The operators to run, per module name (Linear, LMHead, Attention, MLP modules).
+    /// The operators to run, per module name (Linear, LMHead, Router, Attention, MLP, Experts modules).
     public static func binding(for plan: PlacementPlan, registry: OperatorRegistry = .builtin) throws -> OperatorBinding {
         func make<Op>(_ name: String, _ m: PlacedModule, as: Op.Type) throws -> Op {
             guard let op = registry.descriptor(name)?.make(m.kwargs) as? Op else {
@@ -183,7 +183,7 @@ public enum Placement {
         }
         for m in plan.modules {
             switch m.kind {
-            case .linear, .lmHead:
+            case .linear, .lmHead, .router:
                 b.linear[m.name] = PhaseOperators(prefill: try make(m.prefillOp, m, as: (any LinearOperator).self),
                                                   generate: try make(m.generateOp, m, as: (any LinearOperator).self),
                                                   prefillThreshold: m.prefillThreshold)
@@ -195,6 +195,10 @@ public enum Placement {
                 b.mlp[m.name] = PhaseOperators(prefill: try make(m.prefillOp, m, as: (any MLPOperator).self),
                                                generate: try make(m.generateOp, m, as: (any MLPOperator).self),
                                                prefillThreshold: m.prefillThreshold)
+            case .experts:
+                b.experts[m.name] = PhaseOperators(prefill: try make(m.prefillOp, m, as: (any ExpertsOperator).self),
+                                                   generate: try make(m.generateOp, m, as: (any ExpertsOperator).self),
+                                                   prefillThreshold: m.prefillThreshold)
             default: break
             }
         }

@@ -12,6 +12,7 @@
 //         prefill_op: …
 //         prefill_threshold: 32   # chunks of more tokens run prefill_op
 //     recursive: true             # false: rules stop here; children keep the defaults
+//     optional: false             # true: no warning when it places nothing (files for many models)
 //
 // Every error names the file and line and lists the valid choices; close misspellings get a
 // "did you mean".
@@ -72,6 +73,9 @@ public struct Rule {
     /// Operator-specific kwargs (validated against the operators' schemas).
     public let kwargs: [String: KwargValue]
     public let recursive: Bool
+    /// Placing nothing is fine (no warning, no --strict-rules error): the rule is for modules
+    /// only some models have (experts in a file shared by dense and MoE models).
+    public let optional: Bool
 
     public var label: String { "rule \(index) (line \(line))" }
 }
@@ -114,7 +118,7 @@ public struct RuleFile {
     private static func parseRule(_ node: Node, index: Int, registry: OperatorRegistry,
                                   fail: (Int?, String) -> InjectionError) throws -> Rule {
         let line = node.mark?.line ?? 0
-        guard let map = node.mapping else { throw fail(line, "rule \(index) must be a mapping with match / replace / recursive") }
+        guard let map = node.mapping else { throw fail(line, "rule \(index) must be a mapping with match / replace / recursive / optional") }
         func keys(_ m: Node.Mapping, allowed: [String], what: String) throws -> [(String, Node, Int)] {
             try m.map { k, v in
                 let key = k.string ?? ""
@@ -132,9 +136,9 @@ public struct RuleFile {
 
         var match = RuleMatch(), sawMatch = false
         var op = "default"
-        var recursive = true
+        var recursive = true, optional = false
         var kwargs: [(String, Node, Int)] = []
-        for (key, v, l) in try keys(map, allowed: ["match", "replace", "recursive"], what: "rule \(index)") {
+        for (key, v, l) in try keys(map, allowed: ["match", "replace", "recursive", "optional"], what: "rule \(index)") {
             switch key {
             case "match":
                 sawMatch = true
@@ -172,6 +176,9 @@ public struct RuleFile {
                         kwargs = km.map { ($0.key.string ?? "", $0.value, $0.key.mark?.line ?? rl) }
                     }
                 }
+            case "optional":
+                guard let b = v.bool else { throw fail(l, "'optional' must be true or false") }
+                optional = b
             default:
                 guard let b = v.bool else { throw fail(l, "'recursive' must be true or false") }
                 recursive = b
@@ -228,7 +235,7 @@ public struct RuleFile {
         }
         return Rule(index: index, line: line, match: match, op: op, generateOp: generateOp, prefillOp: prefillOp,
                     generateDevice: generateDevice, prefillDevice: prefillDevice, prefillThreshold: threshold,
-                    kwargs: typed, recursive: recursive)
+                    kwargs: typed, recursive: recursive, optional: optional)
     }
 
     private static func checkOperator(_ name: String, registry: OperatorRegistry, line: Int, fail: (Int?, String) -> InjectionError) throws {

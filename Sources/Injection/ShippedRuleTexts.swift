@@ -5,8 +5,9 @@ enum ShippedRuleTexts {
     static let files: [String: String] = [
         "cpu-reference.yaml": #"""
 # Exact float numerics on the CPU (what `--kernels reference` selects): weight rows dequantized
-# to float with float dot products, f32 KV cache with exact softmax, GELU by its tanh formula.
-# Slow; the yardstick for the other rule files and for the numpy reference.
+# to float with float dot products, f32 KV cache with exact softmax, GELU by its tanh formula,
+# routed experts with float matmuls. Slow; the yardstick for the other rule files and for the
+# numpy reference.
 - match:
     class: Linear
   replace:
@@ -25,12 +26,25 @@ enum ShippedRuleTexts {
     class: MLPCPU
     kwargs:
       gelu: exact
+  optional: true
+- match:
+    class: Router
+  replace:
+    class: LinearCPUReference
+  optional: true
+- match:
+    class: Experts
+  replace:
+    class: ExpertsCPUReference
+  optional: true
 """#,
         "cpu.yaml": #"""
-# Default placement for dense models (llama, qwen2, qwen3, gemma3) on the CPU: llama.cpp's CPU
-# numerics. Linear layers quantize activations to 8 bits per block and use integer dot products
-# on the GGUF weights; attention keeps an f16 KV cache with flash-attention accumulation; GELU
-# goes through llama.cpp's f16 table. Every module on the CPU in both phases.
+# Default placement on the CPU for every architecture, dense (llama, qwen2, qwen3, gemma3) and
+# mixture of experts (mixtral, qwen2moe, qwen3moe): llama.cpp's CPU numerics. Linear layers
+# quantize activations to 8 bits per block and use integer dot products on the GGUF weights;
+# attention keeps an f16 KV cache with flash-attention accumulation; GELU goes through
+# llama.cpp's f16 table; routed experts run on their quantized weights, tokens grouped by expert.
+# Every module on the CPU in both phases. Rules for modules only some models have are optional.
 - match:
     class: Linear
   replace:
@@ -56,6 +70,7 @@ enum ShippedRuleTexts {
     kwargs:
       device: cpu
       gelu: table
+  optional: true
 - match:
     class: RMSNorm
   replace:
@@ -70,6 +85,20 @@ enum ShippedRuleTexts {
     class: EmbeddingCPU
     kwargs:
       device: cpu
+- match:
+    class: Router
+  replace:
+    class: LinearCPUQuantized
+    kwargs:
+      device: cpu
+  optional: true
+- match:
+    class: Experts
+  replace:
+    class: ExpertsCPU
+    kwargs:
+      device: cpu
+  optional: true
 """#,
     ]
 }

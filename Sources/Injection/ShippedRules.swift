@@ -19,8 +19,8 @@ public enum ShippedRules {
         return try RuleFile.parse(yaml: text, source: "rules/" + name, registry: registry)
     }
 
-    /// The shipped file for an architecture on the devices present. Every dense architecture
-    /// uses cpu.yaml while the CPU is the only device.
+    /// The shipped file for an architecture on the devices present. Every architecture, dense
+    /// or MoE, uses cpu.yaml while the CPU is the only device (its MoE rules are optional).
     public static func defaultName(architecture: String, devices: [Device], reference: Bool = false) -> String {
         reference ? "cpu-reference.yaml" : "cpu.yaml"
     }

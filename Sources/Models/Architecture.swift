@@ -1,4 +1,5 @@
-// The architecture registry: one line per architecture, keyed by `general.architecture`.
+// The architecture registry: one line per architecture, keyed by `general.architecture` (and,
+// for llama files, by whether they have experts: Mixtral.swift).
 import GGUF
 
 public protocol Architecture {
@@ -7,20 +8,29 @@ public protocol Architecture {
     static func load(file: GGUFFile) throws -> DecoderModel
     /// How the per-layer norms are named in the module tree (ModuleNames.swift).
     static var naming: ModuleNames.Naming { get }
+    /// Whether this file implements `file` (default: its `general.architecture` is in `names`).
+    static func accepts(_ file: GGUFFile) -> Bool
 }
 
 extension Architecture {
     public static var naming: ModuleNames.Naming { .llama }
+    public static func accepts(_ file: GGUFFile) -> Bool { names.contains(file.architecture ?? "") }
 }
 
 public enum Architectures {
-    public static var all: [any Architecture.Type] { [Llama.self, Qwen2.self, Qwen3.self, Gemma3.self] }
+    /// The first that accepts a file implements it (Mixtral before Llama: both are "llama").
+    public static var all: [any Architecture.Type] {
+        [Mixtral.self, Llama.self, Qwen2.self, Qwen3.self, Gemma3.self, Qwen2MoE.self, Qwen3MoE.self]
+    }
 
-    public static var supportedNames: [String] { all.flatMap { $0.names } }
+    public static var supportedNames: [String] {
+        var seen = Set<String>()
+        return all.flatMap { $0.names }.filter { seen.insert($0).inserted }
+    }
 
     public static func architecture(of file: GGUFFile) throws -> any Architecture.Type {
         let arch = file.architecture
-        guard let a = all.first(where: { $0.names.contains(arch ?? "") }) else {
+        guard let a = all.first(where: { $0.accepts(file) }) else {
             throw ModelError.unsupportedArchitecture(arch, supported: supportedNames)
         }
         return a

@@ -8,11 +8,18 @@
 //   blk.N.ffn_norm      ↔ model.layers.N.post_attention_layernorm  RMSNorm  (llama naming)
 //                       ↔ model.layers.N.pre_feedforward_layernorm          (Gemma naming)
 //   blk.N.ffn_gate      ↔ model.layers.N.mlp.gate_proj             Linear   (up_proj, down_proj alike)
+//   blk.N.ffn_gate_inp  ↔ model.layers.N.mlp.gate                  Router   (MoE layers; mlp is then MoE)
+//   blk.N.ffn_{gate,up,down}_exps ↔ model.layers.N.mlp.experts     Experts  (three stacked tensors, one module)
+//   blk.N.ffn_gate_shexp ↔ model.layers.N.mlp.shared_expert.gate_proj  Linear (up, down alike; the
+//                                                                   shared_expert module is an MLP)
+//   blk.N.ffn_gate_inp_shexp ↔ model.layers.N.mlp.shared_expert_gate  Linear (Qwen2-MoE's sigmoid gate)
 //   output_norm         ↔ model.norm                               RMSNorm
 //   output              ↔ lm_head                                  LMHead   (tied: token_embd)
 //
 // Container modules (model, model.layers.N, self_attn, mlp) hold no tensors of their own.
-// Tensors carry a `.weight` / `.bias` suffix after the base name in the table.
+// Tensors carry a `.weight` / `.bias` suffix after the base name in the table. MoE module names
+// follow Qwen2-MoE / Qwen3-MoE in Hugging Face (Mixtral's `block_sparse_moe` is spelled `mlp`
+// too, so that one rule file fits every MoE architecture).
 import Operators
 
 public enum ModuleNames {
@@ -50,6 +57,14 @@ public enum ModuleNames {
             Entry(gguf: "ffn_gate", module: "mlp.gate_proj", kind: .linear),
             Entry(gguf: "ffn_up", module: "mlp.up_proj", kind: .linear),
             Entry(gguf: "ffn_down", module: "mlp.down_proj", kind: .linear),
+            Entry(gguf: "ffn_gate_inp", module: "mlp.gate", kind: .router),
+            Entry(gguf: "ffn_gate_exps", module: "mlp.experts", kind: .experts),
+            Entry(gguf: "ffn_up_exps", module: "mlp.experts", kind: .experts),
+            Entry(gguf: "ffn_down_exps", module: "mlp.experts", kind: .experts),
+            Entry(gguf: "ffn_gate_shexp", module: "mlp.shared_expert.gate_proj", kind: .linear),
+            Entry(gguf: "ffn_up_shexp", module: "mlp.shared_expert.up_proj", kind: .linear),
+            Entry(gguf: "ffn_down_shexp", module: "mlp.shared_expert.down_proj", kind: .linear),
+            Entry(gguf: "ffn_gate_inp_shexp", module: "mlp.shared_expert_gate", kind: .linear),
             Entry(gguf: "post_ffw_norm", module: "post_feedforward_layernorm", kind: .rmsNorm),
         ]
     }
@@ -75,7 +90,8 @@ public enum ModuleNames {
         return (layerPrefix + "\(i)." + e.module, e.kind)
     }
 
-    /// GGUF base name for a module name ("model.layers.3.self_attn.q_proj" → "blk.3.attn_q").
+    /// GGUF base name for a module name ("model.layers.3.self_attn.q_proj" → "blk.3.attn_q"); for
+    /// `mlp.experts`, which holds three tensors, the first ("blk.3.ffn_gate_exps").
     public static func tensorBase(forModule module: String, naming: Naming = .llama) -> String? {
         if let e = global.first(where: { $0.module == module }) { return e.gguf }
         guard module.hasPrefix(layerPrefix) else { return nil }

@@ -10,6 +10,11 @@
 //   │  ├─ …self_attn                        Attention       (q_proj k_proj v_proj o_proj [q_norm k_norm])
 //   │  ├─ …post_attention_layernorm …       RMSNorm
 //   │  └─ …mlp                              MLP             (gate_proj up_proj down_proj)
+//   │     or, in an MoE layer,                MoE
+//   │        ├─ …mlp.gate                     Router          ffn_gate_inp
+//   │        ├─ …mlp.experts                  Experts         ffn_gate_exps ffn_up_exps ffn_down_exps
+//   │        ├─ …mlp.shared_expert            MLP             (gate_proj up_proj down_proj: ffn_*_shexp)
+//   │        └─ …mlp.shared_expert_gate       Linear          ffn_gate_inp_shexp (Qwen2-MoE)
 //   └─ model.norm                           RMSNorm
 //   lm_head                                 LMHead          output.weight, or token_embd.weight when tied
 import Core
@@ -65,6 +70,9 @@ public struct ModuleTree: Sendable {
 
     public func module(named name: String) -> ModuleNode? { flattened.first { $0.node.name == name }?.node }
 
+    /// True when some layer is a mixture of experts (its `mlp` is a MoE module).
+    public var isMixtureOfExperts: Bool { flattened.contains { $0.node.kind == .moe } }
+
     /// Builds the tree of `file` with `naming` (the architecture's, see `Architectures.moduleTree`).
     public static func build(file: GGUFFile, naming: ModuleNames.Naming) throws -> ModuleTree {
         let hp = try Hyperparameters(file: file)
@@ -91,13 +99,28 @@ public struct ModuleTree: Sendable {
             let prefix = ModuleNames.layerPrefix + "\(i)"
             var layer = ModuleNode(name: prefix, kind: .decoderLayer)
             var attention = ModuleNode(name: prefix + ".self_attn", kind: .attention)
-            var mlp = ModuleNode(name: prefix + ".mlp", kind: .mlp)
+            let moe = file.tensor(named: "blk.\(i).ffn_gate_inp.weight") != nil
+            var mlp = ModuleNode(name: prefix + ".mlp", kind: moe ? .moe : .mlp)
+            var shared = ModuleNode(name: prefix + ".mlp.shared_expert", kind: .mlp)
             var norms: [(after: String, node: ModuleNode)] = []
+            // Several GGUF tensors may form one module (the stacked experts): merge them in table order.
+            var merged: [(entry: ModuleNames.Entry, tensors: [ModuleTensor])] = []
             for e in table {
-                guard let node = leaf(prefix + "." + e.module, e.kind, "blk.\(i).\(e.gguf)") else { continue }
+                let ts = tensors("blk.\(i).\(e.gguf)")
+                guard !ts.isEmpty else { continue }
+                if let j = merged.firstIndex(where: { $0.entry.module == e.module }) { merged[j].tensors += ts }
+                else { merged.append((e, ts)) }
+            }
+            for (e, ts) in merged {
+                let node = ModuleNode(name: prefix + "." + e.module, kind: e.kind, tensors: ts)
                 if e.module.hasPrefix("self_attn.") { attention.children.append(node) }
+                else if e.module.hasPrefix("mlp.shared_expert.") { shared.children.append(node) }
                 else if e.module.hasPrefix("mlp.") { mlp.children.append(node) }
                 else { norms.append((e.gguf, node)) }
+            }
+            if !shared.children.isEmpty {  // after the routed experts, before its gate
+                let at = (mlp.children.firstIndex { $0.kind == .experts }).map { $0 + 1 } ?? mlp.children.count
+                mlp.children.insert(shared, at: at)
             }
             // Forward order: input norm, attention, post-attention norm(s), MLP, post-MLP norm.
             func norm(_ gguf: String) -> ModuleNode? { norms.first { $0.after == gguf }?.node }

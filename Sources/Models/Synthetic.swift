@@ -23,12 +23,21 @@ public struct SyntheticShape: Sendable, Equatable {
     public var contextLength: Int = 4096
     public var ropeBase: Float = 10_000
     public var slidingWindow: Int? = nil
+    /// Mixture of experts (0: dense): routed experts, experts per token, one expert's width, the
+    /// shared expert's width (qwen2moe).
+    public var expertCount: Int = 0
+    public var expertUsedCount: Int = 0
+    public var expertFeedForward: Int = 0
+    public var sharedFeedForward: Int = 0
 
     public init(name: String, blockCount: Int, embedding: Int, headCount: Int, headCountKV: Int, headDim: Int,
-                feedForward: Int, vocab: Int, contextLength: Int = 4096, ropeBase: Float = 10_000, slidingWindow: Int? = nil) {
+                feedForward: Int, vocab: Int, contextLength: Int = 4096, ropeBase: Float = 10_000, slidingWindow: Int? = nil,
+                expertCount: Int = 0, expertUsedCount: Int = 0, expertFeedForward: Int = 0, sharedFeedForward: Int = 0) {
         self.name = name; self.blockCount = blockCount; self.embedding = embedding; self.headCount = headCount
         self.headCountKV = headCountKV; self.headDim = headDim; self.feedForward = feedForward; self.vocab = vocab
         self.contextLength = contextLength; self.ropeBase = ropeBase; self.slidingWindow = slidingWindow
+        self.expertCount = expertCount; self.expertUsedCount = expertUsedCount; self.expertFeedForward = expertFeedForward
+        self.sharedFeedForward = sharedFeedForward
     }
 }
 
@@ -72,6 +81,33 @@ public enum SyntheticModel {
             SyntheticShape(name: "gemma3-270m", blockCount: 18, embedding: 640, headCount: 4, headCountKV: 1, headDim: 256,
                            feedForward: 2048, vocab: 262_144, contextLength: 32768, ropeBase: 1_000_000, slidingWindow: 512),
         ],
+        // Mixture of experts (MoE.swift). "mixtral" files are `general.architecture = llama` with
+        // experts, as llama.cpp expects; feed_forward_length is then one expert's width.
+        "mixtral": [
+            SyntheticShape(name: "tiny", blockCount: 2, embedding: 256, headCount: 4, headCountKV: 2, headDim: 64,
+                           feedForward: 256, vocab: 640, contextLength: 512, ropeBase: 1_000_000,
+                           expertCount: 4, expertUsedCount: 2, expertFeedForward: 256),
+            // Mixtral 8x7B at half its width and depth (8 experts, top-2): 3.4 B parameters, 0.9 B active.
+            SyntheticShape(name: "mixtral-8x1b", blockCount: 16, embedding: 2048, headCount: 16, headCountKV: 4, headDim: 128,
+                           feedForward: 7168, vocab: 32000, contextLength: 32768, ropeBase: 1_000_000,
+                           expertCount: 8, expertUsedCount: 2, expertFeedForward: 7168),
+        ],
+        "qwen2moe": [
+            SyntheticShape(name: "tiny", blockCount: 2, embedding: 256, headCount: 4, headCountKV: 2, headDim: 64,
+                           feedForward: 512, vocab: 640, contextLength: 512, ropeBase: 1_000_000,
+                           expertCount: 8, expertUsedCount: 2, expertFeedForward: 256, sharedFeedForward: 512),
+            SyntheticShape(name: "qwen1.5-moe-a2.7b", blockCount: 24, embedding: 2048, headCount: 16, headCountKV: 16, headDim: 128,
+                           feedForward: 5632, vocab: 151_936, contextLength: 8192, ropeBase: 1_000_000,
+                           expertCount: 60, expertUsedCount: 4, expertFeedForward: 1408, sharedFeedForward: 5632),
+        ],
+        "qwen3moe": [
+            SyntheticShape(name: "tiny", blockCount: 2, embedding: 256, headCount: 4, headCountKV: 2, headDim: 128,
+                           feedForward: 512, vocab: 640, contextLength: 512, ropeBase: 1_000_000,
+                           expertCount: 8, expertUsedCount: 3, expertFeedForward: 256),
+            SyntheticShape(name: "qwen3-30b-a3b", blockCount: 48, embedding: 2048, headCount: 32, headCountKV: 4, headDim: 128,
+                           feedForward: 6144, vocab: 151_936, contextLength: 40960, ropeBase: 1_000_000,
+                           expertCount: 128, expertUsedCount: 8, expertFeedForward: 768),
+        ],
     ]
 
     public static func shape(architecture: String, name: String) throws -> SyntheticShape {
@@ -93,8 +129,10 @@ public enum SyntheticModel {
         var rng = SeededGenerator(seed: seed)
         var w = GGUFWriter()
         func meta(_ key: String, _ v: GGUFValue) { w.set(key, v) }
+        let name = arch
+        let arch = arch == Mixtral.displayName ? "llama" : arch   // general.architecture
         meta("general.architecture", .string(arch))
-        meta("general.name", .string("synthetic \(arch) \(s.name) \(type)"))
+        meta("general.name", .string("synthetic \(name) \(s.name) \(type)"))
         meta("general.file_type", .uint32(fileType(type)))
         meta("\(arch).context_length", .uint32(UInt32(s.contextLength)))
         meta("\(arch).embedding_length", .uint32(UInt32(s.embedding)))
@@ -109,6 +147,15 @@ public enum SyntheticModel {
         meta("\(arch).rope.dimension_count", .uint32(UInt32(s.headDim)))
         meta("\(arch).vocab_size", .uint32(UInt32(s.vocab)))
         if let window = s.slidingWindow { meta("\(arch).attention.sliding_window", .uint32(UInt32(window))) }
+        let moe = s.expertCount > 0
+        if moe {
+            meta("\(arch).expert_count", .uint32(UInt32(s.expertCount)))
+            meta("\(arch).expert_used_count", .uint32(UInt32(s.expertUsedCount)))
+            if arch != "llama" { meta("\(arch).expert_feed_forward_length", .uint32(UInt32(s.expertFeedForward))) }
+            if s.sharedFeedForward > 0 {
+                meta("\(arch).expert_shared_feed_forward_length", .uint32(UInt32(s.sharedFeedForward)))
+            }
+        }
         SyntheticTokenizer.add(to: &w, vocab: s.vocab)
 
         let q = s.headCount * s.headDim, kv = s.headCountKV * s.headDim
@@ -116,6 +163,20 @@ public enum SyntheticModel {
             let t = cols % type.blockSize == 0 ? type : (cols % 32 == 0 ? .q8_0 : .f16)
             let bytes = try quantizedRandom(rows: rows, cols: cols, type: t, std: std ?? 1 / Float(cols).squareRoot(), rng: &rng)
             try w.addTensor(name: name, type: t, shape: [cols, rows], data: bytes)
+        }
+        /// `count` stacked [rows, cols] matrices: ggml shape [cols, rows, count], one expert per slice.
+        func experts(_ name: String, count: Int, rows: Int, cols: Int) throws {
+            let t = cols % type.blockSize == 0 ? type : (cols % 32 == 0 ? .q8_0 : .f16)
+            let bytes = try quantizedRandom(rows: count * rows, cols: cols, type: t, std: 1 / Float(cols).squareRoot(), rng: &rng)
+            try w.addTensor(name: name, type: t, shape: [cols, rows, count], data: bytes)
+        }
+        /// Routers stay F32, as llama.cpp's converter and quantizer leave them.
+        func router(_ name: String, shape: [Int]) throws {
+            let n = shape.reduce(1, *)
+            var v = [Float](repeating: 0, count: n)
+            let std = 1 / Float(shape[0]).squareRoot()
+            for i in 0..<n { v[i] = std * rng.nextNormal() }
+            try w.addTensor(name: name, type: .f32, shape: shape, data: v.withUnsafeBytes { Array($0) })
         }
         func vector(_ name: String, _ n: Int, mean: Float, std: Float) throws {
             var v = [Float](repeating: 0, count: n)
@@ -132,12 +193,12 @@ public enum SyntheticModel {
             try matrix(p + "attn_k.weight", rows: kv, cols: s.embedding)
             try matrix(p + "attn_v.weight", rows: kv, cols: s.embedding)
             try matrix(p + "attn_output.weight", rows: s.embedding, cols: q)
-            if arch == "qwen2" {
+            if arch == "qwen2" || arch == "qwen2moe" {
                 try vector(p + "attn_q.bias", q, mean: 0, std: 0.02)
                 try vector(p + "attn_k.bias", kv, mean: 0, std: 0.02)
                 try vector(p + "attn_v.bias", kv, mean: 0, std: 0.02)
             }
-            if arch == "qwen3" || arch == "gemma3" {
+            if arch == "qwen3" || arch == "qwen3moe" || arch == "gemma3" {
                 try vector(p + "attn_q_norm.weight", s.headDim, mean: 1, std: 0.1)
                 try vector(p + "attn_k_norm.weight", s.headDim, mean: 1, std: 0.1)
             }
@@ -146,9 +207,23 @@ public enum SyntheticModel {
                 try vector(p + "post_ffw_norm.weight", s.embedding, mean: 1, std: 0.1)
             }
             try vector(p + "ffn_norm.weight", s.embedding, mean: 1, std: 0.1)
-            try matrix(p + "ffn_gate.weight", rows: s.feedForward, cols: s.embedding)
-            try matrix(p + "ffn_up.weight", rows: s.feedForward, cols: s.embedding)
-            try matrix(p + "ffn_down.weight", rows: s.embedding, cols: s.feedForward)
+            if moe {
+                let e = s.expertCount, ff = s.expertFeedForward
+                try router(p + "ffn_gate_inp.weight", shape: [s.embedding, e])
+                try experts(p + "ffn_gate_exps.weight", count: e, rows: ff, cols: s.embedding)
+                try experts(p + "ffn_up_exps.weight", count: e, rows: ff, cols: s.embedding)
+                try experts(p + "ffn_down_exps.weight", count: e, rows: s.embedding, cols: ff)
+                if s.sharedFeedForward > 0 {
+                    try router(p + "ffn_gate_inp_shexp.weight", shape: [s.embedding])
+                    try matrix(p + "ffn_gate_shexp.weight", rows: s.sharedFeedForward, cols: s.embedding)
+                    try matrix(p + "ffn_up_shexp.weight", rows: s.sharedFeedForward, cols: s.embedding)
+                    try matrix(p + "ffn_down_shexp.weight", rows: s.embedding, cols: s.sharedFeedForward)
+                }
+            } else {
+                try matrix(p + "ffn_gate.weight", rows: s.feedForward, cols: s.embedding)
+                try matrix(p + "ffn_up.weight", rows: s.feedForward, cols: s.embedding)
+                try matrix(p + "ffn_down.weight", rows: s.embedding, cols: s.feedForward)
+            }
         }
         try vector("output_norm.weight", s.embedding, mean: 1, std: 0.1)
         if arch != "gemma3" {

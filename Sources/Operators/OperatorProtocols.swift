@@ -2,6 +2,8 @@
 // placement chose. Shapes follow Models/Blocks.swift: x [tokens, in], y [tokens, out] row-major
 // float; q [tokens, heads, headDim]; the KV cache [capacity, kvHeads · headDim] per layer.
 //
+// Routed experts (`ExpertsOperator`) take the routing the model's router resolved.
+//
 // An `OperatorBinding` holds, per module name, the prefill and generate operators and the
 // threshold between them: a forward chunk of more than `prefillThreshold` tokens runs the
 // prefill operator, otherwise the generate operator.
@@ -48,6 +50,43 @@ public protocol MLPOperator: ModuleOperator {
     func activate(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int, gelu: Bool)
 }
 
+/// The routed experts of one MoE layer, stacked as GGUF stores them (`ffn_gate_exps` …: one
+/// expert per slice of a 3-D tensor): expert e's gate and up are [feedForward, embedding], its
+/// down [embedding, feedForward], each a view into the mapped file.
+public struct ExpertWeights: Sendable {
+    public let gate: [WeightMatrix], up: [WeightMatrix], down: [WeightMatrix]
+
+    public init(gate: [WeightMatrix], up: [WeightMatrix], down: [WeightMatrix]) {
+        precondition(gate.count == up.count && up.count == down.count && !gate.isEmpty, "one gate, up and down per expert")
+        self.gate = gate; self.up = up; self.down = down
+    }
+
+    public var count: Int { gate.count }
+    public var embedding: Int { gate[0].cols }
+    public var feedForward: Int { gate[0].rows }
+}
+
+/// The experts each token goes to and their weights, resolved for the whole chunk by the
+/// router (model code): ids and weights are [tokens, used], slot order as the router ranks them.
+public struct ExpertRouting {
+    public let tokens: Int
+    public let used: Int
+    public let ids: UnsafePointer<Int32>
+    public let weights: UnsafePointer<Float>
+
+    public init(tokens: Int, used: Int, ids: UnsafePointer<Int32>, weights: UnsafePointer<Float>) {
+        self.tokens = tokens; self.used = used; self.ids = ids; self.weights = weights
+    }
+}
+
+/// The routed experts of an MoE layer: out[t] = Σ_j weights[t, j] · FFN_{ids[t, j]}(x[t]), with
+/// FFN_e(x) = down_e(silu(gate_e·x) · up_e·x), summed in slot order (as ggml's graph adds them).
+/// x, out [tokens, embedding].
+public protocol ExpertsOperator: ModuleOperator {
+    func run(_ experts: ExpertWeights, x: UnsafePointer<Float>, routing: ExpertRouting, out: UnsafeMutablePointer<Float>,
+             pool: ThreadPool)
+}
+
 // MARK: - Binding
 
 /// The operators of one module for both phases.
@@ -72,14 +111,18 @@ public struct OperatorBinding: Sendable {
     public var linear: [String: PhaseOperators<any LinearOperator>] = [:]
     public var attention: [String: PhaseOperators<any AttentionOperator>] = [:]
     public var mlp: [String: PhaseOperators<any MLPOperator>] = [:]
+    public var experts: [String: PhaseOperators<any ExpertsOperator>] = [:]
     public var fallbackLinear: PhaseOperators<any LinearOperator>
     public var fallbackAttention: PhaseOperators<any AttentionOperator>
     public var fallbackMLP: PhaseOperators<any MLPOperator>
+    public var fallbackExperts: PhaseOperators<any ExpertsOperator>
 
+    /// Experts fall back to the numerics of `linear` (exact experts beside exact linear layers).
     public init(linear: any LinearOperator, attention: any AttentionOperator, mlp: any MLPOperator) {
         fallbackLinear = PhaseOperators(linear)
         fallbackAttention = PhaseOperators(attention)
         fallbackMLP = PhaseOperators(mlp)
+        fallbackExperts = PhaseOperators(linear is LinearCPUReference ? ExpertsCPU.reference : ExpertsCPU.quantized)
     }
 
     @inline(__always) public func linear(_ module: String, tokens: Int) -> any LinearOperator {
@@ -92,6 +135,10 @@ public struct OperatorBinding: Sendable {
 
     @inline(__always) public func mlp(_ module: String, tokens: Int) -> any MLPOperator {
         (mlp[module] ?? fallbackMLP).pick(tokens: tokens)
+    }
+
+    @inline(__always) public func experts(_ module: String, tokens: Int) -> any ExpertsOperator {
+        (experts[module] ?? fallbackExperts).pick(tokens: tokens)
     }
 
     /// The KV cache element every attention operator of the binding agrees on; nil when they

@@ -119,11 +119,12 @@ public struct OperatorRegistry: Sendable {
 
     /// The CPU operators of today.
     public static let builtin: OperatorRegistry = {
-        let linearKinds: Set<ModuleKind> = [.linear, .lmHead]
+        // A router (an MoE layer's gate) is a linear layer; the model turns its logits into routing.
+        let linearKinds: Set<ModuleKind> = [.linear, .lmHead, .router]
         var r = OperatorRegistry(descriptors: [], defaults: [:])
         r.register(OperatorDescriptor(
             name: "LinearCPUQuantized", summary: "8-bit per-block activations, integer dot products on GGUF weights",
-            kinds: linearKinds, devices: [.cpu], make: { _ in LinearCPUQuantized() }), defaultFor: [.linear, .lmHead])
+            kinds: linearKinds, devices: [.cpu], make: { _ in LinearCPUQuantized() }), defaultFor: [.linear, .lmHead, .router])
         r.register(OperatorDescriptor(
             name: "LinearCPUReference", summary: "weight rows dequantized to float, float dot (exact)",
             kinds: linearKinds, devices: [.cpu], make: { _ in LinearCPUReference() }))
@@ -139,6 +140,14 @@ public struct OperatorRegistry: Sendable {
             kwargs: [KwargSpec("gelu", .string(choices: ["table", "exact"]), default: .string("table"),
                                help: "GELU by llama.cpp's f16 table or the exact tanh formula")],
             make: { kw in MLPCPU(geluTable: kw["gelu"] != .string("exact")) }), defaultFor: [.mlp])
+        r.register(OperatorDescriptor(
+            name: "ExpertsCPU", summary: "routed experts on GGUF weights, tokens grouped by expert, 8-bit activations",
+            kinds: [.experts], devices: [.cpu], make: { _ in ExpertsCPU.quantized }), defaultFor: [.experts])
+        r.register(OperatorDescriptor(
+            name: "ExpertsCPUReference", summary: "routed experts with weight rows dequantized to float (exact)",
+            kinds: [.experts], devices: [.cpu], make: { _ in ExpertsCPU.reference }))
+        r.register(OperatorDescriptor(name: "MoECPU", summary: "mixture of experts: router, routed and shared experts (composes its children)",
+                                      kinds: [.moe], devices: [.cpu]), defaultFor: [.moe])
         r.register(OperatorDescriptor(name: "RMSNormCPU", summary: "RMS normalization in float",
                                       kinds: [.rmsNorm], devices: [.cpu]), defaultFor: [.rmsNorm])
         r.register(OperatorDescriptor(name: "RoPECPU", summary: "rotary embedding (normal / neox), float",

@@ -1,6 +1,8 @@
-// `swiftkt synth`: write a synthetic GGUF (random weights, real layout) for tests and benchmarks.
+// `swiftkt synth`: write a synthetic GGUF (random weights, real layout) for tests and benchmarks,
+// or upcycle a dense llama model into an equivalent mixture of experts (Models/Upcycle.swift).
 import ArgumentParser
 import Core
+import Engine
 import Foundation
 import GGUF
 import Models
@@ -8,35 +10,59 @@ import Models
 struct SynthCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "synth",
-        abstract: "Write a synthetic GGUF model with seeded random weights.",
+        abstract: "Write a synthetic GGUF model with seeded random weights, or upcycle a dense model into an MoE.",
         discussion: """
         Presets: \(SyntheticModel.presets.keys.sorted().map { "\($0): \(SyntheticModel.presets[$0]!.map(\.name).joined(separator: ", "))" }.joined(separator: "; "))
+        (mixtral files are general.architecture = llama with experts, as llama.cpp expects.)
         Example: swiftkt synth --arch llama --shape llama3-8b --type q4_K --seed 1 -o llama8b.gguf
+
+        --upcycle MODEL --experts N: split every FFN of a dense llama GGUF (a path or a model name)
+        into N experts along its intermediate dimension, with a router that selects all of them
+        with weight 1 (N a power of two; the width / N a multiple of ffn_down's quant block).
+        The result is a Mixtral-style GGUF whose greedy output equals the dense model's.
+        Example: swiftkt synth --upcycle smollm2-135m-instruct --experts 4 -o smollm2-moe4.gguf
         """)
 
-    @Option(help: "Architecture (general.architecture).")
-    var arch: String = "llama"
+    @Option(help: "Architecture (general.architecture, or mixtral). Default: llama.")
+    var arch: String?
 
-    @Option(help: "Shape preset of the architecture.")
-    var shape: String = "tiny"
+    @Option(help: "Shape preset of the architecture. Default: tiny.")
+    var shape: String?
 
-    @Option(help: "Weight type of the 2-D weights (f32, f16, q4_0, q4_K, …).")
-    var type: String = "q4_K"
+    @Option(help: "Weight type of the 2-D weights (f32, f16, q4_0, q4_K, …). Default: q4_K.")
+    var type: String?
 
     @Option(help: "Random seed.")
     var seed: UInt64 = 1
+
+    @Option(help: "A dense llama GGUF (path or model name) to split into experts instead of random weights.")
+    var upcycle: String?
+
+    @Option(help: "Experts per FFN with --upcycle (a power of two).")
+    var experts: Int = 4
 
     @Option(name: [.customShort("o"), .long], help: "Output file.")
     var output: String
 
     func run() throws {
-        guard let t = GGMLType(name: type) else {
-            throw ValidationError("unknown type '\(type)'; known: \(GGMLType.allCases.filter { Quant.canQuantize($0) }.map(\.name).joined(separator: ", "))")
-        }
-        let s = try SyntheticModel.shape(architecture: arch, name: shape)
         let started = Date()
-        let writer = try SyntheticModel.build(architecture: arch, shape: s, type: t, seed: seed) { stage in
-            FileHandle.standardError.write(Data("\r\u{1B}[Kgenerating \(stage)".utf8))
+        func stage(_ s: String) { FileHandle.standardError.write(Data("\r\u{1B}[Kgenerating \(s)".utf8)) }
+        let writer: GGUFWriter
+        if let upcycle {
+            guard arch == nil, shape == nil, type == nil else {
+                throw ValidationError("--upcycle takes its architecture, shape and weight types from the model; "
+                                      + "leave out --arch, --shape and --type")
+            }
+            let path = try ModelStore.resolve(upcycle)
+            writer = try Upcycle.build(from: try GGUFFile.open(path), experts: experts, progress: stage)
+        } else {
+            let typeName = type ?? "q4_K"
+            guard let t = GGMLType(name: typeName) else {
+                throw ValidationError("unknown type '\(typeName)'; known: \(GGMLType.allCases.filter { Quant.canQuantize($0) }.map(\.name).joined(separator: ", "))")
+            }
+            let a = arch ?? "llama"
+            let s = try SyntheticModel.shape(architecture: a, name: shape ?? "tiny")
+            writer = try SyntheticModel.build(architecture: a, shape: s, type: t, seed: seed, progress: stage)
         }
         FileHandle.standardError.write(Data("\r\u{1B}[Kwriting \(output)\n".utf8))
         try writer.write(to: output)

@@ -37,7 +37,7 @@ final class OperatorSwitchTests: XCTestCase {
     func testDefaultRulesAreBitIdenticalToTheAutoKernelSet() throws {
         for arch in Tiny.architectures {
             let m = try load(arch)
-            XCTAssertEqual(m.rulesDescription, "rules/cpu.yaml (shipped default for \(arch) on cpu)")
+            XCTAssertEqual(m.rulesDescription, "rules/cpu.yaml (shipped default for \(m.file.architecture ?? "?") on cpu)")
             let old = ForwardContext(pool: m.context.pool, kernels: .quantized)
             XCTAssertEqual(try logits(m), try logits(m, context: old), arch)
         }

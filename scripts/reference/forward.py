@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Independent numpy reference forward pass for GGUF models (llama, qwen2, qwen3, gemma3).
+"""Independent numpy reference forward pass for GGUF models (llama, qwen2, qwen3, gemma3, and the
+mixture-of-experts ones: llama files with experts (Mixtral), qwen2moe, qwen3moe).
 
 Computes the logits of every position of one token sequence (positions 0…n-1, no cache), with
 weights dequantized once by the `gguf` package and activations in float32 (or float64 with
@@ -30,7 +31,7 @@ from gguf_weights import GGUFWeights  # noqa: E402
 import llamacpp_numerics as emu  # noqa: E402
 from ops import attention, gelu_tanh, linear, rms_norm, rope, silu  # noqa: E402
 
-SUPPORTED = ("llama", "qwen2", "qwen3", "gemma3")
+SUPPORTED = ("llama", "qwen2", "qwen3", "gemma3", "qwen2moe", "qwen3moe")
 
 
 # MARK: - Hyperparameters
@@ -55,6 +56,9 @@ class Config:
     swa_layers: list[bool]   # True: this layer uses the sliding window (and the local rope base)
     final_softcap: float | None
     attn_softcap: float | None
+    n_expert: int = 0          # mixture of experts (0: dense MLP)
+    n_expert_used: int = 0
+    expert_norm: bool = False  # renormalize the selected weights (llama.cpp's norm_w)
 
     @staticmethod
     def read(w: GGUFWeights) -> "Config":
@@ -92,6 +96,10 @@ class Config:
             window = None
 
         scale = w.hp("attention.scale")
+        # MoE: llama.cpp's build_moe_ffn with softmax gating; norm_w is fixed per architecture
+        # (true for llama/Mixtral and qwen3moe, false for qwen2moe), no key is read for it.
+        n_expert = int(w.hp("expert_count", 0) or 0)
+        n_expert_used = int(w.hp("expert_used_count", 0) or 0)
         return Config(
             arch=arch, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_head_kv=n_head_kv,
             head_dim=head_dim, head_dim_v=head_dim_v,
@@ -106,6 +114,7 @@ class Config:
             swa_layers=swa,
             final_softcap=(float(w.hp("final_logit_softcapping")) if w.hp("final_logit_softcapping") else None),
             attn_softcap=(float(w.hp("attn_logit_softcapping")) if w.hp("attn_logit_softcapping") else None),
+            n_expert=n_expert, n_expert_used=n_expert_used, expert_norm=arch in ("llama", "qwen3moe"),
         )
 
 
@@ -120,6 +129,40 @@ def forward(w: GGUFWeights, cfg: Config, tokens: list[int], emulate: bool = Fals
         if emulate:
             x = emu.activations_for(w.tensors[name].tensor_type, x)
         return linear(x, w.tensor(name), w.optional(bias) if bias else None)
+
+    def moe(h: np.ndarray, p: str) -> np.ndarray:
+        """Mixture of experts: softmax router, top-k, (renormalized) weights, SwiGLU experts from
+        the stacked `ffn_*_exps` tensors ([experts, out, in] in numpy order), plus qwen2moe's
+        shared expert scaled by sigmoid(ffn_gate_inp_shexp · h)."""
+        logits = lin(h, p + "ffn_gate_inp.weight").astype(np.float64)      # [tokens, experts]
+        probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
+        k = cfg.n_expert_used
+        sel = np.argsort(-probs, axis=-1, kind="stable")[:, :k]            # [tokens, k]
+        weights = np.take_along_axis(probs, sel, axis=-1)
+        if cfg.expert_norm:
+            weights = weights / np.maximum(weights.sum(axis=-1, keepdims=True), 6.103515625e-5)
+        gate, up, down = (w.tensor(p + f"ffn_{n}_exps.weight") for n in ("gate", "up", "down"))
+        types = {n: w.tensors[p + f"ffn_{n}_exps.weight"].tensor_type for n in ("gate", "up", "down")}
+
+        def mm(x: np.ndarray, weight: np.ndarray, kind: str) -> np.ndarray:
+            if emulate:
+                x = emu.activations_for(types[kind], x)
+            return x @ weight.T
+
+        out = np.zeros_like(h)
+        for t in range(h.shape[0]):
+            for j in range(k):
+                e = sel[t, j]
+                x = h[t:t + 1]
+                y = mm(silu(mm(x, gate[e], "gate")) * mm(x, up[e], "up"), down[e], "down")
+                out[t] += (weights[t, j] * y[0]).astype(out.dtype)
+        if w.has(p + "ffn_gate_shexp.weight"):
+            shared = lin(silu(lin(h, p + "ffn_gate_shexp.weight")) * lin(h, p + "ffn_up_shexp.weight"),
+                         p + "ffn_down_shexp.weight")
+            g = h.astype(np.float64) @ w.tensor(p + "ffn_gate_inp_shexp.weight").astype(np.float64).reshape(-1)
+            out = out + (shared * (1.0 / (1.0 + np.exp(-g)))[:, None]).astype(out.dtype)
+        return out
 
     positions = np.arange(len(tokens))
     embd = w.tensor("token_embd.weight")                      # [vocab, embedding]
@@ -158,9 +201,12 @@ def forward(w: GGUFWeights, cfg: Config, tokens: list[int], emulate: bool = Fals
 
         # Feed-forward block: gated (SwiGLU, or GeGLU with tanh GELU for gemma).
         h = rms_norm(x, t("ffn_norm.weight"), cfg.eps)
-        gate = lin(h, p + "ffn_gate.weight")
-        act = gelu_tanh(gate) if cfg.arch == "gemma3" else silu(gate)
-        f = lin(act * lin(h, p + "ffn_up.weight"), p + "ffn_down.weight")
+        if w.has(p + "ffn_gate_inp.weight"):                  # mixture of experts
+            f = moe(h, p)
+        else:
+            gate = lin(h, p + "ffn_gate.weight")
+            act = gelu_tanh(gate) if cfg.arch == "gemma3" else silu(gate)
+            f = lin(act * lin(h, p + "ffn_up.weight"), p + "ffn_down.weight")
         if w.has(p + "post_ffw_norm.weight"):                 # gemma3
             f = rms_norm(f, t("post_ffw_norm.weight"), cfg.eps)
         x = x + f

@@ -1,0 +1,222 @@
+// Mixture-of-experts feed-forward layers, shared by mixtral, qwen2moe and qwen3moe (llama.cpp's
+// build_moe_ffn with softmax gating):
+//
+//   probs   = softmax(router · x)                              [experts] per token, router = ffn_gate_inp
+//   ids     = the `used` experts of highest probability          (ties: the lower index)
+//   weights = probs[ids], divided by their sum when the architecture normalizes them
+//             (mixtral, qwen3moe; not qwen2moe), times `expert_weights_scale` where read
+//   out     = Σ_j weights[j] · down_ids[j](silu(gate_ids[j] · x) · up_ids[j] · x)
+//           + sigmoid(shared_gate · x) · shared(x)               (qwen2moe's shared expert)
+//
+// The routed experts are stacked in three 3-D GGUF tensors (`ffn_gate_exps` [embedding,
+// expertFF, experts] …; one expert per slice) and run by the `ExpertsOperator` the placement
+// bound to `model.layers.N.mlp.experts` (ExpertsCPU: tokens grouped by expert, one matmul per
+// expert on the quantized weights). The router is a Linear module (`mlp.gate`, usually F32);
+// turning its logits into routing is the architecture's, here.
+import Core
+import CPUKernels
+import Foundation
+import GGUF
+import Operators
+
+// MARK: - Hyperparameters
+
+/// The MoE keys of a GGUF (`{arch}.expert_count` …), checked.
+public struct MoEHyperparameters: Sendable {
+    public var expertCount: Int
+    /// Experts per token (top-k).
+    public var expertUsedCount: Int
+    /// Intermediate width of one routed expert.
+    public var expertFeedForward: Int
+    /// Intermediate width of the shared expert (qwen2moe).
+    public var sharedFeedForward: Int
+
+    /// `expertFeedForward`: `{arch}.expert_feed_forward_length` when `readsExpertLength`, else
+    /// (and when absent) the fallback llama.cpp uses (llama: `feed_forward_length`; qwen MoE:
+    /// `feed_forward_length / expert_used_count`).
+    public init(file: GGUFFile, hyperparameters hp: Hyperparameters, readsExpertLength: Bool) throws {
+        let arch = hp.architecture
+        func count(_ key: GGUFKey) throws -> Int {
+            guard let v = file.int(key) else { throw ModelError.missingKey(key.resolved(architecture: arch)) }
+            guard v > 0 else {
+                throw ModelError.invalidHyperparameter(key: key.resolved(architecture: arch), value: "\(v)", reason: "must be positive")
+            }
+            return v
+        }
+        expertCount = try count(.expertCount)
+        expertUsedCount = try count(.expertUsedCount)
+        guard expertUsedCount <= expertCount else {
+            throw ModelError.invalidHyperparameter(key: GGUFKey.expertUsedCount.resolved(architecture: arch), value: "\(expertUsedCount)",
+                                                   reason: "more than expert_count \(expertCount)")
+        }
+        if readsExpertLength {
+            expertFeedForward = file.int(.expertFeedForwardLength).flatMap { $0 > 0 ? $0 : nil } ?? hp.feedForward / expertUsedCount
+        } else {
+            expertFeedForward = hp.feedForward
+        }
+        sharedFeedForward = file.int(.expertSharedFeedForwardLength).flatMap { $0 > 0 ? $0 : nil } ?? hp.feedForward
+    }
+}
+
+// MARK: - The MoE block
+
+public struct MoEFeedForward: FeedForward {
+    /// Module name ("model.layers.3.mlp").
+    public let name: String
+    /// [experts, embedding] ("…mlp.gate").
+    public let router: Linear
+    /// Module name of the routed experts ("…mlp.experts").
+    public let expertsName: String
+    public let experts: ExpertWeights
+    public let used: Int
+    /// Divide the selected probabilities by their sum (mixtral, qwen3moe).
+    public let normalizeWeights: Bool
+    /// Multiplies the weights when not 0 or 1 (llama.cpp's `expert_weights_scale`).
+    public let weightsScale: Float
+    /// Qwen2-MoE: an always-on expert ("…mlp.shared_expert") and its sigmoid gate [1, embedding].
+    public let shared: GatedMLP?
+    public let sharedGate: Linear?
+
+    public init(name: String, router: Linear, expertsName: String, experts: ExpertWeights, used: Int, normalizeWeights: Bool,
+                weightsScale: Float = 1, shared: GatedMLP? = nil, sharedGate: Linear? = nil) {
+        self.name = name; self.router = router; self.expertsName = expertsName; self.experts = experts; self.used = used
+        self.normalizeWeights = normalizeWeights; self.weightsScale = weightsScale; self.shared = shared; self.sharedGate = sharedGate
+    }
+
+    public func callAsFunction(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, tokens: Int, context: ForwardContext) {
+        let e = experts.count, d = experts.embedding
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: tokens * e)
+        let ids = UnsafeMutablePointer<Int32>.allocate(capacity: tokens * used)
+        let weights = UnsafeMutablePointer<Float>.allocate(capacity: tokens * used)
+        defer { logits.deallocate(); ids.deallocate(); weights.deallocate() }
+        router(x, logits, tokens: tokens, context: context)
+        MoERouting.softmaxTopK(logits: logits, tokens: tokens, experts: e, used: used, normalize: normalizeWeights,
+                               scale: weightsScale, ids: ids, weights: weights)
+        context.operators.experts(expertsName, tokens: tokens)
+            .run(experts, x: x, routing: ExpertRouting(tokens: tokens, used: used, ids: ids, weights: weights), out: out,
+                 pool: context.pool)
+
+        guard let shared else { return }
+        let s = UnsafeMutablePointer<Float>.allocate(capacity: tokens * d)
+        let g = UnsafeMutablePointer<Float>.allocate(capacity: tokens)
+        defer { s.deallocate(); g.deallocate() }
+        shared(x, s, tokens: tokens, context: context)
+        if let sharedGate { sharedGate(x, g, tokens: tokens, context: context) }
+        for t in 0..<tokens {
+            let gate: Float = sharedGate == nil ? 1 : 1 / (1 + exp(-g[t]))
+            let o = out + t * d, st = s + t * d
+            for i in 0..<d { o[i] += st[i] * gate }
+        }
+    }
+}
+
+// MARK: - Routing
+
+public enum MoERouting {
+    /// Per token: probabilities = softmax(logits) (max-subtracted, sum in double as ggml does),
+    /// the `used` highest in descending order (ties: the lower expert id), their probabilities
+    /// as weights — divided by their sum (clamped below at 6.1e-5, as llama.cpp) when
+    /// `normalize` — times `scale` unless it is 0 or 1. logits [tokens, experts];
+    /// ids, weights [tokens, used].
+    public static func softmaxTopK(logits: UnsafeMutablePointer<Float>, tokens: Int, experts: Int, used: Int, normalize: Bool,
+                                   scale: Float, ids: UnsafeMutablePointer<Int32>, weights: UnsafeMutablePointer<Float>) {
+        var taken = [Bool](repeating: false, count: experts)
+        for t in 0..<tokens {
+            let p = logits + t * experts
+            var m = -Float.infinity
+            for i in 0..<experts { m = max(m, p[i]) }
+            var sum = 0.0
+            for i in 0..<experts { p[i] = exp(p[i] - m); sum += Double(p[i]) }
+            let inv = Float(1 / sum)
+            for i in 0..<experts { p[i] *= inv }
+
+            for i in 0..<experts { taken[i] = false }
+            var total: Float = 0
+            for j in 0..<used {
+                var best = -1
+                for i in 0..<experts where !taken[i] && (best < 0 || p[i] > p[best]) { best = i }
+                taken[best] = true
+                ids[t * used + j] = Int32(best)
+                weights[t * used + j] = p[best]
+                total += p[best]
+            }
+            if normalize {
+                let divisor = max(total, 6.103515625e-5)
+                for j in 0..<used { weights[t * used + j] /= divisor }
+            }
+            if scale != 0, scale != 1 {
+                for j in 0..<used { weights[t * used + j] *= scale }
+            }
+        }
+    }
+}
+
+// MARK: - Loading
+
+/// Decoder layers whose attention follows the llama-family tensor table and whose feed-forward
+/// part is a mixture of experts.
+enum MoELayer {
+    static func load(_ w: TensorLoader, _ hp: Hyperparameters, _ moe: MoEHyperparameters, layer i: Int, rope: RopeSettings,
+                     qkNorm: Bool, normalizeWeights: Bool, sharedExpert: Bool) throws -> DecoderLayer {
+        let p = "blk.\(i).", d = hp.embedding
+        func linear(_ name: String, _ rows: Int, _ cols: Int) throws -> Linear {
+            Linear(name: ModuleNames.layerModule(i, name), weight: try w.matrix(p + name + ".weight", rows: rows, cols: cols),
+                   bias: try w.optionalVector(p + name + ".bias", count: rows))
+        }
+        func norm(_ name: String, _ n: Int) throws -> RMSNorm {
+            RMSNorm(weight: try w.vector(p + name + ".weight", count: n), epsilon: hp.rmsEpsilon)
+        }
+        let qw = hp.headCount * hp.headDim, kw = hp.headCountKV * hp.headDim, vw = hp.headCountKV * hp.valueDim
+        let attention = SelfAttention(
+            name: ModuleNames.layerPrefix + "\(i).self_attn", heads: hp.headCount, kvHeads: hp.headCountKV, headDim: hp.headDim,
+            q: try linear("attn_q", qw, d), k: try linear("attn_k", kw, d), v: try linear("attn_v", vw, d),
+            o: try linear("attn_output", d, hp.headCount * hp.valueDim),
+            qNorm: qkNorm ? try norm("attn_q_norm", hp.headDim) : nil,
+            kNorm: qkNorm ? try norm("attn_k_norm", hp.headDim) : nil,
+            rope: rope)
+
+        let ff = moe.expertFeedForward, n = moe.expertCount
+        let experts = ExpertWeights(gate: try w.experts(p + "ffn_gate_exps.weight", count: n, rows: ff, cols: d),
+                                    up: try w.experts(p + "ffn_up_exps.weight", count: n, rows: ff, cols: d),
+                                    down: try w.experts(p + "ffn_down_exps.weight", count: n, rows: d, cols: ff))
+        var shared: GatedMLP?, sharedGate: Linear?
+        if sharedExpert {
+            let sf = moe.sharedFeedForward
+            shared = GatedMLP(name: ModuleNames.layerPrefix + "\(i).mlp.shared_expert",
+                              gate: try linear("ffn_gate_shexp", sf, d), up: try linear("ffn_up_shexp", sf, d),
+                              down: try linear("ffn_down_shexp", d, sf), activation: .silu)
+            sharedGate = Linear(name: ModuleNames.layerModule(i, "ffn_gate_inp_shexp"),
+                                weight: try w.rowVector(p + "ffn_gate_inp_shexp.weight", count: d))
+        }
+        let mlp = MoEFeedForward(name: ModuleNames.layerPrefix + "\(i).mlp", router: try linear("ffn_gate_inp", n, d),
+                                 expertsName: ModuleNames.layerModule(i, "ffn_gate_exps"), experts: experts,
+                                 used: moe.expertUsedCount, normalizeWeights: normalizeWeights,
+                                 shared: shared, sharedGate: sharedGate)
+        return DecoderLayer(attentionNorm: try norm("attn_norm", d), attention: attention, ffnNorm: try norm("ffn_norm", d), mlp: mlp)
+    }
+}
+
+extension TensorLoader {
+    /// A stacked 3-D tensor (ggml shape [cols, rows, count]) as `count` [rows, cols] matrices,
+    /// each a view of its slice.
+    func experts(_ name: String, count: Int, rows: Int, cols: Int) throws -> [WeightMatrix] {
+        guard let t = file.tensor(named: name) else { throw ModelError.missingTensor(name) }
+        guard t.shape == [cols, rows, count] else {
+            throw ModelError.shapeMismatch(tensor: name, expected: [cols, rows, count], actual: t.shape)
+        }
+        guard Quant.canDequantize(t.type) else { throw ModelError.unsupportedTensorType(tensor: name, type: t.type) }
+        let base = file.data(for: t).baseAddress!
+        let sliceBytes = rows * t.type.byteCount(elements: cols)
+        return (0..<count).map { WeightMatrix(type: t.type, rows: rows, cols: cols, data: base + $0 * sliceBytes) }
+    }
+
+    /// A 1-D weight of `count` elements (ggml [count], or [count, 1]) as a [1, count] matrix.
+    func rowVector(_ name: String, count: Int) throws -> WeightMatrix {
+        guard let t = file.tensor(named: name) else { throw ModelError.missingTensor(name) }
+        guard t.shape == [count] || t.shape == [count, 1] else {
+            throw ModelError.shapeMismatch(tensor: name, expected: [count], actual: t.shape)
+        }
+        guard Quant.canDequantize(t.type) else { throw ModelError.unsupportedTensorType(tensor: name, type: t.type) }
+        return WeightMatrix(type: t.type, rows: 1, cols: count, data: file.data(for: t).baseAddress!)
+    }
+}

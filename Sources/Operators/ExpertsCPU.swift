@@ -1,0 +1,89 @@
+// The routed experts of an MoE layer on the CPU, straight on the GGUF weights (KTransformers'
+// KExpertsCPU). The expert set of the whole chunk is resolved at once: the (token, slot) pairs
+// are grouped by expert, and every expert the chunk uses runs one matmul over its tokens for
+// each of gate, up and down (a decode step: one GEMV per selected expert). Each matmul splits
+// its rows over the thread pool, so all cores work on every expert. The slot outputs are then
+// weighted and added in slot order, as ggml's graph does (ggml_mul by the weights, then one
+// ggml_add per slot).
+//
+//   ExpertsCPU           Matmul.quantized (8-bit activations, integer dot products) and
+//                        MLPCPU's llama.cpp activation numerics; the default
+//   ExpertsCPUReference  Matmul.reference (weight rows dequantized to float) and the float
+//                        activation; the yardstick
+import CPUKernels
+
+public struct ExpertsCPU: ExpertsOperator {
+    public let name: String
+    /// Float numerics (true) or llama.cpp's 8-bit activations (false).
+    public let exact: Bool
+    let activation: MLPCPU
+
+    public static let quantized = ExpertsCPU(exact: false)
+    public static let reference = ExpertsCPU(exact: true)
+
+    public init(exact: Bool) {
+        self.exact = exact
+        name = exact ? "ExpertsCPUReference" : "ExpertsCPU"
+        activation = MLPCPU(geluTable: !exact)
+    }
+
+    private func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ tokens: Int,
+                        _ pool: ThreadPool) {
+        if exact { Matmul.reference(w, x: x, y: y, tokens: tokens, pool: pool) }
+        else { Matmul.quantized(w, x: x, y: y, tokens: tokens, pool: pool) }
+    }
+
+    public func run(_ e: ExpertWeights, x: UnsafePointer<Float>, routing r: ExpertRouting, out: UnsafeMutablePointer<Float>,
+                    pool: ThreadPool) {
+        let d = e.embedding, ff = e.feedForward, k = r.used, pairs = r.tokens * r.used
+        guard pairs > 0 else { return }
+        // Counting sort of the flat slot indices (t · used + j) by expert.
+        var start = [Int](repeating: 0, count: e.count + 1)
+        for i in 0..<pairs {
+            let id = Int(r.ids[i])
+            precondition(id >= 0 && id < e.count, "expert id \(id) outside 0..<\(e.count)")
+            start[id + 1] += 1
+        }
+        for i in 0..<e.count { start[i + 1] += start[i] }
+        var fill = start
+        var order = [Int](repeating: 0, count: pairs)
+        for i in 0..<pairs {
+            let id = Int(r.ids[i])
+            order[fill[id]] = i
+            fill[id] += 1
+        }
+        var most = 0
+        for id in 0..<e.count { most = max(most, start[id + 1] - start[id]) }
+
+        let xs = UnsafeMutablePointer<Float>.allocate(capacity: most * d)
+        let g = UnsafeMutablePointer<Float>.allocate(capacity: most * ff)
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: most * ff)
+        let ys = UnsafeMutablePointer<Float>.allocate(capacity: most * d)
+        let slots = UnsafeMutablePointer<Float>.allocate(capacity: pairs * d)
+        defer { xs.deallocate(); g.deallocate(); u.deallocate(); ys.deallocate(); slots.deallocate() }
+
+        for id in 0..<e.count where start[id + 1] > start[id] {
+            let rows = start[id + 1] - start[id]
+            for i in 0..<rows {
+                (xs + i * d).update(from: x + (order[start[id] + i] / k) * d, count: d)
+            }
+            matmul(e.gate[id], xs, g, rows, pool)
+            matmul(e.up[id], xs, u, rows, pool)
+            activation.activate(gate: g, up: u, count: rows * ff, gelu: false)
+            matmul(e.down[id], g, ys, rows, pool)
+            for i in 0..<rows {
+                (slots + order[start[id] + i] * d).update(from: ys + i * d, count: d)
+            }
+        }
+
+        for t in 0..<r.tokens {
+            let o = out + t * d
+            let w0 = r.weights[t * k], s0 = slots + t * k * d
+            for i in 0..<d { o[i] = w0 * s0[i] }
+            for j in 1..<max(k, 1) {
+                let w = r.weights[t * k + j], s = slots + (t * k + j) * d
+                for i in 0..<d { o[i] += w * s[i] }
+            }
+        }
+    }
+}
