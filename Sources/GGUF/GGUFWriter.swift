@@ -56,7 +56,19 @@ public struct GGUFWriter: Sendable {
 
     // MARK: - Encoding
 
+    /// The whole file in memory.
     public func serialized() throws -> [UInt8] {
+        var out = try header()
+        for t in tensors {
+            out.append(contentsOf: t.data)
+            out.append(contentsOf: repeatElement(0, count: padded(t.data.count) - t.data.count))
+        }
+        return out
+    }
+
+    /// Everything before the tensor data (header, metadata, tensor infos, padding to the
+    /// alignment); the data follows tensor by tensor, each padded to the alignment.
+    private func header() throws -> [UInt8] {
         var out: [UInt8] = []
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
@@ -98,37 +110,38 @@ public struct GGUFWriter: Sendable {
             try value(v)
         }
         var relative = 0
-        var starts: [Int] = []
         for t in tensors {
             str(t.name)
             u32(UInt32(t.shape.count))
             for d in t.shape { u64(UInt64(d)) }
             u32(t.type.rawValue)
             u64(UInt64(relative))
-            starts.append(relative)
             relative += padded(t.data.count)
         }
         out.append(contentsOf: repeatElement(0, count: padded(out.count) - out.count))
-        let dataStart = out.count
-        for (t, start) in zip(tensors, starts) {
-            out.append(contentsOf: repeatElement(0, count: dataStart + start - out.count))
-            out.append(contentsOf: t.data)
-        }
-        if !tensors.isEmpty { out.append(contentsOf: repeatElement(0, count: padded(out.count) - out.count)) }
         return out
     }
 
     private func padded(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
 
+    /// Writes the file tensor by tensor (no second copy of the data in memory: synthetic models
+    /// of tens of GB are written from the arrays they were built in).
     public func write(to path: String) throws {
-        let bytes = try serialized()
         guard let f = fopen(path, "wb") else {
             throw GGUFError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
         }
         defer { fclose(f) }
-        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        guard written == bytes.count else {
-            throw GGUFError.cannotOpen(path: path, reason: "short write: " + String(cString: strerror(errno)))
+        func put(_ bytes: [UInt8]) throws {
+            let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
+            guard written == bytes.count else {
+                throw GGUFError.cannotOpen(path: path, reason: "short write: " + String(cString: strerror(errno)))
+            }
+        }
+        try put(try header())
+        for t in tensors {
+            try put(t.data)
+            let pad = padded(t.data.count) - t.data.count
+            if pad > 0 { try put([UInt8](repeating: 0, count: pad)) }
         }
     }
 }
