@@ -200,7 +200,15 @@ extension TensorLoader {
     /// A stacked 3-D tensor (ggml shape [cols, rows, count]) as `count` [rows, cols] matrices,
     /// each a view of its slice.
     func experts(_ name: String, count: Int, rows: Int, cols: Int) throws -> [WeightMatrix] {
-        guard let t = file.tensor(named: name) else { throw ModelError.missingTensor(name) }
+        guard let t = file.tensor(named: name) else {
+            // Old conversions stored one 2-D tensor per expert: blk.N.ffn_gate.0.weight …
+            let perExpert = name.replacingOccurrences(of: "_exps.weight", with: ".0.weight")
+            if has(perExpert) {
+                throw ModelError.unsupportedLayout("missing tensor '\(name)': this file stores one tensor per expert "
+                                                   + "('\(perExpert)' …), an old conversion; convert the model again with a current llama.cpp")
+            }
+            throw ModelError.missingTensor(name)
+        }
         guard t.shape == [cols, rows, count] else {
             throw ModelError.shapeMismatch(tensor: name, expected: [cols, rows, count], actual: t.shape)
         }

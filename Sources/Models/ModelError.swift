@@ -9,6 +9,8 @@ public enum ModelError: Error, CustomStringConvertible {
     case shapeMismatch(tensor: String, expected: [Int], actual: [Int])
     case unsupportedTensorType(tensor: String, type: GGMLType)
     case contextOverflow(needed: Int, capacity: Int)
+    /// The file stores something in a layout this version does not read.
+    case unsupportedLayout(String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum ModelError: Error, CustomStringConvertible {
         case let .unsupportedTensorType(n, t): return "tensor '\(n)' has type \(t), which has no CPU kernel"
         case let .contextOverflow(n, c):
             return "context is full: \(n) tokens needed, the context holds \(c) (raise --ctx-size or shorten the prompt)"
+        case let .unsupportedLayout(what): return what
         }
     }
 }

@@ -87,7 +87,7 @@ public enum SyntheticModel {
             SyntheticShape(name: "tiny", blockCount: 2, embedding: 256, headCount: 4, headCountKV: 2, headDim: 64,
                            feedForward: 256, vocab: 640, contextLength: 512, ropeBase: 1_000_000,
                            expertCount: 4, expertUsedCount: 2, expertFeedForward: 256),
-            // Mixtral 8x7B at half its width and depth (8 experts, top-2): 3.4 B parameters, 0.9 B active.
+            // Mixtral 8x7B at half its width and depth (8 experts, top-2): 5.9 B parameters, 1.7 B active.
             SyntheticShape(name: "mixtral-8x1b", blockCount: 16, embedding: 2048, headCount: 16, headCountKV: 4, headDim: 128,
                            feedForward: 7168, vocab: 32000, contextLength: 32768, ropeBase: 1_000_000,
                            expertCount: 8, expertUsedCount: 2, expertFeedForward: 7168),

@@ -216,6 +216,12 @@ final class MoETests: XCTestCase {
         XCTAssertThrowsError(try Architectures.load(file: try GGUFFile.open(path))) { e in
             XCTAssertEqual("\(e)", "missing tensor 'blk.1.ffn_up_exps.weight'")
         }
+        // One tensor per expert (old conversions): said so.
+        try w.addTensor(name: "blk.1.ffn_up.0.weight", type: .f32, shape: [256, 256], data: [UInt8](repeating: 0, count: 256 * 256 * 4))
+        try w.write(to: path)
+        XCTAssertThrowsError(try Architectures.load(file: try GGUFFile.open(path))) { e in
+            XCTAssertTrue("\(e)".contains("one tensor per expert"), "\(e)")
+        }
     }
 
     func testSyntheticMixtralIsALlamaFileWithExperts() throws {
