@@ -21,12 +21,17 @@ let package = Package(
         // GGUF reader (mmap, typed metadata, tensor index, split files) and writer.
         .target(name: "GGUF", dependencies: ["Core"]),
         // Scalar reference + SIMD kernels.
-        .target(name: "CPUKernels", dependencies: ["Core", .target(name: "CPUKernelsAVX2", condition: .when(platforms: [.linux]))],
+        .target(name: "CPUKernels", dependencies: ["Core", .target(name: "CPUKernelsAVX2", condition: .when(platforms: [.linux])),
+                                                   .target(name: "CPUKernelsAVX512", condition: .when(platforms: [.linux]))],
                 swiftSettings: optimize),
         // CPUKernels/QuantizedPanels.swift (a symbolic link) compiled for AVX2 CPUs; CPUKernels
         // calls it when /proc/cpuinfo has the flags (x86-64 Linux only: -target-cpu is an x86 name).
         .target(name: "CPUKernelsAVX2", dependencies: ["Core"],
                 swiftSettings: optimize + [.unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux]))]),
+        // AVX-512 VNNI kernels (intrinsics from Clang's headers), compiled for Cascade Lake class
+        // CPUs (Intel since 2019, AMD since Zen 4); CPUKernels calls them when the CPU has the flags.
+        .target(name: "CPUKernelsAVX512", dependencies: ["Core"],
+                swiftSettings: optimize + [.unsafeFlags(["-target-cpu", "cascadelake"], .when(platforms: [.linux]))]),
         // CUDA driver API and NVRTC loaded at run time (dlopen); nothing CUDA at build time.
         .target(name: "CUDA", dependencies: ["Core"]),
         // BPE / SentencePiece tokenizers built from GGUF metadata.

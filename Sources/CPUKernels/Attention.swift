@@ -16,83 +16,77 @@
 // when the maximum grows: acc ← f16(acc·e^(M_old−M)), acc ← f16(acc + v·e^(s−M)).
 import Core
 import Foundation
+#if os(Linux) && arch(x86_64)
+import CPUKernelsAVX2
+#endif
 
 public enum Attention {
-    /// The flash-attention numerics above, fast and bit-identical to `flashF16Reference`: the
-    /// visible part of the f16 cache is widened to float once per call (not once per query and
-    /// element), and the f16 rounding of the query and the accumulator takes a bit trick in
-    /// half's normal range. The q·k dot keeps the yardstick's in-order summation.
+    /// The flash-attention numerics above, fast and bit-identical to `flashF16Reference`: one
+    /// `FusedMath.flashQuery` per (token, head), reading the f16 cache in place (the AVX2 copy of
+    /// FusedMath when the CPU has it, so that fused multiply-adds are instructions).
     public static func flashF16(q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>,
                                 out: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, kvHeads: Int, headDim: Int,
                                 positions: UnsafePointer<Int32>, window: Int?, scale: Float, softcap: Float? = nil,
-                                pool: ThreadPool) {
+                                pool: ThreadPool, isa: KernelISA = .best) {
         let group = heads / kvHeads
         let kvStride = kvHeads * headDim
-        var maxPos = 0, minFirst = Int.max
+        // Prefill: widen the visible rows of K and V to float once (every query reads them);
+        // decode: read the halves in place.
+        var minFirst = Int.max, maxPos = 0
         for t in 0..<tokens {
             let p = Int(positions[t])
             maxPos = max(maxPos, p)
             minFirst = min(minFirst, window.map { max(0, p - $0 + 1) } ?? 0)
         }
-        // Widen rows minFirst…maxPos of K and V to float, split across threads.
-        let rows = maxPos - minFirst + 1
-        let kf = UnsafeMutablePointer<Float>.allocate(capacity: rows * kvStride)
-        let vf = UnsafeMutablePointer<Float>.allocate(capacity: rows * kvStride)
+        let widen = tokens > 1
+        let rows = widen ? maxPos - minFirst + 1 : 0
+        let kf = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows * kvStride))
+        let vf = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows * kvStride))
         defer { kf.deallocate(); vf.deallocate() }
-        let ks = UnsafeSendable(k + minFirst * kvStride), vs = UnsafeSendable(v + minFirst * kvStride)
-        let kfs = UnsafeSendable(kf), vfs = UnsafeSendable(vf)
-        pool.parallelFor(rows * kvStride) { range in
-            for i in range { kfs.pointer[i] = halfToFloat(ks.pointer[i]); vfs.pointer[i] = halfToFloat(vs.pointer[i]) }
+        if widen {
+            let ks = UnsafeSendable(k + minFirst * kvStride), vs = UnsafeSendable(v + minFirst * kvStride)
+            let kfs = UnsafeSendable(kf), vfs = UnsafeSendable(vf)
+            pool.parallelFor(rows * kvStride) { range in
+                for i in range { kfs.pointer[i] = halfToFloat(ks.pointer[i]); vfs.pointer[i] = halfToFloat(vs.pointer[i]) }
+            }
         }
+        // Row p of the source is at base + p·stride elements.
+        let kBase = widen ? UnsafeRawPointer(kf - minFirst * kvStride) : UnsafeRawPointer(k)
+        let vBase = widen ? UnsafeRawPointer(vf - minFirst * kvStride) : UnsafeRawPointer(v)
+        let esize = widen ? 4 : 2
         let qs = UnsafeSendable(q), os = UnsafeSendable(out), ps = UnsafeSendable(positions)
+        let kb = UnsafeSendable(kBase), vb = UnsafeSendable(vBase)
         pool.parallelFor(tokens * heads) { range in
-            let qh = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
-            let acc = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
-            defer { qh.deallocate(); acc.deallocate() }
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * headDim)
+            defer { scratch.deallocate() }
             for job in range {
                 let t = job / heads, h = job % heads
                 let pos = Int(ps.pointer[t])
                 let first = window.map { max(0, pos - $0 + 1) } ?? 0
-                let qv = qs.pointer + (t * heads + h) * headDim
-                for d in 0..<headDim { qh[d] = roundToHalf(qv[d]); acc[d] = 0 }
                 let kvOffset = (h / group) * headDim
-                var m = -Float.infinity, sum: Float = 0
-                for p in first...pos {
-                    let row = (p - minFirst) * kvStride + kvOffset
-                    let kr = kfs.pointer + row
-                    var s: Float = 0
-                    for d in 0..<headDim { s += qh[d] * kr[d] }
-                    s *= scale
-                    if let cap = softcap { s = cap * tanh(s / cap) }
-                    var ms: Float = 1, w: Float = 1
-                    if s > m {
-                        ms = exp(m - s)
-                        m = s
-                        for d in 0..<headDim { acc[d] = roundToHalf(acc[d] * ms) }
-                    } else {
-                        w = exp(s - m)
-                    }
-                    let vr = vfs.pointer + row
-                    for d in 0..<headDim { acc[d] = roundToHalf(acc[d] + vr[d] * w) }
-                    sum = sum * ms + w
+                let args = (q: qs.pointer + (t * heads + h) * headDim, k: kb.pointer + esize * kvOffset,
+                            v: vb.pointer + esize * kvOffset, out: os.pointer + (t * heads + h) * headDim)
+                #if os(Linux) && arch(x86_64)
+                if isa != .baseline {
+                    CPUKernelsAVX2.FusedMath.flashQuery(q: args.q, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride,
+                                                        first: first, last: pos, headDim: headDim, scale: scale, softcap: softcap,
+                                                        out: args.out, scratch: scratch)
+                    continue
                 }
-                let o = os.pointer + (t * heads + h) * headDim
-                let inv = 1 / sum
-                for d in 0..<headDim { o[d] = acc[d] * inv }
+                #endif
+                FusedMath.flashQuery(q: args.q, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride, first: first, last: pos,
+                                     headDim: headDim, scale: scale, softcap: softcap, out: args.out, scratch: scratch)
             }
         }
     }
 
-    /// x rounded to the nearest f16 value (ties to even), as a float. In half's normal range
-    /// this is rounding the float mantissa to 10 bits; elsewhere the full conversion runs.
+    /// x rounded to the nearest f16 value (ties to even), as a float.
     @inline(__always)
-    public static func roundToHalf(_ x: Float) -> Float {
-        let a = abs(x)
-        if a >= 0x1p-14 && a < 65504 {
-            let b = x.bitPattern
-            return Float(bitPattern: (b &+ 0xFFF &+ ((b >> 13) & 1)) & ~0x1FFF)
-        }
-        return halfToFloat(floatToHalf(x))
+    public static func roundToHalf(_ x: Float) -> Float { FusedMath.roundToHalf(x) }
+
+    /// The q·k dot product in ggml's order (see `FusedMath.dotGGMLF16`).
+    public static func dotGGMLF16(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
+        FusedMath.dotGGMLF16(x, UnsafeRawPointer(y), n, yHalf: false)
     }
 
     /// The scalar yardstick of the f16 flash-attention numerics (one query at a time, f16
@@ -108,7 +102,8 @@ public enum Attention {
         pool.parallelFor(tokens * heads) { range in
             let qh = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
             let acc = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
-            defer { qh.deallocate(); acc.deallocate() }
+            let kw = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
+            defer { qh.deallocate(); acc.deallocate(); kw.deallocate() }
             for job in range {
                 let t = job / heads, h = job % heads
                 let pos = Int(ps.pointer[t])
@@ -119,9 +114,8 @@ public enum Attention {
                 var m = -Float.infinity, sum: Float = 0
                 for p in first...pos {
                     let kr = ks.pointer + p * kvStride + kvOffset
-                    var s: Float = 0
-                    for d in 0..<headDim { s += qh[d] * halfToFloat(kr[d]) }
-                    s *= scale
+                    for d in 0..<headDim { kw[d] = halfToFloat(kr[d]) }
+                    var s = dotGGMLF16(qh, kw, headDim) * scale
                     if let cap = softcap { s = cap * tanh(s / cap) }
                     var ms: Float = 1, w: Float = 1
                     if s > m {
@@ -132,8 +126,8 @@ public enum Attention {
                         w = exp(s - m)
                     }
                     let vr = vs.pointer + p * kvStride + kvOffset
-                    for d in 0..<headDim { acc[d] = halfToFloat(floatToHalf(acc[d] + halfToFloat(vr[d]) * w)) }
-                    sum = sum * ms + w
+                    for d in 0..<headDim { acc[d] = halfToFloat(floatToHalf(acc[d].addingProduct(halfToFloat(vr[d]), w))) }
+                    sum = w.addingProduct(sum, ms)
                 }
                 let o = os.pointer + (t * heads + h) * headDim
                 let inv = 1 / sum

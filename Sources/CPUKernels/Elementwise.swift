@@ -3,6 +3,9 @@
 // soft-capping. Rows are [tokens, n] row-major float.
 import Core
 import Foundation
+#if os(Linux) && arch(x86_64)
+import CPUKernelsAVX2
+#endif
 
 public enum Ops {
     // MARK: - Normalization
@@ -47,8 +50,9 @@ public enum Ops {
                 for i in 0..<half {
                     let (a, b) = neox ? (i, i + half) : (2 * i, 2 * i + 1)
                     let x0 = v[a], x1 = v[b], c = cosines[i], s = sines[i]
-                    v[a] = x0 * c - x1 * s
-                    v[b] = x0 * s + x1 * c
+                    // ggml's rotation as GCC contracts it: one product rounded, the other fused.
+                    v[a] = (-(x1 * s)).addingProduct(x0, c)
+                    v[b] = (x1 * c).addingProduct(x0, s)
                 }
             }
         }
@@ -72,10 +76,28 @@ public enum Ops {
         return halfToFloat(geluHalfTable[Int(floatToHalf(x))])
     }
 
-    /// gelu(f16 value) rounded to f16, for every f16 bit pattern.
-    public static let geluHalfTable: [UInt16] = (0..<65536).map { floatToHalf(geluTanh(halfToFloat(UInt16($0)))) }
+    /// gelu(f16 value) rounded to f16, for every f16 bit pattern, computed as ggml builds its
+    /// table (the compiler fuses 1 + 0.044715·x·x into one multiply-add).
+    public static let geluHalfTable: [UInt16] = (0..<65536).map { bits in
+        let x = halfToFloat(UInt16(bits))
+        let c: Float = 0.7978845608028654
+        let inner = Float(1).addingProduct(0.044715 * x, x)
+        return floatToHalf(0.5 * x * (1 + tanhf(c * x * inner)))
+    }
 
-    public enum GateActivation: Sendable { case silu, gelu, geluTable }
+    /// e^x as ggml's AVX-512 `ggml_v_expf` computes it (see `FusedMath.expGGML`).
+    @inline(__always)
+    public static func expGGML(_ x: Float) -> Float { FusedMath.expGGML(x) }
+
+    /// SiLU as llama.cpp computes it (ggml_v_silu): x / (1 + expGGML(0 − x)).
+    @inline(__always)
+    public static func siluGGML(_ x: Float) -> Float { x / (1 + expGGML(0 - x)) }
+
+    public enum GateActivation: Sendable {
+        case silu, gelu, geluTable
+        /// llama.cpp's SwiGLU (ggml_vec_swiglu_f32): `siluGGML(gate) · up`.
+        case siluGGML
+    }
 
     /// gate[i] = act(gate[i]) · up[i] over `count` elements.
     public static func gatedActivation(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int,
@@ -84,6 +106,14 @@ public enum Ops {
         case .silu: for i in 0..<count { gate[i] = silu(gate[i]) * up[i] }
         case .gelu: for i in 0..<count { gate[i] = geluTanh(gate[i]) * up[i] }
         case .geluTable: for i in 0..<count { gate[i] = geluTable(gate[i]) * up[i] }
+        case .siluGGML:
+            #if os(Linux) && arch(x86_64)
+            if KernelISA.best != .baseline {
+                CPUKernelsAVX2.FusedMath.swiglu(gate: gate, up: up, count: count)
+                return
+            }
+            #endif
+            FusedMath.swiglu(gate: gate, up: up, count: count)
         }
     }
 

@@ -9,6 +9,7 @@
 // the pool's threads. SIMD kernels that work on the quantized blocks directly are judged
 // against this one.
 import Core
+import Foundation
 
 /// A read-only view of a 2-D weight in its storage type (usually an mmapped GGUF tensor).
 public struct WeightMatrix: @unchecked Sendable {
@@ -18,6 +19,8 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Input features (ggml ne0), a multiple of the type's block size.
     public let cols: Int
     public let data: UnsafeRawPointer
+    /// Kernel-specific repacked copies, built on first use and shared by copies of this value.
+    public let packed = PackedCache()
 
     public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer) {
         self.type = type; self.rows = rows; self.cols = cols; self.data = data
@@ -33,6 +36,23 @@ public struct WeightMatrix: @unchecked Sendable {
     public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         // Types are validated when the model is loaded; a failure here is a programmer error.
         try! Quant.dequantize(type, from: row(r), to: out, count: cols)
+    }
+}
+
+/// A lazily built alternative layout of one weight matrix (e.g. the AVX-512 kernels' 8-row
+/// panels), built once under a lock by the first caller.
+public final class PackedCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var layout: AnyObject?
+
+    public init() {}
+
+    public func value<T: AnyObject>(_ make: () -> T) -> T {
+        lock.lock(); defer { lock.unlock() }
+        if let existing = layout as? T { return existing }
+        let made = make()
+        layout = made
+        return made
     }
 }
 

@@ -16,6 +16,7 @@ import Core
 import Foundation
 #if os(Linux) && arch(x86_64)
 import CPUKernelsAVX2
+import CPUKernelsAVX512
 #endif
 
 public enum QuantizedDot {
@@ -37,59 +38,69 @@ public enum QuantizedDot {
         let aq = a.qs + r * n
         switch type {
         case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0:
+            // ggml's x86 order (ggml_vec_dot_q4_1_q8_1 and siblings): per block, 8 integer lanes of
+            // 4 consecutive products; each lane fused-multiply-added with d = dx·dy into its own
+            // float accumulator; the 8 accumulators summed pairwise at the end (hsum_float_8); the
+            // min terms (q4_1, q5_1) in a separate fused-multiply-add chain added last.
             let blocks = n / 32
             let ad = a.scales + r * blocks, asum = a.sums + r * blocks
-            var sum: Float = 0
+            var acc = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+            var summs: Float = 0
             for b in 0..<blocks {
                 let blk = w + b * type.typeSize
-                let d = halfToFloat(blk.loadUnaligned(as: UInt16.self))
+                let d = halfToFloat(blk.loadUnaligned(as: UInt16.self)) * ad[b]
                 let x = aq + b * 32
-                var isum: Int32 = 0
                 switch type {
-                case .q4_0:
+                case .q4_0, .q4_1:
+                    let qsOffset = type == .q4_1 ? 4 : 2, bias: Int8 = type == .q4_1 ? 0 : 8
                     for j in 0..<16 {
-                        let byte = blk.load(fromByteOffset: 2 + j, as: UInt8.self)
-                        isum += (Int32(byte & 0xF) - 8) * Int32(x[j]) + (Int32(byte >> 4) - 8) * Int32(x[j + 16])
+                        let byte = blk.load(fromByteOffset: qsOffset + j, as: UInt8.self)
+                        q[j] = Int8(byte & 0xF) - bias
+                        q[j + 16] = Int8(byte >> 4) - bias
                     }
-                    sum += d * ad[b] * Float(isum)
-                case .q4_1:
-                    for j in 0..<16 {
-                        let byte = blk.load(fromByteOffset: 4 + j, as: UInt8.self)
-                        isum += Int32(byte & 0xF) * Int32(x[j]) + Int32(byte >> 4) * Int32(x[j + 16])
-                    }
-                    let m = halfToFloat(blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
-                    sum += d * ad[b] * Float(isum) + m * asum[b]
                 case .q5_0, .q5_1:
                     let hasMin = type == .q5_1
                     let qh = blk.loadUnaligned(fromByteOffset: hasMin ? 4 : 2, as: UInt32.self)
                     let qsOffset = hasMin ? 8 : 6
-                    let bias: Int32 = hasMin ? 0 : 16
+                    let bias: Int8 = hasMin ? 0 : 16
                     for j in 0..<16 {
                         let byte = blk.load(fromByteOffset: qsOffset + j, as: UInt8.self)
-                        let h0 = Int32((qh >> UInt32(j)) & 1) << 4
-                        let h1 = Int32((qh >> UInt32(j + 16)) & 1) << 4
-                        isum += ((Int32(byte & 0xF) | h0) - bias) * Int32(x[j])
-                        isum += ((Int32(byte >> 4) | h1) - bias) * Int32(x[j + 16])
-                    }
-                    if hasMin {
-                        let m = halfToFloat(blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
-                        sum += d * ad[b] * Float(isum) + m * asum[b]
-                    } else {
-                        sum += d * ad[b] * Float(isum)
+                        let h0 = UInt8((qh >> UInt32(j)) & 1) << 4
+                        let h1 = UInt8((qh >> UInt32(j + 16)) & 1) << 4
+                        q[j] = Int8((byte & 0xF) | h0) - bias
+                        q[j + 16] = Int8((byte >> 4) | h1) - bias
                     }
                 default:  // q8_0
-                    for j in 0..<32 { isum += Int32(blk.load(fromByteOffset: 2 + j, as: Int8.self)) * Int32(x[j]) }
-                    sum += d * ad[b] * Float(isum)
+                    for j in 0..<32 { q[j] = blk.load(fromByteOffset: 2 + j, as: Int8.self) }
                 }
+                if type == .q4_1 || type == .q5_1 {
+                    summs.addProduct(halfToFloat(blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self)), asum[b])
+                }
+                func lane(_ j: Int) -> Float {
+                    var s: Int32 = 0
+                    for k in 4 * j..<4 * j + 4 { s += Int32(q[k]) * Int32(x[k]) }
+                    return Float(s)
+                }
+                acc.0.addProduct(d, lane(0)); acc.1.addProduct(d, lane(1))
+                acc.2.addProduct(d, lane(2)); acc.3.addProduct(d, lane(3))
+                acc.4.addProduct(d, lane(4)); acc.5.addProduct(d, lane(5))
+                acc.6.addProduct(d, lane(6)); acc.7.addProduct(d, lane(7))
             }
-            return sum
+            return ((acc.0 + acc.4) + (acc.2 + acc.6)) + ((acc.1 + acc.5) + (acc.3 + acc.7)) + summs
         case .q4_K, .q5_K:
+            // ggml's x86 order for q4_K (the repacked q4_K_8x8 GEMV/GEMM that llama.cpp uses for
+            // every q4_K matrix with a multiple of 8 rows): exact integer sums of the scaled quants
+            // and of the mins, each fused-multiply-added into its own float accumulator with
+            // (d or dmin)·d_activation, once per 64 elements for the activation rows that the GEMM
+            // takes (whole groups of 4) and once per superblock for the rest; the min accumulator
+            // subtracted at the end.
             let blocks = n / 256
-            var sum: Float = 0
+            var acc: Float = 0, accMin: Float = 0
             for b in 0..<blocks {
                 let blk = w + b * type.typeSize
-                let d = halfToFloat(blk.loadUnaligned(as: UInt16.self)) * a.scales[r * blocks + b]
-                let dmin = halfToFloat(blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self)) * a.scales[r * blocks + b]
+                let ad = a.scales[r * blocks + b]
+                let d = halfToFloat(blk.loadUnaligned(as: UInt16.self)) * ad
+                let dmin = halfToFloat(blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self)) * ad
                 let five = type == .q5_K
                 let qsOffset = five ? 48 : 16
                 for chunk in 0..<4 {
@@ -107,46 +118,60 @@ public enum QuantizedDot {
                 }
                 let x = aq + b * 256
                 let bsums = a.sums + r * (n / 16) + b * 16
-                var sumi: Int32 = 0, summ: Int32 = 0
-                for s in 0..<8 {
-                    let (sc, m) = scaleMinK4(blk + 4, s)
-                    var dot: Int32 = 0
-                    for i in 0..<32 { dot += Int32(q[s * 32 + i]) * Int32(x[s * 32 + i]) }
-                    sumi += Int32(sc) * dot
-                    summ += Int32(m) * Int32(bsums[2 * s] + bsums[2 * s + 1])
+                // The GEMM (rows of whole groups of 4 tokens) rounds per 64 elements, the GEMV per 256.
+                let span = r < a.rows - a.rows % 4 ? 2 : 8
+                for first in stride(from: 0, to: 8, by: span) {
+                    var sumi: Int32 = 0, summ: Int32 = 0
+                    for s in first..<first + span {
+                        let (sc, m) = scaleMinK4(blk + 4, s)
+                        var dot: Int32 = 0
+                        for i in 0..<32 { dot += Int32(q[s * 32 + i]) * Int32(x[s * 32 + i]) }
+                        sumi += Int32(sc) * dot
+                        summ += Int32(m) * Int32(bsums[2 * s] + bsums[2 * s + 1])
+                    }
+                    acc.addProduct(Float(sumi), d)
+                    accMin.addProduct(Float(summ), dmin)
                 }
-                sum += d * Float(sumi) - dmin * Float(summ)
             }
-            return sum
+            return acc - accMin
         case .q6_K:
+            // ggml's x86 order (ggml_vec_dot_q6_K_q8_K, AVX2): the unsigned 6-bit quants times the
+            // activations into 8 integer lanes (lane j takes elements 4j…4j+3 of every group of 32,
+            // times its sub-block scale), minus 32·(sc[2j]·bsum[2j] + sc[2j+1]·bsum[2j+1]) per lane;
+            // each lane fused-multiply-added with d·d_activation into its float accumulator;
+            // hsum_float_8 at the end.
             let blocks = n / 256
-            var sum: Float = 0
+            var acc = [Float](repeating: 0, count: 8)
             for b in 0..<blocks {
                 let blk = w + b * 210
-                let d = halfToFloat(blk.loadUnaligned(fromByteOffset: 208, as: UInt16.self)) * a.scales[r * blocks + b]
+                let d = a.scales[r * blocks + b] * halfToFloat(blk.loadUnaligned(fromByteOffset: 208, as: UInt16.self))
                 for half in 0..<2 {
                     let ql = 64 * half, qh = 128 + 32 * half, out = 128 * half
                     for l in 0..<32 {
                         let l0 = blk.load(fromByteOffset: ql + l, as: UInt8.self)
                         let l1 = blk.load(fromByteOffset: ql + l + 32, as: UInt8.self)
                         let h = blk.load(fromByteOffset: qh + l, as: UInt8.self)
-                        q[out + l] = Int8(Int32(l0 & 0xF | (h & 3) << 4) - 32)
-                        q[out + l + 32] = Int8(Int32(l1 & 0xF | ((h >> 2) & 3) << 4) - 32)
-                        q[out + l + 64] = Int8(Int32(l0 >> 4 | ((h >> 4) & 3) << 4) - 32)
-                        q[out + l + 96] = Int8(Int32(l1 >> 4 | ((h >> 6) & 3) << 4) - 32)
+                        q[out + l] = Int8(l0 & 0xF | (h & 3) << 4)
+                        q[out + l + 32] = Int8(l1 & 0xF | ((h >> 2) & 3) << 4)
+                        q[out + l + 64] = Int8(l0 >> 4 | ((h >> 4) & 3) << 4)
+                        q[out + l + 96] = Int8(l1 >> 4 | ((h >> 6) & 3) << 4)
                     }
                 }
                 let x = aq + b * 256
-                var sumi: Int32 = 0
-                for s in 0..<16 {
-                    let sc = Int32(blk.load(fromByteOffset: 192 + s, as: Int8.self))
-                    var dot: Int32 = 0
-                    for i in 0..<16 { dot += Int32(q[s * 16 + i]) * Int32(x[s * 16 + i]) }
-                    sumi += sc * dot
+                let bsums = a.sums + r * (n / 16) + b * 16
+                func sc(_ s: Int) -> Int32 { Int32(blk.load(fromByteOffset: 192 + s, as: Int8.self)) }
+                for j in 0..<8 {
+                    var lane: Int32 = 0
+                    for g in 0..<8 {
+                        var dot: Int32 = 0
+                        for e in 32 * g + 4 * j..<32 * g + 4 * j + 4 { dot += Int32(q[e]) * Int32(x[e]) }
+                        lane += sc((32 * g + 4 * j) / 16) * dot
+                    }
+                    lane -= 32 * (sc(2 * j) * Int32(bsums[2 * j]) + sc(2 * j + 1) * Int32(bsums[2 * j + 1]))
+                    acc[j].addProduct(d, Float(lane))
                 }
-                sum += d * Float(sumi)
             }
-            return sum
+            return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
         default:
             preconditionFailure("no integer dot product for \(type)")
         }
@@ -177,11 +202,24 @@ extension Matmul {
         let act = QuantizedActivations(format: format, n: w.cols, rows: tokens)
         act.quantize(x, pool: pool)
         let ys = UnsafeSendable(y)
+        let args = (type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
+                    qs: UnsafePointer(act.qs), scales: UnsafePointer(act.scales), sums: UnsafePointer(act.sums))
+        #if os(Linux) && arch(x86_64)
+        if isa == .avx512 && QuantizedAVX512.supports(w.type) {
+            let packed = w.packed.value {
+                PackedPanels(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes)
+            }
+            let per = QuantizedAVX512.rowsPerPanel
+            pool.parallelFor((w.rows + per - 1) / per) { panels in
+                QuantizedAVX512.run(packed, qs: args.qs, scales: args.scales, sums: args.sums,
+                                    y: ys.pointer, tokens: tokens, panels: panels)
+            }
+            return
+        }
+        #endif
         pool.parallelFor((w.rows + 3) / 4) { panels in
-            let args = (type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
-                        qs: UnsafePointer(act.qs), scales: UnsafePointer(act.scales), sums: UnsafePointer(act.sums))
             switch isa {
-            case .avx2:
+            case .avx2, .avx512:
                 #if os(Linux) && arch(x86_64)
                 CPUKernelsAVX2.QuantizedPanels.run(type: args.type, rows: args.rows, cols: args.cols, weights: args.weights,
                                                    rowBytes: args.rowBytes, qs: args.qs, scales: args.scales, sums: args.sums,
@@ -227,19 +265,33 @@ public enum KernelISA: Sendable, CaseIterable {
     case baseline
     /// x86-64-v3 class (AVX2, FMA, BMI2, F16C), the CPUKernelsAVX2 target (Linux x86-64 builds).
     case avx2
+    /// AVX-512 F/BW/DQ/VL + VNNI, the CPUKernelsAVX512 target (its types; AVX2 for the rest).
+    case avx512
 
     /// The ISAs this machine can run.
-    public static let available: [KernelISA] = cpuHasAVX2 ? [.baseline, .avx2] : [.baseline]
-    public static let best: KernelISA = available.last!
+    public static let available: [KernelISA] = {
+        var isas: [KernelISA] = [.baseline]
+        if cpuFlags.isSuperset(of: ["avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm"]) { isas.append(.avx2) }
+        if isas.contains(.avx2) && cpuFlags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni"]) {
+            isas.append(.avx512)
+        }
+        return isas
+    }()
+    /// The fastest available, unless SWIFTKT_ISA names another available one (baseline, avx2,
+    /// avx512) — for comparing kernels.
+    public static let best: KernelISA = {
+        if let name = ProcessInfo.processInfo.environment["SWIFTKT_ISA"],
+           let isa = available.first(where: { "\($0)" == name }) { return isa }
+        return available.last!
+    }()
 
-    static let cpuHasAVX2: Bool = {
+    static let cpuFlags: Set<String> = {
         #if os(Linux) && arch(x86_64)
         guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
-        let flags = Set(line.split(separator: " ").map(String.init))
-        return ["avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm"].allSatisfy(flags.contains)
+              let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
+        return Set(line.split(separator: " ").map(String.init))
         #else
-        return false
+        return []
         #endif
     }()
 }

@@ -1,9 +1,10 @@
 // The fast path of `Matmul.quantized`: integer dot products of quantized weight rows with 8-bit
 // activations, four weight rows (a "panel") at a time, in Swift SIMD.
 //
-// Results are bit-identical to `QuantizedDot.dotReference`: every block's integer sum is exact
-// whatever order it is added in, and the float operations per block are the reference's, in
-// its order, one weight row per SIMD4<Float> lane (sum += d · ad[b] · Float(isum) …).
+// Results are bit-identical to `QuantizedDot.dotReference`: every block's integer sums are exact
+// whatever order they are added in, and the float operations are the reference's, in its order
+// (32-element blocks: ggml's eight lanes per row, fused multiply-adds, hsum_float_8; k-quants:
+// one weight row per SIMD4<Float> lane).
 //
 // Loop order per panel: for each weight block, decode the four rows' block once into 16-bit
 // lanes, then dot it with that block of every token's activations, accumulating into one
@@ -152,6 +153,13 @@ struct Panel {
     let y: UnsafeMutablePointer<Float>
     /// [tokens] per-token accumulators, lane i = row r0 + i.
     let acc: UnsafeMutablePointer<SIMD4<Float>>
+    /// 32-element blocks and q6_K: [tokens, 4 rows] eight-lane accumulators.
+    let acc8: UnsafeMutablePointer<SIMD8<Float>>
+    /// q4_K / q5_K: [tokens] accumulators of the min terms.
+    let accMin: UnsafeMutablePointer<SIMD4<Float>>
+    /// q6_K: [4 rows] even- and odd-numbered sub-block scales.
+    let scalesEven: UnsafeMutablePointer<SIMD8<Int32>>
+    let scalesOdd: UnsafeMutablePointer<SIMD8<Int32>>
     /// K-quants: [4 rows, 16] decoded 32-element groups (even, odd) and their scales.
     let groups: UnsafeMutablePointer<I16x16>
     let groupScales: UnsafeMutablePointer<SIMD8<Int32>>
@@ -189,50 +197,77 @@ struct Rows32 {
         m = B.hasMin ? half4(p, off + 2) : SIMD4<Float>()
     }
 
-    /// The four rows' exact integer dot products with one activation block.
+    /// The four rows' integer lanes with one activation block: lane j of row i is the exact sum
+    /// of the products of elements 4j…4j+3 (ggml's `mul_sum_us8_pairs_float` lanes).
     @inline(__always)
-    func dot(_ x: UnsafeRawPointer) -> SIMD4<Int32> {
+    func lanes(_ x: UnsafeRawPointer) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
         let (xe, xo) = splitBytes(x.loadUnaligned(as: I16x16.self))
-        return sum4(widenPairs(e0 &* xe &+ o0 &* xo), widenPairs(e1 &* xe &+ o1 &* xo),
-                    widenPairs(e2 &* xe &+ o2 &* xo), widenPairs(e3 &* xe &+ o3 &* xo))
-    }
-
-    /// The reference's per-block float step: d·ad·isum (+ m·s).
-    @inline(__always)
-    func term<B: Block32>(_: B.Type, _ isum: SIMD4<Int32>, ad: Float, asum: Float) -> SIMD4<Float> {
-        if B.hasMin { return d * SIMD4(repeating: ad) * SIMD4<Float>(isum) + m * SIMD4(repeating: asum) }
-        return d * SIMD4(repeating: ad) * SIMD4<Float>(isum)
+        return (SIMD8<Float>(widenPairs(e0 &* xe &+ o0 &* xo)), SIMD8<Float>(widenPairs(e1 &* xe &+ o1 &* xo)),
+                SIMD8<Float>(widenPairs(e2 &* xe &+ o2 &* xo)), SIMD8<Float>(widenPairs(e3 &* xe &+ o3 &* xo)))
     }
 }
 
+/// ggml's hsum_float_8: (a0+a4 + a2+a6) + (a1+a5 + a3+a7).
+@inline(__always)
+func hsum8(_ a: SIMD8<Float>) -> Float {
+    let h = a.lowHalf + a.highHalf
+    let s = h.lowHalf + h.highHalf
+    return s[0] + s[1]
+}
+
+/// Eight lanes fused-multiply-added: acc + d·v, one rounding per lane.
+@inline(__always)
+func fma8(_ acc: SIMD8<Float>, _ d: Float, _ v: SIMD8<Float>) -> SIMD8<Float> {
+    acc.addingProduct(SIMD8(repeating: d), v)
+}
+
 extension Panel {
+    /// 32-element blocks in ggml's x86 order (see `QuantizedDot.dotReference`): per row and token
+    /// eight float accumulators, one fused multiply-add per block and lane, hsum at the end, plus
+    /// the separately accumulated min terms.
     @inline(__always)
     func run32<B: Block32>(_: B.Type, r0: Int) {
         let p = rows(r0)
         let n = w.cols, blocks = n / 32, size = w.type.typeSize
+        let rows = w.rows, valid = min(4, rows - r0)
         if tokens == 1 {
-            // Decode: the accumulator stays in a register.
-            var sum = SIMD4<Float>()
+            // Decode: the accumulators stay in registers.
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            var summs = SIMD4<Float>()
             let x = UnsafeRawPointer(a.qs)
             for b in 0..<blocks {
                 let rb = Rows32(B.self, p, b * size)
-                sum += rb.term(B.self, rb.dot(x + b * 32), ad: a.scales[b], asum: a.sums[b])
+                let d = rb.d * SIMD4(repeating: a.scales[b])
+                let (l0, l1, l2, l3) = rb.lanes(x + b * 32)
+                a0 = fma8(a0, d[0], l0); a1 = fma8(a1, d[1], l1); a2 = fma8(a2, d[2], l2); a3 = fma8(a3, d[3], l3)
+                if B.hasMin { summs = summs.addingProduct(rb.m, SIMD4(repeating: a.sums[b])) }
             }
-            acc[0] = sum
-            store(r0)
+            let out = SIMD4(hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)) + summs
+            for i in 0..<valid { y[r0 + i] = out[i] }
             return
         }
+        for t in 0..<4 * tokens { acc8[t] = SIMD8() }
         for t in 0..<tokens { acc[t] = SIMD4() }
         for b in 0..<blocks {
             let rb = Rows32(B.self, p, b * size)
             var x = UnsafeRawPointer(a.qs + b * 32)
             var ad = a.scales + b, asum = a.sums + b
             for t in 0..<tokens {
-                acc[t] += rb.term(B.self, rb.dot(x), ad: ad.pointee, asum: asum.pointee)
+                let d = rb.d * SIMD4(repeating: ad.pointee)
+                let (l0, l1, l2, l3) = rb.lanes(x)
+                let o = acc8 + 4 * t
+                o[0] = fma8(o[0], d[0], l0); o[1] = fma8(o[1], d[1], l1)
+                o[2] = fma8(o[2], d[2], l2); o[3] = fma8(o[3], d[3], l3)
+                if B.hasMin { acc[t] = acc[t].addingProduct(rb.m, SIMD4(repeating: asum.pointee)) }
                 x += n; ad += blocks; asum += blocks
             }
         }
-        store(r0)
+        for t in 0..<tokens {
+            let o = acc8 + 4 * t
+            let v = SIMD4(hsum8(o[0]), hsum8(o[1]), hsum8(o[2]), hsum8(o[3])) + acc[t]
+            let out = y + t * rows + r0
+            for i in 0..<valid { out[i] = v[i] }
+        }
     }
 }
 
@@ -260,7 +295,7 @@ extension Panel {
         let p = rows(r0)
         let n = w.cols, blocks = n / 256, size = w.type.typeSize
         let qsOffset = five ? 48 : 16
-        for t in 0..<tokens { acc[t] = SIMD4() }
+        for t in 0..<tokens { acc[t] = SIMD4(); accMin[t] = SIMD4() }
         for b in 0..<blocks {
             let off = b * size
             for i in 0..<4 {
@@ -288,36 +323,58 @@ extension Panel {
                 }
             }
             let d = half4(p, off), dmin = half4(p, off + 2)
+            // llama.cpp's repacked GEMM (whole groups of 4 tokens) rounds once per 64 elements,
+            // its GEMV (the remaining tokens) once per superblock.
+            let gemmTokens = tokens - tokens % 4
             for t in 0..<tokens {
-                let sumi = superblockSums(UnsafeRawPointer(a.qs + t * n + b * 256))
+                let x = UnsafeRawPointer(a.qs + t * n + b * 256)
                 let bsums = a.sums + t * (n / 16) + b * 16
-                var summ = SIMD4<Int32>()
-                for s in 0..<8 { summ &+= mins[s] &* SIMD4(repeating: Int32(bsums[2 * s] + bsums[2 * s + 1])) }
                 let scale = SIMD4<Float>(repeating: a.scales[t * blocks + b])
-                acc[t] += (d * scale) * SIMD4<Float>(sumi) - (dmin * scale) * SIMD4<Float>(summ)
+                if t < gemmTokens {
+                    for pair in 0..<4 {
+                        let sumi = pairSums(x, pair)
+                        var summ = SIMD4<Int32>()
+                        for s in 2 * pair..<2 * pair + 2 {
+                            summ &+= mins[s] &* SIMD4(repeating: Int32(bsums[2 * s] + bsums[2 * s + 1]))
+                        }
+                        acc[t] = acc[t].addingProduct(SIMD4<Float>(sumi), d * scale)
+                        accMin[t] = accMin[t].addingProduct(SIMD4<Float>(summ), dmin * scale)
+                    }
+                } else {
+                    let sumi = superblockSums(x)
+                    var summ = SIMD4<Int32>()
+                    for s in 0..<8 { summ &+= mins[s] &* SIMD4(repeating: Int32(bsums[2 * s] + bsums[2 * s + 1])) }
+                    acc[t] = acc[t].addingProduct(SIMD4<Float>(sumi), d * scale)
+                    accMin[t] = accMin[t].addingProduct(SIMD4<Float>(summ), dmin * scale)
+                }
             }
         }
+        for t in 0..<tokens { acc[t] -= accMin[t] }
         store(r0)
     }
 
-    /// q6_K: x = d·sc·(q − 32) per sub-block of 16.
+    /// q6_K in ggml's lane order (see `QuantizedDot.dotReference`): unsigned 6-bit quants,
+    /// 8 integer lanes per row with the −32 offset taken out per lane through the block sums,
+    /// one fused multiply-add per lane and superblock, hsum_float_8 at the end.
     @inline(__always)
     func runQ6K(r0: Int) {
         let p = rows(r0)
         let n = w.cols, blocks = n / 256
-        for t in 0..<tokens { acc[t] = SIMD4() }
+        let rows = w.rows, valid = min(4, rows - r0)
+        for t in 0..<4 * tokens { acc8[t] = SIMD8() }
         for b in 0..<blocks {
             let off = b * 210
+            var dw = SIMD4<Float>()
             for i in 0..<4 {
                 let blk = (i == 0 ? p.0 : i == 1 ? p.1 : i == 2 ? p.2 : p.3) + off
                 for half in 0..<2 {
                     let a0 = loadI16x16(blk, 64 * half), b0 = loadI16x16(blk, 64 * half + 32)
                     let h = loadI16x16(blk, 128 + 32 * half)
-                    let f = I16x16(repeating: 0xF), three = I16x16(repeating: 3), bias = I16x16(repeating: 32)
+                    let f = I16x16(repeating: 0xF), three = I16x16(repeating: 3)
                     // Group g of this half: (low bits source, nibble shift, high-bit shift).
                     func group(_ q: I16x16, _ ns: Int16, _ hs: Int16) -> (I16x16, I16x16) {
-                        (((q &>> ns) & f | ((h &>> hs) & three) &<< 4) &- bias,
-                         ((q &>> (ns + 8)) & f | ((h &>> (hs + 8)) & three) &<< 4) &- bias)
+                        ((q &>> ns) & f | ((h &>> hs) & three) &<< 4,
+                         (q &>> (ns + 8)) & f | ((h &>> (hs + 8)) & three) &<< 4)
                     }
                     let g0 = group(a0, 0, 0), g1 = group(b0, 0, 2), g2 = group(a0, 4, 4), g3 = group(b0, 4, 6)
                     let base = 16 * i + 8 * half
@@ -330,14 +387,62 @@ extension Panel {
                         groupScales[8 * i + k] = SIMD8(lowHalf: SIMD4(repeating: sc0), highHalf: SIMD4(repeating: sc1))
                     }
                 }
+                // Even and odd sub-block scales, for the per-lane offset correction.
+                var even = SIMD8<Int32>(), odd = SIMD8<Int32>()
+                for j in 0..<8 {
+                    even[j] = Int32(blk.load(fromByteOffset: 192 + 2 * j, as: Int8.self))
+                    odd[j] = Int32(blk.load(fromByteOffset: 192 + 2 * j + 1, as: Int8.self))
+                }
+                scalesEven[i] = even; scalesOdd[i] = odd
+                dw[i] = halfToFloat(blk.loadUnaligned(fromByteOffset: 208, as: UInt16.self))
             }
-            let d = half4(p, off + 208)
             for t in 0..<tokens {
-                let sumi = superblockSums(UnsafeRawPointer(a.qs + t * n + b * 256))
-                acc[t] += (d * SIMD4(repeating: a.scales[t * blocks + b])) * SIMD4<Float>(sumi)
+                let (s0, s1, s2, s3) = superblockLanes(UnsafeRawPointer(a.qs + t * n + b * 256))
+                let bs = a.sums + t * (n / 16) + b * 16
+                var bsE = SIMD8<Int32>(), bsO = SIMD8<Int32>()
+                for j in 0..<8 { bsE[j] = Int32(bs[2 * j]); bsO[j] = Int32(bs[2 * j + 1]) }
+                let d = SIMD4<Float>(repeating: a.scales[t * blocks + b]) * dw
+                let o = acc8 + 4 * t
+                o[0] = fma8(o[0], d[0], SIMD8<Float>(s0 &- ((scalesEven[0] &* bsE &+ scalesOdd[0] &* bsO) &<< 5)))
+                o[1] = fma8(o[1], d[1], SIMD8<Float>(s1 &- ((scalesEven[1] &* bsE &+ scalesOdd[1] &* bsO) &<< 5)))
+                o[2] = fma8(o[2], d[2], SIMD8<Float>(s2 &- ((scalesEven[2] &* bsE &+ scalesOdd[2] &* bsO) &<< 5)))
+                o[3] = fma8(o[3], d[3], SIMD8<Float>(s3 &- ((scalesEven[3] &* bsE &+ scalesOdd[3] &* bsO) &<< 5)))
             }
         }
-        store(r0)
+        for t in 0..<tokens {
+            let o = acc8 + 4 * t
+            let out = y + t * rows + r0
+            let v = SIMD4(hsum8(o[0]), hsum8(o[1]), hsum8(o[2]), hsum8(o[3]))
+            for i in 0..<valid { out[i] = v[i] }
+        }
+    }
+
+    /// The four rows' scaled integer sums over groups 2·pair and 2·pair + 1 (64 elements).
+    @inline(__always)
+    func pairSums(_ x: UnsafeRawPointer, _ pair: Int) -> SIMD4<Int32> {
+        var s0 = SIMD8<Int32>(), s1 = SIMD8<Int32>(), s2 = SIMD8<Int32>(), s3 = SIMD8<Int32>()
+        for g in 2 * pair..<2 * pair + 2 {
+            let (xe, xo) = splitBytes(loadI16x16(x, g * 32))
+            s0 &+= widenPairs(groups[2 * g] &* xe &+ groups[2 * g + 1] &* xo) &* groupScales[g]
+            s1 &+= widenPairs(groups[16 + 2 * g] &* xe &+ groups[16 + 2 * g + 1] &* xo) &* groupScales[8 + g]
+            s2 &+= widenPairs(groups[32 + 2 * g] &* xe &+ groups[32 + 2 * g + 1] &* xo) &* groupScales[16 + g]
+            s3 &+= widenPairs(groups[48 + 2 * g] &* xe &+ groups[48 + 2 * g + 1] &* xo) &* groupScales[24 + g]
+        }
+        return sum4(s0, s1, s2, s3)
+    }
+
+    /// `superblockSums` before the final reduction: each row's 8 integer lanes.
+    @inline(__always)
+    func superblockLanes(_ x: UnsafeRawPointer) -> (SIMD8<Int32>, SIMD8<Int32>, SIMD8<Int32>, SIMD8<Int32>) {
+        var s0 = SIMD8<Int32>(), s1 = SIMD8<Int32>(), s2 = SIMD8<Int32>(), s3 = SIMD8<Int32>()
+        for g in 0..<8 {
+            let (xe, xo) = splitBytes(loadI16x16(x, g * 32))
+            s0 &+= widenPairs(groups[2 * g] &* xe &+ groups[2 * g + 1] &* xo) &* groupScales[g]
+            s1 &+= widenPairs(groups[16 + 2 * g] &* xe &+ groups[16 + 2 * g + 1] &* xo) &* groupScales[8 + g]
+            s2 &+= widenPairs(groups[32 + 2 * g] &* xe &+ groups[32 + 2 * g + 1] &* xo) &* groupScales[16 + g]
+            s3 &+= widenPairs(groups[48 + 2 * g] &* xe &+ groups[48 + 2 * g + 1] &* xo) &* groupScales[24 + g]
+        }
+        return (s0, s1, s2, s3)
     }
 }
 
@@ -366,11 +471,16 @@ public enum QuantizedPanels {
         let w = Weights(type: type, rows: rows, cols: cols, data: weights, rowBytes: rowBytes)
         let a = Activations(qs: qs, scales: scales, sums: sums)
         let acc = UnsafeMutablePointer<SIMD4<Float>>.allocate(capacity: tokens)
+        let acc8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 4 * tokens)
+        let accMin = UnsafeMutablePointer<SIMD4<Float>>.allocate(capacity: tokens)
+        let scalesEven = UnsafeMutablePointer<SIMD8<Int32>>.allocate(capacity: 4)
+        let scalesOdd = UnsafeMutablePointer<SIMD8<Int32>>.allocate(capacity: 4)
         let groups = UnsafeMutablePointer<I16x16>.allocate(capacity: 64)
         let groupScales = UnsafeMutablePointer<SIMD8<Int32>>.allocate(capacity: 32)
         let mins = UnsafeMutablePointer<SIMD4<Int32>>.allocate(capacity: 8)
-        defer { acc.deallocate(); groups.deallocate(); groupScales.deallocate(); mins.deallocate() }
-        let panel = Panel(w: w, a: a, tokens: tokens, y: y, acc: acc, groups: groups, groupScales: groupScales, mins: mins)
+        defer { acc.deallocate(); acc8.deallocate(); accMin.deallocate(); scalesEven.deallocate(); scalesOdd.deallocate(); groups.deallocate(); groupScales.deallocate(); mins.deallocate() }
+        let panel = Panel(w: w, a: a, tokens: tokens, y: y, acc: acc, acc8: acc8, accMin: accMin,
+                          scalesEven: scalesEven, scalesOdd: scalesOdd, groups: groups, groupScales: groupScales, mins: mins)
         for p in panels {
             let r0 = 4 * p
             switch type {

@@ -137,13 +137,18 @@ public struct SelfAttention: Sendable {
     /// Sliding window in tokens, nil for global attention.
     public let window: Int?
     public let scale: Float
+    /// Multiply the rotated queries by `scale` before attention (which then scales by 1), as
+    /// llama.cpp's Gemma graphs do; the same value except where f16 rounding of small queries differs.
+    public let scaleQueries: Bool
 
     public init(name: String = "", heads: Int, kvHeads: Int, headDim: Int, q: Linear, k: Linear, v: Linear, o: Linear,
-                qNorm: RMSNorm? = nil, kNorm: RMSNorm? = nil, rope: RopeSettings, window: Int? = nil, scale: Float? = nil) {
+                qNorm: RMSNorm? = nil, kNorm: RMSNorm? = nil, rope: RopeSettings, window: Int? = nil, scale: Float? = nil,
+                scaleQueries: Bool = false) {
         self.name = name; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
         self.q = q; self.k = k; self.v = v; self.o = o; self.qNorm = qNorm; self.kNorm = kNorm
         self.rope = rope; self.window = window
         self.scale = scale ?? 1 / Float(headDim).squareRoot()
+        self.scaleQueries = scaleQueries
     }
 
     /// out [tokens, embedding] = attention over the cache after appending this chunk's keys/values.
@@ -163,15 +168,27 @@ public struct SelfAttention: Sendable {
         kNorm?(kb, kb, rows: tokens * kvHeads)
         applyRope(qb, tokens: tokens, heads: heads, positions: positions)
         applyRope(kb, tokens: tokens, heads: kvHeads, positions: positions)
+        if Trace.enabled {
+            let layer = name.split(separator: ".").first(where: { Int($0) != nil }).map(String.init) ?? "?"
+            Trace.record("Qcur-\(layer)", qb, rows: tokens, cols: qWidth)
+            Trace.record("Kcur-\(layer)", kb, rows: tokens, cols: kvWidth)
+            Trace.record("Vcur-\(layer)", vb, rows: tokens, cols: kvWidth)
+        }
         for t in 0..<tokens {
             cache.store(position: Int(positions[t]), keys: kb + t * kvWidth, values: vb + t * kvWidth)
         }
+        if scaleQueries { for i in 0..<tokens * qWidth { qb[i] *= scale } }
         let op = context.operators.attention(name, tokens: tokens)
         precondition((op.storage == .f16) == (cache.element == .f16),
                      "\(op.name) reads a \(op.storage) KV cache but the session's is \(cache.element)")
         op.run(q: qb, keys: cache.keys, values: cache.values, out: attn,
-               shape: AttentionShape(tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, window: window, scale: scale),
+               shape: AttentionShape(tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, window: window,
+                                     scale: scaleQueries ? 1 : scale),
                positions: positions, pool: context.pool)
+        if Trace.enabled {
+            let layer = name.split(separator: ".").first(where: { Int($0) != nil }).map(String.init) ?? "?"
+            Trace.record("kqv_out-\(layer)", attn, rows: tokens, cols: qWidth)
+        }
         o(attn, out, tokens: tokens, context: context)
     }
 
@@ -209,7 +226,13 @@ public struct GatedMLP: Sendable {
         defer { g.deallocate(); u.deallocate() }
         gate(x, g, tokens: tokens, context: context)
         up(x, u, tokens: tokens, context: context)
+        let layer = Trace.enabled ? name.split(separator: ".").first(where: { Int($0) != nil }).map(String.init) ?? "?" : ""
+        if Trace.enabled {
+            Trace.record("ffn_gate-\(layer)", g, rows: tokens, cols: ff)
+            Trace.record("ffn_up-\(layer)", u, rows: tokens, cols: ff)
+        }
         context.operators.mlp(name, tokens: tokens).activate(gate: g, up: u, count: tokens * ff, gelu: activation == .geluTanh)
+        if Trace.enabled { Trace.record((activation == .geluTanh ? "ffn_geglu-" : "ffn_swiglu-") + layer, g, rows: tokens, cols: ff) }
         down(g, out, tokens: tokens, context: context)
     }
 }

@@ -95,18 +95,32 @@ public final class DecoderModel: @unchecked Sendable {
             tokenEmbedding.dequantizeRow(Int(id), into: x + t * d)
             if embeddingScale != 1 { for i in 0..<d { x[t * d + i] *= embeddingScale } }
         }
+        if Trace.enabled { Trace.record("inp_scaled", x, rows: n, cols: d) }
 
         try positions.withUnsafeBufferPointer { pos in
             for (index, layer) in layers.enumerated() {
                 try Task.checkCancellation()
                 layer.attentionNorm(x, h, rows: n)
+                if Trace.enabled { Trace.record("attn_norm-\(index)", h, rows: n, cols: d) }
                 layer.attention(h, o, tokens: n, positions: pos.baseAddress!, cache: cache.layers[index], context: context)
-                layer.postAttentionNorm?(o, o, rows: n)
+                if Trace.enabled { Trace.record("attn_out-\(index)", o, rows: n, cols: d) }
+                if let norm = layer.postAttentionNorm {
+                    norm(o, o, rows: n)
+                    if Trace.enabled { Trace.record("attn_post_norm-\(index)", o, rows: n, cols: d) }
+                }
                 Ops.add(x, o, count: n * d)
+                if Trace.enabled && layer.postAttentionNorm != nil { Trace.record("sa_out-\(index)", x, rows: n, cols: d) }
+                if Trace.enabled { Trace.record("ffn_inp-\(index)", x, rows: n, cols: d) }
                 layer.ffnNorm(x, h, rows: n)
+                if Trace.enabled { Trace.record("ffn_norm-\(index)", h, rows: n, cols: d) }
                 layer.mlp(h, o, tokens: n, context: context)
-                layer.postFFNNorm?(o, o, rows: n)
+                if Trace.enabled { Trace.record("ffn_out-\(index)", o, rows: n, cols: d) }
+                if let norm = layer.postFFNNorm {
+                    norm(o, o, rows: n)
+                    if Trace.enabled { Trace.record("ffn_post_norm-\(index)", o, rows: n, cols: d) }
+                }
                 Ops.add(x, o, count: n * d)
+                if Trace.enabled { Trace.record("l_out-\(index)", x, rows: n, cols: d) }
             }
         }
 
@@ -118,10 +132,12 @@ public final class DecoderModel: @unchecked Sendable {
         case let .from(index): first = min(max(index, 0), n - 1); rows = n - first
         }
         outputNorm(x + first * d, h, rows: rows)
+        if Trace.enabled { Trace.record("result_norm", h, rows: rows, cols: d) }
         var logits = [Float](repeating: 0, count: rows * vocab)
         logits.withUnsafeMutableBufferPointer { lp in
             lmHead(h, lp.baseAddress!, tokens: rows, context: context)
             if let cap = finalLogitSoftcap { Ops.softcap(lp.baseAddress!, count: lp.count, cap: cap) }
+            if Trace.enabled { Trace.record("result_output", lp.baseAddress!, rows: rows, cols: vocab) }
         }
         return logits
     }

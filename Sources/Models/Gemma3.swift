@@ -24,7 +24,8 @@ public enum Gemma3: Architecture {
         let layers = try (0..<hp.blockCount).map { i in
             let isGlobal = window == nil || (i + 1) % slidingWindowPattern == 0
             return try StandardLayer.load(w, hp, layer: i, rope: isGlobal ? global : local, activation: .geluTanh,
-                                          qkNorm: true, window: isGlobal ? nil : window, postNorms: true)
+                                          qkNorm: true, window: isGlobal ? nil : window, postNorms: true,
+                                          scaleQueries: true)
         }
         return try StandardLayer.assemble(w, hp, layers: layers, embeddingScale: Float(hp.embedding).squareRoot(),
                                           finalLogitSoftcap: file.float(.finalLogitSoftcapping))

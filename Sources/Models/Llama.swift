@@ -26,7 +26,7 @@ public enum Llama: Architecture {
 enum StandardLayer {
     static func load(_ w: TensorLoader, _ hp: Hyperparameters, layer i: Int, rope: RopeSettings,
                      activation: GatedMLP.Activation, qkNorm: Bool = false, window: Int? = nil,
-                     postNorms: Bool = false) throws -> DecoderLayer {
+                     postNorms: Bool = false, scaleQueries: Bool = false) throws -> DecoderLayer {
         let p = "blk.\(i)."
         let d = hp.embedding, qw = hp.headCount * hp.headDim, kw = hp.headCountKV * hp.headDim
         let vw = hp.headCountKV * hp.valueDim
@@ -43,7 +43,7 @@ enum StandardLayer {
             o: try linear("attn_output", d, hp.headCount * hp.valueDim),
             qNorm: qkNorm ? try norm("attn_q_norm", hp.headDim) : nil,
             kNorm: qkNorm ? try norm("attn_k_norm", hp.headDim) : nil,
-            rope: rope, window: window)
+            rope: rope, window: window, scaleQueries: scaleQueries)
         let mlp = GatedMLP(name: ModuleNames.layerPrefix + "\(i).mlp", gate: try linear("ffn_gate", hp.feedForward, d), up: try linear("ffn_up", hp.feedForward, d),
                            down: try linear("ffn_down", d, hp.feedForward), activation: activation)
         return DecoderLayer(attentionNorm: try norm("attn_norm", d), attention: attention,

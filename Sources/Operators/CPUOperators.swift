@@ -50,10 +50,11 @@ public struct AttentionCPUExact: AttentionOperator {
 
 public struct MLPCPU: MLPOperator {
     public let name = "MLPCPU"
-    /// GELU through llama.cpp's f16 table (true) or the float tanh formula (false).
+    /// llama.cpp's activation numerics (true: GELU through its f16 table, SiLU through ggml's
+    /// vectorized expf) or plain float formulas (false).
     public let geluTable: Bool
     public init(geluTable: Bool = true) { self.geluTable = geluTable }
     public func activate(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int, gelu: Bool) {
-        Ops.gatedActivation(gate: gate, up: up, count: count, activation: gelu ? (geluTable ? .geluTable : .gelu) : .silu)
+        Ops.gatedActivation(gate: gate, up: up, count: count, activation: gelu ? (geluTable ? .geluTable : .gelu) : (geluTable ? .siluGGML : .silu))
     }
 }

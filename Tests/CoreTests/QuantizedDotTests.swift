@@ -45,7 +45,7 @@ final class QuantizedDotTests: XCTestCase {
     }
 
     func testSIMDMatchesReferenceBitForBit() {
-        XCTAssertEqual(KernelISA.available.count, 1 + (KernelISA.best == .avx2 ? 1 : 0))
+        XCTAssertEqual(KernelISA.available.first, .baseline)
         var rng = SeededRNG(seed: 42)
         for threads in [1, 2] {
             let pool = ThreadPool(threads: threads)
@@ -54,7 +54,7 @@ final class QuantizedDotTests: XCTestCase {
                 for cols in colsChoices {
                     for rows in [1, 3, 5, 13] {
                         let bytes = Self.randomWeights(type, rows: rows, cols: cols, rng: &rng)
-                        for tokens in [1, 2, 3, 8] {
+                        for tokens in [1, 2, 3, 6, 8] {
                             let x = Self.randomActivations(tokens * cols, rng: &rng)
                             var slow = [Float](repeating: .nan, count: tokens * rows)
                             bytes.withUnsafeBytes { w in

@@ -1,0 +1,193 @@
+// The float kernels whose arithmetic is defined by fused multiply-adds (llama.cpp's SiLU, the
+// f16 flash-attention query loop). Compiled twice, like QuantizedPanels.swift: into CPUKernels
+// for the baseline x86-64 (where a fused multiply-add is a libm call) and, through a symbolic
+// link, into CPUKernelsAVX2 with `-target-cpu haswell` (one `vfmadd` instruction); CPUKernels
+// calls the AVX2 copy when the CPU has the flags. Both give the same bits. Core only.
+import Core
+import Foundation
+
+public enum FusedMath {
+    // MARK: - exp and SiLU as ggml computes them
+
+    /// e^x as ggml's AVX-512 `ggml_v_expf` computes it (ARM's optimized-routines polynomial:
+    /// n = round(x·log2 e), b = x − n·ln 2 in two fused steps, a degree-5 polynomial in fused
+    /// multiply-adds, scaled by 2^n); within 1.5 ulp of e^x, and bit-identical to llama.cpp.
+    @inline(__always)
+    public static func expGGML(_ x: Float) -> Float {
+        let r: Float = 0x1.8p23
+        let z = r.addingProduct(x, 0x1.715476p+0)
+        let n = z - r
+        let b = (x.addingProduct(-n, 0x1.62e4p-1)).addingProduct(-n, 0x1.7f7d1cp-20)
+        let u = b * b
+        let p = (Float(0x1.573e2ep-5).addingProduct(0x1.0e4020p-7, b))
+        let q = (Float(0x1.fffdb6p-2).addingProduct(0x1.555e66p-3, b))
+        let j = Float(1).addingProduct(0x1.ffffecp-1, b).addingProduct(q.addingProduct(p, u), u)
+        if abs(n) > 192 { return n <= 0 ? 0 : .infinity }
+        return scalbn(j, Int(n))
+    }
+
+    /// `expGGML` on 16 lanes; lanes whose exponent leaves the normal range take the scalar path.
+    @inline(__always)
+    public static func expGGML16(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let r = SIMD16<Float>(repeating: 0x1.8p23)
+        let z = r.addingProduct(x, SIMD16(repeating: 0x1.715476p+0))
+        let n = z - r
+        let b = x.addingProduct(-n, SIMD16(repeating: 0x1.62e4p-1)).addingProduct(-n, SIMD16(repeating: 0x1.7f7d1cp-20))
+        let u = b * b
+        let p = SIMD16<Float>(repeating: 0x1.573e2ep-5).addingProduct(SIMD16(repeating: 0x1.0e4020p-7), b)
+        let q = SIMD16<Float>(repeating: 0x1.fffdb6p-2).addingProduct(SIMD16(repeating: 0x1.555e66p-3), b)
+        let j = SIMD16<Float>(repeating: 1).addingProduct(SIMD16(repeating: 0x1.ffffecp-1), b).addingProduct(q.addingProduct(p, u), u)
+        // 2^n for n in −126…127 built from its bits (z's low mantissa bits hold n + 0x400000).
+        // (Range checks by an unsigned maximum: Swift lowers SIMDMask reductions through memory.)
+        let ni = unsafeBitCast(z, to: SIMD16<Int32>.self) &- 0x4B40_0000
+        if unsafeBitCast(ni &+ 126, to: SIMD16<UInt32>.self).max() <= 253 {
+            return j * unsafeBitCast((ni &+ 127) &<< 23, to: SIMD16<Float>.self)
+        }
+        var out = SIMD16<Float>()
+        for i in 0..<16 { out[i] = expGGML(x[i]) }
+        return out
+    }
+
+    /// gate[i] = silu(gate[i]) · up[i] as llama.cpp's `ggml_vec_swiglu_f32` (AVX-512 build):
+    /// x / (1 + expGGML(0 − x)) on 16 lanes, the C library's expf for a tail.
+    public static func swiglu(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        var i = 0
+        let g = UnsafeMutableRawPointer(gate), u = UnsafeRawPointer(up)
+        while i + 16 <= count {
+            let x = g.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+            let y = x / (1 + expGGML16(0 - x)) * u.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+            g.storeBytes(of: y, toByteOffset: 4 * i, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < count { gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i]; i += 1 }
+    }
+
+    // MARK: - f16 flash attention, one query
+
+    /// x rounded to the nearest f16 value (ties to even), as a float. In half's normal range
+    /// this is rounding the float mantissa to 10 bits; elsewhere the full conversion runs.
+    @inline(__always)
+    public static func roundToHalf(_ x: Float) -> Float {
+        let a = abs(x)
+        if a >= 0x1p-14 && a < 65504 {
+            let b = x.bitPattern
+            return Float(bitPattern: (b &+ 0xFFF &+ ((b >> 13) & 1)) & ~0x1FFF)
+        }
+        return halfToFloat(floatToHalf(x))
+    }
+
+    /// `roundToHalf` on 16 lanes.
+    @inline(__always)
+    static func roundToHalf16(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let a = unsafeBitCast(x, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF
+        // Normal half range: 2^-14 ≤ |x| < 65504 (bit patterns 0x3880_0000 ..< 0x477F_E000),
+        // checked by an unsigned maximum (Swift lowers SIMDMask reductions through memory).
+        if (a &- 0x3880_0000).max() < 0x477F_E000 - 0x3880_0000 {
+            let b = unsafeBitCast(x, to: SIMD16<UInt32>.self)
+            return unsafeBitCast((b &+ 0xFFF &+ ((b &>> 13) & 1)) & ~0x1FFF, to: SIMD16<Float>.self)
+        }
+        var out = SIMD16<Float>()
+        for i in 0..<16 { out[i] = roundToHalf(x[i]) }
+        return out
+    }
+
+    /// 16 IEEE halves as floats, exactly (Core's `halfToFloat` in lanes).
+    @inline(__always)
+    static func halves16(_ p: UnsafeRawPointer) -> SIMD16<Float> {
+        let h = SIMD16<UInt32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD16<UInt16>.self))
+        let mag = (h & 0x7FFF) &<< 13
+        let sign = (h & 0x8000) &<< 16
+        let scaled = unsafeBitCast(unsafeBitCast(mag, to: SIMD16<Float>.self) * 0x1p112, to: SIMD16<UInt32>.self)
+        let special = SIMD16<UInt32>() &- (((h & 0x7C00) &+ 0x400) &>> 15)
+        return unsafeBitCast((scaled & ~special) | ((mag | 0x7F80_0000) & special) | sign, to: SIMD16<Float>.self)
+    }
+
+    /// The q·k dot product in ggml's order (ggml_vec_dot_f16, AVX-512 build): four 16-lane
+    /// accumulators, element i of each 64-element step fused-multiply-added into lane i % 16 of
+    /// accumulator (i / 16) % 4; the accumulators added (0+2, 1+3, then the two), the 16 lanes
+    /// reduced as GCC's `_mm512_reduce_add_ps` does (halves, quarters, pairs); a tail of fewer
+    /// than 64 elements added in double, product by product. `y` holds halves when `yHalf`.
+    @inline(__always)
+    public static func dotGGMLF16(_ x: UnsafePointer<Float>, _ y: UnsafeRawPointer, _ n: Int, yHalf: Bool) -> Float {
+        let steps = n / 64
+        var sum: Double = 0
+        @inline(__always) func load(_ i: Int) -> SIMD16<Float> {
+            yHalf ? halves16(y + 2 * i) : y.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
+        }
+        if steps > 0 {
+            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+            let xr = UnsafeRawPointer(x)
+            for s in 0..<steps {
+                let i = s * 64
+                a0 = a0.addingProduct(xr.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self), load(i))
+                a1 = a1.addingProduct(xr.loadUnaligned(fromByteOffset: 4 * i + 64, as: SIMD16<Float>.self), load(i + 16))
+                a2 = a2.addingProduct(xr.loadUnaligned(fromByteOffset: 4 * i + 128, as: SIMD16<Float>.self), load(i + 32))
+                a3 = a3.addingProduct(xr.loadUnaligned(fromByteOffset: 4 * i + 192, as: SIMD16<Float>.self), load(i + 48))
+            }
+            let v = (a0 + a2) + (a1 + a3)
+            let h8 = v.highHalf + v.lowHalf
+            let h4 = h8.highHalf + h8.lowHalf
+            sum = Double((h4[0] + h4[2]) + (h4[1] + h4[3]))
+        }
+        for i in steps * 64..<n {
+            let yi = yHalf ? halfToFloat(y.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                           : y.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+            sum += Double(x[i] * yi)
+        }
+        return Float(sum)
+    }
+
+    /// One query of llama.cpp's CPU flash attention over f16 keys/values at rows first…last
+    /// (row p at `k + p·stride`, `v + p·stride` elements: halves, or when `!kvHalf` the same
+    /// values already widened to float): q rounded to f16; online softmax with
+    /// the C library's expf; the f16 accumulator acc ← f16(fma(v, w, acc)), rescaled by
+    /// f16(acc·ms) when the maximum grows; S ← fma(S, ms, w); out = acc · (1/S).
+    /// `scratch` holds 2·headDim floats.
+    public static func flashQuery(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, kvHalf: Bool, stride: Int,
+                                  first: Int, last: Int, headDim: Int, scale: Float, softcap: Float?,
+                                  out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        let esize = kvHalf ? 2 : 4
+        let qh = scratch, acc = scratch + headDim
+        let vector = headDim % 16 == 0
+        for d in 0..<headDim { qh[d] = roundToHalf(q[d]); acc[d] = 0 }
+        let accRaw = UnsafeMutableRawPointer(acc)
+        var m = -Float.infinity, sum: Float = 0
+        for p in first...last {
+            var s = dotGGMLF16(qh, k + esize * p * stride, headDim, yHalf: kvHalf) * scale
+            if let cap = softcap { s = cap * tanh(s / cap) }
+            var ms: Float = 1, w: Float = 1
+            if s > m {
+                ms = exp(m - s)
+                m = s
+                if vector {
+                    for d in Swift.stride(from: 0, to: headDim, by: 16) {
+                        let a = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                        accRaw.storeBytes(of: roundToHalf16(a * ms), toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                    }
+                } else {
+                    for d in 0..<headDim { acc[d] = roundToHalf(acc[d] * ms) }
+                }
+            } else {
+                w = exp(s - m)
+            }
+            let vr = v + esize * p * stride
+            if vector {
+                let wv = SIMD16<Float>(repeating: w)
+                for d in Swift.stride(from: 0, to: headDim, by: 16) {
+                    let a = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                    let vv = kvHalf ? halves16(vr + 2 * d) : vr.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                    accRaw.storeBytes(of: roundToHalf16(a.addingProduct(vv, wv)), toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                }
+            } else {
+                for d in 0..<headDim {
+                    let vv = kvHalf ? halfToFloat(vr.loadUnaligned(fromByteOffset: 2 * d, as: UInt16.self))
+                                    : vr.loadUnaligned(fromByteOffset: 4 * d, as: Float.self)
+                    acc[d] = roundToHalf(acc[d].addingProduct(vv, w))
+                }
+            }
+            sum = w.addingProduct(sum, ms)
+        }
+        let inv = 1 / sum
+        for d in 0..<headDim { out[d] = acc[d] * inv }
+    }
+}
