@@ -127,7 +127,16 @@ final class MoETests: XCTestCase {
                         }
                     }
                 }
-                XCTAssertEqual(grouped, loop, "\(op.name) \(type)")
+                if !op.exact && type == .q4_K {
+                    // llama.cpp's q4_K order differs between its GEMM (groups of 4 tokens: one
+                    // rounding per 64 elements) and GEMV (one per 256), and so does ours: an expert
+                    // batch of ≥ 4 tokens rounds differently from single tokens. Same values to ~1e-6.
+                    let scale = loop.map(abs).max() ?? 1
+                    let worst = zip(grouped, loop).map { abs($0 - $1) }.max() ?? 0
+                    XCTAssertLessThan(worst / scale, 1e-5, "\(op.name) \(type)")
+                } else {
+                    XCTAssertEqual(grouped, loop, "\(op.name) \(type)")
+                }
             }
         }
     }
