@@ -30,6 +30,40 @@ public enum Attention {
                                 pool: ThreadPool, isa: KernelISA = .best) {
         let group = heads / kvHeads
         let kvStride = kvHeads * headDim
+        if tokens >= tiledThreshold && softcap == nil {
+            // llama.cpp's tiled path: jobs of (head, block of 64 queries).
+            let blocks = (tokens + 63) / 64
+            let qs = UnsafeSendable(q), ks = UnsafeSendable(k), vs = UnsafeSendable(v), os = UnsafeSendable(out)
+            let ps = UnsafeSendable(positions)
+            pool.parallelFor(heads * blocks) { range in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 128 * headDim + 64 + 64 * (2 + headDim))
+                let firsts = UnsafeMutablePointer<Int>.allocate(capacity: 64), lasts = UnsafeMutablePointer<Int>.allocate(capacity: 64)
+                defer { scratch.deallocate(); firsts.deallocate(); lasts.deallocate() }
+                for job in range {
+                    let h = job / blocks, t0 = (job % blocks) * 64, count = min(64, tokens - t0)
+                    for i in 0..<count {
+                        let pos = Int(ps.pointer[t0 + i])
+                        lasts[i] = pos
+                        firsts[i] = window.map { max(0, pos - $0 + 1) } ?? 0
+                    }
+                    let kvOffset = (h / group) * headDim
+                    let args = (q: qs.pointer + (t0 * heads + h) * headDim, k: ks.pointer + kvOffset, v: vs.pointer + kvOffset,
+                                out: os.pointer + (t0 * heads + h) * headDim)
+                    #if os(Linux) && arch(x86_64)
+                    if isa != .baseline {
+                        CPUKernelsAVX2.FusedMath.flashTiled(q: args.q, qStride: heads * headDim, count: count, firsts: firsts, lasts: lasts,
+                                                            k: args.k, v: args.v, kvStride: kvStride, headDim: headDim, scale: scale,
+                                                            out: args.out, outStride: heads * headDim, scratch: scratch)
+                        continue
+                    }
+                    #endif
+                    FusedMath.flashTiled(q: args.q, qStride: heads * headDim, count: count, firsts: firsts, lasts: lasts,
+                                         k: args.k, v: args.v, kvStride: kvStride, headDim: headDim, scale: scale,
+                                         out: args.out, outStride: heads * headDim, scratch: scratch)
+                }
+            }
+            return
+        }
         // Prefill: widen the visible rows of K and V to float once (every query reads them);
         // decode: read the halves in place.
         var minFirst = Int.max, maxPos = 0
@@ -99,6 +133,19 @@ public enum Attention {
         let kvStride = kvHeads * headDim
         let qs = UnsafeSendable(q), ks = UnsafeSendable(k), vs = UnsafeSendable(v), os = UnsafeSendable(out)
         let ps = UnsafeSendable(positions)
+        if tokens >= tiledThreshold && softcap == nil {
+            pool.parallelFor(tokens * heads) { range in
+                for job in range {
+                    let t = job / heads, h = job % heads
+                    let pos = Int(ps.pointer[t])
+                    let kvOffset = (h / group) * headDim
+                    tiledReferenceQuery(q: qs.pointer + (t * heads + h) * headDim, k: ks.pointer + kvOffset, v: vs.pointer + kvOffset,
+                                        stride: kvStride, first: window.map { max(0, pos - $0 + 1) } ?? 0, last: pos,
+                                        headDim: headDim, scale: scale, out: os.pointer + (t * heads + h) * headDim)
+                }
+            }
+            return
+        }
         pool.parallelFor(tokens * heads) { range in
             let qh = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
             let acc = UnsafeMutablePointer<Float>.allocate(capacity: headDim)
@@ -134,6 +181,50 @@ public enum Attention {
                 for d in 0..<headDim { o[d] = acc[d] * inv }
             }
         }
+    }
+
+    /// From this many queries per call llama.cpp switches to its tiled CPU flash attention
+    /// (GGML_FA_TILE_Q); so do we.
+    public static let tiledThreshold = 64
+
+    /// One query of the tiled numerics (see `FusedMath.flashTiled`), scalar: the yardstick.
+    static func tiledReferenceQuery(q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>, stride: Int,
+                                    first: Int, last: Int, headDim: Int, scale: Float, out: UnsafeMutablePointer<Float>) {
+        var acc = [Float](repeating: 0, count: headDim)
+        var m = -Float.infinity, sum: Float = 0
+        var tile = (first / 64) * 64
+        while tile <= last {
+            let from = max(first, tile), to = min(last, tile + 63)
+            var probs = [Float](repeating: -.infinity, count: 64)
+            for p in from...to {
+                var s: Float = 0
+                for d in 0..<headDim { s = s.addingProduct(halfToFloat(k[p * stride + d]), q[d]) }
+                probs[p - tile] = s * scale
+            }
+            var tileMax = -Float.infinity
+            for x in probs where x > tileMax { tileMax = x }
+            let mNew = max(m, tileMax)
+            if mNew > m {
+                let ms = exp(m - mNew)
+                for d in 0..<headDim { acc[d] *= ms }
+                sum *= ms
+            }
+            m = mNew
+            var total: Double = 0
+            for c in 0..<4 {
+                var chunk = SIMD16<Float>()
+                for j in 0..<16 { chunk[j] = FusedMath.expGGML(probs[16 * c + j] - mNew) }
+                for j in 0..<16 { probs[16 * c + j] = chunk[j] }
+                total += Double(FusedMath.reduce16(chunk))
+            }
+            sum = Float(Double(sum) + total)
+            for p in from...to {
+                for d in 0..<headDim { acc[d] = acc[d].addingProduct(halfToFloat(v[p * stride + d]), probs[p - tile]) }
+            }
+            tile += 64
+        }
+        let inv: Float = sum == 0 ? 0 : 1 / sum
+        for d in 0..<headDim { out[d] = acc[d] * inv }
     }
 
     /// Exact attention over a float cache: float dots, max-subtracted softmax, float sums.

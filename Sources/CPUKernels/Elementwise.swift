@@ -105,7 +105,8 @@ public enum Ops {
         switch activation {
         case .silu: for i in 0..<count { gate[i] = silu(gate[i]) * up[i] }
         case .gelu: for i in 0..<count { gate[i] = geluTanh(gate[i]) * up[i] }
-        case .geluTable: for i in 0..<count { gate[i] = geluTable(gate[i]) * up[i] }
+        // ggml_vec_geglu_f32 stores +0 below −10 (no multiplication, so never −0).
+        case .geluTable: for i in 0..<count { gate[i] = gate[i] <= -10 ? 0 : geluTable(gate[i]) * up[i] }
         case .siluGGML:
             #if os(Linux) && arch(x86_64)
             if KernelISA.best != .baseline {

@@ -190,4 +190,117 @@ public enum FusedMath {
         let inv = 1 / sum
         for d in 0..<headDim { out[d] = acc[d] * inv }
     }
+
+    // MARK: - Tiled flash attention (llama.cpp's path for ≥ 64 queries)
+
+    /// The 16 lanes summed as GCC's `_mm512_reduce_add_ps`: halves, quarters, then pairs.
+    @inline(__always)
+    static func reduce16(_ v: SIMD16<Float>) -> Float {
+        let h8 = v.highHalf + v.lowHalf
+        let h4 = h8.highHalf + h8.lowHalf
+        return (h4[0] + h4[2]) + (h4[1] + h4[3])
+    }
+
+    /// Queries `0..<count` of one head through llama.cpp's tiled CPU flash attention
+    /// (`ggml_compute_forward_flash_attn_ext_tiled`, taken for ≥ 64 queries): KV in tiles of 64
+    /// aligned at absolute position 0; scores as a sequential fma chain over the f32 (unrounded)
+    /// query; per tile the running maximum, `expf(M_old − M_new)` rescaling of the f32
+    /// accumulator and sum, probabilities by ggml's vector exp with the tile's four 16-lane sums
+    /// added in double, values accumulated as fma chains in key order; out = acc · (1/S).
+    /// Query i (at `q + i·qStride`) sees rows firsts[i]…lasts[i] of K/V (row p at `k + p·kvStride`
+    /// halves). `scratch` holds 64·(headDim + headDim) + 64 + count·(2 + headDim) floats.
+    public static func flashTiled(q: UnsafePointer<Float>, qStride: Int, count: Int,
+                                  firsts: UnsafePointer<Int>, lasts: UnsafePointer<Int>,
+                                  k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>, kvStride: Int, headDim: Int,
+                                  scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int,
+                                  scratch: UnsafeMutablePointer<Float>) {
+        let dk = headDim, dv = headDim
+        let kT = scratch, vT = kT + dk * 64, probs = vT + 64 * dv
+        let mAll = probs + 64, sAll = mAll + count, accAll = sAll + count
+        var lo = Int.max, hi = 0
+        for i in 0..<count {
+            mAll[i] = -.infinity; sAll[i] = 0
+            lo = min(lo, firsts[i]); hi = max(hi, lasts[i])
+        }
+        for i in 0..<count * dv { accAll[i] = 0 }
+        let vector = dv % 16 == 0
+        var tile = (lo / 64) * 64
+        while tile <= hi {
+            let tileEnd = min(tile + 63, hi)
+            // K tile transposed to [dk][64] and V tile [64][dv], widened; rows past tileEnd zero.
+            for j in 0..<64 {
+                let p = tile + j
+                if p <= tileEnd {
+                    let kr = k + p * kvStride, vr = v + p * kvStride
+                    for d in 0..<dk { kT[d * 64 + j] = halfToFloat(kr[d]) }
+                    for d in 0..<dv { vT[j * dv + d] = halfToFloat(vr[d]) }
+                } else {
+                    for d in 0..<dk { kT[d * 64 + j] = 0 }
+                }
+            }
+            let kTr = UnsafeRawPointer(kT)
+            for i in 0..<count {
+                let from = max(firsts[i], tile), to = min(lasts[i], tile + 63)
+                if from > to { continue }
+                let qi = q + i * qStride
+                var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>()
+                for d in 0..<dk {
+                    let qd = SIMD16<Float>(repeating: qi[d])
+                    let row = 256 * d
+                    s0 = s0.addingProduct(kTr.loadUnaligned(fromByteOffset: row, as: SIMD16<Float>.self), qd)
+                    s1 = s1.addingProduct(kTr.loadUnaligned(fromByteOffset: row + 64, as: SIMD16<Float>.self), qd)
+                    s2 = s2.addingProduct(kTr.loadUnaligned(fromByteOffset: row + 128, as: SIMD16<Float>.self), qd)
+                    s3 = s3.addingProduct(kTr.loadUnaligned(fromByteOffset: row + 192, as: SIMD16<Float>.self), qd)
+                }
+                let sc = SIMD16<Float>(repeating: scale)
+                s0 *= sc; s1 *= sc; s2 *= sc; s3 *= sc
+                // Entries outside from…to are masked (−∞): their probability is exactly 0.
+                let pr = UnsafeMutableRawPointer(probs)
+                pr.storeBytes(of: s0, as: SIMD16<Float>.self); pr.storeBytes(of: s1, toByteOffset: 64, as: SIMD16<Float>.self)
+                pr.storeBytes(of: s2, toByteOffset: 128, as: SIMD16<Float>.self); pr.storeBytes(of: s3, toByteOffset: 192, as: SIMD16<Float>.self)
+                let a = from - tile, b = to - tile
+                for j in 0..<a { probs[j] = -.infinity }
+                for j in (b + 1)..<64 { probs[j] = -.infinity }
+                var tileMax = -Float.infinity
+                for j in a...b where probs[j] > tileMax { tileMax = probs[j] }
+                let mOld = mAll[i]
+                let mNew = Swift.max(mOld, tileMax)
+                let acc = accAll + i * dv
+                if mNew > mOld {
+                    let ms = exp(mOld - mNew)
+                    for d in 0..<dv { acc[d] *= ms }
+                    sAll[i] *= ms
+                }
+                mAll[i] = mNew
+                var sum: Double = 0
+                let mv = SIMD16<Float>(repeating: mNew)
+                for c in 0..<4 {
+                    let e = expGGML16(pr.loadUnaligned(fromByteOffset: 64 * c, as: SIMD16<Float>.self) - mv)
+                    pr.storeBytes(of: e, toByteOffset: 64 * c, as: SIMD16<Float>.self)
+                    sum += Double(reduce16(e))
+                }
+                sAll[i] = Float(Double(sAll[i]) + sum)
+                let accRaw = UnsafeMutableRawPointer(acc), vTr = UnsafeRawPointer(vT)
+                for j in a...b {
+                    let w = probs[j]
+                    if vector {
+                        let wv = SIMD16<Float>(repeating: w)
+                        for d in Swift.stride(from: 0, to: dv, by: 16) {
+                            let x = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                            accRaw.storeBytes(of: x.addingProduct(vTr.loadUnaligned(fromByteOffset: 4 * (j * dv + d), as: SIMD16<Float>.self), wv),
+                                              toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                        }
+                    } else {
+                        for d in 0..<dv { acc[d] = acc[d].addingProduct(vT[j * dv + d], w) }
+                    }
+                }
+            }
+            tile += 64
+        }
+        for i in 0..<count {
+            let inv: Float = sAll[i] == 0 ? 0 : 1 / sAll[i]
+            let acc = accAll + i * dv, o = out + i * outStride
+            for d in 0..<dv { o[d] = acc[d] * inv }
+        }
+    }
 }

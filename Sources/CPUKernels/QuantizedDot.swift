@@ -139,9 +139,13 @@ public enum QuantizedDot {
             // activations into 8 integer lanes (lane j takes elements 4j…4j+3 of every group of 32,
             // times its sub-block scale), minus 32·(sc[2j]·bsum[2j] + sc[2j+1]·bsum[2j+1]) per lane;
             // each lane fused-multiply-added with d·d_activation into its float accumulator;
-            // hsum_float_8 at the end.
+            // hsum_float_8 at the end. From 8 activation rows on, llama.cpp takes its tiled k-quant
+            // matmul instead (ggml-cpu/tiled): per superblock y = fma(Σ lanes · d, d_activation, y) (GCC
+            // fuses its intrinsic multiply and add).
             let blocks = n / 256
             var acc = [Float](repeating: 0, count: 8)
+            var lanes = [Int32](repeating: 0, count: 8)
+            var tiled: Float = 0
             for b in 0..<blocks {
                 let blk = w + b * 210
                 let d = a.scales[r * blocks + b] * halfToFloat(blk.loadUnaligned(fromByteOffset: 208, as: UInt16.self))
@@ -168,9 +172,21 @@ public enum QuantizedDot {
                         lane += sc((32 * g + 4 * j) / 16) * dot
                     }
                     lane -= 32 * (sc(2 * j) * Int32(bsums[2 * j]) + sc(2 * j + 1) * Int32(bsums[2 * j + 1]))
-                    acc[j].addProduct(d, Float(lane))
+                    if a.rows >= 8 {
+                        lanes[j] = lane
+                    } else {
+                        acc[j].addProduct(d, Float(lane))
+                    }
+                }
+                if a.rows >= 8 {
+                    // llama.cpp's tiled k-quant matmul (≥ 8 activation rows): the superblock's exact
+                    // integer sum times d_weight, then fused-multiply-added with d_activation.
+                    let total = lanes.reduce(0, &+)
+                    tiled.addProduct(Float(total) * halfToFloat(blk.loadUnaligned(fromByteOffset: 208, as: UInt16.self)),
+                                     a.scales[r * blocks + b])
                 }
             }
+            if a.rows >= 8 { return tiled }
             return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
         default:
             preconditionFailure("no integer dot product for \(type)")

@@ -361,7 +361,10 @@ extension Panel {
         let p = rows(r0)
         let n = w.cols, blocks = n / 256
         let rows = w.rows, valid = min(4, rows - r0)
+        // llama.cpp's tiled k-quant matmul from 8 activation rows on (see the reference).
+        let tiled = tokens >= 8
         for t in 0..<4 * tokens { acc8[t] = SIMD8() }
+        for t in 0..<tokens { acc[t] = SIMD4() }
         for b in 0..<blocks {
             let off = b * 210
             var dw = SIMD4<Float>()
@@ -401,18 +404,26 @@ extension Panel {
                 let bs = a.sums + t * (n / 16) + b * 16
                 var bsE = SIMD8<Int32>(), bsO = SIMD8<Int32>()
                 for j in 0..<8 { bsE[j] = Int32(bs[2 * j]); bsO[j] = Int32(bs[2 * j + 1]) }
-                let d = SIMD4<Float>(repeating: a.scales[t * blocks + b]) * dw
-                let o = acc8 + 4 * t
-                o[0] = fma8(o[0], d[0], SIMD8<Float>(s0 &- ((scalesEven[0] &* bsE &+ scalesOdd[0] &* bsO) &<< 5)))
-                o[1] = fma8(o[1], d[1], SIMD8<Float>(s1 &- ((scalesEven[1] &* bsE &+ scalesOdd[1] &* bsO) &<< 5)))
-                o[2] = fma8(o[2], d[2], SIMD8<Float>(s2 &- ((scalesEven[2] &* bsE &+ scalesOdd[2] &* bsO) &<< 5)))
-                o[3] = fma8(o[3], d[3], SIMD8<Float>(s3 &- ((scalesEven[3] &* bsE &+ scalesOdd[3] &* bsO) &<< 5)))
+                let l0 = s0 &- ((scalesEven[0] &* bsE &+ scalesOdd[0] &* bsO) &<< 5)
+                let l1 = s1 &- ((scalesEven[1] &* bsE &+ scalesOdd[1] &* bsO) &<< 5)
+                let l2 = s2 &- ((scalesEven[2] &* bsE &+ scalesOdd[2] &* bsO) &<< 5)
+                let l3 = s3 &- ((scalesEven[3] &* bsE &+ scalesOdd[3] &* bsO) &<< 5)
+                let ad = SIMD4<Float>(repeating: a.scales[t * blocks + b])
+                if tiled {
+                    let total = SIMD4<Int32>(l0.wrappedSum(), l1.wrappedSum(), l2.wrappedSum(), l3.wrappedSum())
+                    acc[t] = acc[t].addingProduct(SIMD4<Float>(total) * dw, ad)
+                } else {
+                    let d = ad * dw
+                    let o = acc8 + 4 * t
+                    o[0] = fma8(o[0], d[0], SIMD8<Float>(l0)); o[1] = fma8(o[1], d[1], SIMD8<Float>(l1))
+                    o[2] = fma8(o[2], d[2], SIMD8<Float>(l2)); o[3] = fma8(o[3], d[3], SIMD8<Float>(l3))
+                }
             }
         }
         for t in 0..<tokens {
             let o = acc8 + 4 * t
             let out = y + t * rows + r0
-            let v = SIMD4(hsum8(o[0]), hsum8(o[1]), hsum8(o[2]), hsum8(o[3]))
+            let v = tiled ? acc[t] : SIMD4(hsum8(o[0]), hsum8(o[1]), hsum8(o[2]), hsum8(o[3]))
             for i in 0..<valid { out[i] = v[i] }
         }
     }

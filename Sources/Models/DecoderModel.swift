@@ -97,40 +97,48 @@ public final class DecoderModel: @unchecked Sendable {
         }
         if Trace.enabled { Trace.record("inp_scaled", x, rows: n, cols: d) }
 
-        try positions.withUnsafeBufferPointer { pos in
-            for (index, layer) in layers.enumerated() {
-                try Task.checkCancellation()
-                layer.attentionNorm(x, h, rows: n)
-                if Trace.enabled { Trace.record("attn_norm-\(index)", h, rows: n, cols: d) }
-                layer.attention(h, o, tokens: n, positions: pos.baseAddress!, cache: cache.layers[index], context: context)
-                if Trace.enabled { Trace.record("attn_out-\(index)", o, rows: n, cols: d) }
-                if let norm = layer.postAttentionNorm {
-                    norm(o, o, rows: n)
-                    if Trace.enabled { Trace.record("attn_post_norm-\(index)", o, rows: n, cols: d) }
-                }
-                Ops.add(x, o, count: n * d)
-                if Trace.enabled && layer.postAttentionNorm != nil { Trace.record("sa_out-\(index)", x, rows: n, cols: d) }
-                if Trace.enabled { Trace.record("ffn_inp-\(index)", x, rows: n, cols: d) }
-                layer.ffnNorm(x, h, rows: n)
-                if Trace.enabled { Trace.record("ffn_norm-\(index)", h, rows: n, cols: d) }
-                layer.mlp(h, o, tokens: n, context: context)
-                if Trace.enabled { Trace.record("ffn_out-\(index)", o, rows: n, cols: d) }
-                if let norm = layer.postFFNNorm {
-                    norm(o, o, rows: n)
-                    if Trace.enabled { Trace.record("ffn_post_norm-\(index)", o, rows: n, cols: d) }
-                }
-                Ops.add(x, o, count: n * d)
-                if Trace.enabled { Trace.record("l_out-\(index)", x, rows: n, cols: d) }
-            }
-        }
-
+        // Rows whose logits are wanted. As in llama.cpp, the last layer runs its feed-forward
+        // part only on those rows (after the attention, which every row's KV entry needs).
         let first: Int, rows: Int
         switch mode {
-        case .none: return []
+        case .none: first = n; rows = 0
         case .last: first = n - 1; rows = 1
         case .all: first = 0; rows = n
         case let .from(index): first = min(max(index, 0), n - 1); rows = n - first
         }
+
+        try positions.withUnsafeBufferPointer { pos in
+            for (index, layer) in layers.enumerated() {
+                try Task.checkCancellation()
+                let last = index == layers.count - 1
+                let r0 = last ? first : 0, m = last ? rows : n
+                layer.attentionNorm(x, h, rows: n)
+                if Trace.enabled { Trace.record("attn_norm-\(index)", h, rows: n, cols: d) }
+                layer.attention(h, o, tokens: n, positions: pos.baseAddress!, cache: cache.layers[index], context: context)
+                if Trace.enabled { Trace.record("attn_out-\(index)", o, rows: n, cols: d) }
+                if m == 0 { continue }
+                let xr = x + r0 * d, orow = o + r0 * d
+                if let norm = layer.postAttentionNorm {
+                    norm(orow, orow, rows: m)
+                    if Trace.enabled { Trace.record("attn_post_norm-\(index)", orow, rows: m, cols: d) }
+                }
+                Ops.add(xr, orow, count: m * d)
+                if Trace.enabled && layer.postAttentionNorm != nil { Trace.record("sa_out-\(index)", xr, rows: m, cols: d) }
+                if Trace.enabled { Trace.record("ffn_inp-\(index)", xr, rows: m, cols: d) }
+                layer.ffnNorm(xr, h, rows: m)
+                if Trace.enabled { Trace.record("ffn_norm-\(index)", h, rows: m, cols: d) }
+                layer.mlp(h, o, tokens: m, context: context)
+                if Trace.enabled { Trace.record("ffn_out-\(index)", o, rows: m, cols: d) }
+                if let norm = layer.postFFNNorm {
+                    norm(o, o, rows: m)
+                    if Trace.enabled { Trace.record("ffn_post_norm-\(index)", o, rows: m, cols: d) }
+                }
+                Ops.add(xr, o, count: m * d)
+                if Trace.enabled { Trace.record("l_out-\(index)", xr, rows: m, cols: d) }
+            }
+        }
+
+        if rows == 0 { return [] }
         outputNorm(x + first * d, h, rows: rows)
         if Trace.enabled { Trace.record("result_norm", h, rows: rows, cols: d) }
         var logits = [Float](repeating: 0, count: rows * vocab)

@@ -17,7 +17,10 @@ final class AttentionTests: XCTestCase {
     func testFastFlashMatchesReferenceAndExact() {
         var rng = SeededGenerator(seed: 11)
         for (heads, kvHeads, headDim, window, start, tokens) in [(4, 2, 64, nil, 0, 7), (4, 1, 256, 5, 3, 9), (9, 3, 64, nil, 20, 1),
-                                                                 (2, 2, 32, 3, 0, 6)] as [(Int, Int, Int, Int?, Int, Int)] {
+                                                                 (2, 2, 32, 3, 0, 6),
+                                                                 // ≥ 64 queries: llama.cpp's tiled numerics, across KV tiles.
+                                                                 (9, 3, 64, nil, 10, 130), (4, 1, 256, 70, 5, 100)]
+                as [(Int, Int, Int, Int?, Int, Int)] {
             let capacity = start + tokens
             let kvWidth = kvHeads * headDim
             let kf = (0..<(capacity * kvWidth)).map { _ in rng.nextNormal() }
@@ -43,6 +46,12 @@ final class AttentionTests: XCTestCase {
                     worstExact = max(worstExact, abs(fast[i] - exact[i]))
                 }
                 XCTAssertEqual(fast.map(\.bitPattern), slow.map(\.bitPattern), "bit-identical to flashF16Reference")
+                for isa in KernelISA.available {
+                    var other = [Float](repeating: .nan, count: q.count)
+                    Attention.flashF16(q: q, k: kh, v: vh, out: &other, tokens: tokens, heads: heads, kvHeads: kvHeads,
+                                       headDim: headDim, positions: positions, window: window, scale: 0.125, pool: pool, isa: isa)
+                    XCTAssertEqual(other.map(\.bitPattern), slow.map(\.bitPattern), "\(isa) tokens \(tokens)")
+                }
                 XCTAssertEqual(worstSlow, 0)
                 // f16 query and accumulator against exact float attention.
                 XCTAssertLessThanOrEqual(worstExact / scale, 1e-2, "vs exact, heads \(heads) dim \(headDim)")

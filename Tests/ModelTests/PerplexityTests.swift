@@ -10,7 +10,9 @@ import XCTest
 
 final class PerplexityTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
-    static let tolerance = 0.01
+    // Our kernels reproduce llama.cpp's arithmetic (docs/numerics.md), so the figure agrees to the
+    // last digits printed; the issue asks for 1 %. (log-softmax sums in double may differ in ulps.)
+    static let tolerance = 1e-5
 
     struct Peer {
         var flashAttnOn: Double

@@ -66,6 +66,38 @@ final class RealModelTests: XCTestCase {
         XCTAssertLessThan(worst, 1.0, "8-bit activations move logits by at most a few tenths")
     }
 
+    /// A 300-token prompt takes llama.cpp's other paths (tiled flash attention from 64 queries,
+    /// tiled k-quant matmuls from 8 tokens, the last layer's feed-forward on the output row
+    /// only): fixtures from scripts/peer/make_long_goldens.py.
+    private func checkLong(_ modelName: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+        let golden = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: fixtures.appendingPathComponent("long_golden_\(modelName).json"))) as! [String: Any]
+        let text = String(try String(contentsOf: fixtures.appendingPathComponent("perplexity.txt"), encoding: .utf8).prefix(1500))
+        let model = try TestModels.load(modelName)
+        let ids = (golden["prompt_ids"] as! [Int]).map(Int32.init)
+        XCTAssertEqual(model.tokenize(text), ids, "prompt tokenization", file: file, line: line)
+        let recorder = LogitsRecorder()
+        var p = GenerationParameters()
+        p.maxTokens = 16
+        p.sampling = .greedy
+        p.stopAtEndOfGeneration = false
+        p.logitsObserver = { recorder.append($0) }
+        var generated: [Int] = []
+        try model.makeSession().generate(prompt: ids, parameters: p) { event in
+            if case let .token(id, _) = event, id >= 0 { generated.append(Int(id)) }
+            return true
+        }
+        for pair in golden["top5"] as! [[Double]] {
+            XCTAssertEqual(recorder.rows[0][Int(pair[0])], Float(pair[1]), "step-0 logit of \(Int(pair[0])) (bit-identical)",
+                           file: file, line: line)
+        }
+        XCTAssertEqual(generated, golden["generated_ids"] as! [Int], "greedy tokens", file: file, line: line)
+    }
+
+    func testSmolLM2LongPromptBitIdentical() throws { try checkLong("smollm2-135m-instruct") }
+    func testGemma3LongPromptBitIdentical() throws { try checkLong("gemma3-270m") }
+
     func testLogitsDoNotDependOnThreadCount() throws {
         var logits: [[Float]] = []
         for threads in [1, 2, 3] {
