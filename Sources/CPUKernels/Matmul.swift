@@ -21,9 +21,23 @@ public struct WeightMatrix: @unchecked Sendable {
     public let data: UnsafeRawPointer
     /// Kernel-specific repacked copies, built on first use and shared by copies of this value.
     public let packed = PackedCache()
+    /// `data` lies in a read-only private file mapping: once repacked, its pages can be dropped
+    /// (they fault back in from the file if a row is read again, e.g. an embedding lookup).
+    public let fileMapped: Bool
 
-    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer) {
-        self.type = type; self.rows = rows; self.cols = cols; self.data = data
+    public init(type: GGMLType, rows: Int, cols: Int, data: UnsafeRawPointer, fileMapped: Bool = false) {
+        self.type = type; self.rows = rows; self.cols = cols; self.data = data; self.fileMapped = fileMapped
+    }
+
+    /// Drops this matrix's whole pages from the process (MADV_DONTNEED) when file-mapped.
+    public func releaseMappedPages() {
+        #if os(Linux)
+        guard fileMapped else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: data) + page - 1) / page * page
+        let end = (Int(bitPattern: data) + rows * rowBytes) / page * page
+        if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
+        #endif
     }
 
     /// Bytes per row.

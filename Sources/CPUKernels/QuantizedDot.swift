@@ -223,7 +223,9 @@ extension Matmul {
         #if os(Linux) && arch(x86_64)
         if isa == .avx512 && QuantizedAVX512.supports(w.type) {
             let packed = w.packed.value {
-                PackedPanels(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes)
+                let p = PackedPanels(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes)
+                w.releaseMappedPages()  // the packed copy replaces them in memory
+                return p
             }
             let per = QuantizedAVX512.rowsPerPanel
             pool.parallelFor((w.rows + per - 1) / per) { panels in

@@ -50,6 +50,7 @@ public struct GGUFTensorInfo: Sendable, Equatable {
 final class GGUFMapping: @unchecked Sendable {
     let bytes: UnsafeRawBufferPointer
     private let owned: Bool
+    var isOwnedMapping: Bool { owned || bytes.count == 0 }
 
     /// Wraps memory owned by the caller (tests, fuzzing).
     init(borrowing bytes: UnsafeRawBufferPointer) {
@@ -106,6 +107,9 @@ public final class GGUFFile: @unchecked Sendable {
     public var fileSizes: [Int] { mappings.map(\.bytes.count) }
     /// Total bytes of all parts.
     public var totalFileSize: Int { fileSizes.reduce(0, +) }
+    /// Whether every part is a read-only private file mapping (not caller-owned memory): its
+    /// pages may then be dropped with MADV_DONTNEED and fault back in from the file.
+    public var isFileMapped: Bool { mappings.allSatisfy(\.isOwnedMapping) }
 
     private init(path: String, partPaths: [String], parts: [GGUFParsedPart], mappings: [GGUFMapping]) {
         self.path = path

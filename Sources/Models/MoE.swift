@@ -215,7 +215,8 @@ extension TensorLoader {
         guard Quant.canDequantize(t.type) else { throw ModelError.unsupportedTensorType(tensor: name, type: t.type) }
         let base = file.data(for: t).baseAddress!
         let sliceBytes = rows * t.type.byteCount(elements: cols)
-        return (0..<count).map { WeightMatrix(type: t.type, rows: rows, cols: cols, data: base + $0 * sliceBytes) }
+        return (0..<count).map { WeightMatrix(type: t.type, rows: rows, cols: cols, data: base + $0 * sliceBytes,
+                                                    fileMapped: file.isFileMapped) }
     }
 
     /// A 1-D weight of `count` elements (ggml [count], or [count, 1]) as a [1, count] matrix.

@@ -18,7 +18,7 @@ public struct TensorLoader {
         guard t.shape == [cols, rows] else { throw ModelError.shapeMismatch(tensor: name, expected: [cols, rows], actual: t.shape) }
         guard Quant.canDequantize(t.type) else { throw ModelError.unsupportedTensorType(tensor: name, type: t.type) }
         let bytes = file.data(for: t)
-        return WeightMatrix(type: t.type, rows: rows, cols: cols, data: bytes.baseAddress!)
+        return WeightMatrix(type: t.type, rows: rows, cols: cols, data: bytes.baseAddress!, fileMapped: file.isFileMapped)
     }
 
     public func optionalMatrix(_ name: String, rows: Int, cols: Int) throws -> WeightMatrix? {
