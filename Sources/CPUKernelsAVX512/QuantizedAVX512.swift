@@ -18,7 +18,7 @@ public enum QuantizedAVX512 {
 
     public static func supports(_ type: GGMLType) -> Bool {
         switch type {
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return true
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q6_K: return true
         default: return false
         }
     }
@@ -34,6 +34,8 @@ public enum QuantizedAVX512 {
         case .q5_0: run(Q5_0.self, w, a, y, tokens, panels)
         case .q5_1: run(Q5_1.self, w, a, y, tokens, panels)
         case .q8_0: run(Q8_0.self, w, a, y, tokens, panels)
+        case .q6_K: runQ6K(w, a, y, tokens, panels)
+        case .q4_K: runQ4K(w, a, y, tokens, panels)
         default: preconditionFailure("no AVX-512 kernel for \(w.type)")
         }
     }
@@ -162,17 +164,35 @@ public final class PackedPanels: @unchecked Sendable {
     public init(type: GGMLType, rows: Int, cols: Int, weights: UnsafeRawPointer, rowBytes: Int) {
         precondition(QuantizedAVX512.supports(type), "no packed layout for \(type)")
         self.type = type; self.rows = rows; self.cols = cols
+        let panels = (rows + 7) / 8
+        func row(_ panel: Int, _ i: Int) -> UnsafeRawPointer { weights + min(panel * 8 + i, rows - 1) * rowBytes }
+        if type == .q6_K || type == .q4_K {
+            octetBytes = type == .q6_K ? KQuantLayout.q6Octet : KQuantLayout.q4Octet
+            let blocks = cols / 256, blockBytes = type.typeSize
+            panelBytes = blocks * octetBytes
+            data = .allocate(byteCount: max(1, panels * panelBytes), alignment: 64)
+            for panel in 0..<panels {
+                for b in 0..<blocks {
+                    let o = data + panel * panelBytes + b * octetBytes
+                    if type == .q6_K {
+                        KQuantLayout.packQ6K(o) { row(panel, $0) + b * blockBytes }
+                    } else {
+                        KQuantLayout.packQ4K(o) { row(panel, $0) + b * blockBytes }
+                    }
+                }
+            }
+            return
+        }
         let layout = PackedLayout(type)
         octetBytes = layout.octetBytes
         let blocks = cols / 32
         panelBytes = blocks * octetBytes
-        let panels = (rows + 7) / 8
         data = .allocate(byteCount: max(1, panels * panelBytes), alignment: 64)
         for panel in 0..<panels {
             for b in 0..<blocks {
                 let o = data + panel * panelBytes + b * octetBytes
                 for i in 0..<8 {
-                    let src = weights + min(panel * 8 + i, rows - 1) * rowBytes + b * layout.blockBytes
+                    let src = row(panel, i) + b * layout.blockBytes
                     o.storeBytes(of: src.loadUnaligned(as: UInt16.self), toByteOffset: 2 * i, as: UInt16.self)
                     if layout.hasMin {
                         o.storeBytes(of: src.loadUnaligned(fromByteOffset: 2, as: UInt16.self), toByteOffset: 16 + 2 * i, as: UInt16.self)

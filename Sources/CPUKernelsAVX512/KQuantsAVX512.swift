@@ -1,0 +1,211 @@
+// AVX-512 VNNI kernels for q4_K and q6_K, bit-identical to `QuantizedDot.dotReference` (which
+// follows llama.cpp's x86 paths: q4_K through its repacked GEMM/GEMV, q6_K through
+// ggml_vec_dot_q6_K_q8_K below 8 tokens and the tiled k-quant matmul from 8 on).
+//
+// Packed layouts (one "octet" per 8 rows × 256 columns, panels of 8 rows as for the 32-element
+// types; rows past the end repeat the last one):
+//   q6_K  d[8] f16 · scales[8][16] i8 · for each group g of 32 elements and row pair p:
+//         row A's 32 six-bit values then row B's (unsigned bytes 0…63)          = 2192 bytes
+//   q4_K  d[8] f16 · dmin[8] f16 · scales[8][8] u8 · mins[8][8] u8 · for each chunk c of 64
+//         elements and row pair p: row A's 32 nibble bytes then row B's        = 1184 bytes
+// In a zmm, lanes 0–7 hold row A's eight 4-product integer lanes and lanes 8–15 row B's.
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+import Core
+
+enum KQuantLayout {
+    static let q6Octet = 16 + 128 + 8 * 4 * 64
+    static let q4Octet = 16 + 16 + 64 + 64 + 4 * 4 * 64
+
+    /// Packs one 8-row octet of q6_K superblock `b` from rows `src(i)`.
+    static func packQ6K(_ o: UnsafeMutableRawPointer, _ src: (Int) -> UnsafeRawPointer) {
+        for i in 0..<8 {
+            let blk = src(i)
+            o.storeBytes(of: blk.loadUnaligned(fromByteOffset: 208, as: UInt16.self), toByteOffset: 2 * i, as: UInt16.self)
+            (o + 16 + 16 * i).copyMemory(from: blk + 192, byteCount: 16)
+            var q = [UInt8](repeating: 0, count: 256)
+            for half in 0..<2 {
+                for l in 0..<32 {
+                    let l0 = blk.load(fromByteOffset: 64 * half + l, as: UInt8.self)
+                    let l1 = blk.load(fromByteOffset: 64 * half + l + 32, as: UInt8.self)
+                    let h = blk.load(fromByteOffset: 128 + 32 * half + l, as: UInt8.self)
+                    q[128 * half + l] = l0 & 0xF | (h & 3) << 4
+                    q[128 * half + l + 32] = l1 & 0xF | ((h >> 2) & 3) << 4
+                    q[128 * half + l + 64] = l0 >> 4 | ((h >> 4) & 3) << 4
+                    q[128 * half + l + 96] = l1 >> 4 | ((h >> 6) & 3) << 4
+                }
+            }
+            let pair = i / 2, side = i % 2
+            for g in 0..<8 {
+                let dst = o + 144 + (g * 4 + pair) * 64 + side * 32
+                q.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress! + 32 * g, byteCount: 32) }
+            }
+        }
+    }
+
+    /// Packs one 8-row octet of q4_K superblock `b` from rows `src(i)`.
+    static func packQ4K(_ o: UnsafeMutableRawPointer, _ src: (Int) -> UnsafeRawPointer) {
+        for i in 0..<8 {
+            let blk = src(i)
+            o.storeBytes(of: blk.loadUnaligned(as: UInt16.self), toByteOffset: 2 * i, as: UInt16.self)
+            o.storeBytes(of: blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self), toByteOffset: 16 + 2 * i, as: UInt16.self)
+            for j in 0..<8 {
+                let (sc, m) = scaleMin(blk + 4, j)
+                o.storeBytes(of: sc, toByteOffset: 32 + 8 * i + j, as: UInt8.self)
+                o.storeBytes(of: m, toByteOffset: 96 + 8 * i + j, as: UInt8.self)
+            }
+            let pair = i / 2, side = i % 2
+            for c in 0..<4 {
+                (o + 160 + (c * 4 + pair) * 64 + side * 32).copyMemory(from: blk + 16 + 32 * c, byteCount: 32)
+            }
+        }
+    }
+
+    /// The 6-bit scale and min of sub-block `j` from the 12 packed bytes of q4_K.
+    static func scaleMin(_ s: UnsafeRawPointer, _ j: Int) -> (UInt8, UInt8) {
+        if j < 4 {
+            return (s.load(fromByteOffset: j, as: UInt8.self) & 63, s.load(fromByteOffset: j + 4, as: UInt8.self) & 63)
+        }
+        let a = s.load(fromByteOffset: j + 4, as: UInt8.self)
+        let lo = s.load(fromByteOffset: j - 4, as: UInt8.self), hi = s.load(fromByteOffset: j, as: UInt8.self)
+        return ((a & 0xF) | ((lo >> 6) << 4), (a >> 4) | ((hi >> 6) << 4))
+    }
+}
+
+extension QuantizedAVX512 {
+    /// q6_K on a packed panel: 8 rows × every token.
+    static func runQ6K(_ w: PackedPanels, _ a: Acts, _ y: UnsafeMutablePointer<Float>, _ tokens: Int, _ panels: Range<Int>) {
+        let blocks = w.cols / 256, n = w.cols
+        let tiled = tokens >= 8
+        let zero = _mm512_setzero_si512()
+        // Scale-lane pickers: group g's lanes 0–3 take sc[2g], 4–7 sc[2g+1] of row A (source 1),
+        // lanes 8–15 the same of row B (source 2); even/odd pickers for the offset correction.
+        var scaleIndex = [__m512i]()
+        for g in 0..<8 {
+            let s = Int32(2 * g)
+            scaleIndex.append(unsafeBitCast(SIMD16<Int32>(s, s, s, s, s + 1, s + 1, s + 1, s + 1,
+                                                          s + 16, s + 16, s + 16, s + 16, s + 17, s + 17, s + 17, s + 17),
+                                            to: __m512i.self))
+        }
+        let evenIndex = unsafeBitCast(SIMD16<Int32>(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), to: __m512i.self)
+        let oddIndex = unsafeBitCast(SIMD16<Int32>(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), to: __m512i.self)
+        let dupEven = unsafeBitCast(SIMD16<Int32>(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14), to: __m512i.self)
+        let dupOdd = unsafeBitCast(SIMD16<Int32>(1, 3, 5, 7, 9, 11, 13, 15, 1, 3, 5, 7, 9, 11, 13, 15), to: __m512i.self)
+        for panel in panels {
+            let r0 = panel * rowsPerPanel
+            let base = UnsafeRawPointer(w.data + panel * w.panelBytes)
+            let valid = min(8, w.rows - r0)
+            for t in 0..<tokens {
+                var acc = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
+                var tiledAcc = SIMD8<Float>()
+                let x = UnsafeRawPointer(a.qs + t * n)
+                for b in 0..<blocks {
+                    let o = base + b * w.octetBytes
+                    let ad = a.scales[t * blocks + b]
+                    let dw: SIMD8<Float> = _mm256_cvtph_ps(o.loadUnaligned(as: __m128i.self))
+                    // Activation block sums (16 per superblock) as int32, even and odd ones per lane.
+                    let bsF: SIMD16<Float> = UnsafeRawPointer(a.sums + t * (n / 16) + b * 16).loadUnaligned(as: SIMD16<Float>.self)
+                    let bs = _mm512_cvtps_epi32(bsF)
+                    let bsE = _mm512_permutexvar_epi32(dupEven, bs), bsO = _mm512_permutexvar_epi32(dupOdd, bs)
+                    var lanesP = [__m512i](repeating: zero, count: 4)
+                    for p in 0..<4 {
+                        let scA = _mm512_cvtepi8_epi32(o.loadUnaligned(fromByteOffset: 16 + 32 * p, as: __m128i.self))
+                        let scB = _mm512_cvtepi8_epi32(o.loadUnaligned(fromByteOffset: 32 + 32 * p, as: __m128i.self))
+                        var sum = zero
+                        for g in 0..<8 {
+                            let wv = o.loadUnaligned(fromByteOffset: 144 + (g * 4 + p) * 64, as: __m512i.self)
+                            let yv = _mm512_broadcast_i64x4(x.loadUnaligned(fromByteOffset: b * 256 + 32 * g, as: __m256i.self))
+                            let dot = _mm512_dpbusd_epi32(zero, wv, yv)
+                            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(dot, _mm512_permutex2var_epi32(scA, scaleIndex[g], scB)))
+                        }
+                        let scE = _mm512_permutex2var_epi32(scA, evenIndex, scB)
+                        let scO = _mm512_permutex2var_epi32(scA, oddIndex, scB)
+                        let corr = _mm512_add_epi32(_mm512_mullo_epi32(scE, bsE), _mm512_mullo_epi32(scO, bsO))
+                        lanesP[p] = _mm512_sub_epi32(sum, _mm512_slli_epi32(corr, 5))
+                    }
+                    if tiled {
+                        var totals = SIMD8<Int32>()
+                        for p in 0..<4 {
+                            let l: SIMD16<Int32> = unsafeBitCast(lanesP[p], to: SIMD16<Int32>.self)
+                            totals[2 * p] = l.lowHalf.wrappedSum(); totals[2 * p + 1] = l.highHalf.wrappedSum()
+                        }
+                        tiledAcc = tiledAcc.addingProduct(SIMD8<Float>(totals) * dw, SIMD8(repeating: ad))
+                    } else {
+                        let d = SIMD8<Float>(repeating: ad) * dw
+                        func pairScale(_ p: Int) -> SIMD16<Float> {
+                            SIMD16(lowHalf: SIMD8(repeating: d[2 * p]), highHalf: SIMD8(repeating: d[2 * p + 1]))
+                        }
+                        acc.0 = acc.0.addingProduct(pairScale(0), SIMD16<Float>(unsafeBitCast(lanesP[0], to: SIMD16<Int32>.self)))
+                        acc.1 = acc.1.addingProduct(pairScale(1), SIMD16<Float>(unsafeBitCast(lanesP[1], to: SIMD16<Int32>.self)))
+                        acc.2 = acc.2.addingProduct(pairScale(2), SIMD16<Float>(unsafeBitCast(lanesP[2], to: SIMD16<Int32>.self)))
+                        acc.3 = acc.3.addingProduct(pairScale(3), SIMD16<Float>(unsafeBitCast(lanesP[3], to: SIMD16<Int32>.self)))
+                    }
+                }
+                let r = tiled ? tiledAcc : SIMD8<Float>(hsum8(acc.0.lowHalf), hsum8(acc.0.highHalf), hsum8(acc.1.lowHalf),
+                                                        hsum8(acc.1.highHalf), hsum8(acc.2.lowHalf), hsum8(acc.2.highHalf),
+                                                        hsum8(acc.3.lowHalf), hsum8(acc.3.highHalf))
+                let out = y + t * w.rows + r0
+                for i in 0..<valid { out[i] = r[i] }
+            }
+        }
+    }
+
+    /// q4_K on a packed panel: llama.cpp's repacked GEMM order (one rounding per 64 elements) for
+    /// tokens in whole groups of 4, its GEMV order (per 256) for the rest.
+    static func runQ4K(_ w: PackedPanels, _ a: Acts, _ y: UnsafeMutablePointer<Float>, _ tokens: Int, _ panels: Range<Int>) {
+        let blocks = w.cols / 256, n = w.cols
+        let gemmTokens = tokens - tokens % 4
+        let zero = _mm512_setzero_si512()
+        let mask = _mm512_set1_epi8(0x0F)
+        for panel in panels {
+            let r0 = panel * rowsPerPanel
+            let base = UnsafeRawPointer(w.data + panel * w.panelBytes)
+            let valid = min(8, w.rows - r0)
+            for t in 0..<tokens {
+                let span = t < gemmTokens ? 1 : 4  // chunks of 64 elements per rounding
+                var acc = SIMD8<Float>(), accMin = SIMD8<Float>()
+                let x = UnsafeRawPointer(a.qs + t * n)
+                for b in 0..<blocks {
+                    let o = base + b * w.octetBytes
+                    let ad = SIMD8<Float>(repeating: a.scales[t * blocks + b])
+                    let d: SIMD8<Float> = _mm256_cvtph_ps(o.loadUnaligned(as: __m128i.self))
+                    let dmin: SIMD8<Float> = _mm256_cvtph_ps(o.loadUnaligned(fromByteOffset: 16, as: __m128i.self))
+                    let bs = a.sums + t * (n / 16) + b * 16
+                    var c = 0
+                    while c < 4 {
+                        var sumi = SIMD8<Int32>(), summ = SIMD8<Int32>()
+                        for cc in c..<c + span {
+                            let y0 = _mm512_broadcast_i64x4(x.loadUnaligned(fromByteOffset: b * 256 + 64 * cc, as: __m256i.self))
+                            let y1 = _mm512_broadcast_i64x4(x.loadUnaligned(fromByteOffset: b * 256 + 64 * cc + 32, as: __m256i.self))
+                            let bsLo = Int32(bs[4 * cc]) + Int32(bs[4 * cc + 1]), bsHi = Int32(bs[4 * cc + 2]) + Int32(bs[4 * cc + 3])
+                            for p in 0..<4 {
+                                let q = o.loadUnaligned(fromByteOffset: 160 + (cc * 4 + p) * 64, as: __m512i.self)
+                                let lo: SIMD16<Int32> = unsafeBitCast(_mm512_dpbusd_epi32(zero, _mm512_and_si512(q, mask), y0),
+                                                                      to: SIMD16<Int32>.self)
+                                let hi: SIMD16<Int32> = unsafeBitCast(_mm512_dpbusd_epi32(zero, _mm512_and_si512(_mm512_srli_epi16(q, 4), mask), y1),
+                                                                      to: SIMD16<Int32>.self)
+                                for side in 0..<2 {
+                                    let i = 2 * p + side
+                                    let l = side == 0 ? lo.lowHalf : lo.highHalf, h = side == 0 ? hi.lowHalf : hi.highHalf
+                                    let sc0 = Int32(o.load(fromByteOffset: 32 + 8 * i + 2 * cc, as: UInt8.self))
+                                    let sc1 = Int32(o.load(fromByteOffset: 32 + 8 * i + 2 * cc + 1, as: UInt8.self))
+                                    let m0 = Int32(o.load(fromByteOffset: 96 + 8 * i + 2 * cc, as: UInt8.self))
+                                    let m1 = Int32(o.load(fromByteOffset: 96 + 8 * i + 2 * cc + 1, as: UInt8.self))
+                                    sumi[i] &+= sc0 &* l.wrappedSum() &+ sc1 &* h.wrappedSum()
+                                    summ[i] &+= m0 &* bsLo &+ m1 &* bsHi
+                                }
+                            }
+                        }
+                        acc = acc.addingProduct(SIMD8<Float>(sumi), d * ad)
+                        accMin = accMin.addingProduct(SIMD8<Float>(summ), dmin * ad)
+                        c += span
+                    }
+                }
+                let r = acc - accMin
+                let out = y + t * w.rows + r0
+                for i in 0..<valid { out[i] = r[i] }
+            }
+        }
+    }
+}
+#endif
