@@ -19,8 +19,9 @@ public final class ThreadPool: @unchecked Sendable {
     private nonisolated(unsafe) var job: ((Int) -> Void)?
     private var threads: [Thread] = []
 
-    /// Spins before a worker parks. ~50 µs on current CPUs.
-    private static let spinLimit = 20_000
+    /// Spins before a worker parks: about 1 ms, longer than the gaps between the ops of a decode
+    /// step (sampling included), short enough that an idle engine stops burning CPU at once.
+    private static let spinLimit = 400_000
 
     public init(threads: Int) {
         precondition(threads >= 1, "a thread pool needs at least one thread")
