@@ -49,6 +49,10 @@ extension GGUFKey {
     public static let headCountKV = GGUFKey("{arch}.attention.head_count_kv", .uint32)
     public static let keyLength = GGUFKey("{arch}.attention.key_length", .uint32)
     public static let valueLength = GGUFKey("{arch}.attention.value_length", .uint32)
+    /// DeepSeek MLA files with split `attn_k_b` / `attn_v_b`: the per-head key / value widths after
+    /// decompression (key_length / value_length are then those of the compressed cache).
+    public static let keyLengthMLA = GGUFKey("{arch}.attention.key_length_mla", .uint32)
+    public static let valueLengthMLA = GGUFKey("{arch}.attention.value_length_mla", .uint32)
     public static let layerNormRMSEpsilon = GGUFKey("{arch}.attention.layer_norm_rms_epsilon", .float32)
     public static let layerNormEpsilon = GGUFKey("{arch}.attention.layer_norm_epsilon", .float32)
     public static let ropeFreqBase = GGUFKey("{arch}.rope.freq_base", .float32)
@@ -108,7 +112,7 @@ extension GGUFKey {
     /// The hyperparameter keys, in display order (for `swiftkt inspect`).
     public static let hyperparameters: [GGUFKey] = [
         .contextLength, .embeddingLength, .blockCount, .feedForwardLength, .headCount, .headCountKV,
-        .keyLength, .valueLength, .layerNormRMSEpsilon, .layerNormEpsilon, .ropeFreqBase, .ropeFreqBaseSWA,
+        .keyLength, .valueLength, .keyLengthMLA, .valueLengthMLA, .layerNormRMSEpsilon, .layerNormEpsilon, .ropeFreqBase, .ropeFreqBaseSWA,
         .ropeDimensionCount, .ropeScalingType, .ropeScalingFactor, .ropeScalingOriginalContextLength,
         .ropeScalingAttnFactor, .ropeScalingYarnLogMul, .slidingWindow, .slidingWindowPattern,
         .finalLogitSoftcapping, .attnLogitSoftcapping, .vocabSize,

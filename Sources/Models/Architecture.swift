@@ -20,7 +20,7 @@ extension Architecture {
 public enum Architectures {
     /// The first that accepts a file implements it (Mixtral before Llama: both are "llama").
     public static var all: [any Architecture.Type] {
-        [Mixtral.self, Llama.self, Qwen2.self, Qwen3.self, Gemma3.self, Qwen2MoE.self, Qwen3MoE.self]
+        [Mixtral.self, Llama.self, Qwen2.self, Qwen3.self, Gemma3.self, Qwen2MoE.self, Qwen3MoE.self, DeepSeek2.self]
     }
 
     public static var supportedNames: [String] {

@@ -1,5 +1,5 @@
 // DecoderModel: the decoder-only transformer stack that every architecture shares (llama, qwen2,
-// qwen3, gemma3, and the MoE ones: mixtral, qwen2moe, qwen3moe). Each architecture file fills in
+// qwen3, gemma3, and the MoE ones: mixtral, qwen2moe, qwen3moe, deepseek2). Each architecture file fills in
 // the blocks (which norms exist, rope settings per layer, activation, a dense MLP or a mixture of
 // experts, embedding scale, soft-capping); the forward pass below is read top to bottom:
 //
@@ -22,7 +22,8 @@ extension GatedMLP: FeedForward {}
 
 public struct DecoderLayer: Sendable {
     public let attentionNorm: RMSNorm
-    public let attention: SelfAttention
+    /// `SelfAttention`, or DeepSeek's `MultiLatentAttention` (MLA.swift).
+    public let attention: any AttentionBlock
     /// Gemma: norm of the attention output before the residual add.
     public let postAttentionNorm: RMSNorm?
     public let ffnNorm: RMSNorm
@@ -31,7 +32,7 @@ public struct DecoderLayer: Sendable {
     /// Gemma: norm of the MLP output before the residual add.
     public let postFFNNorm: RMSNorm?
 
-    public init(attentionNorm: RMSNorm, attention: SelfAttention, postAttentionNorm: RMSNorm? = nil,
+    public init(attentionNorm: RMSNorm, attention: any AttentionBlock, postAttentionNorm: RMSNorm? = nil,
                 ffnNorm: RMSNorm, mlp: any FeedForward, postFFNNorm: RMSNorm? = nil) {
         self.attentionNorm = attentionNorm; self.attention = attention; self.postAttentionNorm = postAttentionNorm
         self.ffnNorm = ffnNorm; self.mlp = mlp; self.postFFNNorm = postFFNNorm
@@ -67,9 +68,10 @@ public final class DecoderModel: @unchecked Sendable {
     public var embedding: Int { hyperparameters.embedding }
 
     public func makeCache(capacity: Int, element: CacheElement) -> KVCache {
-        let h = hyperparameters
-        return KVCache(layers: layers.count, capacity: capacity, keyWidth: h.headCountKV * h.headDim,
-                       valueWidth: h.headCountKV * h.valueDim, element: element)
+        // Every layer's rows are as wide as the widest layer's (all layers alike in practice).
+        let keyWidth = layers.map(\.attention.cacheKeyWidth).max() ?? 0
+        let valueWidth = layers.map(\.attention.cacheValueWidth).max() ?? 0
+        return KVCache(layers: layers.count, capacity: capacity, keyWidth: keyWidth, valueWidth: valueWidth, element: element)
     }
 
     /// Runs `tokens` at positions start..<start+count through the model, appending to `cache`.

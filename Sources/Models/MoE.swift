@@ -76,11 +76,18 @@ public struct MoEFeedForward: FeedForward {
     /// Qwen2-MoE: an always-on expert ("…mlp.shared_expert") and its sigmoid gate [1, embedding].
     public let shared: GatedMLP?
     public let sharedGate: Linear?
+    /// DeepSeek: the gating function, the selection bias (`exp_probs_b`, V3) and group-limited
+    /// selection (`expert_group_count` groups, the best `expert_group_used_count` of them).
+    public let gating: MoERouting.Gating
+    public let selectionBias: [Float]?
+    public let groups: Int, groupsUsed: Int
 
     public init(name: String, router: Linear, expertsName: String, experts: ExpertWeights, used: Int, normalizeWeights: Bool,
-                weightsScale: Float = 1, shared: GatedMLP? = nil, sharedGate: Linear? = nil) {
+                weightsScale: Float = 1, shared: GatedMLP? = nil, sharedGate: Linear? = nil, gating: MoERouting.Gating = .softmax,
+                selectionBias: [Float]? = nil, groups: Int = 0, groupsUsed: Int = 0) {
         self.name = name; self.router = router; self.expertsName = expertsName; self.experts = experts; self.used = used
         self.normalizeWeights = normalizeWeights; self.weightsScale = weightsScale; self.shared = shared; self.sharedGate = sharedGate
+        self.gating = gating; self.selectionBias = selectionBias; self.groups = groups; self.groupsUsed = groupsUsed
     }
 
     public func callAsFunction(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, tokens: Int, context: ForwardContext) {
@@ -90,8 +97,14 @@ public struct MoEFeedForward: FeedForward {
         let weights = UnsafeMutablePointer<Float>.allocate(capacity: tokens * used)
         defer { logits.deallocate(); ids.deallocate(); weights.deallocate() }
         router(x, logits, tokens: tokens, context: context)
-        MoERouting.softmaxTopK(logits: logits, tokens: tokens, experts: e, used: used, normalize: normalizeWeights,
-                               scale: weightsScale, ids: ids, weights: weights)
+        if gating == .softmax && selectionBias == nil && groups <= 1 {
+            MoERouting.softmaxTopK(logits: logits, tokens: tokens, experts: e, used: used, normalize: normalizeWeights,
+                                   scale: weightsScale, ids: ids, weights: weights)
+        } else {
+            MoERouting.grouped(logits: logits, tokens: tokens, experts: e, used: used, gating: gating, bias: selectionBias,
+                               groups: groups, groupsUsed: groupsUsed, normalize: normalizeWeights, scale: weightsScale,
+                               ids: ids, weights: weights)
+        }
         context.operators.experts(expertsName, tokens: tokens)
             .run(experts, x: x, routing: ExpertRouting(tokens: tokens, used: used, ids: ids, weights: weights), out: out,
                  pool: context.pool)
@@ -113,6 +126,76 @@ public struct MoEFeedForward: FeedForward {
 // MARK: - Routing
 
 public enum MoERouting {
+    /// llama.cpp's `expert_gating_func`: 1 softmax, 2 sigmoid.
+    public enum Gating: Int, Sendable { case softmax = 1, sigmoid = 2 }
+
+    /// llama.cpp's build_moe_ffn in full, for DeepSeek: per token, probs = softmax or sigmoid of
+    /// the logits; selection scores = probs + `bias` (V3's `exp_probs_b`, else probs); with
+    /// `groups` > 1, the experts form `groups` consecutive groups, each scored by the sum of its two
+    /// best selection scores, and only the `groupsUsed` best groups stay eligible (ties: the lower
+    /// group); then the `used` best eligible experts (ties: the lower id), weighted by their
+    /// unbiased probs — divided by their sum (clamped at 6.1e-5) when `normalize` — times `scale`
+    /// unless 0 or 1.
+    public static func grouped(logits: UnsafeMutablePointer<Float>, tokens: Int, experts: Int, used: Int, gating: Gating,
+                               bias: [Float]?, groups: Int, groupsUsed: Int, normalize: Bool, scale: Float,
+                               ids: UnsafeMutablePointer<Int32>, weights: UnsafeMutablePointer<Float>) {
+        var selection = [Float](repeating: 0, count: experts)
+        var taken = [Bool](repeating: false, count: experts)
+        let perGroup = groups > 1 ? experts / groups : experts
+        for t in 0..<tokens {
+            let p = logits + t * experts
+            switch gating {
+            case .softmax:
+                var m = -Float.infinity
+                for i in 0..<experts { m = max(m, p[i]) }
+                var sum = 0.0
+                for i in 0..<experts { p[i] = exp(p[i] - m); sum += Double(p[i]) }
+                let inv = Float(1 / sum)
+                for i in 0..<experts { p[i] *= inv }
+            case .sigmoid:
+                for i in 0..<experts { p[i] = 1 / (1 + exp(-p[i])) }
+            }
+            for i in 0..<experts { selection[i] = bias.map { p[i] + $0[i] } ?? p[i] }
+            if groups > 1 {
+                var scores = [Float](repeating: 0, count: groups)
+                for g in 0..<groups {
+                    var a = -Float.infinity, b = -Float.infinity   // the two best of the group
+                    for i in (g * perGroup)..<((g + 1) * perGroup) {
+                        let v = selection[i]
+                        if v > a { b = a; a = v } else if v > b { b = v }
+                    }
+                    scores[g] = a + b
+                }
+                var keep = [Bool](repeating: false, count: groups)
+                for _ in 0..<groupsUsed {
+                    var best = -1
+                    for g in 0..<groups where !keep[g] && (best < 0 || scores[g] > scores[best]) { best = g }
+                    keep[best] = true
+                }
+                for g in 0..<groups where !keep[g] {
+                    for i in (g * perGroup)..<((g + 1) * perGroup) { selection[i] = -.infinity }
+                }
+            }
+            for i in 0..<experts { taken[i] = false }
+            var total: Float = 0
+            for j in 0..<used {
+                var best = -1
+                for i in 0..<experts where !taken[i] && (best < 0 || selection[i] > selection[best]) { best = i }
+                taken[best] = true
+                ids[t * used + j] = Int32(best)
+                weights[t * used + j] = p[best]
+                total += p[best]
+            }
+            if normalize {
+                let divisor = max(total, 6.103515625e-5)
+                for j in 0..<used { weights[t * used + j] /= divisor }
+            }
+            if scale != 0, scale != 1 {
+                for j in 0..<used { weights[t * used + j] *= scale }
+            }
+        }
+    }
+
     /// Per token: probabilities = softmax(logits) (max-subtracted, sum in double as ggml does),
     /// the `used` highest in descending order (ties: the lower expert id), their probabilities
     /// as weights — divided by their sum (clamped below at 6.1e-5, as llama.cpp) when

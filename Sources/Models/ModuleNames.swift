@@ -8,7 +8,12 @@
 //   blk.N.ffn_norm      ↔ model.layers.N.post_attention_layernorm  RMSNorm  (llama naming)
 //                       ↔ model.layers.N.pre_feedforward_layernorm          (Gemma naming)
 //   blk.N.ffn_gate      ↔ model.layers.N.mlp.gate_proj             Linear   (up_proj, down_proj alike)
-//   blk.N.ffn_gate_inp  ↔ model.layers.N.mlp.gate                  Router   (MoE layers; mlp is then MoE)
+//   blk.N.attn_q_a, attn_q_a_norm, attn_q_b, attn_kv_a_mqa, attn_kv_a_norm, attn_kv_b, attn_k_b, attn_v_b
+//                       ↔ model.layers.N.self_attn.{q_a_proj, q_a_layernorm, q_b_proj, kv_a_proj_with_mqa,
+//                         kv_a_layernorm, kv_b_proj, k_b_proj, v_b_proj}  (DeepSeek MLA; k_b/v_b: one module
+//                         per layer holding every head's slice)
+//   blk.N.ffn_gate_inp  ↔ model.layers.N.mlp.gate                  Router   (MoE layers; mlp is then MoE;
+//                         DeepSeek-V3's exp_probs_b.bias is a second tensor of it)
 //   blk.N.ffn_{gate,up,down}_exps ↔ model.layers.N.mlp.experts     Experts  (three stacked tensors, one module)
 //   blk.N.ffn_gate_shexp ↔ model.layers.N.mlp.shared_expert.gate_proj  Linear (up, down alike; the
 //                                                                   shared_expert module is an MLP)
@@ -49,6 +54,15 @@ public enum ModuleNames {
             Entry(gguf: "attn_q", module: "self_attn.q_proj", kind: .linear),
             Entry(gguf: "attn_k", module: "self_attn.k_proj", kind: .linear),
             Entry(gguf: "attn_v", module: "self_attn.v_proj", kind: .linear),
+            // DeepSeek's MLA (deepseek2; Hugging Face's DeepseekV2Attention names).
+            Entry(gguf: "attn_q_a", module: "self_attn.q_a_proj", kind: .linear),
+            Entry(gguf: "attn_q_a_norm", module: "self_attn.q_a_layernorm", kind: .rmsNorm),
+            Entry(gguf: "attn_q_b", module: "self_attn.q_b_proj", kind: .linear),
+            Entry(gguf: "attn_kv_a_mqa", module: "self_attn.kv_a_proj_with_mqa", kind: .linear),
+            Entry(gguf: "attn_kv_a_norm", module: "self_attn.kv_a_layernorm", kind: .rmsNorm),
+            Entry(gguf: "attn_kv_b", module: "self_attn.kv_b_proj", kind: .linear),
+            Entry(gguf: "attn_k_b", module: "self_attn.k_b_proj", kind: .linear),
+            Entry(gguf: "attn_v_b", module: "self_attn.v_b_proj", kind: .linear),
             Entry(gguf: "attn_output", module: "self_attn.o_proj", kind: .linear),
             Entry(gguf: "attn_q_norm", module: "self_attn.q_norm", kind: .rmsNorm),
             Entry(gguf: "attn_k_norm", module: "self_attn.k_norm", kind: .rmsNorm),
@@ -58,6 +72,7 @@ public enum ModuleNames {
             Entry(gguf: "ffn_up", module: "mlp.up_proj", kind: .linear),
             Entry(gguf: "ffn_down", module: "mlp.down_proj", kind: .linear),
             Entry(gguf: "ffn_gate_inp", module: "mlp.gate", kind: .router),
+            Entry(gguf: "exp_probs_b", module: "mlp.gate", kind: .router),   // DeepSeek-V3's e_score_correction_bias
             Entry(gguf: "ffn_gate_exps", module: "mlp.experts", kind: .experts),
             Entry(gguf: "ffn_up_exps", module: "mlp.experts", kind: .experts),
             Entry(gguf: "ffn_down_exps", module: "mlp.experts", kind: .experts),

@@ -29,16 +29,40 @@ public struct SyntheticShape: Sendable, Equatable {
     public var expertUsedCount: Int = 0
     public var expertFeedForward: Int = 0
     public var sharedFeedForward: Int = 0
+    /// DeepSeek (deepseek2): MLA and routing.
+    public var deepseek: DeepSeekShape? = nil
 
     public init(name: String, blockCount: Int, embedding: Int, headCount: Int, headCountKV: Int, headDim: Int,
                 feedForward: Int, vocab: Int, contextLength: Int = 4096, ropeBase: Float = 10_000, slidingWindow: Int? = nil,
-                expertCount: Int = 0, expertUsedCount: Int = 0, expertFeedForward: Int = 0, sharedFeedForward: Int = 0) {
+                expertCount: Int = 0, expertUsedCount: Int = 0, expertFeedForward: Int = 0, sharedFeedForward: Int = 0,
+                deepseek: DeepSeekShape? = nil) {
         self.name = name; self.blockCount = blockCount; self.embedding = embedding; self.headCount = headCount
         self.headCountKV = headCountKV; self.headDim = headDim; self.feedForward = feedForward; self.vocab = vocab
         self.contextLength = contextLength; self.ropeBase = ropeBase; self.slidingWindow = slidingWindow
         self.expertCount = expertCount; self.expertUsedCount = expertUsedCount; self.expertFeedForward = expertFeedForward
-        self.sharedFeedForward = sharedFeedForward
+        self.sharedFeedForward = sharedFeedForward; self.deepseek = deepseek
     }
+}
+
+/// The deepseek2-specific part of a synthetic shape.
+public struct DeepSeekShape: Sendable, Equatable {
+    /// 0: attn_q, no q LoRA.
+    public var qLoraRank: Int
+    public var kvLoraRank: Int
+    public var qkNope: Int, qkRope: Int, vDim: Int
+    /// Write attn_k_b / attn_v_b and key_length_mla (newer GGUFs) instead of attn_kv_b.
+    public var splitKV: Bool
+    public var leadingDense: Int
+    public var sharedCount: Int
+    /// 1 softmax (V2), 2 sigmoid with exp_probs_b (V3).
+    public var gating: Int
+    public var groups: Int = 0, groupsUsed: Int = 0
+    public var weightsNorm: Bool
+    public var weightsScale: Float
+    /// YaRN (factor 0: none): rope.scaling.factor, original_context_length, yarn_log_multiplier.
+    public var yarnFactor: Float = 0
+    public var yarnOriginalContext: Int = 0
+    public var yarnLogMultiplier: Float = 0
 }
 
 public enum SyntheticError: Error, CustomStringConvertible {
@@ -108,6 +132,34 @@ public enum SyntheticModel {
                            feedForward: 6144, vocab: 151_936, contextLength: 40960, ropeBase: 1_000_000,
                            expertCount: 128, expertUsedCount: 8, expertFeedForward: 768),
         ],
+        // DeepSeek (DeepSeek2.swift, MLA.swift). `tiny` is V3-like: q LoRA, split attn_k_b /
+        // attn_v_b, sigmoid gating with exp_probs_b, 4 groups of 2 experts (2 used), normalized
+        // weights scaled by 2.5, YaRN; `tiny-lite` is V2-Lite-like: attn_q, attn_kv_b, softmax
+        // top-k, no groups, YaRN. Both: layer 0 dense, 2 shared experts.
+        "deepseek2": [
+            SyntheticShape(name: "tiny", blockCount: 3, embedding: 256, headCount: 2, headCountKV: 2, headDim: 192,
+                           feedForward: 512, vocab: 640, contextLength: 512, ropeBase: 10_000,
+                           expertCount: 8, expertUsedCount: 3, expertFeedForward: 256,
+                           deepseek: DeepSeekShape(qLoraRank: 256, kvLoraRank: 256, qkNope: 128, qkRope: 64, vDim: 128,
+                                                   splitKV: true, leadingDense: 1, sharedCount: 2, gating: 2, groups: 4,
+                                                   groupsUsed: 2, weightsNorm: true, weightsScale: 2.5, yarnFactor: 4,
+                                                   yarnOriginalContext: 128, yarnLogMultiplier: 0.1)),
+            SyntheticShape(name: "tiny-lite", blockCount: 3, embedding: 256, headCount: 2, headCountKV: 2, headDim: 192,
+                           feedForward: 512, vocab: 640, contextLength: 512, ropeBase: 10_000,
+                           expertCount: 8, expertUsedCount: 3, expertFeedForward: 256,
+                           deepseek: DeepSeekShape(qLoraRank: 0, kvLoraRank: 256, qkNope: 128, qkRope: 64, vDim: 128,
+                                                   splitKV: false, leadingDense: 1, sharedCount: 2, gating: 1,
+                                                   weightsNorm: false, weightsScale: 1, yarnFactor: 40,
+                                                   yarnOriginalContext: 64, yarnLogMultiplier: 0.0707)),
+            // DeepSeek-V2-Lite (15.7 B parameters, 2.4 B active): 27 layers, the first dense.
+            SyntheticShape(name: "deepseek-v2-lite", blockCount: 27, embedding: 2048, headCount: 16, headCountKV: 16, headDim: 192,
+                           feedForward: 10944, vocab: 102_400, contextLength: 163_840, ropeBase: 10_000,
+                           expertCount: 64, expertUsedCount: 6, expertFeedForward: 1408,
+                           deepseek: DeepSeekShape(qLoraRank: 0, kvLoraRank: 512, qkNope: 128, qkRope: 64, vDim: 128,
+                                                   splitKV: false, leadingDense: 1, sharedCount: 2, gating: 1,
+                                                   weightsNorm: false, weightsScale: 1, yarnFactor: 40,
+                                                   yarnOriginalContext: 4096, yarnLogMultiplier: 0.0707)),
+        ],
     ]
 
     public static func shape(architecture: String, name: String) throws -> SyntheticShape {
@@ -140,11 +192,21 @@ public enum SyntheticModel {
         meta("\(arch).feed_forward_length", .uint32(UInt32(s.feedForward)))
         meta("\(arch).attention.head_count", .uint32(UInt32(s.headCount)))
         meta("\(arch).attention.head_count_kv", .uint32(UInt32(s.headCountKV)))
-        meta("\(arch).attention.key_length", .uint32(UInt32(s.headDim)))
-        meta("\(arch).attention.value_length", .uint32(UInt32(s.headDim)))
+        if let ds = s.deepseek {
+            // MLA files (split k_b / v_b) describe the compressed cache in key/value_length.
+            meta("\(arch).attention.key_length", .uint32(UInt32(ds.splitKV ? ds.kvLoraRank + ds.qkRope : ds.qkNope + ds.qkRope)))
+            meta("\(arch).attention.value_length", .uint32(UInt32(ds.splitKV ? ds.kvLoraRank : ds.vDim)))
+            if ds.splitKV {
+                meta("\(arch).attention.key_length_mla", .uint32(UInt32(ds.qkNope + ds.qkRope)))
+                meta("\(arch).attention.value_length_mla", .uint32(UInt32(ds.vDim)))
+            }
+        } else {
+            meta("\(arch).attention.key_length", .uint32(UInt32(s.headDim)))
+            meta("\(arch).attention.value_length", .uint32(UInt32(s.headDim)))
+        }
         meta("\(arch).attention.layer_norm_rms_epsilon", .float32(arch == "gemma3" ? 1e-6 : 1e-5))
         meta("\(arch).rope.freq_base", .float32(s.ropeBase))
-        meta("\(arch).rope.dimension_count", .uint32(UInt32(s.headDim)))
+        meta("\(arch).rope.dimension_count", .uint32(UInt32(s.deepseek?.qkRope ?? s.headDim)))
         meta("\(arch).vocab_size", .uint32(UInt32(s.vocab)))
         if let window = s.slidingWindow { meta("\(arch).attention.sliding_window", .uint32(UInt32(window))) }
         let moe = s.expertCount > 0
@@ -154,6 +216,27 @@ public enum SyntheticModel {
             if arch != "llama" { meta("\(arch).expert_feed_forward_length", .uint32(UInt32(s.expertFeedForward))) }
             if s.sharedFeedForward > 0 {
                 meta("\(arch).expert_shared_feed_forward_length", .uint32(UInt32(s.sharedFeedForward)))
+            }
+        }
+        if let ds = s.deepseek {
+            // llama.cpp requires q_lora_rank except for V2-Lite-sized files (27 layers), where it
+            // ignores it; 0 means attn_q.
+            if ds.qLoraRank > 0 || s.blockCount != 27 { meta("\(arch).attention.q_lora_rank", .uint32(UInt32(ds.qLoraRank))) }
+            meta("\(arch).attention.kv_lora_rank", .uint32(UInt32(ds.kvLoraRank)))
+            meta("\(arch).leading_dense_block_count", .uint32(UInt32(ds.leadingDense)))
+            meta("\(arch).expert_shared_count", .uint32(UInt32(ds.sharedCount)))
+            meta("\(arch).expert_weights_scale", .float32(ds.weightsScale))
+            meta("\(arch).expert_weights_norm", .bool(ds.weightsNorm))
+            meta("\(arch).expert_gating_func", .uint32(UInt32(ds.gating)))
+            if ds.groups > 1 {
+                meta("\(arch).expert_group_count", .uint32(UInt32(ds.groups)))
+                meta("\(arch).expert_group_used_count", .uint32(UInt32(ds.groupsUsed)))
+            }
+            if ds.yarnFactor > 0 {
+                meta("\(arch).rope.scaling.type", .string("yarn"))
+                meta("\(arch).rope.scaling.factor", .float32(ds.yarnFactor))
+                meta("\(arch).rope.scaling.original_context_length", .uint32(UInt32(ds.yarnOriginalContext)))
+                meta("\(arch).rope.scaling.yarn_log_multiplier", .float32(ds.yarnLogMultiplier))
             }
         }
         SyntheticTokenizer.add(to: &w, vocab: s.vocab)
@@ -189,10 +272,30 @@ public enum SyntheticModel {
             progress("layer \(i + 1)/\(s.blockCount)")
             let p = "blk.\(i)."
             try vector(p + "attn_norm.weight", s.embedding, mean: 1, std: 0.1)
-            try matrix(p + "attn_q.weight", rows: q, cols: s.embedding)
-            try matrix(p + "attn_k.weight", rows: kv, cols: s.embedding)
-            try matrix(p + "attn_v.weight", rows: kv, cols: s.embedding)
-            try matrix(p + "attn_output.weight", rows: s.embedding, cols: q)
+            if let ds = s.deepseek {
+                let h = s.headCount, kDim = ds.qkNope + ds.qkRope
+                if ds.qLoraRank > 0 {
+                    try matrix(p + "attn_q_a.weight", rows: ds.qLoraRank, cols: s.embedding)
+                    try vector(p + "attn_q_a_norm.weight", ds.qLoraRank, mean: 1, std: 0.1)
+                    try matrix(p + "attn_q_b.weight", rows: h * kDim, cols: ds.qLoraRank)
+                } else {
+                    try matrix(p + "attn_q.weight", rows: h * kDim, cols: s.embedding)
+                }
+                try matrix(p + "attn_kv_a_mqa.weight", rows: ds.kvLoraRank + ds.qkRope, cols: s.embedding)
+                try vector(p + "attn_kv_a_norm.weight", ds.kvLoraRank, mean: 1, std: 0.1)
+                if ds.splitKV {
+                    try experts(p + "attn_k_b.weight", count: h, rows: ds.kvLoraRank, cols: ds.qkNope)
+                    try experts(p + "attn_v_b.weight", count: h, rows: ds.vDim, cols: ds.kvLoraRank)
+                } else {
+                    try matrix(p + "attn_kv_b.weight", rows: h * (ds.qkNope + ds.vDim), cols: ds.kvLoraRank)
+                }
+                try matrix(p + "attn_output.weight", rows: s.embedding, cols: h * ds.vDim)
+            } else {
+                try matrix(p + "attn_q.weight", rows: q, cols: s.embedding)
+                try matrix(p + "attn_k.weight", rows: kv, cols: s.embedding)
+                try matrix(p + "attn_v.weight", rows: kv, cols: s.embedding)
+                try matrix(p + "attn_output.weight", rows: s.embedding, cols: q)
+            }
             if arch == "qwen2" || arch == "qwen2moe" {
                 try vector(p + "attn_q.bias", q, mean: 0, std: 0.02)
                 try vector(p + "attn_k.bias", kv, mean: 0, std: 0.02)
@@ -207,13 +310,24 @@ public enum SyntheticModel {
                 try vector(p + "post_ffw_norm.weight", s.embedding, mean: 1, std: 0.1)
             }
             try vector(p + "ffn_norm.weight", s.embedding, mean: 1, std: 0.1)
-            if moe {
+            if moe && i >= (s.deepseek?.leadingDense ?? 0) {
                 let e = s.expertCount, ff = s.expertFeedForward
                 try router(p + "ffn_gate_inp.weight", shape: [s.embedding, e])
+                if s.deepseek?.gating == 2 {
+                    // V3's selection bias, of the size of sigmoid scores' spread.
+                    var b = [Float](repeating: 0, count: e)
+                    for j in 0..<e { b[j] = 0.05 * rng.nextNormal() }
+                    try w.addTensor(name: p + "exp_probs_b.bias", type: .f32, shape: [e], data: b.withUnsafeBytes { Array($0) })
+                }
                 try experts(p + "ffn_gate_exps.weight", count: e, rows: ff, cols: s.embedding)
                 try experts(p + "ffn_up_exps.weight", count: e, rows: ff, cols: s.embedding)
                 try experts(p + "ffn_down_exps.weight", count: e, rows: s.embedding, cols: ff)
-                if s.sharedFeedForward > 0 {
+                if let ds = s.deepseek, ds.sharedCount > 0 {
+                    let sf = ff * ds.sharedCount
+                    try matrix(p + "ffn_gate_shexp.weight", rows: sf, cols: s.embedding)
+                    try matrix(p + "ffn_up_shexp.weight", rows: sf, cols: s.embedding)
+                    try matrix(p + "ffn_down_shexp.weight", rows: s.embedding, cols: sf)
+                } else if s.sharedFeedForward > 0 {
                     try router(p + "ffn_gate_inp_shexp.weight", shape: [s.embedding])
                     try matrix(p + "ffn_gate_shexp.weight", rows: s.sharedFeedForward, cols: s.embedding)
                     try matrix(p + "ffn_up_shexp.weight", rows: s.sharedFeedForward, cols: s.embedding)
