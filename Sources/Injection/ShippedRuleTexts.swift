@@ -40,7 +40,7 @@ enum ShippedRuleTexts {
 """#,
         "cpu.yaml": #"""
 # Default placement on the CPU for every architecture, dense (llama, qwen2, qwen3, gemma3) and
-# mixture of experts (mixtral, qwen2moe, qwen3moe): llama.cpp's CPU numerics. Linear layers
+# mixture of experts (mixtral, qwen2moe, qwen3moe, deepseek2): llama.cpp's CPU numerics. Linear layers
 # quantize activations to 8 bits per block and use integer dot products on the GGUF weights;
 # attention keeps an f16 KV cache with flash-attention accumulation; GELU goes through
 # llama.cpp's f16 table; routed experts run on their quantized weights, tokens grouped by expert.

@@ -191,7 +191,8 @@ public enum SyntheticModel {
         meta("\(arch).block_count", .uint32(UInt32(s.blockCount)))
         meta("\(arch).feed_forward_length", .uint32(UInt32(s.feedForward)))
         meta("\(arch).attention.head_count", .uint32(UInt32(s.headCount)))
-        meta("\(arch).attention.head_count_kv", .uint32(UInt32(s.headCountKV)))
+        // MLA files (split k_b / v_b) cache one shared latent key per token: head_count_kv = 1.
+        meta("\(arch).attention.head_count_kv", .uint32(UInt32(s.deepseek?.splitKV == true ? 1 : s.headCountKV)))
         if let ds = s.deepseek {
             // MLA files (split k_b / v_b) describe the compressed cache in key/value_length.
             meta("\(arch).attention.key_length", .uint32(UInt32(ds.splitKV ? ds.kvLoraRank + ds.qkRope : ds.qkNope + ds.qkRope)))

@@ -28,7 +28,7 @@ enum Tiny {
         try Architectures.moduleTree(file: try GGUFFile.open(try path(arch)))
     }
 
-    static let architectures = ["llama", "qwen2", "qwen3", "gemma3", "mixtral", "qwen2moe", "qwen3moe"]
+    static let architectures = ["llama", "qwen2", "qwen3", "gemma3", "mixtral", "qwen2moe", "qwen3moe", "deepseek2"]
 }
 
 func rules(_ yaml: String) throws -> RuleFile { try RuleFile.parse(yaml: yaml, source: "test.yaml") }

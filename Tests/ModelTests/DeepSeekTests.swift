@@ -60,4 +60,75 @@ final class DeepSeekTests: XCTestCase {
         XCTAssertLessThanOrEqual(try relativeError("tiny", batchSize: 1), 1e-3)
         XCTAssertLessThanOrEqual(try relativeError("tiny-lite", batchSize: 1), 1e-3)
     }
+
+    /// Default kernels (8-bit activations, f16 cache): near exact numerics where no routing decision
+    /// is a near tie (seed 7 of tiny-lite has none closer than 8-bit noise).
+    func testQuantizedKernelsStayCloseToNumpyReference() throws {
+        XCTAssertLessThanOrEqual(try relativeError("tiny-lite", type: .q4_K, kernels: "auto"), 3e-2)
+    }
+
+    func testGroupedRouting() {
+        // 8 experts in 4 groups of 2, sigmoid gating, 2 groups kept, top-2, normalized, scale 2.
+        var logits: [Float] = [3, -3, 0, 0, 2, 2, -1, 2.5]
+        let bias: [Float] = [0, 0, 0, 0, 0, 0, 0, 0]
+        var ids = [Int32](repeating: -1, count: 2), w = [Float](repeating: 0, count: 2)
+        MoERouting.grouped(logits: &logits, tokens: 1, experts: 8, used: 2, gating: .sigmoid, bias: bias, groups: 4, groupsUsed: 2,
+                           normalize: true, scale: 2, ids: &ids, weights: &w)
+        // Group scores (sum of the two best sigmoids): g2 (2, 2) is best, then g3 (−1, 2.5) vs g0 (3, −3):
+        // σ(−1) + σ(2.5) = 1.1957 > σ(3) + σ(−3) = 1. So expert 0 (the single best) is excluded.
+        XCTAssertEqual(ids, [7, 4])
+        let a = 1 / (1 + exp(Float(-2.5))), b = 1 / (1 + exp(Float(-2)))
+        XCTAssertEqual(w[0], 2 * a / (a + b), accuracy: 1e-6)
+        XCTAssertEqual(w[1], 2 * b / (a + b), accuracy: 1e-6)
+        // A selection bias changes which experts are chosen, not their weights.
+        logits = [0, 0, 0, 0, 0, 0, 0, 0]
+        MoERouting.grouped(logits: &logits, tokens: 1, experts: 8, used: 2, gating: .softmax, bias: [0, 0, 0, 0.1, 0, 0.2, 0, 0],
+                           groups: 0, groupsUsed: 0, normalize: false, scale: 0, ids: &ids, weights: &w)
+        XCTAssertEqual(ids, [5, 3])
+        XCTAssertEqual(w, [0.125, 0.125])
+    }
+
+    func testModuleTreeAndHyperparameters() throws {
+        for shape in ["tiny", "tiny-lite"] {
+            let path = try Self.make(shape)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let file = try GGUFFile.open(path)
+            let tree = try Architectures.moduleTree(file: file)
+            XCTAssertEqual(tree.unmappedTensors, [], shape)
+            XCTAssertEqual(tree.module(named: "model.layers.0.mlp")?.kind, .mlp)
+            XCTAssertEqual(tree.module(named: "model.layers.1.mlp")?.kind, .moe)
+            XCTAssertEqual(tree.module(named: "model.layers.1.mlp.shared_expert")?.children.count, 3)
+            let hp = try Hyperparameters(file: file)
+            let s = try DeepSeek2.Settings(file: file, hyperparameters: hp)
+            XCTAssertEqual([s.qkNope, s.qkRope, s.vDim, s.kvLoraRank], [128, 64, 128, 256])
+            XCTAssertEqual(s.rope.extFactor, 1)
+            let model = try Architectures.load(file: file)
+            let mla = try XCTUnwrap(model.layers[0].attention as? MultiLatentAttention)
+            if shape == "tiny" {
+                XCTAssertTrue(s.splitKV && mla.absorbed)
+                XCTAssertEqual(tree.module(named: "model.layers.1.mlp.gate")?.tensors.map(\.name),
+                               ["blk.1.ffn_gate_inp.weight", "blk.1.exp_probs_b.bias"])
+                XCTAssertEqual(s.gating, .sigmoid)
+                XCTAssertEqual([s.groups, s.groupsUsed], [4, 2])
+                XCTAssertEqual(mla.cacheKeyWidth, 256 + 64)              // one shared latent key
+                // yarn_log_multiplier 0.1 → mscale_all_dim 1: attn_factor 1/(1 + 0.1 ln 4), scale mscale²/√192.
+                let m = 1 + 0.1 * logf(4)
+                XCTAssertEqual(s.attentionScale, m * m / Float(192).squareRoot(), accuracy: 1e-6)
+            } else {
+                XCTAssertTrue(!s.splitKV && !mla.absorbed && mla.q != nil)
+                XCTAssertNotNil(tree.module(named: "model.layers.0.self_attn.kv_b_proj"))
+                XCTAssertEqual(s.gating, .softmax)
+                XCTAssertEqual(mla.cacheKeyWidth, 2 * 192)
+            }
+        }
+    }
+
+    func testV2LitePreset() throws {
+        let s = try SyntheticModel.shape(architecture: "deepseek2", name: "deepseek-v2-lite")
+        let ds = try XCTUnwrap(s.deepseek)
+        XCTAssertEqual([s.blockCount, s.embedding, s.headCount, s.expertCount, s.expertUsedCount, s.expertFeedForward, s.feedForward, s.vocab],
+                       [27, 2048, 16, 64, 6, 1408, 10944, 102_400])
+        XCTAssertEqual([ds.qLoraRank, ds.kvLoraRank, ds.qkNope, ds.qkRope, ds.vDim, ds.leadingDense, ds.sharedCount],
+                       [0, 512, 128, 64, 128, 1, 2])
+    }
 }

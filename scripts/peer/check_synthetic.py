@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Do llama.cpp and SwiftKT agree on our synthetic models?
 
-For each architecture's `tiny` preset and each weight type, this writes the model with
+For each architecture's `tiny` preset (or ARCH:SHAPE, e.g. deepseek2:tiny-lite) and each weight type, this writes the model with
 `swiftkt synth`, then:
   1. loads it with llama.cpp (llama-cpp-python; F16 KV cache, flash attention off unless
      --flash-attn) and evaluates a short text (tokenized by llama.cpp, no BOS: the synthetic
@@ -82,12 +82,14 @@ def main():
 
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        for arch in args.archs.split(","):
+        for spec in args.archs.split(","):
+            arch, _, shape = spec.partition(":")
+            shape = shape or "tiny"
             for qtype in args.types.split(","):
-                path = os.path.join(work, f"{arch}-{qtype}.gguf")
-                row = {"arch": arch, "type": qtype}
+                path = os.path.join(work, f"{arch}-{shape}-{qtype}.gguf")
+                row = {"arch": spec, "type": qtype}
                 rows.append(row)
-                s = subprocess.run([args.swiftkt, "synth", "--arch", arch, "--shape", "tiny", "--type", qtype,
+                s = subprocess.run([args.swiftkt, "synth", "--arch", arch, "--shape", shape, "--type", qtype,
                                     "--seed", str(args.seed), "-o", path], capture_output=True, text=True)
                 if s.returncode != 0:
                     row["error"] = "synth failed: " + s.stderr.strip()[-300:]
@@ -104,6 +106,7 @@ def main():
                 last_cpp, last_ref = ours_cpp[-1], ref[-1]
                 row["cos_last"] = cosine(last_cpp, last_ref)
                 row["cos_all"] = min(cosine(ours_cpp[i], ref[i]) for i in range(len(tokens)))
+                row["cos_first8"] = min(cosine(ours_cpp[i], ref[i]) for i in range(min(8, len(tokens))))
                 row["max_abs_rel"] = float(np.abs(ours_cpp - ref).max() / np.abs(ref).max())
                 top_cpp = [int(i) for i in np.argsort(-last_cpp, kind="stable")[:5]]
                 top_ref = [int(i) for i in np.argsort(-last_ref, kind="stable")[:5]]
@@ -119,7 +122,7 @@ def main():
                     row["top5_swiftkt_same_ids"] = [i for i, _ in top_ours] == top_cpp
                     row["top5_swiftkt_same_set"] = sorted(i for i, _ in top_ours) == sorted(top_cpp)
                 if not args.json:
-                    print(f"{arch:7s} {qtype:5s} loads  cos(last) {row['cos_last']:.6f}  min cos(all) {row['cos_all']:.6f}  "
+                    print(f"{arch:7s} {qtype:5s} loads  cos(last) {row['cos_last']:.6f}  min cos(first 8) {row['cos_first8']:.6f}  min cos(all) {row['cos_all']:.6f}  "
                           f"max|Δ|/scale {row['max_abs_rel']:.2e}  top1 ref {'=' if row['top1_ref_agrees'] else '≠'}  "
                           f"swiftkt top1 {'=' if row.get('top1_swiftkt_agrees') else '≠'} top5 "
                           f"{'same order' if row.get('top5_swiftkt_same_ids') else 'same set' if row.get('top5_swiftkt_same_set') else 'DIFFERENT ' + str(row.get('swiftkt_error', ''))}"
