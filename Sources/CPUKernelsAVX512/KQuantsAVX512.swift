@@ -6,7 +6,7 @@
 // types; rows past the end repeat the last one):
 //   q6_K  d[8] f16 · scales[8][16] i8 · for each group g of 32 elements and row pair p:
 //         row A's 32 six-bit values then row B's (unsigned bytes 0…63)          = 2192 bytes
-//   q4_K  d[8] f16 · dmin[8] f16 · scales[8][8] u8 · mins[8][8] u8 · for each chunk c of 64
+//   q4_K  d[8] f16 · dmin[8] f16 · scales[8 sub-blocks][8 rows] u8 · mins[8][8] u8 · for each chunk c of 64
 //         elements and row pair p: row A's 32 nibble bytes then row B's        = 1184 bytes
 // In a zmm, lanes 0–7 hold row A's eight 4-product integer lanes and lanes 8–15 row B's.
 #if arch(x86_64)
@@ -51,8 +51,8 @@ enum KQuantLayout {
             o.storeBytes(of: blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self), toByteOffset: 16 + 2 * i, as: UInt16.self)
             for j in 0..<8 {
                 let (sc, m) = scaleMin(blk + 4, j)
-                o.storeBytes(of: sc, toByteOffset: 32 + 8 * i + j, as: UInt8.self)
-                o.storeBytes(of: m, toByteOffset: 96 + 8 * i + j, as: UInt8.self)
+                o.storeBytes(of: sc, toByteOffset: 32 + 8 * j + i, as: UInt8.self)
+                o.storeBytes(of: m, toByteOffset: 96 + 8 * j + i, as: UInt8.self)
             }
             let pair = i / 2, side = i % 2
             for c in 0..<4 {
@@ -151,61 +151,94 @@ extension QuantizedAVX512 {
     }
 
     /// q4_K on a packed panel: llama.cpp's repacked GEMM order (one rounding per 64 elements) for
-    /// tokens in whole groups of 4, its GEMV order (per 256) for the rest.
+    /// tokens in whole groups of 4, its GEMV order (per 256) for the rest. Per superblock the
+    /// per-lane scale vectors are built once for the panel, then every token runs against them.
     static func runQ4K(_ w: PackedPanels, _ a: Acts, _ y: UnsafeMutablePointer<Float>, _ tokens: Int, _ panels: Range<Int>) {
         let blocks = w.cols / 256, n = w.cols
         let gemmTokens = tokens - tokens % 4
         let zero = _mm512_setzero_si512()
         let mask = _mm512_set1_epi8(0x0F)
+        // Lane pickers: row 2p's value over lanes 0–7, row 2p+1's over 8–15.
+        var pairIndex = [__m512i]()
+        for p in 0..<4 {
+            pairIndex.append(unsafeBitCast(SIMD16<Int32>(repeating: Int32(2 * p)) &+ SIMD16<Int32>(0, 0, 0, 0, 0, 0, 0, 0,
+                                                                                                    1, 1, 1, 1, 1, 1, 1, 1),
+                                           to: __m512i.self))
+        }
+        // Per superblock: scale vectors [sub-block j][pair p] and the mins of the 8 rows per sub-block.
+        let scaleVectors = UnsafeMutablePointer<__m512i>.allocate(capacity: 32)
+        let mins = UnsafeMutablePointer<SIMD8<Int32>>.allocate(capacity: 8)
+        let acc = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 2 * tokens)
+        defer { scaleVectors.deallocate(); mins.deallocate(); acc.deallocate() }
         for panel in panels {
             let r0 = panel * rowsPerPanel
             let base = UnsafeRawPointer(w.data + panel * w.panelBytes)
             let valid = min(8, w.rows - r0)
-            for t in 0..<tokens {
-                let span = t < gemmTokens ? 1 : 4  // chunks of 64 elements per rounding
-                var acc = SIMD8<Float>(), accMin = SIMD8<Float>()
-                let x = UnsafeRawPointer(a.qs + t * n)
-                for b in 0..<blocks {
-                    let o = base + b * w.octetBytes
-                    let ad = SIMD8<Float>(repeating: a.scales[t * blocks + b])
-                    let d: SIMD8<Float> = _mm256_cvtph_ps(o.loadUnaligned(as: __m128i.self))
-                    let dmin: SIMD8<Float> = _mm256_cvtph_ps(o.loadUnaligned(fromByteOffset: 16, as: __m128i.self))
-                    let bs = a.sums + t * (n / 16) + b * 16
-                    var c = 0
-                    while c < 4 {
-                        var sumi = SIMD8<Int32>(), summ = SIMD8<Int32>()
-                        for cc in c..<c + span {
-                            let y0 = _mm512_broadcast_i64x4(x.loadUnaligned(fromByteOffset: b * 256 + 64 * cc, as: __m256i.self))
-                            let y1 = _mm512_broadcast_i64x4(x.loadUnaligned(fromByteOffset: b * 256 + 64 * cc + 32, as: __m256i.self))
-                            let bsLo = Int32(bs[4 * cc]) + Int32(bs[4 * cc + 1]), bsHi = Int32(bs[4 * cc + 2]) + Int32(bs[4 * cc + 3])
-                            for p in 0..<4 {
-                                let q = o.loadUnaligned(fromByteOffset: 160 + (cc * 4 + p) * 64, as: __m512i.self)
-                                let lo: SIMD16<Int32> = unsafeBitCast(_mm512_dpbusd_epi32(zero, _mm512_and_si512(q, mask), y0),
-                                                                      to: SIMD16<Int32>.self)
-                                let hi: SIMD16<Int32> = unsafeBitCast(_mm512_dpbusd_epi32(zero, _mm512_and_si512(_mm512_srli_epi16(q, 4), mask), y1),
-                                                                      to: SIMD16<Int32>.self)
-                                for side in 0..<2 {
-                                    let i = 2 * p + side
-                                    let l = side == 0 ? lo.lowHalf : lo.highHalf, h = side == 0 ? hi.lowHalf : hi.highHalf
-                                    let sc0 = Int32(o.load(fromByteOffset: 32 + 8 * i + 2 * cc, as: UInt8.self))
-                                    let sc1 = Int32(o.load(fromByteOffset: 32 + 8 * i + 2 * cc + 1, as: UInt8.self))
-                                    let m0 = Int32(o.load(fromByteOffset: 96 + 8 * i + 2 * cc, as: UInt8.self))
-                                    let m1 = Int32(o.load(fromByteOffset: 96 + 8 * i + 2 * cc + 1, as: UInt8.self))
-                                    sumi[i] &+= sc0 &* l.wrappedSum() &+ sc1 &* h.wrappedSum()
-                                    summ[i] &+= m0 &* bsLo &+ m1 &* bsHi
-                                }
-                            }
-                        }
-                        acc = acc.addingProduct(SIMD8<Float>(sumi), d * ad)
-                        accMin = accMin.addingProduct(SIMD8<Float>(summ), dmin * ad)
-                        c += span
-                    }
+            for i in 0..<2 * tokens { acc[i] = SIMD8() }
+            for b in 0..<blocks {
+                let o = base + b * w.octetBytes
+                let d: SIMD8<Float> = _mm256_cvtph_ps(o.loadUnaligned(as: __m128i.self))
+                let dmin: SIMD8<Float> = _mm256_cvtph_ps(o.loadUnaligned(fromByteOffset: 16, as: __m128i.self))
+                for j in 0..<8 {
+                    let sc = _mm512_castsi256_si512(_mm256_cvtepu8_epi32(o.loadUnaligned(fromByteOffset: 32 + 8 * j, as: __m128i.self)))
+                    for p in 0..<4 { scaleVectors[4 * j + p] = _mm512_permutexvar_epi32(pairIndex[p], sc) }
+                    mins[j] = unsafeBitCast(_mm256_cvtepu8_epi32(o.loadUnaligned(fromByteOffset: 96 + 8 * j, as: __m128i.self)),
+                                            to: SIMD8<Int32>.self)
                 }
-                let r = acc - accMin
+                for t in 0..<tokens {
+                    let x = UnsafeRawPointer(a.qs + t * n) + b * 256
+                    let ad = SIMD8<Float>(repeating: a.scales[t * blocks + b])
+                    let bs = a.sums + t * (n / 16) + b * 16
+                    let span = t < gemmTokens ? 1 : 4
+                    var sum0 = zero, sum1 = zero, sum2 = zero, sum3 = zero
+                    var summ = SIMD8<Int32>()
+                    var ta = acc[2 * t], tm = acc[2 * t + 1]
+                    for c in 0..<4 {
+                        let y0 = _mm512_broadcast_i64x4(x.loadUnaligned(fromByteOffset: 64 * c, as: __m256i.self))
+                        let y1 = _mm512_broadcast_i64x4(x.loadUnaligned(fromByteOffset: 64 * c + 32, as: __m256i.self))
+                        @inline(__always) func pairSum(_ p: Int) -> __m512i {
+                            let q = o.loadUnaligned(fromByteOffset: 160 + (c * 4 + p) * 64, as: __m512i.self)
+                            let lo = _mm512_dpbusd_epi32(zero, _mm512_and_si512(q, mask), y0)
+                            let hi = _mm512_dpbusd_epi32(zero, _mm512_and_si512(_mm512_srli_epi16(q, 4), mask), y1)
+                            return _mm512_add_epi32(_mm512_mullo_epi32(lo, scaleVectors[4 * (2 * c) + p]),
+                                                    _mm512_mullo_epi32(hi, scaleVectors[4 * (2 * c + 1) + p]))
+                        }
+                        sum0 = _mm512_add_epi32(sum0, pairSum(0)); sum1 = _mm512_add_epi32(sum1, pairSum(1))
+                        sum2 = _mm512_add_epi32(sum2, pairSum(2)); sum3 = _mm512_add_epi32(sum3, pairSum(3))
+                        let bsLo = Int32(bs[4 * c]) + Int32(bs[4 * c + 1]), bsHi = Int32(bs[4 * c + 2]) + Int32(bs[4 * c + 3])
+                        summ &+= mins[2 * c] &* SIMD8(repeating: bsLo) &+ mins[2 * c + 1] &* SIMD8(repeating: bsHi)
+                        if (c + 1) % span == 0 {
+                            let sumi = reduceRows(sum0, sum1, sum2, sum3)
+                            ta = ta.addingProduct(SIMD8<Float>(sumi), d * ad)
+                            tm = tm.addingProduct(SIMD8<Float>(summ), dmin * ad)
+                            sum0 = zero; sum1 = zero; sum2 = zero; sum3 = zero
+                            summ = SIMD8()
+                        }
+                    }
+                    acc[2 * t] = ta; acc[2 * t + 1] = tm
+                }
+            }
+            for t in 0..<tokens {
+                let r = acc[2 * t] - acc[2 * t + 1]
                 let out = y + t * w.rows + r0
                 for i in 0..<valid { out[i] = r[i] }
             }
         }
+    }
+
+    /// Eight row totals [A0, B0, A1, B1, …] from four row-pair vectors (row A in lanes 0–7,
+    /// row B in 8–15), by a shuffle tree; exact in Int32.
+    @inline(__always)
+    static func reduceRows(_ v0: __m512i, _ v1: __m512i, _ v2: __m512i, _ v3: __m512i) -> SIMD8<Int32> {
+        @inline(__always) func halves(_ v: __m512i) -> SIMD8<Int32> {
+            let s = unsafeBitCast(v, to: SIMD16<Int32>.self)
+            return SIMD8(lowHalf: s.lowHalf.lowHalf &+ s.lowHalf.highHalf, highHalf: s.highHalf.lowHalf &+ s.highHalf.highHalf)
+        }
+        @inline(__always) func pairs(_ a: SIMD8<Int32>, _ b: SIMD8<Int32>) -> SIMD4<Int32> {
+            let c = SIMD8(lowHalf: a.evenHalf &+ a.oddHalf, highHalf: b.evenHalf &+ b.oddHalf)
+            return c.evenHalf &+ c.oddHalf
+        }
+        return SIMD8(lowHalf: pairs(halves(v0), halves(v1)), highHalf: pairs(halves(v2), halves(v3)))
     }
 }
 #endif
