@@ -221,10 +221,7 @@ extension Matmul {
         let args = (type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
                     qs: UnsafePointer(act.qs), scales: UnsafePointer(act.scales), sums: UnsafePointer(act.sums))
         #if os(Linux) && arch(x86_64)
-        // (The AVX-512 k-quant kernels handle one token at a time: decode and small batches; the
-        // AVX2 panels are faster for prefill of those types.)
-        let kQuant = w.type == .q6_K
-        if isa == .avx512 && QuantizedAVX512.supports(w.type) && !(kQuant && tokens >= 8) {
+        if isa == .avx512 && QuantizedAVX512.supports(w.type) {
             let packed = w.packed.value {
                 let p = PackedPanels(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes)
                 w.releaseMappedPages()  // the packed copy replaces them in memory

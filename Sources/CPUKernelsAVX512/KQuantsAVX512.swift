@@ -73,13 +73,15 @@ enum KQuantLayout {
 }
 
 extension QuantizedAVX512 {
-    /// q6_K on a packed panel: 8 rows × every token.
+    /// q6_K on a packed panel: ggml_vec_dot_q6_K_q8_K's lanes below 8 tokens, the tiled k-quant
+    /// matmul's per-superblock totals from 8 on. Per superblock the scale vectors are built once
+    /// for the panel, then every token runs against them.
     static func runQ6K(_ w: PackedPanels, _ a: Acts, _ y: UnsafeMutablePointer<Float>, _ tokens: Int, _ panels: Range<Int>) {
         let blocks = w.cols / 256, n = w.cols
         let tiled = tokens >= 8
         let zero = _mm512_setzero_si512()
-        // Scale-lane pickers: group g's lanes 0–3 take sc[2g], 4–7 sc[2g+1] of row A (source 1),
-        // lanes 8–15 the same of row B (source 2); even/odd pickers for the offset correction.
+        // Group g's lanes 0–3 take sc[2g], 4–7 sc[2g+1] of row A (first source), lanes 8–15 the
+        // same of row B; even/odd pickers for the −32 offset correction.
         var scaleIndex = [__m512i]()
         for g in 0..<8 {
             let s = Int32(2 * g)
@@ -91,59 +93,68 @@ extension QuantizedAVX512 {
         let oddIndex = unsafeBitCast(SIMD16<Int32>(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), to: __m512i.self)
         let dupEven = unsafeBitCast(SIMD16<Int32>(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14), to: __m512i.self)
         let dupOdd = unsafeBitCast(SIMD16<Int32>(1, 3, 5, 7, 9, 11, 13, 15, 1, 3, 5, 7, 9, 11, 13, 15), to: __m512i.self)
+        let scales = UnsafeMutablePointer<__m512i>.allocate(capacity: 32 + 8)  // [g][p], then even/odd per pair
+        let lanesAcc = UnsafeMutablePointer<SIMD16<Float>>.allocate(capacity: 4 * tokens)
+        let tiledAcc = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tokens)
+        defer { scales.deallocate(); lanesAcc.deallocate(); tiledAcc.deallocate() }
         for panel in panels {
             let r0 = panel * rowsPerPanel
             let base = UnsafeRawPointer(w.data + panel * w.panelBytes)
             let valid = min(8, w.rows - r0)
-            for t in 0..<tokens {
-                var acc = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
-                var tiledAcc = SIMD8<Float>()
-                let x = UnsafeRawPointer(a.qs + t * n)
-                for b in 0..<blocks {
-                    let o = base + b * w.octetBytes
+            for i in 0..<4 * tokens { lanesAcc[i] = SIMD16() }
+            for t in 0..<tokens { tiledAcc[t] = SIMD8() }
+            for b in 0..<blocks {
+                let o = base + b * w.octetBytes
+                let dw: SIMD8<Float> = _mm256_cvtph_ps(o.loadUnaligned(as: __m128i.self))
+                for p in 0..<4 {
+                    let scA = _mm512_cvtepi8_epi32(o.loadUnaligned(fromByteOffset: 16 + 32 * p, as: __m128i.self))
+                    let scB = _mm512_cvtepi8_epi32(o.loadUnaligned(fromByteOffset: 32 + 32 * p, as: __m128i.self))
+                    for g in 0..<8 { scales[4 * g + p] = _mm512_permutex2var_epi32(scA, scaleIndex[g], scB) }
+                    scales[32 + 2 * p] = _mm512_permutex2var_epi32(scA, evenIndex, scB)
+                    scales[33 + 2 * p] = _mm512_permutex2var_epi32(scA, oddIndex, scB)
+                }
+                for t in 0..<tokens {
+                    let x = UnsafeRawPointer(a.qs + t * n) + b * 256
                     let ad = a.scales[t * blocks + b]
-                    let dw: SIMD8<Float> = _mm256_cvtph_ps(o.loadUnaligned(as: __m128i.self))
-                    // Activation block sums (16 per superblock) as int32, even and odd ones per lane.
                     let bsF: SIMD16<Float> = UnsafeRawPointer(a.sums + t * (n / 16) + b * 16).loadUnaligned(as: SIMD16<Float>.self)
                     let bs = _mm512_cvtps_epi32(bsF)
                     let bsE = _mm512_permutexvar_epi32(dupEven, bs), bsO = _mm512_permutexvar_epi32(dupOdd, bs)
-                    var lanesP = [__m512i](repeating: zero, count: 4)
-                    for p in 0..<4 {
-                        let scA = _mm512_cvtepi8_epi32(o.loadUnaligned(fromByteOffset: 16 + 32 * p, as: __m128i.self))
-                        let scB = _mm512_cvtepi8_epi32(o.loadUnaligned(fromByteOffset: 32 + 32 * p, as: __m128i.self))
-                        var sum = zero
-                        for g in 0..<8 {
+                    var s0 = zero, s1 = zero, s2 = zero, s3 = zero
+                    for g in 0..<8 {
+                        let yv = _mm512_broadcast_i64x4(x.loadUnaligned(fromByteOffset: 32 * g, as: __m256i.self))
+                        @inline(__always) func part(_ p: Int) -> __m512i {
                             let wv = o.loadUnaligned(fromByteOffset: 144 + (g * 4 + p) * 64, as: __m512i.self)
-                            let yv = _mm512_broadcast_i64x4(x.loadUnaligned(fromByteOffset: b * 256 + 32 * g, as: __m256i.self))
-                            let dot = _mm512_dpbusd_epi32(zero, wv, yv)
-                            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(dot, _mm512_permutex2var_epi32(scA, scaleIndex[g], scB)))
+                            return _mm512_mullo_epi32(_mm512_dpbusd_epi32(zero, wv, yv), scales[4 * g + p])
                         }
-                        let scE = _mm512_permutex2var_epi32(scA, evenIndex, scB)
-                        let scO = _mm512_permutex2var_epi32(scA, oddIndex, scB)
-                        let corr = _mm512_add_epi32(_mm512_mullo_epi32(scE, bsE), _mm512_mullo_epi32(scO, bsO))
-                        lanesP[p] = _mm512_sub_epi32(sum, _mm512_slli_epi32(corr, 5))
+                        s0 = _mm512_add_epi32(s0, part(0)); s1 = _mm512_add_epi32(s1, part(1))
+                        s2 = _mm512_add_epi32(s2, part(2)); s3 = _mm512_add_epi32(s3, part(3))
                     }
+                    @inline(__always) func lanes(_ s: __m512i, _ p: Int) -> __m512i {
+                        let corr = _mm512_add_epi32(_mm512_mullo_epi32(scales[32 + 2 * p], bsE), _mm512_mullo_epi32(scales[33 + 2 * p], bsO))
+                        return _mm512_sub_epi32(s, _mm512_slli_epi32(corr, 5))
+                    }
+                    let l0 = lanes(s0, 0), l1 = lanes(s1, 1), l2 = lanes(s2, 2), l3 = lanes(s3, 3)
                     if tiled {
-                        var totals = SIMD8<Int32>()
-                        for p in 0..<4 {
-                            let l: SIMD16<Int32> = unsafeBitCast(lanesP[p], to: SIMD16<Int32>.self)
-                            totals[2 * p] = l.lowHalf.wrappedSum(); totals[2 * p + 1] = l.highHalf.wrappedSum()
-                        }
-                        tiledAcc = tiledAcc.addingProduct(SIMD8<Float>(totals) * dw, SIMD8(repeating: ad))
+                        let totals = reduceRows(l0, l1, l2, l3)
+                        tiledAcc[t] = tiledAcc[t].addingProduct(SIMD8<Float>(totals) * dw, SIMD8(repeating: ad))
                     } else {
                         let d = SIMD8<Float>(repeating: ad) * dw
-                        func pairScale(_ p: Int) -> SIMD16<Float> {
+                        @inline(__always) func pairScale(_ p: Int) -> SIMD16<Float> {
                             SIMD16(lowHalf: SIMD8(repeating: d[2 * p]), highHalf: SIMD8(repeating: d[2 * p + 1]))
                         }
-                        acc.0 = acc.0.addingProduct(pairScale(0), SIMD16<Float>(unsafeBitCast(lanesP[0], to: SIMD16<Int32>.self)))
-                        acc.1 = acc.1.addingProduct(pairScale(1), SIMD16<Float>(unsafeBitCast(lanesP[1], to: SIMD16<Int32>.self)))
-                        acc.2 = acc.2.addingProduct(pairScale(2), SIMD16<Float>(unsafeBitCast(lanesP[2], to: SIMD16<Int32>.self)))
-                        acc.3 = acc.3.addingProduct(pairScale(3), SIMD16<Float>(unsafeBitCast(lanesP[3], to: SIMD16<Int32>.self)))
+                        let acc = lanesAcc + 4 * t
+                        acc[0] = acc[0].addingProduct(pairScale(0), SIMD16<Float>(unsafeBitCast(l0, to: SIMD16<Int32>.self)))
+                        acc[1] = acc[1].addingProduct(pairScale(1), SIMD16<Float>(unsafeBitCast(l1, to: SIMD16<Int32>.self)))
+                        acc[2] = acc[2].addingProduct(pairScale(2), SIMD16<Float>(unsafeBitCast(l2, to: SIMD16<Int32>.self)))
+                        acc[3] = acc[3].addingProduct(pairScale(3), SIMD16<Float>(unsafeBitCast(l3, to: SIMD16<Int32>.self)))
                     }
                 }
-                let r = tiled ? tiledAcc : SIMD8<Float>(hsum8(acc.0.lowHalf), hsum8(acc.0.highHalf), hsum8(acc.1.lowHalf),
-                                                        hsum8(acc.1.highHalf), hsum8(acc.2.lowHalf), hsum8(acc.2.highHalf),
-                                                        hsum8(acc.3.lowHalf), hsum8(acc.3.highHalf))
+            }
+            for t in 0..<tokens {
+                let acc = lanesAcc + 4 * t
+                let r = tiled ? tiledAcc[t] : SIMD8<Float>(hsum8(acc[0].lowHalf), hsum8(acc[0].highHalf), hsum8(acc[1].lowHalf),
+                                                           hsum8(acc[1].highHalf), hsum8(acc[2].lowHalf), hsum8(acc[2].highHalf),
+                                                           hsum8(acc[3].lowHalf), hsum8(acc[3].highHalf))
                 let out = y + t * w.rows + r0
                 for i in 0..<valid { out[i] = r[i] }
             }
