@@ -4,6 +4,16 @@ import PackageDescription
 
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
 
+/// `-target-cpu NAME` for the x86-64 SIMD targets; nothing on other architectures, where their
+/// sources compile to the portable code (the manifest is evaluated on the host).
+func targetCPU(_ name: String) -> [SwiftSetting] {
+    #if arch(x86_64)
+    return [.unsafeFlags(["-target-cpu", name], .when(platforms: [.linux]))]
+    #else
+    return []
+    #endif
+}
+
 let package = Package(
     name: "SwiftKT",
     platforms: [.macOS(.v14)],
@@ -27,11 +37,11 @@ let package = Package(
         // CPUKernels/QuantizedPanels.swift (a symbolic link) compiled for AVX2 CPUs; CPUKernels
         // calls it when /proc/cpuinfo has the flags (x86-64 Linux only: -target-cpu is an x86 name).
         .target(name: "CPUKernelsAVX2", dependencies: ["Core"],
-                swiftSettings: optimize + [.unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux]))]),
+                swiftSettings: optimize + targetCPU("haswell")),
         // AVX-512 VNNI kernels (intrinsics from Clang's headers), compiled for Cascade Lake class
         // CPUs (Intel since 2019, AMD since Zen 4); CPUKernels calls them when the CPU has the flags.
         .target(name: "CPUKernelsAVX512", dependencies: ["Core"],
-                swiftSettings: optimize + [.unsafeFlags(["-target-cpu", "cascadelake"], .when(platforms: [.linux]))]),
+                swiftSettings: optimize + targetCPU("cascadelake")),
         // CUDA driver API and NVRTC loaded at run time (dlopen); nothing CUDA at build time.
         .target(name: "CUDA", dependencies: ["Core"]),
         // BPE / SentencePiece tokenizers built from GGUF metadata.
