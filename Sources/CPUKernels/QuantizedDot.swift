@@ -253,6 +253,63 @@ extension Matmul {
         }
     }
 
+    /// `quantized` for several matrices that read the same input (q/k/v, gate/up): the
+    /// activations are quantized once and all panels run in one parallel pass (one hand-off to
+    /// the workers instead of one per matrix). Results are those of separate `quantized` calls.
+    public static func quantizedMany(_ ws: [WeightMatrix], x: UnsafePointer<Float>, ys: [UnsafeMutablePointer<Float>],
+                                     tokens: Int, pool: ThreadPool, isa: KernelISA = .best) {
+        let format = ws.first.flatMap { QuantizedDot.supports($0.type) ? ActivationFormat.for($0.type) : nil }
+        guard let format, ws.allSatisfy({ $0.cols == ws[0].cols && QuantizedDot.supports($0.type) && ActivationFormat.for($0.type) == format })
+        else {
+            for (w, y) in zip(ws, ys) { quantized(w, x: x, y: y, tokens: tokens, pool: pool, isa: isa) }
+            return
+        }
+        let act = QuantizedActivations(format: format, n: ws[0].cols, rows: tokens)
+        act.quantize(x, pool: pool)
+        let qs = UnsafePointer(act.qs), scales = UnsafePointer(act.scales), sums = UnsafePointer(act.sums)
+        // Each matrix as (panel count, runner over a range of its panels).
+        var jobs: [(count: Int, run: (Range<Int>) -> Void)] = []
+        for (w, y) in zip(ws, ys) {
+            let ys = UnsafeSendable(y)
+            #if os(Linux) && arch(x86_64)
+            if isa == .avx512 && QuantizedAVX512.supports(w.type) {
+                let packed = w.packed.value {
+                    let p = PackedPanels(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes)
+                    w.releaseMappedPages()
+                    return p
+                }
+                let per = QuantizedAVX512.rowsPerPanel
+                jobs.append(((w.rows + per - 1) / per, { panels in
+                    QuantizedAVX512.run(packed, qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
+                }))
+                continue
+            }
+            if isa != .baseline {
+                jobs.append(((w.rows + 3) / 4, { panels in
+                    CPUKernelsAVX2.QuantizedPanels.run(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
+                                                       qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
+                }))
+                continue
+            }
+            #endif
+            jobs.append(((w.rows + 3) / 4, { panels in
+                QuantizedPanels.run(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
+                                    qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
+            }))
+        }
+        let total = jobs.reduce(0) { $0 + $1.count }
+        withExtendedLifetime(act) {
+            pool.parallelFor(total) { range in
+                var start = 0
+                for job in jobs {
+                    let lo = max(range.lowerBound, start), hi = min(range.upperBound, start + job.count)
+                    if lo < hi { job.run((lo - start)..<(hi - start)) }
+                    start += job.count
+                }
+            }
+        }
+    }
+
     /// `quantized` with the scalar per-row dot product `QuantizedDot.dotReference` (for tests).
     public static func quantizedReference(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                           tokens: Int, pool: ThreadPool) {

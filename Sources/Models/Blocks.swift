@@ -36,6 +36,25 @@ public struct Linear: Sendable {
     }
 }
 
+extension Linear {
+    /// Layers that read the same input x, in one pass when the placement binds them to the same
+    /// operator (`LinearOperator.runMany`); otherwise one after another. Same results either way.
+    public static func many(_ layers: [Linear], _ x: UnsafePointer<Float>, _ ys: [UnsafeMutablePointer<Float>], tokens: Int,
+                            context: ForwardContext) {
+        let ops = layers.map { context.operators.linear($0.name, tokens: tokens) }
+        guard ops.allSatisfy({ $0.name == ops[0].name }) else {
+            for (layer, y) in zip(layers, ys) { layer(x, y, tokens: tokens, context: context) }
+            return
+        }
+        ops[0].runMany(layers.map(\.weight), x: x, ys: ys, tokens: tokens, pool: context.pool)
+        for (layer, y) in zip(layers, ys) {
+            if let b = layer.bias {
+                for t in 0..<tokens { Ops.add(y + t * layer.outFeatures, b, count: layer.outFeatures) }
+            }
+        }
+    }
+}
+
 /// A uniform choice of kernels and numerics for every module: `--kernels auto|reference`.
 /// Placement plans supersede it (a kernel set is the binding a one-rule file would give);
 /// it stays as a shorthand and for `cacheElement`, which sessions read.
@@ -161,9 +180,7 @@ public struct SelfAttention: Sendable {
         let attn = UnsafeMutablePointer<Float>.allocate(capacity: tokens * qWidth)
         defer { qb.deallocate(); kb.deallocate(); vb.deallocate(); attn.deallocate() }
 
-        q(x, qb, tokens: tokens, context: context)
-        k(x, kb, tokens: tokens, context: context)
-        v(x, vb, tokens: tokens, context: context)
+        Linear.many([q, k, v], x, [qb, kb, vb], tokens: tokens, context: context)
         qNorm?(qb, qb, rows: tokens * heads)
         kNorm?(kb, kb, rows: tokens * kvHeads)
         applyRope(qb, tokens: tokens, heads: heads, positions: positions)
@@ -224,8 +241,7 @@ public struct GatedMLP: Sendable {
         let g = UnsafeMutablePointer<Float>.allocate(capacity: tokens * ff)
         let u = UnsafeMutablePointer<Float>.allocate(capacity: tokens * ff)
         defer { g.deallocate(); u.deallocate() }
-        gate(x, g, tokens: tokens, context: context)
-        up(x, u, tokens: tokens, context: context)
+        Linear.many([gate, up], x, [g, u], tokens: tokens, context: context)
         let layer = Trace.enabled ? name.split(separator: ".").first(where: { Int($0) != nil }).map(String.init) ?? "?" : ""
         if Trace.enabled {
             Trace.record("ffn_gate-\(layer)", g, rows: tokens, cols: ff)

@@ -14,6 +14,9 @@ public struct LinearCPUQuantized: LinearOperator {
     public func run(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, tokens: Int, pool: ThreadPool) {
         Matmul.quantized(w, x: x, y: y, tokens: tokens, pool: pool)
     }
+    public func runMany(_ ws: [WeightMatrix], x: UnsafePointer<Float>, ys: [UnsafeMutablePointer<Float>], tokens: Int, pool: ThreadPool) {
+        Matmul.quantizedMany(ws, x: x, ys: ys, tokens: tokens, pool: pool)
+    }
 }
 
 public struct LinearCPUReference: LinearOperator {

@@ -20,6 +20,14 @@ public protocol ModuleOperator: Sendable {
 /// y [tokens, out] = x [tokens, in] · Wᵀ (the bias is added by the block).
 public protocol LinearOperator: ModuleOperator {
     func run(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, tokens: Int, pool: ThreadPool)
+    /// Several matrices reading the same input; the default runs them one after another.
+    func runMany(_ ws: [WeightMatrix], x: UnsafePointer<Float>, ys: [UnsafeMutablePointer<Float>], tokens: Int, pool: ThreadPool)
+}
+
+extension LinearOperator {
+    public func runMany(_ ws: [WeightMatrix], x: UnsafePointer<Float>, ys: [UnsafeMutablePointer<Float>], tokens: Int, pool: ThreadPool) {
+        for (w, y) in zip(ws, ys) { run(w, x: x, y: y, tokens: tokens, pool: pool) }
+    }
 }
 
 /// Element type of the KV cache an attention operator reads.

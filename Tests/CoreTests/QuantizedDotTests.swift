@@ -82,6 +82,37 @@ final class QuantizedDotTests: XCTestCase {
         }
     }
 
+    func testManyEqualsSeparateCalls() {
+        var rng = SeededRNG(seed: 9)
+        let pool = ThreadPool(threads: 2)
+        for group in [[GGMLType.q4_1, .q4_1, .q4_1], [.q5_0, .q8_0, .q4_0], [.q4_K, .q6_K], [.q4_K, .q8_0]] {
+            let cols = 512
+            let rows = [13, 8, 21].prefix(group.count)
+            let bytes = zip(group, rows).map { Self.randomWeights($0, rows: $1, cols: cols, rng: &rng) }
+            for tokens in [1, 5, 9] {
+                let x = Self.randomActivations(tokens * cols, rng: &rng)
+                for isa in KernelISA.available {
+                    var separate: [[Float]] = [], together: [[Float]] = rows.map { [Float](repeating: .nan, count: tokens * $0) }
+                    let matrices = zip(zip(group, rows), bytes).map { pair -> WeightMatrix in
+                        pair.1.withUnsafeBytes { WeightMatrix(type: pair.0.0, rows: pair.0.1, cols: cols, data: $0.baseAddress!) }
+                    }
+                    withExtendedLifetime(bytes) {
+                        for m in matrices {
+                            var y = [Float](repeating: .nan, count: tokens * m.rows)
+                            x.withUnsafeBufferPointer { Matmul.quantized(m, x: $0.baseAddress!, y: &y, tokens: tokens, pool: pool, isa: isa) }
+                            separate.append(y)
+                        }
+                        let outs = together.indices.map { i in UnsafeMutablePointer<Float>.allocate(capacity: together[i].count) }
+                        defer { outs.forEach { $0.deallocate() } }
+                        x.withUnsafeBufferPointer { Matmul.quantizedMany(matrices, x: $0.baseAddress!, ys: outs, tokens: tokens, pool: pool, isa: isa) }
+                        for i in together.indices { together[i] = Array(UnsafeBufferPointer(start: outs[i], count: together[i].count)) }
+                    }
+                    XCTAssertEqual(separate.map { $0.map(\.bitPattern) }, together.map { $0.map(\.bitPattern) }, "\(isa) \(group) tokens \(tokens)")
+                }
+            }
+        }
+    }
+
     // MARK: - Activation quantizer
 
     /// Round half to even computed in Double (exact for the products of two floats' range here).
