@@ -123,7 +123,7 @@ public enum QuantizedDot {
                 for first in stride(from: 0, to: 8, by: span) {
                     var sumi: Int32 = 0, summ: Int32 = 0
                     for s in first..<first + span {
-                        let (sc, m) = scaleMinK4(blk + 4, s)
+                        let (sc, m) = QuantK.scaleMin(blk, 4, s)
                         var dot: Int32 = 0
                         for i in 0..<32 { dot += Int32(q[s * 32 + i]) * Int32(x[s * 32 + i]) }
                         sumi += Int32(sc) * dot
@@ -192,17 +192,6 @@ public enum QuantizedDot {
             preconditionFailure("no integer dot product for \(type)")
         }
     }
-
-    /// The 6-bit scale and min of sub-block `j` from the 12 packed bytes of q4_K / q5_K.
-    @inline(__always)
-    static func scaleMinK4(_ s: UnsafeRawPointer, _ j: Int) -> (UInt8, UInt8) {
-        if j < 4 {
-            return (s.load(fromByteOffset: j, as: UInt8.self) & 63, s.load(fromByteOffset: j + 4, as: UInt8.self) & 63)
-        }
-        let a = s.load(fromByteOffset: j + 4, as: UInt8.self)
-        let lo = s.load(fromByteOffset: j - 4, as: UInt8.self), hi = s.load(fromByteOffset: j, as: UInt8.self)
-        return ((a & 0xF) | ((lo >> 6) << 4), (a >> 4) | ((hi >> 6) << 4))
-    }
 }
 
 extension Matmul {
@@ -222,11 +211,7 @@ extension Matmul {
                     qs: UnsafePointer(act.qs), scales: UnsafePointer(act.scales), sums: UnsafePointer(act.sums))
         #if os(Linux) && arch(x86_64)
         if isa == .avx512 && QuantizedAVX512.supports(w.type) {
-            let packed = w.packed.value {
-                let p = PackedPanels(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes)
-                w.releaseMappedPages()  // the packed copy replaces them in memory
-                return p
-            }
+            let packed = packedPanels(w)
             let per = QuantizedAVX512.rowsPerPanel
             pool.parallelFor((w.rows + per - 1) / per) { panels in
                 QuantizedAVX512.run(packed, qs: args.qs, scales: args.scales, sums: args.sums,
@@ -253,6 +238,18 @@ extension Matmul {
         }
     }
 
+    #if os(Linux) && arch(x86_64)
+    /// `w` repacked for the AVX-512 kernels, built on first use; its file pages are then dropped
+    /// (the packed copy replaces them in memory).
+    static func packedPanels(_ w: WeightMatrix) -> PackedPanels {
+        w.packed.value {
+            let p = PackedPanels(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes)
+            w.releaseMappedPages()
+            return p
+        }
+    }
+    #endif
+
     /// `quantized` for several matrices that read the same input (q/k/v, gate/up): the
     /// activations are quantized once and all panels run in one parallel pass (one hand-off to
     /// the workers instead of one per matrix). Results are those of separate `quantized` calls.
@@ -273,11 +270,7 @@ extension Matmul {
             let ys = UnsafeSendable(y)
             #if os(Linux) && arch(x86_64)
             if isa == .avx512 && QuantizedAVX512.supports(w.type) {
-                let packed = w.packed.value {
-                    let p = PackedPanels(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes)
-                    w.releaseMappedPages()
-                    return p
-                }
+                let packed = packedPanels(w)
                 let per = QuantizedAVX512.rowsPerPanel
                 jobs.append(((w.rows + per - 1) / per, { panels in
                     QuantizedAVX512.run(packed, qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)

@@ -314,8 +314,8 @@ extension Panel {
                     }
                     groups[16 * i + 4 * c] = lo.0; groups[16 * i + 4 * c + 1] = lo.1
                     groups[16 * i + 4 * c + 2] = hi.0; groups[16 * i + 4 * c + 3] = hi.1
-                    let (sc0, m0) = scaleMinK4(blk + 4, 2 * c)
-                    let (sc1, m1) = scaleMinK4(blk + 4, 2 * c + 1)
+                    let (sc0, m0) = QuantK.scaleMin(blk, 4, 2 * c)
+                    let (sc1, m1) = QuantK.scaleMin(blk, 4, 2 * c + 1)
                     groupScales[8 * i + 2 * c] = SIMD8(repeating: Int32(sc0))
                     groupScales[8 * i + 2 * c + 1] = SIMD8(repeating: Int32(sc1))
                     mins[2 * c][i] = Int32(m0)
@@ -455,17 +455,6 @@ extension Panel {
         }
         return (s0, s1, s2, s3)
     }
-}
-
-/// The 6-bit scale and min of sub-block `j` from the 12 packed bytes of q4_K / q5_K.
-@inline(__always)
-func scaleMinK4(_ s: UnsafeRawPointer, _ j: Int) -> (UInt8, UInt8) {
-    if j < 4 {
-        return (s.load(fromByteOffset: j, as: UInt8.self) & 63, s.load(fromByteOffset: j + 4, as: UInt8.self) & 63)
-    }
-    let a = s.load(fromByteOffset: j + 4, as: UInt8.self)
-    let lo = s.load(fromByteOffset: j - 4, as: UInt8.self), hi = s.load(fromByteOffset: j, as: UInt8.self)
-    return ((a & 0xF) | ((lo >> 6) << 4), (a >> 4) | ((hi >> 6) << 4))
 }
 
 // MARK: - Entry

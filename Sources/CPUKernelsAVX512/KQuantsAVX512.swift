@@ -50,7 +50,7 @@ enum KQuantLayout {
             o.storeBytes(of: blk.loadUnaligned(as: UInt16.self), toByteOffset: 2 * i, as: UInt16.self)
             o.storeBytes(of: blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self), toByteOffset: 16 + 2 * i, as: UInt16.self)
             for j in 0..<8 {
-                let (sc, m) = scaleMin(blk + 4, j)
+                let (sc, m) = QuantK.scaleMin(blk, 4, j)
                 o.storeBytes(of: sc, toByteOffset: 32 + 8 * j + i, as: UInt8.self)
                 o.storeBytes(of: m, toByteOffset: 96 + 8 * j + i, as: UInt8.self)
             }
@@ -61,15 +61,6 @@ enum KQuantLayout {
         }
     }
 
-    /// The 6-bit scale and min of sub-block `j` from the 12 packed bytes of q4_K.
-    static func scaleMin(_ s: UnsafeRawPointer, _ j: Int) -> (UInt8, UInt8) {
-        if j < 4 {
-            return (s.load(fromByteOffset: j, as: UInt8.self) & 63, s.load(fromByteOffset: j + 4, as: UInt8.self) & 63)
-        }
-        let a = s.load(fromByteOffset: j + 4, as: UInt8.self)
-        let lo = s.load(fromByteOffset: j - 4, as: UInt8.self), hi = s.load(fromByteOffset: j, as: UInt8.self)
-        return ((a & 0xF) | ((lo >> 6) << 4), (a >> 4) | ((hi >> 6) << 4))
-    }
 }
 
 extension QuantizedAVX512 {

@@ -88,7 +88,7 @@ enum BlockQ8_K {
     static let d = 0, qs = 4, bsums = 260, size = 292
 }
 
-enum QuantK {
+public enum QuantK {
     // MARK: - Scale unpacking
 
     /// Q3_K's 6-bit scale code j (0...63, before subtracting 32).
@@ -102,7 +102,7 @@ enum QuantK {
 
     /// Q4_K / Q5_K scale and min codes of sub-block j (0...7) from the 12 packed bytes at `at`.
     @inline(__always)
-    static func scaleMin(_ blk: UnsafeRawPointer, _ at: Int, _ j: Int) -> (UInt8, UInt8) {
+    public static func scaleMin(_ blk: UnsafeRawPointer, _ at: Int, _ j: Int) -> (UInt8, UInt8) {
         if j < 4 { return (blk.loadU8(at + j) & 63, blk.loadU8(at + j + 4) & 63) }
         let sc = (blk.loadU8(at + j + 4) & 0x0F) | (blk.loadU8(at + j - 4) >> 6) << 4
         let mn = (blk.loadU8(at + j + 4) >> 4) | (blk.loadU8(at + j) >> 6) << 4
