@@ -274,18 +274,25 @@ extension Panel {
 // MARK: - K-quants (q4_K, q5_K, q6_K)
 
 extension Panel {
-    /// Dots the 8 decoded groups of 32 (lanes scaled per group) of each of the four rows with
-    /// token `t`'s superblock `b`: Σ_g scale_g · (group g · x_g), exact in Int32.
+    /// The four rows' 8 integer lanes (ggml's lanes) over decoded groups `range` of 32 elements
+    /// (each lane scaled by its group's scale) against token activations `x`; exact in Int32.
     @inline(__always)
-    func superblockSums(_ x: UnsafeRawPointer) -> SIMD4<Int32> {
+    func groupLanes(_ x: UnsafeRawPointer, _ range: Range<Int>) -> (SIMD8<Int32>, SIMD8<Int32>, SIMD8<Int32>, SIMD8<Int32>) {
         var s0 = SIMD8<Int32>(), s1 = SIMD8<Int32>(), s2 = SIMD8<Int32>(), s3 = SIMD8<Int32>()
-        for g in 0..<8 {
+        for g in range {
             let (xe, xo) = splitBytes(loadI16x16(x, g * 32))
             s0 &+= widenPairs(groups[2 * g] &* xe &+ groups[2 * g + 1] &* xo) &* groupScales[g]
             s1 &+= widenPairs(groups[16 + 2 * g] &* xe &+ groups[16 + 2 * g + 1] &* xo) &* groupScales[8 + g]
             s2 &+= widenPairs(groups[32 + 2 * g] &* xe &+ groups[32 + 2 * g + 1] &* xo) &* groupScales[16 + g]
             s3 &+= widenPairs(groups[48 + 2 * g] &* xe &+ groups[48 + 2 * g + 1] &* xo) &* groupScales[24 + g]
         }
+        return (s0, s1, s2, s3)
+    }
+
+    /// Σ_g scale_g · (group g · x_g) of each of the four rows over the whole superblock.
+    @inline(__always)
+    func superblockSums(_ x: UnsafeRawPointer) -> SIMD4<Int32> {
+        let (s0, s1, s2, s3) = groupLanes(x, 0..<8)
         return sum4(s0, s1, s2, s3)
     }
 
@@ -400,7 +407,7 @@ extension Panel {
                 dw[i] = halfToFloat(blk.loadUnaligned(fromByteOffset: 208, as: UInt16.self))
             }
             for t in 0..<tokens {
-                let (s0, s1, s2, s3) = superblockLanes(UnsafeRawPointer(a.qs + t * n + b * 256))
+                let (s0, s1, s2, s3) = groupLanes(UnsafeRawPointer(a.qs + t * n + b * 256), 0..<8)
                 let bs = a.sums + t * (n / 16) + b * 16
                 var bsE = SIMD8<Int32>(), bsO = SIMD8<Int32>()
                 for j in 0..<8 { bsE[j] = Int32(bs[2 * j]); bsO[j] = Int32(bs[2 * j + 1]) }
@@ -431,30 +438,11 @@ extension Panel {
     /// The four rows' scaled integer sums over groups 2·pair and 2·pair + 1 (64 elements).
     @inline(__always)
     func pairSums(_ x: UnsafeRawPointer, _ pair: Int) -> SIMD4<Int32> {
-        var s0 = SIMD8<Int32>(), s1 = SIMD8<Int32>(), s2 = SIMD8<Int32>(), s3 = SIMD8<Int32>()
-        for g in 2 * pair..<2 * pair + 2 {
-            let (xe, xo) = splitBytes(loadI16x16(x, g * 32))
-            s0 &+= widenPairs(groups[2 * g] &* xe &+ groups[2 * g + 1] &* xo) &* groupScales[g]
-            s1 &+= widenPairs(groups[16 + 2 * g] &* xe &+ groups[16 + 2 * g + 1] &* xo) &* groupScales[8 + g]
-            s2 &+= widenPairs(groups[32 + 2 * g] &* xe &+ groups[32 + 2 * g + 1] &* xo) &* groupScales[16 + g]
-            s3 &+= widenPairs(groups[48 + 2 * g] &* xe &+ groups[48 + 2 * g + 1] &* xo) &* groupScales[24 + g]
-        }
+        let (s0, s1, s2, s3) = groupLanes(x, 2 * pair..<2 * pair + 2)
         return sum4(s0, s1, s2, s3)
     }
 
-    /// `superblockSums` before the final reduction: each row's 8 integer lanes.
-    @inline(__always)
-    func superblockLanes(_ x: UnsafeRawPointer) -> (SIMD8<Int32>, SIMD8<Int32>, SIMD8<Int32>, SIMD8<Int32>) {
-        var s0 = SIMD8<Int32>(), s1 = SIMD8<Int32>(), s2 = SIMD8<Int32>(), s3 = SIMD8<Int32>()
-        for g in 0..<8 {
-            let (xe, xo) = splitBytes(loadI16x16(x, g * 32))
-            s0 &+= widenPairs(groups[2 * g] &* xe &+ groups[2 * g + 1] &* xo) &* groupScales[g]
-            s1 &+= widenPairs(groups[16 + 2 * g] &* xe &+ groups[16 + 2 * g + 1] &* xo) &* groupScales[8 + g]
-            s2 &+= widenPairs(groups[32 + 2 * g] &* xe &+ groups[32 + 2 * g + 1] &* xo) &* groupScales[16 + g]
-            s3 &+= widenPairs(groups[48 + 2 * g] &* xe &+ groups[48 + 2 * g + 1] &* xo) &* groupScales[24 + g]
-        }
-        return (s0, s1, s2, s3)
-    }
+
 }
 
 // MARK: - Entry

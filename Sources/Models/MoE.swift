@@ -203,34 +203,8 @@ public enum MoERouting {
     /// ids, weights [tokens, used].
     public static func softmaxTopK(logits: UnsafeMutablePointer<Float>, tokens: Int, experts: Int, used: Int, normalize: Bool,
                                    scale: Float, ids: UnsafeMutablePointer<Int32>, weights: UnsafeMutablePointer<Float>) {
-        var taken = [Bool](repeating: false, count: experts)
-        for t in 0..<tokens {
-            let p = logits + t * experts
-            var m = -Float.infinity
-            for i in 0..<experts { m = max(m, p[i]) }
-            var sum = 0.0
-            for i in 0..<experts { p[i] = exp(p[i] - m); sum += Double(p[i]) }
-            let inv = Float(1 / sum)
-            for i in 0..<experts { p[i] *= inv }
-
-            for i in 0..<experts { taken[i] = false }
-            var total: Float = 0
-            for j in 0..<used {
-                var best = -1
-                for i in 0..<experts where !taken[i] && (best < 0 || p[i] > p[best]) { best = i }
-                taken[best] = true
-                ids[t * used + j] = Int32(best)
-                weights[t * used + j] = p[best]
-                total += p[best]
-            }
-            if normalize {
-                let divisor = max(total, 6.103515625e-5)
-                for j in 0..<used { weights[t * used + j] /= divisor }
-            }
-            if scale != 0, scale != 1 {
-                for j in 0..<used { weights[t * used + j] *= scale }
-            }
-        }
+        grouped(logits: logits, tokens: tokens, experts: experts, used: used, gating: .softmax, bias: nil, groups: 1,
+                groupsUsed: 1, normalize: normalize, scale: scale, ids: ids, weights: weights)
     }
 }
 
