@@ -85,17 +85,9 @@ public enum Ops {
         return floatToHalf(0.5 * x * (1 + tanhf(c * x * inner)))
     }
 
-    /// e^x as ggml's AVX-512 `ggml_v_expf` computes it (see `FusedMath.expGGML`).
-    @inline(__always)
-    public static func expGGML(_ x: Float) -> Float { FusedMath.expGGML(x) }
-
-    /// SiLU as llama.cpp computes it (ggml_v_silu): x / (1 + expGGML(0 − x)).
-    @inline(__always)
-    public static func siluGGML(_ x: Float) -> Float { x / (1 + expGGML(0 - x)) }
-
     public enum GateActivation: Sendable {
         case silu, gelu, geluTable
-        /// llama.cpp's SwiGLU (ggml_vec_swiglu_f32): `siluGGML(gate) · up`.
+        /// llama.cpp's SwiGLU (ggml_vec_swiglu_f32, see `FusedMath.swiglu`).
         case siluGGML
     }
 
