@@ -44,13 +44,16 @@ let package = Package(
                 swiftSettings: optimize + targetCPU("cascadelake")),
         // CUDA driver API and NVRTC loaded at run time (dlopen); nothing CUDA at build time.
         .target(name: "CUDA", dependencies: ["Core"]),
+        // Dense decoders (Models' DecoderModel) on one CUDA device: weights uploaded in their GGUF
+        // blocks, forward passes with CUDA/GPUOps, decode steps replayed as CUDA graphs.
+        .target(name: "ModelsCUDA", dependencies: ["Core", "CPUKernels", "CUDA", "Models"], swiftSettings: optimize),
         // BPE / SentencePiece tokenizers built from GGUF metadata.
         .target(name: "Tokenizer", dependencies: ["Core", "GGUF"]),
         // A Jinja subset for chat templates (no dependencies).
         .target(name: "ChatTemplate"),
         // Operator protocols, today's CPU implementations and the registry by name (devices,
         // module kinds, kwargs schema). Rules choose among them; models call them through protocols.
-        .target(name: "Operators", dependencies: ["Core", "CPUKernels"], swiftSettings: optimize),
+        .target(name: "Operators", dependencies: ["Core", "CPUKernels", "CUDA"], swiftSettings: optimize),
         // Architectures: hyperparameters, tensor tables, module trees, forward passes.
         .target(name: "Models", dependencies: ["Core", "GGUF", "CPUKernels", "Operators"], swiftSettings: optimize),
         // YAML rules → typed rules → placement plan; shipped rule files; the plan printer.
@@ -59,7 +62,7 @@ let package = Package(
         ]),
         // Composition root: loading, model store, sessions, sampling, generation.
         .target(name: "Engine", dependencies: ["Core", "GGUF", "CPUKernels", "Tokenizer", "ChatTemplate", "Models",
-                                               "Operators", "Injection"]),
+                                               "Operators", "Injection", "CUDA", "ModelsCUDA"]),
         .executableTarget(name: "swiftkt", dependencies: [
             "Engine", "CUDA",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

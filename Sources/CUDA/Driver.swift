@@ -9,6 +9,10 @@ public typealias CUcontext = OpaquePointer
 public typealias CUmodule = OpaquePointer
 public typealias CUfunction = OpaquePointer
 public typealias CUdeviceptr = UInt64
+public typealias CUstream = OpaquePointer
+public typealias CUevent = OpaquePointer
+public typealias CUgraph = OpaquePointer
+public typealias CUgraphExec = OpaquePointer
 
 public final class Driver: @unchecked Sendable {
     typealias FnInit = @convention(c) (UInt32) -> CUresult
@@ -29,6 +33,25 @@ public final class Driver: @unchecked Sendable {
                                          UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult
     typealias FnSync = @convention(c) () -> CUresult
     typealias FnErrorName = @convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult
+    typealias FnStreamCreate = @convention(c) (UnsafeMutablePointer<CUstream?>, UInt32) -> CUresult
+    typealias FnStream = @convention(c) (CUstream?) -> CUresult
+    typealias FnEventCreate = @convention(c) (UnsafeMutablePointer<CUevent?>, UInt32) -> CUresult
+    typealias FnEventRecord = @convention(c) (CUevent, CUstream?) -> CUresult
+    typealias FnEvent = @convention(c) (CUevent) -> CUresult
+    typealias FnElapsed = @convention(c) (UnsafeMutablePointer<Float>, CUevent, CUevent) -> CUresult
+    typealias FnHtoDAsync = @convention(c) (CUdeviceptr, UnsafeRawPointer, Int, CUstream?) -> CUresult
+    typealias FnDtoHAsync = @convention(c) (UnsafeMutableRawPointer, CUdeviceptr, Int, CUstream?) -> CUresult
+    typealias FnDtoDAsync = @convention(c) (CUdeviceptr, CUdeviceptr, Int, CUstream?) -> CUresult
+    typealias FnMemsetAsync = @convention(c) (CUdeviceptr, UInt8, Int, CUstream?) -> CUresult
+    typealias FnHostAlloc = @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>, Int, UInt32) -> CUresult
+    typealias FnFreeHost = @convention(c) (UnsafeMutableRawPointer) -> CUresult
+    typealias FnMemInfo = @convention(c) (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) -> CUresult
+    typealias FnBeginCapture = @convention(c) (CUstream, UInt32) -> CUresult
+    typealias FnEndCapture = @convention(c) (CUstream, UnsafeMutablePointer<CUgraph?>) -> CUresult
+    typealias FnGraphInstantiate = @convention(c) (UnsafeMutablePointer<CUgraphExec?>, CUgraph, UInt64) -> CUresult
+    typealias FnGraphLaunch = @convention(c) (CUgraphExec, CUstream?) -> CUresult
+    typealias FnGraphExecDestroy = @convention(c) (CUgraphExec) -> CUresult
+    typealias FnGraphDestroy = @convention(c) (CUgraph) -> CUresult
 
     let library: DynamicLibrary
     private let cuInit: FnInit
@@ -49,6 +72,25 @@ public final class Driver: @unchecked Sendable {
     private let cuLaunchKernel: FnLaunch
     private let cuCtxSynchronize: FnSync
     private let cuGetErrorName: FnErrorName
+    private let cuStreamCreate: FnStreamCreate
+    private let cuStreamSynchronize: FnStream
+    private let cuEventCreate: FnEventCreate
+    private let cuEventRecord: FnEventRecord
+    private let cuEventSynchronize: FnEvent
+    private let cuEventElapsedTime: FnElapsed
+    private let cuMemcpyHtoDAsync: FnHtoDAsync
+    private let cuMemcpyDtoHAsync: FnDtoHAsync
+    private let cuMemcpyDtoDAsync: FnDtoDAsync
+    private let cuMemsetD8Async: FnMemsetAsync
+    private let cuMemHostAlloc: FnHostAlloc
+    private let cuMemFreeHost: FnFreeHost
+    private let cuMemGetInfo: FnMemInfo
+    private let cuStreamBeginCapture: FnBeginCapture
+    private let cuStreamEndCapture: FnEndCapture
+    private let cuGraphInstantiate: FnGraphInstantiate
+    private let cuGraphLaunch: FnGraphLaunch
+    private let cuGraphExecDestroy: FnGraphExecDestroy
+    private let cuGraphDestroy: FnGraphDestroy
 
     /// Opens libcuda and initializes the driver.
     public init() throws {
@@ -72,6 +114,25 @@ public final class Driver: @unchecked Sendable {
         cuLaunchKernel = try lib.function("cuLaunchKernel", as: FnLaunch.self)
         cuCtxSynchronize = try lib.function("cuCtxSynchronize", as: FnSync.self)
         cuGetErrorName = try lib.function("cuGetErrorName", as: FnErrorName.self)
+        cuStreamCreate = try lib.function("cuStreamCreate", as: FnStreamCreate.self)
+        cuStreamSynchronize = try lib.function("cuStreamSynchronize", as: FnStream.self)
+        cuEventCreate = try lib.function("cuEventCreate", as: FnEventCreate.self)
+        cuEventRecord = try lib.function("cuEventRecord", as: FnEventRecord.self)
+        cuEventSynchronize = try lib.function("cuEventSynchronize", as: FnEvent.self)
+        cuEventElapsedTime = try lib.function("cuEventElapsedTime", as: FnElapsed.self)
+        cuMemcpyHtoDAsync = try lib.function("cuMemcpyHtoDAsync_v2", as: FnHtoDAsync.self)
+        cuMemcpyDtoHAsync = try lib.function("cuMemcpyDtoHAsync_v2", as: FnDtoHAsync.self)
+        cuMemcpyDtoDAsync = try lib.function("cuMemcpyDtoDAsync_v2", as: FnDtoDAsync.self)
+        cuMemsetD8Async = try lib.function("cuMemsetD8Async", as: FnMemsetAsync.self)
+        cuMemHostAlloc = try lib.function("cuMemHostAlloc", as: FnHostAlloc.self)
+        cuMemFreeHost = try lib.function("cuMemFreeHost", as: FnFreeHost.self)
+        cuMemGetInfo = try lib.function("cuMemGetInfo_v2", as: FnMemInfo.self)
+        cuStreamBeginCapture = try lib.function("cuStreamBeginCapture_v2", as: FnBeginCapture.self)
+        cuStreamEndCapture = try lib.function("cuStreamEndCapture", as: FnEndCapture.self)
+        cuGraphInstantiate = try lib.function("cuGraphInstantiateWithFlags", as: FnGraphInstantiate.self)
+        cuGraphLaunch = try lib.function("cuGraphLaunch", as: FnGraphLaunch.self)
+        cuGraphExecDestroy = try lib.function("cuGraphExecDestroy", as: FnGraphExecDestroy.self)
+        cuGraphDestroy = try lib.function("cuGraphDestroy", as: FnGraphDestroy.self)
         try check("cuInit", cuInit(0))
     }
 
@@ -136,6 +197,19 @@ public final class Driver: @unchecked Sendable {
         try check("cuMemcpyDtoH_v2", cuMemcpyDtoH(dst, src, bytes))
     }
 
+    /// Loads a cubin or PTX image as a module.
+    public func loadModule(image: [UInt8]) throws -> CUmodule {
+        var module: CUmodule?
+        try image.withUnsafeBytes { try check("cuModuleLoadData", cuModuleLoadData(&module, $0.baseAddress!)) }
+        return module!
+    }
+
+    public func function(_ module: CUmodule, _ name: String) throws -> CUfunction {
+        var f: CUfunction?
+        try check("cuModuleGetFunction(\(name))", cuModuleGetFunction(&f, module, name))
+        return f!
+    }
+
     /// Loads a cubin or PTX image and returns the named kernel.
     public func loadFunction(image: [UInt8], name: String) throws -> CUfunction {
         var module: CUmodule?
@@ -145,14 +219,95 @@ public final class Driver: @unchecked Sendable {
         return f!
     }
 
-    /// Launches `f` with the given arguments (pointers to each argument's value).
+    /// Launches `f` on `stream` (nil: the legacy default stream) with the given arguments
+    /// (pointers to each argument's value).
     public func launch(_ f: CUfunction, grid: (UInt32, UInt32, UInt32), block: (UInt32, UInt32, UInt32),
-                       sharedBytes: UInt32 = 0, arguments: inout [UnsafeMutableRawPointer?]) throws {
+                       sharedBytes: UInt32 = 0, stream: CUstream? = nil, arguments: inout [UnsafeMutableRawPointer?],
+                       name: String = "kernel") throws {
         try arguments.withUnsafeMutableBufferPointer { args in
-            try check("cuLaunchKernel", cuLaunchKernel(f, grid.0, grid.1, grid.2, block.0, block.1, block.2, sharedBytes,
-                                                       nil, args.baseAddress, nil))
+            try check("cuLaunchKernel(\(name), grid \(grid), block \(block))",
+                      cuLaunchKernel(f, grid.0, grid.1, grid.2, block.0, block.1, block.2, sharedBytes, stream, args.baseAddress, nil))
         }
     }
+
+    // MARK: Streams, events, asynchronous copies
+
+    /// A stream that does not synchronize with the legacy default stream.
+    public func makeStream() throws -> CUstream {
+        var s: CUstream?
+        try check("cuStreamCreate", cuStreamCreate(&s, 1))  // CU_STREAM_NON_BLOCKING
+        return s!
+    }
+
+    public func synchronize(_ stream: CUstream?) throws { try check("cuStreamSynchronize", cuStreamSynchronize(stream)) }
+
+    public func makeEvent() throws -> CUevent {
+        var e: CUevent?
+        try check("cuEventCreate", cuEventCreate(&e, 0))
+        return e!
+    }
+
+    public func record(_ event: CUevent, on stream: CUstream?) throws { try check("cuEventRecord", cuEventRecord(event, stream)) }
+    public func synchronize(event: CUevent) throws { try check("cuEventSynchronize", cuEventSynchronize(event)) }
+
+    /// Milliseconds between two recorded events.
+    public func elapsed(from start: CUevent, to end: CUevent) throws -> Float {
+        var ms: Float = 0
+        try check("cuEventElapsedTime", cuEventElapsedTime(&ms, start, end))
+        return ms
+    }
+
+    public func copyAsync(toDevice dst: CUdeviceptr, from src: UnsafeRawPointer, bytes: Int, stream: CUstream?) throws {
+        try check("cuMemcpyHtoDAsync_v2(\(bytes) bytes)", cuMemcpyHtoDAsync(dst, src, bytes, stream))
+    }
+
+    public func copyAsync(toHost dst: UnsafeMutableRawPointer, from src: CUdeviceptr, bytes: Int, stream: CUstream?) throws {
+        try check("cuMemcpyDtoHAsync_v2(\(bytes) bytes)", cuMemcpyDtoHAsync(dst, src, bytes, stream))
+    }
+
+    public func copyAsync(device dst: CUdeviceptr, from src: CUdeviceptr, bytes: Int, stream: CUstream?) throws {
+        try check("cuMemcpyDtoDAsync_v2(\(bytes) bytes)", cuMemcpyDtoDAsync(dst, src, bytes, stream))
+    }
+
+    public func zero(_ dst: CUdeviceptr, bytes: Int, stream: CUstream?) throws {
+        try check("cuMemsetD8Async(\(bytes) bytes)", cuMemsetD8Async(dst, 0, bytes, stream))
+    }
+
+    /// Page-locked host memory (asynchronous copies from and to it overlap with compute).
+    public func allocatePinned(_ bytes: Int) throws -> UnsafeMutableRawPointer {
+        var p: UnsafeMutableRawPointer?
+        try check("cuMemHostAlloc(\(bytes) bytes)", cuMemHostAlloc(&p, max(bytes, 1), 0))
+        return p!
+    }
+
+    public func freePinned(_ p: UnsafeMutableRawPointer) throws { try check("cuMemFreeHost", cuMemFreeHost(p)) }
+
+    /// (free, total) bytes of the current context's device.
+    public func memoryInfo() throws -> (free: Int, total: Int) {
+        var free = 0, total = 0
+        try check("cuMemGetInfo_v2", cuMemGetInfo(&free, &total))
+        return (free, total)
+    }
+
+    // MARK: Graphs
+
+    /// Starts recording `stream`'s work into a graph instead of running it.
+    public func beginCapture(_ stream: CUstream) throws {
+        try check("cuStreamBeginCapture_v2", cuStreamBeginCapture(stream, 2))  // CU_STREAM_CAPTURE_MODE_RELAXED
+    }
+
+    /// Ends the capture and returns an executable graph.
+    public func endCapture(_ stream: CUstream) throws -> CUgraphExec {
+        var g: CUgraph?
+        try check("cuStreamEndCapture", cuStreamEndCapture(stream, &g))
+        defer { _ = cuGraphDestroy(g!) }
+        var exec: CUgraphExec?
+        try check("cuGraphInstantiateWithFlags", cuGraphInstantiate(&exec, g!, 0))
+        return exec!
+    }
+
+    public func launch(graph: CUgraphExec, stream: CUstream) throws { try check("cuGraphLaunch", cuGraphLaunch(graph, stream)) }
+    public func destroy(graph: CUgraphExec) { _ = cuGraphExecDestroy(graph) }
 
     public func synchronize() throws { try check("cuCtxSynchronize", cuCtxSynchronize()) }
 }

@@ -5,8 +5,10 @@ import Core
 import CPUKernels
 import Foundation
 import GGUF
+import CUDA
 import Injection
 import Models
+import ModelsCUDA
 import Operators
 import Tokenizer
 
@@ -60,10 +62,12 @@ public final class LoadedModel: @unchecked Sendable {
     public let placement: PlacementPlan
     /// The rules used and why ("rules/cpu.yaml (shipped default for llama on cpu)").
     public let rulesDescription: String
+    /// The weights on the GPU when the placement puts the model there (rules/cuda.yaml).
+    public let cuda: CUDAModel?
 
     public static let kernelSets: [String: KernelSet] = ["reference": .reference, "quantized": .quantized, "auto": .quantized]
 
-    public init(path: String, options: LoadOptions = LoadOptions()) throws {
+    public init(path: String, options: LoadOptions = LoadOptions(), progress: (String) -> Void = { _ in }) throws {
         guard let kernels = LoadedModel.kernelSets[options.kernels] else {
             throw EngineError.unknownKernels(options.kernels, valid: LoadedModel.kernelSets.keys.sorted())
         }
@@ -78,8 +82,10 @@ public final class LoadedModel: @unchecked Sendable {
         file = try GGUFFile.open(path)
         model = try Architectures.load(file: file)
         let tree = try Architectures.moduleTree(file: file)
+        // A kernel set named explicitly (--kernels quantized / reference) means the CPU's numerics.
         let choice = try RuleChoice.choose(path: options.rules, architecture: tree.architecture,
-                                           reference: kernels.cacheElement == .f32)
+                                           devices: options.kernels == "auto" ? Placement.availableDevices : [.cpu],
+                                           reference: kernels.cacheElement == .f32, dense: !tree.contains(.experts))
         placement = try Placement.plan(tree: tree, rules: choice.file, strict: options.strictRules,
                                        rulesSource: choice.description)
         rulesDescription = choice.description
@@ -99,6 +105,37 @@ public final class LoadedModel: @unchecked Sendable {
         contextSize = options.contextSize ?? min(trained, 4096)
         context = ForwardContext(pool: ThreadPool(threads: options.threads), operators: binding,
                                  name: options.rules == nil ? kernels.name : "rules")
+        cuda = try LoadedModel.placeOnGPU(model, placement, progress: progress)
+    }
+
+    /// The CUDA model when the plan puts modules on a GPU: all of them, in both phases, on one
+    /// device (mixed CPU/GPU placement of a dense model is not supported yet).
+    static func placeOnGPU(_ model: DecoderModel, _ plan: PlacementPlan, progress: (String) -> Void) throws -> CUDAModel? {
+        let devices = Set(plan.modules.flatMap { [$0.prefillDevice, $0.generateDevice] })
+        let gpus = devices.compactMap { d -> Int? in if case let .cuda(i) = d { return i } else { return nil } }
+        guard !gpus.isEmpty else { return nil }
+        guard devices.count == 1, let ordinal = gpus.first else {
+            let onCPU = plan.modules.filter { $0.prefillDevice == .cpu || $0.generateDevice == .cpu }.prefix(3).map(\.name)
+            throw EngineError.invalidOption("\(plan.rulesSource) splits the model over " + devices.sorted().map(\.description).joined(separator: ", ")
+                                            + " (e.g. \(onCPU.joined(separator: ", ")) on the CPU); the CUDA backend runs a whole "
+                                            + "dense model on one GPU — use rules/cuda.yaml or rules/cpu.yaml")
+        }
+        let gpu = try GPU(ordinal: ordinal)
+        progress(String(format: "cuda:%d %@ (sm_%d%d), kernels %@", ordinal, gpu.device.name, gpu.device.computeCapability.major,
+                        gpu.device.computeCapability.minor,
+                        gpu.compileSeconds > 0.05 ? String(format: "compiled by NVRTC in %.1f s", gpu.compileSeconds) : "from the cache"))
+        return try CUDAModel(model: model, gpu: gpu, progress: progress)
+    }
+
+    /// A session's forward path: the GPU's when the model is there, else the CPU operators.
+    func makeBackend() throws -> ForwardBackend {
+        if let cuda { return try cuda.makeDecoder(capacity: contextSize, maxBatch: options.batchSize) }
+        return CPUForward(model: model, capacity: contextSize, context: context)
+    }
+
+    /// Where forward passes run, for logs: "cpu" or "cuda:0 (NVIDIA H100 …)".
+    public var backendDescription: String {
+        cuda.map { "cuda:\($0.gpu.device.ordinal) (\($0.gpu.device.name))" } ?? "cpu"
     }
 
     /// Renders a conversation with the model's chat template (or the built-in one for its family).

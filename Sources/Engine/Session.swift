@@ -43,14 +43,21 @@ public enum GenerationEvent: Sendable {
 public final class Session: @unchecked Sendable {
     public let model: LoadedModel
     public private(set) var tokens: [Int32] = []
-    private let cache: KVCache
+    /// Built on first use (a GPU session allocates its cache and workspace then).
+    private var backendStorage: ForwardBackend?
 
     init(model: LoadedModel) {
         self.model = model
-        cache = model.model.makeCache(capacity: model.contextSize, element: model.context.kernels.cacheElement)
     }
 
-    public var contextSize: Int { cache.capacity }
+    private func backend() throws -> ForwardBackend {
+        if let b = backendStorage { return b }
+        let b = try model.makeBackend()
+        backendStorage = b
+        return b
+    }
+
+    public var contextSize: Int { model.contextSize }
 
     /// Forgets the conversation (the cache is reused).
     public func reset() { tokens.removeAll() }
@@ -66,9 +73,10 @@ public final class Session: @unchecked Sendable {
     @discardableResult
     public func evaluate(_ newTokens: [Int32], mode: LogitsMode = .last) throws -> [Float] {
         guard !newTokens.isEmpty else { return [] }
-        guard tokens.count + newTokens.count <= cache.capacity else {
-            throw EngineError.promptTooLong(tokens: tokens.count + newTokens.count, context: cache.capacity)
+        guard tokens.count + newTokens.count <= contextSize else {
+            throw EngineError.promptTooLong(tokens: tokens.count + newTokens.count, context: contextSize)
         }
+        let backend = try backend()
         let firstWanted: Int
         switch mode {
         case .none: firstWanted = newTokens.count
@@ -83,8 +91,7 @@ public final class Session: @unchecked Sendable {
             let end = min(start + batch, newTokens.count)
             let chunk = Array(newTokens[start..<end])
             let chunkMode: LogitsMode = end <= firstWanted ? .none : .from(max(firstWanted - start, 0))
-            let logits = try model.model.forward(tokens: chunk, startPosition: tokens.count, cache: cache,
-                                                 mode: chunkMode, context: model.context)
+            let logits = try backend.forward(tokens: chunk, startPosition: tokens.count, mode: chunkMode)
             tokens += chunk
             result += logits
             start = end
@@ -119,7 +126,7 @@ public final class Session: @unchecked Sendable {
             let (text, hitStop) = stops.feed(decoder.append(next))
             if !(try onEvent(.token(id: next, text: text))) { break }
             if hitStop { stats.stopReason = .stopString; finished = true; break }
-            if tokens.count >= cache.capacity { stats.stopReason = .contextFull; break }
+            if tokens.count >= contextSize { stats.stopReason = .contextFull; break }
             if stats.generatedTokens >= parameters.maxTokens { stats.stopReason = .maxTokens; break }
             logits = try evaluate([next])
         }

@@ -63,8 +63,8 @@ public struct PlacementPlan: Sendable {
 }
 
 public enum Placement {
-    /// Devices present: the CPU; CUDA devices once the CUDA backend exists.
-    public static let availableDevices: [Device] = [.cpu]
+    /// Devices present: the CPU and the CUDA devices found at run time (Device.available).
+    public static var availableDevices: [Device] { Device.available }
 
     public static func plan(tree: ModuleTree, rules: RuleFile, registry: OperatorRegistry = .builtin,
                             devices: [Device] = availableDevices, strict: Bool = false,
@@ -78,7 +78,7 @@ public enum Placement {
 
         func checkDevice(_ d: Device, _ rule: Rule?, _ module: String) throws {
             guard devices.contains(d) else {
-                let why = d.kind == .cuda ? "no CUDA device / CUDA backend not available yet" : "not present"
+                let why = d.kind == .cuda ? "no such CUDA device here (`swiftkt devices` shows what was found)" : "not present"
                 throw fail(rule, "\(rule?.label ?? "placement") puts \(module) on \(d): \(why); devices here: "
                            + devices.map(\.description).joined(separator: ", "))
             }
@@ -156,6 +156,9 @@ public enum Placement {
             if let a = registry.descriptor(m.generateOp)?.make(m.kwargs) as? any AttentionOperator {
                 let element = a.storage == .f16 ? 2 : 4
                 kv[m.generateDevice, default: 0] += hp.headCountKV * (hp.headDim + hp.valueDim) * element
+            } else if m.generateDevice.kind == .cuda {
+                // The CUDA backend keeps an f16 cache on the device.
+                kv[m.generateDevice, default: 0] += hp.headCountKV * (hp.headDim + hp.valueDim) * 2
             }
         }
 
@@ -178,10 +181,11 @@ public enum Placement {
             return op
         }
         var b = OperatorBinding(linear: LinearCPUQuantized(), attention: AttentionCPUFlashF16(), mlp: MLPCPU())
-        if let a = plan.modules.first(where: { $0.kind == .attention }) {
+        if let a = plan.modules.first(where: { $0.kind == .attention && $0.generateDevice.kind == .cpu }) {
             b.fallbackAttention = PhaseOperators(try make(a.generateOp, a, as: (any AttentionOperator).self))
         }
-        for m in plan.modules {
+        // Modules on a GPU in both phases run in the CUDA backend (ModelsCUDA), not through the binding.
+        for m in plan.modules where !(m.prefillDevice.kind == .cuda && m.generateDevice.kind == .cuda) {
             switch m.kind {
             case .linear, .lmHead, .router:
                 b.linear[m.name] = PhaseOperators(prefill: try make(m.prefillOp, m, as: (any LinearOperator).self),

@@ -100,5 +100,65 @@ enum ShippedRuleTexts {
       device: cpu
   optional: true
 """#,
+        "cuda.yaml": #"""
+# A dense model (llama, qwen2, qwen3, gemma3) entirely on the first GPU: weights uploaded in
+# their GGUF blocks, linear layers as integer dot products on 8-bit activations, an f16 KV
+# cache with split-K attention, decode steps replayed as a CUDA graph. Mixtures of experts
+# need the CPU for their experts (rules/cpu.yaml today).
+- match:
+    class: Linear
+  replace:
+    class: LinearCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: LMHead
+  replace:
+    class: LinearCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: Attention
+  replace:
+    class: AttentionCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: MLP
+  replace:
+    class: MLPCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: RMSNorm
+  replace:
+    class: RMSNormCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: RotaryEmbedding
+  replace:
+    class: RoPECUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: Embedding
+  replace:
+    class: EmbeddingCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: DecoderLayer
+  replace:
+    class: DecoderLayerCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: Model
+  replace:
+    class: ModelCUDA
+    kwargs:
+      device: "cuda:0"
+"""#,
     ]
 }

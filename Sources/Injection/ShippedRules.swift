@@ -19,10 +19,13 @@ public enum ShippedRules {
         return try RuleFile.parse(yaml: text, source: "rules/" + name, registry: registry)
     }
 
-    /// The shipped file for an architecture on the devices present. Every architecture, dense
-    /// or MoE, uses cpu.yaml while the CPU is the only device (its MoE rules are optional).
-    public static func defaultName(architecture: String, devices: [Device], reference: Bool = false) -> String {
-        reference ? "cpu-reference.yaml" : "cpu.yaml"
+    /// The shipped file for a model on the devices present: a dense model goes to the first GPU
+    /// (cuda.yaml) when there is one; mixtures of experts and machines without a GPU use
+    /// cpu.yaml (its MoE rules are optional); `reference` picks cpu-reference.yaml.
+    public static func defaultName(architecture: String, devices: [Device], reference: Bool = false,
+                                   dense: Bool = true) -> String {
+        if reference { return "cpu-reference.yaml" }
+        return dense && devices.contains(.cuda(0)) ? "cuda.yaml" : "cpu.yaml"
     }
 }
 
@@ -35,11 +38,12 @@ public struct RuleChoice {
     /// `path` (the user's `--rules`) wins; else the shipped file for the architecture,
     /// devices and kernel shorthand (`reference` → cpu-reference.yaml).
     public static func choose(path: String?, architecture: String, devices: [Device] = Placement.availableDevices,
-                              reference: Bool = false, registry: OperatorRegistry = .builtin) throws -> RuleChoice {
+                              reference: Bool = false, dense: Bool = true,
+                              registry: OperatorRegistry = .builtin) throws -> RuleChoice {
         if let path {
             return RuleChoice(file: try RuleFile.load(path: path, registry: registry), description: "\(path) (--rules)")
         }
-        let name = ShippedRules.defaultName(architecture: architecture, devices: devices, reference: reference)
+        let name = ShippedRules.defaultName(architecture: architecture, devices: devices, reference: reference, dense: dense)
         let why = reference ? "shipped, --kernels reference" : "shipped default for \(architecture) on "
             + devices.map(\.description).joined(separator: "+")
         return RuleChoice(file: try ShippedRules.load(name, registry: registry), description: "rules/\(name) (\(why))")

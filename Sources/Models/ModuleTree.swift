@@ -58,6 +58,9 @@ public struct ModuleTree: Sendable {
     public let unmappedTensors: [String]
 
     /// Every module in pre-order with its depth and parent's name.
+    /// Whether any module is of `kind` (a mixture of experts has .experts modules).
+    public func contains(_ kind: ModuleKind) -> Bool { flattened.contains { $0.node.kind == kind } }
+
     public var flattened: [(node: ModuleNode, depth: Int, parent: String?)] {
         var out: [(ModuleNode, Int, String?)] = []
         func walk(_ n: ModuleNode, _ depth: Int, _ parent: String?) {

@@ -2,6 +2,9 @@
 // A device is written "cpu" or "cuda:N" in rule files ("cuda" alone means cuda:0); module kinds
 // are spelled as in rule files' `class:` (Embedding, Linear, …).
 
+import CUDA
+import Foundation
+
 // MARK: - Device
 
 public enum Device: Hashable, Sendable, CustomStringConvertible, Comparable {
@@ -41,6 +44,17 @@ public enum Device: Hashable, Sendable, CustomStringConvertible, Comparable {
         default: return false
         }
     }
+}
+
+extension Device {
+    /// The devices of this machine: the CPU, and every CUDA device when the driver and NVRTC
+    /// load (probed once per process). `SWIFTKT_NO_CUDA=1` hides the GPUs.
+    public static let available: [Device] = {
+        if ProcessInfo.processInfo.environment["SWIFTKT_NO_CUDA"] == "1" { return [.cpu] }
+        let report = CUDAProbe.probe()
+        guard report.problem == nil else { return [.cpu] }
+        return [.cpu] + report.devices.map { .cuda($0.ordinal) }
+    }()
 }
 
 // MARK: - Module kinds

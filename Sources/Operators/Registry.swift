@@ -158,6 +158,21 @@ public struct OperatorRegistry: Sendable {
                                       kinds: [.decoderLayer], devices: [.cpu]), defaultFor: [.decoderLayer])
         r.register(OperatorDescriptor(name: "ModelCPU", summary: "decoder stack (composes its children)",
                                       kinds: [.model], devices: [.cpu]), defaultFor: [.model])
+        // CUDA operators: they place modules on a GPU; the CUDA backend (ModelsCUDA) runs the
+        // whole dense decoder there with the kernels of CUDA/KernelSource.swift.
+        let cuda: [(String, String, Set<ModuleKind>)] = [
+            ("LinearCUDA", "GGUF-quantized weights on the GPU, 8-bit activations, integer dot products (dp4a)", linearKinds),
+            ("AttentionCUDA", "f16 KV cache on the GPU, split-K online-softmax attention (prefill and decode)", [.attention]),
+            ("MLPCUDA", "gated MLP (SwiGLU / GeGLU) on the GPU", [.mlp]),
+            ("RMSNormCUDA", "RMS normalization on the GPU", [.rmsNorm]),
+            ("RoPECUDA", "rotary embedding (normal / neox, frequency factors) on the GPU", [.rotaryEmbedding]),
+            ("EmbeddingCUDA", "token embedding rows dequantized on the GPU", [.embedding]),
+            ("DecoderLayerCUDA", "pre-norm decoder layer on the GPU (composes its children)", [.decoderLayer]),
+            ("ModelCUDA", "decoder stack on the GPU (composes its children)", [.model]),
+        ]
+        for (name, summary, kinds) in cuda {
+            r.register(OperatorDescriptor(name: name, summary: summary, kinds: kinds, devices: [.cuda]), defaultFor: Array(kinds))
+        }
         return r
     }()
 }

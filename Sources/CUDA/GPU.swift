@@ -1,0 +1,168 @@
+// One CUDA device ready for work: its primary context, one non-blocking stream, the kernel
+// module compiled from KernelSource (NVRTC, disk-cached), and a caching allocator. Every
+// operator (GPUOps.swift) launches on `stream`; callers synchronize when they read results.
+import Core
+import Foundation
+
+/// A kernel argument, passed by value as the kernel's C signature declares it.
+public enum KernelArgument {
+    case pointer(CUdeviceptr)
+    case int(Int32)
+    case float(Float)
+    case u64(UInt64)
+}
+
+public final class GPU: @unchecked Sendable {
+    public let driver: Driver
+    public let device: CUDADevice
+    public let stream: CUstream
+    public let allocator: CachingAllocator
+    private let module: CUmodule
+    private var functions: [String: CUfunction] = [:]
+    private let lock = NSLock()
+    /// Seconds NVRTC took (0 when the cubin came from the disk cache).
+    public let compileSeconds: Double
+
+    /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
+    public init(ordinal: Int = 0) throws {
+        let driver = try Driver()
+        let count = try driver.deviceCount()
+        guard ordinal < count else {
+            throw count == 0 ? CUDAError.noDevice
+                : CUDAError.invalidArgument("cuda:\(ordinal) does not exist; this machine has \(count) CUDA device(s)")
+        }
+        self.driver = driver
+        device = try driver.device(ordinal)
+        try driver.makeCurrent(device)
+        stream = try driver.makeStream()
+        let started = Date()
+        let cubin = try NVRTC().compile(source: KernelSource.text, name: "swiftkt-ops", architecture: device.architecture,
+                                        options: ["-lineinfo"])
+        compileSeconds = Date().timeIntervalSince(started)
+        module = try driver.loadModule(image: cubin)
+        allocator = CachingAllocator(driver: driver)
+    }
+
+    /// Makes this device's context current on the calling thread (driver calls need it).
+    public func makeCurrent() throws { try driver.makeCurrent(device) }
+
+    public func function(_ name: String) throws -> CUfunction {
+        lock.lock(); defer { lock.unlock() }
+        if let f = functions[name] { return f }
+        let f = try driver.function(module, name)
+        functions[name] = f
+        return f
+    }
+
+    /// Launches kernel `name` on the stream.
+    public func launch(_ name: String, grid: (Int, Int, Int), block: Int, _ args: [KernelArgument]) throws {
+        let f = try function(name)
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: max(args.count, 1) * 8, alignment: 8)
+        defer { storage.deallocate() }
+        var pointers: [UnsafeMutableRawPointer?] = []
+        for (i, a) in args.enumerated() {
+            let slot = storage + i * 8
+            switch a {
+            case let .pointer(p): slot.storeBytes(of: p, as: UInt64.self)
+            case let .int(v): slot.storeBytes(of: v, as: Int32.self)
+            case let .float(v): slot.storeBytes(of: v, as: Float.self)
+            case let .u64(v): slot.storeBytes(of: v, as: UInt64.self)
+            }
+            pointers.append(slot)
+        }
+        guard grid.0 > 0, grid.1 > 0, grid.2 > 0 else { return }
+        try driver.launch(f, grid: (UInt32(grid.0), UInt32(grid.1), UInt32(grid.2)), block: (UInt32(block), 1, 1),
+                          stream: stream, arguments: &pointers, name: name)
+    }
+
+    /// Waits for everything queued on the stream.
+    public func synchronize() throws { try driver.synchronize(stream) }
+
+    // MARK: Copies
+
+    public func upload(_ src: UnsafeRawPointer, bytes: Int, to dst: CUdeviceptr) throws {
+        try driver.copyAsync(toDevice: dst, from: src, bytes: bytes, stream: stream)
+    }
+
+    public func upload(_ values: [Float]) throws -> DeviceBuffer {
+        let b = try allocator.allocate(values.count * 4)
+        try values.withUnsafeBytes { try driver.copy(toDevice: b.pointer, from: $0.baseAddress!, bytes: $0.count) }
+        return b
+    }
+
+    public func download(_ src: CUdeviceptr, count: Int) throws -> [Float] {
+        var out = [Float](repeating: 0, count: count)
+        try synchronize()
+        try out.withUnsafeMutableBytes { try driver.copy(toHost: $0.baseAddress!, from: src, bytes: $0.count) }
+        return out
+    }
+}
+
+// MARK: - Memory
+
+/// Device memory owned by a Swift object: returned to its allocator's cache when released.
+public final class DeviceBuffer: @unchecked Sendable {
+    public let pointer: CUdeviceptr
+    public let bytes: Int
+    private weak var allocator: CachingAllocator?
+
+    init(pointer: CUdeviceptr, bytes: Int, allocator: CachingAllocator) {
+        self.pointer = pointer; self.bytes = bytes; self.allocator = allocator
+    }
+
+    deinit { allocator?.recycle(pointer, bytes: bytes) }
+}
+
+/// Keeps freed device blocks by size and hands them out again, so that steady-state forward
+/// passes never call cuMemAlloc / cuMemFree (which synchronize the device). Sizes are rounded
+/// up to a power of two below 1 MiB and to a multiple of 2 MiB above.
+public final class CachingAllocator: @unchecked Sendable {
+    private let driver: Driver
+    private let lock = NSLock()
+    private var free: [Int: [CUdeviceptr]] = [:]
+    public private(set) var bytesInUse = 0
+    public private(set) var bytesCached = 0
+
+    init(driver: Driver) { self.driver = driver }
+
+    static func rounded(_ bytes: Int) -> Int {
+        let n = max(bytes, 256)
+        if n <= 1 << 20 { return 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount) }
+        return (n + (2 << 20) - 1) / (2 << 20) * (2 << 20)
+    }
+
+    public func allocate(_ bytes: Int) throws -> DeviceBuffer {
+        let size = CachingAllocator.rounded(bytes)
+        lock.lock()
+        if var list = free[size], let p = list.popLast() {
+            free[size] = list
+            bytesCached -= size; bytesInUse += size
+            lock.unlock()
+            return DeviceBuffer(pointer: p, bytes: size, allocator: self)
+        }
+        lock.unlock()
+        let p: CUdeviceptr
+        do {
+            p = try driver.allocate(size)
+        } catch {
+            // Out of memory with blocks cached: give them back and try once more.
+            releaseCached()
+            p = try driver.allocate(size)
+        }
+        lock.lock(); bytesInUse += size; lock.unlock()
+        return DeviceBuffer(pointer: p, bytes: size, allocator: self)
+    }
+
+    func recycle(_ p: CUdeviceptr, bytes: Int) {
+        lock.lock(); defer { lock.unlock() }
+        free[bytes, default: []].append(p)
+        bytesInUse -= bytes; bytesCached += bytes
+    }
+
+    /// Frees every cached block.
+    public func releaseCached() {
+        lock.lock(); defer { lock.unlock() }
+        for (_, list) in free { for p in list { try? driver.free(p) } }
+        free.removeAll(); bytesCached = 0
+    }
+}

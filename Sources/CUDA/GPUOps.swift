@@ -1,0 +1,185 @@
+// The GPU operators as typed calls on device pointers: each checks what it can on the host
+// (types, shapes) and launches one or two kernels from KernelSource on the GPU's stream.
+// Shapes as in the CPU kernels: x [tokens, n] row-major float; weights in GGUF blocks.
+import Core
+import Foundation
+
+/// A weight matrix resident on the device in its GGUF blocks.
+public struct DeviceMatrix: Sendable {
+    public let type: GGMLType
+    public let rows: Int
+    public let cols: Int
+    public let pointer: CUdeviceptr
+    public var rowBytes: Int { type.byteCount(elements: cols) }
+
+    public init(type: GGMLType, rows: Int, cols: Int, pointer: CUdeviceptr) {
+        self.type = type; self.rows = rows; self.cols = cols; self.pointer = pointer
+    }
+}
+
+/// Activations quantized to 8 bits for the integer GEMV kernels, for up to `tokens` rows of `n`.
+public final class QuantizedActivationsGPU: @unchecked Sendable {
+    public let n: Int, tokens: Int
+    let q: DeviceBuffer, ad: DeviceBuffer, as_: DeviceBuffer, ai: DeviceBuffer, ak: DeviceBuffer
+    /// What the buffers hold now: (source pointer, tokens, K format) — reused when the next
+    /// matmul reads the same input in the same format (q, k and v; gate and up).
+    var holds: (CUdeviceptr, Int, Bool)?
+
+    public init(gpu: GPU, n: Int, tokens: Int) throws {
+        self.n = n; self.tokens = tokens
+        q = try gpu.allocator.allocate(n * tokens)
+        ad = try gpu.allocator.allocate(n / 32 * tokens * 4)
+        as_ = try gpu.allocator.allocate(n / 32 * tokens * 4)
+        ai = try gpu.allocator.allocate(n / 32 * tokens * 4)
+        ak = try gpu.allocator.allocate(max(n / 256, 1) * tokens * 4)
+    }
+}
+
+public enum GPUOps {
+    /// Weight types the GPU linear, embedding and ops-check paths accept.
+    public static let supportedTypes: [GGMLType] = [.f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+
+    static func suffix(_ t: GGMLType) throws -> String {
+        guard supportedTypes.contains(t) else {
+            throw CUDAError.invalidArgument("the CUDA backend has no kernel for \(t.name) weights; supported: "
+                                            + supportedTypes.map(\.name).joined(separator: ", "))
+        }
+        return t.name
+    }
+
+    static func isK(_ t: GGMLType) -> Bool { t == .q4_K || t == .q5_K || t == .q6_K }
+    static func isFloat(_ t: GGMLType) -> Bool { t == .f32 || t == .f16 || t == .bf16 }
+
+    static func blocks(_ count: Int, _ per: Int) -> Int { (count + per - 1) / per }
+
+    /// out [count, cols] = rows `ids` of `table` · scale.
+    public static func embed(_ gpu: GPU, table: DeviceMatrix, ids: CUdeviceptr, count: Int, scale: Float, out: CUdeviceptr) throws {
+        try gpu.launch("embed_" + suffix(table.type), grid: (count, 1, 1), block: 256,
+                       [.pointer(table.pointer), .u64(UInt64(table.rowBytes)), .int(Int32(table.cols)), .pointer(ids),
+                        .float(scale), .pointer(out)])
+    }
+
+    /// Quantizes x [tokens, n] into `act` in the format `weightType`'s dot product reads.
+    public static func quantize(_ gpu: GPU, x: CUdeviceptr, tokens: Int, weightType: GGMLType,
+                                act: QuantizedActivationsGPU) throws {
+        let k = isK(weightType)
+        if let h = act.holds, h.0 == x, h.1 == tokens, h.2 == k { return }
+        precondition(tokens <= act.tokens, "activation buffer for \(act.tokens) tokens, asked \(tokens)")
+        let n = act.n
+        if k {
+            guard n % 256 == 0 else { throw CUDAError.invalidArgument("\(weightType.name) needs rows of 256·k, got \(n)") }
+            try gpu.launch("quantize_q8_K", grid: (n / 256 * tokens, 1, 1), block: 256,
+                           [.pointer(x), .pointer(act.q.pointer), .pointer(act.ak.pointer), .pointer(act.ai.pointer)])
+        } else {
+            guard n % 32 == 0 else { throw CUDAError.invalidArgument("\(weightType.name) needs rows of 32·k, got \(n)") }
+            let blocks32 = n / 32 * tokens
+            try gpu.launch("quantize_q8_32", grid: (blocks(blocks32, 8), 1, 1), block: 256,
+                           [.pointer(x), .int(Int32(n)), .int(Int32(blocks32)), .pointer(act.q.pointer),
+                            .pointer(act.ad.pointer), .pointer(act.as_.pointer), .pointer(act.ai.pointer)])
+        }
+        act.holds = (x, tokens, k)
+    }
+
+    /// The activation buffers hold stale data once their source is overwritten.
+    public static func invalidate(_ act: QuantizedActivationsGPU) { act.holds = nil }
+
+    /// y [tokens, ldy ≥ rows] = x [tokens, cols] · Wᵀ. Quantized weights read `act` (quantized
+    /// from x here unless it already holds x), float weights read x.
+    public static func linear(_ gpu: GPU, _ w: DeviceMatrix, x: CUdeviceptr, act: QuantizedActivationsGPU, y: CUdeviceptr,
+                              tokens: Int, ldy: Int? = nil) throws {
+        let grid = (blocks(w.rows, 4), blocks(tokens, 8), 1)
+        let ld = Int32(ldy ?? w.rows)
+        if isFloat(w.type) {
+            try gpu.launch("mmv_" + suffix(w.type), grid: grid, block: 128,
+                           [.pointer(w.pointer), .u64(UInt64(w.rowBytes)), .int(Int32(w.rows)), .int(Int32(w.cols)), .pointer(x),
+                            .pointer(y), .int(Int32(tokens)), .int(ld)])
+            return
+        }
+        guard act.n == w.cols else {
+            throw CUDAError.invalidArgument("activations of \(act.n) for a [\(w.rows), \(w.cols)] \(w.type.name) matrix")
+        }
+        try quantize(gpu, x: x, tokens: tokens, weightType: w.type, act: act)
+        try gpu.launch("mmvq_" + suffix(w.type), grid: grid, block: 128,
+                       [.pointer(w.pointer), .u64(UInt64(w.rowBytes)), .int(Int32(w.rows)), .int(Int32(w.cols)),
+                        .pointer(act.q.pointer), .pointer(act.ad.pointer), .pointer(act.as_.pointer), .pointer(act.ai.pointer),
+                        .pointer(act.ak.pointer), .pointer(y), .int(Int32(tokens)), .int(ld)])
+    }
+
+    /// out = x / rms(x) · w, rows of n (may alias).
+    public static func rmsNorm(_ gpu: GPU, x: CUdeviceptr, weight: CUdeviceptr, out: CUdeviceptr, rows: Int, n: Int, eps: Float) throws {
+        try gpu.launch("rms_norm", grid: (rows, 1, 1), block: n >= 512 ? 256 : 128,
+                       [.pointer(x), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)])
+    }
+
+    /// Rotary embedding in place on x [tokens, heads, headDim].
+    public static func rope(_ gpu: GPU, x: CUdeviceptr, positions: CUdeviceptr, tokens: Int, heads: Int, headDim: Int, rotDim: Int,
+                            base: Float, scale: Float, freqFactors: CUdeviceptr?, neox: Bool) throws {
+        guard rotDim % 2 == 0, rotDim <= headDim, rotDim / 2 <= 1024 else {
+            throw CUDAError.invalidArgument("rope over \(rotDim) of \(headDim) dimensions")
+        }
+        let thetaScale = powf(base, -2 / Float(rotDim))
+        try gpu.launch("rope", grid: (tokens, heads, 1), block: max(rotDim / 2, 32),
+                       [.pointer(x), .pointer(positions), .int(Int32(heads)), .int(Int32(headDim)), .int(Int32(rotDim)),
+                        .float(thetaScale), .float(scale), .pointer(freqFactors ?? 0), .int(neox ? 1 : 0)])
+    }
+
+    /// gate ← act(gate) · up; gelu false: SiLU, true: GELU (tanh).
+    public static func glu(_ gpu: GPU, gate: CUdeviceptr, up: CUdeviceptr, count: Int, gelu: Bool) throws {
+        try gpu.launch("glu", grid: (blocks(count, 256), 1, 1), block: 256,
+                       [.pointer(gate), .pointer(up), .u64(UInt64(count)), .int(gelu ? 1 : 0)])
+    }
+
+    /// x += y
+    public static func add(_ gpu: GPU, x: CUdeviceptr, y: CUdeviceptr, count: Int) throws {
+        try gpu.launch("add", grid: (blocks(count, 256), 1, 1), block: 256, [.pointer(x), .pointer(y), .u64(UInt64(count))])
+    }
+
+    /// y[t, i] += bias[i] for rows of n.
+    public static func addBias(_ gpu: GPU, y: CUdeviceptr, bias: CUdeviceptr, n: Int, rows: Int) throws {
+        try gpu.launch("add_bias", grid: (blocks(n * rows, 256), 1, 1), block: 256,
+                       [.pointer(y), .pointer(bias), .int(Int32(n)), .u64(UInt64(n * rows))])
+    }
+
+    public static func softcap(_ gpu: GPU, x: CUdeviceptr, cap: Float, count: Int) throws {
+        try gpu.launch("softcap", grid: (blocks(count, 256), 1, 1), block: 256, [.pointer(x), .float(cap), .u64(UInt64(count))])
+    }
+
+    /// Rows src [tokens, width] into the f16 cache at `positions`.
+    public static func storeKV(_ gpu: GPU, src: CUdeviceptr, cache: CUdeviceptr, positions: CUdeviceptr, width: Int, tokens: Int) throws {
+        try gpu.launch("store_kv", grid: (blocks(width, 256), tokens, 1), block: 256,
+                       [.pointer(src), .pointer(cache), .pointer(positions), .int(Int32(width)), .int(Int32(tokens))])
+    }
+
+    /// Index of each row's largest value (first on ties) into out [rows] (Int32).
+    public static func argmax(_ gpu: GPU, x: CUdeviceptr, rows: Int, n: Int, out: CUdeviceptr) throws {
+        try gpu.launch("argmax_rows", grid: (rows, 1, 1), block: 1024, [.pointer(x), .int(Int32(n)), .pointer(out)])
+    }
+
+    /// Scratch floats `attention` needs for `tokens` queries: partial results per split.
+    public static func attentionScratch(tokens: Int, heads: Int, headDim: Int, splits: Int) -> Int {
+        tokens * heads * splits * (headDim + 2)
+    }
+
+    /// The number of key splits for a call: enough blocks to fill the device, ≥ 32 keys each.
+    public static func attentionSplits(gpu: GPU, tokens: Int, heads: Int, keys: Int, maxSplits: Int) -> Int {
+        let wanted = max(1, (2 * gpu.device.multiprocessors + tokens * heads - 1) / (tokens * heads))
+        return max(1, min(wanted, (keys + 31) / 32, maxSplits))
+    }
+
+    /// out [tokens, heads, headDim] = softmax(q·Kᵀ·scale) · V over the f16 cache, causal (and
+    /// windowed when window > 0). `keys` bounds the visible key count of any query (for the split).
+    public static func attention(_ gpu: GPU, q: CUdeviceptr, keys: CUdeviceptr, values: CUdeviceptr, positions: CUdeviceptr,
+                                 out: CUdeviceptr, scratch: CUdeviceptr, tokens: Int, heads: Int, kvHeads: Int, headDim: Int,
+                                 scale: Float, window: Int, maxKeys: Int, splits: Int) throws {
+        guard headDim % 32 == 0, headDim <= 256, heads % kvHeads == 0 else {
+            throw CUDAError.invalidArgument("CUDA attention needs headDim a multiple of 32 up to 256 and heads % kvHeads == 0; "
+                                            + "got headDim \(headDim), heads \(heads), kvHeads \(kvHeads)")
+        }
+        let splitLen = (maxKeys + splits - 1) / splits
+        try gpu.launch("attn_split", grid: (heads, tokens, splits), block: 128,
+                       [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
+                        .int(Int32(headDim)), .float(scale), .int(Int32(window)), .int(Int32(max(splitLen, 1))), .pointer(scratch)])
+        try gpu.launch("attn_combine", grid: (heads, tokens, 1), block: headDim,
+                       [.pointer(scratch), .int(Int32(heads)), .int(Int32(headDim)), .int(Int32(splits)), .pointer(out)])
+    }
+}

@@ -1,0 +1,473 @@
+// The CUDA C++ source of every GPU operator, compiled at run time by NVRTC for the device's
+// architecture (NVRTC.swift caches the cubin on disk). No CUDA headers are included: halves
+// are converted with PTX `cvt`, and the integer dot products use NVRTC's built-in __dp4a and
+// __vsub4. Layouts:
+//
+// - Weights stay in their GGUF blocks (row-major, `rowBytes` per row) — the same bytes as the
+//   file. Linear layers quantize the activations first, in the format the weight type's CPU
+//   dot product uses (q8_0 / q8_1 per 32 elements with f16-rounded scales, q8_K per 256 with
+//   the signed-maximum scale), so each 32-element chunk's integer sum equals the CPU's; only
+//   the float accumulation order differs.
+// - Activations: q [T, n] int8; per 32-chunk: scale `ad`, f16-rounded d·Σq `as` (q8_1), Σq `ai`;
+//   per 256: scale `ak` (q8_K).
+// - KV cache: f16 rows [capacity, kvHeads · headDim] per layer, keys and values apart.
+// - Attention: split-K ("flash-decoding"): blocks (head, token, split) each run an online
+//   softmax over their key range and write (max, sum, acc[D]); a second kernel combines them.
+//
+// Type codes follow ggml: 0 f32, 1 f16, 2 q4_0, 3 q4_1, 6 q5_0, 7 q5_1, 8 q8_0, 12 q4_K,
+// 13 q5_K, 14 q6_K, 30 bf16.
+enum KernelSource {
+    static let text = #"""
+typedef unsigned char u8;
+typedef signed char i8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+#define DEV static __device__ __forceinline__
+#define NEG_INF __int_as_float(0xff800000)
+
+DEV float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+DEV u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+DEV u16 ld16(const u8* p) { return *(const u16*)p; }
+// 4 bytes at a 2-byte aligned address.
+DEV u32 ld32(const u8* p) { const u16* q = (const u16*)p; return (u32)q[0] | ((u32)q[1] << 16); }
+// Bits 0..3 of `b` to bit 4 of bytes 0..3.
+DEV u32 expand4(u32 b) { return ((b & 1u) << 4) | ((b & 2u) << 11) | ((b & 4u) << 18) | ((b & 8u) << 25); }
+
+DEV float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+DEV float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+DEV int warp_isum(int v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+enum { F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30 };
+
+// q4_K / q5_K 6-bit scale and min of sub-block j.
+DEV void scale_min_k4(int j, const u8* q, int& sc, int& m) {
+    if (j < 4) { sc = q[j] & 63; m = q[j + 4] & 63; }
+    else { sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Element-wise dequantization (embeddings, tests).
+
+template <int T> DEV float dq(const u8* row, int i) {
+    if constexpr (T == F32) { return ((const float*)row)[i]; }
+    if constexpr (T == F16) { return h2f(((const u16*)row)[i]); }
+    if constexpr (T == BF16) { return __uint_as_float(((u32)((const u16*)row)[i]) << 16); }
+    int b = i / 32, j = i % 32;
+    if constexpr (T == Q4_0) {
+        const u8* k = row + b * 18; u8 x = k[2 + (j & 15)];
+        return h2f(ld16(k)) * (float)((j < 16 ? (x & 15) : (x >> 4)) - 8);
+    }
+    if constexpr (T == Q4_1) {
+        const u8* k = row + b * 20; u8 x = k[4 + (j & 15)];
+        return h2f(ld16(k)) * (float)(j < 16 ? (x & 15) : (x >> 4)) + h2f(ld16(k + 2));
+    }
+    if constexpr (T == Q5_0) {
+        const u8* k = row + b * 22; u8 x = k[6 + (j & 15)]; u32 qh = ld32(k + 2);
+        int q = (j < 16 ? (x & 15) : (x >> 4)) | (((qh >> j) & 1) << 4);
+        return h2f(ld16(k)) * (float)(q - 16);
+    }
+    if constexpr (T == Q5_1) {
+        const u8* k = row + b * 24; u8 x = k[8 + (j & 15)]; u32 qh = ld32(k + 4);
+        int q = (j < 16 ? (x & 15) : (x >> 4)) | (((qh >> j) & 1) << 4);
+        return h2f(ld16(k)) * (float)q + h2f(ld16(k + 2));
+    }
+    if constexpr (T == Q8_0) {
+        const u8* k = row + b * 34;
+        return h2f(ld16(k)) * (float)(i8)k[2 + j];
+    }
+    int s = i / 256, e = i % 256, c = e / 32, l = e % 32;
+    if constexpr (T == Q4_K || T == Q5_K) {
+        const u8* k = row + s * (T == Q4_K ? 144 : 176);
+        int sc, m; scale_min_k4(c, k + 4, sc, m);
+        const u8* qs = k + (T == Q4_K ? 16 : 48);
+        u8 x = qs[32 * (c / 2) + l];
+        int q = (c & 1) ? (x >> 4) : (x & 15);
+        if constexpr (T == Q5_K) q += ((k[16 + l] >> c) & 1) << 4;
+        return h2f(ld16(k)) * (float)sc * (float)q - h2f(ld16(k + 2)) * (float)m;
+    }
+    if constexpr (T == Q6_K) {
+        const u8* k = row + s * 210;
+        int n = c / 4, quarter = c % 4;
+        const u8* ql = k + 64 * n + ((quarter & 1) ? 32 : 0);
+        u8 x = ql[l];
+        int nib = quarter >= 2 ? (x >> 4) : (x & 15);
+        int h = (k[128 + 32 * n + l] >> (2 * quarter)) & 3;
+        int sc = (i8)k[192 + 8 * n + 2 * quarter + l / 16];
+        return h2f(ld16(k + 208)) * (float)sc * (float)((nib | (h << 4)) - 32);
+    }
+    return 0.f;
+}
+
+// out [count, cols] = rows ids[t] of W, times scale.
+template <int T> DEV void embed_impl(const u8* W, u64 rowBytes, int cols, const int* ids, float scale, float* out) {
+    int t = blockIdx.x;
+    const u8* row = W + (u64)ids[t] * rowBytes;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) out[(u64)t * cols + i] = dq<T>(row, i) * scale;
+}
+#define EMBED(T, name) extern "C" __global__ void name(const u8* W, u64 rowBytes, int cols, const int* ids, float scale, float* out) { embed_impl<T>(W, rowBytes, cols, ids, scale, out); }
+EMBED(F32, embed_f32) EMBED(F16, embed_f16) EMBED(BF16, embed_bf16) EMBED(Q4_0, embed_q4_0) EMBED(Q4_1, embed_q4_1)
+EMBED(Q5_0, embed_q5_0) EMBED(Q5_1, embed_q5_1) EMBED(Q8_0, embed_q8_0) EMBED(Q4_K, embed_q4_K) EMBED(Q5_K, embed_q5_K)
+EMBED(Q6_K, embed_q6_K)
+
+// ---------------------------------------------------------------------------------------------
+// Activation quantization. fmt 0: q8_0 / q8_1 (per 32, amax/127, f16-rounded d and d·Σq);
+// fmt 1: q8_K (per 256, -127 / signed max). One warp per 32 elements; x [T, n].
+
+extern "C" __global__ void quantize_q8_32(const float* x, int n, int blocks, i8* q, float* ad, float* as, int* ai) {
+    int gw = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (gw >= blocks) return;
+    float v = x[(u64)gw * 32 + lane];
+    float amax = warp_max(fabsf(v));
+    float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+    int qi = __float2int_rn(v * id);
+    q[(u64)gw * 32 + lane] = (i8)qi;
+    int sum = warp_isum(qi);
+    if (lane == 0) { ad[gw] = h2f(f2h(d)); as[gw] = h2f(f2h(d * (float)sum)); ai[gw] = sum; }
+}
+
+// One block of 256 threads per 256 elements.
+extern "C" __global__ void quantize_q8_K(const float* x, i8* q, float* ak, int* ai) {
+    __shared__ float sabs[8]; __shared__ int sidx[8]; __shared__ float smax;
+    u64 base = (u64)blockIdx.x * 256;
+    int i = threadIdx.x, lane = i & 31, w = i >> 5;
+    float v = x[base + i];
+    float a = fabsf(v); int idx = i;
+    // The first element of largest magnitude (as the CPU's strict > scan keeps).
+    for (int o = 16; o > 0; o >>= 1) {
+        float a2 = __shfl_xor_sync(0xffffffffu, a, o); int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (a2 > a || (a2 == a && i2 < idx)) { a = a2; idx = i2; }
+    }
+    if (lane == 0) { sabs[w] = a; sidx[w] = idx; }
+    __syncthreads();
+    if (i == 0) {
+        float best = sabs[0]; int bi = sidx[0];
+        for (int k = 1; k < 8; k++) if (sabs[k] > best || (sabs[k] == best && sidx[k] < bi)) { best = sabs[k]; bi = sidx[k]; }
+        smax = best == 0.f ? 0.f : x[base + bi];
+    }
+    __syncthreads();
+    float mx = smax;
+    int qi = 0;
+    if (mx != 0.f) { float iscale = -127.f / mx; qi = min(127, __float2int_rn(iscale * v)); }
+    q[base + i] = (i8)qi;
+    int sum = warp_isum(qi);
+    if (lane == 0) ai[blockIdx.x * 8 + w] = sum;
+    if (i == 0) ak[blockIdx.x] = mx != 0.f ? 1.f / (-127.f / mx) : 0.f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quantized GEMV / small GEMM: y[t, r] = W[r] · x[t]. A warp per row, lanes over 32-element
+// chunks; up to 8 tokens per block reuse each decoded chunk. grid (ceil(rows / 4), ceil(T / 8)).
+
+template <int T> DEV void decode_chunk(const u8* row, int c, int* w, float& d1, float& d2, float& m) {
+    d2 = 0.f; m = 0.f;
+    if constexpr (T == Q4_0 || T == Q4_1) {
+        const u8* k = row + c * (T == Q4_0 ? 18 : 20);
+        d1 = h2f(ld16(k));
+        if constexpr (T == Q4_1) m = h2f(ld16(k + 2));
+        const u8* qs = k + (T == Q4_0 ? 2 : 4);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            u32 v = ld32(qs + 4 * j);
+            u32 lo = v & 0x0F0F0F0Fu, hi = (v >> 4) & 0x0F0F0F0Fu;
+            if constexpr (T == Q4_0) { lo = __vsub4(lo, 0x08080808u); hi = __vsub4(hi, 0x08080808u); }
+            w[j] = (int)lo; w[j + 4] = (int)hi;
+        }
+    }
+    if constexpr (T == Q5_0 || T == Q5_1) {
+        const u8* k = row + c * (T == Q5_0 ? 22 : 24);
+        d1 = h2f(ld16(k));
+        if constexpr (T == Q5_1) m = h2f(ld16(k + 2));
+        u32 qh = ld32(k + (T == Q5_0 ? 2 : 4));
+        const u8* qs = k + (T == Q5_0 ? 6 : 8);
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            u32 v = ld32(qs + 4 * j);
+            u32 lo = (v & 0x0F0F0F0Fu) | expand4((qh >> (4 * j)) & 15u);
+            u32 hi = ((v >> 4) & 0x0F0F0F0Fu) | expand4((qh >> (16 + 4 * j)) & 15u);
+            if constexpr (T == Q5_0) { lo = __vsub4(lo, 0x10101010u); hi = __vsub4(hi, 0x10101010u); }
+            w[j] = (int)lo; w[j + 4] = (int)hi;
+        }
+    }
+    if constexpr (T == Q8_0) {
+        const u8* k = row + c * 34;
+        d1 = h2f(ld16(k));
+#pragma unroll
+        for (int j = 0; j < 8; j++) w[j] = (int)ld32(k + 2 + 4 * j);
+    }
+    if constexpr (T == Q4_K || T == Q5_K) {
+        int s = c / 8, sub = c % 8;
+        const u8* k = row + s * (T == Q4_K ? 144 : 176);
+        int sc, mn; scale_min_k4(sub, k + 4, sc, mn);
+        d1 = h2f(ld16(k)) * (float)sc; m = h2f(ld16(k + 2)) * (float)mn;
+        const u8* qs = k + (T == Q4_K ? 16 : 48) + 32 * (sub / 2);
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            u32 v = ld32(qs + 4 * j);
+            u32 nib = (sub & 1) ? ((v >> 4) & 0x0F0F0F0Fu) : (v & 0x0F0F0F0Fu);
+            if constexpr (T == Q5_K) nib |= ((ld32(k + 16 + 4 * j) >> sub) & 0x01010101u) << 4;
+            w[j] = (int)nib;
+        }
+    }
+    if constexpr (T == Q6_K) {
+        int s = c / 8, sub = c % 8, n = sub / 4, quarter = sub % 4;
+        const u8* k = row + s * 210;
+        float d = h2f(ld16(k + 208));
+        d1 = d * (float)(i8)k[192 + 8 * n + 2 * quarter];
+        d2 = d * (float)(i8)k[192 + 8 * n + 2 * quarter + 1];
+        const u8* ql = k + 64 * n + ((quarter & 1) ? 32 : 0);
+        const u8* qh = k + 128 + 32 * n;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            u32 v = ld32(ql + 4 * j);
+            u32 nib = quarter >= 2 ? ((v >> 4) & 0x0F0F0F0Fu) : (v & 0x0F0F0F0Fu);
+            u32 h = ((ld32(qh + 4 * j) >> (2 * quarter)) & 0x03030303u) << 4;
+            w[j] = (int)__vsub4(nib | h, 0x20202020u);
+        }
+    }
+}
+
+template <int T> __device__ void mmvq_impl(const u8* W, u64 rowBytes, int rows, int cols, const i8* aq, const float* ad,
+                                           const float* as, const int* ai, const float* ak, float* y, int tokens, int ldy) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int r = blockIdx.x * 4 + warp;
+    if (r >= rows) return;
+    int t0 = blockIdx.y * 8, nt = min(8, tokens - t0);
+    const u8* row = W + (u64)r * rowBytes;
+    int chunks = cols / 32;
+    float acc[8];
+#pragma unroll
+    for (int t = 0; t < 8; t++) acc[t] = 0.f;
+    for (int c = lane; c < chunks; c += 32) {
+        int w[8]; float d1, d2, m;
+        decode_chunk<T>(row, c, w, d1, d2, m);
+#pragma unroll
+        for (int t = 0; t < 8; t++) {
+            if (t < nt) {
+                u64 tc = (u64)(t0 + t) * chunks + c;
+                const int* a = (const int*)(aq + tc * 32);
+                int s1 = 0, s2 = 0;
+#pragma unroll
+                for (int j = 0; j < 4; j++) s1 = __dp4a(w[j], a[j], s1);
+#pragma unroll
+                for (int j = 4; j < 8; j++) s2 = __dp4a(w[j], a[j], s2);
+                float v;
+                if constexpr (T == Q4_0 || T == Q5_0 || T == Q8_0) v = d1 * ad[tc] * (float)(s1 + s2);
+                if constexpr (T == Q4_1 || T == Q5_1) v = d1 * ad[tc] * (float)(s1 + s2) + m * as[tc];
+                if constexpr (T == Q4_K || T == Q5_K) v = ak[(u64)(t0 + t) * (cols / 256) + c / 8] * (d1 * (float)(s1 + s2) - m * (float)ai[tc]);
+                if constexpr (T == Q6_K) v = ak[(u64)(t0 + t) * (cols / 256) + c / 8] * (d1 * (float)s1 + d2 * (float)s2);
+                acc[t] += v;
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < 8; t++) {
+        if (t < nt) {
+            float v = warp_sum(acc[t]);
+            if (lane == 0) y[(u64)(t0 + t) * ldy + r] = v;
+        }
+    }
+}
+#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(const u8* W, u64 rowBytes, int rows, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, float* y, int tokens, int ldy) { mmvq_impl<T>(W, rowBytes, rows, cols, aq, ad, as, ai, ak, y, tokens, ldy); }
+MMVQ(Q4_0, mmvq_q4_0) MMVQ(Q4_1, mmvq_q4_1) MMVQ(Q5_0, mmvq_q5_0) MMVQ(Q5_1, mmvq_q5_1) MMVQ(Q8_0, mmvq_q8_0)
+MMVQ(Q4_K, mmvq_q4_K) MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
+
+// Float weights (f32 / f16 / bf16) against float activations, same grid.
+template <int T> __device__ void mmv_float_impl(const u8* W, u64 rowBytes, int rows, int cols, const float* x, float* y, int tokens, int ldy) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int r = blockIdx.x * 4 + warp;
+    if (r >= rows) return;
+    int t0 = blockIdx.y * 8, nt = min(8, tokens - t0);
+    const u8* row = W + (u64)r * rowBytes;
+    float acc[8];
+#pragma unroll
+    for (int t = 0; t < 8; t++) acc[t] = 0.f;
+    for (int i = lane; i < cols; i += 32) {
+        float wv = dq<T>(row, i);
+#pragma unroll
+        for (int t = 0; t < 8; t++) if (t < nt) acc[t] += wv * x[(u64)(t0 + t) * cols + i];
+    }
+#pragma unroll
+    for (int t = 0; t < 8; t++) {
+        if (t < nt) { float v = warp_sum(acc[t]); if (lane == 0) y[(u64)(t0 + t) * ldy + r] = v; }
+    }
+}
+#define MMVF(T, name) extern "C" __global__ void __launch_bounds__(128) name(const u8* W, u64 rowBytes, int rows, int cols, const float* x, float* y, int tokens, int ldy) { mmv_float_impl<T>(W, rowBytes, rows, cols, x, y, tokens, ldy); }
+MMVF(F32, mmv_f32) MMVF(F16, mmv_f16) MMVF(BF16, mmv_bf16)
+
+// ---------------------------------------------------------------------------------------------
+// Norms, rope, activations, elementwise.
+
+// out[r] = (x[r] · 1/sqrt(mean(x[r]²) + eps)) · w, one block per row; sums in double as ggml's.
+extern "C" __global__ void rms_norm(const float* x, const float* w, float* out, int n, float eps) {
+    __shared__ double part[32];
+    const float* xr = x + (u64)blockIdx.x * n;
+    float* o = out + (u64)blockIdx.x * n;
+    double s = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += (double)(xr[i] * xr[i]);
+    for (int k = 16; k > 0; k >>= 1) s += __shfl_xor_sync(0xffffffffu, s, k);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = s;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        double v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0;
+        for (int k = 16; k > 0; k >>= 1) v += __shfl_xor_sync(0xffffffffu, v, k);
+        if (threadIdx.x == 0) part[0] = v;
+    }
+    __syncthreads();
+    float scale = 1.f / sqrtf((float)(part[0] / n) + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = (xr[i] * scale) * w[i];
+}
+
+// Rotary embedding in place on x [T, heads, headDim]; grid (T, heads), block rotDim / 2.
+// theta_i = pos / scale · base^(-2i / rotDim) (by repeated products, as the CPU), divided by
+// freq[i] when given; normal rope rotates pairs (2i, 2i+1), neox (i, i + rotDim / 2).
+extern "C" __global__ void rope(float* x, const int* pos, int heads, int headDim, int rotDim, float thetaScale,
+                                float scale, const float* freq, int neox) {
+    int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = rotDim / 2;
+    if (i >= half) return;
+    float theta = (float)pos[t] / scale;
+    for (int k = 0; k < i; k++) theta *= thetaScale;
+    float angle = freq ? theta / freq[i] : theta;
+    float c = cosf(angle), s = sinf(angle);
+    float* v = x + ((u64)t * heads + h) * headDim;
+    int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+    float x0 = v[a], x1 = v[b];
+    v[a] = fmaf(x0, c, -(x1 * s));
+    v[b] = fmaf(x0, s, x1 * c);
+}
+
+// gate[i] = act(gate[i]) · up[i]; act 0: SiLU, 1: GELU (tanh).
+extern "C" __global__ void glu(float* gate, const float* up, u64 count, int act) {
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= count) return;
+    float g = gate[i], a;
+    if (act == 0) a = g / (1.f + expf(-g));
+    else a = 0.5f * g * (1.f + tanhf(0.7978845608028654f * g * (1.f + 0.044715f * g * g)));
+    gate[i] = a * up[i];
+}
+
+// x[i] += y[i]
+extern "C" __global__ void add(float* x, const float* y, u64 count) {
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < count) x[i] += y[i];
+}
+
+// y[t, i] += b[i] for rows of n
+extern "C" __global__ void add_bias(float* y, const float* b, int n, u64 count) {
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < count) y[i] += b[i % n];
+}
+
+// x[i] = cap · tanh(x[i] / cap)
+extern "C" __global__ void softcap(float* x, float cap, u64 count) {
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < count) x[i] = cap * tanhf(x[i] / cap);
+}
+
+// Rows of keys / values to the f16 cache at their positions: src [T, width], dst [capacity, width].
+extern "C" __global__ void store_kv(const float* src, u16* dst, const int* pos, int width, int tokens) {
+    int t = blockIdx.y;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < width; i += gridDim.x * blockDim.x)
+        dst[(u64)pos[t] * width + i] = f2h(src[(u64)t * width + i]);
+}
+
+// Index of the largest value of each row (the first on ties); one block per row.
+extern "C" __global__ void argmax_rows(const float* x, int n, int* out) {
+    __shared__ float sv[32]; __shared__ int si[32];
+    const float* r = x + (u64)blockIdx.x * n;
+    float best = NEG_INF; int bi = 0x7fffffff;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) { float v = r[i]; if (v > best) { best = v; bi = i; } }
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, best, o); int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (v2 > best || (v2 == best && i2 < bi)) { best = v2; bi = i2; }
+    }
+    if ((threadIdx.x & 31) == 0) { sv[threadIdx.x >> 5] = best; si[threadIdx.x >> 5] = bi; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        best = sv[0]; bi = si[0];
+        for (int k = 1; k < (int)(blockDim.x >> 5); k++) if (sv[k] > best || (sv[k] == best && si[k] < bi)) { best = sv[k]; bi = si[k]; }
+        out[blockIdx.x] = bi;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention over the f16 cache, split-K. q [T, H, D] float; K, V [capacity, KVH · D] f16;
+// key k is visible to the query at position p when k ≤ p and, with a window w > 0, k > p − w.
+// grid (H, T, S), block 128: warps take keys in turn with an online softmax each, then the block
+// merges its warps and writes part[(t · H + h) · S + s] = (max, sum, acc[D]).
+
+#define MAXJ 8  // headDim ≤ 256
+extern "C" __global__ void __launch_bounds__(128) attn_split(const float* q, const u16* K, const u16* V, const int* pos, int H, int KVH, int D,
+                                   float scale, int window, int splitLen, float* part) {
+    __shared__ float sm[4], sl[4];
+    __shared__ float sacc[4][256];
+    int h = blockIdx.x, t = blockIdx.y, s = blockIdx.z, S = gridDim.z;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int kvh = h / (H / KVH), W = KVH * D, nj = D / 32;
+    int p = pos[t];
+    int lo = window > 0 ? max(0, p - window + 1) : 0;
+    int begin = lo + s * splitLen, end = min(p + 1, lo + (s + 1) * splitLen);
+    float qv[MAXJ], acc[MAXJ];
+    const float* qr = q + ((u64)t * H + h) * D;
+#pragma unroll
+    for (int j = 0; j < MAXJ; j++) { qv[j] = j < nj ? qr[lane + 32 * j] : 0.f; acc[j] = 0.f; }
+    float m = NEG_INF, l = 0.f;
+    for (int k = begin + warp; k < end; k += 4) {
+        const u16* kr = K + (u64)k * W + kvh * D;
+        float part_ = 0.f;
+#pragma unroll
+        for (int j = 0; j < MAXJ; j++) if (j < nj) part_ += qv[j] * h2f(kr[lane + 32 * j]);
+        float sc = warp_sum(part_) * scale;
+        float mn = fmaxf(m, sc), corr = expf(m - mn), pr = expf(sc - mn);
+        l = l * corr + pr;
+        const u16* vr = V + (u64)k * W + kvh * D;
+#pragma unroll
+        for (int j = 0; j < MAXJ; j++) if (j < nj) acc[j] = acc[j] * corr + pr * h2f(vr[lane + 32 * j]);
+        m = mn;
+    }
+    if (lane == 0) { sm[warp] = m; sl[warp] = l; }
+#pragma unroll
+    for (int j = 0; j < MAXJ; j++) if (j < nj) sacc[warp][lane + 32 * j] = acc[j];
+    __syncthreads();
+    float M = fmaxf(fmaxf(sm[0], sm[1]), fmaxf(sm[2], sm[3]));
+    float* out = part + (((u64)t * H + h) * S + s) * (D + 2);
+    if (M == NEG_INF) {
+        for (int i = threadIdx.x; i < D; i += 128) out[2 + i] = 0.f;
+        if (threadIdx.x == 0) { out[0] = NEG_INF; out[1] = 0.f; }
+        return;
+    }
+    float f[4];
+    for (int w = 0; w < 4; w++) f[w] = sm[w] == NEG_INF ? 0.f : expf(sm[w] - M);
+    for (int i = threadIdx.x; i < D; i += 128)
+        out[2 + i] = sacc[0][i] * f[0] + sacc[1][i] * f[1] + sacc[2][i] * f[2] + sacc[3][i] * f[3];
+    if (threadIdx.x == 0) { out[0] = M; out[1] = sl[0] * f[0] + sl[1] * f[1] + sl[2] * f[2] + sl[3] * f[3]; }
+}
+
+// out [T, H, D] from the S partial results; grid (H, T), block D.
+extern "C" __global__ void attn_combine(const float* part, int H, int D, int S, float* out) {
+    int h = blockIdx.x, t = blockIdx.y, i = threadIdx.x;
+    const float* p = part + ((u64)t * H + h) * S * (D + 2);
+    float M = NEG_INF;
+    for (int s = 0; s < S; s++) M = fmaxf(M, p[s * (D + 2)]);
+    float L = 0.f, a = 0.f;
+    for (int s = 0; s < S; s++) {
+        const float* r = p + s * (D + 2);
+        if (r[0] == NEG_INF) continue;
+        float f = expf(r[0] - M);
+        L += r[1] * f;
+        a += r[2 + i] * f;
+    }
+    out[((u64)t * H + h) * D + i] = L > 0.f ? a / L : 0.f;
+}
+"""#
+}

@@ -1,0 +1,312 @@
+// A dense decoder (llama, qwen2, qwen3, gemma3: the DecoderModel of Models/ with SelfAttention
+// and GatedMLP layers) on one CUDA device. `CUDAModel` uploads the weights once, in their GGUF
+// blocks; each `CUDADecoder` (one per session) owns an f16 KV cache and a workspace and runs
+// the same forward pass as DecoderModel.forward, top to bottom, with the operators of
+// CUDA/GPUOps.swift:
+//
+//   x = embed(tokens) · embeddingScale
+//   for each layer:
+//       x += postAttnNorm?(o(attention(rope(qkNorm?(q, k, v (attnNorm(x)))))))
+//       x += postFFNNorm?(down(act(gate(h)) · up(h))),  h = ffnNorm(x)
+//   logits = softcap?(lmHead(outputNorm(x)))
+//
+// Decode steps (one token, last logits) are captured once as a CUDA graph and replayed: the
+// token id and position live in device memory, and attention splits over the whole cache, so
+// the same graph serves every position.
+import Core
+import CPUKernels
+import CUDA
+import Foundation
+import Models
+
+public enum CUDAModelError: Error, CustomStringConvertible {
+    case unsupported(String)
+
+    public var description: String {
+        switch self { case let .unsupported(s): return "the CUDA backend cannot run this model: \(s)" }
+    }
+}
+
+public final class CUDAModel: @unchecked Sendable {
+    public let gpu: GPU
+    public let model: DecoderModel
+    /// Bytes of weights uploaded.
+    public private(set) var weightBytes = 0
+
+    struct Lin {
+        let matrix: DeviceMatrix
+        let bias: CUdeviceptr?
+    }
+
+    struct Norm {
+        let weight: CUdeviceptr
+        let n: Int
+        let eps: Float
+    }
+
+    struct Layer {
+        let attentionNorm: Norm
+        let q: Lin, k: Lin, v: Lin, o: Lin
+        let qNorm: Norm?, kNorm: Norm?
+        let postAttentionNorm: Norm?
+        let ffnNorm: Norm
+        let gate: Lin, up: Lin, down: Lin
+        let postFFNNorm: Norm?
+        let heads: Int, kvHeads: Int, headDim: Int
+        let rope: RopeSettings
+        let ropeFactors: CUdeviceptr?
+        let window: Int
+        let scale: Float
+        let gelu: Bool
+    }
+
+    let layers: [Layer]
+    let embedding: DeviceMatrix
+    let outputNorm: Norm
+    let head: DeviceMatrix
+    private var buffers: [DeviceBuffer] = []
+
+    /// Uploads `model`'s weights to `gpu`; `progress` gets a line per few layers.
+    public init(model: DecoderModel, gpu: GPU, progress: (String) -> Void = { _ in }) throws {
+        self.gpu = gpu
+        self.model = model
+        try gpu.makeCurrent()
+        var uploaded: [UnsafeRawPointer: CUdeviceptr] = [:]
+        var buffers: [DeviceBuffer] = []
+        var bytes = 0
+
+        func upload(_ w: WeightMatrix, _ what: String) throws -> DeviceMatrix {
+            guard GPUOps.supportedTypes.contains(w.type) else {
+                throw CUDAModelError.unsupported("\(what) is \(w.type.name); the CUDA kernels take "
+                                                 + GPUOps.supportedTypes.map(\.name).joined(separator: ", "))
+            }
+            if let p = uploaded[w.data] { return DeviceMatrix(type: w.type, rows: w.rows, cols: w.cols, pointer: p) }
+            let size = w.rows * w.rowBytes
+            let b = try gpu.allocator.allocate(size)
+            try gpu.driver.copy(toDevice: b.pointer, from: w.data, bytes: size)
+            w.releaseMappedPages()
+            buffers.append(b); bytes += size
+            uploaded[w.data] = b.pointer
+            return DeviceMatrix(type: w.type, rows: w.rows, cols: w.cols, pointer: b.pointer)
+        }
+        func floats(_ v: [Float]) throws -> CUdeviceptr {
+            let b = try gpu.upload(v)
+            buffers.append(b); bytes += v.count * 4
+            return b.pointer
+        }
+        func lin(_ l: Linear) throws -> Lin {
+            Lin(matrix: try upload(l.weight, l.name.isEmpty ? "a linear layer" : l.name),
+                bias: try l.bias.map { try floats($0) })
+        }
+        func norm(_ n: RMSNorm) throws -> Norm { Norm(weight: try floats(n.weight), n: n.weight.count, eps: n.epsilon) }
+
+        var out: [Layer] = []
+        for (i, layer) in model.layers.enumerated() {
+            guard let a = layer.attention as? SelfAttention else {
+                throw CUDAModelError.unsupported("layer \(i)'s attention is \(type(of: layer.attention)); the GPU runs "
+                                                 + "SelfAttention (place MLA models on the CPU: rules/cpu.yaml)")
+            }
+            guard let mlp = layer.mlp as? GatedMLP else {
+                throw CUDAModelError.unsupported("layer \(i)'s feed-forward is \(type(of: layer.mlp)); the GPU runs the dense "
+                                                 + "gated MLP (mixtures of experts run on the CPU: rules/cpu.yaml)")
+            }
+            guard a.v.outFeatures == a.kvHeads * a.headDim, a.headDim % 32 == 0, a.headDim <= 256 else {
+                throw CUDAModelError.unsupported("layer \(i): head dim \(a.headDim) (value width \(a.v.outFeatures / max(a.kvHeads, 1))); "
+                                                 + "the GPU attention takes equal key/value head dims, multiples of 32 up to 256")
+            }
+            out.append(Layer(
+                attentionNorm: try norm(layer.attentionNorm), q: try lin(a.q), k: try lin(a.k), v: try lin(a.v), o: try lin(a.o),
+                qNorm: try a.qNorm.map(norm), kNorm: try a.kNorm.map(norm),
+                postAttentionNorm: try layer.postAttentionNorm.map(norm), ffnNorm: try norm(layer.ffnNorm),
+                gate: try lin(mlp.gate), up: try lin(mlp.up), down: try lin(mlp.down), postFFNNorm: try layer.postFFNNorm.map(norm),
+                heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim, rope: a.rope,
+                ropeFactors: try a.rope.frequencyFactors.map(floats), window: a.window ?? 0, scale: a.scale,
+                gelu: mlp.activation == .geluTanh))
+            if (i + 1) % 8 == 0 || i == model.layers.count - 1 {
+                progress(String(format: "uploaded %d/%d layers (%.1f MiB)", i + 1, model.layers.count, Double(bytes) / 1048576))
+            }
+        }
+        layers = out
+        embedding = try upload(model.tokenEmbedding, "token_embd.weight")
+        head = try upload(model.lmHead.weight, "the LM head")
+        outputNorm = try norm(model.outputNorm)
+        self.buffers = buffers
+        weightBytes = bytes
+        try gpu.synchronize()
+    }
+
+    /// A session's state: KV cache for `capacity` positions, workspace for chunks of up to
+    /// `maxBatch` tokens.
+    public func makeDecoder(capacity: Int, maxBatch: Int) throws -> CUDADecoder {
+        try CUDADecoder(model: self, capacity: capacity, maxBatch: maxBatch)
+    }
+
+    /// KV cache bytes per position (f16 keys and values, every layer).
+    public var kvBytesPerPosition: Int { layers.reduce(0) { $0 + 2 * 2 * $1.kvHeads * $1.headDim } }
+}
+
+public final class CUDADecoder: @unchecked Sendable {
+    public let model: CUDAModel
+    public let capacity: Int
+    public let maxBatch: Int
+    let gpu: GPU
+    private var keys: [DeviceBuffer] = [], values: [DeviceBuffer] = []
+    private let x, h, o, qb, kb, vb, attn, g, u, scratch, logits, ids, positions: DeviceBuffer
+    private var acts: [Int: QuantizedActivationsGPU] = [:]
+    private let staging: UnsafeMutableRawPointer
+    private let maxSplits: Int
+    /// The captured decode step, built on first use (SWIFTKT_CUDA_GRAPHS=0 turns graphs off).
+    private var decodeGraph: CUgraphExec?
+    public let useGraphs: Bool
+
+    init(model: CUDAModel, capacity: Int, maxBatch: Int) throws {
+        self.model = model; self.capacity = capacity; self.maxBatch = maxBatch
+        gpu = model.gpu
+        try gpu.makeCurrent()
+        let m = model.model, d = m.embedding, b = maxBatch
+        let maxQ = model.layers.map { $0.heads * $0.headDim }.max() ?? 0
+        let maxKV = model.layers.map { $0.kvHeads * $0.headDim }.max() ?? 0
+        let maxFF = model.layers.map { $0.gate.matrix.rows }.max() ?? 0
+        let maxHeads = model.layers.map(\.heads).max() ?? 1, maxDim = model.layers.map(\.headDim).max() ?? 32
+        for _ in model.layers {
+            keys.append(try gpu.allocator.allocate(capacity * maxKV * 2))
+            values.append(try gpu.allocator.allocate(capacity * maxKV * 2))
+        }
+        let allocator = model.gpu.allocator
+        func floats(_ n: Int) throws -> DeviceBuffer { try allocator.allocate(max(n, 1) * 4) }
+        x = try floats(b * d); h = try floats(b * d); o = try floats(b * d)
+        qb = try floats(b * maxQ); kb = try floats(b * maxKV); vb = try floats(b * maxKV); attn = try floats(b * maxQ)
+        g = try floats(b * maxFF); u = try floats(b * maxFF)
+        maxSplits = 64
+        scratch = try floats((b * maxHeads + 2 * gpu.device.multiprocessors + maxHeads) * (maxDim + 2))
+        logits = try floats(b * m.vocab)
+        ids = try gpu.allocator.allocate(b * 4); positions = try gpu.allocator.allocate(b * 4)
+        staging = try gpu.driver.allocatePinned(2 * b * 4)
+        for n in Set([d, maxQ, maxFF] + model.layers.map { $0.o.matrix.cols } + model.layers.map { $0.down.matrix.cols }) {
+            acts[n] = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: b)
+        }
+        useGraphs = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GRAPHS"] != "0"
+    }
+
+    deinit {
+        if let g = decodeGraph { gpu.driver.destroy(graph: g) }
+        try? gpu.driver.freePinned(staging)
+    }
+
+    /// KV cache bytes.
+    public var cacheBytes: Int { keys.reduce(0) { $0 + $1.bytes } + values.reduce(0) { $0 + $1.bytes } }
+
+    /// Runs `tokens` at positions start..<start+count, appending to the cache; logits for the
+    /// positions `mode` asks for ([n, vocab], n = 0, 1 or count), as DecoderModel.forward.
+    public func forward(tokens: [Int32], startPosition: Int, mode: LogitsMode) throws -> [Float] {
+        let n = tokens.count
+        guard n > 0 else { return [] }
+        guard startPosition + n <= capacity else {
+            throw ModelError.contextOverflow(needed: startPosition + n, capacity: capacity)
+        }
+        let vocabRows = model.embedding.rows
+        for t in tokens where t < 0 || Int(t) >= vocabRows {
+            throw ModelError.invalidHyperparameter(key: "token id", value: "\(t)", reason: "outside the vocabulary of \(vocabRows)")
+        }
+        try gpu.makeCurrent()
+        var result: [Float] = []
+        var start = 0
+        while start < n {
+            let end = min(start + maxBatch, n)
+            let wanted: (first: Int, rows: Int)
+            switch mode {
+            case .none: wanted = (0, 0)
+            case .last: wanted = end == n ? (end - start - 1, 1) : (0, 0)
+            case .all: wanted = (0, end - start)
+            case let .from(i):
+                let f = min(max(i, 0), n - 1)
+                wanted = end <= f ? (0, 0) : (max(f - start, 0), end - max(f, start))
+            }
+            result += try chunk(Array(tokens[start..<end]), startPosition: startPosition + start, first: wanted.first, rows: wanted.rows)
+            start = end
+        }
+        return result
+    }
+
+    private func chunk(_ tokens: [Int32], startPosition: Int, first: Int, rows: Int) throws -> [Float] {
+        let n = tokens.count
+        let st = staging.assumingMemoryBound(to: Int32.self)
+        for (i, t) in tokens.enumerated() { st[i] = t; st[n + i] = Int32(startPosition + i) }
+        try gpu.driver.copyAsync(toDevice: ids.pointer, from: staging, bytes: n * 4, stream: gpu.stream)
+        try gpu.driver.copyAsync(toDevice: positions.pointer, from: staging + n * 4, bytes: n * 4, stream: gpu.stream)
+        let vocab = model.model.vocab
+        if n == 1, first == 0, rows == 1, useGraphs {
+            if decodeGraph == nil {
+                try gpu.driver.beginCapture(gpu.stream)
+                do {
+                    try enqueue(tokens: 1, maxKeys: capacity, first: 0, rows: 1)
+                } catch {
+                    _ = try? gpu.driver.endCapture(gpu.stream)
+                    throw error
+                }
+                decodeGraph = try gpu.driver.endCapture(gpu.stream)
+            }
+            try gpu.driver.launch(graph: decodeGraph!, stream: gpu.stream)
+        } else {
+            try enqueue(tokens: n, maxKeys: startPosition + n, first: first, rows: rows)
+        }
+        guard rows > 0 else { try gpu.synchronize(); return [] }
+        return try gpu.download(logits.pointer, count: rows * vocab)
+    }
+
+    /// Queues one chunk's kernels on the stream (ids and positions already on the device).
+    private func enqueue(tokens n: Int, maxKeys: Int, first: Int, rows: Int) throws {
+        let m = model.model, d = m.embedding
+        for a in acts.values { GPUOps.invalidate(a) }
+        try GPUOps.embed(gpu, table: model.embedding, ids: ids.pointer, count: n, scale: m.embeddingScale, out: x.pointer)
+        for (index, L) in model.layers.enumerated() {
+            let kw = L.kvHeads * L.headDim
+            try norm(L.attentionNorm, x.pointer, h.pointer, rows: n)
+            try linears([(L.q, qb.pointer), (L.k, kb.pointer), (L.v, vb.pointer)], input: h.pointer, tokens: n)
+            if let qn = L.qNorm { try norm(qn, qb.pointer, qb.pointer, rows: n * L.heads) }
+            if let kn = L.kNorm { try norm(kn, kb.pointer, kb.pointer, rows: n * L.kvHeads) }
+            for (buf, heads) in [(qb.pointer, L.heads), (kb.pointer, L.kvHeads)] {
+                try GPUOps.rope(gpu, x: buf, positions: positions.pointer, tokens: n, heads: heads, headDim: L.headDim,
+                                rotDim: L.rope.dimensions, base: L.rope.base, scale: L.rope.scale, freqFactors: L.ropeFactors,
+                                neox: L.rope.neox)
+            }
+            try GPUOps.storeKV(gpu, src: kb.pointer, cache: keys[index].pointer, positions: positions.pointer, width: kw, tokens: n)
+            try GPUOps.storeKV(gpu, src: vb.pointer, cache: values[index].pointer, positions: positions.pointer, width: kw, tokens: n)
+            let visible = L.window > 0 ? min(L.window, maxKeys) : maxKeys
+            let splits = GPUOps.attentionSplits(gpu: gpu, tokens: n, heads: L.heads, keys: visible, maxSplits: maxSplits)
+            try GPUOps.attention(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
+                                 positions: positions.pointer, out: attn.pointer, scratch: scratch.pointer, tokens: n,
+                                 heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale, window: L.window,
+                                 maxKeys: visible, splits: splits)
+            try linears([(L.o, o.pointer)], input: attn.pointer, tokens: n)
+            if let pn = L.postAttentionNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
+            try GPUOps.add(gpu, x: x.pointer, y: o.pointer, count: n * d)
+            try norm(L.ffnNorm, x.pointer, h.pointer, rows: n)
+            try linears([(L.gate, g.pointer), (L.up, u.pointer)], input: h.pointer, tokens: n)
+            try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * L.gate.matrix.rows, gelu: L.gelu)
+            try linears([(L.down, o.pointer)], input: g.pointer, tokens: n)
+            if let pn = L.postFFNNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
+            try GPUOps.add(gpu, x: x.pointer, y: o.pointer, count: n * d)
+        }
+        guard rows > 0 else { return }
+        let xr = x.pointer + UInt64(first * d * 4)
+        try norm(model.outputNorm, xr, h.pointer, rows: rows)
+        try linears([(CUDAModel.Lin(matrix: model.head, bias: nil), logits.pointer)], input: h.pointer, tokens: rows)
+        if let cap = m.finalLogitSoftcap { try GPUOps.softcap(gpu, x: logits.pointer, cap: cap, count: rows * m.vocab) }
+    }
+
+    private func norm(_ n: CUDAModel.Norm, _ src: CUdeviceptr, _ dst: CUdeviceptr, rows: Int) throws {
+        try GPUOps.rmsNorm(gpu, x: src, weight: n.weight, out: dst, rows: rows, n: n.n, eps: n.eps)
+    }
+
+    /// Linear layers reading the same input: its activations are quantized once per format.
+    private func linears(_ list: [(CUDAModel.Lin, CUdeviceptr)], input: CUdeviceptr, tokens: Int) throws {
+        let cols = list[0].0.matrix.cols
+        guard let act = acts[cols] else { throw CUDAModelError.unsupported("no activation buffer for rows of \(cols)") }
+        GPUOps.invalidate(act)
+        for (l, y) in list {
+            try GPUOps.linear(gpu, l.matrix, x: input, act: act, y: y, tokens: tokens)
+            if let b = l.bias { try GPUOps.addBias(gpu, y: y, bias: b, n: l.matrix.rows, rows: tokens) }
+        }
+    }
+}
