@@ -70,6 +70,7 @@ let package = Package(
 
         .testTarget(name: "CoreTests", dependencies: ["Core", "CPUKernels"]),
         .testTarget(name: "GGUFTests", dependencies: ["Core", "GGUF"]),
+        .testTarget(name: "CUDATests", dependencies: ["CUDA", "Core"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], resources: [.copy("Fixtures")]),
         .testTarget(name: "InjectionTests", dependencies: ["Injection", "Engine", "Models", "Operators", "GGUF", "Core"],

@@ -8,6 +8,19 @@ cd "$(dirname "$0")/.."
 echo "== python test dependencies"
 python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 
+echo "== NVRTC (PyPI wheel) so that the CUDA kernel sources are compiled in the tests, GPU or not"
+nvrtc_dir="${SWIFTKT_HOME:-$HOME/.cache/swiftkt}/nvrtc"
+if [ ! -f "$nvrtc_dir/nvidia/cu13/lib/libnvrtc.so.13" ]; then
+    mkdir -p "$nvrtc_dir"
+    if python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$nvrtc_dir" nvidia-cuda-nvrtc==13.5.37 \
+        && (cd "$nvrtc_dir" && python3 -m zipfile -e nvidia_cuda_nvrtc-13.5.37-*.whl . && rm -f nvidia_cuda_nvrtc-*.whl); then
+        echo "NVRTC 13.5 in $nvrtc_dir"
+    else
+        echo "warning: could not fetch NVRTC from PyPI; the kernel compile tests will be skipped"
+    fi
+fi
+if [ -f "$nvrtc_dir/nvidia/cu13/lib/libnvrtc.so.13" ]; then export SWIFTKT_NVRTC="$nvrtc_dir/nvidia/cu13/lib/libnvrtc.so.13"; fi
+
 echo "== build (release, testable)"
 swift build -c release -Xswiftc -enable-testing --product swiftkt
 

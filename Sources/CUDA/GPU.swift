@@ -90,6 +90,12 @@ public final class GPU: @unchecked Sendable {
         return b
     }
 
+    public func upload(ints values: [Int32]) throws -> DeviceBuffer {
+        let b = try allocator.allocate(values.count * 4)
+        try values.withUnsafeBytes { try driver.copy(toDevice: b.pointer, from: $0.baseAddress!, bytes: $0.count) }
+        return b
+    }
+
     public func download(_ src: CUdeviceptr, count: Int) throws -> [Float] {
         var out = [Float](repeating: 0, count: count)
         try synchronize()

@@ -20,7 +20,7 @@ public struct DeviceMatrix: Sendable {
 /// Activations quantized to 8 bits for the integer GEMV kernels, for up to `tokens` rows of `n`.
 public final class QuantizedActivationsGPU: @unchecked Sendable {
     public let n: Int, tokens: Int
-    let q: DeviceBuffer, ad: DeviceBuffer, as_: DeviceBuffer, ai: DeviceBuffer, ak: DeviceBuffer
+    public let q: DeviceBuffer, ad: DeviceBuffer, as_: DeviceBuffer, ai: DeviceBuffer, ak: DeviceBuffer
     /// What the buffers hold now: (source pointer, tokens, K format) — reused when the next
     /// matmul reads the same input in the same format (q, k and v; gate and up).
     var holds: (CUdeviceptr, Int, Bool)?
@@ -47,8 +47,8 @@ public enum GPUOps {
         return t.name
     }
 
-    static func isK(_ t: GGMLType) -> Bool { t == .q4_K || t == .q5_K || t == .q6_K }
-    static func isFloat(_ t: GGMLType) -> Bool { t == .f32 || t == .f16 || t == .bf16 }
+    public static func isK(_ t: GGMLType) -> Bool { t == .q4_K || t == .q5_K || t == .q6_K }
+    public static func isFloat(_ t: GGMLType) -> Bool { t == .f32 || t == .f16 || t == .bf16 }
 
     static func blocks(_ count: Int, _ per: Int) -> Int { (count + per - 1) / per }
 

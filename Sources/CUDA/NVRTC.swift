@@ -27,7 +27,9 @@ public final class NVRTC: @unchecked Sendable {
     public let version: (major: Int32, minor: Int32)
 
     public init() throws {
-        let lib = try DynamicLibrary(name: "libnvrtc", candidates: libraryCandidates("libnvrtc", versions: ["13", "12", "11.2"]))
+        // SWIFTKT_NVRTC names a libnvrtc file explicitly (e.g. from the PyPI wheel nvidia-cuda-nvrtc).
+        let explicit = ProcessInfo.processInfo.environment["SWIFTKT_NVRTC"].map { [$0] } ?? []
+        let lib = try DynamicLibrary(name: "libnvrtc", candidates: explicit + libraryCandidates("libnvrtc", versions: ["13", "12", "11.2"]))
         library = lib
         nvrtcVersion = try lib.function("nvrtcVersion", as: FnVersion.self)
         nvrtcCreateProgram = try lib.function("nvrtcCreateProgram", as: FnCreate.self)

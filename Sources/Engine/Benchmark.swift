@@ -86,6 +86,8 @@ public struct BenchmarkResult: Sendable {
     /// Resident set after this thread count's tests (weights paged in by now).
     public var rssAfterRuns: Int?
     public var kvCacheBytes: Int
+    /// "CPU", or "CUDA (NVIDIA H100 …)" when the model ran on a GPU.
+    public var backend: String = "CPU"
 
     public var samplesTs: [Double] { samplesNs.map { Double(test.tokens) * 1e9 / Double(max($0, 1)) } }
     public var avgTs: Double { Benchmark.mean(samplesTs) }
@@ -112,7 +114,7 @@ public enum Benchmark {
             load.batchSize = options.batchSize
             load.contextSize = tests.map(\.tokens).max()!
             let started = Date()
-            let model = try LoadedModel(path: path, options: load)
+            let model = try LoadedModel(path: path, options: load, progress: progress)
             // The authoritative size of the session's cache: build one the same way, drop it.
             let kvBytes = model.model.makeCache(capacity: model.contextSize,
                                                 element: model.context.kernels.cacheElement).byteCount
@@ -142,7 +144,8 @@ public enum Benchmark {
                     kernels: options.rules.map { "rules " + ($0 as NSString).lastPathComponent } ?? options.kernels,
                     threads: threads, batchSize: options.batchSize, contextSize: model.contextSize, test: test,
                     samplesNs: samples, testTime: testTime, buildCommit: commit, cpuInfo: machine.cpu,
-                    rssAfterLoad: rssLoad, rssAfterRuns: nil, kvCacheBytes: kvBytes))
+                    rssAfterLoad: rssLoad, rssAfterRuns: nil, kvCacheBytes: kvBytes,
+                    backend: model.cuda.map { "CUDA (\($0.gpu.device.name))" } ?? "CPU"))
             }
             let rssEnd = MachineInfo.residentBytes()
             while first < results.count { results[first].rssAfterRuns = rssEnd; first += 1 }
@@ -185,7 +188,7 @@ public enum Benchmark {
         results.map { r in
             var o: [String: Any] = [
                 "model_filename": r.modelFilename, "model_type": r.modelType, "model_size": r.modelSize,
-                "model_n_params": r.modelNParams, "file_size": r.fileSize, "backends": "CPU", "kernels": r.kernels,
+                "model_n_params": r.modelNParams, "file_size": r.fileSize, "backends": r.backend, "kernels": r.kernels,
                 "n_threads": r.threads, "n_batch": r.batchSize, "n_ubatch": r.batchSize, "n_ctx": r.contextSize,
                 "n_prompt": r.test.nPrompt, "n_gen": r.test.nGen, "test": r.test.name,
                 "test_time": r.testTime, "build_commit": r.buildCommit, "cpu_info": r.cpuInfo,
@@ -214,7 +217,7 @@ public enum Benchmark {
         out += "| model | size | params | backend | kernels | threads | test | t/s |\n"
         out += "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: |\n"
         for r in results {
-            out += "| \(r.modelType) | \(mib(r.modelSize)) | \(parameters(r.modelNParams)) | CPU | \(r.kernels) | \(r.threads) "
+            out += "| \(r.modelType) | \(mib(r.modelSize)) | \(parameters(r.modelNParams)) | \(r.backend) | \(r.kernels) | \(r.threads) "
                 + "| \(r.test.name) | \(String(format: "%.2f ± %.2f", r.avgTs, r.stddevTs)) |\n"
         }
         out += "\n"

@@ -35,12 +35,12 @@ struct ModelOptions: ParsableArguments {
         options.rules = rules
         options.strictRules = strictRules
         let started = Date()
-        let loaded = try LoadedModel(path: path, options: options)
+        let loaded = try LoadedModel(path: path, options: options, progress: { log($0) })
         let h = loaded.model.hyperparameters
         log(String(format: "loaded %@ (%@, %d layers, %d threads, ctx %d, kernels %@) in %.2f s",
                    (path as NSString).lastPathComponent, h.architecture, h.blockCount, options.threads,
                    loaded.contextSize, options.kernels, Date().timeIntervalSince(started)))
-        log("rules: \(loaded.rulesDescription)")
+        log("rules: \(loaded.rulesDescription); runs on \(loaded.backendDescription)")
         for w in loaded.placement.warnings { log("warning: \(w)") }
         return loaded
     }

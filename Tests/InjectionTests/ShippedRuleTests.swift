@@ -28,7 +28,15 @@ final class ShippedRuleTests: XCTestCase {
             let tree = try Tiny.tree(arch)
             XCTAssertEqual(tree.unmappedTensors, [], "\(arch): tensors missing from ModuleNames")
             for name in ShippedRules.names {
-                let plan = try Placement.plan(tree: tree, rules: try ShippedRules.load(name), strict: true,
+                // cuda.yaml as if this machine had a GPU; it places dense models only.
+                let devices: [Device] = name == "cuda.yaml" ? [.cpu, .cuda(0)] : [.cpu]
+                if name == "cuda.yaml" && tree.contains(.experts) {
+                    XCTAssertThrowsError(try Placement.plan(tree: tree, rules: try ShippedRules.load(name), devices: devices, strict: true)) {
+                        XCTAssertTrue("\($0)".contains("no default operator"), "\(arch): \($0)")
+                    }
+                    continue
+                }
+                let plan = try Placement.plan(tree: tree, rules: try ShippedRules.load(name), devices: devices, strict: true,
                                               rulesSource: "rules/\(name)")
                 let golden = Self.here.appendingPathComponent("Fixtures/\(name.replacingOccurrences(of: ".yaml", with: ""))-\(arch).txt")
                 if update { try plan.text.write(to: golden, atomically: true, encoding: .utf8); continue }
@@ -40,11 +48,21 @@ final class ShippedRuleTests: XCTestCase {
 
     func testAutomaticChoice() throws {
         for arch in Tiny.architectures {
-            let c = try RuleChoice.choose(path: nil, architecture: arch)
+            let dense = !(try Tiny.tree(arch)).contains(.experts)
+            let c = try RuleChoice.choose(path: nil, architecture: arch, devices: [.cpu], dense: dense)
             XCTAssertEqual(c.file.source, "rules/cpu.yaml")
             XCTAssertEqual(c.description, "rules/cpu.yaml (shipped default for \(arch) on cpu)")
             XCTAssertEqual(try RuleChoice.choose(path: nil, architecture: arch, reference: true).file.source,
                            "rules/cpu-reference.yaml")
+            // With a GPU: dense models go to it, mixtures of experts stay on the CPU (for now).
+            let g = try RuleChoice.choose(path: nil, architecture: arch, devices: [.cpu, .cuda(0)], dense: dense)
+            XCTAssertEqual(g.file.source, dense ? "rules/cuda.yaml" : "rules/cpu.yaml", arch)
+            XCTAssertEqual(try RuleChoice.choose(path: nil, architecture: arch, devices: [.cpu, .cuda(0)], reference: true,
+                                                 dense: dense).file.source, "rules/cpu-reference.yaml")
+        }
+        // cuda.yaml on a machine without a GPU: a clear error naming the device.
+        XCTAssertThrowsError(try Placement.plan(tree: try Tiny.tree("llama"), rules: try ShippedRules.load("cuda.yaml"), devices: [.cpu])) {
+            XCTAssertTrue("\($0)".contains("cuda:0"), "\($0)")
         }
         XCTAssertThrowsError(try RuleChoice.choose(path: "/nonexistent/rules.yaml", architecture: "llama"))
     }

@@ -1,0 +1,312 @@
+// The ops check: every CUDA operator against the CPU's scalar reference on random inputs, with
+// odd shapes and tails, and a normalized error bound per case (‖gpu − ref‖ / ‖ref‖). With
+// `perf`, the linear kernels and decode attention are also timed (CUDA events) on model-sized
+// shapes and reported in µs and GB/s against the device's measured copy bandwidth.
+// `swiftkt ops-check` prints the table; docs/cuda.md keeps the latest results.
+import Core
+import CPUKernels
+import CUDA
+import Foundation
+
+public struct OpsCheckResult: Sendable {
+    public let op: String
+    public let shape: String
+    public let error: Double
+    public let bound: Double
+    public var passed: Bool { error <= bound }
+}
+
+public struct OpsPerfResult: Sendable {
+    public let op: String
+    public let shape: String
+    public let microseconds: Double
+    public let bytes: Int
+    public var gbPerSecond: Double { Double(bytes) / microseconds / 1e3 }
+}
+
+public enum OpsCheck {
+    /// ‖a − b‖ / max(‖b‖, tiny).
+    static func normalizedError(_ a: [Float], _ b: [Float]) -> Double {
+        var num = 0.0, den = 0.0
+        for (x, y) in zip(a, b) { num += Double(x - y) * Double(x - y); den += Double(y) * Double(y) }
+        return (num / max(den, 1e-30)).squareRoot()
+    }
+
+    static func random(_ n: Int, _ rng: inout SeededGenerator, scale: Float = 1) -> [Float] {
+        (0..<n).map { _ in Float.random(in: -scale...scale, using: &rng) }
+    }
+
+    /// Runs every check on `gpu`; `progress` gets one line per case.
+    public static func run(gpu: GPU, seed: UInt64 = 7, progress: (OpsCheckResult) -> Void = { _ in }) throws -> [OpsCheckResult] {
+        try gpu.makeCurrent()
+        var rng = SeededGenerator(seed: seed)
+        var results: [OpsCheckResult] = []
+        let pool = ThreadPool(threads: 1)
+        func record(_ op: String, _ shape: String, _ error: Double, _ bound: Double) {
+            let r = OpsCheckResult(op: op, shape: shape, error: error, bound: bound)
+            results.append(r); progress(r)
+        }
+        func upload(_ v: [Float]) throws -> DeviceBuffer { try gpu.upload(v) }
+        func uploadBytes(_ p: UnsafeRawPointer, _ n: Int) throws -> DeviceBuffer {
+            let b = try gpu.allocator.allocate(n)
+            try gpu.driver.copy(toDevice: b.pointer, from: p, bytes: n)
+            return b
+        }
+        func uploadInts(_ v: [Int32]) throws -> DeviceBuffer { try gpu.upload(ints: v) }
+        func downloadInts(_ p: CUdeviceptr, _ n: Int) throws -> [Int32] {
+            var out = [Int32](repeating: 0, count: n)
+            try gpu.synchronize()
+            try out.withUnsafeMutableBytes { try gpu.driver.copy(toHost: $0.baseAddress!, from: p, bytes: $0.count) }
+            return out
+        }
+
+        // Linear on every weight type: against the CPU's quantized path (same integer sums,
+        // only the float order differs) and against the float reference (8-bit activations).
+        let linearTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32]
+        for type in linearTypes {
+            let k = [GGMLType.q4_K, .q5_K, .q6_K].contains(type)
+            for (rows, cols, tokens) in [(37, k ? 256 : 96, 1), (203, k ? 512 : 544, 3), (1001, k ? 768 : 1056, 8), (64, k ? 1024 : 800, 13)] {
+                let wf = random(rows * cols, &rng)
+                let bytes = type.byteCount(elements: cols) * rows
+                let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                defer { raw.deallocate() }
+                try Quant.quantize(type, from: wf, to: raw, count: rows * cols)
+                let w = WeightMatrix(type: type, rows: rows, cols: cols, data: raw)
+                let x = random(tokens * cols, &rng)
+                var ref = [Float](repeating: 0, count: tokens * rows), cpu = ref
+                x.withUnsafeBufferPointer { xp in
+                    ref.withUnsafeMutableBufferPointer { Matmul.reference(w, x: xp.baseAddress!, y: $0.baseAddress!, tokens: tokens, pool: pool) }
+                    if GPUOps.isFloat(type) { cpu = ref } else {
+                        cpu.withUnsafeMutableBufferPointer { Matmul.quantized(w, x: xp.baseAddress!, y: $0.baseAddress!, tokens: tokens, pool: pool) }
+                    }
+                }
+                let dw = try uploadBytes(raw, bytes), dx = try upload(x), dy = try gpu.allocator.allocate(tokens * rows * 4)
+                let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: tokens)
+                try GPUOps.linear(gpu, DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer), x: dx.pointer, act: act,
+                                  y: dy.pointer, tokens: tokens)
+                let out = try gpu.download(dy.pointer, count: tokens * rows)
+                let shape = "[\(rows), \(cols)] × \(tokens) tok"
+                record("linear \(type.name) vs CPU", shape, normalizedError(out, cpu), 2e-6)
+                record("linear \(type.name) vs float ref", shape, normalizedError(out, ref), GPUOps.isFloat(type) ? (type == .f32 ? 2e-6 : 5e-3) : 2e-2)
+            }
+        }
+
+        // Embedding rows: exact dequantization.
+        for type in linearTypes {
+            let cols = [GGMLType.q4_K, .q5_K, .q6_K].contains(type) ? 512 : 96, rows = 50
+            let wf = random(rows * cols, &rng)
+            let bytes = type.byteCount(elements: cols) * rows
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            defer { raw.deallocate() }
+            try Quant.quantize(type, from: wf, to: raw, count: rows * cols)
+            let w = WeightMatrix(type: type, rows: rows, cols: cols, data: raw)
+            let ids: [Int32] = [3, 0, 49, 17, 3]
+            var ref = [Float](repeating: 0, count: ids.count * cols)
+            ref.withUnsafeMutableBufferPointer { r in for (t, id) in ids.enumerated() { w.dequantizeRow(Int(id), into: r.baseAddress! + t * cols) } }
+            for i in ref.indices { ref[i] *= 1.5 }
+            let dw = try uploadBytes(raw, bytes), di = try uploadInts(ids), dout = try gpu.allocator.allocate(ref.count * 4)
+            try GPUOps.embed(gpu, table: DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer), ids: di.pointer,
+                             count: ids.count, scale: 1.5, out: dout.pointer)
+            record("embedding \(type.name)", "[\(rows), \(cols)] × \(ids.count) ids", normalizedError(try gpu.download(dout.pointer, count: ref.count), ref), 1e-6)
+        }
+
+        // RMSNorm, odd widths.
+        for (rows, n) in [(1, 576), (7, 640), (13, 257), (3, 4096)] {
+            let x = random(rows * n, &rng, scale: 3), w = random(n, &rng)
+            var ref = [Float](repeating: 0, count: rows * n)
+            x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in ref.withUnsafeMutableBufferPointer {
+                Ops.rmsNorm(xp.baseAddress!, weight: wp.baseAddress!, out: $0.baseAddress!, rows: rows, n: n, eps: 1e-6) } } }
+            let dx = try upload(x), dw = try upload(w), dout = try gpu.allocator.allocate(rows * n * 4)
+            try GPUOps.rmsNorm(gpu, x: dx.pointer, weight: dw.pointer, out: dout.pointer, rows: rows, n: n, eps: 1e-6)
+            record("rms_norm", "\(rows) × \(n)", normalizedError(try gpu.download(dout.pointer, count: rows * n), ref), 1e-6)
+        }
+
+        // RoPE: normal and neox, partial rotation, frequency factors, large positions.
+        for (neox, headDim, rotDim, factors) in [(false, 64, 64, false), (true, 128, 128, false), (true, 256, 128, false), (false, 128, 128, true)] {
+            let tokens = 5, heads = 3
+            var x = random(tokens * heads * headDim, &rng)
+            let positions: [Int32] = [0, 1, 17, 1000, 8191]
+            let ff: [Float]? = factors ? (0..<(rotDim / 2)).map { 1 + Float($0) / 8 } : nil
+            let gx = try upload(x), gp = try uploadInts(positions), gf = try ff.map(upload)
+            positions.withUnsafeBufferPointer { pp in
+                x.withUnsafeMutableBufferPointer { xp in
+                    if let ff {
+                        ff.withUnsafeBufferPointer { f in
+                            Ops.rope(xp.baseAddress!, tokens: tokens, heads: heads, headDim: headDim, rotDim: rotDim, positions: pp.baseAddress!,
+                                     base: 500_000, scale: 1, freqFactors: f.baseAddress, neox: neox)
+                        }
+                    } else {
+                        Ops.rope(xp.baseAddress!, tokens: tokens, heads: heads, headDim: headDim, rotDim: rotDim, positions: pp.baseAddress!,
+                                 base: 10_000, scale: 1, neox: neox)
+                    }
+                }
+            }
+            try GPUOps.rope(gpu, x: gx.pointer, positions: gp.pointer, tokens: tokens, heads: heads, headDim: headDim, rotDim: rotDim,
+                            base: factors ? 500_000 : 10_000, scale: 1, freqFactors: gf?.pointer, neox: neox)
+            record("rope \(neox ? "neox" : "normal")\(factors ? " +freq factors" : "")", "\(tokens) × \(heads) × \(headDim) (rot \(rotDim))",
+                   normalizedError(try gpu.download(gx.pointer, count: x.count), x), 1e-5)
+        }
+
+        // Gated activations, elementwise.
+        for gelu in [false, true] {
+            let n = 1000 * 3 + 7
+            let g = random(n, &rng, scale: 6), u = random(n, &rng)
+            let ref = (0..<n).map { (gelu ? Ops.geluTanh(g[$0]) : Ops.silu(g[$0])) * u[$0] }
+            let dg = try upload(g), du = try upload(u)
+            try GPUOps.glu(gpu, gate: dg.pointer, up: du.pointer, count: n, gelu: gelu)
+            record(gelu ? "geglu (tanh)" : "swiglu", "\(n)", normalizedError(try gpu.download(dg.pointer, count: n), ref), 1e-6)
+        }
+        do {
+            let n = 4097
+            let a = random(n, &rng), b = random(n, &rng), bias = random(31, &rng)
+            let da = try upload(a), db = try upload(b)
+            try GPUOps.add(gpu, x: da.pointer, y: db.pointer, count: n)
+            record("add", "\(n)", normalizedError(try gpu.download(da.pointer, count: n), zip(a, b).map { $0 + $1 }), 0)
+            let dc = try upload(Array(a[0..<(31 * 5)])), dbias = try upload(bias)
+            try GPUOps.addBias(gpu, y: dc.pointer, bias: dbias.pointer, n: 31, rows: 5)
+            record("add_bias", "5 × 31", normalizedError(try gpu.download(dc.pointer, count: 155), (0..<155).map { a[$0] + bias[$0 % 31] }), 0)
+            let ds = try upload(a)
+            try GPUOps.softcap(gpu, x: ds.pointer, cap: 0.5, count: n)
+            record("softcap", "\(n)", normalizedError(try gpu.download(ds.pointer, count: n), a.map { 0.5 * tanhf($0 / 0.5) }), 1e-6)
+        }
+
+        // Argmax with ties (the first index wins).
+        do {
+            let rows = 3, n = 49_157
+            var x = random(rows * n, &rng)
+            x[0 * n + 40_000] = 9; x[0 * n + 40_001] = 9
+            x[1 * n + 5] = 7
+            x[2 * n + n - 1] = 8
+            let dx = try upload(x), dout = try gpu.allocator.allocate(rows * 4)
+            try GPUOps.argmax(gpu, x: dx.pointer, rows: rows, n: n, out: dout.pointer)
+            let got = try downloadInts(dout.pointer, rows)
+            record("argmax", "\(rows) × \(n)", got == [40_000, 5, Int32(n - 1)] ? 0 : 1, 0)
+        }
+
+        // Attention over an f16 cache: decode and prefill, GQA, windows, head dims 64–256.
+        for (tokens, start, heads, kvHeads, headDim, window) in [(1, 300, 8, 2, 64, 0), (1, 4000, 32, 8, 128, 0), (37, 20, 4, 1, 256, 0),
+                                                                  (64, 0, 9, 3, 64, 0), (5, 40, 4, 1, 256, 16), (1, 1000, 4, 4, 128, 512)] {
+            let ctx = start + tokens, kvw = kvHeads * headDim
+            let q = random(tokens * heads * headDim, &rng)
+            let kf = random(ctx * kvw, &rng).map { halfToFloat(floatToHalf($0)) }
+            let vf = random(ctx * kvw, &rng).map { halfToFloat(floatToHalf($0)) }
+            let scale = 1 / Float(headDim).squareRoot()
+            var ref = [Float](repeating: 0, count: tokens * heads * headDim)
+            for t in 0..<tokens {
+                let p = start + t, lo = window > 0 ? max(0, p - window + 1) : 0
+                for h in 0..<heads {
+                    let kh = h / (heads / kvHeads)
+                    var scores = [Double](repeating: 0, count: p - lo + 1)
+                    for k in lo...p {
+                        var s = 0.0
+                        for i in 0..<headDim { s += Double(q[(t * heads + h) * headDim + i]) * Double(kf[k * kvw + kh * headDim + i]) }
+                        scores[k - lo] = s * Double(scale)
+                    }
+                    let mx = scores.max()!
+                    let e = scores.map { exp($0 - mx) }, sum = e.reduce(0, +)
+                    for i in 0..<headDim {
+                        var a = 0.0
+                        for k in lo...p { a += e[k - lo] * Double(vf[k * kvw + kh * headDim + i]) }
+                        ref[(t * heads + h) * headDim + i] = Float(a / sum)
+                    }
+                }
+            }
+            let toHalf = { (v: [Float]) in v.map { floatToHalf($0) } }
+            let kh16 = toHalf(kf), vh16 = toHalf(vf)
+            let dk = try kh16.withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
+            let dv = try vh16.withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
+            let dq = try upload(q), dp = try uploadInts((0..<tokens).map { Int32(start + $0) })
+            let dout = try gpu.allocator.allocate(ref.count * 4)
+            let visible = window > 0 ? min(window, ctx) : ctx
+            let splits = GPUOps.attentionSplits(gpu: gpu, tokens: tokens, heads: heads, keys: visible, maxSplits: 64)
+            let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: tokens, heads: heads, headDim: headDim, splits: splits) * 4)
+            try GPUOps.attention(gpu, q: dq.pointer, keys: dk.pointer, values: dv.pointer, positions: dp.pointer, out: dout.pointer,
+                                 scratch: scratch.pointer, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
+                                 window: window, maxKeys: visible, splits: splits)
+            record("attention", "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)\(window > 0 ? ", window \(window)" : ""), \(splits) splits",
+                   normalizedError(try gpu.download(dout.pointer, count: ref.count), ref), 1e-5)
+        }
+
+        // Activation quantization equals the CPU's (the integer sums depend on it).
+        for format in [ActivationFormat.q8_1, .q8_K] {
+            let n = 1024, tokens = 3
+            let x = random(n * tokens, &rng, scale: 4)
+            let cpu = QuantizedActivations(format: format, n: n, rows: tokens)
+            x.withUnsafeBufferPointer { cpu.quantize($0.baseAddress!) }
+            let act = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens)
+            let dx = try upload(x)
+            try GPUOps.quantize(gpu, x: dx.pointer, tokens: tokens, weightType: format == .q8_K ? .q4_K : .q4_1, act: act)
+            try gpu.synchronize()
+            var qs = [Int8](repeating: 0, count: n * tokens)
+            try qs.withUnsafeMutableBytes { try gpu.driver.copy(toHost: $0.baseAddress!, from: act.q.pointer, bytes: $0.count) }
+            let mismatches = (0..<(n * tokens)).filter { qs[$0] != cpu.qs[$0] }.count
+            record("quantize \(format)", "\(tokens) × \(n)", Double(mismatches) / Double(n * tokens), 0)
+        }
+        return results
+    }
+
+    /// Times the decode kernels on model-sized shapes; the first entry is the device-to-device
+    /// copy bandwidth the others are compared with.
+    public static func perf(gpu: GPU, iterations: Int = 50, progress: (OpsPerfResult) -> Void = { _ in }) throws -> [OpsPerfResult] {
+        try gpu.makeCurrent()
+        var out: [OpsPerfResult] = []
+        let start = try gpu.driver.makeEvent(), end = try gpu.driver.makeEvent()
+        func time(_ body: () throws -> Void) throws -> Double {
+            try body()  // warm-up
+            try gpu.driver.record(start, on: gpu.stream)
+            for _ in 0..<iterations { try body() }
+            try gpu.driver.record(end, on: gpu.stream)
+            try gpu.driver.synchronize(event: end)
+            return Double(try gpu.driver.elapsed(from: start, to: end)) * 1000 / Double(iterations)
+        }
+        // Copy bandwidth: read + write of 1 GiB.
+        let n = 1 << 30
+        let a = try gpu.allocator.allocate(n), b = try gpu.allocator.allocate(n)
+        let us = try time { try gpu.driver.copyAsync(device: b.pointer, from: a.pointer, bytes: n, stream: gpu.stream) }
+        let copy = OpsPerfResult(op: "device copy (read + write)", shape: "1 GiB", microseconds: us, bytes: 2 * n)
+        out.append(copy); progress(copy)
+
+        var rng = SeededGenerator(seed: 3)
+        for type in [GGMLType.q4_K, .q6_K, .q4_0, .q4_1, .q5_0, .q8_0, .f16] {
+            for (rows, cols) in [(4096, 4096), (14336, 4096), (4096, 14336), (128_256, 4096)] {
+                let bytes = type.byteCount(elements: cols) * rows
+                // Random bytes are valid blocks for the timing (scales may be any f16; NaNs do not change the time).
+                let host = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                defer { host.deallocate() }
+                let words = host.assumingMemoryBound(to: UInt32.self)
+                for i in 0..<(bytes / 4) { words[i] = UInt32(truncatingIfNeeded: rng.next()) & 0x3BFF_3BFF }
+                let dw = try gpu.allocator.allocate(bytes)
+                try gpu.driver.copy(toDevice: dw.pointer, from: host, bytes: bytes)
+                let dx = try gpu.upload(random(cols, &rng)), dy = try gpu.allocator.allocate(rows * 4)
+                let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
+                let m = DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer)
+                let t = try time {
+                    GPUOps.invalidate(act)
+                    try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: dy.pointer, tokens: 1)
+                }
+                let r = OpsPerfResult(op: "linear \(type.name) (1 token)", shape: "[\(rows), \(cols)]", microseconds: t, bytes: bytes)
+                out.append(r); progress(r)
+            }
+        }
+        // Decode attention, Llama-3-8B shape, 4096 cached positions.
+        for ctx in [512, 4096] {
+            let heads = 32, kvHeads = 8, d = 128
+            let kv = try gpu.allocator.allocate(ctx * kvHeads * d * 2), vv = try gpu.allocator.allocate(ctx * kvHeads * d * 2)
+            try gpu.driver.zero(kv.pointer, bytes: kv.bytes, stream: gpu.stream)
+            try gpu.driver.zero(vv.pointer, bytes: vv.bytes, stream: gpu.stream)
+            let dq = try gpu.upload(random(heads * d, &rng)), dp = try gpu.upload(ints: [Int32(ctx - 1)])
+            let dout = try gpu.allocator.allocate(heads * d * 4)
+            let splits = GPUOps.attentionSplits(gpu: gpu, tokens: 1, heads: heads, keys: ctx, maxSplits: 64)
+            let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: 1, heads: heads, headDim: d, splits: splits) * 4)
+            let t = try time {
+                try GPUOps.attention(gpu, q: dq.pointer, keys: kv.pointer, values: vv.pointer, positions: dp.pointer, out: dout.pointer,
+                                     scratch: scratch.pointer, tokens: 1, heads: heads, kvHeads: kvHeads, headDim: d,
+                                     scale: 0.088, window: 0, maxKeys: ctx, splits: splits)
+            }
+            let r = OpsPerfResult(op: "attention decode (\(splits) splits)", shape: "32/8 heads × 128, \(ctx) positions",
+                                  microseconds: t, bytes: 2 * ctx * kvHeads * d * 2)
+            out.append(r); progress(r)
+        }
+        return out
+    }
+}

@@ -1,0 +1,64 @@
+// `swiftkt ops-check`: every CUDA operator against the CPU reference on random inputs (and,
+// with --perf, timed on model-sized shapes). Exit status 1 when any case exceeds its bound.
+import ArgumentParser
+import CUDA
+import Engine
+import Foundation
+
+struct OpsCheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ops-check",
+        abstract: "Check every CUDA operator against the CPU reference (and time them with --perf).",
+        discussion: "Errors are normalized: ‖gpu − reference‖ / ‖reference‖, one bound per case. Needs a CUDA device and NVRTC.")
+
+    @Option(name: .long, help: "CUDA device index.")
+    var device = 0
+
+    @Flag(help: "Also time the decode kernels (µs, GB/s) on model-sized shapes.")
+    var perf = false
+
+    @Option(name: [.short, .long], help: "Output: md (table) or json.")
+    var output = "md"
+
+    func validate() throws {
+        guard ["md", "json"].contains(output) else { throw ValidationError("-o must be md or json, got '\(output)'") }
+    }
+
+    func run() throws {
+        let gpu: GPU
+        do { gpu = try GPU(ordinal: device) } catch { throw ValidationError("no usable CUDA device: \(error)") }
+        let commit = BuildInfo.commit()
+        let date = ISO8601DateFormatter().string(from: Date())
+        FileHandle.standardError.write(Data("cuda:\(device) \(gpu.device.name) (\(gpu.device.architecture)), commit \(commit), \(date)\n".utf8))
+        let results = try OpsCheck.run(gpu: gpu) { r in
+            FileHandle.standardError.write(Data("\(r.passed ? "ok  " : "FAIL") \(r.op) \(r.shape): \(String(format: "%.2e", r.error))\n".utf8))
+        }
+        let timings = perf ? try OpsCheck.perf(gpu: gpu) { r in
+            FileHandle.standardError.write(Data(String(format: "perf %@ %@: %.1f µs, %.0f GB/s\n", r.op, r.shape, r.microseconds, r.gbPerSecond).utf8))
+        } : []
+        let failed = results.filter { !$0.passed }
+        if output == "json" {
+            let object: [String: Any] = [
+                "device": gpu.device.name, "architecture": gpu.device.architecture, "commit": commit, "date": date,
+                "checks": results.map { ["op": $0.op, "shape": $0.shape, "error": $0.error, "bound": $0.bound, "passed": $0.passed] },
+                "perf": timings.map { ["op": $0.op, "shape": $0.shape, "us": $0.microseconds, "bytes": $0.bytes, "gb_s": $0.gbPerSecond] },
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("| op | shape | normalized error | bound | |\n|---|---|---|---|---|")
+            for r in results {
+                print("| \(r.op) | \(r.shape) | \(String(format: "%.2e", r.error)) | \(String(format: "%.0e", r.bound)) | \(r.passed ? "ok" : "**FAIL**") |")
+            }
+            if !timings.isEmpty {
+                let copy = timings[0].gbPerSecond
+                print("\n| kernel | shape | µs | GB/s | of copy bandwidth |\n|---|---|---|---|---|")
+                for t in timings {
+                    print(String(format: "| %@ | %@ | %.1f | %.0f | %.0f %% |", t.op, t.shape, t.microseconds, t.gbPerSecond, 100 * t.gbPerSecond / copy))
+                }
+            }
+            print("\n\(results.count - failed.count)/\(results.count) checks passed on \(gpu.device.name) (\(gpu.device.architecture)), commit \(commit)")
+        }
+        if !failed.isEmpty { throw ExitCode.failure }
+    }
+}
