@@ -123,10 +123,18 @@ public enum GPUOps {
                         .float(thetaScale), .float(scale), .pointer(freqFactors ?? 0), .int(neox ? 1 : 0)])
     }
 
-    /// gate ← act(gate) · up; gelu false: SiLU, true: GELU (tanh).
-    public static func glu(_ gpu: GPU, gate: CUdeviceptr, up: CUdeviceptr, count: Int, gelu: Bool) throws {
+    public enum Activation: Int32, Sendable {
+        case silu = 0
+        /// GELU, tanh approximation, in float.
+        case gelu = 1
+        /// GELU as llama.cpp's CPU table: input and result rounded to f16.
+        case geluTable = 2
+    }
+
+    /// gate ← act(gate) · up.
+    public static func glu(_ gpu: GPU, gate: CUdeviceptr, up: CUdeviceptr, count: Int, activation: Activation) throws {
         try gpu.launch("glu", grid: (blocks(count, 256), 1, 1), block: 256,
-                       [.pointer(gate), .pointer(up), .u64(UInt64(count)), .int(gelu ? 1 : 0)])
+                       [.pointer(gate), .pointer(up), .u64(UInt64(count)), .int(activation.rawValue)])
     }
 
     /// x += y
@@ -164,6 +172,25 @@ public enum GPUOps {
     public static func attentionSplits(gpu: GPU, tokens: Int, heads: Int, keys: Int, maxSplits: Int) -> Int {
         let wanted = max(1, (2 * gpu.device.multiprocessors + tokens * heads - 1) / (tokens * heads))
         return max(1, min(wanted, (keys + 31) / 32, maxSplits))
+    }
+
+    /// Attention with llama.cpp's CPU flash-attention numerics (f16 query, f16 accumulator, keys
+    /// in order; KernelSource explains): the GPU then follows the CPU path token for token. Keys
+    /// are walked one after another per output element, so it is slow for long contexts; used
+    /// for chunks below 64 tokens (the CPU's own switch to its tiled f32 path).
+    public static func attentionCPUNumerics(_ gpu: GPU, q: CUdeviceptr, keys: CUdeviceptr, values: CUdeviceptr, positions: CUdeviceptr,
+                                            out: CUdeviceptr, scores: CUdeviceptr, tokens: Int, heads: Int, kvHeads: Int, headDim: Int,
+                                            scale: Float, window: Int, maxKeys: Int) throws {
+        guard headDim % 32 == 0, headDim <= 256, heads % kvHeads == 0 else {
+            throw CUDAError.invalidArgument("CUDA attention needs headDim a multiple of 32 up to 256 and heads % kvHeads == 0; "
+                                            + "got headDim \(headDim), heads \(heads), kvHeads \(kvHeads)")
+        }
+        try gpu.launch("attn_scores_f16q", grid: (heads, tokens, 1), block: 128,
+                       [.pointer(q), .pointer(keys), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)), .int(Int32(headDim)),
+                        .float(scale), .int(Int32(window)), .int(Int32(maxKeys)), .pointer(scores)])
+        try gpu.launch("attn_seq_f16acc", grid: (heads, tokens, 1), block: headDim,
+                       [.pointer(scores), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
+                        .int(Int32(headDim)), .int(Int32(window)), .int(Int32(maxKeys)), .pointer(out)])
     }
 
     /// out [tokens, heads, headDim] = softmax(q·Kᵀ·scale) · V over the f16 cache, causal (and

@@ -346,13 +346,17 @@ extern "C" __global__ void rope(float* x, const int* pos, int heads, int headDim
     v[b] = fmaf(x0, s, x1 * c);
 }
 
-// gate[i] = act(gate[i]) · up[i]; act 0: SiLU, 1: GELU (tanh).
+DEV float gelu_tanh(float g) { return 0.5f * g * (1.f + tanhf(0.7978845608028654f * g * (1.f + 0.044715f * g * g))); }
+
+// gate[i] = act(gate[i]) · up[i]; act 0: SiLU, 1: GELU (tanh), 2: GELU as llama.cpp's CPU table
+// (input and result rounded to f16; 0 at or below -10, the identity at or above 10).
 extern "C" __global__ void glu(float* gate, const float* up, u64 count, int act) {
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= count) return;
     float g = gate[i], a;
     if (act == 0) a = g / (1.f + expf(-g));
-    else a = 0.5f * g * (1.f + tanhf(0.7978845608028654f * g * (1.f + 0.044715f * g * g)));
+    else if (act == 1) a = gelu_tanh(g);
+    else a = g <= -10.f ? 0.f : (g >= 10.f ? g : h2f(f2h(gelu_tanh(h2f(f2h(g))))));
     gate[i] = a * up[i];
 }
 
@@ -451,6 +455,49 @@ extern "C" __global__ void __launch_bounds__(128) attn_split(const float* q, con
     for (int i = threadIdx.x; i < D; i += 128)
         out[2 + i] = sacc[0][i] * f[0] + sacc[1][i] * f[1] + sacc[2][i] * f[2] + sacc[3][i] * f[3];
     if (threadIdx.x == 0) { out[0] = M; out[1] = sl[0] * f[0] + sl[1] * f[1] + sl[2] * f[2] + sl[3] * f[3]; }
+}
+
+// llama.cpp's CPU flash-attention numerics (its path for < 64 queries), for GPU results that
+// follow the CPU's token for token: the query rounded to f16, scores in float, an online softmax
+// over keys in order with the f16 accumulator acc <- f16(fma(v, w, acc)), rescaled by f16(acc * ms)
+// when the maximum grows, and S <- fma(S, ms, w). Two kernels: the scores (parallel), then one
+// thread per output element walking the keys in order. scores [T, H, maxKeys].
+extern "C" __global__ void __launch_bounds__(128) attn_scores_f16q(const float* q, const u16* K, const int* pos, int H, int KVH, int D,
+                                         float scale, int window, int maxKeys, float* scores) {
+    int h = blockIdx.x, t = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int kvh = h / (H / KVH), W = KVH * D, nj = D / 32;
+    int p = pos[t], lo = window > 0 ? max(0, p - window + 1) : 0;
+    const float* qr = q + ((u64)t * H + h) * D;
+    float qv[MAXJ];
+#pragma unroll
+    for (int j = 0; j < MAXJ; j++) qv[j] = j < nj ? h2f(f2h(qr[lane + 32 * j])) : 0.f;
+    float* out = scores + ((u64)t * H + h) * maxKeys;
+    for (int k = lo + warp; k <= p; k += 4) {
+        const u16* kr = K + (u64)k * W + kvh * D;
+        float part_ = 0.f;
+#pragma unroll
+        for (int j = 0; j < MAXJ; j++) if (j < nj) part_ += qv[j] * h2f(kr[lane + 32 * j]);
+        float sc = warp_sum(part_);
+        if (lane == 0) out[k - lo] = sc * scale;
+    }
+}
+
+// grid (H, T), block D.
+extern "C" __global__ void attn_seq_f16acc(const float* scores, const u16* V, const int* pos, int H, int KVH, int D, int window,
+                                           int maxKeys, float* out) {
+    int h = blockIdx.x, t = blockIdx.y, d = threadIdx.x;
+    int kvh = h / (H / KVH), W = KVH * D;
+    int p = pos[t], lo = window > 0 ? max(0, p - window + 1) : 0;
+    const float* sr = scores + ((u64)t * H + h) * maxKeys;
+    float m = NEG_INF, sum = 0.f, acc = 0.f;
+    for (int k = lo; k <= p; k++) {
+        float s = sr[k - lo], ms = 1.f, w = 1.f;
+        if (s > m) { ms = expf(m - s); m = s; acc = h2f(f2h(acc * ms)); }
+        else { w = expf(s - m); }
+        acc = h2f(f2h(fmaf(h2f(V[(u64)k * W + kvh * D + d]), w, acc)));
+        sum = fmaf(sum, ms, w);
+    }
+    out[((u64)t * H + h) * D + d] = acc * (1.f / sum);
 }
 
 // out [T, H, D] from the S partial results; grid (H, T), block D.

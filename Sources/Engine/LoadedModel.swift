@@ -124,7 +124,10 @@ public final class LoadedModel: @unchecked Sendable {
         progress(String(format: "cuda:%d %@ (sm_%d%d), kernels %@", ordinal, gpu.device.name, gpu.device.computeCapability.major,
                         gpu.device.computeCapability.minor,
                         gpu.compileSeconds > 0.05 ? String(format: "compiled by NVRTC in %.1f s", gpu.compileSeconds) : "from the cache"))
-        return try CUDAModel(model: model, gpu: gpu, progress: progress)
+        var numerics = CUDANumerics()
+        if let a = plan.modules.first(where: { $0.kind == .attention }) { numerics.attentionLikeCPU = a.kwargs["numerics"] != .string("fast") }
+        if let m = plan.modules.first(where: { $0.kind == .mlp }) { numerics.geluTable = m.kwargs["gelu"] != .string("exact") }
+        return try CUDAModel(model: model, gpu: gpu, numerics: numerics, progress: progress)
     }
 
     /// A session's forward path: the GPU's when the model is there, else the CPU operators.

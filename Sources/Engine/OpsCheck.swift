@@ -148,13 +148,20 @@ public enum OpsCheck {
         }
 
         // Gated activations, elementwise.
-        for gelu in [false, true] {
+        for act in [GPUOps.Activation.silu, .gelu, .geluTable] {
             let n = 1000 * 3 + 7
-            let g = random(n, &rng, scale: 6), u = random(n, &rng)
-            let ref = (0..<n).map { (gelu ? Ops.geluTanh(g[$0]) : Ops.silu(g[$0])) * u[$0] }
+            var g = random(n, &rng, scale: 6), u = random(n, &rng)
+            g[0] = -10; g[1] = 10; g[2] = -12; g[3] = 11; u[0] = 1
+            let ref = (0..<n).map { i -> Float in
+                switch act {
+                case .silu: return Ops.silu(g[i]) * u[i]
+                case .gelu: return Ops.geluTanh(g[i]) * u[i]
+                case .geluTable: return Ops.geluTable(g[i]) * u[i]
+                }
+            }
             let dg = try upload(g), du = try upload(u)
-            try GPUOps.glu(gpu, gate: dg.pointer, up: du.pointer, count: n, gelu: gelu)
-            record(gelu ? "geglu (tanh)" : "swiglu", "\(n)", normalizedError(try gpu.download(dg.pointer, count: n), ref), 1e-6)
+            try GPUOps.glu(gpu, gate: dg.pointer, up: du.pointer, count: n, activation: act)
+            record("glu \(act)", "\(n)", normalizedError(try gpu.download(dg.pointer, count: n), ref), 1e-6)
         }
         do {
             let n = 4097
@@ -223,8 +230,27 @@ public enum OpsCheck {
             try GPUOps.attention(gpu, q: dq.pointer, keys: dk.pointer, values: dv.pointer, positions: dp.pointer, out: dout.pointer,
                                  scratch: scratch.pointer, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
                                  window: window, maxKeys: visible, splits: splits)
-            record("attention", "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)\(window > 0 ? ", window \(window)" : ""), \(splits) splits",
-                   normalizedError(try gpu.download(dout.pointer, count: ref.count), ref), 1e-5)
+            let what = "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)\(window > 0 ? ", window \(window)" : "")"
+            record("attention split-K", what + ", \(splits) splits", normalizedError(try gpu.download(dout.pointer, count: ref.count), ref), 1e-5)
+
+            // The CPU-numerics kernel against the CPU's own flash attention (same f16 steps).
+            var cpu = [Float](repeating: 0, count: ref.count)
+            let positions = (0..<tokens).map { Int32(start + $0) }
+            kh16.withUnsafeBufferPointer { kp in vh16.withUnsafeBufferPointer { vp in q.withUnsafeBufferPointer { qp in
+                positions.withUnsafeBufferPointer { pp in cpu.withUnsafeMutableBufferPointer { op in
+                    Attention.flashF16(q: qp.baseAddress!, k: kp.baseAddress!, v: vp.baseAddress!, out: op.baseAddress!, tokens: tokens,
+                                       heads: heads, kvHeads: kvHeads, headDim: headDim, positions: pp.baseAddress!,
+                                       window: window > 0 ? window : nil, scale: scale, pool: pool)
+                } } } } }
+            if tokens < 64 {
+                let scores = try gpu.allocator.allocate(tokens * heads * visible * 4)
+                try GPUOps.attentionCPUNumerics(gpu, q: dq.pointer, keys: dk.pointer, values: dv.pointer, positions: dp.pointer,
+                                                out: dout.pointer, scores: scores.pointer, tokens: tokens, heads: heads, kvHeads: kvHeads,
+                                                headDim: headDim, scale: scale, window: window, maxKeys: visible)
+                let got = try gpu.download(dout.pointer, count: ref.count)
+                record("attention CPU numerics vs CPU", what, normalizedError(got, cpu), 2e-4)
+                record("attention CPU numerics vs exact", what, normalizedError(got, ref), 5e-3)
+            }
         }
 
         // Activation quantization equals the CPU's (the integer sums depend on it).

@@ -27,9 +27,22 @@ public enum CUDAModelError: Error, CustomStringConvertible {
     }
 }
 
+/// Numerics choices of the GPU operators (the rules' kwargs of AttentionCUDA and MLPCUDA).
+public struct CUDANumerics: Sendable {
+    /// Chunks below 64 tokens attend with llama.cpp's CPU flash-attention numerics (f16 query
+    /// and accumulator), so that the GPU's tokens follow the CPU path's; else split-K in f32.
+    public var attentionLikeCPU = true
+    /// GeGLU rounds through f16 like llama.cpp's CPU table.
+    public var geluTable = true
+    public init(attentionLikeCPU: Bool = true, geluTable: Bool = true) {
+        self.attentionLikeCPU = attentionLikeCPU; self.geluTable = geluTable
+    }
+}
+
 public final class CUDAModel: @unchecked Sendable {
     public let gpu: GPU
     public let model: DecoderModel
+    public let numerics: CUDANumerics
     /// Bytes of weights uploaded.
     public private(set) var weightBytes = 0
 
@@ -67,9 +80,10 @@ public final class CUDAModel: @unchecked Sendable {
     private var buffers: [DeviceBuffer] = []
 
     /// Uploads `model`'s weights to `gpu`; `progress` gets a line per few layers.
-    public init(model: DecoderModel, gpu: GPU, progress: (String) -> Void = { _ in }) throws {
+    public init(model: DecoderModel, gpu: GPU, numerics: CUDANumerics = CUDANumerics(), progress: (String) -> Void = { _ in }) throws {
         self.gpu = gpu
         self.model = model
+        self.numerics = numerics
         try gpu.makeCurrent()
         var uploaded: [UnsafeRawPointer: CUdeviceptr] = [:]
         var buffers: [DeviceBuffer] = []
@@ -151,7 +165,7 @@ public final class CUDADecoder: @unchecked Sendable {
     public let maxBatch: Int
     let gpu: GPU
     private var keys: [DeviceBuffer] = [], values: [DeviceBuffer] = []
-    private let x, h, o, qb, kb, vb, attn, g, u, scratch, logits, ids, positions: DeviceBuffer
+    private let x, h, o, qb, kb, vb, attn, g, u, scratch, scores, logits, ids, positions: DeviceBuffer
     private var acts: [Int: QuantizedActivationsGPU] = [:]
     private let staging: UnsafeMutableRawPointer
     private let maxSplits: Int
@@ -179,6 +193,7 @@ public final class CUDADecoder: @unchecked Sendable {
         g = try floats(b * maxFF); u = try floats(b * maxFF)
         maxSplits = 64
         scratch = try floats((b * maxHeads + 2 * gpu.device.multiprocessors + maxHeads) * (maxDim + 2))
+        scores = try floats(model.numerics.attentionLikeCPU ? min(b, 63) * maxHeads * capacity : 1)
         logits = try floats(b * m.vocab)
         ids = try gpu.allocator.allocate(b * 4); positions = try gpu.allocator.allocate(b * 4)
         staging = try gpu.driver.allocatePinned(2 * b * 4)
@@ -273,17 +288,25 @@ public final class CUDADecoder: @unchecked Sendable {
             try GPUOps.storeKV(gpu, src: kb.pointer, cache: keys[index].pointer, positions: positions.pointer, width: kw, tokens: n)
             try GPUOps.storeKV(gpu, src: vb.pointer, cache: values[index].pointer, positions: positions.pointer, width: kw, tokens: n)
             let visible = L.window > 0 ? min(L.window, maxKeys) : maxKeys
-            let splits = GPUOps.attentionSplits(gpu: gpu, tokens: n, heads: L.heads, keys: visible, maxSplits: maxSplits)
-            try GPUOps.attention(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
-                                 positions: positions.pointer, out: attn.pointer, scratch: scratch.pointer, tokens: n,
-                                 heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale, window: L.window,
-                                 maxKeys: visible, splits: splits)
+            if model.numerics.attentionLikeCPU && n < 64 {
+                try GPUOps.attentionCPUNumerics(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
+                                                positions: positions.pointer, out: attn.pointer, scores: scores.pointer, tokens: n,
+                                                heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale,
+                                                window: L.window, maxKeys: visible)
+            } else {
+                let splits = GPUOps.attentionSplits(gpu: gpu, tokens: n, heads: L.heads, keys: visible, maxSplits: maxSplits)
+                try GPUOps.attention(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
+                                     positions: positions.pointer, out: attn.pointer, scratch: scratch.pointer, tokens: n,
+                                     heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale, window: L.window,
+                                     maxKeys: visible, splits: splits)
+            }
             try linears([(L.o, o.pointer)], input: attn.pointer, tokens: n)
             if let pn = L.postAttentionNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
             try GPUOps.add(gpu, x: x.pointer, y: o.pointer, count: n * d)
             try norm(L.ffnNorm, x.pointer, h.pointer, rows: n)
             try linears([(L.gate, g.pointer), (L.up, u.pointer)], input: h.pointer, tokens: n)
-            try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * L.gate.matrix.rows, gelu: L.gelu)
+            try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * L.gate.matrix.rows,
+                           activation: L.gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu)
             try linears([(L.down, o.pointer)], input: g.pointer, tokens: n)
             if let pn = L.postFFNNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
             try GPUOps.add(gpu, x: x.pointer, y: o.pointer, count: n * d)

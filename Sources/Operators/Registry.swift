@@ -160,18 +160,24 @@ public struct OperatorRegistry: Sendable {
                                       kinds: [.model], devices: [.cpu]), defaultFor: [.model])
         // CUDA operators: they place modules on a GPU; the CUDA backend (ModelsCUDA) runs the
         // whole dense decoder there with the kernels of CUDA/KernelSource.swift.
-        let cuda: [(String, String, Set<ModuleKind>)] = [
-            ("LinearCUDA", "GGUF-quantized weights on the GPU, 8-bit activations, integer dot products (dp4a)", linearKinds),
-            ("AttentionCUDA", "f16 KV cache on the GPU, split-K online-softmax attention (prefill and decode)", [.attention]),
-            ("MLPCUDA", "gated MLP (SwiGLU / GeGLU) on the GPU", [.mlp]),
-            ("RMSNormCUDA", "RMS normalization on the GPU", [.rmsNorm]),
-            ("RoPECUDA", "rotary embedding (normal / neox, frequency factors) on the GPU", [.rotaryEmbedding]),
-            ("EmbeddingCUDA", "token embedding rows dequantized on the GPU", [.embedding]),
-            ("DecoderLayerCUDA", "pre-norm decoder layer on the GPU (composes its children)", [.decoderLayer]),
-            ("ModelCUDA", "decoder stack on the GPU (composes its children)", [.model]),
+        let cuda: [(String, String, Set<ModuleKind>, [KwargSpec])] = [
+            ("LinearCUDA", "GGUF-quantized weights on the GPU, 8-bit activations, integer dot products (dp4a)", linearKinds, []),
+            ("AttentionCUDA", "f16 KV cache on the GPU; split-K online-softmax attention, or the CPU's numerics", [.attention],
+             [KwargSpec("numerics", .string(choices: ["cpu", "fast"]), default: .string("cpu"),
+                        help: "cpu: below 64 tokens per chunk, llama.cpp's CPU flash-attention numerics (f16 query and accumulator, "
+                            + "keys in order), so GPU and CPU give the same tokens; fast: split-K f32 flash decoding throughout")]),
+            ("MLPCUDA", "gated MLP (SwiGLU / GeGLU) on the GPU", [.mlp],
+             [KwargSpec("gelu", .string(choices: ["table", "exact"]), default: .string("table"),
+                        help: "GELU rounded through f16 as llama.cpp's CPU table, or the exact tanh formula")]),
+            ("RMSNormCUDA", "RMS normalization on the GPU", [.rmsNorm], []),
+            ("RoPECUDA", "rotary embedding (normal / neox, frequency factors) on the GPU", [.rotaryEmbedding], []),
+            ("EmbeddingCUDA", "token embedding rows dequantized on the GPU", [.embedding], []),
+            ("DecoderLayerCUDA", "pre-norm decoder layer on the GPU (composes its children)", [.decoderLayer], []),
+            ("ModelCUDA", "decoder stack on the GPU (composes its children)", [.model], []),
         ]
-        for (name, summary, kinds) in cuda {
-            r.register(OperatorDescriptor(name: name, summary: summary, kinds: kinds, devices: [.cuda]), defaultFor: Array(kinds))
+        for (name, summary, kinds, kwargs) in cuda {
+            r.register(OperatorDescriptor(name: name, summary: summary, kinds: kinds, devices: [.cuda], kwargs: kwargs),
+                       defaultFor: Array(kinds))
         }
         return r
     }()
