@@ -336,3 +336,50 @@ public enum OpsCheck {
         return out
     }
 }
+
+// MARK: - End to end
+
+public struct ModelComparison: Sendable {
+    public let model: String
+    /// ‖gpu − cpu‖ / ‖cpu‖ of the logits at each prompt position.
+    public let logitErrors: [Double]
+    /// Greedy tokens from the prompt, CPU path and GPU.
+    public let cpuTokens: [Int32], gpuTokens: [Int32]
+    /// Tokens generated alike before the first difference.
+    public var agreeing: Int { zip(cpuTokens, gpuTokens).prefix { $0 == $1 }.count }
+}
+
+extension OpsCheck {
+    /// The same seeded prompt through the CPU path (`--kernels quantized`) and the GPU (the
+    /// default rules on a machine with one, rules/cuda.yaml): logits at every prompt position,
+    /// then `generate` greedy tokens on each.
+    public static func compare(modelAt path: String, promptTokens: Int = 24, generate: Int = 16, seed: UInt64 = 5) throws -> ModelComparison {
+        var cpuOptions = LoadOptions()
+        cpuOptions.kernels = "quantized"
+        cpuOptions.contextSize = promptTokens + generate + 1
+        var gpuOptions = LoadOptions()
+        gpuOptions.contextSize = cpuOptions.contextSize
+        let cpu = try LoadedModel(path: path, options: cpuOptions), gpu = try LoadedModel(path: path, options: gpuOptions)
+        guard gpu.cuda != nil else { throw EngineError.invalidOption("\(path) does not run on the GPU here (\(gpu.rulesDescription))") }
+        var rng = SeededGenerator(seed: seed)
+        let vocab = UInt64(cpu.model.tokenEmbedding.rows)
+        var prompt = (0..<promptTokens).map { _ in Int32(truncatingIfNeeded: rng.next() % vocab) }
+        if let bos = cpu.tokenizer.bosID, cpu.tokenizer.addBOS { prompt[0] = bos }
+        let cs = cpu.makeSession(), gs = gpu.makeSession()
+        let cl = try cs.evaluate(prompt, mode: .all), gl = try gs.evaluate(prompt, mode: .all)
+        let v = cpu.model.vocab
+        let errors = (0..<promptTokens).map { t in normalizedError(Array(gl[(t * v)..<((t + 1) * v)]), Array(cl[(t * v)..<((t + 1) * v)])) }
+        func greedy(_ s: Session, _ last: [Float]) throws -> [Int32] {
+            var logits = last, out: [Int32] = []
+            for _ in 0..<generate {
+                let next = Int32(Sampler.argmax(logits))
+                out.append(next)
+                logits = try s.evaluate([next])
+            }
+            return out
+        }
+        return ModelComparison(model: (path as NSString).lastPathComponent, logitErrors: errors,
+                               cpuTokens: try greedy(cs, Array(cl[((promptTokens - 1) * v)...])),
+                               gpuTokens: try greedy(gs, Array(gl[((promptTokens - 1) * v)...])))
+    }
+}

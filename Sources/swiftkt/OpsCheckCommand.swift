@@ -20,6 +20,9 @@ struct OpsCheckCommand: ParsableCommand {
     @Option(name: [.short, .long], help: "Output: md (table) or json.")
     var output = "md"
 
+    @Option(name: [.short, .long], help: "Also compare a model end to end, GPU against the CPU path: logits at 24 prompt positions and 16 greedy tokens (repeatable).")
+    var model: [String] = []
+
     func validate() throws {
         guard ["md", "json"].contains(output) else { throw ValidationError("-o must be md or json, got '\(output)'") }
     }
@@ -36,11 +39,20 @@ struct OpsCheckCommand: ParsableCommand {
         let timings = perf ? try OpsCheck.perf(gpu: gpu) { r in
             FileHandle.standardError.write(Data(String(format: "perf %@ %@: %.1f µs, %.0f GB/s\n", r.op, r.shape, r.microseconds, r.gbPerSecond).utf8))
         } : []
+        var comparisons: [ModelComparison] = []
+        for m in model {
+            let c = try OpsCheck.compare(modelAt: try ModelStore.resolve(m))
+            comparisons.append(c)
+            FileHandle.standardError.write(Data(String(format: "model %@: max logits error %.2e, %d/%d greedy tokens alike\n", c.model,
+                                                       c.logitErrors.max() ?? 0, c.agreeing, c.cpuTokens.count).utf8))
+        }
         let failed = results.filter { !$0.passed }
         if output == "json" {
             let object: [String: Any] = [
                 "device": gpu.device.name, "architecture": gpu.device.architecture, "commit": commit, "date": date,
                 "checks": results.map { ["op": $0.op, "shape": $0.shape, "error": $0.error, "bound": $0.bound, "passed": $0.passed] },
+                "models": comparisons.map { ["model": $0.model, "logit_errors": $0.logitErrors, "cpu_tokens": $0.cpuTokens.map(Int.init),
+                                              "gpu_tokens": $0.gpuTokens.map(Int.init), "agreeing": $0.agreeing] },
                 "perf": timings.map { ["op": $0.op, "shape": $0.shape, "us": $0.microseconds, "bytes": $0.bytes, "gb_s": $0.gbPerSecond] },
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
@@ -55,6 +67,13 @@ struct OpsCheckCommand: ParsableCommand {
                 print("\n| kernel | shape | µs | GB/s | of copy bandwidth |\n|---|---|---|---|---|")
                 for t in timings {
                     print(String(format: "| %@ | %@ | %.1f | %.0f | %.0f %% |", t.op, t.shape, t.microseconds, t.gbPerSecond, 100 * t.gbPerSecond / copy))
+                }
+            }
+            if !comparisons.isEmpty {
+                print("\n| model (GPU vs CPU path) | max logits error (24 positions) | mean | greedy tokens alike |\n|---|---|---|---|")
+                for c in comparisons {
+                    let mean = c.logitErrors.reduce(0, +) / Double(max(c.logitErrors.count, 1))
+                    print(String(format: "| %@ | %.2e | %.2e | %d / %d |", c.model, c.logitErrors.max() ?? 0, mean, c.agreeing, c.cpuTokens.count))
                 }
             }
             print("\n\(results.count - failed.count)/\(results.count) checks passed on \(gpu.device.name) (\(gpu.device.architecture)), commit \(commit)")

@@ -9,8 +9,17 @@ export SWIFTKT_HOME="${SWIFTKT_HOME:-$out/home}"
 prompt="The capital of France is"
 
 "$bin" devices --selftest > "$out/devices.txt" 2>&1
-echo "== ops check"; "$bin" ops-check --perf > "$out/ops-check.md" 2> "$out/ops-check.log"; echo "ops-check exit $?"
-tail -n 1 "$out/ops-check.md"
+echo "== synthetic models of each dense architecture (GPU against the CPU path, end to end)"
+synth=()
+for spec in "llama tiny q4_K" "qwen2 tiny q8_0" "qwen3 tiny q4_K" "gemma3 tiny q8_0" "gemma3 gemma3-270m q8_0" "llama smollm2-135m q4_0"; do
+    set -- $spec
+    f="$out/synth-$1-$2-$3.gguf"
+    "$bin" synth --arch "$1" --shape "$2" --type "$3" --seed 1 -o "$f" > /dev/null 2>&1 && synth+=(-m "$f")
+done
+echo "== ops check (+ SmolLM2 and the synthetic models end to end)"
+"$bin" ops-check ${OPS_PERF:+--perf} -m "$model" "${synth[@]}" > "$out/ops-check.md" 2> "$out/ops-check.log"; echo "ops-check exit $?"
+grep -E "^\| .*gguf|checks passed" "$out/ops-check.md"
+rm -f "$out"/synth-*.gguf
 
 echo "== SmolLM2 greedy: GPU (default rules on a GPU machine) vs CPU (--kernels quantized)"
 "$bin" run -m "$model" -p "$prompt" -n 32 --temp 0 --show-top 2 > "$out/gpu.txt" 2> "$out/gpu.log"
