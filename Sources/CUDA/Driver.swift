@@ -137,11 +137,12 @@ public final class Driver: @unchecked Sendable {
     }
 
     /// Throws CUDAError.driver unless `result` is CUDA_SUCCESS.
-    func check(_ call: String, _ result: CUresult) throws {
+    /// (`call` is built only on failure: launches are hot.)
+    func check(_ call: @autoclosure () -> String, _ result: CUresult) throws {
         guard result != 0 else { return }
         var name: UnsafePointer<CChar>?
         let known = cuGetErrorName(result, &name) == 0 && name != nil
-        throw CUDAError.driver(call: call, result: result, name: known ? String(cString: name!) : "CUresult \(result)")
+        throw CUDAError.driver(call: call(), result: result, name: known ? String(cString: name!) : "CUresult \(result)")
     }
 
     public func driverVersion() throws -> Int32 {

@@ -280,7 +280,61 @@ template <int T> __device__ void mmvq_impl(const u8* W, u64 rowBytes, int rows, 
 }
 #define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(const u8* W, u64 rowBytes, int rows, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, float* y, int tokens, int ldy) { mmvq_impl<T>(W, rowBytes, rows, cols, aq, ad, as, ai, ak, y, tokens, ldy); }
 MMVQ(Q4_0, mmvq_q4_0) MMVQ(Q4_1, mmvq_q4_1) MMVQ(Q5_0, mmvq_q5_0) MMVQ(Q5_1, mmvq_q5_1) MMVQ(Q8_0, mmvq_q8_0)
-MMVQ(Q4_K, mmvq_q4_K) MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
+MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
+
+// q4_K, the most common type of real models, with wide loads: a lane takes a pair of sub-blocks
+// (64 elements sharing 32 bytes of nibbles, 16-byte aligned in the 144-byte blocks) and reads
+// them and the pair's 64 activation bytes with 128-bit loads. Rows must be 16-byte aligned
+// (144 · k bytes per row; buffers from cuMemAlloc).
+extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(const u8* W, u64 rowBytes, int rows, int cols, const i8* aq, const float* ad,
+                                                            const float* as, const int* ai, const float* ak, float* y, int tokens, int ldy) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int r = blockIdx.x * 4 + warp;
+    if (r >= rows) return;
+    int t0 = blockIdx.y * 8, nt = min(8, tokens - t0);
+    const u8* row = W + (u64)r * rowBytes;
+    int pairs = cols / 64, chunks = cols / 32, supers = cols / 256;
+    float acc[8];
+#pragma unroll
+    for (int t = 0; t < 8; t++) acc[t] = 0.f;
+    for (int pi = lane; pi < pairs; pi += 32) {
+        int s = pi >> 2, pr = pi & 3;
+        const u8* k = row + s * 144;
+        u32 dd = *(const u32*)k;
+        float d = h2f((u16)(dd & 0xffffu)), dmin = h2f((u16)(dd >> 16));
+        int sa, ma, sb, mb;
+        scale_min_k4(2 * pr, k + 4, sa, ma);
+        scale_min_k4(2 * pr + 1, k + 4, sb, mb);
+        const uint4* qp = (const uint4*)(k + 16 + 32 * pr);
+        uint4 q0 = qp[0], q1 = qp[1];
+        u32 qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+        float da = d * (float)sa, db = d * (float)sb, mna = dmin * (float)ma, mnb = dmin * (float)mb;
+#pragma unroll
+        for (int t = 0; t < 8; t++) {
+            if (t < nt) {
+                u64 tc = (u64)(t0 + t) * chunks + 2 * pi;
+                const int4* a4 = (const int4*)(aq + tc * 32);
+                int4 a0 = a4[0], a1 = a4[1], a2 = a4[2], a3 = a4[3];
+                int av[16] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w, a2.x, a2.y, a2.z, a2.w, a3.x, a3.y, a3.z, a3.w};
+                int s1 = 0, s2 = 0;
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    s1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), av[j], s1);
+                    s2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), av[8 + j], s2);
+                }
+                float dK = ak[(u64)(t0 + t) * supers + s];
+                acc[t] += dK * ((da * (float)s1 - mna * (float)ai[tc]) + (db * (float)s2 - mnb * (float)ai[tc + 1]));
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < 8; t++) {
+        if (t < nt) {
+            float v = warp_sum(acc[t]);
+            if (lane == 0) y[(u64)(t0 + t) * ldy + r] = v;
+        }
+    }
+}
 
 // Float weights (f32 / f16 / bf16) against float activations, same grid.
 template <int T> __device__ void mmv_float_impl(const u8* W, u64 rowBytes, int rows, int cols, const float* x, float* y, int tokens, int ldy) {
