@@ -43,6 +43,23 @@ public final class GPU: @unchecked Sendable {
         allocator = CachingAllocator(driver: driver)
     }
 
+    private var blasState: Result<CUBLAS, Error>?
+
+    /// cuBLAS on this GPU's stream, opened on first use; nil (with the reason in `blasProblem`)
+    /// when the library is missing: prefill then stays on the GEMV kernels.
+    public var blas: CUBLAS? {
+        lock.lock(); defer { lock.unlock() }
+        if blasState == nil { blasState = Result { try CUBLAS(stream: stream) } }
+        return try? blasState!.get()
+    }
+
+    public var blasProblem: String? {
+        _ = blas
+        lock.lock(); defer { lock.unlock() }
+        if case let .failure(e) = blasState { return "\(e)" }
+        return nil
+    }
+
     /// Makes this device's context current on the calling thread (driver calls need it).
     public func makeCurrent() throws { try driver.makeCurrent(device) }
 

@@ -105,6 +105,25 @@ public enum GPUOps {
                         .pointer(act.ak.pointer), .pointer(y), .int(Int32(tokens)), .int(ld)])
     }
 
+    /// The largest row count the prefill GEMM path takes (grid.y of the dequantize kernel).
+    public static let gemmMaxRows = 65535
+
+    /// y [tokens, rows] = x [tokens, cols] · Wᵀ through cuBLAS: W dequantized to f16 into
+    /// `wScratch` (rows · cols halves), x converted to f16 into `xScratch` (tokens · cols halves)
+    /// unless `xReady`; f32 accumulation. The prefill path for chunks of many tokens.
+    public static func linearGEMM(_ gpu: GPU, blas: CUBLAS, _ w: DeviceMatrix, x: CUdeviceptr, y: CUdeviceptr, tokens: Int,
+                                  wScratch: CUdeviceptr, xScratch: CUdeviceptr, xReady: Bool = false) throws {
+        guard w.rows <= gemmMaxRows else { throw CUDAError.invalidArgument("GEMM path for \(w.rows) rows (at most \(gemmMaxRows))") }
+        try gpu.launch("dequant_f16_" + suffix(w.type), grid: (min(blocks(w.cols, 256), 16), w.rows, 1), block: 256,
+                       [.pointer(w.pointer), .u64(UInt64(w.rowBytes)), .int(Int32(w.cols)), .pointer(wScratch)])
+        if !xReady { try toF16(gpu, x: x, y: xScratch, count: tokens * w.cols) }
+        try blas.gemmF16(w: wScratch, x: xScratch, c: y, rows: w.rows, cols: w.cols, tokens: tokens)
+    }
+
+    public static func toF16(_ gpu: GPU, x: CUdeviceptr, y: CUdeviceptr, count: Int) throws {
+        try gpu.launch("to_f16", grid: (blocks(count, 256), 1, 1), block: 256, [.pointer(x), .pointer(y), .u64(UInt64(count))])
+    }
+
     /// out = x / rms(x) · w, rows of n (may alias).
     public static func rmsNorm(_ gpu: GPU, x: CUdeviceptr, weight: CUdeviceptr, out: CUdeviceptr, rows: Int, n: Int, eps: Float) throws {
         try gpu.launch("rms_norm", grid: (rows, 1, 1), block: n >= 512 ? 256 : 128,

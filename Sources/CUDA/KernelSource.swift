@@ -120,6 +120,24 @@ EMBED(F32, embed_f32) EMBED(F16, embed_f16) EMBED(BF16, embed_bf16) EMBED(Q4_0, 
 EMBED(Q5_0, embed_q5_0) EMBED(Q5_1, embed_q5_1) EMBED(Q8_0, embed_q8_0) EMBED(Q4_K, embed_q4_K) EMBED(Q5_K, embed_q5_K)
 EMBED(Q6_K, embed_q6_K)
 
+// Rows of W dequantized to f16 (the weights of a prefill GEMM): grid (blocks over cols, rows).
+template <int T> DEV void dequant_f16_impl(const u8* W, u64 rowBytes, int cols, u16* out) {
+    int r = blockIdx.y;
+    const u8* row = W + (u64)r * rowBytes;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < cols; i += gridDim.x * blockDim.x)
+        out[(u64)r * cols + i] = f2h(dq<T>(row, i));
+}
+#define DEQ(T, name) extern "C" __global__ void name(const u8* W, u64 rowBytes, int cols, u16* out) { dequant_f16_impl<T>(W, rowBytes, cols, out); }
+DEQ(F32, dequant_f16_f32) DEQ(F16, dequant_f16_f16) DEQ(BF16, dequant_f16_bf16) DEQ(Q4_0, dequant_f16_q4_0) DEQ(Q4_1, dequant_f16_q4_1)
+DEQ(Q5_0, dequant_f16_q5_0) DEQ(Q5_1, dequant_f16_q5_1) DEQ(Q8_0, dequant_f16_q8_0) DEQ(Q4_K, dequant_f16_q4_K) DEQ(Q5_K, dequant_f16_q5_K)
+DEQ(Q6_K, dequant_f16_q6_K)
+
+// y[i] = f16(x[i])
+extern "C" __global__ void to_f16(const float* x, u16* y, u64 count) {
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < count) y[i] = f2h(x[i]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Activation quantization. fmt 0: q8_0 / q8_1 (per 32, amax/127, f16-rounded d and d·Σq);
 // fmt 1: q8_K (per 256, -127 / signed max). One warp per 32 elements; x [T, n].

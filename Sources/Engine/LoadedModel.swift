@@ -127,6 +127,9 @@ public final class LoadedModel: @unchecked Sendable {
         var numerics = CUDANumerics()
         if let a = plan.modules.first(where: { $0.kind == .attention }) { numerics.attentionLikeCPU = a.kwargs["numerics"] != .string("fast") }
         if let m = plan.modules.first(where: { $0.kind == .mlp }) { numerics.geluTable = m.kwargs["gelu"] != .string("exact") }
+        if let l = plan.modules.first(where: { $0.kind == .linear }), case let .int(n)? = l.kwargs["gemm_min_tokens"] {
+            numerics.gemmMinTokens = n
+        }
         return try CUDAModel(model: model, gpu: gpu, numerics: numerics, progress: progress)
     }
 

@@ -87,6 +87,14 @@ public enum OpsCheck {
                 let out = try gpu.download(dy.pointer, count: tokens * rows)
                 let shape = "[\(rows), \(cols)] × \(tokens) tok"
                 record("linear \(type.name) vs CPU", shape, normalizedError(out, cpu), 2e-6)
+                if let blas = gpu.blas {
+                    // The prefill path: f16 weights and activations, cuBLAS GEMM with f32 accumulation.
+                    let ws = try gpu.allocator.allocate(2 * rows * cols), xs = try gpu.allocator.allocate(2 * tokens * cols)
+                    try GPUOps.linearGEMM(gpu, blas: blas, DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer), x: dx.pointer,
+                                          y: dy.pointer, tokens: tokens, wScratch: ws.pointer, xScratch: xs.pointer)
+                    record("linear \(type.name) cuBLAS f16 vs float ref", shape, normalizedError(try gpu.download(dy.pointer, count: tokens * rows), ref),
+                           type == .f32 || type == .bf16 ? 4e-3 : 2e-3)
+                }
                 record("linear \(type.name) vs float ref", shape, normalizedError(out, ref), GPUOps.isFloat(type) ? (type == .f32 ? 2e-6 : 5e-3) : 2e-2)
             }
         }

@@ -34,8 +34,11 @@ public struct CUDANumerics: Sendable {
     public var attentionLikeCPU = true
     /// GeGLU rounds through f16 like llama.cpp's CPU table.
     public var geluTable = true
-    public init(attentionLikeCPU: Bool = true, geluTable: Bool = true) {
-        self.attentionLikeCPU = attentionLikeCPU; self.geluTable = geluTable
+    /// Chunks of at least this many tokens run linear layers as f16 cuBLAS GEMMs on weights
+    /// dequantized on the fly (0: never); smaller ones use the 8-bit GEMV kernels.
+    public var gemmMinTokens = 32
+    public init(attentionLikeCPU: Bool = true, geluTable: Bool = true, gemmMinTokens: Int = 32) {
+        self.attentionLikeCPU = attentionLikeCPU; self.geluTable = geluTable; self.gemmMinTokens = gemmMinTokens
     }
 }
 
@@ -166,6 +169,9 @@ public final class CUDADecoder: @unchecked Sendable {
     let gpu: GPU
     private var keys: [DeviceBuffer] = [], values: [DeviceBuffer] = []
     private let x, h, o, qb, kb, vb, attn, g, u, scratch, scores, logits, ids, positions: DeviceBuffer
+    /// f16 weights and activations of the GEMM path (nil when it is off or cuBLAS is missing).
+    private let gemmW: DeviceBuffer?, gemmX: DeviceBuffer?
+    private let blas: CUBLAS?
     private var acts: [Int: QuantizedActivationsGPU] = [:]
     private let staging: UnsafeMutableRawPointer
     private let maxSplits: Int
@@ -194,6 +200,15 @@ public final class CUDADecoder: @unchecked Sendable {
         maxSplits = 64
         scratch = try floats((b * maxHeads + 2 * gpu.device.multiprocessors + maxHeads) * (maxDim + 2))
         scores = try floats(model.numerics.attentionLikeCPU ? min(b, 63) * maxHeads * capacity : 1)
+        let gemm = model.numerics.gemmMinTokens > 0 && b >= model.numerics.gemmMinTokens
+        blas = gemm ? model.gpu.blas : nil
+        if blas != nil {
+            let mats = model.layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down].map(\.matrix) }
+            gemmW = try allocator.allocate(2 * (mats.map { $0.rows * $0.cols }.max() ?? 1))
+            gemmX = try allocator.allocate(2 * b * max(d, maxQ, maxFF))
+        } else {
+            gemmW = nil; gemmX = nil
+        }
         logits = try floats(b * m.vocab)
         ids = try gpu.allocator.allocate(b * 4); positions = try gpu.allocator.allocate(b * 4)
         staging = try gpu.driver.allocatePinned(2 * b * 4)
@@ -322,14 +337,24 @@ public final class CUDADecoder: @unchecked Sendable {
         try GPUOps.rmsNorm(gpu, x: src, weight: n.weight, out: dst, rows: rows, n: n.n, eps: n.eps)
     }
 
-    /// Linear layers reading the same input: its activations are quantized once per format.
+    /// Linear layers reading the same input: its activations are quantized (or converted to f16
+    /// for the GEMM path) once.
     private func linears(_ list: [(CUDAModel.Lin, CUdeviceptr)], input: CUdeviceptr, tokens: Int) throws {
         let cols = list[0].0.matrix.cols
         guard let act = acts[cols] else { throw CUDAModelError.unsupported("no activation buffer for rows of \(cols)") }
         GPUOps.invalidate(act)
+        var converted = false
         for (l, y) in list {
-            try GPUOps.linear(gpu, l.matrix, x: input, act: act, y: y, tokens: tokens)
-            if let b = l.bias { try GPUOps.addBias(gpu, y: y, bias: b, n: l.matrix.rows, rows: tokens) }
+            let m = l.matrix
+            if let blas, let gemmW, let gemmX, tokens >= model.numerics.gemmMinTokens, m.rows <= GPUOps.gemmMaxRows,
+               2 * m.rows * m.cols <= gemmW.bytes {
+                try GPUOps.linearGEMM(gpu, blas: blas, m, x: input, y: y, tokens: tokens, wScratch: gemmW.pointer,
+                                      xScratch: gemmX.pointer, xReady: converted)
+                converted = true
+            } else {
+                try GPUOps.linear(gpu, m, x: input, act: act, y: y, tokens: tokens)
+            }
+            if let b = l.bias { try GPUOps.addBias(gpu, y: y, bias: b, n: m.rows, rows: tokens) }
         }
     }
 }

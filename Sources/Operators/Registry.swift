@@ -161,7 +161,9 @@ public struct OperatorRegistry: Sendable {
         // CUDA operators: they place modules on a GPU; the CUDA backend (ModelsCUDA) runs the
         // whole dense decoder there with the kernels of CUDA/KernelSource.swift.
         let cuda: [(String, String, Set<ModuleKind>, [KwargSpec])] = [
-            ("LinearCUDA", "GGUF-quantized weights on the GPU, 8-bit activations, integer dot products (dp4a)", linearKinds, []),
+            ("LinearCUDA", "GGUF-quantized weights on the GPU: 8-bit activations with dp4a GEMV; f16 cuBLAS GEMM for long chunks", linearKinds,
+             [KwargSpec("gemm_min_tokens", .int(min: 0), default: .int(32),
+                        help: "chunks of at least this many tokens dequantize the weights to f16 and run a cuBLAS GEMM (0: never)")]),
             ("AttentionCUDA", "f16 KV cache on the GPU; split-K online-softmax attention, or the CPU's numerics", [.attention],
              [KwargSpec("numerics", .string(choices: ["cpu", "fast"]), default: .string("cpu"),
                         help: "cpu: below 64 tokens per chunk, llama.cpp's CPU flash-attention numerics (f16 query and accumulator, "
