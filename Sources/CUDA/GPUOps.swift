@@ -87,7 +87,8 @@ public enum GPUOps {
     /// from x here unless it already holds x), float weights read x.
     public static func linear(_ gpu: GPU, _ w: DeviceMatrix, x: CUdeviceptr, act: QuantizedActivationsGPU, y: CUdeviceptr,
                               tokens: Int, ldy: Int? = nil) throws {
-        let grid = (blocks(w.rows, 4), blocks(tokens, 8), 1)
+        // q4_K's kernel takes 2 rows per warp (8 per block), the others 1 (4 per block).
+        let grid = (blocks(w.rows, w.type == .q4_K ? 8 : 4), blocks(tokens, 8), 1)
         let ld = Int32(ldy ?? w.rows)
         if isFloat(w.type) {
             try gpu.launch("mmv_" + suffix(w.type), grid: grid, block: 128,
@@ -130,16 +131,25 @@ public enum GPUOps {
                        [.pointer(x), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)])
     }
 
-    /// Rotary embedding in place on x [tokens, heads, headDim].
-    public static func rope(_ gpu: GPU, x: CUdeviceptr, positions: CUdeviceptr, tokens: Int, heads: Int, headDim: Int, rotDim: Int,
-                            base: Float, scale: Float, freqFactors: CUdeviceptr?, neox: Bool) throws {
+    /// Rotary embedding in place on x [tokens, heads, headDim] and x2 [tokens, heads2, headDim]
+    /// (queries and keys in one launch; heads2 0 for x alone).
+    public static func rope(_ gpu: GPU, x: CUdeviceptr, heads: Int, x2: CUdeviceptr = 0, heads2: Int = 0, positions: CUdeviceptr,
+                            tokens: Int, headDim: Int, rotDim: Int, base: Float, scale: Float, freqFactors: CUdeviceptr?,
+                            neox: Bool) throws {
         guard rotDim % 2 == 0, rotDim <= headDim, rotDim / 2 <= 1024 else {
             throw CUDAError.invalidArgument("rope over \(rotDim) of \(headDim) dimensions")
         }
         let thetaScale = powf(base, -2 / Float(rotDim))
-        try gpu.launch("rope", grid: (tokens, heads, 1), block: max(rotDim / 2, 32),
-                       [.pointer(x), .pointer(positions), .int(Int32(heads)), .int(Int32(headDim)), .int(Int32(rotDim)),
-                        .float(thetaScale), .float(scale), .pointer(freqFactors ?? 0), .int(neox ? 1 : 0)])
+        try gpu.launch("rope", grid: (tokens, heads + heads2, 1), block: max(rotDim / 2, 32),
+                       [.pointer(x), .pointer(x2), .pointer(positions), .int(Int32(heads)), .int(Int32(heads2)), .int(Int32(headDim)),
+                        .int(Int32(rotDim)), .float(thetaScale), .float(scale), .pointer(freqFactors ?? 0), .int(neox ? 1 : 0)])
+    }
+
+    /// x += y, then out = x / rms(x) · w (rows of n): a residual add and the next norm in one pass.
+    public static func addRMSNorm(_ gpu: GPU, x: CUdeviceptr, y: CUdeviceptr, weight: CUdeviceptr, out: CUdeviceptr, rows: Int, n: Int,
+                                  eps: Float) throws {
+        try gpu.launch("add_rms_norm", grid: (rows, 1, 1), block: n >= 512 ? 256 : 128,
+                       [.pointer(x), .pointer(y), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)])
     }
 
     public enum Activation: Int32, Sendable {
@@ -171,10 +181,12 @@ public enum GPUOps {
         try gpu.launch("softcap", grid: (blocks(count, 256), 1, 1), block: 256, [.pointer(x), .float(cap), .u64(UInt64(count))])
     }
 
-    /// Rows src [tokens, width] into the f16 cache at `positions`.
-    public static func storeKV(_ gpu: GPU, src: CUdeviceptr, cache: CUdeviceptr, positions: CUdeviceptr, width: Int, tokens: Int) throws {
-        try gpu.launch("store_kv", grid: (blocks(width, 256), tokens, 1), block: 256,
-                       [.pointer(src), .pointer(cache), .pointer(positions), .int(Int32(width)), .int(Int32(tokens))])
+    /// Rows of keys and values [tokens, width] into the f16 caches at `positions`.
+    public static func storeKV(_ gpu: GPU, keys: CUdeviceptr, values: CUdeviceptr, keyCache: CUdeviceptr, valueCache: CUdeviceptr,
+                               positions: CUdeviceptr, width: Int, tokens: Int) throws {
+        try gpu.launch("store_kv", grid: (blocks(width, 256), tokens, 2), block: 256,
+                       [.pointer(keys), .pointer(values), .pointer(keyCache), .pointer(valueCache), .pointer(positions),
+                        .int(Int32(width)), .int(Int32(tokens))])
     }
 
     /// Index of each row's largest value (first on ties) into out [rows] (Int32).

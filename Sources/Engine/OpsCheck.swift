@@ -127,6 +127,16 @@ public enum OpsCheck {
             let dx = try upload(x), dw = try upload(w), dout = try gpu.allocator.allocate(rows * n * 4)
             try GPUOps.rmsNorm(gpu, x: dx.pointer, weight: dw.pointer, out: dout.pointer, rows: rows, n: n, eps: 1e-6)
             record("rms_norm", "\(rows) × \(n)", normalizedError(try gpu.download(dout.pointer, count: rows * n), ref), 1e-6)
+            // Fused with the residual add before it: x += y, out = norm(x).
+            let y = random(rows * n, &rng)
+            let sum = zip(x, y).map { $0 + $1 }
+            var ref2 = [Float](repeating: 0, count: rows * n)
+            sum.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in ref2.withUnsafeMutableBufferPointer {
+                Ops.rmsNorm(xp.baseAddress!, weight: wp.baseAddress!, out: $0.baseAddress!, rows: rows, n: n, eps: 1e-6) } } }
+            let dy = try upload(y)
+            try GPUOps.addRMSNorm(gpu, x: dx.pointer, y: dy.pointer, weight: dw.pointer, out: dout.pointer, rows: rows, n: n, eps: 1e-6)
+            record("add + rms_norm", "\(rows) × \(n)", max(normalizedError(try gpu.download(dout.pointer, count: rows * n), ref2),
+                                                            normalizedError(try gpu.download(dx.pointer, count: rows * n), sum)), 1e-6)
         }
 
         // RoPE: normal and neox, partial rotation, frequency factors, large positions.
@@ -149,10 +159,22 @@ public enum OpsCheck {
                     }
                 }
             }
-            try GPUOps.rope(gpu, x: gx.pointer, positions: gp.pointer, tokens: tokens, heads: heads, headDim: headDim, rotDim: rotDim,
+            try GPUOps.rope(gpu, x: gx.pointer, heads: heads, positions: gp.pointer, tokens: tokens, headDim: headDim, rotDim: rotDim,
                             base: factors ? 500_000 : 10_000, scale: 1, freqFactors: gf?.pointer, neox: neox)
             record("rope \(neox ? "neox" : "normal")\(factors ? " +freq factors" : "")", "\(tokens) × \(heads) × \(headDim) (rot \(rotDim))",
                    normalizedError(try gpu.download(gx.pointer, count: x.count), x), 1e-5)
+            // Queries and keys in one launch: a second tensor of 2 heads rotated alongside.
+            var k2 = random(tokens * 2 * headDim, &rng)
+            let gq = try upload(random(tokens * heads * headDim, &rng)), gk = try upload(k2)
+            try GPUOps.rope(gpu, x: gq.pointer, heads: heads, x2: gk.pointer, heads2: 2, positions: gp.pointer, tokens: tokens,
+                            headDim: headDim, rotDim: rotDim, base: 10_000, scale: 1, freqFactors: nil, neox: neox)
+            positions.withUnsafeBufferPointer { pp in
+                k2.withUnsafeMutableBufferPointer {
+                    Ops.rope($0.baseAddress!, tokens: tokens, heads: 2, headDim: headDim, rotDim: rotDim, positions: pp.baseAddress!,
+                             base: 10_000, scale: 1, neox: neox)
+                }
+            }
+            record("rope, second tensor of the launch", "\(tokens) × 2 × \(headDim)", normalizedError(try gpu.download(gk.pointer, count: k2.count), k2), 1e-5)
         }
 
         // Gated activations, elementwise.

@@ -289,19 +289,18 @@ public final class CUDADecoder: @unchecked Sendable {
         let m = model.model, d = m.embedding
         for a in acts.values { GPUOps.invalidate(a) }
         try GPUOps.embed(gpu, table: model.embedding, ids: ids.pointer, count: n, scale: m.embeddingScale, out: x.pointer)
+        // Each residual add is fused with the norm that reads its result (add_rms_norm).
+        try norm(model.layers[0].attentionNorm, x.pointer, h.pointer, rows: n)
         for (index, L) in model.layers.enumerated() {
             let kw = L.kvHeads * L.headDim
-            try norm(L.attentionNorm, x.pointer, h.pointer, rows: n)
             try linears([(L.q, qb.pointer), (L.k, kb.pointer), (L.v, vb.pointer)], input: h.pointer, tokens: n)
             if let qn = L.qNorm { try norm(qn, qb.pointer, qb.pointer, rows: n * L.heads) }
             if let kn = L.kNorm { try norm(kn, kb.pointer, kb.pointer, rows: n * L.kvHeads) }
-            for (buf, heads) in [(qb.pointer, L.heads), (kb.pointer, L.kvHeads)] {
-                try GPUOps.rope(gpu, x: buf, positions: positions.pointer, tokens: n, heads: heads, headDim: L.headDim,
-                                rotDim: L.rope.dimensions, base: L.rope.base, scale: L.rope.scale, freqFactors: L.ropeFactors,
-                                neox: L.rope.neox)
-            }
-            try GPUOps.storeKV(gpu, src: kb.pointer, cache: keys[index].pointer, positions: positions.pointer, width: kw, tokens: n)
-            try GPUOps.storeKV(gpu, src: vb.pointer, cache: values[index].pointer, positions: positions.pointer, width: kw, tokens: n)
+            try GPUOps.rope(gpu, x: qb.pointer, heads: L.heads, x2: kb.pointer, heads2: L.kvHeads, positions: positions.pointer, tokens: n,
+                            headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base, scale: L.rope.scale,
+                            freqFactors: L.ropeFactors, neox: L.rope.neox)
+            try GPUOps.storeKV(gpu, keys: kb.pointer, values: vb.pointer, keyCache: keys[index].pointer, valueCache: values[index].pointer,
+                               positions: positions.pointer, width: kw, tokens: n)
             let visible = L.window > 0 ? min(L.window, maxKeys) : maxKeys
             if model.numerics.attentionLikeCPU && n < 64 {
                 try GPUOps.attentionCPUNumerics(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
@@ -317,14 +316,18 @@ public final class CUDADecoder: @unchecked Sendable {
             }
             try linears([(L.o, o.pointer)], input: attn.pointer, tokens: n)
             if let pn = L.postAttentionNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
-            try GPUOps.add(gpu, x: x.pointer, y: o.pointer, count: n * d)
-            try norm(L.ffnNorm, x.pointer, h.pointer, rows: n)
+            try GPUOps.addRMSNorm(gpu, x: x.pointer, y: o.pointer, weight: L.ffnNorm.weight, out: h.pointer, rows: n, n: d, eps: L.ffnNorm.eps)
             try linears([(L.gate, g.pointer), (L.up, u.pointer)], input: h.pointer, tokens: n)
             try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * L.gate.matrix.rows,
                            activation: L.gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu)
             try linears([(L.down, o.pointer)], input: g.pointer, tokens: n)
             if let pn = L.postFFNNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
-            try GPUOps.add(gpu, x: x.pointer, y: o.pointer, count: n * d)
+            if index + 1 < model.layers.count {
+                let next = model.layers[index + 1].attentionNorm
+                try GPUOps.addRMSNorm(gpu, x: x.pointer, y: o.pointer, weight: next.weight, out: h.pointer, rows: n, n: d, eps: next.eps)
+            } else {
+                try GPUOps.add(gpu, x: x.pointer, y: o.pointer, count: n * d)
+            }
         }
         guard rows > 0 else { return }
         let xr = x.pointer + UInt64(first * d * 4)

@@ -11,7 +11,7 @@ final class KernelSourceTests: XCTestCase {
     static func definedKernels() -> Set<String> {
         let text = KernelSource.text
         var names = Set<String>()
-        for pattern in [#"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\("#, #"(?:EMBED|MMVQ|MMVF)\(\w+, (\w+)\)"#] {
+        for pattern in [#"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\("#, #"(?:EMBED|MMVQ|MMVF|DEQ)\(\w+, (\w+)\)"#] {
             let re = try! NSRegularExpression(pattern: pattern)
             for m in re.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
                 names.insert(String(text[Range(m.range(at: 1), in: text)!]))
@@ -24,10 +24,11 @@ final class KernelSourceTests: XCTestCase {
     func testEveryLaunchedKernelIsDefined() throws {
         let defined = Self.definedKernels()
         var launched = ["quantize_q8_32", "quantize_q8_K", "rms_norm", "rope", "glu", "add", "add_bias", "softcap", "store_kv",
-                        "argmax_rows", "attn_split", "attn_combine"]
+                        "argmax_rows", "attn_split", "attn_combine", "attn_scores_f16q", "attn_seq_f16acc", "add_rms_norm", "to_f16"]
         for t in GPUOps.supportedTypes {
             launched.append("embed_" + t.name)
             launched.append((GPUOps.isFloat(t) ? "mmv_" : "mmvq_") + t.name)
+            launched.append("dequant_f16_" + t.name)
         }
         for name in launched { XCTAssertTrue(defined.contains(name), "GPUOps launches \(name) but KernelSource does not define it") }
     }
