@@ -87,8 +87,7 @@ public enum GPUOps {
     /// from x here unless it already holds x), float weights read x.
     public static func linear(_ gpu: GPU, _ w: DeviceMatrix, x: CUdeviceptr, act: QuantizedActivationsGPU, y: CUdeviceptr,
                               tokens: Int, ldy: Int? = nil) throws {
-        // q4_K's kernel takes 2 rows per warp (8 per block), the others 1 (4 per block).
-        let grid = (blocks(w.rows, w.type == .q4_K ? 8 : 4), blocks(tokens, 8), 1)
+        let grid = (blocks(w.rows, 4), blocks(tokens, 8), 1)
         let ld = Int32(ldy ?? w.rows)
         if isFloat(w.type) {
             try gpu.launch("mmv_" + suffix(w.type), grid: grid, block: 128,

@@ -301,52 +301,32 @@ MMVQ(Q4_0, mmvq_q4_0) MMVQ(Q4_1, mmvq_q4_1) MMVQ(Q5_0, mmvq_q5_0) MMVQ(Q5_1, mmv
 MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 
 // q4_K, the most common type of real models, with wide loads: a lane takes a pair of sub-blocks
-// (64 elements sharing 32 bytes of nibbles, 16-byte aligned in the 144-byte blocks) of two rows
-// and reads them with 128-bit loads, issued before any arithmetic, and the pair's 64 activation
-// bytes once for both rows. Rows must be 16-byte aligned (144 · k bytes per row; buffers from
-// cuMemAlloc). A warp takes 2 rows, a block 8: grid (ceil(rows / 8), ceil(T / 8)).
-DEV int scale_byte(const u32* w, int j) { return (int)((w[j >> 2] >> (8 * (j & 3))) & 0xFFu); }
-DEV void scale_min_w(int j, const u32* w, int& sc, int& m) {
-    if (j < 4) { sc = scale_byte(w, j) & 63; m = scale_byte(w, j + 4) & 63; }
-    else {
-        sc = (scale_byte(w, j + 4) & 0xF) | ((scale_byte(w, j - 4) >> 6) << 4);
-        m = (scale_byte(w, j + 4) >> 4) | ((scale_byte(w, j) >> 6) << 4);
-    }
-}
-
-extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(const u8* __restrict__ W, u64 rowBytes, int rows, int cols,
-                                                            const i8* __restrict__ aq, const float* ad, const float* as,
-                                                            const int* __restrict__ ai, const float* __restrict__ ak, float* y,
-                                                            int tokens, int ldy) {
+// (64 elements sharing 32 bytes of nibbles, 16-byte aligned in the 144-byte blocks) and reads
+// them and the pair's 64 activation bytes with 128-bit loads. Rows must be 16-byte aligned
+// (144 · k bytes per row; buffers from cuMemAlloc).
+extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(const u8* W, u64 rowBytes, int rows, int cols, const i8* aq, const float* ad,
+                                                            const float* as, const int* ai, const float* ak, float* y, int tokens, int ldy) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int r0 = (blockIdx.x * 4 + warp) * 2;
-    if (r0 >= rows) return;
-    bool two = r0 + 1 < rows;
+    int r = blockIdx.x * 4 + warp;
+    if (r >= rows) return;
     int t0 = blockIdx.y * 8, nt = min(8, tokens - t0);
-    const u8* rowA = W + (u64)r0 * rowBytes;
-    const u8* rowB = two ? rowA + rowBytes : rowA;
+    const u8* row = W + (u64)r * rowBytes;
     int pairs = cols / 64, chunks = cols / 32, supers = cols / 256;
-    float accA[8], accB[8];
+    float acc[8];
 #pragma unroll
-    for (int t = 0; t < 8; t++) { accA[t] = 0.f; accB[t] = 0.f; }
+    for (int t = 0; t < 8; t++) acc[t] = 0.f;
     for (int pi = lane; pi < pairs; pi += 32) {
         int s = pi >> 2, pr = pi & 3;
-        const u8* ka = rowA + s * 144;
-        const u8* kb = rowB + s * 144;
-        const uint4* qpa = (const uint4*)(ka + 16 + 32 * pr);
-        const uint4* qpb = (const uint4*)(kb + 16 + 32 * pr);
-        uint4 qa0 = __ldg(qpa), qa1 = __ldg(qpa + 1), qb0 = __ldg(qpb), qb1 = __ldg(qpb + 1);
-        uint4 ha = __ldg((const uint4*)ka), hb = __ldg((const uint4*)kb);  // d, dmin, scales[12]
-        u32 swa[3] = {ha.y, ha.z, ha.w}, swb[3] = {hb.y, hb.z, hb.w};
-        int sa, ma, sb, mb, sa2, ma2, sb2, mb2;
-        scale_min_w(2 * pr, swa, sa, ma); scale_min_w(2 * pr + 1, swa, sb, mb);
-        scale_min_w(2 * pr, swb, sa2, ma2); scale_min_w(2 * pr + 1, swb, sb2, mb2);
-        float dA = h2f((u16)(ha.x & 0xffffu)), mA = h2f((u16)(ha.x >> 16));
-        float dB = h2f((u16)(hb.x & 0xffffu)), mB = h2f((u16)(hb.x >> 16));
-        float da1 = dA * (float)sa, da2 = dA * (float)sb, ma1 = mA * (float)ma, ma2f = mA * (float)mb;
-        float db1 = dB * (float)sa2, db2 = dB * (float)sb2, mb1 = mB * (float)ma2, mb2f = mB * (float)mb2;
-        u32 qwa[8] = {qa0.x, qa0.y, qa0.z, qa0.w, qa1.x, qa1.y, qa1.z, qa1.w};
-        u32 qwb[8] = {qb0.x, qb0.y, qb0.z, qb0.w, qb1.x, qb1.y, qb1.z, qb1.w};
+        const u8* k = row + s * 144;
+        u32 dd = *(const u32*)k;
+        float d = h2f((u16)(dd & 0xffffu)), dmin = h2f((u16)(dd >> 16));
+        int sa, ma, sb, mb;
+        scale_min_k4(2 * pr, k + 4, sa, ma);
+        scale_min_k4(2 * pr + 1, k + 4, sb, mb);
+        const uint4* qp = (const uint4*)(k + 16 + 32 * pr);
+        uint4 q0 = qp[0], q1 = qp[1];
+        u32 qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+        float da = d * (float)sa, db = d * (float)sb, mna = dmin * (float)ma, mnb = dmin * (float)mb;
 #pragma unroll
         for (int t = 0; t < 8; t++) {
             if (t < nt) {
@@ -354,29 +334,22 @@ extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(const u8* __restrict
                 const int4* a4 = (const int4*)(aq + tc * 32);
                 int4 a0 = a4[0], a1 = a4[1], a2 = a4[2], a3 = a4[3];
                 int av[16] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w, a2.x, a2.y, a2.z, a2.w, a3.x, a3.y, a3.z, a3.w};
-                int s1 = 0, s2 = 0, s3 = 0, s4 = 0;
+                int s1 = 0, s2 = 0;
 #pragma unroll
                 for (int j = 0; j < 8; j++) {
-                    s1 = __dp4a((int)(qwa[j] & 0x0F0F0F0Fu), av[j], s1);
-                    s2 = __dp4a((int)((qwa[j] >> 4) & 0x0F0F0F0Fu), av[8 + j], s2);
-                    s3 = __dp4a((int)(qwb[j] & 0x0F0F0F0Fu), av[j], s3);
-                    s4 = __dp4a((int)((qwb[j] >> 4) & 0x0F0F0F0Fu), av[8 + j], s4);
+                    s1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), av[j], s1);
+                    s2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), av[8 + j], s2);
                 }
                 float dK = ak[(u64)(t0 + t) * supers + s];
-                float i1 = (float)ai[tc], i2 = (float)ai[tc + 1];
-                accA[t] += dK * ((da1 * (float)s1 - ma1 * i1) + (da2 * (float)s2 - ma2f * i2));
-                accB[t] += dK * ((db1 * (float)s3 - mb1 * i1) + (db2 * (float)s4 - mb2f * i2));
+                acc[t] += dK * ((da * (float)s1 - mna * (float)ai[tc]) + (db * (float)s2 - mnb * (float)ai[tc + 1]));
             }
         }
     }
 #pragma unroll
     for (int t = 0; t < 8; t++) {
         if (t < nt) {
-            float va = warp_sum(accA[t]), vb = warp_sum(accB[t]);
-            if (lane == 0) {
-                y[(u64)(t0 + t) * ldy + r0] = va;
-                if (two) y[(u64)(t0 + t) * ldy + r0 + 1] = vb;
-            }
+            float v = warp_sum(acc[t]);
+            if (lane == 0) y[(u64)(t0 + t) * ldy + r] = v;
         }
     }
 }
