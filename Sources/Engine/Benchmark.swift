@@ -299,8 +299,10 @@ public struct MachineInfo: Sendable {
 public enum BuildInfo {
     /// `git rev-parse --short HEAD` of the repository holding the executable (else of the
     /// working directory), read at run time; "unknown" without git. The binary may have
-    /// been built from a working tree that differs from that commit.
+    /// been built from a working tree that differs from that commit. `SWIFTKT_COMMIT` overrides
+    /// it (a binary copied to a machine where the repository is not its source).
     public static func commit() -> String {
+        if let c = ProcessInfo.processInfo.environment["SWIFTKT_COMMIT"], !c.isEmpty { return c }
         let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").deletingLastPathComponent().path
         for dir in [exe, FileManager.default.currentDirectoryPath] {
             if let hash = git(["-C", dir, "rev-parse", "--short", "HEAD"]), !hash.isEmpty { return hash }
