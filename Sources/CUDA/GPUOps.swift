@@ -83,26 +83,45 @@ public enum GPUOps {
     /// The activation buffers hold stale data once their source is overwritten.
     public static func invalidate(_ act: QuantizedActivationsGPU) { act.holds = nil }
 
-    /// y [tokens, ldy ≥ rows] = x [tokens, cols] · Wᵀ. Quantized weights read `act` (quantized
-    /// from x here unless it already holds x), float weights read x.
+    /// y [tokens, rows] = x [tokens, cols] · Wᵀ. Quantized weights read `act` (quantized from x
+    /// here unless it already holds x), float weights read x.
     public static func linear(_ gpu: GPU, _ w: DeviceMatrix, x: CUdeviceptr, act: QuantizedActivationsGPU, y: CUdeviceptr,
-                              tokens: Int, ldy: Int? = nil) throws {
-        let grid = (blocks(w.rows, 4), blocks(tokens, 8), 1)
-        let ld = Int32(ldy ?? w.rows)
+                              tokens: Int) throws {
+        try linearMany(gpu, [w], x: x, act: act, ys: [y], tokens: tokens)
+    }
+
+    /// Up to three matrices of one type and width reading the same x (q, k, v; gate, up): for
+    /// quantized weights one launch whose warps run over all their rows; ys[i] [tokens, rows_i].
+    public static func linearMany(_ gpu: GPU, _ ws: [DeviceMatrix], x: CUdeviceptr, act: QuantizedActivationsGPU, ys: [CUdeviceptr],
+                                  tokens: Int) throws {
+        precondition(!ws.isEmpty && ws.count <= 3 && ws.count == ys.count, "1 to 3 matrices, one output each")
+        let w = ws[0]
+        guard ws.allSatisfy({ $0.type == w.type && $0.cols == w.cols }) else {
+            throw CUDAError.invalidArgument("linearMany needs one type and width; got "
+                                            + ws.map { "\($0.type.name) [\($0.rows), \($0.cols)]" }.joined(separator: ", "))
+        }
         if isFloat(w.type) {
-            try gpu.launch("mmv_" + suffix(w.type), grid: grid, block: 128,
-                           [.pointer(w.pointer), .u64(UInt64(w.rowBytes)), .int(Int32(w.rows)), .int(Int32(w.cols)), .pointer(x),
-                            .pointer(y), .int(Int32(tokens)), .int(ld)])
+            for (m, y) in zip(ws, ys) {
+                try gpu.launch("mmv_" + suffix(m.type), grid: (blocks(m.rows, 4), blocks(tokens, 8), 1), block: 128,
+                               [.pointer(m.pointer), .u64(UInt64(m.rowBytes)), .int(Int32(m.rows)), .int(Int32(m.cols)), .pointer(x),
+                                .pointer(y), .int(Int32(tokens)), .int(Int32(m.rows))])
+            }
             return
         }
         guard act.n == w.cols else {
             throw CUDAError.invalidArgument("activations of \(act.n) for a [\(w.rows), \(w.cols)] \(w.type.name) matrix")
         }
         try quantize(gpu, x: x, tokens: tokens, weightType: w.type, act: act)
-        try gpu.launch("mmvq_" + suffix(w.type), grid: grid, block: 128,
-                       [.pointer(w.pointer), .u64(UInt64(w.rowBytes)), .int(Int32(w.rows)), .int(Int32(w.cols)),
+        func at<T>(_ a: [T], _ i: Int, _ empty: T) -> T { i < a.count ? a[i] : empty }
+        let pointers = (0..<3).map { at(ws, $0, w).pointer }, rows = (0..<3).map { $0 < ws.count ? ws[$0].rows : 0 }
+        let outs = (0..<3).map { at(ys, $0, 0) }
+        try gpu.launch("mmvq_" + suffix(w.type), grid: (blocks(rows.reduce(0, +), 4), blocks(tokens, 8), 1), block: 128,
+                       [.pointer(pointers[0]), .pointer(pointers[1]), .pointer(pointers[2]),
+                        .int(Int32(rows[0])), .int(Int32(rows[1])), .int(Int32(rows[2])),
+                        .pointer(outs[0]), .pointer(outs[1]), .pointer(outs[2]),
+                        .u64(UInt64(w.rowBytes)), .int(Int32(w.cols)),
                         .pointer(act.q.pointer), .pointer(act.ad.pointer), .pointer(act.as_.pointer), .pointer(act.ai.pointer),
-                        .pointer(act.ak.pointer), .pointer(y), .int(Int32(tokens)), .int(ld)])
+                        .pointer(act.ak.pointer), .int(Int32(tokens))])
     }
 
     /// The largest row count the prefill GEMM path takes (grid.y of the dequantize kernel).

@@ -255,13 +255,29 @@ template <int T> DEV void decode_chunk(const u8* row, int c, int* w, float& d1, 
     }
 }
 
-template <int T> __device__ void mmvq_impl(const u8* W, u64 rowBytes, int rows, int cols, const i8* aq, const float* ad,
-                                           const float* as, const int* ai, const float* ak, float* y, int tokens, int ldy) {
+// Up to three matrices of the same type and width reading the same activations (q, k, v; gate,
+// up) in one launch: the grid's warps run over their rows one matrix after the other.
+struct Sel { const u8* W; int r; float* y; int ldy; };
+DEV bool select3(int g, const u8* W0, const u8* W1, const u8* W2, int n0, int n1, int n2, float* y0, float* y1, float* y2, Sel& s) {
+    if (g < n0) { s.W = W0; s.r = g; s.y = y0; s.ldy = n0; return true; }
+    g -= n0;
+    if (g < n1) { s.W = W1; s.r = g; s.y = y1; s.ldy = n1; return true; }
+    g -= n1;
+    if (g < n2) { s.W = W2; s.r = g; s.y = y2; s.ldy = n2; return true; }
+    return false;
+}
+#define MATS const u8* W0, const u8* W1, const u8* W2, int n0, int n1, int n2, float* y0, float* y1, float* y2
+#define MATS_ARGS W0, W1, W2, n0, n1, n2, y0, y1, y2
+
+template <int T> __device__ void mmvq_impl(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad,
+                                           const float* as, const int* ai, const float* ak, int tokens) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int r = blockIdx.x * 4 + warp;
-    if (r >= rows) return;
+    Sel sel;
+    if (!select3(blockIdx.x * 4 + warp, MATS_ARGS, sel)) return;
+    int r = sel.r, ldy = sel.ldy;
+    float* y = sel.y;
     int t0 = blockIdx.y * 8, nt = min(8, tokens - t0);
-    const u8* row = W + (u64)r * rowBytes;
+    const u8* row = sel.W + (u64)r * rowBytes;
     int chunks = cols / 32;
     float acc[8];
 #pragma unroll
@@ -296,7 +312,7 @@ template <int T> __device__ void mmvq_impl(const u8* W, u64 rowBytes, int rows, 
         }
     }
 }
-#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(const u8* W, u64 rowBytes, int rows, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, float* y, int tokens, int ldy) { mmvq_impl<T>(W, rowBytes, rows, cols, aq, ad, as, ai, ak, y, tokens, ldy); }
+#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens) { mmvq_impl<T>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); }
 MMVQ(Q4_0, mmvq_q4_0) MMVQ(Q4_1, mmvq_q4_1) MMVQ(Q5_0, mmvq_q5_0) MMVQ(Q5_1, mmvq_q5_1) MMVQ(Q8_0, mmvq_q8_0)
 MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 
@@ -304,13 +320,15 @@ MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 // (64 elements sharing 32 bytes of nibbles, 16-byte aligned in the 144-byte blocks) and reads
 // them and the pair's 64 activation bytes with 128-bit loads. Rows must be 16-byte aligned
 // (144 · k bytes per row; buffers from cuMemAlloc).
-extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(const u8* W, u64 rowBytes, int rows, int cols, const i8* aq, const float* ad,
-                                                            const float* as, const int* ai, const float* ak, float* y, int tokens, int ldy) {
+extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const float* ad,
+                                                            const float* as, const int* __restrict__ ai, const float* __restrict__ ak, int tokens) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int r = blockIdx.x * 4 + warp;
-    if (r >= rows) return;
+    Sel sel;
+    if (!select3(blockIdx.x * 4 + warp, MATS_ARGS, sel)) return;
+    int r = sel.r, ldy = sel.ldy;
+    float* y = sel.y;
     int t0 = blockIdx.y * 8, nt = min(8, tokens - t0);
-    const u8* row = W + (u64)r * rowBytes;
+    const u8* row = sel.W + (u64)r * rowBytes;
     int pairs = cols / 64, chunks = cols / 32, supers = cols / 256;
     float acc[8];
 #pragma unroll

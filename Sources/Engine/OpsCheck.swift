@@ -99,6 +99,34 @@ public enum OpsCheck {
             }
         }
 
+        // Three matrices of one type in one launch (q, k, v) equal three separate launches.
+        for type in [GGMLType.q4_K, .q4_1, .q6_K, .q8_0] {
+            let cols = 512, shapes = [67, 16, 16], tokens = 3
+            var mats: [DeviceMatrix] = [], bufs: [DeviceBuffer] = []
+            for rows in shapes {
+                let bytes = type.byteCount(elements: cols) * rows
+                let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                defer { raw.deallocate() }
+                try Quant.quantize(type, from: random(rows * cols, &rng), to: raw, count: rows * cols)
+                let b = try uploadBytes(raw, bytes)
+                bufs.append(b)
+                mats.append(DeviceMatrix(type: type, rows: rows, cols: cols, pointer: b.pointer))
+            }
+            let dx = try upload(random(tokens * cols, &rng))
+            let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: tokens)
+            let together = try shapes.map { try gpu.allocator.allocate($0 * tokens * 4) }
+            let apart = try shapes.map { try gpu.allocator.allocate($0 * tokens * 4) }
+            try GPUOps.linearMany(gpu, mats, x: dx.pointer, act: act, ys: together.map(\.pointer), tokens: tokens)
+            for (m, y) in zip(mats, apart) { try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: y.pointer, tokens: tokens) }
+            var worst = 0.0
+            for (i, rows) in shapes.enumerated() {
+                worst = max(worst, normalizedError(try gpu.download(together[i].pointer, count: rows * tokens),
+                                                   try gpu.download(apart[i].pointer, count: rows * tokens)))
+            }
+            record("linear \(type.name), 3 matrices in one launch vs apart", "[67|16|16, 512] × \(tokens) tok", worst, 0)
+            _ = bufs
+        }
+
         // Embedding rows: exact dequantization.
         for type in linearTypes {
             let cols = [GGMLType.q4_K, .q5_K, .q6_K].contains(type) ? 512 : 96, rows = 50

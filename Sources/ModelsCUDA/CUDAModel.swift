@@ -341,12 +341,13 @@ public final class CUDADecoder: @unchecked Sendable {
     }
 
     /// Linear layers reading the same input: its activations are quantized (or converted to f16
-    /// for the GEMM path) once.
+    /// for the GEMM path) once, and GEMVs of one type run in one launch.
     private func linears(_ list: [(CUDAModel.Lin, CUdeviceptr)], input: CUdeviceptr, tokens: Int) throws {
         let cols = list[0].0.matrix.cols
         guard let act = acts[cols] else { throw CUDAModelError.unsupported("no activation buffer for rows of \(cols)") }
         GPUOps.invalidate(act)
         var converted = false
+        var gemv: [(CUDAModel.Lin, CUdeviceptr)] = []
         for (l, y) in list {
             let m = l.matrix
             if let blas, let gemmW, let gemmX, tokens >= model.numerics.gemmMinTokens, m.rows <= GPUOps.gemmMaxRows,
@@ -355,9 +356,18 @@ public final class CUDADecoder: @unchecked Sendable {
                                       xScratch: gemmX.pointer, xReady: converted)
                 converted = true
             } else {
-                try GPUOps.linear(gpu, m, x: input, act: act, y: y, tokens: tokens)
+                gemv.append((l, y))
             }
-            if let b = l.bias { try GPUOps.addBias(gpu, y: y, bias: b, n: m.rows, rows: tokens) }
+        }
+        // Same-type matrices together (a Q4_K_M file mixes q4_K and q6_K among q, k, v).
+        var remaining = gemv
+        while let first = remaining.first {
+            let group = remaining.filter { $0.0.matrix.type == first.0.matrix.type }
+            remaining.removeAll { $0.0.matrix.type == first.0.matrix.type }
+            try GPUOps.linearMany(gpu, group.map(\.0.matrix), x: input, act: act, ys: group.map(\.1), tokens: tokens)
+        }
+        for (l, y) in list {
+            if let b = l.bias { try GPUOps.addBias(gpu, y: y, bias: b, n: l.matrix.rows, rows: tokens) }
         }
     }
 }
