@@ -174,6 +174,8 @@ public final class CUDADecoder: @unchecked Sendable {
     private let blas: CUBLAS?
     private var acts: [Int: QuantizedActivationsGPU] = [:]
     private let staging: UnsafeMutableRawPointer
+    /// One row of logits in page-locked memory (a decode step's download).
+    private let logitsPinned: UnsafeMutableRawPointer
     private let maxSplits: Int
     /// The captured decode step, built on first use (SWIFTKT_CUDA_GRAPHS=0 turns graphs off).
     private var decodeGraph: CUgraphExec?
@@ -212,6 +214,7 @@ public final class CUDADecoder: @unchecked Sendable {
         logits = try floats(b * m.vocab)
         ids = try gpu.allocator.allocate(b * 4); positions = try gpu.allocator.allocate(b * 4)
         staging = try gpu.driver.allocatePinned(2 * b * 4)
+        logitsPinned = try gpu.driver.allocatePinned(m.vocab * 4)
         for n in Set([d, maxQ, maxFF] + model.layers.map { $0.o.matrix.cols } + model.layers.map { $0.down.matrix.cols }) {
             acts[n] = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: b)
         }
@@ -221,6 +224,7 @@ public final class CUDADecoder: @unchecked Sendable {
     deinit {
         if let g = decodeGraph { gpu.driver.destroy(graph: g) }
         try? gpu.driver.freePinned(staging)
+        try? gpu.driver.freePinned(logitsPinned)
     }
 
     /// KV cache bytes.
@@ -281,6 +285,11 @@ public final class CUDADecoder: @unchecked Sendable {
             try enqueue(tokens: n, maxKeys: startPosition + n, first: first, rows: rows)
         }
         guard rows > 0 else { try gpu.synchronize(); return [] }
+        if rows == 1 {
+            try gpu.driver.copyAsync(toHost: logitsPinned, from: logits.pointer, bytes: vocab * 4, stream: gpu.stream)
+            try gpu.synchronize()
+            return Array(UnsafeBufferPointer(start: logitsPinned.assumingMemoryBound(to: Float.self), count: vocab))
+        }
         return try gpu.download(logits.pointer, count: rows * vocab)
     }
 
