@@ -30,14 +30,16 @@ let package = Package(
         .target(name: "Core"),
         // GGUF reader (mmap, typed metadata, tensor index, split files) and writer.
         .target(name: "GGUF", dependencies: ["Core"]),
+        // CPU hints Swift cannot spell (software prefetch), header-only C.
+        .target(name: "CSupport"),
         // Scalar reference + SIMD kernels.
         .target(name: "CPUKernels", dependencies: ["Core", .target(name: "CPUKernelsAVX2", condition: .when(platforms: [.linux])),
                                                    .target(name: "CPUKernelsAVX512", condition: .when(platforms: [.linux]))],
                 swiftSettings: optimize),
         // CPUKernels/QuantizedPanels.swift (a symbolic link) compiled for AVX2 CPUs; CPUKernels
         // calls it when /proc/cpuinfo has the flags (x86-64 Linux only: -target-cpu is an x86 name).
-        .target(name: "CPUKernelsAVX2", dependencies: ["Core"],
-                swiftSettings: optimize + targetCPU("haswell")),
+        .target(name: "CPUKernelsAVX2", dependencies: ["Core", "CSupport"],
+                swiftSettings: optimize + targetCPU("haswell") + [.define("SWIFTKT_AVX2")]),
         // AVX-512 VNNI kernels (intrinsics from Clang's headers), compiled for Cascade Lake class
         // CPUs (Intel since 2019, AMD since Zen 4); CPUKernels calls them when the CPU has the flags.
         .target(name: "CPUKernelsAVX512", dependencies: ["Core"],
@@ -64,7 +66,7 @@ let package = Package(
         .target(name: "Engine", dependencies: ["Core", "GGUF", "CPUKernels", "Tokenizer", "ChatTemplate", "Models",
                                                "Operators", "Injection", "CUDA", "ModelsCUDA"]),
         .executableTarget(name: "swiftkt", dependencies: [
-            "Engine", "CUDA",
+            "Engine", "CUDA", "CPUKernels", "Core",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

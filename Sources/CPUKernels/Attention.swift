@@ -91,7 +91,7 @@ public enum Attention {
         let qs = UnsafeSendable(q), os = UnsafeSendable(out), ps = UnsafeSendable(positions)
         let kb = UnsafeSendable(kBase), vb = UnsafeSendable(vBase)
         pool.parallelFor(tokens * heads) { range in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * headDim)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * headDim + maxPos + 1)
             defer { scratch.deallocate() }
             for job in range {
                 let t = job / heads, h = job % heads

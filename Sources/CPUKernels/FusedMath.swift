@@ -5,6 +5,9 @@
 // calls the AVX2 copy when the CPU has the flags. Both give the same bits. Core only.
 import Core
 import Foundation
+#if SWIFTKT_AVX2
+import _Builtin_intrinsics.intel
+#endif
 
 public enum FusedMath {
     // MARK: - exp and SiLU as ggml computes them
@@ -94,12 +97,18 @@ public enum FusedMath {
     /// 16 IEEE halves as floats, exactly (Core's `halfToFloat` in lanes).
     @inline(__always)
     static func halves16(_ p: UnsafeRawPointer) -> SIMD16<Float> {
+        #if SWIFTKT_AVX2
+        // F16C (the AVX2 build): the same exact conversion in two instructions.
+        return SIMD16(lowHalf: _mm256_cvtph_ps(p.loadUnaligned(as: __m128i.self)),
+                      highHalf: _mm256_cvtph_ps(p.loadUnaligned(fromByteOffset: 16, as: __m128i.self)))
+        #else
         let h = SIMD16<UInt32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD16<UInt16>.self))
         let mag = (h & 0x7FFF) &<< 13
         let sign = (h & 0x8000) &<< 16
         let scaled = unsafeBitCast(unsafeBitCast(mag, to: SIMD16<Float>.self) * 0x1p112, to: SIMD16<UInt32>.self)
         let special = SIMD16<UInt32>() &- (((h & 0x7C00) &+ 0x400) &>> 15)
         return unsafeBitCast((scaled & ~special) | ((mag | 0x7F80_0000) & special) | sign, to: SIMD16<Float>.self)
+        #endif
     }
 
     /// The q·k dot product in ggml's order (ggml_vec_dot_f16, AVX-512 build): four 16-lane
@@ -142,19 +151,25 @@ public enum FusedMath {
     /// values already widened to float): q rounded to f16; online softmax with
     /// the C library's expf; the f16 accumulator acc ← f16(fma(v, w, acc)), rescaled by
     /// f16(acc·ms) when the maximum grows; S ← fma(S, ms, w); out = acc · (1/S).
-    /// `scratch` holds 2·headDim floats.
+    /// `scratch` holds 2·headDim + (last − first + 1) floats.
     public static func flashQuery(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, kvHalf: Bool, stride: Int,
                                   first: Int, last: Int, headDim: Int, scale: Float, softcap: Float?,
                                   out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let esize = kvHalf ? 2 : 4
-        let qh = scratch, acc = scratch + headDim
+        let qh = scratch, acc = scratch + headDim, scores = scratch + 2 * headDim
         let vector = headDim % 16 == 0
         for d in 0..<headDim { qh[d] = roundToHalf(q[d]); acc[d] = 0 }
         let accRaw = UnsafeMutableRawPointer(acc)
-        var m = -Float.infinity, sum: Float = 0
+        // All scores first (independent dot products, whose key loads overlap), then the
+        // sequential online softmax over them: the same operations as one loop, in the same order.
         for p in first...last {
             var s = dotGGMLF16(qh, k + esize * p * stride, headDim, yHalf: kvHalf) * scale
             if let cap = softcap { s = cap * tanh(s / cap) }
+            scores[p - first] = s
+        }
+        var m = -Float.infinity, sum: Float = 0
+        for p in first...last {
+            let s = scores[p - first]
             var ms: Float = 1, w: Float = 1
             if s > m {
                 ms = exp(m - s)

@@ -219,6 +219,22 @@ extension Matmul {
             }
             return
         }
+        if isa != .baseline && QuantizedAVX2.supports(w.type) {
+            let packed = packedPanels(w)
+            pool.parallelFor((w.rows + 7) / 8) { panels in
+                QuantizedAVX2.run(packed, qs: args.qs, scales: args.scales, sums: args.sums,
+                                  y: ys.pointer, tokens: tokens, panels: panels)
+            }
+            return
+        }
+        if isa != .baseline && QuantizedAVX2.supportsLanes(w.type) {
+            let packed = lanePanels(w)
+            pool.parallelFor((w.rows + 7) / 8) { panels in
+                QuantizedAVX2.runLanes(packed, qs: args.qs, scales: args.scales, sums: args.sums,
+                                       y: ys.pointer, tokens: tokens, panels: panels)
+            }
+            return
+        }
         #endif
         pool.parallelFor((w.rows + 3) / 4) { panels in
             switch isa {
@@ -244,6 +260,15 @@ extension Matmul {
     static func packedPanels(_ w: WeightMatrix) -> PackedPanels {
         w.packed.value {
             let p = PackedPanels(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes)
+            w.releaseMappedPages()
+            return p
+        }
+    }
+
+    /// `w` repacked with rows in vector lanes for the AVX2 k-quant kernels, built on first use.
+    static func lanePanels(_ w: WeightMatrix) -> KQuantLanePanels {
+        w.packed.value {
+            let p = KQuantLanePanels(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes)
             w.releaseMappedPages()
             return p
         }
@@ -274,6 +299,20 @@ extension Matmul {
                 let per = QuantizedAVX512.rowsPerPanel
                 jobs.append(((w.rows + per - 1) / per, { panels in
                     QuantizedAVX512.run(packed, qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
+                }))
+                continue
+            }
+            if isa != .baseline && QuantizedAVX2.supports(w.type) {
+                let packed = packedPanels(w)
+                jobs.append(((w.rows + 7) / 8, { panels in
+                    QuantizedAVX2.run(packed, qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
+                }))
+                continue
+            }
+            if isa != .baseline && QuantizedAVX2.supportsLanes(w.type) {
+                let packed = lanePanels(w)
+                jobs.append(((w.rows + 7) / 8, { panels in
+                    QuantizedAVX2.runLanes(packed, qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
                 }))
                 continue
             }

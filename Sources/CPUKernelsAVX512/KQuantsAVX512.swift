@@ -13,56 +13,6 @@
 import _Builtin_intrinsics.intel
 import Core
 
-enum KQuantLayout {
-    static let q6Octet = 16 + 128 + 8 * 4 * 64
-    static let q4Octet = 16 + 16 + 64 + 64 + 4 * 4 * 64
-
-    /// Packs one 8-row octet of q6_K superblock `b` from rows `src(i)`.
-    static func packQ6K(_ o: UnsafeMutableRawPointer, _ src: (Int) -> UnsafeRawPointer) {
-        for i in 0..<8 {
-            let blk = src(i)
-            o.storeBytes(of: blk.loadUnaligned(fromByteOffset: 208, as: UInt16.self), toByteOffset: 2 * i, as: UInt16.self)
-            (o + 16 + 16 * i).copyMemory(from: blk + 192, byteCount: 16)
-            var q = [UInt8](repeating: 0, count: 256)
-            for half in 0..<2 {
-                for l in 0..<32 {
-                    let l0 = blk.load(fromByteOffset: 64 * half + l, as: UInt8.self)
-                    let l1 = blk.load(fromByteOffset: 64 * half + l + 32, as: UInt8.self)
-                    let h = blk.load(fromByteOffset: 128 + 32 * half + l, as: UInt8.self)
-                    q[128 * half + l] = l0 & 0xF | (h & 3) << 4
-                    q[128 * half + l + 32] = l1 & 0xF | ((h >> 2) & 3) << 4
-                    q[128 * half + l + 64] = l0 >> 4 | ((h >> 4) & 3) << 4
-                    q[128 * half + l + 96] = l1 >> 4 | ((h >> 6) & 3) << 4
-                }
-            }
-            let pair = i / 2, side = i % 2
-            for g in 0..<8 {
-                let dst = o + 144 + (g * 4 + pair) * 64 + side * 32
-                q.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress! + 32 * g, byteCount: 32) }
-            }
-        }
-    }
-
-    /// Packs one 8-row octet of q4_K superblock `b` from rows `src(i)`.
-    static func packQ4K(_ o: UnsafeMutableRawPointer, _ src: (Int) -> UnsafeRawPointer) {
-        for i in 0..<8 {
-            let blk = src(i)
-            o.storeBytes(of: blk.loadUnaligned(as: UInt16.self), toByteOffset: 2 * i, as: UInt16.self)
-            o.storeBytes(of: blk.loadUnaligned(fromByteOffset: 2, as: UInt16.self), toByteOffset: 16 + 2 * i, as: UInt16.self)
-            for j in 0..<8 {
-                let (sc, m) = QuantK.scaleMin(blk, 4, j)
-                o.storeBytes(of: sc, toByteOffset: 32 + 8 * j + i, as: UInt8.self)
-                o.storeBytes(of: m, toByteOffset: 96 + 8 * j + i, as: UInt8.self)
-            }
-            let pair = i / 2, side = i % 2
-            for c in 0..<4 {
-                (o + 160 + (c * 4 + pair) * 64 + side * 32).copyMemory(from: blk + 16 + 32 * c, byteCount: 32)
-            }
-        }
-    }
-
-}
-
 extension QuantizedAVX512 {
     /// q6_K on a packed panel: ggml_vec_dot_q6_K_q8_K's lanes below 8 tokens, the tiled k-quant
     /// matmul's per-superblock totals from 8 on. Per superblock the scale vectors are built once

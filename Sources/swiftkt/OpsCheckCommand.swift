@@ -29,7 +29,7 @@ struct OpsCheckCommand: ParsableCommand {
 
     func run() throws {
         let gpu: GPU
-        do { gpu = try GPU(ordinal: device) } catch { throw ValidationError("no usable CUDA device: \(error)") }
+        do { gpu = try GPU(ordinal: device) } catch { throw CUDAError.invalidArgument("no usable CUDA device: \(error)") }
         let commit = BuildInfo.commit()
         let date = ISO8601DateFormatter().string(from: Date())
         FileHandle.standardError.write(Data("cuda:\(device) \(gpu.device.name) (\(gpu.device.architecture)), commit \(commit), \(date)\n".utf8))

@@ -54,7 +54,7 @@ final class QuantizedDotTests: XCTestCase {
                 for cols in colsChoices {
                     for rows in [1, 3, 5, 13] {
                         let bytes = Self.randomWeights(type, rows: rows, cols: cols, rng: &rng)
-                        for tokens in [1, 2, 3, 6, 8] {
+                        for tokens in [1, 2, 3, 4, 5, 6, 8, 9, 13, 17, 35] {
                             let x = Self.randomActivations(tokens * cols, rng: &rng)
                             var slow = [Float](repeating: .nan, count: tokens * rows)
                             bytes.withUnsafeBytes { w in

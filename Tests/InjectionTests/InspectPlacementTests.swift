@@ -57,4 +57,20 @@ final class InspectPlacementTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("\(rules.path):2: unknown operator 'LinearCPURefrence'"), r.stderr)
         XCTAssertTrue(r.stderr.contains("did you mean 'LinearCPUReference'?"), r.stderr)
     }
+
+    /// Without a GPU (CI), the CUDA paths end in a message and a non-zero status, not a crash.
+    func testCUDAPathsWithoutAGPUSayWhy() throws {
+        try XCTSkipIf(ProcessInfo.processInfo.environment["SWIFTKT_TEST_HAS_GPU"] == "1", "this machine has a GPU")
+        let model = try Tiny.path("llama")
+        let run = try swiftkt(["run", "-m", model, "-p", "hi", "-n", "2", "--temp", "0", "--rules",
+                                 ShippedRuleTests.repoRoot.appendingPathComponent("rules/cuda.yaml").path])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("cuda:0") && run.stderr.contains("no such CUDA device here"), run.stderr)
+        let check = try swiftkt(["ops-check"])
+        XCTAssertNotEqual(check.status, 0)
+        XCTAssertTrue(check.stderr.contains("no usable CUDA device"), check.stderr)
+        let devices = try swiftkt(["devices"])
+        XCTAssertEqual(devices.status, 0, devices.stderr)
+        XCTAssertTrue(devices.stdout.contains("cuda    not available"), devices.stdout)
+    }
 }

@@ -1,0 +1,123 @@
+// `swiftkt kernels`: the CPU matmul kernels alone, on random matrices of GGUF quant types —
+// microseconds per call, weight bytes per second and integer ops per second. For kernel work:
+// the model benchmark (`swiftkt bench`) is what users compare.
+import ArgumentParser
+import CPUKernels
+import Core
+import Foundation
+
+struct KernelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "Time the CPU quantized matmul kernels on random weights (GEMV and GEMM).",
+        discussion: """
+        Each test cycles through enough [rows, cols] matrices to hold about --working-set MiB, so
+        decode-sized calls read their weights from memory as a model's decode step does.
+        Activations are quantized inside each call, as in a forward pass.
+        Example: swiftkt kernels --types q4_1,q8_0 --rows 2048 --cols 2048 --tokens 1,64 -t 1,2
+        """)
+
+    @Option(help: "Weight types, comma-separated.")
+    var types = "q4_0,q4_1,q5_0,q8_0,q4_K,q6_K"
+
+    @Option(help: "Output features (rows) per matrix.")
+    var rows = 2048
+
+    @Option(help: "Input features (columns) per matrix; a multiple of 256.")
+    var cols = 2048
+
+    @Option(help: "Tokens per call, comma-separated (1 = decode GEMV).")
+    var tokens = "1,64"
+
+    @Option(name: .shortAndLong, help: "Thread counts, comma-separated.")
+    var threads = "1"
+
+    @Option(help: "Working set in MiB (matrices are cycled through).")
+    var workingSet = 96
+
+    @Option(help: "Seconds per measurement (at least).")
+    var seconds = 1.0
+
+    @Option(help: "Kernel ISA: best, avx512, avx2 or baseline.")
+    var isa = "best"
+
+    func run() throws {
+        let typeList = try types.split(separator: ",").map { name -> GGMLType in
+            guard let t = GGMLType.allCases.first(where: { $0.name.lowercased() == name.lowercased() }),
+                  QuantizedDot.supports(t) else {
+                throw ValidationError("unknown or unsupported type '\(name)'; kernels exist for q4_0 q4_1 q5_0 q5_1 q8_0 q4_K q5_K q6_K")
+            }
+            return t
+        }
+        let tokenList = try parseList(tokens, "--tokens"), threadList = try parseList(threads, "-t")
+        guard rows > 0, cols > 0, cols % 256 == 0 else { throw ValidationError("--rows must be positive and --cols a multiple of 256") }
+        let chosen: KernelISA
+        if isa == "best" { chosen = .best } else {
+            guard let i = KernelISA.available.first(where: { "\($0)" == isa }) else {
+                throw ValidationError("--isa \(isa) is not available here (available: \(KernelISA.available.map { "\($0)" }.joined(separator: ", ")))")
+            }
+            chosen = i
+        }
+        print("| type | rows × cols | tokens | threads | isa | µs/call | weight GB/s | GOP/s |")
+        print("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+        var rng = SeededGenerator(seed: 1)
+        for type in typeList {
+            let bytes = type.byteCount(elements: cols) * rows
+            let count = max(1, (workingSet << 20) / bytes)
+            var storage: [UnsafeMutableRawPointer] = []
+            defer { storage.forEach { $0.deallocate() } }
+            var matrices: [WeightMatrix] = []
+            for _ in 0..<count {
+                let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                fillRandomBlocks(p, type: type, blocks: rows * cols / type.blockSize, rng: &rng)
+                storage.append(p)
+                matrices.append(WeightMatrix(type: type, rows: rows, cols: cols, data: p))
+            }
+            for t in threadList {
+                let pool = ThreadPool(threads: t)
+                for n in tokenList {
+                    let x = (0..<(n * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
+                    var y = [Float](repeating: 0, count: n * rows)
+                    // Warm-up: packs every matrix and touches the pages.
+                    for m in matrices { Matmul.quantized(m, x: x, y: &y, tokens: n, pool: pool, isa: chosen) }
+                    var calls = 0
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    var elapsed = 0.0
+                    repeat {
+                        for m in matrices { Matmul.quantized(m, x: x, y: &y, tokens: n, pool: pool, isa: chosen) }
+                        calls += matrices.count
+                        elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                    } while elapsed < seconds
+                    let perCall = elapsed / Double(calls)
+                    print(String(format: "| %@ | %d × %d | %d | %d | %@ | %.1f | %.1f | %.1f |", type.name, rows, cols, n, t, "\(chosen)",
+                                 perCall * 1e6, Double(bytes) / perCall / 1e9, 2 * Double(rows * cols * n) / perCall / 1e9))
+                }
+            }
+        }
+    }
+
+    private func parseList(_ text: String, _ flag: String) throws -> [Int] {
+        let values = text.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.count == text.split(separator: ",").count, values.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("\(flag) takes positive integers separated by commas, got '\(text)'")
+        }
+        return values
+    }
+
+    /// Random quant bytes with moderate f16 scales (d, and m/dmin where the block has them).
+    private func fillRandomBlocks(_ p: UnsafeMutableRawPointer, type: GGMLType, blocks: Int, rng: inout SeededGenerator) {
+        let size = type.typeSize
+        for i in 0..<(blocks * size) { p.storeBytes(of: UInt8.random(in: 0...255, using: &rng), toByteOffset: i, as: UInt8.self) }
+        let fields: [Int]
+        switch type {
+        case .q4_1, .q5_1, .q4_K, .q5_K: fields = [0, 2]
+        case .q6_K: fields = [208]
+        default: fields = [0]
+        }
+        for b in 0..<blocks {
+            for f in fields {
+                p.storeBytes(of: floatToHalf(Float.random(in: -0.05...0.05, using: &rng)), toByteOffset: b * size + f, as: UInt16.self)
+            }
+        }
+    }
+}
