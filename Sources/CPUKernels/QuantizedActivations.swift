@@ -14,6 +14,9 @@
 // [n / block] float (q8_1: s) or [n / 16] float (q8_K: bsums).
 import Core
 import Foundation
+#if os(Linux) && arch(x86_64)
+import CPUKernelsAVX2
+#endif
 
 public enum ActivationFormat: Sendable {
     case q8_0, q8_1, q8_K
@@ -42,6 +45,9 @@ public final class QuantizedActivations: @unchecked Sendable {
     public let scales: UnsafeMutablePointer<Float>
     /// q8_1: [rows, n / 32] (s); q8_K: [rows, n / 16] (bsums); q8_0: unused.
     public let sums: UnsafeMutablePointer<Float>
+    /// q8_K: [rows, n / 64] the sums of the two 32-element sub-blocks of every 64 elements as
+    /// one word of two int16 (low: the first); the q4_K kernels' min terms. Other formats: unused.
+    public let pairSums: UnsafeMutablePointer<Int32>
 
     public var blocksPerRow: Int { n / format.blockSize }
     public var sumsPerRow: Int { format == .q8_K ? n / 16 : n / 32 }
@@ -52,26 +58,48 @@ public final class QuantizedActivations: @unchecked Sendable {
         qs = .allocate(capacity: rows * n)
         scales = .allocate(capacity: rows * (n / format.blockSize))
         sums = .allocate(capacity: rows * (format == .q8_K ? n / 16 : n / 32))
+        pairSums = .allocate(capacity: format == .q8_K ? rows * n / 64 : 1)
     }
 
-    deinit { qs.deallocate(); scales.deallocate(); sums.deallocate() }
+    deinit { qs.deallocate(); scales.deallocate(); sums.deallocate(); pairSums.deallocate() }
+
+    /// Copies row `source` of `other` (same format and width) into row `r`: every field.
+    public func copyRow(_ source: Int, of other: QuantizedActivations, to r: Int) {
+        precondition(other.format == format && other.n == n, "\(other.format) rows of \(other.n) into \(format) rows of \(n)")
+        (qs + r * n).update(from: other.qs + source * n, count: n)
+        (scales + r * blocksPerRow).update(from: other.scales + source * blocksPerRow, count: blocksPerRow)
+        (sums + r * sumsPerRow).update(from: other.sums + source * sumsPerRow, count: sumsPerRow)
+        if format == .q8_K { (pairSums + r * (n / 64)).update(from: other.pairSums + source * (n / 64), count: n / 64) }
+    }
 
     /// Quantizes `rows` rows of `x` [rows, n].
-    public func quantize(_ x: UnsafePointer<Float>) {
-        for r in 0..<rows { quantizeRow(x + r * n, row: r) }
+    public func quantize(_ x: UnsafePointer<Float>, isa: KernelISA = .best) {
+        for r in 0..<rows { quantizeRow(x + r * n, row: r, isa: isa) }
     }
 
     /// Quantizes `rows` rows of `x` [rows, n], rows split across the pool.
-    public func quantize(_ x: UnsafePointer<Float>, pool: ThreadPool) {
+    public func quantize(_ x: UnsafePointer<Float>, pool: ThreadPool, isa: KernelISA = .best) {
         let xs = UnsafeSendable(x)
-        if rows == 1 { quantizeRow(x, row: 0); return }
+        if rows == 1 { quantizeRow(x, row: 0, isa: isa); return }
         pool.parallelFor(rows) { range in
-            for r in range { self.quantizeRow(xs.pointer + r * self.n, row: r) }
+            for r in range { self.quantizeRow(xs.pointer + r * self.n, row: r, isa: isa) }
         }
     }
 
-    public func quantizeRow(_ x: UnsafePointer<Float>, row r: Int) {
+    /// Quantizes row `r` from `x` (n floats); every ISA gives the same bytes.
+    public func quantizeRow(_ x: UnsafePointer<Float>, row r: Int, isa: KernelISA = .best) {
         let q = qs + r * n
+        #if os(Linux) && arch(x86_64)
+        if isa != .baseline {
+            switch format {
+            case .q8_0, .q8_1:
+                QuantizeAVX2.q8Row(x, n: n, qs: q, scales: scales + r * (n / 32), sums: format == .q8_1 ? sums + r * (n / 32) : nil)
+            case .q8_K:
+                QuantizeAVX2.q8KRow(x, n: n, qs: q, scales: scales + r * (n / 256), bsums: sums + r * (n / 16), pairSums: pairSums + r * (n / 64))
+            }
+            return
+        }
+        #endif
         switch format {
         case .q8_0, .q8_1:
             for b in 0..<(n / 32) {
@@ -99,14 +127,21 @@ public final class QuantizedActivations: @unchecked Sendable {
                     scales[r * (n / 256) + b] = 0
                     for i in 0..<256 { qb[i] = 0 }
                     for j in 0..<16 { sums[sumBase + j] = 0 }
+                    for c in 0..<4 { pairSums[r * (n / 64) + 4 * b + c] = 0 }
                     continue
                 }
                 let iscale = -127 / mx
                 for i in 0..<256 { qb[i] = Int8(min(127, (iscale * xb[i]).rounded(.toNearestOrEven))) }
+                var sub = [Int32](repeating: 0, count: 8)
                 for j in 0..<16 {
                     var s: Int32 = 0
                     for i in 0..<16 { s += Int32(qb[j * 16 + i]) }
                     sums[sumBase + j] = Float(s)
+                    sub[j / 2] += s
+                }
+                for c in 0..<4 {
+                    pairSums[r * (n / 64) + 4 * b + c] = Int32(bitPattern: UInt32(UInt16(truncatingIfNeeded: sub[2 * c]))
+                                                               | UInt32(UInt16(truncatingIfNeeded: sub[2 * c + 1])) << 16)
                 }
                 scales[r * (n / 256) + b] = 1 / iscale
             }

@@ -206,52 +206,83 @@ extension Matmul {
         }
         let act = QuantizedActivations(format: format, n: w.cols, rows: tokens)
         act.quantize(x, pool: pool)
-        let ys = UnsafeSendable(y)
-        let args = (type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
-                    qs: UnsafePointer(act.qs), scales: UnsafePointer(act.scales), sums: UnsafePointer(act.sums))
+        quantized([PreparedMatmul(w, act, y: y, tokens: tokens)], pool: pool, isa: isa)
+    }
+
+    /// One matmul whose activations are already quantized: y [tokens, rows] = W · rows
+    /// `firstRow ..< firstRow + tokens` of `act` (whose format must be W's `ActivationFormat`).
+    public struct PreparedMatmul {
+        public let w: WeightMatrix
+        public let act: QuantizedActivations
+        public let firstRow: Int
+        public let tokens: Int
+        public let y: UnsafeMutablePointer<Float>
+
+        public init(_ w: WeightMatrix, _ act: QuantizedActivations, firstRow: Int = 0, y: UnsafeMutablePointer<Float>, tokens: Int) {
+            precondition(QuantizedDot.supports(w.type) && ActivationFormat.for(w.type) == act.format && act.n == w.cols,
+                         "\(w.type) [\(w.rows), \(w.cols)] with \(act.format) activations of \(act.n)")
+            precondition(firstRow >= 0 && firstRow + tokens <= act.rows, "activation rows \(firstRow)..<\(firstRow + tokens) of \(act.rows)")
+            self.w = w; self.act = act; self.firstRow = firstRow; self.tokens = tokens; self.y = y
+        }
+    }
+
+    /// Several matmuls on quantized activations, all their panels in one parallel pass (one
+    /// hand-off to the workers). Each result equals that of its own `quantized` call.
+    /// Panels are split evenly by count, so the jobs of one call should have similar token counts.
+    public static func quantized(_ jobs: [PreparedMatmul], pool: ThreadPool, isa: KernelISA = .best) {
+        let runners = jobs.map { panelJob($0, isa: isa) }
+        let total = runners.reduce(0) { $0 + $1.count }
+        withExtendedLifetime(jobs) {
+            pool.parallelFor(total) { range in
+                var start = 0
+                for job in runners {
+                    let lo = max(range.lowerBound, start), hi = min(range.upperBound, start + job.count)
+                    if lo < hi { job.run((lo - start)..<(hi - start)) }
+                    start += job.count
+                }
+            }
+        }
+    }
+
+    /// A prepared matmul as (panel count, runner over a range of its panels) for `isa`.
+    static func panelJob(_ job: PreparedMatmul, isa: KernelISA) -> (count: Int, run: (Range<Int>) -> Void) {
+        let w = job.w, tokens = job.tokens, a = job.act
+        let qs = UnsafePointer(a.qs + job.firstRow * a.n), scales = UnsafePointer(a.scales + job.firstRow * a.blocksPerRow)
+        let sums = UnsafePointer(a.sums + job.firstRow * a.sumsPerRow)
+        let ys = UnsafeSendable(job.y)
         #if os(Linux) && arch(x86_64)
         if isa == .avx512 && QuantizedAVX512.supports(w.type) {
             let packed = packedPanels(w)
             let per = QuantizedAVX512.rowsPerPanel
-            pool.parallelFor((w.rows + per - 1) / per) { panels in
-                QuantizedAVX512.run(packed, qs: args.qs, scales: args.scales, sums: args.sums,
-                                    y: ys.pointer, tokens: tokens, panels: panels)
-            }
-            return
+            return ((w.rows + per - 1) / per, { panels in
+                QuantizedAVX512.run(packed, qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
+            })
         }
         if isa != .baseline && QuantizedAVX2.supports(w.type) {
             let packed = packedPanels(w)
-            pool.parallelFor((w.rows + 7) / 8) { panels in
-                QuantizedAVX2.run(packed, qs: args.qs, scales: args.scales, sums: args.sums,
-                                  y: ys.pointer, tokens: tokens, panels: panels)
-            }
-            return
+            return ((w.rows + 7) / 8, { panels in
+                QuantizedAVX2.run(packed, qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
+            })
         }
         if isa != .baseline && QuantizedAVX2.supportsLanes(w.type) {
             let packed = lanePanels(w)
-            pool.parallelFor((w.rows + 7) / 8) { panels in
-                QuantizedAVX2.runLanes(packed, qs: args.qs, scales: args.scales, sums: args.sums,
-                                       y: ys.pointer, tokens: tokens, panels: panels)
-            }
-            return
+            let pairSums = UnsafePointer(a.pairSums + job.firstRow * (a.n / 64))
+            return ((w.rows + 7) / 8, { panels in
+                QuantizedAVX2.runLanes(packed, qs: qs, scales: scales, sums: sums, pairSums: pairSums, y: ys.pointer, tokens: tokens,
+                                       panels: panels)
+            })
+        }
+        if isa != .baseline {
+            return ((w.rows + 3) / 4, { panels in
+                CPUKernelsAVX2.QuantizedPanels.run(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
+                                                   qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
+            })
         }
         #endif
-        pool.parallelFor((w.rows + 3) / 4) { panels in
-            switch isa {
-            case .avx2, .avx512:
-                #if os(Linux) && arch(x86_64)
-                CPUKernelsAVX2.QuantizedPanels.run(type: args.type, rows: args.rows, cols: args.cols, weights: args.weights,
-                                                   rowBytes: args.rowBytes, qs: args.qs, scales: args.scales, sums: args.sums,
-                                                   y: ys.pointer, tokens: tokens, panels: panels)
-                #else
-                preconditionFailure("AVX2 kernels are built for Linux x86-64 only")
-                #endif
-            case .baseline:
-                QuantizedPanels.run(type: args.type, rows: args.rows, cols: args.cols, weights: args.weights,
-                                    rowBytes: args.rowBytes, qs: args.qs, scales: args.scales, sums: args.sums,
-                                    y: ys.pointer, tokens: tokens, panels: panels)
-            }
-        }
+        return ((w.rows + 3) / 4, { panels in
+            QuantizedPanels.run(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
+                                qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
+        })
     }
 
     #if os(Linux) && arch(x86_64)
@@ -263,6 +294,17 @@ extension Matmul {
             w.releaseMappedPages()
             return p
         }
+    }
+
+    /// Builds the layout `quantized` will use for `w` on `isa` now (kernels repack on first use
+    /// otherwise); returns the bytes of the packed copy, 0 when `w` runs as it is.
+    @discardableResult
+    public static func prepare(_ w: WeightMatrix, isa: KernelISA = .best) -> Int {
+        guard QuantizedDot.supports(w.type), ActivationFormat.for(w.type) != nil else { return 0 }
+        if isa == .avx512 && QuantizedAVX512.supports(w.type) { return packedPanels(w).panelBytes * ((w.rows + 7) / 8) }
+        if isa != .baseline && QuantizedAVX2.supports(w.type) { return packedPanels(w).panelBytes * ((w.rows + 7) / 8) }
+        if isa != .baseline && QuantizedAVX2.supportsLanes(w.type) { return lanePanels(w).panelBytes * ((w.rows + 7) / 8) }
+        return 0
     }
 
     /// `w` repacked with rows in vector lanes for the AVX2 k-quant kernels, built on first use.
@@ -288,58 +330,7 @@ extension Matmul {
         }
         let act = QuantizedActivations(format: format, n: ws[0].cols, rows: tokens)
         act.quantize(x, pool: pool)
-        let qs = UnsafePointer(act.qs), scales = UnsafePointer(act.scales), sums = UnsafePointer(act.sums)
-        // Each matrix as (panel count, runner over a range of its panels).
-        var jobs: [(count: Int, run: (Range<Int>) -> Void)] = []
-        for (w, y) in zip(ws, ys) {
-            let ys = UnsafeSendable(y)
-            #if os(Linux) && arch(x86_64)
-            if isa == .avx512 && QuantizedAVX512.supports(w.type) {
-                let packed = packedPanels(w)
-                let per = QuantizedAVX512.rowsPerPanel
-                jobs.append(((w.rows + per - 1) / per, { panels in
-                    QuantizedAVX512.run(packed, qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
-                }))
-                continue
-            }
-            if isa != .baseline && QuantizedAVX2.supports(w.type) {
-                let packed = packedPanels(w)
-                jobs.append(((w.rows + 7) / 8, { panels in
-                    QuantizedAVX2.run(packed, qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
-                }))
-                continue
-            }
-            if isa != .baseline && QuantizedAVX2.supportsLanes(w.type) {
-                let packed = lanePanels(w)
-                jobs.append(((w.rows + 7) / 8, { panels in
-                    QuantizedAVX2.runLanes(packed, qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
-                }))
-                continue
-            }
-            if isa != .baseline {
-                jobs.append(((w.rows + 3) / 4, { panels in
-                    CPUKernelsAVX2.QuantizedPanels.run(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
-                                                       qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
-                }))
-                continue
-            }
-            #endif
-            jobs.append(((w.rows + 3) / 4, { panels in
-                QuantizedPanels.run(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
-                                    qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
-            }))
-        }
-        let total = jobs.reduce(0) { $0 + $1.count }
-        withExtendedLifetime(act) {
-            pool.parallelFor(total) { range in
-                var start = 0
-                for job in jobs {
-                    let lo = max(range.lowerBound, start), hi = min(range.upperBound, start + job.count)
-                    if lo < hi { job.run((lo - start)..<(hi - start)) }
-                    start += job.count
-                }
-            }
-        }
+        quantized(zip(ws, ys).map { PreparedMatmul($0, act, y: $1, tokens: tokens) }, pool: pool, isa: isa)
     }
 
     /// `quantized` with the scalar per-row dot product `QuantizedDot.dotReference` (for tests).

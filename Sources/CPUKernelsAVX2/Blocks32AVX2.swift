@@ -294,6 +294,8 @@ struct Acts2 {
     let scales: UnsafePointer<Float>
     let sums: UnsafePointer<Float>
     let n: Int
+    /// q8_K: the sub-block pair sums per 64 elements (see QuantizeAVX2).
+    var pairSums: UnsafePointer<Int32>? = nil
 }
 
 /// One panel decoded for the batch tiles: [blocks][8 rows][32] weight bytes — q4_1/q5_1 as they

@@ -25,8 +25,8 @@ extension QuantizedAVX2 {
     /// y[t, r] (y is [tokens, rows]) for the panels in `panels`; activations in q8_K format
     /// (CPUKernels' QuantizedActivations: qs, d per 256, bsums per 16 as floats).
     public static func runLanes(_ w: KQuantLanePanels, qs: UnsafePointer<Int8>, scales: UnsafePointer<Float>, sums: UnsafePointer<Float>,
-                                y: UnsafeMutablePointer<Float>, tokens: Int, panels: Range<Int>) {
-        let a = Acts2(qs: qs, scales: scales, sums: sums, n: w.cols)
+                                pairSums: UnsafePointer<Int32>, y: UnsafeMutablePointer<Float>, tokens: Int, panels: Range<Int>) {
+        let a = Acts2(qs: qs, scales: scales, sums: sums, n: w.cols, pairSums: pairSums)
         switch w.type {
         case .q4_K: runQ4K(w, a, y, tokens, panels)
         case .q6_K: runQ6K(w, a, y, tokens, panels)
@@ -40,7 +40,8 @@ extension QuantizedAVX2 {
         let blocks = w.cols / 256
         let gemmTokens = tokens - tokens % 4
         // Float accumulators per token: [t][acc, accm] × 8 rows.
-        let acc = UnsafeMutableRawPointer.allocate(byteCount: 64 * max(1, tokens), alignment: 64)
+        // (then four tokens' d·d_act and dmin·d_act vectors for the GEMM tiles)
+        let acc = UnsafeMutableRawPointer.allocate(byteCount: 64 * (tokens + 4), alignment: 64)
         defer { acc.deallocate() }
         for panel in panels {
             let base = UnsafeRawPointer(w.data + panel * w.panelBytes)
@@ -49,7 +50,7 @@ extension QuantizedAVX2 {
                 let o = base + b * w.octetBytes
                 if tokens < 4 { prefetchAhead(o, w.octetBytes) }
                 var t = 0
-                while t < gemmTokens { q4KTile4(o, a, b: b, t: t, acc: acc); t += 4 }
+                while t < gemmTokens { q4KTile4(o, a, b: b, t: t, acc: acc, scale: acc + 64 * tokens); t += 4 }
                 while t < tokens { q4KGemv(o, a, b: b, t: t, acc: acc); t += 1 }
             }
             let r0 = panel * 8, valid = min(8, w.rows - r0)
@@ -68,27 +69,28 @@ extension QuantizedAVX2 {
         return _mm256_or_si256(v, _mm256_slli_epi32(v, 16))
     }
 
-    /// The 8 rows' mins of sub-block j as 32-bit lanes (upper halves zero, for `vpmaddwd`).
+    /// The 8 rows' mins of sub-blocks 2c and 2c+1 as one word of two int16 per row, for
+    /// `vpmaddwd` with a token's sub-block pair sums: m[2c]·S[2c] + m[2c+1]·S[2c+1] per row.
     @inline(__always)
-    static func q4Mins(_ o: UnsafeRawPointer, _ j: Int) -> __m256i {
-        _mm256_cvtepu8_epi32(o.loadUnaligned(fromByteOffset: 96 + 8 * j, as: __m128i.self))
-    }
-
-    /// Σ_{sub-blocks 2c, 2c+1} m·bsum of the 8 rows for token activations at `bs` (the superblock's 16 sums).
-    @inline(__always)
-    static func q4MinSum(_ o: UnsafeRawPointer, _ bs: UnsafePointer<Float>, _ c: Int) -> __m256i {
-        let lo = Int32(bs[4 * c] + bs[4 * c + 1]), hi = Int32(bs[4 * c + 2] + bs[4 * c + 3])
-        return _mm256_add_epi32(_mm256_madd_epi16(q4Mins(o, 2 * c), _mm256_set1_epi32(lo)),
-                                _mm256_madd_epi16(q4Mins(o, 2 * c + 1), _mm256_set1_epi32(hi)))
+    static func q4MinPairs(_ o: UnsafeRawPointer, _ c: Int) -> __m256i {
+        _mm256_or_si256(_mm256_cvtepu8_epi32(o.loadUnaligned(fromByteOffset: 96 + 16 * c, as: __m128i.self)),
+                        _mm256_slli_epi32(_mm256_cvtepu8_epi32(o.loadUnaligned(fromByteOffset: 104 + 16 * c, as: __m128i.self)), 16))
     }
 
     /// Four tokens t…t+3 of superblock b, llama.cpp's GEMM order (rounding per chunk of 64).
     @inline(__always)
-    static func q4KTile4(_ o: UnsafeRawPointer, _ a: Acts2, b: Int, t: Int, acc: UnsafeMutableRawPointer) {
+    static func q4KTile4(_ o: UnsafeRawPointer, _ a: Acts2, b: Int, t: Int, acc: UnsafeMutableRawPointer, scale: UnsafeMutableRawPointer) {
         let mask = _mm256_set1_epi8(0x0F)
-        let blocks = a.n / 256
+        let blocks = a.n / 256, chunks = a.n / 64
         let x0 = UnsafeRawPointer(a.qs + t * a.n + 256 * b), x1 = x0 + a.n, x2 = x1 + a.n, x3 = x2 + a.n
+        let pairs = a.pairSums! + t * chunks + 4 * b
         let d8 = _mm256_cvtph_ps(o.loadUnaligned(as: __m128i.self)), dm8 = _mm256_cvtph_ps(o.loadUnaligned(fromByteOffset: 16, as: __m128i.self))
+        // d·d_act and dmin·d_act of the four tokens: [token][2] vectors (scratch after the accumulators).
+        for i in 0..<4 {
+            let ad = _mm256_set1_ps(a.scales[(t + i) * blocks + b])
+            (scale + 64 * i).storeBytes(of: _mm256_mul_ps(d8, ad), as: __m256.self)
+            (scale + 64 * i + 32).storeBytes(of: _mm256_mul_ps(dm8, ad), as: __m256.self)
+        }
         for c in 0..<4 {
             var l0 = _mm256_setzero_si256(), h0 = _mm256_setzero_si256(), l1 = _mm256_setzero_si256(), h1 = _mm256_setzero_si256()
             var l2 = _mm256_setzero_si256(), h2 = _mm256_setzero_si256(), l3 = _mm256_setzero_si256(), h3 = _mm256_setzero_si256()
@@ -104,15 +106,13 @@ extension QuantizedAVX2 {
                 l2 = _mm256_add_epi16(l2, _mm256_maddubs_epi16(lo, bcast(x2, eLo))); h2 = _mm256_add_epi16(h2, _mm256_maddubs_epi16(hi, bcast(x2, eHi)))
                 l3 = _mm256_add_epi16(l3, _mm256_maddubs_epi16(lo, bcast(x3, eLo))); h3 = _mm256_add_epi16(h3, _mm256_maddubs_epi16(hi, bcast(x3, eHi)))
             }
-            let scLo = q4Scales(o, 2 * c), scHi = q4Scales(o, 2 * c + 1)
+            let scLo = q4Scales(o, 2 * c), scHi = q4Scales(o, 2 * c + 1), mins = q4MinPairs(o, c)
             @inline(__always) func finish(_ i: Int, _ l: __m256i, _ h: __m256i) {
-                let tok = t + i
-                let ad = _mm256_set1_ps(a.scales[tok * blocks + b])
                 let sumi = _mm256_add_epi32(_mm256_madd_epi16(l, scLo), _mm256_madd_epi16(h, scHi))
-                let summ = q4MinSum(o, a.sums + tok * (a.n / 16) + 16 * b, c)
-                let p = acc + 64 * tok
-                p.storeBytes(of: _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(d8, ad), p.load(as: __m256.self)), as: __m256.self)
-                (p + 32).storeBytes(of: _mm256_fmadd_ps(_mm256_cvtepi32_ps(summ), _mm256_mul_ps(dm8, ad), (p + 32).load(as: __m256.self)),
+                let summ = _mm256_madd_epi16(mins, _mm256_set1_epi32(pairs[i * chunks + c]))
+                let p = acc + 64 * (t + i), s = scale + 64 * i
+                p.storeBytes(of: _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), s.load(as: __m256.self), p.load(as: __m256.self)), as: __m256.self)
+                (p + 32).storeBytes(of: _mm256_fmadd_ps(_mm256_cvtepi32_ps(summ), (s + 32).load(as: __m256.self), (p + 32).load(as: __m256.self)),
                                     as: __m256.self)
             }
             finish(0, l0, h0); finish(1, l1, h1); finish(2, l2, h2); finish(3, l3, h3)
@@ -125,7 +125,7 @@ extension QuantizedAVX2 {
         let mask = _mm256_set1_epi8(0x0F)
         let blocks = a.n / 256
         let x = UnsafeRawPointer(a.qs + t * a.n + 256 * b)
-        let bs = a.sums + t * (a.n / 16) + 16 * b
+        let pairs = a.pairSums! + t * (a.n / 64) + 4 * b
         var sumi = _mm256_setzero_si256(), summ = _mm256_setzero_si256()
         for c in 0..<4 {
             var l = _mm256_setzero_si256(), h = _mm256_setzero_si256()
@@ -137,7 +137,7 @@ extension QuantizedAVX2 {
                 h = _mm256_add_epi16(h, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(x.loadUnaligned(fromByteOffset: 64 * c + 32 + 4 * k, as: Int32.self))))
             }
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(l, q4Scales(o, 2 * c)), _mm256_madd_epi16(h, q4Scales(o, 2 * c + 1))))
-            summ = _mm256_add_epi32(summ, q4MinSum(o, bs, c))
+            summ = _mm256_add_epi32(summ, _mm256_madd_epi16(q4MinPairs(o, c), _mm256_set1_epi32(pairs[c])))
         }
         let ad = _mm256_set1_ps(a.scales[t * blocks + b])
         let d8 = _mm256_cvtph_ps(o.loadUnaligned(as: __m128i.self)), dm8 = _mm256_cvtph_ps(o.loadUnaligned(fromByteOffset: 16, as: __m128i.self))

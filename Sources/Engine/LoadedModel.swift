@@ -106,6 +106,14 @@ public final class LoadedModel: @unchecked Sendable {
         context = ForwardContext(pool: ThreadPool(threads: options.threads), operators: binding,
                                  name: options.rules == nil ? kernels.name : "rules")
         cuda = try LoadedModel.placeOnGPU(model, placement, progress: progress)
+        if cuda == nil {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let (matrices, bytes) = model.prepareWeights(context: context)
+            if matrices > 0 {
+                progress(String(format: "repacked %d weight matrices (%.1f MiB) for the CPU kernels in %.2f s", matrices,
+                                Double(bytes) / 1_048_576, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+            }
+        }
     }
 
     /// The CUDA model when the plan puts modules on a GPU: all of them, in both phases, on one

@@ -17,6 +17,7 @@ public struct LinearCPUQuantized: LinearOperator {
     public func runMany(_ ws: [WeightMatrix], x: UnsafePointer<Float>, ys: [UnsafeMutablePointer<Float>], tokens: Int, pool: ThreadPool) {
         Matmul.quantizedMany(ws, x: x, ys: ys, tokens: tokens, pool: pool)
     }
+    public func prepare(_ w: WeightMatrix) -> Int { Matmul.prepare(w) }
 }
 
 public struct LinearCPUReference: LinearOperator {

@@ -27,6 +27,8 @@ public struct ExpertsCPU: ExpertsOperator {
         activation = MLPCPU(geluTable: !exact)
     }
 
+    public func prepare(_ w: WeightMatrix) -> Int { exact ? 0 : Matmul.prepare(w) }
+
     private func matmul(_ w: WeightMatrix, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ tokens: Int,
                         _ pool: ThreadPool) {
         if exact { Matmul.reference(w, x: x, y: y, tokens: tokens, pool: pool) }
@@ -35,8 +37,15 @@ public struct ExpertsCPU: ExpertsOperator {
 
     public func run(_ e: ExpertWeights, x: UnsafePointer<Float>, routing r: ExpertRouting, out: UnsafeMutablePointer<Float>,
                     pool: ThreadPool) {
-        let d = e.embedding, ff = e.feedForward, k = r.used, pairs = r.tokens * r.used
+        let pairs = r.tokens * r.used
         guard pairs > 0 else { return }
+        if !exact, let gateFormat = ActivationFormat.for(e.gate[0].type), let downFormat = ActivationFormat.for(e.down[0].type),
+           QuantizedDot.supports(e.gate[0].type), QuantizedDot.supports(e.up[0].type), QuantizedDot.supports(e.down[0].type),
+           ActivationFormat.for(e.up[0].type) == gateFormat {
+            runQuantized(e, x: x, routing: r, out: out, pool: pool, gateFormat: gateFormat, downFormat: downFormat)
+            return
+        }
+        let d = e.embedding, ff = e.feedForward, k = r.used
         // Counting sort of the flat slot indices (t · used + j) by expert.
         var start = [Int](repeating: 0, count: e.count + 1)
         for i in 0..<pairs {
@@ -82,6 +91,66 @@ public struct ExpertsCPU: ExpertsOperator {
             for i in 0..<d { o[i] = w0 * s0[i] }
             for j in 1..<max(k, 1) {
                 let w = r.weights[t * k + j], s = slots + (t * k + j) * d
+                for i in 0..<d { o[i] += w * s[i] }
+            }
+        }
+    }
+
+    /// The quantized path: x quantized once; its rows gathered in expert order; every used
+    /// expert's gate and up in one parallel pass, the activation, the intermediate rows quantized
+    /// once, every down in a second pass; then the slots weighted and added in slot order. The
+    /// same numbers as one `Matmul.quantized` per expert and matrix (quantization is per row).
+    func runQuantized(_ e: ExpertWeights, x: UnsafePointer<Float>, routing r: ExpertRouting, out: UnsafeMutablePointer<Float>,
+                      pool: ThreadPool, gateFormat: ActivationFormat, downFormat: ActivationFormat) {
+        let d = e.embedding, ff = e.feedForward, k = r.used, pairs = r.tokens * r.used
+        // Counting sort of the flat slot indices (t · used + j) by expert; slot i of the
+        // expert-ordered rows holds slot order[i], and slot s sits at row position[s].
+        var start = [Int](repeating: 0, count: e.count + 1)
+        for i in 0..<pairs {
+            let id = Int(r.ids[i])
+            precondition(id >= 0 && id < e.count, "expert id \(id) outside 0..<\(e.count)")
+            start[id + 1] += 1
+        }
+        for i in 0..<e.count { start[i + 1] += start[i] }
+        var fill = start
+        var order = [Int](repeating: 0, count: pairs), position = [Int](repeating: 0, count: pairs)
+        for i in 0..<pairs {
+            let id = Int(r.ids[i])
+            order[fill[id]] = i
+            position[i] = fill[id]
+            fill[id] += 1
+        }
+
+        let xq = QuantizedActivations(format: gateFormat, n: d, rows: r.tokens)
+        xq.quantize(x, pool: pool)
+        let xg = QuantizedActivations(format: gateFormat, n: d, rows: pairs)
+        for i in 0..<pairs { xg.copyRow(order[i] / k, of: xq, to: i) }
+        let g = UnsafeMutablePointer<Float>.allocate(capacity: pairs * ff)
+        let u = UnsafeMutablePointer<Float>.allocate(capacity: pairs * ff)
+        let ys = UnsafeMutablePointer<Float>.allocate(capacity: pairs * d)
+        defer { g.deallocate(); u.deallocate(); ys.deallocate() }
+        var jobs: [Matmul.PreparedMatmul] = []
+        for id in 0..<e.count where start[id + 1] > start[id] {
+            let rows = start[id + 1] - start[id]
+            jobs.append(Matmul.PreparedMatmul(e.gate[id], xg, firstRow: start[id], y: g + start[id] * ff, tokens: rows))
+            jobs.append(Matmul.PreparedMatmul(e.up[id], xg, firstRow: start[id], y: u + start[id] * ff, tokens: rows))
+        }
+        Matmul.quantized(jobs, pool: pool)
+        activation.activate(gate: g, up: u, count: pairs * ff, gelu: false)
+        let hq = QuantizedActivations(format: downFormat, n: ff, rows: pairs)
+        hq.quantize(g, pool: pool)
+        jobs.removeAll(keepingCapacity: true)
+        for id in 0..<e.count where start[id + 1] > start[id] {
+            jobs.append(Matmul.PreparedMatmul(e.down[id], hq, firstRow: start[id], y: ys + start[id] * d, tokens: start[id + 1] - start[id]))
+        }
+        Matmul.quantized(jobs, pool: pool)
+
+        for t in 0..<r.tokens {
+            let o = out + t * d
+            let w0 = r.weights[t * k], s0 = ys + position[t * k] * d
+            for i in 0..<d { o[i] = w0 * s0[i] }
+            for j in 1..<max(k, 1) {
+                let w = r.weights[t * k + j], s = ys + position[t * k + j] * d
                 for i in 0..<d { o[i] += w * s[i] }
             }
         }

@@ -22,12 +22,16 @@ public protocol LinearOperator: ModuleOperator {
     func run(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, tokens: Int, pool: ThreadPool)
     /// Several matrices reading the same input; the default runs them one after another.
     func runMany(_ ws: [WeightMatrix], x: UnsafePointer<Float>, ys: [UnsafeMutablePointer<Float>], tokens: Int, pool: ThreadPool)
+    /// Builds what `run` needs for `w` ahead of the first call (a repacked layout); returns the
+    /// bytes it allocated. The default does nothing.
+    func prepare(_ w: WeightMatrix) -> Int
 }
 
 extension LinearOperator {
     public func runMany(_ ws: [WeightMatrix], x: UnsafePointer<Float>, ys: [UnsafeMutablePointer<Float>], tokens: Int, pool: ThreadPool) {
         for (w, y) in zip(ws, ys) { run(w, x: x, y: y, tokens: tokens, pool: pool) }
     }
+    public func prepare(_ w: WeightMatrix) -> Int { 0 }
 }
 
 /// Element type of the KV cache an attention operator reads.
@@ -93,6 +97,13 @@ public struct ExpertRouting {
 public protocol ExpertsOperator: ModuleOperator {
     func run(_ experts: ExpertWeights, x: UnsafePointer<Float>, routing: ExpertRouting, out: UnsafeMutablePointer<Float>,
              pool: ThreadPool)
+    /// Builds what `run` needs for one weight matrix of the experts ahead of the first call;
+    /// returns the bytes it allocated. The default does nothing.
+    func prepare(_ w: WeightMatrix) -> Int
+}
+
+extension ExpertsOperator {
+    public func prepare(_ w: WeightMatrix) -> Int { 0 }
 }
 
 // MARK: - Binding

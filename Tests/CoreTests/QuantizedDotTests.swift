@@ -122,9 +122,10 @@ final class QuantizedDotTests: XCTestCase {
         var rng = SeededRNG(seed: 7)
         let n = 512, rows = 3
         let x = Self.randomActivations(rows * n, rng: &rng)
+        for isa in KernelISA.available {
         for format in [ActivationFormat.q8_0, .q8_1, .q8_K] {
             let a = QuantizedActivations(format: format, n: n, rows: rows)
-            x.withUnsafeBufferPointer { a.quantize($0.baseAddress!, pool: ThreadPool(threads: 2)) }
+            x.withUnsafeBufferPointer { a.quantize($0.baseAddress!, pool: ThreadPool(threads: 2), isa: isa) }
             for r in 0..<rows {
                 let row = Array(x[(r * n)..<((r + 1) * n)])
                 let bs = format.blockSize
@@ -143,7 +144,13 @@ final class QuantizedDotTests: XCTestCase {
                         }
                         for j in 0..<16 {
                             let s = q[(j * 16)..<((j + 1) * 16)].reduce(0) { $0 + Int($1) }
-                            XCTAssertEqual(a.sums[r * (n / 16) + b * 16 + j], Float(s), "\(format) bsum row \(r) block \(b)")
+                            XCTAssertEqual(a.sums[r * (n / 16) + b * 16 + j], Float(s), "\(isa) \(format) bsum row \(r) block \(b)")
+                        }
+                        for c in 0..<4 {
+                            let lo = q[(64 * c)..<(64 * c + 32)].reduce(0) { $0 + Int($1) }, hi = q[(64 * c + 32)..<(64 * c + 64)].reduce(0) { $0 + Int($1) }
+                            let word = a.pairSums[r * (n / 64) + 4 * b + c]
+                            XCTAssertEqual([Int(Int16(truncatingIfNeeded: word)), Int(Int16(truncatingIfNeeded: word >> 16))], [lo, hi],
+                                           "\(isa) pair sums row \(r) block \(b) chunk \(c)")
                         }
                         XCTAssertEqual(a.scales[r * (n / 256) + b].bitPattern, d.bitPattern, "\(format) d row \(r) block \(b)")
                     } else {
@@ -158,10 +165,11 @@ final class QuantizedDotTests: XCTestCase {
                         }
                     }
                     for i in 0..<bs {
-                        XCTAssertEqual(a.qs[r * n + b * bs + i], q[i], "\(format) q row \(r) element \(b * bs + i)")
+                        XCTAssertEqual(a.qs[r * n + b * bs + i], q[i], "\(isa) \(format) q row \(r) element \(b * bs + i)")
                     }
                 }
             }
+        }
         }
     }
 }
