@@ -1,5 +1,6 @@
-// CPU hints that Swift cannot spell: Clang's intrinsic headers define them as macros, which
-// Swift does not import. Header-only; every function is inlined into its Swift caller.
+// CPU operations that Swift cannot spell: Clang's intrinsic headers define them as macros (they
+// take immediate operands), which Swift does not import. Header-only; each function is inlined
+// into its Swift caller, whose module must be compiled for a CPU with the named features.
 #ifndef SWIFTKT_CSUPPORT_H
 #define SWIFTKT_CSUPPORT_H
 
@@ -7,5 +8,15 @@
 static inline __attribute__((always_inline)) void swiftkt_prefetch(const void *p) {
     __builtin_prefetch(p, 0, 3);
 }
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/// Eight floats rounded to the nearest f16 value (ties to even; subnormals, overflow to ±inf),
+/// as floats: `vcvtps2ph` with rounding mode 0, then `vcvtph2ps` (F16C).
+static inline __attribute__((always_inline, target("avx,f16c"))) __m256 swiftkt_round_to_half8(__m256 x) {
+    return _mm256_cvtph_ps(_mm256_cvtps_ph(x, 0));
+}
+#endif
 
 #endif
