@@ -31,33 +31,37 @@ public enum Attention {
         let group = heads / kvHeads
         let kvStride = kvHeads * headDim
         if tokens >= tiledThreshold && softcap == nil {
-            // llama.cpp's tiled path: jobs of (head, block of 64 queries).
+            // llama.cpp's tiled path: jobs of (KV head, block of 64 queries), each running the
+            // KV head's group of query heads over tiles widened once. Later blocks see more keys:
+            // jobs go round-robin over the threads, longest first.
             let blocks = (tokens + 63) / 64
             let qs = UnsafeSendable(q), ks = UnsafeSendable(k), vs = UnsafeSendable(v), os = UnsafeSendable(out)
             let ps = UnsafeSendable(positions)
-            pool.parallelFor(heads * blocks) { range in
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 128 * headDim + 64 + 64 * (2 + headDim))
+            let jobs = (0..<(kvHeads * blocks)).sorted { ($0 % blocks, $1) > ($1 % blocks, $0) }
+            pool.run { thread, threads in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 128 * headDim + 64 + group * 64 * (2 + headDim))
                 let firsts = UnsafeMutablePointer<Int>.allocate(capacity: 64), lasts = UnsafeMutablePointer<Int>.allocate(capacity: 64)
                 defer { scratch.deallocate(); firsts.deallocate(); lasts.deallocate() }
-                for job in range {
-                    let h = job / blocks, t0 = (job % blocks) * 64, count = min(64, tokens - t0)
+                for job in Swift.stride(from: thread, to: jobs.count, by: threads).map({ jobs[$0] }) {
+                    let kvh = job / blocks, t0 = (job % blocks) * 64, count = min(64, tokens - t0)
                     for i in 0..<count {
                         let pos = Int(ps.pointer[t0 + i])
                         lasts[i] = pos
                         firsts[i] = window.map { max(0, pos - $0 + 1) } ?? 0
                     }
-                    let kvOffset = (h / group) * headDim
-                    let args = (q: qs.pointer + (t0 * heads + h) * headDim, k: ks.pointer + kvOffset, v: vs.pointer + kvOffset,
-                                out: os.pointer + (t0 * heads + h) * headDim)
+                    let kvOffset = kvh * headDim
+                    let args = (q: qs.pointer + (t0 * heads + kvh * group) * headDim, k: ks.pointer + kvOffset, v: vs.pointer + kvOffset,
+                                out: os.pointer + (t0 * heads + kvh * group) * headDim)
                     #if os(Linux) && arch(x86_64)
                     if isa != .baseline {
-                        CPUKernelsAVX2.FusedMath.flashTiled(q: args.q, qStride: heads * headDim, count: count, firsts: firsts, lasts: lasts,
-                                                            k: args.k, v: args.v, kvStride: kvStride, headDim: headDim, scale: scale,
-                                                            out: args.out, outStride: heads * headDim, scratch: scratch)
+                        CPUKernelsAVX2.FusedMath.flashTiled(q: args.q, qStride: heads * headDim, count: count, group: group,
+                                                            firsts: firsts, lasts: lasts, k: args.k, v: args.v, kvStride: kvStride,
+                                                            headDim: headDim, scale: scale, out: args.out, outStride: heads * headDim,
+                                                            scratch: scratch)
                         continue
                     }
                     #endif
-                    FusedMath.flashTiled(q: args.q, qStride: heads * headDim, count: count, firsts: firsts, lasts: lasts,
+                    FusedMath.flashTiled(q: args.q, qStride: heads * headDim, count: count, group: group, firsts: firsts, lasts: lasts,
                                          k: args.k, v: args.v, kvStride: kvStride, headDim: headDim, scale: scale,
                                          out: args.out, outStride: heads * headDim, scratch: scratch)
                 }

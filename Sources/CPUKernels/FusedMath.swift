@@ -229,41 +229,56 @@ public enum FusedMath {
     /// accumulator and sum, probabilities by ggml's vector exp with the tile's four 16-lane sums
     /// added in double, values accumulated as fma chains in key order; out = acc · (1/S).
     /// Query i (at `q + i·qStride`) sees rows firsts[i]…lasts[i] of K/V (row p at `k + p·kvStride`
-    /// halves). `scratch` holds 64·(headDim + headDim) + 64 + count·(2 + headDim) floats.
-    public static func flashTiled(q: UnsafePointer<Float>, qStride: Int, count: Int,
+    /// halves). The `group` query heads that share these keys and values (grouped-query attention)
+    /// run together: query i of head g at `q + i·qStride + g·headDim`, its output likewise, so that
+    /// each tile is widened once. `scratch` holds 64·(headDim + headDim) + 64 + group·count·(2 + headDim) floats.
+    public static func flashTiled(q: UnsafePointer<Float>, qStride: Int, count: Int, group: Int = 1,
                                   firsts: UnsafePointer<Int>, lasts: UnsafePointer<Int>,
                                   k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>, kvStride: Int, headDim: Int,
                                   scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int,
                                   scratch: UnsafeMutablePointer<Float>) {
         let dk = headDim, dv = headDim
         let kT = scratch, vT = kT + dk * 64, probs = vT + 64 * dv
-        let mAll = probs + 64, sAll = mAll + count, accAll = sAll + count
+        // Per (head of the group, query): running maximum, sum and accumulator.
+        let rows = group * count
+        let mAll = probs + 64, sAll = mAll + rows, accAll = sAll + rows
         var lo = Int.max, hi = 0
-        for i in 0..<count {
-            mAll[i] = -.infinity; sAll[i] = 0
-            lo = min(lo, firsts[i]); hi = max(hi, lasts[i])
-        }
-        for i in 0..<count * dv { accAll[i] = 0 }
-        let vector = dv % 16 == 0
+        for i in 0..<count { lo = min(lo, firsts[i]); hi = max(hi, lasts[i]) }
+        for r in 0..<rows { mAll[r] = -.infinity; sAll[r] = 0 }
+        for i in 0..<rows * dv { accAll[i] = 0 }
+        let vector = dv % 16 == 0 && dk % 16 == 0
         var tile = (lo / 64) * 64
         while tile <= hi {
             let tileEnd = min(tile + 63, hi)
-            // K tile transposed to [dk][64] and V tile [64][dv], widened; rows past tileEnd zero.
+            // K tile transposed to [dk][64] and V tile [64][dv], widened once for the group's heads;
+            // rows past tileEnd zero.
             for j in 0..<64 {
                 let p = tile + j
                 if p <= tileEnd {
-                    let kr = k + p * kvStride, vr = v + p * kvStride
-                    for d in 0..<dk { kT[d * 64 + j] = halfToFloat(kr[d]) }
-                    for d in 0..<dv { vT[j * dv + d] = halfToFloat(vr[d]) }
+                    let kr = UnsafeRawPointer(k + p * kvStride), vr = UnsafeRawPointer(v + p * kvStride)
+                    if vector {
+                        for d in Swift.stride(from: 0, to: dk, by: 16) {
+                            let kv = halves16(kr + 2 * d)
+                            for l in 0..<16 { kT[(d + l) * 64 + j] = kv[l] }
+                        }
+                        for d in Swift.stride(from: 0, to: dv, by: 16) {
+                            UnsafeMutableRawPointer(vT + j * dv + d).storeBytes(of: halves16(vr + 2 * d), as: SIMD16<Float>.self)
+                        }
+                    } else {
+                        for d in 0..<dk { kT[d * 64 + j] = halfToFloat(kr.load(fromByteOffset: 2 * d, as: UInt16.self)) }
+                        for d in 0..<dv { vT[j * dv + d] = halfToFloat(vr.load(fromByteOffset: 2 * d, as: UInt16.self)) }
+                    }
                 } else {
                     for d in 0..<dk { kT[d * 64 + j] = 0 }
                 }
             }
             let kTr = UnsafeRawPointer(kT)
+            for g in 0..<group {
             for i in 0..<count {
                 let from = max(firsts[i], tile), to = min(lasts[i], tile + 63)
                 if from > to { continue }
-                let qi = q + i * qStride
+                let row = g * count + i
+                let qi = q + i * qStride + g * headDim
                 var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>()
                 for d in 0..<dk {
                     let qd = SIMD16<Float>(repeating: qi[d])
@@ -284,15 +299,15 @@ public enum FusedMath {
                 for j in (b + 1)..<64 { probs[j] = -.infinity }
                 var tileMax = -Float.infinity
                 for j in a...b where probs[j] > tileMax { tileMax = probs[j] }
-                let mOld = mAll[i]
+                let mOld = mAll[row]
                 let mNew = Swift.max(mOld, tileMax)
-                let acc = accAll + i * dv
+                let acc = accAll + row * dv
                 if mNew > mOld {
                     let ms = exp(mOld - mNew)
                     for d in 0..<dv { acc[d] *= ms }
-                    sAll[i] *= ms
+                    sAll[row] *= ms
                 }
-                mAll[i] = mNew
+                mAll[row] = mNew
                 var sum: Double = 0
                 let mv = SIMD16<Float>(repeating: mNew)
                 for c in 0..<4 {
@@ -300,28 +315,56 @@ public enum FusedMath {
                     pr.storeBytes(of: e, toByteOffset: 64 * c, as: SIMD16<Float>.self)
                     sum += Double(reduce16(e))
                 }
-                sAll[i] = Float(Double(sAll[i]) + sum)
+                sAll[row] = Float(Double(sAll[row]) + sum)
                 let accRaw = UnsafeMutableRawPointer(acc), vTr = UnsafeRawPointer(vT)
-                for j in a...b {
-                    let w = probs[j]
-                    if vector {
-                        let wv = SIMD16<Float>(repeating: w)
-                        for d in Swift.stride(from: 0, to: dv, by: 16) {
-                            let x = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
-                            accRaw.storeBytes(of: x.addingProduct(vTr.loadUnaligned(fromByteOffset: 4 * (j * dv + d), as: SIMD16<Float>.self), wv),
-                                              toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                if vector {
+                    // 64 accumulator elements stay in registers while every key of the tile is
+                    // added in order (each element's fma chain is the same as key by key).
+                    var d = 0
+                    while d + 64 <= dv {
+                        var x0 = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                        var x1 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
+                        var x2 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
+                        var x3 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
+                        for j in a...b {
+                            let wv = SIMD16<Float>(repeating: probs[j]), base = 4 * (j * dv + d)
+                            x0 = x0.addingProduct(vTr.loadUnaligned(fromByteOffset: base, as: SIMD16<Float>.self), wv)
+                            x1 = x1.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 64, as: SIMD16<Float>.self), wv)
+                            x2 = x2.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 128, as: SIMD16<Float>.self), wv)
+                            x3 = x3.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 192, as: SIMD16<Float>.self), wv)
                         }
-                    } else {
+                        accRaw.storeBytes(of: x0, toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                        accRaw.storeBytes(of: x1, toByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
+                        accRaw.storeBytes(of: x2, toByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
+                        accRaw.storeBytes(of: x3, toByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
+                        d += 64
+                    }
+                    while d < dv {
+                        var x = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                        for j in a...b {
+                            x = x.addingProduct(vTr.loadUnaligned(fromByteOffset: 4 * (j * dv + d), as: SIMD16<Float>.self),
+                                                SIMD16<Float>(repeating: probs[j]))
+                        }
+                        accRaw.storeBytes(of: x, toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                        d += 16
+                    }
+                } else {
+                    for j in a...b {
+                        let w = probs[j]
                         for d in 0..<dv { acc[d] = acc[d].addingProduct(vT[j * dv + d], w) }
                     }
                 }
             }
+            }
             tile += 64
         }
-        for i in 0..<count {
-            let inv: Float = sAll[i] == 0 ? 0 : 1 / sAll[i]
-            let acc = accAll + i * dv, o = out + i * outStride
-            for d in 0..<dv { o[d] = acc[d] * inv }
+        for g in 0..<group {
+            for i in 0..<count {
+                let row = g * count + i
+                let inv: Float = sAll[row] == 0 ? 0 : 1 / sAll[row]
+                let acc = accAll + row * dv, o = out + i * outStride + g * headDim
+                for d in 0..<dv { o[d] = acc[d] * inv }
+            }
         }
     }
 }

@@ -228,17 +228,24 @@ extension Matmul {
 
     /// Several matmuls on quantized activations, all their panels in one parallel pass (one
     /// hand-off to the workers). Each result equals that of its own `quantized` call.
-    /// Panels are split evenly by count, so the jobs of one call should have similar token counts.
+    /// Threads get equal shares of work, a panel of a job costing in proportion to its tokens
+    /// (the routed experts of a chunk each have their own token count).
     public static func quantized(_ jobs: [PreparedMatmul], pool: ThreadPool, isa: KernelISA = .best) {
         let runners = jobs.map { panelJob($0, isa: isa) }
-        let total = runners.reduce(0) { $0 + $1.count }
+        // Panel cost: the job's tokens plus one for decoding the panel's weights.
+        var costStart = [Int](repeating: 0, count: runners.count + 1)
+        for (i, (job, runner)) in zip(jobs, runners).enumerated() { costStart[i + 1] = costStart[i] + runner.count * (job.tokens + 1) }
+        let total = costStart[runners.count]
         withExtendedLifetime(jobs) {
-            pool.parallelFor(total) { range in
-                var start = 0
-                for job in runners {
-                    let lo = max(range.lowerBound, start), hi = min(range.upperBound, start + job.count)
-                    if lo < hi { job.run((lo - start)..<(hi - start)) }
-                    start += job.count
+            pool.run { thread, threads in
+                let share = ThreadPool.split(total, part: thread, of: threads)
+                guard !share.isEmpty else { return }
+                for (i, (job, runner)) in zip(jobs, runners).enumerated() {
+                    let per = job.tokens + 1
+                    // Panels of this job whose first cost unit lies in the share.
+                    let lo = max(0, (share.lowerBound - costStart[i] + per - 1) / per)
+                    let hi = min(runner.count, (share.upperBound - costStart[i] + per - 1) / per)
+                    if lo < hi { runner.run(lo..<hi) }
                 }
             }
         }

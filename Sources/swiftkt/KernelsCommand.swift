@@ -23,7 +23,7 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "Output features (rows) per matrix.")
     var rows = 2048
 
-    @Option(help: "Input features (columns) per matrix; a multiple of 256.")
+    @Option(help: "Input features (columns) per matrix; a multiple of each type's block (32, or 256 for k-quants).")
     var cols = 2048
 
     @Option(help: "Tokens per call, comma-separated (1 = decode GEMV).")
@@ -50,7 +50,10 @@ struct KernelsCommand: ParsableCommand {
             return t
         }
         let tokenList = try parseList(tokens, "--tokens"), threadList = try parseList(threads, "-t")
-        guard rows > 0, cols > 0, cols % 256 == 0 else { throw ValidationError("--rows must be positive and --cols a multiple of 256") }
+        guard rows > 0, cols > 0 else { throw ValidationError("--rows and --cols must be positive") }
+        for t in typeList where cols % t.blockSize != 0 {
+            throw ValidationError("--cols \(cols) is not a multiple of \(t.name)'s block of \(t.blockSize)")
+        }
         let chosen: KernelISA
         if isa == "best" { chosen = .best } else {
             guard let i = KernelISA.available.first(where: { "\($0)" == isa }) else {
