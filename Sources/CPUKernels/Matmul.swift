@@ -40,6 +40,19 @@ public struct WeightMatrix: @unchecked Sendable {
         #endif
     }
 
+    /// Tells the kernel this matrix is read a row at a time in random order (an embedding table
+    /// looked up by token id): no read-ahead or fault-around, so a lookup maps one page of the
+    /// file, not dozens (MADV_RANDOM; file mappings only).
+    public func adviseRandomAccess() {
+        #if os(Linux)
+        guard fileMapped else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: data) / page * page
+        let end = (Int(bitPattern: data) + rows * rowBytes + page - 1) / page * page
+        if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_RANDOM) }
+        #endif
+    }
+
     /// Bytes per row.
     @inlinable public var rowBytes: Int { type.byteCount(elements: cols) }
 

@@ -70,6 +70,9 @@ extension DecoderModel {
                 i += threads
             }
         }
+        // Embedding rows are looked up one token at a time; when the table is also the (repacked)
+        // LM head its file pages were dropped, and each lookup should bring back one page only.
+        tokenEmbedding.adviseRandomAccess()
         var matrices = 0, bytes = 0
         for t in 0..<context.pool.threadCount { matrices += counts[2 * t]; bytes += counts[2 * t + 1] }
         return (matrices, bytes)
