@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "Engine", dependencies: ["Core", "GGUF", "CPUKernels", "Tokenizer", "ChatTemplate", "Models",
                                                "Operators", "Injection", "CUDA", "ModelsCUDA"]),
         .executableTarget(name: "swiftkt", dependencies: [
-            "Engine", "CUDA", "CPUKernels", "Core",
+            "Engine", "CUDA", "CPUKernels", "Core", "CSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -77,11 +77,13 @@ public final class QuantizedActivations: @unchecked Sendable {
         for r in 0..<rows { quantizeRow(x + r * n, row: r, isa: isa) }
     }
 
-    /// Quantizes `rows` rows of `x` [rows, n], rows split across the pool.
-    public func quantize(_ x: UnsafePointer<Float>, pool: ThreadPool, isa: KernelISA = .best) {
+    /// Quantizes the first `count` rows (all by default) of `x` [count, n], rows split across the pool.
+    public func quantize(_ x: UnsafePointer<Float>, rows count: Int? = nil, pool: ThreadPool, isa: KernelISA = .best) {
         let xs = UnsafeSendable(x)
-        if rows == 1 { quantizeRow(x, row: 0, isa: isa); return }
-        pool.parallelFor(rows) { range in
+        let count = count ?? rows
+        precondition(count <= rows, "\(count) rows into \(rows)")
+        if count == 1 { quantizeRow(x, row: 0, isa: isa); return }
+        pool.parallelFor(count) { range in
             for r in range { self.quantizeRow(xs.pointer + r * self.n, row: r, isa: isa) }
         }
     }

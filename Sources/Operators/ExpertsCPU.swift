@@ -11,12 +11,16 @@
 //   ExpertsCPUReference  Matmul.reference (weight rows dequantized to float) and the float
 //                        activation; the yardstick
 import CPUKernels
+import Foundation
 
 public struct ExpertsCPU: ExpertsOperator {
     public let name: String
     /// Float numerics (true) or llama.cpp's 8-bit activations (false).
     public let exact: Bool
     let activation: MLPCPU
+    /// The quantized path's temporaries, kept between calls (and layers): a prompt chunk's
+    /// routed rows are tens of MiB, and fresh pages would be faulted in by every layer.
+    let scratch = ExpertsScratch()
 
     public static let quantized = ExpertsCPU(exact: false)
     public static let reference = ExpertsCPU(exact: true)
@@ -121,14 +125,12 @@ public struct ExpertsCPU: ExpertsOperator {
             fill[id] += 1
         }
 
-        let xq = QuantizedActivations(format: gateFormat, n: d, rows: r.tokens)
-        xq.quantize(x, pool: pool)
-        let xg = QuantizedActivations(format: gateFormat, n: d, rows: pairs)
+        scratch.lock.lock(); defer { scratch.lock.unlock() }
+        let xq = scratch.activations(0, gateFormat, n: d, rows: r.tokens)
+        xq.quantize(x, rows: r.tokens, pool: pool)
+        let xg = scratch.activations(1, gateFormat, n: d, rows: pairs)
         for i in 0..<pairs { xg.copyRow(order[i] / k, of: xq, to: i) }
-        let g = UnsafeMutablePointer<Float>.allocate(capacity: pairs * ff)
-        let u = UnsafeMutablePointer<Float>.allocate(capacity: pairs * ff)
-        let ys = UnsafeMutablePointer<Float>.allocate(capacity: pairs * d)
-        defer { g.deallocate(); u.deallocate(); ys.deallocate() }
+        let g = scratch.floats(0, pairs * ff), u = scratch.floats(1, pairs * ff), ys = scratch.floats(2, pairs * d)
         var jobs: [Matmul.PreparedMatmul] = []
         for id in 0..<e.count where start[id + 1] > start[id] {
             let rows = start[id + 1] - start[id]
@@ -137,8 +139,8 @@ public struct ExpertsCPU: ExpertsOperator {
         }
         Matmul.quantized(jobs, pool: pool)
         activation.activate(gate: g, up: u, count: pairs * ff, gelu: false)
-        let hq = QuantizedActivations(format: downFormat, n: ff, rows: pairs)
-        hq.quantize(g, pool: pool)
+        let hq = scratch.activations(2, downFormat, n: ff, rows: pairs)
+        hq.quantize(g, rows: pairs, pool: pool)
         jobs.removeAll(keepingCapacity: true)
         for id in 0..<e.count where start[id + 1] > start[id] {
             jobs.append(Matmul.PreparedMatmul(e.down[id], hq, firstRow: start[id], y: ys + start[id] * d, tokens: start[id + 1] - start[id]))
@@ -154,5 +156,33 @@ public struct ExpertsCPU: ExpertsOperator {
                 for i in 0..<d { o[i] += w * s[i] }
             }
         }
+    }
+}
+
+/// Buffers that grow to the largest call and are reused (guarded by `lock`).
+final class ExpertsScratch: @unchecked Sendable {
+    let lock = NSLock()
+    private var floatBuffers: [(pointer: UnsafeMutablePointer<Float>, capacity: Int)] = []
+    private var activationSlots: [QuantizedActivations?] = []
+
+    deinit { for b in floatBuffers { b.pointer.deallocate() } }
+
+    /// Float buffer `slot` of at least `count` floats.
+    func floats(_ slot: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
+        while floatBuffers.count <= slot { floatBuffers.append((.allocate(capacity: 1), 1)) }
+        if floatBuffers[slot].capacity < count {
+            floatBuffers[slot].pointer.deallocate()
+            floatBuffers[slot] = (.allocate(capacity: count), count)
+        }
+        return floatBuffers[slot].pointer
+    }
+
+    /// Quantized activations `slot` of this format and width with at least `rows` rows.
+    func activations(_ slot: Int, _ format: ActivationFormat, n: Int, rows: Int) -> QuantizedActivations {
+        while activationSlots.count <= slot { activationSlots.append(nil) }
+        if let a = activationSlots[slot], a.format == format, a.n == n, a.rows >= rows { return a }
+        let a = QuantizedActivations(format: format, n: n, rows: max(rows, activationSlots[slot].map { $0.n == n ? $0.rows : 0 } ?? 0))
+        activationSlots[slot] = a
+        return a
     }
 }

@@ -9,6 +9,19 @@ static inline __attribute__((always_inline)) void swiftkt_prefetch(const void *p
     __builtin_prefetch(p, 0, 3);
 }
 
+#if defined(__linux__)
+#include <malloc.h>
+
+/// Keeps freed blocks below `bytes` in glibc's heap for reuse (mallopt M_MMAP_THRESHOLD, and
+/// M_TRIM_THRESHOLD at twice that). By default glibc serves large blocks with fresh mappings
+/// until its adaptive threshold catches up, so a forward pass's megabyte-sized temporaries are
+/// page-faulted in (and zeroed by the kernel) again and again.
+static inline void swiftkt_malloc_keep_blocks_below(int bytes) {
+    mallopt(M_MMAP_THRESHOLD, bytes);
+    mallopt(M_TRIM_THRESHOLD, 2 * bytes);
+}
+#endif
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
