@@ -41,7 +41,11 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "Kernel ISA: best, avx512, avx2 or baseline.")
     var isa = "best"
 
+    @Flag(help: "Instead of timing: check every kernel ISA of this CPU against the scalar reference, bit for bit (odd shapes, 1–35 tokens, 1 and 2 threads); non-zero exit on a mismatch.")
+    var check = false
+
     func run() throws {
+        if check { return try runCheck() }
         let typeList = try types.split(separator: ",").map { name -> GGMLType in
             guard let t = GGMLType.allCases.first(where: { $0.name.lowercased() == name.lowercased() }),
                   QuantizedDot.supports(t) else {
@@ -97,6 +101,43 @@ struct KernelsCommand: ParsableCommand {
                 }
             }
         }
+    }
+
+    /// Every available ISA's `Matmul.quantized` against `Matmul.quantizedReference` (the scalar
+    /// per-row dot product) on random blocks: the unit test's check, for machines without Swift.
+    private func runCheck() throws {
+        let typeList = types.split(separator: ",").compactMap { GGMLType(name: String($0)) }.filter(QuantizedDot.supports)
+        var rng = SeededGenerator(seed: 42)
+        var checked = 0, failures: [String] = []
+        for threads in [1, 2] {
+            let pool = ThreadPool(threads: threads)
+            for type in typeList {
+                for cols in type.blockSize == 256 ? [256, 768] : [32, 96, 576] {
+                    for rows in [1, 5, 13, 17] {
+                        let bytes = UnsafeMutableRawPointer.allocate(byteCount: type.byteCount(elements: cols) * rows, alignment: 64)
+                        defer { bytes.deallocate() }
+                        fillRandomBlocks(bytes, type: type, blocks: rows * cols / type.blockSize, rng: &rng)
+                        let w = WeightMatrix(type: type, rows: rows, cols: cols, data: bytes)
+                        for tokens in [1, 2, 3, 4, 5, 8, 9, 13, 17, 35] {
+                            let x = (0..<(tokens * cols)).map { _ in rng.nextNormal() }
+                            var slow = [Float](repeating: .nan, count: tokens * rows)
+                            Matmul.quantizedReference(w, x: x, y: &slow, tokens: tokens, pool: pool)
+                            for isa in KernelISA.available {
+                                var fast = [Float](repeating: .nan, count: tokens * rows)
+                                Matmul.quantized(w, x: x, y: &fast, tokens: tokens, pool: pool, isa: isa)
+                                checked += 1
+                                if let i = fast.indices.first(where: { fast[$0].bitPattern != slow[$0].bitPattern }) {
+                                    failures.append("\(isa) \(type.name) [\(rows), \(cols)] tokens \(tokens) threads \(threads): y[\(i)] = \(fast[i]) vs \(slow[i])")
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        print("kernel check: ISAs \(KernelISA.available.map { "\($0)" }.joined(separator: ", ")); \(checked) matmuls, \(failures.count) mismatches")
+        for f in failures.prefix(20) { print("  " + f) }
+        if !failures.isEmpty { throw ExitCode.failure }
     }
 
     private func parseList(_ text: String, _ flag: String) throws -> [Int] {

@@ -31,7 +31,9 @@ final class BenchmarkTests: XCTestCase {
 
         XCTAssertEqual(results.map(\.test.name), ["pp16", "pp8", "tg4", "pp16", "pp8", "tg4"])
         XCTAssertEqual(results.map(\.threads), [1, 1, 1, 2, 2, 2])
-        XCTAssertEqual(progress.count, 2 + 3 * 3 * 2, "one load line per thread count, one line per repetition")
+        // (Loading may also report the repacking of weights for the CPU's SIMD kernels.)
+        XCTAssertEqual(progress.filter { !$0.hasPrefix("repacked") }.count, 2 + 3 * 3 * 2,
+                       "one load line per thread count, one line per repetition")
         for r in results {
             XCTAssertEqual(r.samplesNs.count, 3)
             XCTAssertEqual(r.samplesTs.count, 3)
