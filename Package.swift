@@ -64,7 +64,7 @@ let package = Package(
         ]),
         // Composition root: loading, model store, sessions, sampling, generation.
         .target(name: "Engine", dependencies: ["Core", "GGUF", "CPUKernels", "Tokenizer", "ChatTemplate", "Models",
-                                               "Operators", "Injection", "CUDA", "ModelsCUDA"]),
+                                               "Operators", "Injection", "CUDA", "ModelsCUDA", "CSupport"]),
         .executableTarget(name: "swiftkt", dependencies: [
             "Engine", "CUDA", "CPUKernels", "Core", "CSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

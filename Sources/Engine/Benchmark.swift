@@ -147,6 +147,8 @@ public enum Benchmark {
                     rssAfterLoad: rssLoad, rssAfterRuns: nil, kvCacheBytes: kvBytes,
                     backend: model.cuda.map { "CUDA (\($0.gpu.device.name))" } ?? "CPU"))
             }
+            // What stays resident once the runs are done (the allocator's free blocks given back).
+            LoadedModel.releaseFreeMemory()
             let rssEnd = MachineInfo.residentBytes()
             while first < results.count { results[first].rssAfterRuns = rssEnd; first += 1 }
         }

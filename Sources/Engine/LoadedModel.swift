@@ -5,6 +5,7 @@ import Core
 import CPUKernels
 import Foundation
 import GGUF
+import CSupport
 import CUDA
 import Injection
 import Models
@@ -109,6 +110,7 @@ public final class LoadedModel: @unchecked Sendable {
         if cuda == nil {
             let start = DispatchTime.now().uptimeNanoseconds
             let (matrices, bytes) = model.prepareWeights(context: context)
+            LoadedModel.releaseFreeMemory()
             if matrices > 0 {
                 progress(String(format: "repacked %d weight matrices (%.1f MiB) for the CPU kernels in %.2f s", matrices,
                                 Double(bytes) / 1_048_576, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
@@ -139,6 +141,14 @@ public final class LoadedModel: @unchecked Sendable {
             numerics.gemmMinTokens = n
         }
         return try CUDAModel(model: model, gpu: gpu, numerics: numerics, progress: progress)
+    }
+
+    /// Hands the memory the allocator keeps free (temporaries of loading or of a finished
+    /// request) back to the system. Cheap when there is little; call it when going idle.
+    public static func releaseFreeMemory() {
+        #if os(Linux)
+        swiftkt_malloc_trim()
+        #endif
     }
 
     /// A session's forward path: the GPU's when the model is there, else the CPU operators.

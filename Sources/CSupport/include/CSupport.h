@@ -20,6 +20,12 @@ static inline void swiftkt_malloc_keep_blocks_below(int bytes) {
     mallopt(M_MMAP_THRESHOLD, bytes);
     mallopt(M_TRIM_THRESHOLD, 2 * bytes);
 }
+
+/// Returns the free memory glibc holds in its heaps to the system (malloc_trim), e.g. once a
+/// model is loaded or a request is done.
+static inline void swiftkt_malloc_trim(void) {
+    malloc_trim(0);
+}
 #endif
 
 #if defined(__x86_64__)
