@@ -118,10 +118,18 @@ public struct RMSNorm: Sendable {
 
     public init(weight: [Float], epsilon: Float) { self.weight = weight; self.epsilon = epsilon }
 
-    /// Normalizes `rows` rows of weight.count elements from x into out (may alias).
-    public func callAsFunction(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int) {
+    /// Normalizes `rows` rows of weight.count elements from x into out (may alias); rows split
+    /// over `pool` when given (each row's arithmetic is the same).
+    public func callAsFunction(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, pool: ThreadPool? = nil) {
         weight.withUnsafeBufferPointer { w in
-            Ops.rmsNorm(x, weight: w.baseAddress!, out: out, rows: rows, n: w.count, eps: epsilon)
+            guard let pool, rows > 1, pool.threadCount > 1 else {
+                Ops.rmsNorm(x, weight: w.baseAddress!, out: out, rows: rows, n: w.count, eps: epsilon)
+                return
+            }
+            let n = w.count, xs = UnsafeSendable(x), os = UnsafeSendable(out), ws = UnsafeSendable(w.baseAddress!), eps = epsilon
+            pool.parallelFor(rows) { r in
+                Ops.rmsNorm(xs.pointer + r.lowerBound * n, weight: ws.pointer, out: os.pointer + r.lowerBound * n, rows: r.count, n: n, eps: eps)
+            }
         }
     }
 }
@@ -183,8 +191,8 @@ public struct SelfAttention: Sendable {
         Linear.many([q, k, v], x, [qb, kb, vb], tokens: tokens, context: context)
         qNorm?(qb, qb, rows: tokens * heads)
         kNorm?(kb, kb, rows: tokens * kvHeads)
-        applyRope(qb, tokens: tokens, heads: heads, positions: positions)
-        applyRope(kb, tokens: tokens, heads: kvHeads, positions: positions)
+        applyRope(qb, tokens: tokens, heads: heads, positions: positions, pool: context.pool)
+        applyRope(kb, tokens: tokens, heads: kvHeads, positions: positions, pool: context.pool)
         if Trace.enabled {
             let layer = name.split(separator: ".").first(where: { Int($0) != nil }).map(String.init) ?? "?"
             Trace.record("Qcur-\(layer)", qb, rows: tokens, cols: qWidth)
@@ -207,6 +215,18 @@ public struct SelfAttention: Sendable {
             Trace.record("kqv_out-\(layer)", attn, rows: tokens, cols: qWidth)
         }
         o(attn, out, tokens: tokens, context: context)
+    }
+
+    private func applyRope(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, positions: UnsafePointer<Int32>, pool: ThreadPool) {
+        if tokens > 1 && pool.threadCount > 1 {
+            // Token by token over the pool (each token's rotation is independent).
+            let xs = UnsafeSendable(x), ps = UnsafeSendable(positions), width = heads * headDim
+            pool.parallelFor(tokens) { t in
+                applyRope(xs.pointer + t.lowerBound * width, tokens: t.count, heads: heads, positions: ps.pointer + t.lowerBound)
+            }
+            return
+        }
+        applyRope(x, tokens: tokens, heads: heads, positions: positions)
     }
 
     private func applyRope(_ x: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, positions: UnsafePointer<Int32>) {
@@ -247,7 +267,16 @@ public struct GatedMLP: Sendable {
             Trace.record("ffn_gate-\(layer)", g, rows: tokens, cols: ff)
             Trace.record("ffn_up-\(layer)", u, rows: tokens, cols: ff)
         }
-        context.operators.mlp(name, tokens: tokens).activate(gate: g, up: u, count: tokens * ff, gelu: activation == .geluTanh)
+        // Elementwise, row by row over the pool (one row per token: the same operations as one call).
+        let op = context.operators.mlp(name, tokens: tokens), gelu = activation == .geluTanh
+        let gs = UnsafeSendable(g), us = UnsafeSendable(UnsafePointer(u))
+        if tokens > 1 {
+            context.pool.parallelFor(tokens) { rows in
+                op.activate(gate: gs.pointer + rows.lowerBound * ff, up: us.pointer + rows.lowerBound * ff, count: rows.count * ff, gelu: gelu)
+            }
+        } else {
+            op.activate(gate: g, up: u, count: ff, gelu: gelu)
+        }
         if Trace.enabled { Trace.record((activation == .geluTanh ? "ffn_geglu-" : "ffn_swiglu-") + layer, g, rows: tokens, cols: ff) }
         down(g, out, tokens: tokens, context: context)
     }

@@ -114,25 +114,25 @@ public final class DecoderModel: @unchecked Sendable {
                 try Task.checkCancellation()
                 let last = index == layers.count - 1
                 let r0 = last ? first : 0, m = last ? rows : n
-                layer.attentionNorm(x, h, rows: n)
+                layer.attentionNorm(x, h, rows: n, pool: context.pool)
                 if Trace.enabled { Trace.record("attn_norm-\(index)", h, rows: n, cols: d) }
                 layer.attention(h, o, tokens: n, positions: pos.baseAddress!, cache: cache.layers[index], context: context)
                 if Trace.enabled { Trace.record("attn_out-\(index)", o, rows: n, cols: d) }
                 if m == 0 { continue }
                 let xr = x + r0 * d, orow = o + r0 * d
                 if let norm = layer.postAttentionNorm {
-                    norm(orow, orow, rows: m)
+                    norm(orow, orow, rows: m, pool: context.pool)
                     if Trace.enabled { Trace.record("attn_post_norm-\(index)", orow, rows: m, cols: d) }
                 }
                 Ops.add(xr, orow, count: m * d)
                 if Trace.enabled && layer.postAttentionNorm != nil { Trace.record("sa_out-\(index)", xr, rows: m, cols: d) }
                 if Trace.enabled { Trace.record("ffn_inp-\(index)", xr, rows: m, cols: d) }
-                layer.ffnNorm(xr, h, rows: m)
+                layer.ffnNorm(xr, h, rows: m, pool: context.pool)
                 if Trace.enabled { Trace.record("ffn_norm-\(index)", h, rows: m, cols: d) }
                 layer.mlp(h, o, tokens: m, context: context)
                 if Trace.enabled { Trace.record("ffn_out-\(index)", o, rows: m, cols: d) }
                 if let norm = layer.postFFNNorm {
-                    norm(o, o, rows: m)
+                    norm(o, o, rows: m, pool: context.pool)
                     if Trace.enabled { Trace.record("ffn_post_norm-\(index)", o, rows: m, cols: d) }
                 }
                 Ops.add(xr, o, count: m * d)
@@ -141,7 +141,7 @@ public final class DecoderModel: @unchecked Sendable {
         }
 
         if rows == 0 { return [] }
-        outputNorm(x + first * d, h, rows: rows)
+        outputNorm(x + first * d, h, rows: rows, pool: context.pool)
         if Trace.enabled { Trace.record("result_norm", h, rows: rows, cols: d) }
         var logits = [Float](repeating: 0, count: rows * vocab)
         logits.withUnsafeMutableBufferPointer { lp in

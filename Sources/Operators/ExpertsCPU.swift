@@ -138,7 +138,10 @@ public struct ExpertsCPU: ExpertsOperator {
             jobs.append(Matmul.PreparedMatmul(e.up[id], xg, firstRow: start[id], y: u + start[id] * ff, tokens: rows))
         }
         Matmul.quantized(jobs, pool: pool)
-        activation.activate(gate: g, up: u, count: pairs * ff, gelu: false)
+        let gs = UnsafeSendable(g), us = UnsafeSendable(UnsafePointer(u)), act = activation
+        pool.parallelFor(pairs) { rows in
+            act.activate(gate: gs.pointer + rows.lowerBound * ff, up: us.pointer + rows.lowerBound * ff, count: rows.count * ff, gelu: false)
+        }
         let hq = scratch.activations(2, downFormat, n: ff, rows: pairs)
         hq.quantize(g, rows: pairs, pool: pool)
         jobs.removeAll(keepingCapacity: true)
