@@ -106,10 +106,11 @@ public final class LoadedModel: @unchecked Sendable {
         contextSize = options.contextSize ?? min(trained, 4096)
         context = ForwardContext(pool: ThreadPool(threads: options.threads), operators: binding,
                                  name: options.rules == nil ? kernels.name : "rules")
-        cuda = try LoadedModel.placeOnGPU(model, placement, progress: progress)
-        if cuda == nil {
+        cuda = try LoadedModel.placeOnGPU(model, placement, cpuContext: context, progress: progress)
+        if cuda == nil || cuda!.cpuBlocks > 0 {
             let start = DispatchTime.now().uptimeNanoseconds
-            let (matrices, bytes) = model.prepareWeights(context: context)
+            // On a split model only the CPU's modules (those the binding holds) are repacked.
+            let (matrices, bytes) = model.prepareWeights(context: context, boundOnly: cuda != nil)
             LoadedModel.releaseFreeMemory()
             if matrices > 0 {
                 progress(String(format: "repacked %d weight matrices (%.1f MiB) for the CPU kernels in %.2f s", matrices,
@@ -119,16 +120,25 @@ public final class LoadedModel: @unchecked Sendable {
     }
 
     /// The CUDA model when the plan puts modules on a GPU: all of them, in both phases, on one
-    /// device (mixed CPU/GPU placement of a dense model is not supported yet).
-    static func placeOnGPU(_ model: DecoderModel, _ plan: PlacementPlan, progress: (String) -> Void) throws -> CUDAModel? {
-        let devices = Set(plan.modules.flatMap { [$0.prefillDevice, $0.generateDevice] })
+    /// device — except mixtures of experts, whose MoE blocks may stay on the CPU (cuda-moe.yaml);
+    /// other mixed CPU/GPU placements are not supported yet.
+    static func placeOnGPU(_ model: DecoderModel, _ plan: PlacementPlan, cpuContext: ForwardContext,
+                           progress: (String) -> Void) throws -> CUDAModel? {
+        let moeBlocks = plan.modules.filter { $0.kind == .moe }.map(\.name)
+        func inMoEBlock(_ m: PlacedModule) -> Bool { moeBlocks.contains { m.name == $0 || m.name.hasPrefix($0 + ".") } }
+        let cpuBlocks = plan.modules.filter { $0.kind == .moe && $0.prefillDevice == .cpu && $0.generateDevice == .cpu }
+        let devices = Set(plan.modules.filter { !(inMoEBlock($0) && !cpuBlocks.isEmpty) }.flatMap { [$0.prefillDevice, $0.generateDevice] })
         let gpus = devices.compactMap { d -> Int? in if case let .cuda(i) = d { return i } else { return nil } }
         guard !gpus.isEmpty else { return nil }
-        guard devices.count == 1, let ordinal = gpus.first else {
+        // In a split plan every module of an MoE block must be on the CPU, in both phases.
+        let splitBlockOnGPU = cpuBlocks.isEmpty ? nil
+            : plan.modules.first { inMoEBlock($0) && ($0.prefillDevice != .cpu || $0.generateDevice != .cpu) }
+        guard devices.count == 1, let ordinal = gpus.first, splitBlockOnGPU == nil else {
             let onCPU = plan.modules.filter { $0.prefillDevice == .cpu || $0.generateDevice == .cpu }.prefix(3).map(\.name)
             throw EngineError.invalidOption("\(plan.rulesSource) splits the model over " + devices.sorted().map(\.description).joined(separator: ", ")
                                             + " (e.g. \(onCPU.joined(separator: ", ")) on the CPU); the CUDA backend runs a whole "
-                                            + "dense model on one GPU — use rules/cuda.yaml or rules/cpu.yaml")
+                                            + "dense model on one GPU, or a mixture of experts with its MoE blocks (all of each) on the CPU "
+                                            + "— use rules/cuda.yaml, rules/cuda-moe.yaml or rules/cpu.yaml")
         }
         let gpu = try GPU(ordinal: ordinal)
         progress(String(format: "cuda:%d %@ (sm_%d%d), kernels %@", ordinal, gpu.device.name, gpu.device.computeCapability.major,
@@ -140,7 +150,12 @@ public final class LoadedModel: @unchecked Sendable {
         if let l = plan.modules.first(where: { $0.kind == .linear }), case let .int(n)? = l.kwargs["gemm_min_tokens"] {
             numerics.gemmMinTokens = n
         }
-        return try CUDAModel(model: model, gpu: gpu, numerics: numerics, progress: progress)
+        let cuda = try CUDAModel(model: model, gpu: gpu, numerics: numerics, cpuContext: cpuBlocks.isEmpty ? nil : cpuContext,
+                                 progress: progress)
+        if cuda.cpuBlocks > 0 {
+            progress("\(cuda.cpuBlocks) MoE blocks on the CPU (\(cpuContext.pool.threadCount) threads), the rest on cuda:\(ordinal)")
+        }
+        return cuda
     }
 
     /// Hands the memory the allocator keeps free (temporaries of loading or of a finished

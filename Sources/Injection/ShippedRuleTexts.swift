@@ -100,6 +100,107 @@ enum ShippedRuleTexts {
       device: cpu
   optional: true
 """#,
+        "cuda-moe.yaml": #"""
+# A mixture of experts (mixtral, qwen2moe, qwen3moe) on the first GPU and the CPU, KTransformers'
+# set-up: every MoE block — router, routed experts, shared expert and its gate — on the CPU,
+# straight on the GGUF weights in DRAM (tokens grouped by expert, all cores); attention, norms
+# and the LM head on cuda:0 as in cuda.yaml. Each layer's normalized hidden state goes to
+# page-locked host memory, the CPU computes the block, the result comes back and is added.
+# (DeepSeek's MLA attention has no GPU kernels yet: deepseek2 stays on rules/cpu.yaml.)
+- match:
+    class: MoE
+  replace:
+    class: MoECPU
+    kwargs:
+      device: cpu
+  optional: true
+- match:
+    class: Router
+  replace:
+    class: LinearCPUQuantized
+    kwargs:
+      device: cpu
+  optional: true
+- match:
+    class: Experts
+  replace:
+    class: ExpertsCPU
+    kwargs:
+      device: cpu
+  optional: true
+- match:
+    name: "\\.mlp\\.shared_expert$"
+    class: MLP
+  replace:
+    class: MLPCPU
+    kwargs:
+      device: cpu
+      gelu: table
+  optional: true
+- match:
+    name: "\\.mlp\\.shared_expert(_gate|\\.)"
+    class: Linear
+  replace:
+    class: LinearCPUQuantized
+    kwargs:
+      device: cpu
+  optional: true
+- match:
+    class: Linear
+  replace:
+    class: LinearCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: LMHead
+  replace:
+    class: LinearCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: Attention
+  replace:
+    class: AttentionCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: MLP
+  replace:
+    class: MLPCUDA
+    kwargs:
+      device: "cuda:0"
+  optional: true
+- match:
+    class: RMSNorm
+  replace:
+    class: RMSNormCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: RotaryEmbedding
+  replace:
+    class: RoPECUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: Embedding
+  replace:
+    class: EmbeddingCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: DecoderLayer
+  replace:
+    class: DecoderLayerCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: Model
+  replace:
+    class: ModelCUDA
+    kwargs:
+      device: "cuda:0"
+"""#,
         "cuda.yaml": #"""
 # A dense model (llama, qwen2, qwen3, gemma3) entirely on the first GPU: weights uploaded in
 # their GGUF blocks, linear layers as integer dot products on 8-bit activations, an f16 KV

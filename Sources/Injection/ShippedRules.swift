@@ -19,14 +19,20 @@ public enum ShippedRules {
         return try RuleFile.parse(yaml: text, source: "rules/" + name, registry: registry)
     }
 
-    /// The shipped file for a model on the devices present: a dense model goes to the first GPU
-    /// (cuda.yaml) when there is one; mixtures of experts and machines without a GPU use
-    /// cpu.yaml (its MoE rules are optional); `reference` picks cpu-reference.yaml.
+    /// The shipped file for a model on the devices present: with a GPU, a dense model goes to it
+    /// (cuda.yaml) and a mixture of experts splits between it and the CPU (cuda-moe.yaml: experts
+    /// on the CPU), except DeepSeek's MLA, which has no GPU attention yet; machines without a GPU
+    /// use cpu.yaml (its MoE rules are optional); `reference` picks cpu-reference.yaml.
     public static func defaultName(architecture: String, devices: [Device], reference: Bool = false,
                                    dense: Bool = true) -> String {
         if reference { return "cpu-reference.yaml" }
-        return dense && devices.contains(.cuda(0)) ? "cuda.yaml" : "cpu.yaml"
+        guard devices.contains(.cuda(0)) else { return "cpu.yaml" }
+        if dense { return "cuda.yaml" }
+        return architecture == "deepseek2" ? "cpu.yaml" : "cuda-moe.yaml"
     }
+
+    /// Files that place modules on the first GPU (the rule tests plan them as if it were there).
+    public static let gpuFiles: Set<String> = ["cuda.yaml", "cuda-moe.yaml"]
 }
 
 /// The rules a load uses and why.

@@ -43,12 +43,20 @@ extension DecoderModel {
         return uses
     }
 
-    /// Prepares every matrix for the operators `context` binds (both phases), in parallel.
+    /// Prepares every matrix for the operators `context` binds (both phases), in parallel;
+    /// with `boundOnly`, only the modules the binding names (a split model's CPU side).
     /// Returns the number of matrices that got a new layout and the bytes allocated.
     @discardableResult
-    public func prepareWeights(context: ForwardContext) -> (matrices: Int, bytes: Int) {
+    public func prepareWeights(context: ForwardContext, boundOnly: Bool = false) -> (matrices: Int, bytes: Int) {
         let ops = context.operators
-        let jobs: [() -> Int] = weightUses().map { use in
+        let uses = weightUses().filter { use in
+            guard boundOnly else { return true }
+            switch use {
+            case let .linear(name, _): return ops.linear[name] != nil
+            case let .experts(name, _): return ops.experts[name] != nil
+            }
+        }
+        let jobs: [() -> Int] = uses.map { use in
             switch use {
             case let .linear(name, w):
                 let p = ops.linear[name] ?? ops.fallbackLinear
@@ -72,7 +80,7 @@ extension DecoderModel {
         }
         // Embedding rows are looked up one token at a time; when the table is also the (repacked)
         // LM head its file pages were dropped, and each lookup should bring back one page only.
-        tokenEmbedding.adviseRandomAccess()
+        if !boundOnly { tokenEmbedding.adviseRandomAccess() }
         var matrices = 0, bytes = 0
         for t in 0..<context.pool.threadCount { matrices += counts[2 * t]; bytes += counts[2 * t + 1] }
         return (matrices, bytes)

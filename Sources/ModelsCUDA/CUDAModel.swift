@@ -13,6 +13,11 @@
 // Decode steps (one token, last logits) are captured once as a CUDA graph and replayed: the
 // token id and position live in device memory, and attention splits over the whole cache, so
 // the same graph serves every position.
+//
+// Mixtures of experts (rules/cuda-moe.yaml) keep each layer's MoE block on the CPU: the GPU
+// computes h = ffnNorm(x) as usual, h goes to page-locked host memory, the CPU runs the block
+// (router, routed experts on their GGUF weights, shared expert) with the placement's CPU
+// operators, and its output comes back into the residual add. Those models run uncaptured.
 import Core
 import CPUKernels
 import CUDA
@@ -60,20 +65,31 @@ public final class CUDAModel: @unchecked Sendable {
         let eps: Float
     }
 
+    /// A layer's feed-forward block: a gated MLP on the GPU, or a block the CPU runs.
+    enum FeedForwardPlace {
+        case gpu(gate: Lin, up: Lin, down: Lin, gelu: Bool)
+        case cpu(any FeedForward)
+    }
+
     struct Layer {
         let attentionNorm: Norm
         let q: Lin, k: Lin, v: Lin, o: Lin
         let qNorm: Norm?, kNorm: Norm?
         let postAttentionNorm: Norm?
         let ffnNorm: Norm
-        let gate: Lin, up: Lin, down: Lin
+        let ffn: FeedForwardPlace
         let postFFNNorm: Norm?
         let heads: Int, kvHeads: Int, headDim: Int
         let rope: RopeSettings
         let ropeFactors: CUdeviceptr?
         let window: Int
         let scale: Float
-        let gelu: Bool
+
+        /// The GPU MLP's matrices (none for a CPU block).
+        var mlpMatrices: [DeviceMatrix] {
+            if case let .gpu(g, u, d, _) = ffn { return [g.matrix, u.matrix, d.matrix] }
+            return []
+        }
     }
 
     let layers: [Layer]
@@ -81,12 +97,19 @@ public final class CUDAModel: @unchecked Sendable {
     let outputNorm: Norm
     let head: DeviceMatrix
     private var buffers: [DeviceBuffer] = []
+    /// The CPU side of a split model: its thread pool and the placement's CPU operators.
+    let cpuContext: ForwardContext?
+    /// Layers whose feed-forward block runs on the CPU.
+    public var cpuBlocks: Int { layers.filter { if case .cpu = $0.ffn { return true } else { return false } }.count }
 
-    /// Uploads `model`'s weights to `gpu`; `progress` gets a line per few layers.
-    public init(model: DecoderModel, gpu: GPU, numerics: CUDANumerics = CUDANumerics(), progress: (String) -> Void = { _ in }) throws {
+    /// Uploads `model`'s weights to `gpu`; `progress` gets a line per few layers. Mixtures of
+    /// experts need `cpuContext`: their MoE blocks stay on the CPU (not uploaded).
+    public init(model: DecoderModel, gpu: GPU, numerics: CUDANumerics = CUDANumerics(), cpuContext: ForwardContext? = nil,
+                progress: (String) -> Void = { _ in }) throws {
         self.gpu = gpu
         self.model = model
         self.numerics = numerics
+        self.cpuContext = cpuContext
         try gpu.makeCurrent()
         var uploaded: [UnsafeRawPointer: CUdeviceptr] = [:]
         var buffers: [DeviceBuffer] = []
@@ -123,9 +146,14 @@ public final class CUDAModel: @unchecked Sendable {
                 throw CUDAModelError.unsupported("layer \(i)'s attention is \(type(of: layer.attention)); the GPU runs "
                                                  + "SelfAttention (place MLA models on the CPU: rules/cpu.yaml)")
             }
-            guard let mlp = layer.mlp as? GatedMLP else {
+            let ffn: FeedForwardPlace
+            if let mlp = layer.mlp as? GatedMLP {
+                ffn = .gpu(gate: try lin(mlp.gate), up: try lin(mlp.up), down: try lin(mlp.down), gelu: mlp.activation == .geluTanh)
+            } else if cpuContext != nil {
+                ffn = .cpu(layer.mlp)
+            } else {
                 throw CUDAModelError.unsupported("layer \(i)'s feed-forward is \(type(of: layer.mlp)); the GPU runs the dense "
-                                                 + "gated MLP (mixtures of experts run on the CPU: rules/cpu.yaml)")
+                                                 + "gated MLP (mixtures of experts keep their blocks on the CPU: rules/cuda-moe.yaml)")
             }
             guard a.v.outFeatures == a.kvHeads * a.headDim, a.headDim % 32 == 0, a.headDim <= 256 else {
                 throw CUDAModelError.unsupported("layer \(i): head dim \(a.headDim) (value width \(a.v.outFeatures / max(a.kvHeads, 1))); "
@@ -135,10 +163,9 @@ public final class CUDAModel: @unchecked Sendable {
                 attentionNorm: try norm(layer.attentionNorm), q: try lin(a.q), k: try lin(a.k), v: try lin(a.v), o: try lin(a.o),
                 qNorm: try a.qNorm.map(norm), kNorm: try a.kNorm.map(norm),
                 postAttentionNorm: try layer.postAttentionNorm.map(norm), ffnNorm: try norm(layer.ffnNorm),
-                gate: try lin(mlp.gate), up: try lin(mlp.up), down: try lin(mlp.down), postFFNNorm: try layer.postFFNNorm.map(norm),
+                ffn: ffn, postFFNNorm: try layer.postFFNNorm.map(norm),
                 heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim, rope: a.rope,
-                ropeFactors: try a.rope.frequencyFactors.map(floats), window: a.window ?? 0, scale: a.scale,
-                gelu: mlp.activation == .geluTanh))
+                ropeFactors: try a.rope.frequencyFactors.map(floats), window: a.window ?? 0, scale: a.scale))
             if (i + 1) % 8 == 0 || i == model.layers.count - 1 {
                 progress(String(format: "uploaded %d/%d layers (%.1f MiB)", i + 1, model.layers.count, Double(bytes) / 1048576))
             }
@@ -172,6 +199,8 @@ public final class CUDADecoder: @unchecked Sendable {
     /// f16 weights and activations of the GEMM path (nil when it is off or cuBLAS is missing).
     private let gemmW: DeviceBuffer?, gemmX: DeviceBuffer?
     private let blas: CUBLAS?
+    /// Page-locked rows crossing to and from the CPU's feed-forward blocks (split models).
+    private let hostIn: UnsafeMutableRawPointer?, hostOut: UnsafeMutableRawPointer?
     private var acts: [Int: QuantizedActivationsGPU] = [:]
     private let staging: UnsafeMutableRawPointer
     /// One row of logits in page-locked memory (a decode step's download).
@@ -188,7 +217,7 @@ public final class CUDADecoder: @unchecked Sendable {
         let m = model.model, d = m.embedding, b = maxBatch
         let maxQ = model.layers.map { $0.heads * $0.headDim }.max() ?? 0
         let maxKV = model.layers.map { $0.kvHeads * $0.headDim }.max() ?? 0
-        let maxFF = model.layers.map { $0.gate.matrix.rows }.max() ?? 0
+        let maxFF = model.layers.flatMap { $0.mlpMatrices.prefix(1).map(\.rows) }.max() ?? 0
         let maxHeads = model.layers.map(\.heads).max() ?? 1, maxDim = model.layers.map(\.headDim).max() ?? 32
         for _ in model.layers {
             keys.append(try gpu.allocator.allocate(capacity * maxKV * 2))
@@ -205,7 +234,7 @@ public final class CUDADecoder: @unchecked Sendable {
         let gemm = model.numerics.gemmMinTokens > 0 && b >= model.numerics.gemmMinTokens
         blas = gemm ? model.gpu.blas : nil
         if blas != nil {
-            let mats = model.layers.flatMap { [$0.q, $0.k, $0.v, $0.o, $0.gate, $0.up, $0.down].map(\.matrix) }
+            let mats = model.layers.flatMap { [$0.q, $0.k, $0.v, $0.o].map(\.matrix) + $0.mlpMatrices }
             gemmW = try allocator.allocate(2 * (mats.map { $0.rows * $0.cols }.max() ?? 1))
             gemmX = try allocator.allocate(2 * b * max(d, maxQ, maxFF))
         } else {
@@ -215,16 +244,26 @@ public final class CUDADecoder: @unchecked Sendable {
         ids = try gpu.allocator.allocate(b * 4); positions = try gpu.allocator.allocate(b * 4)
         staging = try gpu.driver.allocatePinned(2 * b * 4)
         logitsPinned = try gpu.driver.allocatePinned(m.vocab * 4)
-        for n in Set([d, maxQ, maxFF] + model.layers.map { $0.o.matrix.cols } + model.layers.map { $0.down.matrix.cols }) {
+        for n in Set([d, maxQ, maxFF] + model.layers.map { $0.o.matrix.cols } + model.layers.flatMap { $0.mlpMatrices.map(\.cols) })
+        where n > 0 {
             acts[n] = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: b)
         }
-        useGraphs = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GRAPHS"] != "0"
+        if model.cpuBlocks > 0 {
+            hostIn = try gpu.driver.allocatePinned(b * d * 4)
+            hostOut = try gpu.driver.allocatePinned(b * d * 4)
+        } else {
+            hostIn = nil; hostOut = nil
+        }
+        // A step that waits for the CPU in every layer cannot be one captured graph.
+        useGraphs = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GRAPHS"] != "0" && model.cpuBlocks == 0
     }
 
     deinit {
         if let g = decodeGraph { gpu.driver.destroy(graph: g) }
         try? gpu.driver.freePinned(staging)
         try? gpu.driver.freePinned(logitsPinned)
+        if let hostIn { try? gpu.driver.freePinned(hostIn) }
+        if let hostOut { try? gpu.driver.freePinned(hostOut) }
     }
 
     /// KV cache bytes.
@@ -326,10 +365,15 @@ public final class CUDADecoder: @unchecked Sendable {
             try linears([(L.o, o.pointer)], input: attn.pointer, tokens: n)
             if let pn = L.postAttentionNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
             try GPUOps.addRMSNorm(gpu, x: x.pointer, y: o.pointer, weight: L.ffnNorm.weight, out: h.pointer, rows: n, n: d, eps: L.ffnNorm.eps)
-            try linears([(L.gate, g.pointer), (L.up, u.pointer)], input: h.pointer, tokens: n)
-            try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * L.gate.matrix.rows,
-                           activation: L.gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu)
-            try linears([(L.down, o.pointer)], input: g.pointer, tokens: n)
+            switch L.ffn {
+            case let .gpu(gate, up, down, gelu):
+                try linears([(gate, g.pointer), (up, u.pointer)], input: h.pointer, tokens: n)
+                try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * gate.matrix.rows,
+                               activation: gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu)
+                try linears([(down, o.pointer)], input: g.pointer, tokens: n)
+            case let .cpu(block):
+                try cpuBlock(block, tokens: n)
+            }
             if let pn = L.postFFNNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
             if index + 1 < model.layers.count {
                 let next = model.layers[index + 1].attentionNorm
@@ -343,6 +387,19 @@ public final class CUDADecoder: @unchecked Sendable {
         try norm(model.outputNorm, xr, h.pointer, rows: rows)
         try linears([(CUDAModel.Lin(matrix: model.head, bias: nil), logits.pointer)], input: h.pointer, tokens: rows)
         if let cap = m.finalLogitSoftcap { try GPUOps.softcap(gpu, x: logits.pointer, cap: cap, count: rows * m.vocab) }
+    }
+
+    /// A feed-forward block on the CPU: h (the normalized rows) down to page-locked memory, the
+    /// block on the CPU's thread pool, its output up into o.
+    private func cpuBlock(_ block: any FeedForward, tokens n: Int) throws {
+        guard let context = model.cpuContext, let hostIn, let hostOut else {
+            throw CUDAModelError.unsupported("a feed-forward block on the CPU without a CPU context")
+        }
+        let bytes = n * model.model.embedding * 4
+        try gpu.driver.copyAsync(toHost: hostIn, from: h.pointer, bytes: bytes, stream: gpu.stream)
+        try gpu.synchronize()
+        block(hostIn.assumingMemoryBound(to: Float.self), hostOut.assumingMemoryBound(to: Float.self), tokens: n, context: context)
+        try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
     }
 
     private func norm(_ n: CUDAModel.Norm, _ src: CUdeviceptr, _ dst: CUdeviceptr, rows: Int) throws {

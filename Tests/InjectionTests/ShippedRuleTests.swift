@@ -28,8 +28,8 @@ final class ShippedRuleTests: XCTestCase {
             let tree = try Tiny.tree(arch)
             XCTAssertEqual(tree.unmappedTensors, [], "\(arch): tensors missing from ModuleNames")
             for name in ShippedRules.names {
-                // cuda.yaml as if this machine had a GPU; it places dense models only.
-                let devices: [Device] = name == "cuda.yaml" ? [.cpu, .cuda(0)] : [.cpu]
+                // The GPU files as if this machine had a GPU; cuda.yaml places dense models only.
+                let devices: [Device] = ShippedRules.gpuFiles.contains(name) ? [.cpu, .cuda(0)] : [.cpu]
                 if name == "cuda.yaml" && tree.contains(.experts) {
                     XCTAssertThrowsError(try Placement.plan(tree: tree, rules: try ShippedRules.load(name), devices: devices, strict: true)) {
                         XCTAssertTrue("\($0)".contains("no default operator"), "\(arch): \($0)")
@@ -54,9 +54,10 @@ final class ShippedRuleTests: XCTestCase {
             XCTAssertEqual(c.description, "rules/cpu.yaml (shipped default for \(arch) on cpu)")
             XCTAssertEqual(try RuleChoice.choose(path: nil, architecture: arch, reference: true).file.source,
                            "rules/cpu-reference.yaml")
-            // With a GPU: dense models go to it, mixtures of experts stay on the CPU (for now).
+            // With a GPU: dense models go to it, mixtures of experts split their experts off to the
+            // CPU (cuda-moe.yaml), except MLA models (no GPU attention for them yet).
             let g = try RuleChoice.choose(path: nil, architecture: arch, devices: [.cpu, .cuda(0)], dense: dense)
-            XCTAssertEqual(g.file.source, dense ? "rules/cuda.yaml" : "rules/cpu.yaml", arch)
+            XCTAssertEqual(g.file.source, dense ? "rules/cuda.yaml" : arch == "deepseek2" ? "rules/cpu.yaml" : "rules/cuda-moe.yaml", arch)
             XCTAssertEqual(try RuleChoice.choose(path: nil, architecture: arch, devices: [.cpu, .cuda(0)], reference: true,
                                                  dense: dense).file.source, "rules/cpu-reference.yaml")
         }
