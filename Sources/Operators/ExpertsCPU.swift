@@ -50,21 +50,7 @@ public struct ExpertsCPU: ExpertsOperator {
             return
         }
         let d = e.embedding, ff = e.feedForward, k = r.used
-        // Counting sort of the flat slot indices (t · used + j) by expert.
-        var start = [Int](repeating: 0, count: e.count + 1)
-        for i in 0..<pairs {
-            let id = Int(r.ids[i])
-            precondition(id >= 0 && id < e.count, "expert id \(id) outside 0..<\(e.count)")
-            start[id + 1] += 1
-        }
-        for i in 0..<e.count { start[i + 1] += start[i] }
-        var fill = start
-        var order = [Int](repeating: 0, count: pairs)
-        for i in 0..<pairs {
-            let id = Int(r.ids[i])
-            order[fill[id]] = i
-            fill[id] += 1
-        }
+        let (start, order, _) = ExpertsCPU.groupByExpert(r, experts: e.count)
         var most = 0
         for id in 0..<e.count { most = max(most, start[id + 1] - start[id]) }
 
@@ -100,22 +86,18 @@ public struct ExpertsCPU: ExpertsOperator {
         }
     }
 
-    /// The quantized path: x quantized once; its rows gathered in expert order; every used
-    /// expert's gate and up in one parallel pass, the activation, the intermediate rows quantized
-    /// once, every down in a second pass; then the slots weighted and added in slot order. The
-    /// same numbers as one `Matmul.quantized` per expert and matrix (quantization is per row).
-    func runQuantized(_ e: ExpertWeights, x: UnsafePointer<Float>, routing r: ExpertRouting, out: UnsafeMutablePointer<Float>,
-                      pool: ThreadPool, gateFormat: ActivationFormat, downFormat: ActivationFormat) {
-        let d = e.embedding, ff = e.feedForward, k = r.used, pairs = r.tokens * r.used
-        // Counting sort of the flat slot indices (t · used + j) by expert; slot i of the
-        // expert-ordered rows holds slot order[i], and slot s sits at row position[s].
-        var start = [Int](repeating: 0, count: e.count + 1)
+    /// Counting sort of the flat slot indices (t · used + j) by expert: expert e's slots are rows
+    /// start[e] ..< start[e + 1] of the expert-ordered list, row i holds slot order[i], and slot
+    /// s sits at row position[s].
+    static func groupByExpert(_ r: ExpertRouting, experts: Int) -> (start: [Int], order: [Int], position: [Int]) {
+        let pairs = r.tokens * r.used
+        var start = [Int](repeating: 0, count: experts + 1)
         for i in 0..<pairs {
             let id = Int(r.ids[i])
-            precondition(id >= 0 && id < e.count, "expert id \(id) outside 0..<\(e.count)")
+            precondition(id >= 0 && id < experts, "expert id \(id) outside 0..<\(experts)")
             start[id + 1] += 1
         }
-        for i in 0..<e.count { start[i + 1] += start[i] }
+        for i in 0..<experts { start[i + 1] += start[i] }
         var fill = start
         var order = [Int](repeating: 0, count: pairs), position = [Int](repeating: 0, count: pairs)
         for i in 0..<pairs {
@@ -124,6 +106,17 @@ public struct ExpertsCPU: ExpertsOperator {
             position[i] = fill[id]
             fill[id] += 1
         }
+        return (start, order, position)
+    }
+
+    /// The quantized path: x quantized once; its rows gathered in expert order; every used
+    /// expert's gate and up in one parallel pass, the activation, the intermediate rows quantized
+    /// once, every down in a second pass; then the slots weighted and added in slot order. The
+    /// same numbers as one `Matmul.quantized` per expert and matrix (quantization is per row).
+    func runQuantized(_ e: ExpertWeights, x: UnsafePointer<Float>, routing r: ExpertRouting, out: UnsafeMutablePointer<Float>,
+                      pool: ThreadPool, gateFormat: ActivationFormat, downFormat: ActivationFormat) {
+        let d = e.embedding, ff = e.feedForward, k = r.used, pairs = r.tokens * r.used
+        let (start, order, position) = ExpertsCPU.groupByExpert(r, experts: e.count)
 
         scratch.lock.lock(); defer { scratch.lock.unlock() }
         let xq = scratch.activations(0, gateFormat, n: d, rows: r.tokens)
