@@ -60,7 +60,20 @@ public struct WeightMatrix: @unchecked Sendable {
     @inlinable public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
 
     /// Dequantizes row `r` into `out` (cols floats).
+    /// When the matrix has been repacked (its file pages dropped), the row is rebuilt from the
+    /// packed copy, block by block, so that a lookup (a tied embedding) does not fault the file
+    /// back in (the kernel maps ~16 pages around each fault); the values are the same.
     public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        if let p = packed.current as? PackedPanels, p.canRebuildBlocks {
+            withUnsafeTemporaryAllocation(byteCount: type.typeSize, alignment: 8) { block in
+                for b in 0..<(cols / type.blockSize) {
+                    p.rebuildBlock(row: r, block: b, into: block.baseAddress!)
+                    try! Quant.dequantize(type, from: UnsafeRawPointer(block.baseAddress!), to: out + b * type.blockSize,
+                                          count: type.blockSize)
+                }
+            }
+            return
+        }
         // Types are validated when the model is loaded; a failure here is a programmer error.
         try! Quant.dequantize(type, from: row(r), to: out, count: cols)
     }
@@ -73,6 +86,12 @@ public final class PackedCache: @unchecked Sendable {
     private var layout: AnyObject?
 
     public init() {}
+
+    /// The layout built so far, if any.
+    public var current: AnyObject? {
+        lock.lock(); defer { lock.unlock() }
+        return layout
+    }
 
     public func value<T: AnyObject>(_ make: () -> T) -> T {
         lock.lock(); defer { lock.unlock() }

@@ -113,6 +113,24 @@ final class QuantizedDotTests: XCTestCase {
         }
     }
 
+    /// Once a matrix is repacked, `dequantizeRow` reads the packed copy (a tied embedding's
+    /// lookups must not fault the file back in): the same floats as from the GGUF bytes.
+    func testRowsFromThePackedCopyEqualTheFileRows() {
+        var rng = SeededRNG(seed: 3)
+        for type in Self.types {
+            let cols = type.blockSize == 256 ? 512 : 96, rows = 13
+            let bytes = Self.randomWeights(type, rows: rows, cols: cols, rng: &rng)
+            bytes.withUnsafeBytes { w in
+                let m = WeightMatrix(type: type, rows: rows, cols: cols, data: w.baseAddress!)
+                var before = [[Float]](), after = [[Float]]()
+                for r in 0..<rows { var out = [Float](repeating: .nan, count: cols); m.dequantizeRow(r, into: &out); before.append(out) }
+                Matmul.prepare(m)
+                for r in 0..<rows { var out = [Float](repeating: .nan, count: cols); m.dequantizeRow(r, into: &out); after.append(out) }
+                XCTAssertEqual(before.map { $0.map(\.bitPattern) }, after.map { $0.map(\.bitPattern) }, "\(type)")
+            }
+        }
+    }
+
     // MARK: - Activation quantizer
 
     /// Round half to even computed in Double (exact for the products of two floats' range here).

@@ -81,6 +81,27 @@ public final class PackedPanels: @unchecked Sendable {
     }
 }
 
+extension PackedPanels {
+    /// Whether `rebuildBlock` can restore GGUF blocks (the 32-element types).
+    public var canRebuildBlocks: Bool { type != .q4_K && type != .q6_K }
+
+    /// Writes block `b` of row `r` in its GGUF bytes to `dst` (`type.typeSize` bytes): the
+    /// packing undone.
+    public func rebuildBlock(row r: Int, block b: Int, into dst: UnsafeMutableRawPointer) {
+        precondition(canRebuildBlocks && r >= 0 && r < rows, "row \(r) of \(rows) \(type) rows")
+        let layout = PackedLayout(type)
+        let i = r % 8, o = UnsafeRawPointer(data + (r / 8) * panelBytes + b * octetBytes)
+        dst.storeBytes(of: o.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self), as: UInt16.self)
+        if layout.hasMin {
+            dst.storeBytes(of: o.loadUnaligned(fromByteOffset: 16 + 2 * i, as: UInt16.self), toByteOffset: 2, as: UInt16.self)
+        }
+        if let qh = layout.qhSource {
+            dst.storeBytes(of: o.loadUnaligned(fromByteOffset: layout.qhOffset + 4 * i, as: UInt32.self), toByteOffset: qh, as: UInt32.self)
+        }
+        (dst + layout.quantSource).copyMemory(from: o + layout.quantsOffset + i * layout.quantBytes, byteCount: layout.quantBytes)
+    }
+}
+
 /// Where a block's parts are in the GGUF block and in the packed octet.
 public struct PackedLayout {
     public let blockBytes: Int, hasMin: Bool
