@@ -212,6 +212,49 @@ public enum FusedMath {
         for d in 0..<headDim { out[d] = acc[d] * inv }
     }
 
+    // MARK: - F16 and F32 weights (llama.cpp's tinyBLAS order)
+
+    /// y[t, r] for weight rows `rows` of an F16 (`half`) or F32 matrix [rowCount, n] at `w` and
+    /// activations x [tokens, n] (already rounded to f16 for F16 weights), as llama.cpp's llamafile
+    /// tinyBLAS computes them on its AVX-512 build: per (row, token) one 16-lane accumulator,
+    /// `fma(w[l…l+16], x[l…l+16], acc)` for l = 0, 16, …, then `_mm512_reduce_add_ps`. `n` is a
+    /// multiple of 16 (tinyBLAS declines otherwise).
+    public static func floatRows(_ w: UnsafeRawPointer, half: Bool, n: Int, rowCount: Int, rows: Range<Int>,
+                                 x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
+        let esize = half ? 2 : 4
+        let xr = UnsafeRawPointer(x)
+        for r in rows {
+            let wr = w + r * n * esize
+            var t = 0
+            // Two tokens at a time share the weight loads (each accumulator's chain is unchanged).
+            while t + 2 <= tokens {
+                var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
+                let x0 = xr + 4 * t * n, x1 = xr + 4 * (t + 1) * n
+                var l = 0
+                while l < n {
+                    let wv = half ? halves16(wr + 2 * l) : wr.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self)
+                    a0 = a0.addingProduct(wv, x0.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self))
+                    a1 = a1.addingProduct(wv, x1.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self))
+                    l += 16
+                }
+                y[t * rowCount + r] = reduce16(a0)
+                y[(t + 1) * rowCount + r] = reduce16(a1)
+                t += 2
+            }
+            if t < tokens {
+                var a = SIMD16<Float>()
+                let x0 = xr + 4 * t * n
+                var l = 0
+                while l < n {
+                    let wv = half ? halves16(wr + 2 * l) : wr.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self)
+                    a = a.addingProduct(wv, x0.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self))
+                    l += 16
+                }
+                y[t * rowCount + r] = reduce16(a)
+            }
+        }
+    }
+
     // MARK: - Tiled flash attention (llama.cpp's path for ≥ 64 queries)
 
     /// The 16 lanes summed as GCC's `_mm512_reduce_add_ps`: halves, quarters, then pairs.

@@ -200,6 +200,10 @@ extension Matmul {
     /// Four weight rows at a time in SIMD (QuantizedPanels.swift), bit-identical to `quantizedReference`.
     public static func quantized(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                  tokens: Int, pool: ThreadPool, isa: KernelISA = .best) {
+        if (w.type == .f16 || w.type == .f32) && w.cols % 16 == 0 {
+            floatWeights(w, x: x, y: y, tokens: tokens, pool: pool, isa: isa)
+            return
+        }
         guard QuantizedDot.supports(w.type), let format = ActivationFormat.for(w.type) else {
             reference(w, x: x, y: y, tokens: tokens, pool: pool)
             return
@@ -207,6 +211,31 @@ extension Matmul {
         let act = QuantizedActivations(format: format, n: w.cols, rows: tokens)
         act.quantize(x, pool: pool)
         quantized([PreparedMatmul(w, act, y: y, tokens: tokens)], pool: pool, isa: isa)
+    }
+
+    /// F16 and F32 weights as llama.cpp multiplies them (its llamafile tinyBLAS path, taken for
+    /// every batch size when the width is a multiple of 16): F16 weights meet activations
+    /// rounded to f16, F32 weights the activations as they are; per (row, token) one 16-lane
+    /// fma accumulator, reduced as `_mm512_reduce_add_ps` (`FusedMath.floatRows`).
+    public static func floatWeights(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                                    tokens: Int, pool: ThreadPool, isa: KernelISA = .best) {
+        precondition((w.type == .f16 || w.type == .f32) && w.cols % 16 == 0, "\(w.type) [\(w.rows), \(w.cols)]")
+        let half = w.type == .f16, n = w.cols
+        let xh = UnsafeMutablePointer<Float>.allocate(capacity: half ? tokens * n : 0)
+        defer { xh.deallocate() }
+        if half { for i in 0..<(tokens * n) { xh[i] = FusedMath.roundToHalf(x[i]) } }
+        let xs = UnsafeSendable(half ? UnsafePointer(xh) : x), ys = UnsafeSendable(y), data = UnsafeSendable(w.data)
+        let rowCount = w.rows
+        pool.parallelFor(rowCount) { rows in
+            #if os(Linux) && arch(x86_64)
+            if isa != .baseline {
+                CPUKernelsAVX2.FusedMath.floatRows(data.pointer, half: half, n: n, rowCount: rowCount, rows: rows, x: xs.pointer,
+                                                   tokens: tokens, y: ys.pointer)
+                return
+            }
+            #endif
+            FusedMath.floatRows(data.pointer, half: half, n: n, rowCount: rowCount, rows: rows, x: xs.pointer, tokens: tokens, y: ys.pointer)
+        }
     }
 
     /// One matmul whose activations are already quantized: y [tokens, rows] = W · rows
