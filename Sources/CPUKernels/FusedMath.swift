@@ -212,46 +212,82 @@ public enum FusedMath {
         for d in 0..<headDim { out[d] = acc[d] * inv }
     }
 
-    // MARK: - F16 and F32 weights (llama.cpp's tinyBLAS order)
+    // MARK: - F16, BF16 and F32 weights (llama.cpp's tinyBLAS order)
 
-    /// y[t, r] for weight rows `rows` of an F16 (`half`) or F32 matrix [rowCount, n] at `w` and
-    /// activations x [tokens, n] (already rounded to f16 for F16 weights), as llama.cpp's llamafile
-    /// tinyBLAS computes them on its AVX-512 build: per (row, token) one 16-lane accumulator,
-    /// `fma(w[l…l+16], x[l…l+16], acc)` for l = 0, 16, …, then `_mm512_reduce_add_ps`. `n` is a
-    /// multiple of 16 (tinyBLAS declines otherwise).
-    public static func floatRows(_ w: UnsafeRawPointer, half: Bool, n: Int, rowCount: Int, rows: Range<Int>,
+    /// 16 bfloat16 values as floats (exact: the upper half of a float's bits).
+    @inline(__always)
+    static func bf16s16(_ p: UnsafeRawPointer) -> SIMD16<Float> {
+        #if SWIFTKT_AVX2
+        // vpmovzxwd + vpslld per 8 (the generic widening is lowered lane by lane).
+        let lo = _mm256_slli_epi32(_mm256_cvtepu16_epi32(p.loadUnaligned(as: __m128i.self)), 16)
+        let hi = _mm256_slli_epi32(_mm256_cvtepu16_epi32(p.loadUnaligned(fromByteOffset: 16, as: __m128i.self)), 16)
+        return SIMD16(lowHalf: unsafeBitCast(lo, to: SIMD8<Float>.self), highHalf: unsafeBitCast(hi, to: SIMD8<Float>.self))
+        #else
+        return unsafeBitCast(SIMD16<UInt32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD16<UInt16>.self)) &<< 16, to: SIMD16<Float>.self)
+        #endif
+    }
+
+    /// y[t, r] for weight rows `rows` of an F16, BF16 or F32 matrix (`type`) [rowCount, n] at `w`
+    /// and activations x [tokens, n] (already rounded to f16 / bf16 for F16 / BF16 weights), as
+    /// llama.cpp's llamafile tinyBLAS computes them on its AVX-512F build: per (row, token) one
+    /// 16-lane accumulator, `fma(w[l…l+16], x[l…l+16], acc)` for l = 0, 16, …, then
+    /// `_mm512_reduce_add_ps`. `n` is a multiple of 16 (tinyBLAS declines otherwise).
+    public static func floatRows(_ w: UnsafeRawPointer, type: GGMLType, n: Int, rowCount: Int, rows: Range<Int>,
                                  x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
-        let esize = half ? 2 : 4
+        switch type {
+        case .f16: floatRows(w, esize: 2, load: halves16, n: n, rowCount: rowCount, rows: rows, x: x, tokens: tokens, y: y)
+        case .bf16: floatRows(w, esize: 2, load: bf16s16, n: n, rowCount: rowCount, rows: rows, x: x, tokens: tokens, y: y)
+        case .f32:
+            floatRows(w, esize: 4, load: { $0.loadUnaligned(as: SIMD16<Float>.self) }, n: n, rowCount: rowCount, rows: rows,
+                      x: x, tokens: tokens, y: y)
+        default: preconditionFailure("float weights of type \(type)")
+        }
+    }
+
+    @inline(__always)
+    static func floatRows(_ w: UnsafeRawPointer, esize: Int, load: (UnsafeRawPointer) -> SIMD16<Float>, n: Int, rowCount: Int,
+                          rows: Range<Int>, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
         let xr = UnsafeRawPointer(x)
-        for r in rows {
-            let wr = w + r * n * esize
+        // Tiles of 2 rows × 2 tokens share each weight and activation load (each accumulator's
+        // chain is unchanged); an odd last row or token pairs with itself.
+        var r = rows.lowerBound
+        while r < rows.upperBound {
+            let r1 = min(r + 1, rows.upperBound - 1)
+            let w0 = w + r * n * esize, w1 = w + r1 * n * esize
+            if tokens == 1 {
+                // One row at a time (two interleaved rows measured slower here).
+                for row in r...r1 {
+                    var a = SIMD16<Float>()
+                    let wr = w + row * n * esize
+                    var l = 0
+                    while l < n {
+                        a = a.addingProduct(load(wr + esize * l), xr.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self))
+                        l += 16
+                    }
+                    y[row] = reduce16(a)
+                }
+                r += 2
+                continue
+            }
             var t = 0
-            // Two tokens at a time share the weight loads (each accumulator's chain is unchanged).
-            while t + 2 <= tokens {
-                var a0 = SIMD16<Float>(), a1 = SIMD16<Float>()
-                let x0 = xr + 4 * t * n, x1 = xr + 4 * (t + 1) * n
+            while t < tokens {
+                let t1 = min(t + 1, tokens - 1)
+                var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a10 = SIMD16<Float>(), a11 = SIMD16<Float>()
+                let x0 = xr + 4 * t * n, x1 = xr + 4 * t1 * n
                 var l = 0
                 while l < n {
-                    let wv = half ? halves16(wr + 2 * l) : wr.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self)
-                    a0 = a0.addingProduct(wv, x0.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self))
-                    a1 = a1.addingProduct(wv, x1.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self))
+                    let u0 = load(w0 + esize * l), u1 = load(w1 + esize * l)
+                    let v0 = x0.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self)
+                    let v1 = x1.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self)
+                    a00 = a00.addingProduct(u0, v0); a01 = a01.addingProduct(u0, v1)
+                    a10 = a10.addingProduct(u1, v0); a11 = a11.addingProduct(u1, v1)
                     l += 16
                 }
-                y[t * rowCount + r] = reduce16(a0)
-                y[(t + 1) * rowCount + r] = reduce16(a1)
+                y[t * rowCount + r] = reduce16(a00); y[t1 * rowCount + r] = reduce16(a01)
+                y[t * rowCount + r1] = reduce16(a10); y[t1 * rowCount + r1] = reduce16(a11)
                 t += 2
             }
-            if t < tokens {
-                var a = SIMD16<Float>()
-                let x0 = xr + 4 * t * n
-                var l = 0
-                while l < n {
-                    let wv = half ? halves16(wr + 2 * l) : wr.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self)
-                    a = a.addingProduct(wv, x0.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self))
-                    l += 16
-                }
-                y[t * rowCount + r] = reduce16(a)
-            }
+            r += 2
         }
     }
 

@@ -200,7 +200,7 @@ extension Matmul {
     /// Four weight rows at a time in SIMD (QuantizedPanels.swift), bit-identical to `quantizedReference`.
     public static func quantized(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                  tokens: Int, pool: ThreadPool, isa: KernelISA = .best) {
-        if (w.type == .f16 || w.type == .f32) && w.cols % 16 == 0 {
+        if (w.type == .f16 || w.type == .bf16 || w.type == .f32) && w.cols % 16 == 0 {
             floatWeights(w, x: x, y: y, tokens: tokens, pool: pool, isa: isa)
             return
         }
@@ -213,28 +213,32 @@ extension Matmul {
         quantized([PreparedMatmul(w, act, y: y, tokens: tokens)], pool: pool, isa: isa)
     }
 
-    /// F16 and F32 weights as llama.cpp multiplies them (its llamafile tinyBLAS path, taken for
-    /// every batch size when the width is a multiple of 16): F16 weights meet activations
-    /// rounded to f16, F32 weights the activations as they are; per (row, token) one 16-lane
-    /// fma accumulator, reduced as `_mm512_reduce_add_ps` (`FusedMath.floatRows`).
+    /// F16, BF16 and F32 weights as llama.cpp multiplies them (its llamafile tinyBLAS path, taken
+    /// for every batch size when the width is a multiple of 16): F16 / BF16 weights meet
+    /// activations rounded to f16 / bf16 (their `vec_dot_type`), F32 weights the activations as
+    /// they are; per (row, token) one 16-lane fma accumulator, reduced as `_mm512_reduce_add_ps`
+    /// (`FusedMath.floatRows`). (With AVX512-BF16, llama.cpp's BF16 path uses `vdpbf16ps`
+    /// instead, whose pairwise rounding this does not follow: we keep the AVX-512F order.)
     public static func floatWeights(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                     tokens: Int, pool: ThreadPool, isa: KernelISA = .best) {
-        precondition((w.type == .f16 || w.type == .f32) && w.cols % 16 == 0, "\(w.type) [\(w.rows), \(w.cols)]")
-        let half = w.type == .f16, n = w.cols
-        let xh = UnsafeMutablePointer<Float>.allocate(capacity: half ? tokens * n : 0)
-        defer { xh.deallocate() }
-        if half { for i in 0..<(tokens * n) { xh[i] = FusedMath.roundToHalf(x[i]) } }
-        let xs = UnsafeSendable(half ? UnsafePointer(xh) : x), ys = UnsafeSendable(y), data = UnsafeSendable(w.data)
+        let type = w.type, n = w.cols
+        precondition((type == .f16 || type == .bf16 || type == .f32) && n % 16 == 0, "\(type) [\(w.rows), \(n)]")
+        let rounded = type != .f32
+        let xr = UnsafeMutablePointer<Float>.allocate(capacity: rounded ? tokens * n : 0)
+        defer { xr.deallocate() }
+        if type == .f16 { for i in 0..<(tokens * n) { xr[i] = FusedMath.roundToHalf(x[i]) } }
+        if type == .bf16 { for i in 0..<(tokens * n) { xr[i] = bf16ToFloat(floatToBF16(x[i])) } }
+        let xs = UnsafeSendable(rounded ? UnsafePointer(xr) : x), ys = UnsafeSendable(y), data = UnsafeSendable(w.data)
         let rowCount = w.rows
         pool.parallelFor(rowCount) { rows in
             #if os(Linux) && arch(x86_64)
             if isa != .baseline {
-                CPUKernelsAVX2.FusedMath.floatRows(data.pointer, half: half, n: n, rowCount: rowCount, rows: rows, x: xs.pointer,
+                CPUKernelsAVX2.FusedMath.floatRows(data.pointer, type: type, n: n, rowCount: rowCount, rows: rows, x: xs.pointer,
                                                    tokens: tokens, y: ys.pointer)
                 return
             }
             #endif
-            FusedMath.floatRows(data.pointer, half: half, n: n, rowCount: rowCount, rows: rows, x: xs.pointer, tokens: tokens, y: ys.pointer)
+            FusedMath.floatRows(data.pointer, type: type, n: n, rowCount: rowCount, rows: rows, x: xs.pointer, tokens: tokens, y: ys.pointer)
         }
     }
 

@@ -48,8 +48,8 @@ struct KernelsCommand: ParsableCommand {
         if check { return try runCheck() }
         let typeList = try types.split(separator: ",").map { name -> GGMLType in
             guard let t = GGMLType.allCases.first(where: { $0.name.lowercased() == name.lowercased() }),
-                  QuantizedDot.supports(t) || t == .f16 || t == .f32 else {
-                throw ValidationError("unknown or unsupported type '\(name)'; kernels exist for q4_0 q4_1 q5_0 q5_1 q8_0 q4_K q5_K q6_K f16 f32")
+                  QuantizedDot.supports(t) || t == .f16 || t == .bf16 || t == .f32 else {
+                throw ValidationError("unknown or unsupported type '\(name)'; kernels exist for q4_0 q4_1 q5_0 q5_1 q8_0 q4_K q5_K q6_K f16 bf16 f32")
             }
             return t
         }
@@ -152,10 +152,11 @@ struct KernelsCommand: ParsableCommand {
     private func fillRandomBlocks(_ p: UnsafeMutableRawPointer, type: GGMLType, blocks: Int, rng: inout SeededGenerator) {
         let size = type.typeSize
         for i in 0..<(blocks * size) { p.storeBytes(of: UInt8.random(in: 0...255, using: &rng), toByteOffset: i, as: UInt8.self) }
-        if type == .f16 || type == .f32 {
+        if type == .f16 || type == .bf16 || type == .f32 {
             for e in 0..<(blocks * type.blockSize) {
                 let v = Float.random(in: -1...1, using: &rng)
                 if type == .f16 { p.storeBytes(of: floatToHalf(v), toByteOffset: 2 * e, as: UInt16.self) }
+                else if type == .bf16 { p.storeBytes(of: floatToBF16(v), toByteOffset: 2 * e, as: UInt16.self) }
                 else { p.storeBytes(of: v, toByteOffset: 4 * e, as: Float.self) }
             }
             return

@@ -113,21 +113,24 @@ final class QuantizedDotTests: XCTestCase {
         }
     }
 
-    /// F16 and F32 weights: llama.cpp's tinyBLAS order (16 lanes, one fma per element in its
+    /// F16, BF16 and F32 weights: llama.cpp's tinyBLAS order (16 lanes, one fma per element in its
     /// lane, `_mm512_reduce_add_ps`), written out in scalar code, on every ISA.
     func testFloatWeightsFollowTinyBLAS() {
         var rng = SeededRNG(seed: 9)
         let pool = ThreadPool(threads: 2)
-        for type in [GGMLType.f16, .f32] {
+        for type in [GGMLType.f16, .bf16, .f32] {
             for (rows, cols) in [(1, 16), (7, 48), (13, 576)] {
                 let wf = (0..<(rows * cols)).map { _ in Float.random(in: -1...1, using: &rng) }
                 var bytes = [UInt8]()
-                if type == .f16 {
-                    for v in wf { let h = floatToHalf(v); bytes += [UInt8(h & 0xFF), UInt8(h >> 8)] }
+                if type == .f16 || type == .bf16 {
+                    for v in wf { let h = type == .f16 ? floatToHalf(v) : floatToBF16(v); bytes += [UInt8(h & 0xFF), UInt8(h >> 8)] }
                 } else {
                     for v in wf { let b = v.bitPattern; bytes += [0, 8, 16, 24].map { UInt8((b >> UInt32($0)) & 0xFF) } }
                 }
-                let weight = type == .f16 ? wf.map { halfToFloat(floatToHalf($0)) } : wf
+                func rounded(_ v: Float) -> Float {
+                    type == .f16 ? halfToFloat(floatToHalf(v)) : type == .bf16 ? bf16ToFloat(floatToBF16(v)) : v
+                }
+                let weight = wf.map(rounded)
                 for tokens in [1, 2, 3, 5] {
                     let x = (0..<(tokens * cols)).map { _ in Float.random(in: -2...2, using: &rng) }
                     var expected = [Float](repeating: 0, count: tokens * rows)
@@ -135,7 +138,7 @@ final class QuantizedDotTests: XCTestCase {
                         for r in 0..<rows {
                             var lanes = [Float](repeating: 0, count: 16)
                             for l in 0..<cols {
-                                let xv = type == .f16 ? halfToFloat(floatToHalf(x[t * cols + l])) : x[t * cols + l]
+                                let xv = rounded(x[t * cols + l])
                                 lanes[l % 16] = lanes[l % 16].addingProduct(weight[r * cols + l], xv)
                             }
                             let h8 = (0..<8).map { lanes[8 + $0] + lanes[$0] }, h4 = (0..<4).map { h8[4 + $0] + h8[$0] }
