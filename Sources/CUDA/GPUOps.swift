@@ -115,7 +115,20 @@ public enum GPUOps {
         func at<T>(_ a: [T], _ i: Int, _ empty: T) -> T { i < a.count ? a[i] : empty }
         let pointers = (0..<3).map { at(ws, $0, w).pointer }, rows = (0..<3).map { $0 < ws.count ? ws[$0].rows : 0 }
         let outs = (0..<3).map { at(ys, $0, 0) }
-        try gpu.launch("mmvq_" + suffix(w.type), grid: (blocks(rows.reduce(0, +), 4), blocks(tokens, 8), 1), block: 128,
+        let totalRows = rows.reduce(0, +)
+        if tokens == 1 && w.type == .q4_K {
+            // The decode step's kernel: two rows per warp, eight per block.
+            try gpu.launch("mmv1_q4_K", grid: (blocks(totalRows, 8), 1, 1), block: 128,
+                           [.pointer(pointers[0]), .pointer(pointers[1]), .pointer(pointers[2]),
+                            .int(Int32(rows[0])), .int(Int32(rows[1])), .int(Int32(rows[2])),
+                            .pointer(outs[0]), .pointer(outs[1]), .pointer(outs[2]),
+                            .u64(UInt64(w.rowBytes)), .int(Int32(w.cols)),
+                            .pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)])
+            return
+        }
+        // Generic kernels: tiles of 8 tokens, or the one-token instance (fewer registers).
+        let name = try "mmvq_" + suffix(w.type) + (tokens == 1 && w.type != .q4_K ? "_1" : "")
+        try gpu.launch(name, grid: (blocks(totalRows, 4), tokens == 1 ? 1 : blocks(tokens, 8), 1), block: 128,
                        [.pointer(pointers[0]), .pointer(pointers[1]), .pointer(pointers[2]),
                         .int(Int32(rows[0])), .int(Int32(rows[1])), .int(Int32(rows[2])),
                         .pointer(outs[0]), .pointer(outs[1]), .pointer(outs[2]),
@@ -143,10 +156,46 @@ public enum GPUOps {
         try gpu.launch("to_f16", grid: (blocks(count, 256), 1, 1), block: 256, [.pointer(x), .pointer(y), .u64(UInt64(count))])
     }
 
-    /// out = x / rms(x) · w, rows of n (may alias).
-    public static func rmsNorm(_ gpu: GPU, x: CUdeviceptr, weight: CUdeviceptr, out: CUdeviceptr, rows: Int, n: Int, eps: Float) throws {
+    /// out = x / rms(x) · w, rows of n (may alias). With `quantize`, the same launch also fills
+    /// the activation buffers for the matrices of type `weightType` that read `out` next (as
+    /// `quantize` would), where the row fits one block; returns whether it did.
+    @discardableResult
+    public static func rmsNorm(_ gpu: GPU, x: CUdeviceptr, weight: CUdeviceptr, out: CUdeviceptr, rows: Int, n: Int, eps: Float,
+                               quantize: (QuantizedActivationsGPU, GGMLType)? = nil) throws -> Bool {
+        if let (act, type) = quantize, let kernel = fusedQuantize(n: n, rows: rows, act: act, type: type, prefix: "rms_norm4q_") {
+            try gpu.launch(kernel, grid: (rows, 1, 1), block: (n / 4 + 31) / 32 * 32,
+                           [.pointer(x), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)] + actArgs(act))
+            act.holds = (out, rows, isK(type))
+            return true
+        }
+        if let (name, threads) = norm4(n, prefix: "rms_norm4_") {
+            try gpu.launch(name, grid: (rows, 1, 1), block: threads, [.pointer(x), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)])
+            return false
+        }
         try gpu.launch("rms_norm", grid: (rows, 1, 1), block: n >= 512 ? 256 : 128,
                        [.pointer(x), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)])
+        return false
+    }
+
+    /// The fused norm + quantization kernel for rows of n read by `type` weights, or nil.
+    static func fusedQuantize(n: Int, rows: Int, act: QuantizedActivationsGPU, type: GGMLType, prefix: String) -> String? {
+        guard !isFloat(type), act.n == n, rows <= act.tokens, n % 4 == 0, n / 4 <= 1024 else { return nil }
+        if isK(type) { return n % 256 == 0 ? prefix + "K" : nil }
+        return n % 32 == 0 ? prefix + "32" : nil
+    }
+
+    static func actArgs(_ act: QuantizedActivationsGPU) -> [KernelArgument] {
+        [.pointer(act.q.pointer), .pointer(act.ad.pointer), .pointer(act.as_.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)]
+    }
+
+    /// The vectorized norm kernel for rows of n floats (n a multiple of 4, ≤ 32768): its name
+    /// (float4 per thread) and block size; nil for the scalar kernel.
+    static func norm4(_ n: Int, prefix: String) -> (String, Int)? {
+        guard n % 4 == 0, n / 4 <= 8 * 1024 else { return nil }
+        let n4 = n / 4
+        let v = [1, 2, 4, 8].first { (n4 + $0 - 1) / $0 <= 1024 }!
+        let threads = ((n4 + v - 1) / v + 31) / 32 * 32
+        return (prefix + String(v), threads)
     }
 
     /// Rotary embedding in place on x [tokens, heads, headDim] and x2 [tokens, heads2, headDim]
@@ -163,11 +212,25 @@ public enum GPUOps {
                         .int(Int32(rotDim)), .float(thetaScale), .float(scale), .pointer(freqFactors ?? 0), .int(neox ? 1 : 0)])
     }
 
-    /// x += y, then out = x / rms(x) · w (rows of n): a residual add and the next norm in one pass.
+    /// x += y, then out = x / rms(x) · w (rows of n): a residual add and the next norm in one
+    /// pass; `quantize` as in `rmsNorm`.
+    @discardableResult
     public static func addRMSNorm(_ gpu: GPU, x: CUdeviceptr, y: CUdeviceptr, weight: CUdeviceptr, out: CUdeviceptr, rows: Int, n: Int,
-                                  eps: Float) throws {
+                                  eps: Float, quantize: (QuantizedActivationsGPU, GGMLType)? = nil) throws -> Bool {
+        if let (act, type) = quantize, let kernel = fusedQuantize(n: n, rows: rows, act: act, type: type, prefix: "add_rms_norm4q_") {
+            try gpu.launch(kernel, grid: (rows, 1, 1), block: (n / 4 + 31) / 32 * 32,
+                           [.pointer(x), .pointer(y), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)] + actArgs(act))
+            act.holds = (out, rows, isK(type))
+            return true
+        }
+        if let (name, threads) = norm4(n, prefix: "add_rms_norm4_") {
+            try gpu.launch(name, grid: (rows, 1, 1), block: threads,
+                           [.pointer(x), .pointer(y), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)])
+            return false
+        }
         try gpu.launch("add_rms_norm", grid: (rows, 1, 1), block: n >= 512 ? 256 : 128,
                        [.pointer(x), .pointer(y), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)])
+        return false
     }
 
     public enum Activation: Int32, Sendable {
@@ -176,6 +239,21 @@ public enum GPUOps {
         case gelu = 1
         /// GELU as llama.cpp's CPU table: input and result rounded to f16.
         case geluTable = 2
+    }
+
+    /// gate ← act(gate) · up, also quantized for the `weightType` matrix that reads it next
+    /// (as `quantize` would) when its rows of n fit the fused kernel; returns whether it did.
+    public static func gluQuantized(_ gpu: GPU, gate: CUdeviceptr, up: CUdeviceptr, tokens: Int, n: Int, activation: Activation,
+                                    act: QuantizedActivationsGPU, weightType: GGMLType) throws -> Bool {
+        let k = isK(weightType), count = tokens * n
+        guard !isFloat(weightType), act.n == n, tokens <= act.tokens, n % (k ? 256 : 32) == 0 else {
+            try glu(gpu, gate: gate, up: up, count: count, activation: activation)
+            return false
+        }
+        try gpu.launch("glu_q", grid: (blocks(count, 256), 1, 1), block: 256,
+                       [.pointer(gate), .pointer(up), .u64(UInt64(count)), .int(activation.rawValue), .int(k ? 1 : 0)] + actArgs(act))
+        act.holds = (gate, tokens, k)
+        return true
     }
 
     /// gate ← act(gate) · up.
@@ -234,7 +312,8 @@ public enum GPUOps {
             throw CUDAError.invalidArgument("CUDA attention needs headDim a multiple of 32 up to 256 and heads % kvHeads == 0; "
                                             + "got headDim \(headDim), heads \(heads), kvHeads \(kvHeads)")
         }
-        try gpu.launch("attn_scores_f16q", grid: (heads, tokens, 1), block: 128,
+        // Four blocks per (head, token) spread the keys of one decode step over more of the GPU.
+        try gpu.launch("attn_scores_f16q", grid: (heads, tokens, tokens == 1 ? 4 : 1), block: 256,
                        [.pointer(q), .pointer(keys), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)), .int(Int32(headDim)),
                         .float(scale), .int(Int32(window)), .int(Int32(maxKeys)), .pointer(scores)])
         try gpu.launch("attn_seq_f16acc", grid: (heads, tokens, 1), block: headDim,

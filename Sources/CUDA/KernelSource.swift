@@ -56,6 +56,20 @@ DEV void scale_min_k4(int j, const u8* q, int& sc, int& m) {
     else { sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
 }
 
+// The scales and mins of sub-blocks 2pr and 2pr+1 from a q4_K / q5_K superblock's first 16
+// bytes, loaded at once (d, dmin in h.x; the 12 scale bytes in h.y, h.z, h.w): byte
+// extraction in registers instead of a load per byte.
+DEV void scale_min_pair(const uint4 h, int pr, int& sa, int& ma, int& sb, int& mb) {
+    int b0 = (2 * pr) & 3;
+    u32 y = h.y >> (8 * b0), z = h.z >> (8 * b0), w = h.w >> (8 * b0);
+    if (pr < 2) {
+        sa = y & 63; ma = z & 63; sb = (y >> 8) & 63; mb = (z >> 8) & 63;
+    } else {
+        sa = (w & 0xF) | (((y >> 6) & 3) << 4); ma = ((w >> 4) & 0xF) | (((z >> 6) & 3) << 4);
+        sb = ((w >> 8) & 0xF) | (((y >> 14) & 3) << 4); mb = ((w >> 12) & 0xF) | (((z >> 14) & 3) << 4);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Element-wise dequantization (embeddings, tests).
 
@@ -142,45 +156,53 @@ extern "C" __global__ void to_f16(const float* x, u16* y, u64 count) {
 // Activation quantization. fmt 0: q8_0 / q8_1 (per 32, amax/127, f16-rounded d and d·Σq);
 // fmt 1: q8_K (per 256, -127 / signed max). One warp per 32 elements; x [T, n].
 
-extern "C" __global__ void quantize_q8_32(const float* x, int n, int blocks, i8* q, float* ad, float* as, int* ai) {
-    int gw = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
-    if (gw >= blocks) return;
-    float v = x[(u64)gw * 32 + lane];
+// One warp's 32 values v (lane order) into q8_0 / q8_1 block `blk`.
+DEV void q8_32_warp(float v, u64 blk, int lane, i8* q, float* ad, float* as, int* ai) {
     float amax = warp_max(fabsf(v));
     float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
     int qi = __float2int_rn(v * id);
-    q[(u64)gw * 32 + lane] = (i8)qi;
+    q[blk * 32 + lane] = (i8)qi;
     int sum = warp_isum(qi);
-    if (lane == 0) { ad[gw] = h2f(f2h(d)); as[gw] = h2f(f2h(d * (float)sum)); ai[gw] = sum; }
+    if (lane == 0) { ad[blk] = h2f(f2h(d)); as[blk] = h2f(f2h(d * (float)sum)); ai[blk] = sum; }
 }
 
-// One block of 256 threads per 256 elements.
-extern "C" __global__ void quantize_q8_K(const float* x, i8* q, float* ak, int* ai) {
-    __shared__ float sabs[8]; __shared__ int sidx[8]; __shared__ float smax;
-    u64 base = (u64)blockIdx.x * 256;
+extern "C" __global__ void quantize_q8_32(const float* x, int n, int blocks, i8* q, float* ad, float* as, int* ai) {
+    int gw = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (gw >= blocks) return;
+    q8_32_warp(x[(u64)gw * 32 + lane], gw, lane, q, ad, as, ai);
+}
+
+// A block of 256 threads' values v (thread order) into q8_K superblock `sb`.
+DEV void q8_K_block(float v, u64 sb, i8* q, float* ak, int* ai) {
+    __shared__ float sabs[8], sval[8]; __shared__ int sidx[8]; __shared__ float smax;
     int i = threadIdx.x, lane = i & 31, w = i >> 5;
-    float v = x[base + i];
-    float a = fabsf(v); int idx = i;
+    float a = fabsf(v), val = v; int idx = i;
     // The first element of largest magnitude (as the CPU's strict > scan keeps).
     for (int o = 16; o > 0; o >>= 1) {
-        float a2 = __shfl_xor_sync(0xffffffffu, a, o); int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
-        if (a2 > a || (a2 == a && i2 < idx)) { a = a2; idx = i2; }
+        float a2 = __shfl_xor_sync(0xffffffffu, a, o), v2 = __shfl_xor_sync(0xffffffffu, val, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (a2 > a || (a2 == a && i2 < idx)) { a = a2; val = v2; idx = i2; }
     }
-    if (lane == 0) { sabs[w] = a; sidx[w] = idx; }
+    if (lane == 0) { sabs[w] = a; sidx[w] = idx; sval[w] = val; }
     __syncthreads();
     if (i == 0) {
-        float best = sabs[0]; int bi = sidx[0];
-        for (int k = 1; k < 8; k++) if (sabs[k] > best || (sabs[k] == best && sidx[k] < bi)) { best = sabs[k]; bi = sidx[k]; }
-        smax = best == 0.f ? 0.f : x[base + bi];
+        float best = sabs[0]; int bi = sidx[0]; float bv = sval[0];
+        for (int k = 1; k < 8; k++) if (sabs[k] > best || (sabs[k] == best && sidx[k] < bi)) { best = sabs[k]; bi = sidx[k]; bv = sval[k]; }
+        smax = best == 0.f ? 0.f : bv;
     }
     __syncthreads();
     float mx = smax;
     int qi = 0;
     if (mx != 0.f) { float iscale = -127.f / mx; qi = min(127, __float2int_rn(iscale * v)); }
-    q[base + i] = (i8)qi;
+    q[sb * 256 + i] = (i8)qi;
     int sum = warp_isum(qi);
-    if (lane == 0) ai[blockIdx.x * 8 + w] = sum;
-    if (i == 0) ak[blockIdx.x] = mx != 0.f ? 1.f / (-127.f / mx) : 0.f;
+    if (lane == 0) ai[sb * 8 + w] = sum;
+    if (i == 0) ak[sb] = mx != 0.f ? 1.f / (-127.f / mx) : 0.f;
+}
+
+// One block of 256 threads per 256 elements.
+extern "C" __global__ void quantize_q8_K(const float* x, i8* q, float* ak, int* ai) {
+    q8_K_block(x[(u64)blockIdx.x * 256 + threadIdx.x], blockIdx.x, q, ak, ai);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -269,24 +291,24 @@ DEV bool select3(int g, const u8* W0, const u8* W1, const u8* W2, int n0, int n1
 #define MATS const u8* W0, const u8* W1, const u8* W2, int n0, int n1, int n2, float* y0, float* y1, float* y2
 #define MATS_ARGS W0, W1, W2, n0, n1, n2, y0, y1, y2
 
-template <int T> __device__ void mmvq_impl(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad,
-                                           const float* as, const int* ai, const float* ak, int tokens) {
+template <int T, int NT> __device__ void mmvq_impl(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad,
+                                                   const float* as, const int* ai, const float* ak, int tokens) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     Sel sel;
     if (!select3(blockIdx.x * 4 + warp, MATS_ARGS, sel)) return;
     int r = sel.r, ldy = sel.ldy;
     float* y = sel.y;
-    int t0 = blockIdx.y * 8, nt = min(8, tokens - t0);
+    int t0 = blockIdx.y * NT, nt = min(NT, tokens - t0);
     const u8* row = sel.W + (u64)r * rowBytes;
     int chunks = cols / 32;
-    float acc[8];
+    float acc[NT];
 #pragma unroll
-    for (int t = 0; t < 8; t++) acc[t] = 0.f;
+    for (int t = 0; t < NT; t++) acc[t] = 0.f;
     for (int c = lane; c < chunks; c += 32) {
         int w[8]; float d1, d2, m;
         decode_chunk<T>(row, c, w, d1, d2, m);
 #pragma unroll
-        for (int t = 0; t < 8; t++) {
+        for (int t = 0; t < NT; t++) {
             if (t < nt) {
                 u64 tc = (u64)(t0 + t) * chunks + c;
                 const int* a = (const int*)(aq + tc * 32);
@@ -305,14 +327,16 @@ template <int T> __device__ void mmvq_impl(MATS, u64 rowBytes, int cols, const i
         }
     }
 #pragma unroll
-    for (int t = 0; t < 8; t++) {
+    for (int t = 0; t < NT; t++) {
         if (t < nt) {
             float v = warp_sum(acc[t]);
             if (lane == 0) y[(u64)(t0 + t) * ldy + r] = v;
         }
     }
 }
-#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens) { mmvq_impl<T>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); }
+// `name` takes tiles of 8 tokens (grid.y = ceil(T / 8)); `name`_1 one token (fewer registers).
+#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens) { mmvq_impl<T, 8>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); } \
+    extern "C" __global__ void __launch_bounds__(128) name##_1(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens) { mmvq_impl<T, 1>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); }
 MMVQ(Q4_0, mmvq_q4_0) MMVQ(Q4_1, mmvq_q4_1) MMVQ(Q5_0, mmvq_q5_0) MMVQ(Q5_1, mmvq_q5_1) MMVQ(Q8_0, mmvq_q8_0)
 MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 
@@ -336,11 +360,10 @@ extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(MATS, u64 rowBytes, 
     for (int pi = lane; pi < pairs; pi += 32) {
         int s = pi >> 2, pr = pi & 3;
         const u8* k = row + s * 144;
-        u32 dd = *(const u32*)k;
-        float d = h2f((u16)(dd & 0xffffu)), dmin = h2f((u16)(dd >> 16));
+        uint4 h = *(const uint4*)k;
+        float d = h2f((u16)(h.x & 0xffffu)), dmin = h2f((u16)(h.x >> 16));
         int sa, ma, sb, mb;
-        scale_min_k4(2 * pr, k + 4, sa, ma);
-        scale_min_k4(2 * pr + 1, k + 4, sb, mb);
+        scale_min_pair(h, pr, sa, ma, sb, mb);
         const uint4* qp = (const uint4*)(k + 16 + 32 * pr);
         uint4 q0 = qp[0], q1 = qp[1];
         u32 qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
@@ -370,6 +393,54 @@ extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(MATS, u64 rowBytes, 
             if (lane == 0) y[(u64)(t0 + t) * ldy + r] = v;
         }
     }
+}
+
+// q4_K, one token (the decode step): a warp takes two rows, so each lane's activation loads
+// (64 bytes per sub-block pair) serve both; all of a lane's loads for a pair issue before its
+// arithmetic. grid ceil(rows / 8), 128 threads. 2.5–3.1 TB/s on an H100 for the matrices of
+// an 8B model (scripts/gpu/lab: 1.5–1.8× mmvq_q4_K at one token).
+extern "C" __global__ void __launch_bounds__(128) mmv1_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
+                                                            const int* __restrict__ ai, const float* __restrict__ ak) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    Sel s0, s1;
+    int g = (blockIdx.x * 4 + warp) * 2;
+    if (!select3(g, MATS_ARGS, s0)) return;
+    bool two = select3(g + 1, MATS_ARGS, s1);
+    if (!two) s1 = s0;
+    const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
+    int pairs = cols / 64;
+    float acc[2] = {0.f, 0.f};
+    for (int pi = lane; pi < pairs; pi += 32) {
+        int s = pi >> 2, pr = pi & 3;
+        const int4* a4 = (const int4*)(aq + (u64)pi * 64);
+        int4 a0 = a4[0], a1 = a4[1], a2 = a4[2], a3 = a4[3];
+        int2 mi = *(const int2*)(ai + 2 * pi);
+        float dK = ak[s];
+        uint4 h[2], qa[2], qb[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const u8* k = rows[r] + s * 144;
+            h[r] = *(const uint4*)k;
+            const uint4* qp = (const uint4*)(k + 16 + 32 * pr);
+            qa[r] = qp[0]; qb[r] = qp[1];
+        }
+        int av[16] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w, a2.x, a2.y, a2.z, a2.w, a3.x, a3.y, a3.z, a3.w};
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            int sa, ma, sb, mb; scale_min_pair(h[r], pr, sa, ma, sb, mb);
+            float d = h2f((u16)(h[r].x & 0xffffu)), dmin = h2f((u16)(h[r].x >> 16));
+            u32 qw[8] = {qa[r].x, qa[r].y, qa[r].z, qa[r].w, qb[r].x, qb[r].y, qb[r].z, qb[r].w};
+            int x1 = 0, x2 = 0;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                x1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), av[j], x1);
+                x2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), av[8 + j], x2);
+            }
+            acc[r] += dK * ((d * (float)sa * (float)x1 - dmin * (float)ma * (float)mi.x) + (d * (float)sb * (float)x2 - dmin * (float)mb * (float)mi.y));
+        }
+    }
+    float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
+    if (lane == 0) { s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; }
 }
 
 // Float weights (f32 / f16 / bf16) against float activations, same grid.
@@ -439,6 +510,127 @@ extern "C" __global__ void add_rms_norm(float* x, const float* y, const float* w
     for (int i = threadIdx.x; i < n; i += blockDim.x) o[i] = (xr[i] * scale) * w[i];
 }
 
+// The same two norms for rows of 4·k floats (16-byte aligned): a thread holds V float4 of the
+// row (block = ceil(n/4 / V) threads), and issues all its loads (x, y, w) before any
+// arithmetic — the loops above wait one memory round trip per element because x, y and out
+// may alias. Sums in double, as above.
+DEV double block_dsum(double s, double* part) {
+    for (int k = 16; k > 0; k >>= 1) s += __shfl_xor_sync(0xffffffffu, s, k);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = s;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        double v = threadIdx.x < ((blockDim.x + 31) >> 5) ? part[threadIdx.x] : 0;
+        for (int k = 16; k > 0; k >>= 1) v += __shfl_xor_sync(0xffffffffu, v, k);
+        if (threadIdx.x == 0) part[0] = v;
+    }
+    __syncthreads();
+    return part[0];
+}
+template <int V, bool ADD> DEV void norm4_impl(float* x, const float* y, const float* w, float* out, int n, float eps) {
+    __shared__ double part[32];
+    int n4 = n >> 2;
+    float4* xr = (float4*)(x + (u64)blockIdx.x * n);
+    const float4* yr = (const float4*)(y + (u64)blockIdx.x * n);
+    const float4* wr = (const float4*)w;
+    float4* o = (float4*)(out + (u64)blockIdx.x * n);
+    float4 v[V], b[V], g[V];
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        if (i < n4) { v[k] = xr[i]; g[k] = wr[i]; if (ADD) b[k] = yr[i]; }
+    }
+    double s = 0;
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        if (i < n4) {
+            if (ADD) { v[k].x += b[k].x; v[k].y += b[k].y; v[k].z += b[k].z; v[k].w += b[k].w; xr[i] = v[k]; }
+            s += (double)(v[k].x * v[k].x) + (double)(v[k].y * v[k].y) + (double)(v[k].z * v[k].z) + (double)(v[k].w * v[k].w);
+        }
+    }
+    float scale = 1.f / sqrtf((float)(block_dsum(s, part) / n) + eps);
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        if (i < n4) o[i] = make_float4((v[k].x * scale) * g[k].x, (v[k].y * scale) * g[k].y, (v[k].z * scale) * g[k].z, (v[k].w * scale) * g[k].w);
+    }
+}
+#define NORM4(V) \
+    extern "C" __global__ void __launch_bounds__(1024) rms_norm4_##V(float* x, const float* w, float* out, int n, float eps) { norm4_impl<V, false>(x, x, w, out, n, eps); } \
+    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4_##V(float* x, const float* y, const float* w, float* out, int n, float eps) { norm4_impl<V, true>(x, y, w, out, n, eps); }
+NORM4(1) NORM4(2) NORM4(4) NORM4(8)
+
+// The V = 1 norms with the next matmul's activation quantization fused in (the decode step's
+// norms feed q/k/v and gate/up): each thread quantizes the four outputs it holds, exactly as
+// quantize_q8_32 / quantize_q8_K would from `out`. FMT 0: q8_0/q8_1 per 32 (8 threads);
+// FMT 1: q8_K per 256 (64 threads = 2 warps; the largest magnitude, first index on ties,
+// through shared memory). Needs n / 4 ≤ 1024 threads and n a multiple of 32 (256 for q8_K).
+template <bool ADD, int FMT> DEV void norm4q_impl(float* x, const float* y, const float* w, float* out, int n, float eps,
+                                                  i8* q, float* ad, float* as, int* ai, float* ak) {
+    __shared__ double part[32];
+    __shared__ float cabs[32], cval[32]; __shared__ int cidx[32];
+    int n4 = n >> 2, i = threadIdx.x, lane = i & 31, warp = i >> 5;
+    bool on = i < n4;
+    u64 rowBase = (u64)blockIdx.x * n;
+    float4* xr = (float4*)(x + rowBase);
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f), b = v, g = v;
+    if (on) { v = xr[i]; g = ((const float4*)w)[i]; if (ADD) b = ((const float4*)(y + rowBase))[i]; }
+    double s = 0;
+    if (on) {
+        if (ADD) { v.x += b.x; v.y += b.y; v.z += b.z; v.w += b.w; xr[i] = v; }
+        s = (double)(v.x * v.x) + (double)(v.y * v.y) + (double)(v.z * v.z) + (double)(v.w * v.w);
+    }
+    float scale = 1.f / sqrtf((float)(block_dsum(s, part) / n) + eps);
+    float4 o = make_float4((v.x * scale) * g.x, (v.y * scale) * g.y, (v.z * scale) * g.z, (v.w * scale) * g.w);
+    if (on) ((float4*)(out + rowBase))[i] = o;
+    float e[4] = {o.x, o.y, o.z, o.w};
+    int qi[4];
+    if (FMT == 0) {
+        float amax = fmaxf(fmaxf(fabsf(e[0]), fabsf(e[1])), fmaxf(fabsf(e[2]), fabsf(e[3])));
+        for (int k = 1; k < 8; k <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, k));
+        float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+        int sum = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) { qi[k] = __float2int_rn(e[k] * id); sum += qi[k]; }
+        for (int k = 1; k < 8; k <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, k);
+        u64 blk = (rowBase >> 5) + (i >> 3);
+        if (on && (i & 7) == 0) { ad[blk] = h2f(f2h(d)); as[blk] = h2f(f2h(d * (float)sum)); ai[blk] = sum; }
+    } else {
+        // Largest magnitude of the thread's four (first on ties), then of the warp, then of the pair of warps.
+        float a = fabsf(e[0]), val = e[0]; int idx = 4 * i;
+#pragma unroll
+        for (int k = 1; k < 4; k++) if (fabsf(e[k]) > a) { a = fabsf(e[k]); val = e[k]; idx = 4 * i + k; }
+        for (int o2 = 16; o2 > 0; o2 >>= 1) {
+            float a2 = __shfl_xor_sync(0xffffffffu, a, o2), v2 = __shfl_xor_sync(0xffffffffu, val, o2);
+            int i2 = __shfl_xor_sync(0xffffffffu, idx, o2);
+            if (a2 > a || (a2 == a && i2 < idx)) { a = a2; val = v2; idx = i2; }
+        }
+        if (lane == 0) { cabs[warp] = a; cval[warp] = val; cidx[warp] = idx; }
+        __syncthreads();
+        int w0 = warp & ~1, w1 = w0 + 1;
+        bool first = cabs[w0] > cabs[w1] || (cabs[w0] == cabs[w1] && cidx[w0] < cidx[w1]);
+        float best = first ? cabs[w0] : cabs[w1], mx = best == 0.f ? 0.f : (first ? cval[w0] : cval[w1]);
+        int sum = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            qi[k] = 0;
+            if (mx != 0.f) { float iscale = -127.f / mx; qi[k] = min(127, __float2int_rn(iscale * e[k])); }
+            sum += qi[k];
+        }
+        for (int k = 1; k < 8; k <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, k);
+        if (on && (i & 7) == 0) ai[(rowBase >> 5) + (i >> 3)] = sum;
+        if (on && (i & 63) == 0) ak[(rowBase >> 8) + (i >> 6)] = mx != 0.f ? 1.f / (-127.f / mx) : 0.f;
+    }
+    if (on) {
+        u32 packed = (u32)(u8)qi[0] | ((u32)(u8)qi[1] << 8) | ((u32)(u8)qi[2] << 16) | ((u32)(u8)qi[3] << 24);
+        ((u32*)(q + rowBase))[i] = packed;
+    }
+}
+#define NORM4Q(FMT, sfx) \
+    extern "C" __global__ void __launch_bounds__(1024) rms_norm4q_##sfx(float* x, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak) { norm4q_impl<false, FMT>(x, x, w, out, n, eps, q, ad, as, ai, ak); } \
+    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4q_##sfx(float* x, const float* y, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak) { norm4q_impl<true, FMT>(x, y, w, out, n, eps, q, ad, as, ai, ak); }
+NORM4Q(0, 32) NORM4Q(1, K)
+
 // Rotary embedding in place on x [T, heads, headDim] and, in the same launch, on x2 [T, heads2,
 // headDim] (queries and keys); grid (T, heads + heads2), block rotDim / 2.
 // theta_i = pos / scale · base^(-2i / rotDim) (by repeated products, as the CPU), divided by
@@ -462,14 +654,28 @@ DEV float gelu_tanh(float g) { return 0.5f * g * (1.f + tanhf(0.7978845608028654
 
 // gate[i] = act(gate[i]) · up[i]; act 0: SiLU, 1: GELU (tanh), 2: GELU as llama.cpp's CPU table
 // (input and result rounded to f16; 0 at or below -10, the identity at or above 10).
+DEV float glu_act(float g, int act) {
+    if (act == 0) return g / (1.f + expf(-g));
+    if (act == 1) return gelu_tanh(g);
+    return g <= -10.f ? 0.f : (g >= 10.f ? g : h2f(f2h(gelu_tanh(h2f(f2h(g))))));
+}
+
 extern "C" __global__ void glu(float* gate, const float* up, u64 count, int act) {
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= count) return;
-    float g = gate[i], a;
-    if (act == 0) a = g / (1.f + expf(-g));
-    else if (act == 1) a = gelu_tanh(g);
-    else a = g <= -10.f ? 0.f : (g >= 10.f ? g : h2f(f2h(gelu_tanh(h2f(f2h(g))))));
-    gate[i] = a * up[i];
+    gate[i] = glu_act(gate[i], act) * up[i];
+}
+
+// glu with the down projection's activation quantization fused in (blocks of 256 threads):
+// fmt 0 q8_0 / q8_1 per warp (count a multiple of 32), fmt 1 q8_K per block (of 256).
+extern "C" __global__ void __launch_bounds__(256) glu_q(float* gate, const float* up, u64 count, int act, int fmt,
+                                                        i8* q, float* ad, float* as, int* ai, float* ak) {
+    u64 i = (u64)blockIdx.x * 256 + threadIdx.x;
+    if (fmt == 0 && i >= count) return;  // whole warps (count % 32 == 0)
+    float a = glu_act(gate[i], act) * up[i];
+    gate[i] = a;
+    if (fmt == 0) q8_32_warp(a, i >> 5, threadIdx.x & 31, q, ad, as, ai);
+    else q8_K_block(a, blockIdx.x, q, ak, ai);
 }
 
 // x[i] += y[i]
@@ -577,8 +783,10 @@ extern "C" __global__ void __launch_bounds__(128) attn_split(const float* q, con
 // over keys in order with the f16 accumulator acc <- f16(fma(v, w, acc)), rescaled by f16(acc * ms)
 // when the maximum grows, and S <- fma(S, ms, w). Two kernels: the scores (parallel), then one
 // thread per output element walking the keys in order. scores [T, H, maxKeys].
-extern "C" __global__ void __launch_bounds__(128) attn_scores_f16q(const float* q, const u16* K, const int* pos, int H, int KVH, int D,
+extern "C" __global__ void __launch_bounds__(256) attn_scores_f16q(const float* q, const u16* K, const int* pos, int H, int KVH, int D,
                                          float scale, int window, int maxKeys, float* scores) {
+    // grid (H, T, Z), block 256: warp w of block z takes keys lo + z·8 + w + i·8Z, four at a time
+    // with all their loads issued first.
     int h = blockIdx.x, t = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int kvh = h / (H / KVH), W = KVH * D, nj = D / 32;
     int p = pos[t], lo = window > 0 ? max(0, p - window + 1) : 0;
@@ -587,13 +795,25 @@ extern "C" __global__ void __launch_bounds__(128) attn_scores_f16q(const float* 
 #pragma unroll
     for (int j = 0; j < MAXJ; j++) qv[j] = j < nj ? h2f(f2h(qr[lane + 32 * j])) : 0.f;
     float* out = scores + ((u64)t * H + h) * maxKeys;
-    for (int k = lo + warp; k <= p; k += 4) {
-        const u16* kr = K + (u64)k * W + kvh * D;
-        float part_ = 0.f;
+    int stride = gridDim.z * 8;
+    for (int k0 = lo + blockIdx.z * 8 + warp; k0 <= p; k0 += 4 * stride) {
+        float kv[4][MAXJ];
 #pragma unroll
-        for (int j = 0; j < MAXJ; j++) if (j < nj) part_ += qv[j] * h2f(kr[lane + 32 * j]);
-        float sc = warp_sum(part_);
-        if (lane == 0) out[k - lo] = sc * scale;
+        for (int u = 0; u < 4; u++) {
+            int k = min(k0 + u * stride, p);
+            const u16* kr = K + (u64)k * W + kvh * D;
+#pragma unroll
+            for (int j = 0; j < MAXJ; j++) kv[u][j] = j < nj ? h2f(kr[lane + 32 * j]) : 0.f;
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            float part_ = 0.f;
+#pragma unroll
+            for (int j = 0; j < MAXJ; j++) if (j < nj) part_ += qv[j] * kv[u][j];
+            float sc = warp_sum(part_);
+            int k = k0 + u * stride;
+            if (lane == 0 && k <= p) out[k - lo] = sc * scale;
+        }
     }
 }
 
@@ -605,12 +825,24 @@ extern "C" __global__ void attn_seq_f16acc(const float* scores, const u16* V, co
     int p = pos[t], lo = window > 0 ? max(0, p - window + 1) : 0;
     const float* sr = scores + ((u64)t * H + h) * maxKeys;
     float m = NEG_INF, sum = 0.f, acc = 0.f;
-    for (int k = lo; k <= p; k++) {
-        float s = sr[k - lo], ms = 1.f, w = 1.f;
-        if (s > m) { ms = expf(m - s); m = s; acc = h2f(f2h(acc * ms)); }
-        else { w = expf(s - m); }
-        acc = h2f(f2h(fmaf(h2f(V[(u64)k * W + kvh * D + d]), w, acc)));
-        sum = fmaf(sum, ms, w);
+    // Eight keys' scores and values loaded at once, then the in-order recurrence on registers.
+    const u16* vc = V + kvh * D + d;
+    for (int k0 = lo; k0 <= p; k0 += 8) {
+        float sv[8], vv[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            int k = min(k0 + u, p);
+            sv[u] = sr[k - lo]; vv[u] = h2f(vc[(u64)k * W]);
+        }
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            if (k0 + u > p) break;
+            float s = sv[u], ms = 1.f, w = 1.f;
+            if (s > m) { ms = expf(m - s); m = s; acc = h2f(f2h(acc * ms)); }
+            else { w = expf(s - m); }
+            acc = h2f(f2h(fmaf(vv[u], w, acc)));
+            sum = fmaf(sum, ms, w);
+        }
     }
     out[((u64)t * H + h) * D + d] = acc * (1.f / sum);
 }

@@ -147,7 +147,7 @@ public enum OpsCheck {
         }
 
         // RMSNorm, odd widths.
-        for (rows, n) in [(1, 576), (7, 640), (13, 257), (3, 4096)] {
+        for (rows, n) in [(1, 576), (7, 640), (13, 257), (3, 4096), (2, 8192), (1, 20_000)] {
             let x = random(rows * n, &rng, scale: 3), w = random(n, &rng)
             var ref = [Float](repeating: 0, count: rows * n)
             x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in ref.withUnsafeMutableBufferPointer {
@@ -250,7 +250,8 @@ public enum OpsCheck {
 
         // Attention over an f16 cache: decode and prefill, GQA, windows, head dims 64–256.
         for (tokens, start, heads, kvHeads, headDim, window) in [(1, 300, 8, 2, 64, 0), (1, 4000, 32, 8, 128, 0), (37, 20, 4, 1, 256, 0),
-                                                                  (64, 0, 9, 3, 64, 0), (5, 40, 4, 1, 256, 16), (1, 1000, 4, 4, 128, 512)] {
+                                                                  (64, 0, 9, 3, 64, 0), (5, 40, 4, 1, 256, 16), (1, 1000, 4, 4, 128, 512),
+                                                                  (1, 5, 4, 2, 128, 0)] {
             let ctx = start + tokens, kvw = kvHeads * headDim
             let q = random(tokens * heads * headDim, &rng)
             let kf = random(ctx * kvw, &rng).map { halfToFloat(floatToHalf($0)) }
@@ -326,6 +327,63 @@ public enum OpsCheck {
             try qs.withUnsafeMutableBytes { try gpu.driver.copy(toHost: $0.baseAddress!, from: act.q.pointer, bytes: $0.count) }
             let mismatches = (0..<(n * tokens)).filter { qs[$0] != cpu.qs[$0] }.count
             record("quantize \(format)", "\(tokens) × \(n)", Double(mismatches) / Double(n * tokens), 0)
+        }
+        // Norms with the quantization fused in: the same bytes as a norm, then `quantize`.
+        for (rows, n, weightType) in [(1, 576, GGMLType.q4_1), (3, 640, .q8_0), (1, 4096, .q4_K), (2, 4096, .q6_K), (1, 2048, .q4_0)] {
+            let x = random(rows * n, &rng, scale: 3), y = random(rows * n, &rng), w = random(n, &rng)
+            for add in [false, true] {
+                let dx1 = try upload(x), dx2 = try upload(x), dy = try upload(y), dw = try upload(w)
+                let out1 = try gpu.allocator.allocate(rows * n * 4), out2 = try gpu.allocator.allocate(rows * n * 4)
+                let fused = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: rows), plain = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: rows)
+                let didFuse: Bool
+                if add {
+                    didFuse = try GPUOps.addRMSNorm(gpu, x: dx1.pointer, y: dy.pointer, weight: dw.pointer, out: out1.pointer, rows: rows, n: n,
+                                                    eps: 1e-6, quantize: (fused, weightType))
+                    try GPUOps.addRMSNorm(gpu, x: dx2.pointer, y: dy.pointer, weight: dw.pointer, out: out2.pointer, rows: rows, n: n, eps: 1e-6)
+                } else {
+                    didFuse = try GPUOps.rmsNorm(gpu, x: dx1.pointer, weight: dw.pointer, out: out1.pointer, rows: rows, n: n, eps: 1e-6,
+                                                 quantize: (fused, weightType))
+                    try GPUOps.rmsNorm(gpu, x: dx2.pointer, weight: dw.pointer, out: out2.pointer, rows: rows, n: n, eps: 1e-6)
+                }
+                try GPUOps.quantize(gpu, x: out2.pointer, tokens: rows, weightType: weightType, act: plain)
+                try gpu.synchronize()
+                func bytes(_ b: DeviceBuffer, _ count: Int) throws -> [UInt8] {
+                    var out = [UInt8](repeating: 0, count: count)
+                    try out.withUnsafeMutableBytes { try gpu.driver.copy(toHost: $0.baseAddress!, from: b.pointer, bytes: count) }
+                    return out
+                }
+                let k = GPUOps.isK(weightType)
+                var differ = try bytes(out1, rows * n * 4) != bytes(out2, rows * n * 4) || bytes(fused.q, rows * n) != bytes(plain.q, rows * n)
+                    || bytes(fused.ai, rows * n / 32 * 4) != bytes(plain.ai, rows * n / 32 * 4)
+                if k { differ = try differ || bytes(fused.ak, rows * n / 256 * 4) != bytes(plain.ak, rows * n / 256 * 4) }
+                else {
+                    differ = try differ || bytes(fused.ad, rows * n / 32 * 4) != bytes(plain.ad, rows * n / 32 * 4)
+                        || bytes(fused.as_, rows * n / 32 * 4) != bytes(plain.as_, rows * n / 32 * 4)
+                }
+                record("\(add ? "add + " : "")rms_norm + quantize fused", "\(rows) × \(n) for \(weightType.name)", didFuse && !differ ? 0 : 1, 0)
+            }
+        }
+        // GLU with the quantization fused in, likewise.
+        for (tokens, n, weightType, activation) in [(1, 1536, GGMLType.q4_1, GPUOps.Activation.silu), (3, 2048, .q4_K, .geluTable),
+                                                    (1, 14336, .q6_K, .silu), (2, 96, .q8_0, .gelu)] {
+            let gate = random(tokens * n, &rng, scale: 3), up = random(tokens * n, &rng)
+            let g1 = try upload(gate), g2 = try upload(gate), du = try upload(up)
+            let fused = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens), plain = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens)
+            let didFuse = try GPUOps.gluQuantized(gpu, gate: g1.pointer, up: du.pointer, tokens: tokens, n: n, activation: activation,
+                                                  act: fused, weightType: weightType)
+            try GPUOps.glu(gpu, gate: g2.pointer, up: du.pointer, count: tokens * n, activation: activation)
+            try GPUOps.quantize(gpu, x: g2.pointer, tokens: tokens, weightType: weightType, act: plain)
+            try gpu.synchronize()
+            func bytes(_ b: DeviceBuffer, _ count: Int) throws -> [UInt8] {
+                var out = [UInt8](repeating: 0, count: count)
+                try out.withUnsafeMutableBytes { try gpu.driver.copy(toHost: $0.baseAddress!, from: b.pointer, bytes: count) }
+                return out
+            }
+            let c = tokens * n, k = GPUOps.isK(weightType)
+            var differ = try bytes(g1, c * 4) != bytes(g2, c * 4) || bytes(fused.q, c) != bytes(plain.q, c) || bytes(fused.ai, c / 32 * 4) != bytes(plain.ai, c / 32 * 4)
+            if k { differ = try differ || bytes(fused.ak, c / 256 * 4) != bytes(plain.ak, c / 256 * 4) }
+            else { differ = try differ || bytes(fused.ad, c / 32 * 4) != bytes(plain.ad, c / 32 * 4) || bytes(fused.as_, c / 32 * 4) != bytes(plain.as_, c / 32 * 4) }
+            record("glu + quantize fused", "\(tokens) × \(n) \(activation) for \(weightType.name)", didFuse && !differ ? 0 : 1, 0)
         }
         return results
     }

@@ -208,6 +208,8 @@ public final class CUDADecoder: @unchecked Sendable {
     private let maxSplits: Int
     /// The captured decode step, built on first use (SWIFTKT_CUDA_GRAPHS=0 turns graphs off).
     private var decodeGraph: CUgraphExec?
+    /// The buffer whose activations the last norm launch also quantized (nil after any `linears`).
+    private var prequantized: CUdeviceptr?
     public let useGraphs: Bool
 
     init(model: CUDAModel, capacity: Int, maxBatch: Int) throws {
@@ -336,9 +338,11 @@ public final class CUDADecoder: @unchecked Sendable {
     private func enqueue(tokens n: Int, maxKeys: Int, first: Int, rows: Int) throws {
         let m = model.model, d = m.embedding
         for a in acts.values { GPUOps.invalidate(a) }
+        prequantized = nil
         try GPUOps.embed(gpu, table: model.embedding, ids: ids.pointer, count: n, scale: m.embeddingScale, out: x.pointer)
         // Each residual add is fused with the norm that reads its result (add_rms_norm).
-        try norm(model.layers[0].attentionNorm, x.pointer, h.pointer, rows: n)
+        let layer0 = model.layers[0]
+        try norm(layer0.attentionNorm, x.pointer, h.pointer, rows: n, feeding: layer0.q.matrix, tokens: n)
         for (index, L) in model.layers.enumerated() {
             let kw = L.kvHeads * L.headDim
             try linears([(L.q, qb.pointer), (L.k, kb.pointer), (L.v, vb.pointer)], input: h.pointer, tokens: n)
@@ -364,27 +368,34 @@ public final class CUDADecoder: @unchecked Sendable {
             }
             try linears([(L.o, o.pointer)], input: attn.pointer, tokens: n)
             if let pn = L.postAttentionNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
-            try GPUOps.addRMSNorm(gpu, x: x.pointer, y: o.pointer, weight: L.ffnNorm.weight, out: h.pointer, rows: n, n: d, eps: L.ffnNorm.eps)
+            var ffnInput: CUDAModel.Lin?
+            if case let .gpu(gate, _, _, _) = L.ffn { ffnInput = gate }
+            try addNorm(L.ffnNorm, y: o.pointer, feeding: ffnInput?.matrix, tokens: n)
             switch L.ffn {
             case let .gpu(gate, up, down, gelu):
                 try linears([(gate, g.pointer), (up, u.pointer)], input: h.pointer, tokens: n)
-                try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * gate.matrix.rows,
-                               activation: gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu)
+                let activation: GPUOps.Activation = gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu
+                if let (act, type) = quantizeTarget(down.matrix, tokens: n) {
+                    prequantized = try GPUOps.gluQuantized(gpu, gate: g.pointer, up: u.pointer, tokens: n, n: gate.matrix.rows,
+                                                           activation: activation, act: act, weightType: type) ? g.pointer : nil
+                } else {
+                    try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * gate.matrix.rows, activation: activation)
+                }
                 try linears([(down, o.pointer)], input: g.pointer, tokens: n)
             case let .cpu(block):
                 try cpuBlock(block, tokens: n)
             }
             if let pn = L.postFFNNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
             if index + 1 < model.layers.count {
-                let next = model.layers[index + 1].attentionNorm
-                try GPUOps.addRMSNorm(gpu, x: x.pointer, y: o.pointer, weight: next.weight, out: h.pointer, rows: n, n: d, eps: next.eps)
+                let next = model.layers[index + 1]
+                try addNorm(next.attentionNorm, y: o.pointer, feeding: next.q.matrix, tokens: n)
             } else {
                 try GPUOps.add(gpu, x: x.pointer, y: o.pointer, count: n * d)
             }
         }
         guard rows > 0 else { return }
         let xr = x.pointer + UInt64(first * d * 4)
-        try norm(model.outputNorm, xr, h.pointer, rows: rows)
+        try norm(model.outputNorm, xr, h.pointer, rows: rows, feeding: model.head, tokens: rows)
         try linears([(CUDAModel.Lin(matrix: model.head, bias: nil), logits.pointer)], input: h.pointer, tokens: rows)
         if let cap = m.finalLogitSoftcap { try GPUOps.softcap(gpu, x: logits.pointer, cap: cap, count: rows * m.vocab) }
     }
@@ -406,12 +417,35 @@ public final class CUDADecoder: @unchecked Sendable {
         try GPUOps.rmsNorm(gpu, x: src, weight: n.weight, out: dst, rows: rows, n: n.n, eps: n.eps)
     }
 
+    /// The activation buffer and weight type for a norm whose output `matrix` reads next, when
+    /// that read is a GEMV (the GEMM path converts to f16 instead).
+    private func quantizeTarget(_ matrix: DeviceMatrix?, tokens: Int) -> (QuantizedActivationsGPU, GGMLType)? {
+        guard let matrix, tokens < model.numerics.gemmMinTokens || blas == nil, let act = acts[matrix.cols] else { return nil }
+        return (act, matrix.type)
+    }
+
+    /// A norm into h that may quantize for the matrices reading h next (`linears` then skips it).
+    private func norm(_ n: CUDAModel.Norm, _ src: CUdeviceptr, _ dst: CUdeviceptr, rows: Int, feeding matrix: DeviceMatrix?,
+                      tokens: Int) throws {
+        let target = quantizeTarget(matrix, tokens: tokens)
+        prequantized = try GPUOps.rmsNorm(gpu, x: src, weight: n.weight, out: dst, rows: rows, n: n.n, eps: n.eps, quantize: target) ? dst : nil
+    }
+
+    /// x += y, h = norm(x), quantized for `matrix` when it is next.
+    private func addNorm(_ n: CUDAModel.Norm, y: CUdeviceptr, feeding matrix: DeviceMatrix?, tokens: Int) throws {
+        let target = quantizeTarget(matrix, tokens: tokens)
+        prequantized = try GPUOps.addRMSNorm(gpu, x: x.pointer, y: y, weight: n.weight, out: h.pointer, rows: tokens, n: n.n, eps: n.eps,
+                                             quantize: target) ? h.pointer : nil
+    }
+
     /// Linear layers reading the same input: its activations are quantized (or converted to f16
     /// for the GEMM path) once, and GEMVs of one type run in one launch.
     private func linears(_ list: [(CUDAModel.Lin, CUdeviceptr)], input: CUdeviceptr, tokens: Int) throws {
         let cols = list[0].0.matrix.cols
         guard let act = acts[cols] else { throw CUDAModelError.unsupported("no activation buffer for rows of \(cols)") }
-        GPUOps.invalidate(act)
+        // Quantized by the norm that wrote `input` just before, or stale.
+        if prequantized != input { GPUOps.invalidate(act) }
+        prequantized = nil
         var converted = false
         var gemv: [(CUDAModel.Lin, CUdeviceptr)] = []
         for (l, y) in list {

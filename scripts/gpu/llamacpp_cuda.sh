@@ -11,7 +11,7 @@ bench="$dir/llama.cpp/build/bin/llama-bench"
 if [ ! -x "$bench" ]; then
     tar -xJf "$src" -C "$dir" || exit 1
     (cd "$dir/llama.cpp" && cmake -B build -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TESTS=OFF \
-        -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release > "$out/llamacpp-cmake.log" 2>&1 \
+        -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release > "$out/llamacpp-cmake.log" 2>&1 \
         && cmake --build build --target llama-bench -j"$(nproc)" > "$out/llamacpp-build.log" 2>&1)
     echo "llama.cpp build exit $?"
 fi
