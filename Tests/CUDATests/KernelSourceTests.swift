@@ -18,6 +18,16 @@ final class KernelSourceTests: XCTestCase {
             }
         }
         names.remove("name")  // the macros' own parameter
+        // Macro-built families: MMVQ's one-token instances, the vectorized norms.
+        func matches(_ pattern: String) -> [[String]] {
+            let re = try! NSRegularExpression(pattern: pattern)
+            return re.matches(in: text, range: NSRange(text.startIndex..., in: text)).map { m in
+                (1..<m.numberOfRanges).map { String(text[Range(m.range(at: $0), in: text)!]) }
+            }
+        }
+        for g in matches(#"MMVQ\(\w+, (\w+)\)"#) where g[0] != "name" { names.insert(g[0] + "_1") }
+        for g in matches(#"NORM4\((\d)\)"#) { names.insert("rms_norm4_" + g[0]); names.insert("add_rms_norm4_" + g[0]) }
+        for g in matches(#"NORM4Q\(\d, (\w+)\)"#) { names.insert("rms_norm4q_" + g[0]); names.insert("add_rms_norm4q_" + g[0]) }
         return names
     }
 
@@ -25,11 +35,24 @@ final class KernelSourceTests: XCTestCase {
         let defined = Self.definedKernels()
         var launched = ["quantize_q8_32", "quantize_q8_K", "rms_norm", "rope", "glu", "add", "add_bias", "softcap", "store_kv",
                         "argmax_rows", "attn_split", "attn_combine", "attn_scores_f16q", "attn_seq_f16acc", "add_rms_norm", "to_f16"]
+        launched += ["mmv1_q4_K", "glu_q"]
         for t in GPUOps.supportedTypes {
             launched.append("embed_" + t.name)
             launched.append((GPUOps.isFloat(t) ? "mmv_" : "mmvq_") + t.name)
+            if !GPUOps.isFloat(t) && t != .q4_K { launched.append("mmvq_" + t.name + "_1") }
             launched.append("dequant_f16_" + t.name)
         }
+        for n in [64, 576, 640, 2048, 4096, 8192, 16384, 20_000, 32768] {
+            for prefix in ["rms_norm4_", "add_rms_norm4_"] {
+                let (name, threads) = try XCTUnwrap(GPUOps.norm4(n, prefix: prefix), "norm4 for \(n)")
+                launched.append(name)
+                let v = Int(name.dropFirst(prefix.count))!
+                XCTAssertTrue(threads % 32 == 0 && threads <= 1024 && threads * v * 4 >= n, "\(name) with \(threads) threads for \(n)")
+            }
+        }
+        XCTAssertNil(GPUOps.norm4(257, prefix: "rms_norm4_"), "widths that are not a multiple of 4 take the scalar kernel")
+        XCTAssertNil(GPUOps.norm4(40_000, prefix: "rms_norm4_"), "past 8 float4 per thread the scalar kernel")
+        for k in ["K", "32"] { launched += ["rms_norm4q_" + k, "add_rms_norm4q_" + k] }
         for name in launched { XCTAssertTrue(defined.contains(name), "GPUOps launches \(name) but KernelSource does not define it") }
     }
 
