@@ -10,7 +10,12 @@ mkdir -p "$out"
 export SWIFTKT_HOME="${SWIFTKT_HOME:-$work/home}"
 model="$work/qwen3-30b-a3b-q4_K.gguf"
 lb="$work/lcp/llama.cpp/build/bin/llama-bench"
-[ -f "$model" ] || [ -f "$model.part" ] || "$bin" synth --arch qwen3moe --shape qwen3-30b-a3b --type q4_K --seed 1 -o "$model.part" > "$work/qwen3-synth.log" 2>&1 && [ -f "$model.part" ] && mv "$model.part" "$model"
+# Made here unless bench_side_by_side.sh's background synth has it (or is still writing it:
+# then it renames the .part file itself when done).
+if [ ! -f "$model" ] && [ ! -f "$model.part" ]; then
+    "$bin" synth --arch qwen3moe --shape qwen3-30b-a3b --type q4_K --seed 1 -o "$model.part" > "$work/qwen3-synth.log" 2>&1 \
+        && mv "$model.part" "$model"
+fi
 while [ ! -f "$model" ]; do sleep 2; done
 ls -la "$model"
 for round in 1 2; do
