@@ -284,45 +284,67 @@ extension Matmul {
         }
     }
 
+    /// Which kernel family runs a weight type on an ISA (and so which packed layout it needs).
+    enum PanelKernel {
+        /// AVX-512 kernels on 8-row `PackedPanels`.
+        case avx512Packed
+        /// AVX2 kernels on 8-row `PackedPanels` (the 32-element block types).
+        case avx2Packed
+        /// AVX2 k-quant kernels on `KQuantLanePanels`.
+        case avx2Lanes
+        /// The 4-row SIMD panels straight on the GGUF rows, compiled for AVX2 or the baseline.
+        case rows(avx2: Bool)
+    }
+
+    static func panelKernel(for type: GGMLType, isa: KernelISA) -> PanelKernel {
+        #if os(Linux) && arch(x86_64)
+        if isa == .avx512 && QuantizedAVX512.supports(type) { return .avx512Packed }
+        if isa != .baseline && QuantizedAVX2.supports(type) { return .avx2Packed }
+        if isa != .baseline && QuantizedAVX2.supportsLanes(type) { return .avx2Lanes }
+        return .rows(avx2: isa != .baseline)
+        #else
+        return .rows(avx2: false)
+        #endif
+    }
+
     /// A prepared matmul as (panel count, runner over a range of its panels) for `isa`.
     static func panelJob(_ job: PreparedMatmul, isa: KernelISA) -> (count: Int, run: (Range<Int>) -> Void) {
         let w = job.w, tokens = job.tokens, a = job.act
         let qs = UnsafePointer(a.qs + job.firstRow * a.n), scales = UnsafePointer(a.scales + job.firstRow * a.blocksPerRow)
         let sums = UnsafePointer(a.sums + job.firstRow * a.sumsPerRow)
         let ys = UnsafeSendable(job.y)
+        switch panelKernel(for: w.type, isa: isa) {
         #if os(Linux) && arch(x86_64)
-        if isa == .avx512 && QuantizedAVX512.supports(w.type) {
+        case .avx512Packed:
             let packed = packedPanels(w)
             let per = QuantizedAVX512.rowsPerPanel
             return ((w.rows + per - 1) / per, { panels in
                 QuantizedAVX512.run(packed, qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
             })
-        }
-        if isa != .baseline && QuantizedAVX2.supports(w.type) {
+        case .avx2Packed:
             let packed = packedPanels(w)
             return ((w.rows + 7) / 8, { panels in
                 QuantizedAVX2.run(packed, qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
             })
-        }
-        if isa != .baseline && QuantizedAVX2.supportsLanes(w.type) {
+        case .avx2Lanes:
             let packed = lanePanels(w)
             let pairSums = UnsafePointer(a.pairSums + job.firstRow * (a.n / 64))
             return ((w.rows + 7) / 8, { panels in
                 QuantizedAVX2.runLanes(packed, qs: qs, scales: scales, sums: sums, pairSums: pairSums, y: ys.pointer, tokens: tokens,
                                        panels: panels)
             })
-        }
-        if isa != .baseline {
+        case .rows(avx2: true):
             return ((w.rows + 3) / 4, { panels in
                 CPUKernelsAVX2.QuantizedPanels.run(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
                                                    qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
             })
-        }
         #endif
-        return ((w.rows + 3) / 4, { panels in
-            QuantizedPanels.run(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
-                                qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
-        })
+        default:
+            return ((w.rows + 3) / 4, { panels in
+                QuantizedPanels.run(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes,
+                                    qs: qs, scales: scales, sums: sums, y: ys.pointer, tokens: tokens, panels: panels)
+            })
+        }
     }
 
     #if os(Linux) && arch(x86_64)
@@ -341,10 +363,11 @@ extension Matmul {
     @discardableResult
     public static func prepare(_ w: WeightMatrix, isa: KernelISA = .best) -> Int {
         guard QuantizedDot.supports(w.type), ActivationFormat.for(w.type) != nil else { return 0 }
-        if isa == .avx512 && QuantizedAVX512.supports(w.type) { return packedPanels(w).panelBytes * ((w.rows + 7) / 8) }
-        if isa != .baseline && QuantizedAVX2.supports(w.type) { return packedPanels(w).panelBytes * ((w.rows + 7) / 8) }
-        if isa != .baseline && QuantizedAVX2.supportsLanes(w.type) { return lanePanels(w).panelBytes * ((w.rows + 7) / 8) }
-        return 0
+        switch panelKernel(for: w.type, isa: isa) {
+        case .avx512Packed, .avx2Packed: return packedPanels(w).panelBytes * ((w.rows + 7) / 8)
+        case .avx2Lanes: return lanePanels(w).panelBytes * ((w.rows + 7) / 8)
+        case .rows: return 0
+        }
     }
 
     /// `w` repacked with rows in vector lanes for the AVX2 k-quant kernels, built on first use.
