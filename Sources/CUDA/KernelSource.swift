@@ -672,6 +672,7 @@ extern "C" __global__ void __launch_bounds__(256) glu_q(float* gate, const float
                                                         i8* q, float* ad, float* as, int* ai, float* ak) {
     u64 i = (u64)blockIdx.x * 256 + threadIdx.x;
     if (fmt == 0 && i >= count) return;  // whole warps (count % 32 == 0)
+    if (fmt == 1 && (count & 255)) return;  // q8_K needs whole superblocks (GPUOps checks)
     float a = glu_act(gate[i], act) * up[i];
     gate[i] = a;
     if (fmt == 0) q8_32_warp(a, i >> 5, threadIdx.x & 31, q, ad, as, ai);

@@ -65,7 +65,8 @@ public enum OpsCheck {
         let linearTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32]
         for type in linearTypes {
             let k = [GGMLType.q4_K, .q5_K, .q6_K].contains(type)
-            for (rows, cols, tokens) in [(37, k ? 256 : 96, 1), (203, k ? 512 : 544, 3), (1001, k ? 768 : 1056, 8), (64, k ? 1024 : 800, 13)] {
+            for (rows, cols, tokens) in [(37, k ? 256 : 96, 1), (67, 4096, 1), (203, k ? 512 : 544, 3), (1001, k ? 768 : 1056, 8),
+                                         (64, k ? 1024 : 800, 13)] {
                 let wf = random(rows * cols, &rng)
                 let bytes = type.byteCount(elements: cols) * rows
                 let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
@@ -100,8 +101,9 @@ public enum OpsCheck {
         }
 
         // Three matrices of one type in one launch (q, k, v) equal three separate launches.
-        for type in [GGMLType.q4_K, .q4_1, .q6_K, .q8_0] {
-            let cols = 512, shapes = [67, 16, 16], tokens = 3
+        for type in [GGMLType.q4_K, .q4_1, .q6_K, .q8_0] { for tokens in [1, 3] {
+            // 67 + 16 + 17 rows: with two rows per warp (one-token q4_K) a warp spans two matrices.
+            let cols = 512, shapes = [67, 16, 17]
             var mats: [DeviceMatrix] = [], bufs: [DeviceBuffer] = []
             for rows in shapes {
                 let bytes = type.byteCount(elements: cols) * rows
@@ -123,9 +125,9 @@ public enum OpsCheck {
                 worst = max(worst, normalizedError(try gpu.download(together[i].pointer, count: rows * tokens),
                                                    try gpu.download(apart[i].pointer, count: rows * tokens)))
             }
-            record("linear \(type.name), 3 matrices in one launch vs apart", "[67|16|16, 512] × \(tokens) tok", worst, 0)
+            record("linear \(type.name), 3 matrices in one launch vs apart", "[67|16|17, 512] × \(tokens) tok", worst, 0)
             _ = bufs
-        }
+        } }
 
         // Embedding rows: exact dequantization.
         for type in linearTypes {
@@ -147,7 +149,7 @@ public enum OpsCheck {
         }
 
         // RMSNorm, odd widths.
-        for (rows, n) in [(1, 576), (7, 640), (13, 257), (3, 4096), (2, 8192), (1, 20_000)] {
+        for (rows, n) in [(1, 576), (7, 640), (13, 257), (3, 4096), (2, 8192), (1, 12_000), (1, 20_000)] {
             let x = random(rows * n, &rng, scale: 3), w = random(n, &rng)
             var ref = [Float](repeating: 0, count: rows * n)
             x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in ref.withUnsafeMutableBufferPointer {
@@ -330,7 +332,13 @@ public enum OpsCheck {
         }
         // Norms with the quantization fused in: the same bytes as a norm, then `quantize`.
         for (rows, n, weightType) in [(1, 576, GGMLType.q4_1), (3, 640, .q8_0), (1, 4096, .q4_K), (2, 4096, .q6_K), (1, 2048, .q4_0)] {
-            let x = random(rows * n, &rng, scale: 3), y = random(rows * n, &rng), w = random(n, &rng)
+            var x = random(rows * n, &rng, scale: 3), w = random(n, &rng)
+            let y = random(rows * n, &rng)
+            // Equal magnitudes of opposite sign as a block's largest value (q8_K keeps the first),
+            // within one thread's four, across threads and across the two warps of a superblock.
+            for (i, j) in [(1, 2), (5, 9), (3, 200)] where j < n {
+                x[i] = 40; x[j] = -40; w[i] = 1; w[j] = 1
+            }
             for add in [false, true] {
                 let dx1 = try upload(x), dx2 = try upload(x), dy = try upload(y), dw = try upload(w)
                 let out1 = try gpu.allocator.allocate(rows * n * 4), out2 = try gpu.allocator.allocate(rows * n * 4)
@@ -354,6 +362,7 @@ public enum OpsCheck {
                 }
                 let k = GPUOps.isK(weightType)
                 var differ = try bytes(out1, rows * n * 4) != bytes(out2, rows * n * 4) || bytes(fused.q, rows * n) != bytes(plain.q, rows * n)
+                    || bytes(dx1, rows * n * 4) != bytes(dx2, rows * n * 4)
                     || bytes(fused.ai, rows * n / 32 * 4) != bytes(plain.ai, rows * n / 32 * 4)
                 if k { differ = try differ || bytes(fused.ak, rows * n / 256 * 4) != bytes(plain.ak, rows * n / 256 * 4) }
                 else {
