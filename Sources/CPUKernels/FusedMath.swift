@@ -247,47 +247,70 @@ public enum FusedMath {
     @inline(__always)
     static func floatRows(_ w: UnsafeRawPointer, esize: Int, load: (UnsafeRawPointer) -> SIMD16<Float>, n: Int, rowCount: Int,
                           rows: Range<Int>, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
+        if tokens > 1 {
+            floatRowsBatch(w, esize: esize, load: load, n: n, rowCount: rowCount, rows: rows, x: x, tokens: tokens, y: y)
+            return
+        }
+        // One token: one row at a time (two interleaved rows measured slower here).
         let xr = UnsafeRawPointer(x)
-        // Tiles of 2 rows × 2 tokens share each weight and activation load (each accumulator's
-        // chain is unchanged); an odd last row or token pairs with itself.
+        for row in rows {
+            var a = SIMD16<Float>()
+            let wr = w + row * n * esize
+            var l = 0
+            while l < n {
+                a = a.addingProduct(load(wr + esize * l), xr.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self))
+                l += 16
+            }
+            y[row] = reduce16(a)
+        }
+    }
+
+    /// The batch path of `floatRows`: three rows' weights widened to f32 once (F16 / BF16) into
+    /// a scratch row block, then tiles of 3 rows × 2 tokens over every token pair (six 16-lane
+    /// accumulators; each accumulator's chain is the GEMV's). An odd last row or token repeats.
+    @inline(__always)
+    static func floatRowsBatch(_ w: UnsafeRawPointer, esize: Int, load: (UnsafeRawPointer) -> SIMD16<Float>, n: Int, rowCount: Int,
+                               rows: Range<Int>, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
+        let xr = UnsafeRawPointer(x)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: esize == 4 ? 0 : 3 * n * 4, alignment: 64)
+        defer { scratch.deallocate() }
         var r = rows.lowerBound
         while r < rows.upperBound {
-            let r1 = min(r + 1, rows.upperBound - 1)
-            let w0 = w + r * n * esize, w1 = w + r1 * n * esize
-            if tokens == 1 {
-                // One row at a time (two interleaved rows measured slower here).
-                for row in r...r1 {
-                    var a = SIMD16<Float>()
-                    let wr = w + row * n * esize
-                    var l = 0
-                    while l < n {
-                        a = a.addingProduct(load(wr + esize * l), xr.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self))
-                        l += 16
-                    }
-                    y[row] = reduce16(a)
-                }
-                r += 2
-                continue
+            let rs = [r, min(r + 1, rows.upperBound - 1), min(r + 2, rows.upperBound - 1)]
+            var ws = [UnsafeRawPointer]()
+            for (k, row) in rs.enumerated() {
+                let src = w + row * n * esize
+                if esize == 4 { ws.append(src); continue }
+                let dst = scratch + k * n * 4
+                var l = 0
+                while l < n { dst.storeBytes(of: load(src + esize * l), toByteOffset: 4 * l, as: SIMD16<Float>.self); l += 16 }
+                ws.append(UnsafeRawPointer(dst))
             }
+            let w0 = ws[0], w1 = ws[1], w2 = ws[2]
             var t = 0
             while t < tokens {
                 let t1 = min(t + 1, tokens - 1)
                 var a00 = SIMD16<Float>(), a01 = SIMD16<Float>(), a10 = SIMD16<Float>(), a11 = SIMD16<Float>()
+                var a20 = SIMD16<Float>(), a21 = SIMD16<Float>()
                 let x0 = xr + 4 * t * n, x1 = xr + 4 * t1 * n
                 var l = 0
                 while l < n {
-                    let u0 = load(w0 + esize * l), u1 = load(w1 + esize * l)
                     let v0 = x0.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self)
                     let v1 = x1.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self)
+                    let u0 = w0.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self)
                     a00 = a00.addingProduct(u0, v0); a01 = a01.addingProduct(u0, v1)
+                    let u1 = w1.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self)
                     a10 = a10.addingProduct(u1, v0); a11 = a11.addingProduct(u1, v1)
+                    let u2 = w2.loadUnaligned(fromByteOffset: 4 * l, as: SIMD16<Float>.self)
+                    a20 = a20.addingProduct(u2, v0); a21 = a21.addingProduct(u2, v1)
                     l += 16
                 }
-                y[t * rowCount + r] = reduce16(a00); y[t1 * rowCount + r] = reduce16(a01)
-                y[t * rowCount + r1] = reduce16(a10); y[t1 * rowCount + r1] = reduce16(a11)
+                y[t * rowCount + rs[0]] = reduce16(a00); y[t1 * rowCount + rs[0]] = reduce16(a01)
+                y[t * rowCount + rs[1]] = reduce16(a10); y[t1 * rowCount + rs[1]] = reduce16(a11)
+                y[t * rowCount + rs[2]] = reduce16(a20); y[t1 * rowCount + rs[2]] = reduce16(a21)
                 t += 2
             }
-            r += 2
+            r += 3
         }
     }
 
