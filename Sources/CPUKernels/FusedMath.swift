@@ -276,17 +276,17 @@ public enum FusedMath {
         defer { scratch.deallocate() }
         var r = rows.lowerBound
         while r < rows.upperBound {
-            let rs = [r, min(r + 1, rows.upperBound - 1), min(r + 2, rows.upperBound - 1)]
-            var ws = [UnsafeRawPointer]()
-            for (k, row) in rs.enumerated() {
+            let r1 = min(r + 1, rows.upperBound - 1), r2 = min(r + 2, rows.upperBound - 1)
+            /// Row `row`'s weights as f32: in place for F32, else widened into scratch slot `k`.
+            @inline(__always) func widened(_ row: Int, _ k: Int) -> UnsafeRawPointer {
                 let src = w + row * n * esize
-                if esize == 4 { ws.append(src); continue }
+                if esize == 4 { return src }
                 let dst = scratch + k * n * 4
                 var l = 0
                 while l < n { dst.storeBytes(of: load(src + esize * l), toByteOffset: 4 * l, as: SIMD16<Float>.self); l += 16 }
-                ws.append(UnsafeRawPointer(dst))
+                return UnsafeRawPointer(dst)
             }
-            let w0 = ws[0], w1 = ws[1], w2 = ws[2]
+            let w0 = widened(r, 0), w1 = widened(r1, 1), w2 = widened(r2, 2)
             var t = 0
             while t < tokens {
                 let t1 = min(t + 1, tokens - 1)
@@ -305,9 +305,9 @@ public enum FusedMath {
                     a20 = a20.addingProduct(u2, v0); a21 = a21.addingProduct(u2, v1)
                     l += 16
                 }
-                y[t * rowCount + rs[0]] = reduce16(a00); y[t1 * rowCount + rs[0]] = reduce16(a01)
-                y[t * rowCount + rs[1]] = reduce16(a10); y[t1 * rowCount + rs[1]] = reduce16(a11)
-                y[t * rowCount + rs[2]] = reduce16(a20); y[t1 * rowCount + rs[2]] = reduce16(a21)
+                y[t * rowCount + r] = reduce16(a00); y[t1 * rowCount + r] = reduce16(a01)
+                y[t * rowCount + r1] = reduce16(a10); y[t1 * rowCount + r1] = reduce16(a11)
+                y[t * rowCount + r2] = reduce16(a20); y[t1 * rowCount + r2] = reduce16(a21)
                 t += 2
             }
             r += 3

@@ -116,23 +116,20 @@ public enum GPUOps {
         let pointers = (0..<3).map { at(ws, $0, w).pointer }, rows = (0..<3).map { $0 < ws.count ? ws[$0].rows : 0 }
         let outs = (0..<3).map { at(ys, $0, 0) }
         let totalRows = rows.reduce(0, +)
+        let matrices: [KernelArgument] = [.pointer(pointers[0]), .pointer(pointers[1]), .pointer(pointers[2]),
+                                          .int(Int32(rows[0])), .int(Int32(rows[1])), .int(Int32(rows[2])),
+                                          .pointer(outs[0]), .pointer(outs[1]), .pointer(outs[2]),
+                                          .u64(UInt64(w.rowBytes)), .int(Int32(w.cols))]
         if tokens == 1 && w.type == .q4_K {
             // The decode step's kernel: two rows per warp, eight per block.
             try gpu.launch("mmv1_q4_K", grid: (blocks(totalRows, 8), 1, 1), block: 128,
-                           [.pointer(pointers[0]), .pointer(pointers[1]), .pointer(pointers[2]),
-                            .int(Int32(rows[0])), .int(Int32(rows[1])), .int(Int32(rows[2])),
-                            .pointer(outs[0]), .pointer(outs[1]), .pointer(outs[2]),
-                            .u64(UInt64(w.rowBytes)), .int(Int32(w.cols)),
-                            .pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)])
+                           matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)])
             return
         }
         // Generic kernels: tiles of 8 tokens, or the one-token instance (fewer registers).
         let name = try "mmvq_" + suffix(w.type) + (tokens == 1 && w.type != .q4_K ? "_1" : "")
         try gpu.launch(name, grid: (blocks(totalRows, 4), tokens == 1 ? 1 : blocks(tokens, 8), 1), block: 128,
-                       [.pointer(pointers[0]), .pointer(pointers[1]), .pointer(pointers[2]),
-                        .int(Int32(rows[0])), .int(Int32(rows[1])), .int(Int32(rows[2])),
-                        .pointer(outs[0]), .pointer(outs[1]), .pointer(outs[2]),
-                        .u64(UInt64(w.rowBytes)), .int(Int32(w.cols)),
+                       matrices + [
                         .pointer(act.q.pointer), .pointer(act.ad.pointer), .pointer(act.as_.pointer), .pointer(act.ai.pointer),
                         .pointer(act.ak.pointer), .int(Int32(tokens))])
     }
@@ -162,18 +159,24 @@ public enum GPUOps {
     @discardableResult
     public static func rmsNorm(_ gpu: GPU, x: CUdeviceptr, weight: CUdeviceptr, out: CUdeviceptr, rows: Int, n: Int, eps: Float,
                                quantize: (QuantizedActivationsGPU, GGMLType)? = nil) throws -> Bool {
-        if let (act, type) = quantize, let kernel = fusedQuantize(n: n, rows: rows, act: act, type: type, prefix: "rms_norm4q_") {
-            try gpu.launch(kernel, grid: (rows, 1, 1), block: (n / 4 + 31) / 32 * 32,
-                           [.pointer(x), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)] + actArgs(act))
+        try norm(gpu, kernel: "rms_norm", [.pointer(x), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)],
+                 out: out, rows: rows, n: n, quantize: quantize)
+    }
+
+    /// The norm kernel family `kernel` (rms_norm or add_rms_norm, whose arguments `args` are):
+    /// fused with the quantization when asked and the row allows, else vectorized, else scalar.
+    private static func norm(_ gpu: GPU, kernel: String, _ args: [KernelArgument], out: CUdeviceptr, rows: Int, n: Int,
+                             quantize: (QuantizedActivationsGPU, GGMLType)?) throws -> Bool {
+        if let (act, type) = quantize, let fused = fusedQuantize(n: n, rows: rows, act: act, type: type, prefix: kernel + "4q_") {
+            try gpu.launch(fused, grid: (rows, 1, 1), block: (n / 4 + 31) / 32 * 32, args + actArgs(act))
             act.holds = (out, rows, isK(type))
             return true
         }
-        if let (name, threads) = norm4(n, prefix: "rms_norm4_") {
-            try gpu.launch(name, grid: (rows, 1, 1), block: threads, [.pointer(x), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)])
-            return false
+        if let (name, threads) = norm4(n, prefix: kernel + "4_") {
+            try gpu.launch(name, grid: (rows, 1, 1), block: threads, args)
+        } else {
+            try gpu.launch(kernel, grid: (rows, 1, 1), block: n >= 512 ? 256 : 128, args)
         }
-        try gpu.launch("rms_norm", grid: (rows, 1, 1), block: n >= 512 ? 256 : 128,
-                       [.pointer(x), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)])
         return false
     }
 
@@ -217,20 +220,8 @@ public enum GPUOps {
     @discardableResult
     public static func addRMSNorm(_ gpu: GPU, x: CUdeviceptr, y: CUdeviceptr, weight: CUdeviceptr, out: CUdeviceptr, rows: Int, n: Int,
                                   eps: Float, quantize: (QuantizedActivationsGPU, GGMLType)? = nil) throws -> Bool {
-        if let (act, type) = quantize, let kernel = fusedQuantize(n: n, rows: rows, act: act, type: type, prefix: "add_rms_norm4q_") {
-            try gpu.launch(kernel, grid: (rows, 1, 1), block: (n / 4 + 31) / 32 * 32,
-                           [.pointer(x), .pointer(y), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)] + actArgs(act))
-            act.holds = (out, rows, isK(type))
-            return true
-        }
-        if let (name, threads) = norm4(n, prefix: "add_rms_norm4_") {
-            try gpu.launch(name, grid: (rows, 1, 1), block: threads,
-                           [.pointer(x), .pointer(y), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)])
-            return false
-        }
-        try gpu.launch("add_rms_norm", grid: (rows, 1, 1), block: n >= 512 ? 256 : 128,
-                       [.pointer(x), .pointer(y), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)])
-        return false
+        try norm(gpu, kernel: "add_rms_norm", [.pointer(x), .pointer(y), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)],
+                 out: out, rows: rows, n: n, quantize: quantize)
     }
 
     public enum Activation: Int32, Sendable {

@@ -172,17 +172,22 @@ extern "C" __global__ void quantize_q8_32(const float* x, int n, int blocks, i8*
     q8_32_warp(x[(u64)gw * 32 + lane], gw, lane, q, ad, as, ai);
 }
 
-// A block of 256 threads' values v (thread order) into q8_K superblock `sb`.
-DEV void q8_K_block(float v, u64 sb, i8* q, float* ak, int* ai) {
-    __shared__ float sabs[8], sval[8]; __shared__ int sidx[8]; __shared__ float smax;
-    int i = threadIdx.x, lane = i & 31, w = i >> 5;
-    float a = fabsf(v), val = v; int idx = i;
-    // The first element of largest magnitude (as the CPU's strict > scan keeps).
+// The warp's largest |value| as (magnitude a, signed value val, index idx), the lowest index
+// on ties (the CPU's strict > scan keeps the first).
+DEV void warp_max_first(float& a, float& val, int& idx) {
     for (int o = 16; o > 0; o >>= 1) {
         float a2 = __shfl_xor_sync(0xffffffffu, a, o), v2 = __shfl_xor_sync(0xffffffffu, val, o);
         int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
         if (a2 > a || (a2 == a && i2 < idx)) { a = a2; val = v2; idx = i2; }
     }
+}
+
+// A block of 256 threads' values v (thread order) into q8_K superblock `sb`.
+DEV void q8_K_block(float v, u64 sb, i8* q, float* ak, int* ai) {
+    __shared__ float sabs[8], sval[8]; __shared__ int sidx[8]; __shared__ float smax;
+    int i = threadIdx.x, lane = i & 31, w = i >> 5;
+    float a = fabsf(v), val = v; int idx = i;
+    warp_max_first(a, val, idx);
     if (lane == 0) { sabs[w] = a; sidx[w] = idx; sval[w] = val; }
     __syncthreads();
     if (i == 0) {
@@ -526,7 +531,9 @@ DEV double block_dsum(double s, double* part) {
     __syncthreads();
     return part[0];
 }
-template <int V, bool ADD> DEV void norm4_impl(float* x, const float* y, const float* w, float* out, int n, float eps) {
+// `res` (optional) receives the thread's V outputs (zeros past the row), for a fused consumer.
+template <int V, bool ADD> DEV void norm4_impl(float* x, const float* y, const float* w, float* out, int n, float eps,
+                                               float4* res = nullptr) {
     __shared__ double part[32];
     int n4 = n >> 2;
     float4* xr = (float4*)(x + (u64)blockIdx.x * n);
@@ -552,7 +559,12 @@ template <int V, bool ADD> DEV void norm4_impl(float* x, const float* y, const f
 #pragma unroll
     for (int k = 0; k < V; k++) {
         int i = threadIdx.x + k * blockDim.x;
-        if (i < n4) o[i] = make_float4((v[k].x * scale) * g[k].x, (v[k].y * scale) * g[k].y, (v[k].z * scale) * g[k].z, (v[k].w * scale) * g[k].w);
+        float4 r = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (i < n4) {
+            r = make_float4((v[k].x * scale) * g[k].x, (v[k].y * scale) * g[k].y, (v[k].z * scale) * g[k].z, (v[k].w * scale) * g[k].w);
+            o[i] = r;
+        }
+        if (res) res[k] = r;
     }
 }
 #define NORM4(V) \
@@ -567,22 +579,12 @@ NORM4(1) NORM4(2) NORM4(4) NORM4(8)
 // through shared memory). Needs n / 4 ≤ 1024 threads and n a multiple of 32 (256 for q8_K).
 template <bool ADD, int FMT> DEV void norm4q_impl(float* x, const float* y, const float* w, float* out, int n, float eps,
                                                   i8* q, float* ad, float* as, int* ai, float* ak) {
-    __shared__ double part[32];
     __shared__ float cabs[32], cval[32]; __shared__ int cidx[32];
     int n4 = n >> 2, i = threadIdx.x, lane = i & 31, warp = i >> 5;
     bool on = i < n4;
     u64 rowBase = (u64)blockIdx.x * n;
-    float4* xr = (float4*)(x + rowBase);
-    float4 v = make_float4(0.f, 0.f, 0.f, 0.f), b = v, g = v;
-    if (on) { v = xr[i]; g = ((const float4*)w)[i]; if (ADD) b = ((const float4*)(y + rowBase))[i]; }
-    double s = 0;
-    if (on) {
-        if (ADD) { v.x += b.x; v.y += b.y; v.z += b.z; v.w += b.w; xr[i] = v; }
-        s = (double)(v.x * v.x) + (double)(v.y * v.y) + (double)(v.z * v.z) + (double)(v.w * v.w);
-    }
-    float scale = 1.f / sqrtf((float)(block_dsum(s, part) / n) + eps);
-    float4 o = make_float4((v.x * scale) * g.x, (v.y * scale) * g.y, (v.z * scale) * g.z, (v.w * scale) * g.w);
-    if (on) ((float4*)(out + rowBase))[i] = o;
+    float4 o;
+    norm4_impl<1, ADD>(x, y, w, out, n, eps, &o);
     float e[4] = {o.x, o.y, o.z, o.w};
     int qi[4];
     if (FMT == 0) {
@@ -600,11 +602,7 @@ template <bool ADD, int FMT> DEV void norm4q_impl(float* x, const float* y, cons
         float a = fabsf(e[0]), val = e[0]; int idx = 4 * i;
 #pragma unroll
         for (int k = 1; k < 4; k++) if (fabsf(e[k]) > a) { a = fabsf(e[k]); val = e[k]; idx = 4 * i + k; }
-        for (int o2 = 16; o2 > 0; o2 >>= 1) {
-            float a2 = __shfl_xor_sync(0xffffffffu, a, o2), v2 = __shfl_xor_sync(0xffffffffu, val, o2);
-            int i2 = __shfl_xor_sync(0xffffffffu, idx, o2);
-            if (a2 > a || (a2 == a && i2 < idx)) { a = a2; val = v2; idx = i2; }
-        }
+        warp_max_first(a, val, idx);
         if (lane == 0) { cabs[warp] = a; cval[warp] = val; cidx[warp] = idx; }
         __syncthreads();
         int w0 = warp & ~1, w1 = w0 + 1;

@@ -330,6 +330,18 @@ public enum OpsCheck {
             let mismatches = (0..<(n * tokens)).filter { qs[$0] != cpu.qs[$0] }.count
             record("quantize \(format)", "\(tokens) × \(n)", Double(mismatches) / Double(n * tokens), 0)
         }
+        /// The first `count` bytes of a device buffer.
+        func bytes(_ b: DeviceBuffer, _ count: Int) throws -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: count)
+            try out.withUnsafeMutableBytes { try gpu.driver.copy(toHost: $0.baseAddress!, from: b.pointer, bytes: count) }
+            return out
+        }
+        /// Whether two activation buffers hold different quantized data for `count` values.
+        func activationsDiffer(_ a: QuantizedActivationsGPU, _ b: QuantizedActivationsGPU, count c: Int, k: Bool) throws -> Bool {
+            if try bytes(a.q, c) != bytes(b.q, c) || bytes(a.ai, c / 32 * 4) != bytes(b.ai, c / 32 * 4) { return true }
+            if k { return try bytes(a.ak, c / 256 * 4) != bytes(b.ak, c / 256 * 4) }
+            return try bytes(a.ad, c / 32 * 4) != bytes(b.ad, c / 32 * 4) || bytes(a.as_, c / 32 * 4) != bytes(b.as_, c / 32 * 4)
+        }
         // Norms with the quantization fused in: the same bytes as a norm, then `quantize`.
         for (rows, n, weightType) in [(1, 576, GGMLType.q4_1), (3, 640, .q8_0), (1, 4096, .q4_K), (2, 4096, .q6_K), (1, 2048, .q4_0)] {
             var x = random(rows * n, &rng, scale: 3), w = random(n, &rng)
@@ -355,20 +367,8 @@ public enum OpsCheck {
                 }
                 try GPUOps.quantize(gpu, x: out2.pointer, tokens: rows, weightType: weightType, act: plain)
                 try gpu.synchronize()
-                func bytes(_ b: DeviceBuffer, _ count: Int) throws -> [UInt8] {
-                    var out = [UInt8](repeating: 0, count: count)
-                    try out.withUnsafeMutableBytes { try gpu.driver.copy(toHost: $0.baseAddress!, from: b.pointer, bytes: count) }
-                    return out
-                }
-                let k = GPUOps.isK(weightType)
-                var differ = try bytes(out1, rows * n * 4) != bytes(out2, rows * n * 4) || bytes(fused.q, rows * n) != bytes(plain.q, rows * n)
-                    || bytes(dx1, rows * n * 4) != bytes(dx2, rows * n * 4)
-                    || bytes(fused.ai, rows * n / 32 * 4) != bytes(plain.ai, rows * n / 32 * 4)
-                if k { differ = try differ || bytes(fused.ak, rows * n / 256 * 4) != bytes(plain.ak, rows * n / 256 * 4) }
-                else {
-                    differ = try differ || bytes(fused.ad, rows * n / 32 * 4) != bytes(plain.ad, rows * n / 32 * 4)
-                        || bytes(fused.as_, rows * n / 32 * 4) != bytes(plain.as_, rows * n / 32 * 4)
-                }
+                let differ = try bytes(out1, rows * n * 4) != bytes(out2, rows * n * 4) || bytes(dx1, rows * n * 4) != bytes(dx2, rows * n * 4)
+                    || activationsDiffer(fused, plain, count: rows * n, k: GPUOps.isK(weightType))
                 record("\(add ? "add + " : "")rms_norm + quantize fused", "\(rows) × \(n) for \(weightType.name)", didFuse && !differ ? 0 : 1, 0)
             }
         }
@@ -383,15 +383,8 @@ public enum OpsCheck {
             try GPUOps.glu(gpu, gate: g2.pointer, up: du.pointer, count: tokens * n, activation: activation)
             try GPUOps.quantize(gpu, x: g2.pointer, tokens: tokens, weightType: weightType, act: plain)
             try gpu.synchronize()
-            func bytes(_ b: DeviceBuffer, _ count: Int) throws -> [UInt8] {
-                var out = [UInt8](repeating: 0, count: count)
-                try out.withUnsafeMutableBytes { try gpu.driver.copy(toHost: $0.baseAddress!, from: b.pointer, bytes: count) }
-                return out
-            }
-            let c = tokens * n, k = GPUOps.isK(weightType)
-            var differ = try bytes(g1, c * 4) != bytes(g2, c * 4) || bytes(fused.q, c) != bytes(plain.q, c) || bytes(fused.ai, c / 32 * 4) != bytes(plain.ai, c / 32 * 4)
-            if k { differ = try differ || bytes(fused.ak, c / 256 * 4) != bytes(plain.ak, c / 256 * 4) }
-            else { differ = try differ || bytes(fused.ad, c / 32 * 4) != bytes(plain.ad, c / 32 * 4) || bytes(fused.as_, c / 32 * 4) != bytes(plain.as_, c / 32 * 4) }
+            let c = tokens * n
+            let differ = try bytes(g1, c * 4) != bytes(g2, c * 4) || activationsDiffer(fused, plain, count: c, k: GPUOps.isK(weightType))
             record("glu + quantize fused", "\(tokens) × \(n) \(activation) for \(weightType.name)", didFuse && !differ ? 0 : 1, 0)
         }
         return results

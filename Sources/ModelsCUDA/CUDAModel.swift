@@ -342,7 +342,7 @@ public final class CUDADecoder: @unchecked Sendable {
         try GPUOps.embed(gpu, table: model.embedding, ids: ids.pointer, count: n, scale: m.embeddingScale, out: x.pointer)
         // Each residual add is fused with the norm that reads its result (add_rms_norm).
         let layer0 = model.layers[0]
-        try norm(layer0.attentionNorm, x.pointer, h.pointer, rows: n, feeding: layer0.q.matrix, tokens: n)
+        try norm(layer0.attentionNorm, x.pointer, h.pointer, rows: n, feeding: layer0.q.matrix)
         for (index, L) in model.layers.enumerated() {
             let kw = L.kvHeads * L.headDim
             try linears([(L.q, qb.pointer), (L.k, kb.pointer), (L.v, vb.pointer)], input: h.pointer, tokens: n)
@@ -395,7 +395,7 @@ public final class CUDADecoder: @unchecked Sendable {
         }
         guard rows > 0 else { return }
         let xr = x.pointer + UInt64(first * d * 4)
-        try norm(model.outputNorm, xr, h.pointer, rows: rows, feeding: model.head, tokens: rows)
+        try norm(model.outputNorm, xr, h.pointer, rows: rows, feeding: model.head)
         try linears([(CUDAModel.Lin(matrix: model.head, bias: nil), logits.pointer)], input: h.pointer, tokens: rows)
         if let cap = m.finalLogitSoftcap { try GPUOps.softcap(gpu, x: logits.pointer, cap: cap, count: rows * m.vocab) }
     }
@@ -413,10 +413,6 @@ public final class CUDADecoder: @unchecked Sendable {
         try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
     }
 
-    private func norm(_ n: CUDAModel.Norm, _ src: CUdeviceptr, _ dst: CUdeviceptr, rows: Int) throws {
-        try GPUOps.rmsNorm(gpu, x: src, weight: n.weight, out: dst, rows: rows, n: n.n, eps: n.eps)
-    }
-
     /// The activation buffer and weight type for a norm whose output `matrix` reads next, when
     /// that read is a GEMV (the GEMM path converts to f16 instead).
     private func quantizeTarget(_ matrix: DeviceMatrix?, tokens: Int) -> (QuantizedActivationsGPU, GGMLType)? {
@@ -424,10 +420,10 @@ public final class CUDADecoder: @unchecked Sendable {
         return (act, matrix.type)
     }
 
-    /// A norm into h that may quantize for the matrices reading h next (`linears` then skips it).
-    private func norm(_ n: CUDAModel.Norm, _ src: CUdeviceptr, _ dst: CUdeviceptr, rows: Int, feeding matrix: DeviceMatrix?,
-                      tokens: Int) throws {
-        let target = quantizeTarget(matrix, tokens: tokens)
+    /// A norm that may also quantize its output for `matrix`, when that reads it next (`linears`
+    /// then skips the quantization).
+    private func norm(_ n: CUDAModel.Norm, _ src: CUdeviceptr, _ dst: CUdeviceptr, rows: Int, feeding matrix: DeviceMatrix? = nil) throws {
+        let target = quantizeTarget(matrix, tokens: rows)
         prequantized = try GPUOps.rmsNorm(gpu, x: src, weight: n.weight, out: dst, rows: rows, n: n.n, eps: n.eps, quantize: target) ? dst : nil
     }
 

@@ -13,17 +13,43 @@
 
 #define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e)); exit(1); } } while (0)
 
-// ---- header helpers: d, dmin and the 12 scale bytes of a q4_K superblock as one 16-byte load.
-DEV void sm_pair(const uint4 h, int pr, int& sa, int& ma, int& sb, int& mb) {
-    // sub-blocks j = 2pr, 2pr+1; bytes y = h.y (0-3), z = h.z (4-7), w = h.w (8-11).
-    int b0 = (2 * pr) & 3;
-    u32 y = h.y >> (8 * b0), z = h.z >> (8 * b0), w = h.w >> (8 * b0);
-    if (pr < 2) {
-        sa = y & 63; ma = z & 63; sb = (y >> 8) & 63; mb = (z >> 8) & 63;
-    } else {
-        sa = (w & 0xF) | (((y >> 6) & 3) << 4); ma = ((w >> 4) & 0xF) | (((z >> 6) & 3) << 4);
-        sb = ((w >> 8) & 0xF) | (((y >> 14) & 3) << 4); mb = ((w >> 12) & 0xF) | (((z >> 14) & 3) << 4);
+// The variants below use the shipped helpers (scale_min_pair, select3, warp_sum); v2 is the
+// shipped one-token kernel itself (mmv1_q4_K, which it became).
+
+// One lane's part of a q4_K dot product: `halves` 16-byte halves of a sub-block pair's nibbles
+// (q[0..halves)) against the matching activation ints (a: low nibbles' then high nibbles'),
+// the min term from mi (zero for a second half).
+template <int H> DEV float q4k_part(uint4 h, const uint4* q, const int4* a, int2 mi, float dK, int pr) {
+    int sa, ma, sb, mb; scale_min_pair(h, pr, sa, ma, sb, mb);
+    float d = h2f((u16)(h.x & 0xffffu)), dmin = h2f((u16)(h.x >> 16));
+    int s1 = 0, s2 = 0;
+#pragma unroll
+    for (int k = 0; k < H; k++) {
+        u32 qw[4] = {q[k].x, q[k].y, q[k].z, q[k].w};
+        int lo[4] = {a[k].x, a[k].y, a[k].z, a[k].w}, hi[4] = {a[H + k].x, a[H + k].y, a[H + k].z, a[H + k].w};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            s1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), lo[j], s1);
+            s2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), hi[j], s2);
+        }
     }
+    return dK * ((d * (float)sa * (float)s1 - dmin * (float)ma * (float)mi.x) + (d * (float)sb * (float)s2 - dmin * (float)mb * (float)mi.y));
+}
+
+// Loads of lane pair pi: header, 32 nibble bytes, 64 activation bytes, the two Σq.
+struct PairLoads { uint4 h; uint4 q[2]; int4 a[4]; int2 mi; float dK; };
+DEV PairLoads load_pair(const u8* row, int pi, const i8* aq, const int* ai, const float* ak) {
+    PairLoads l;
+    const u8* k = row + (pi >> 2) * 144;
+    l.h = *(const uint4*)k;
+    const uint4* qp = (const uint4*)(k + 16 + 32 * (pi & 3));
+    l.q[0] = qp[0]; l.q[1] = qp[1];
+    const int4* a4 = (const int4*)(aq + (u64)pi * 64);
+    // Sub-block 2pr (the low nibbles' elements 0-31), then 2pr+1 (the high nibbles').
+    l.a[0] = a4[0]; l.a[1] = a4[1]; l.a[2] = a4[2]; l.a[3] = a4[3];
+    l.mi = *(const int2*)(ai + 2 * pi);
+    l.dK = ak[pi >> 2];
+    return l;
 }
 
 // V1: the shipped layout (warp per row, lane per sub-block pair), header in one 16-byte load.
@@ -33,95 +59,16 @@ extern "C" __global__ void __launch_bounds__(128) v1_hdr(MATS, u64 rowBytes, int
     Sel sel;
     if (!select3(blockIdx.x * 4 + warp, MATS_ARGS, sel)) return;
     const u8* row = sel.W + (u64)sel.r * rowBytes;
-    int pairs = cols / 64;
     float acc = 0.f;
-    for (int pi = lane; pi < pairs; pi += 32) {
-        int s = pi >> 2, pr = pi & 3;
-        const u8* k = row + s * 144;
-        uint4 h = *(const uint4*)k;
-        const uint4* qp = (const uint4*)(k + 16 + 32 * pr);
-        uint4 q0 = qp[0], q1 = qp[1];
-        const int4* a4 = (const int4*)(aq + (u64)pi * 64);
-        int4 a0 = a4[0], a1 = a4[1], a2 = a4[2], a3 = a4[3];
-        int2 mi = *(const int2*)(ai + 2 * pi);
-        float dK = ak[s];
-        int sa, ma, sb, mb; sm_pair(h, pr, sa, ma, sb, mb);
-        float d = h2f((u16)(h.x & 0xffffu)), dmin = h2f((u16)(h.x >> 16));
-        u32 qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
-        int av[16] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w, a2.x, a2.y, a2.z, a2.w, a3.x, a3.y, a3.z, a3.w};
-        int s1 = 0, s2 = 0;
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            s1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), av[j], s1);
-            s2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), av[8 + j], s2);
-        }
-        acc += dK * ((d * (float)sa * (float)s1 - dmin * (float)ma * (float)mi.x) + (d * (float)sb * (float)s2 - dmin * (float)mb * (float)mi.y));
+    for (int pi = lane; pi < cols / 64; pi += 32) {
+        PairLoads l = load_pair(row, pi, aq, ai, ak);
+        acc += q4k_part<2>(l.h, l.q, l.a, l.mi, l.dK, pi & 3);
     }
     float v = warp_sum(acc);
     if (lane == 0) sel.y[sel.r] = v;
 }
 
-// V2: two rows per warp sharing the activation loads.
-extern "C" __global__ void __launch_bounds__(128) v2_rows2(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
-                                                           const int* __restrict__ ai, const float* __restrict__ ak) {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    Sel s0, s1;
-    int g = (blockIdx.x * 4 + warp) * 2;
-    if (!select3(g, MATS_ARGS, s0)) return;
-    bool two = select3(g + 1, MATS_ARGS, s1);
-    if (!two) s1 = s0;
-    const u8* r0 = s0.W + (u64)s0.r * rowBytes;
-    const u8* r1 = s1.W + (u64)s1.r * rowBytes;
-    int pairs = cols / 64;
-    float acc0 = 0.f, acc1 = 0.f;
-    for (int pi = lane; pi < pairs; pi += 32) {
-        int s = pi >> 2, pr = pi & 3;
-        const int4* a4 = (const int4*)(aq + (u64)pi * 64);
-        int4 a0 = a4[0], a1 = a4[1], a2 = a4[2], a3 = a4[3];
-        int2 mi = *(const int2*)(ai + 2 * pi);
-        float dK = ak[s];
-        int av[16] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w, a2.x, a2.y, a2.z, a2.w, a3.x, a3.y, a3.z, a3.w};
-        const u8* ks[2] = {r0 + s * 144, r1 + s * 144};
-        uint4 hh[2], qa[2], qb[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            hh[r] = *(const uint4*)ks[r];
-            const uint4* qp = (const uint4*)(ks[r] + 16 + 32 * pr);
-            qa[r] = qp[0]; qb[r] = qp[1];
-        }
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            int sa, ma, sb, mb; sm_pair(hh[r], pr, sa, ma, sb, mb);
-            float d = h2f((u16)(hh[r].x & 0xffffu)), dmin = h2f((u16)(hh[r].x >> 16));
-            u32 qw[8] = {qa[r].x, qa[r].y, qa[r].z, qa[r].w, qb[r].x, qb[r].y, qb[r].z, qb[r].w};
-            int x1 = 0, x2 = 0;
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                x1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), av[j], x1);
-                x2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), av[8 + j], x2);
-            }
-            float v = dK * ((d * (float)sa * (float)x1 - dmin * (float)ma * (float)mi.x) + (d * (float)sb * (float)x2 - dmin * (float)mb * (float)mi.y));
-            if (r == 0) acc0 += v; else acc1 += v;
-        }
-    }
-    float v0 = warp_sum(acc0), v1 = warp_sum(acc1);
-    if (lane == 0) { s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; }
-}
-
 // V3: V1 with the loop unrolled by two: both iterations' loads issued before any arithmetic.
-DEV float q4k_pair(const uint4 h, uint4 q0, uint4 q1, int4 a0, int4 a1, int4 a2, int4 a3, int2 mi, float dK, int pr) {
-    int sa, ma, sb, mb; sm_pair(h, pr, sa, ma, sb, mb);
-    float d = h2f((u16)(h.x & 0xffffu)), dmin = h2f((u16)(h.x >> 16));
-    u32 qw[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
-    int av[16] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w, a2.x, a2.y, a2.z, a2.w, a3.x, a3.y, a3.z, a3.w};
-    int s1 = 0, s2 = 0;
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-        s1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), av[j], s1);
-        s2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), av[8 + j], s2);
-    }
-    return dK * ((d * (float)sa * (float)s1 - dmin * (float)ma * (float)mi.x) + (d * (float)sb * (float)s2 - dmin * (float)mb * (float)mi.y));
-}
 extern "C" __global__ void __launch_bounds__(128) v3_unroll2(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
                                                              const int* __restrict__ ai, const float* __restrict__ ak) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -132,31 +79,32 @@ extern "C" __global__ void __launch_bounds__(128) v3_unroll2(MATS, u64 rowBytes,
     float acc = 0.f;
     int pi = lane;
     for (; pi + 32 < pairs; pi += 64) {
-        int pj = pi + 32;
-        const u8* k0 = row + (pi >> 2) * 144; const u8* k1 = row + (pj >> 2) * 144;
-        uint4 h0 = *(const uint4*)k0, h1 = *(const uint4*)k1;
-        const uint4* q0p = (const uint4*)(k0 + 16 + 32 * (pi & 3)); const uint4* q1p = (const uint4*)(k1 + 16 + 32 * (pj & 3));
-        uint4 w00 = q0p[0], w01 = q0p[1], w10 = q1p[0], w11 = q1p[1];
-        const int4* a0p = (const int4*)(aq + (u64)pi * 64); const int4* a1p = (const int4*)(aq + (u64)pj * 64);
-        int4 b0 = a0p[0], b1 = a0p[1], b2 = a0p[2], b3 = a0p[3], c0 = a1p[0], c1 = a1p[1], c2 = a1p[2], c3 = a1p[3];
-        int2 m0 = *(const int2*)(ai + 2 * pi), m1 = *(const int2*)(ai + 2 * pj);
-        float k0s = ak[pi >> 2], k1s = ak[pj >> 2];
-        acc += q4k_pair(h0, w00, w01, b0, b1, b2, b3, m0, k0s, pi & 3);
-        acc += q4k_pair(h1, w10, w11, c0, c1, c2, c3, m1, k1s, pj & 3);
+        PairLoads l0 = load_pair(row, pi, aq, ai, ak), l1 = load_pair(row, pi + 32, aq, ai, ak);
+        acc += q4k_part<2>(l0.h, l0.q, l0.a, l0.mi, l0.dK, pi & 3);
+        acc += q4k_part<2>(l1.h, l1.q, l1.a, l1.mi, l1.dK, (pi + 32) & 3);
     }
     if (pi < pairs) {
-        const u8* k0 = row + (pi >> 2) * 144;
-        uint4 h0 = *(const uint4*)k0;
-        const uint4* q0p = (const uint4*)(k0 + 16 + 32 * (pi & 3));
-        const int4* a0p = (const int4*)(aq + (u64)pi * 64);
-        acc += q4k_pair(h0, q0p[0], q0p[1], a0p[0], a0p[1], a0p[2], a0p[3], *(const int2*)(ai + 2 * pi), ak[pi >> 2], pi & 3);
+        PairLoads l = load_pair(row, pi, aq, ai, ak);
+        acc += q4k_part<2>(l.h, l.q, l.a, l.mi, l.dK, pi & 3);
     }
     float v = warp_sum(acc);
     if (lane == 0) sel.y[sel.r] = v;
 }
 
-// V4: a block of 128 threads per row, a thread per half pair (16 qs bytes: elements 0-15 or
-// 16-31 of sub-blocks 2pr and 2pr+1); the min term on the first half only.
+// Half pair hp (16 nibble bytes: elements 0-15 or 16-31 of sub-blocks 2pr and 2pr+1); the min
+// term on the first half only.
+DEV float q4k_half(const u8* row, int hp, const i8* aq, const int* ai, const float* ak) {
+    int pi = hp >> 1, half = hp & 1, s = pi >> 2, pr = pi & 3;
+    const u8* k = row + s * 144;
+    uint4 h = *(const uint4*)k;
+    uint4 q = *(const uint4*)(k + 16 + 32 * pr + 16 * half);
+    const i8* ap = aq + (u64)pi * 64 + 16 * half;
+    int4 a[2] = {*(const int4*)ap, *(const int4*)(ap + 32)};
+    int2 mi = half == 0 ? *(const int2*)(ai + 2 * pi) : make_int2(0, 0);
+    return q4k_part<1>(h, &q, a, mi, ak[s], pr);
+}
+
+// V4: a block of NT threads per row, a thread per half pair, block reduction.
 template <int NT> __device__ void v4_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
                                           const int* __restrict__ ai, const float* __restrict__ ak) {
     __shared__ float red[NT / 32];
@@ -164,29 +112,8 @@ template <int NT> __device__ void v4_impl(MATS, u64 rowBytes, int cols, const i8
     Sel sel;
     if (!select3(blockIdx.x, MATS_ARGS, sel)) return;
     const u8* row = sel.W + (u64)sel.r * rowBytes;
-    int halves = cols / 32;
     float acc = 0.f;
-    for (int hp = tid; hp < halves; hp += NT) {
-        int pi = hp >> 1, half = hp & 1, s = pi >> 2, pr = pi & 3;
-        const u8* k = row + s * 144;
-        uint4 h = *(const uint4*)k;
-        uint4 q = *(const uint4*)(k + 16 + 32 * pr + 16 * half);
-        const i8* ap = aq + (u64)pi * 64 + 16 * half;
-        int4 a0 = *(const int4*)ap, a1 = *(const int4*)(ap + 32);
-        int2 mi = half == 0 ? *(const int2*)(ai + 2 * pi) : make_int2(0, 0);
-        float dK = ak[s];
-        int sa, ma, sb, mb; sm_pair(h, pr, sa, ma, sb, mb);
-        float d = h2f((u16)(h.x & 0xffffu)), dmin = h2f((u16)(h.x >> 16));
-        u32 qw[4] = {q.x, q.y, q.z, q.w};
-        int av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-        int s1 = 0, s2 = 0;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            s1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), av[j], s1);
-            s2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), av[4 + j], s2);
-        }
-        acc += dK * ((d * (float)sa * (float)s1 - dmin * (float)ma * (float)mi.x) + (d * (float)sb * (float)s2 - dmin * (float)mb * (float)mi.y));
-    }
+    for (int hp = tid; hp < cols / 32; hp += NT) acc += q4k_half(row, hp, aq, ai, ak);
     acc = warp_sum(acc);
     if (lane == 0) red[warp] = acc;
     __syncthreads();
@@ -207,30 +134,9 @@ extern "C" __global__ void __launch_bounds__(128) v5_warp_half(MATS, u64 rowByte
     Sel sel;
     if (!select3(blockIdx.x * 4 + warp, MATS_ARGS, sel)) return;
     const u8* row = sel.W + (u64)sel.r * rowBytes;
-    int halves = cols / 32;
     float acc = 0.f;
 #pragma unroll 2
-    for (int hp = lane; hp < halves; hp += 32) {
-        int pi = hp >> 1, half = hp & 1, s = pi >> 2, pr = pi & 3;
-        const u8* k = row + s * 144;
-        uint4 h = *(const uint4*)k;
-        uint4 q = *(const uint4*)(k + 16 + 32 * pr + 16 * half);
-        const i8* ap = aq + (u64)pi * 64 + 16 * half;
-        int4 a0 = *(const int4*)ap, a1 = *(const int4*)(ap + 32);
-        int2 mi = half == 0 ? *(const int2*)(ai + 2 * pi) : make_int2(0, 0);
-        float dK = ak[s];
-        int sa, ma, sb, mb; sm_pair(h, pr, sa, ma, sb, mb);
-        float d = h2f((u16)(h.x & 0xffffu)), dmin = h2f((u16)(h.x >> 16));
-        u32 qw[4] = {q.x, q.y, q.z, q.w};
-        int av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-        int s1 = 0, s2 = 0;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            s1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), av[j], s1);
-            s2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), av[4 + j], s2);
-        }
-        acc += dK * ((d * (float)sa * (float)s1 - dmin * (float)ma * (float)mi.x) + (d * (float)sb * (float)s2 - dmin * (float)mb * (float)mi.y));
-    }
+    for (int hp = lane; hp < cols / 32; hp += 32) acc += q4k_half(row, hp, aq, ai, ak);
     float v = warp_sum(acc);
     if (lane == 0) sel.y[sel.r] = v;
 }
@@ -282,7 +188,7 @@ int main(int argc, char** argv) {
     struct Shape { int rows, cols; const char* name; };
     Shape shapes[] = {{4096, 4096, "attn_output 4096x4096"}, {6144, 4096, "qkv 6144x4096"}, {28672, 4096, "gate+up 28672x4096"},
                       {4096, 14336, "down 4096x14336"}, {128256, 4096, "lm head 128256x4096"}};
-    const char* names[] = {"shipped", "v1_hdr", "v2_rows2", "v3_unroll2", "v4_block128", "v4_block64", "v5_warp_half"};
+    const char* names[] = {"shipped 8-token mmvq_q4_K", "v1_hdr", "v2_rows2 (shipped mmv1_q4_K)", "v3_unroll2", "v4_block128", "v4_block64", "v5_warp_half"};
     const int NV = 7;
     srand(1);
     for (auto& sh : shapes) {
@@ -309,7 +215,7 @@ int main(int argc, char** argv) {
             switch (v) {
             case 0: mmvq_q4_K<<<(rows + 3) / 4, 128, 0, st>>>(w, z, z, rows, 0, 0, out, nullptr, nullptr, rowBytes, cols, aq, ad, as, ai, ak, 1); break;
             case 1: v1_hdr<<<(rows + 3) / 4, 128, 0, st>>>(w, z, z, rows, 0, 0, out, nullptr, nullptr, rowBytes, cols, aq, ai, ak); break;
-            case 2: v2_rows2<<<(rows + 7) / 8, 128, 0, st>>>(w, z, z, rows, 0, 0, out, nullptr, nullptr, rowBytes, cols, aq, ai, ak); break;
+            case 2: mmv1_q4_K<<<(rows + 7) / 8, 128, 0, st>>>(w, z, z, rows, 0, 0, out, nullptr, nullptr, rowBytes, cols, aq, ai, ak); break;
             case 3: v3_unroll2<<<(rows + 3) / 4, 128, 0, st>>>(w, z, z, rows, 0, 0, out, nullptr, nullptr, rowBytes, cols, aq, ai, ak); break;
             case 4: v4_block128<<<rows, 128, 0, st>>>(w, z, z, rows, 0, 0, out, nullptr, nullptr, rowBytes, cols, aq, ai, ak); break;
             case 5: v4_block64<<<rows, 64, 0, st>>>(w, z, z, rows, 0, 0, out, nullptr, nullptr, rowBytes, cols, aq, ai, ak); break;
