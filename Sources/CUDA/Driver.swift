@@ -29,6 +29,9 @@ public final class Driver: @unchecked Sendable {
     typealias FnDtoH = @convention(c) (UnsafeMutableRawPointer, CUdeviceptr, Int) -> CUresult
     typealias FnModuleLoad = @convention(c) (UnsafeMutablePointer<CUmodule?>, UnsafeRawPointer) -> CUresult
     typealias FnGetFunction = @convention(c) (UnsafeMutablePointer<CUfunction?>, CUmodule, UnsafePointer<CChar>) -> CUresult
+    /// cuLaunchKernelEx(const CUlaunchConfig*, CUfunction, void** params, void** extra).
+    typealias FnLaunchEx = @convention(c) (UnsafeRawPointer, CUfunction, UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
+                                           UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult
     typealias FnLaunch = @convention(c) (CUfunction, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
                                          UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult
     typealias FnSync = @convention(c) () -> CUresult
@@ -70,6 +73,8 @@ public final class Driver: @unchecked Sendable {
     private let cuModuleLoadData: FnModuleLoad
     private let cuModuleGetFunction: FnGetFunction
     private let cuLaunchKernel: FnLaunch
+    /// Present from CUDA 12: launches with attributes (programmatic dependent launch).
+    private let cuLaunchKernelEx: FnLaunchEx?
     private let cuCtxSynchronize: FnSync
     private let cuGetErrorName: FnErrorName
     private let cuStreamCreate: FnStreamCreate
@@ -112,6 +117,7 @@ public final class Driver: @unchecked Sendable {
         cuModuleLoadData = try lib.function("cuModuleLoadData", as: FnModuleLoad.self)
         cuModuleGetFunction = try lib.function("cuModuleGetFunction", as: FnGetFunction.self)
         cuLaunchKernel = try lib.function("cuLaunchKernel", as: FnLaunch.self)
+        cuLaunchKernelEx = try? lib.function("cuLaunchKernelEx", as: FnLaunchEx.self)
         cuCtxSynchronize = try lib.function("cuCtxSynchronize", as: FnSync.self)
         cuGetErrorName = try lib.function("cuGetErrorName", as: FnErrorName.self)
         cuStreamCreate = try lib.function("cuStreamCreate", as: FnStreamCreate.self)
@@ -228,6 +234,43 @@ public final class Driver: @unchecked Sendable {
         try arguments.withUnsafeMutableBufferPointer { args in
             try check("cuLaunchKernel(\(name), grid \(grid), block \(block))",
                       cuLaunchKernel(f, grid.0, grid.1, grid.2, block.0, block.1, block.2, sharedBytes, stream, args.baseAddress, nil))
+        }
+    }
+
+    /// Whether launches can carry the programmatic-stream-serialization attribute.
+    public var hasLaunchEx: Bool { cuLaunchKernelEx != nil }
+
+    /// A launch that lets the kernel start before the previous kernel on the stream has
+    /// finished (programmatic dependent launch, sm_90): its blocks are scheduled once every block
+    /// of the previous kernel has started or signalled, and the kernel must execute
+    /// `griddepcontrol.wait` before it touches memory the previous kernels write or read. In a
+    /// captured stream the edge becomes a programmatic graph dependency.
+    public func launchProgrammatic(_ f: CUfunction, grid: (UInt32, UInt32, UInt32), block: (UInt32, UInt32, UInt32),
+                                   sharedBytes: UInt32 = 0, stream: CUstream?, arguments: inout [UnsafeMutableRawPointer?],
+                                   name: String = "kernel") throws {
+        guard let cuLaunchKernelEx else {
+            return try launch(f, grid: grid, block: block, sharedBytes: sharedBytes, stream: stream, arguments: &arguments, name: name)
+        }
+        // CUlaunchConfig (56 bytes on LP64): grid x/y/z, block x/y/z, sharedMemBytes (u32 each),
+        // hStream at 32, attrs at 40, numAttrs at 48. CUlaunchAttribute (72 bytes): id (u32) at 0,
+        // value (a 64-byte union) at 8; CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6,
+        // value.programmaticStreamSerializationAllowed (int) = 1.
+        let attribute = UnsafeMutableRawPointer.allocate(byteCount: 72, alignment: 8)
+        let config = UnsafeMutableRawPointer.allocate(byteCount: 56, alignment: 8)
+        defer { attribute.deallocate(); config.deallocate() }
+        attribute.initializeMemory(as: UInt8.self, repeating: 0, count: 72)
+        config.initializeMemory(as: UInt8.self, repeating: 0, count: 56)
+        attribute.storeBytes(of: UInt32(6), as: UInt32.self)
+        attribute.storeBytes(of: Int32(1), toByteOffset: 8, as: Int32.self)
+        for (i, v) in [grid.0, grid.1, grid.2, block.0, block.1, block.2, sharedBytes].enumerated() {
+            config.storeBytes(of: v, toByteOffset: 4 * i, as: UInt32.self)
+        }
+        config.storeBytes(of: stream, toByteOffset: 32, as: CUstream?.self)
+        config.storeBytes(of: UnsafeRawPointer(attribute), toByteOffset: 40, as: UnsafeRawPointer.self)
+        config.storeBytes(of: UInt32(1), toByteOffset: 48, as: UInt32.self)
+        try arguments.withUnsafeMutableBufferPointer { args in
+            try check("cuLaunchKernelEx(\(name), grid \(grid), block \(block), programmatic dependent launch)",
+                      cuLaunchKernelEx(UnsafeRawPointer(config), f, args.baseAddress, nil))
         }
     }
 

@@ -22,6 +22,11 @@ public final class GPU: @unchecked Sendable {
     private let lock = NSLock()
     /// Seconds NVRTC took (0 when the cubin came from the disk cache).
     public let compileSeconds: Double
+    /// Kernels launch with programmatic dependent launch (sm_90 and newer, CUDA 12+): each
+    /// kernel's blocks are scheduled while the previous kernel finishes and wait in
+    /// `griddepcontrol.wait` (every kernel of KernelSource starts with it) instead of paying the
+    /// launch gap after it. `SWIFTKT_CUDA_PDL=0` turns it off.
+    public var programmaticLaunch: Bool
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {
@@ -36,10 +41,12 @@ public final class GPU: @unchecked Sendable {
         try driver.makeCurrent(device)
         stream = try driver.makeStream()
         let started = Date()
-        let cubin = try NVRTC().compile(source: KernelSource.text, name: "swiftkt-ops", architecture: device.architecture,
+        let cubin = try NVRTC().compile(source: KernelSource.all, name: "swiftkt-ops", architecture: device.architecture,
                                         options: ["-lineinfo"])
         compileSeconds = Date().timeIntervalSince(started)
         module = try driver.loadModule(image: cubin)
+        programmaticLaunch = device.computeCapability.major >= 9 && driver.hasLaunchEx
+            && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PDL"] != "0"
         allocator = CachingAllocator(driver: driver)
     }
 
@@ -88,8 +95,13 @@ public final class GPU: @unchecked Sendable {
             pointers.append(slot)
         }
         guard grid.0 > 0, grid.1 > 0, grid.2 > 0 else { return }
-        try driver.launch(f, grid: (UInt32(grid.0), UInt32(grid.1), UInt32(grid.2)), block: (UInt32(block), 1, 1),
-                          stream: stream, arguments: &pointers, name: name)
+        if programmaticLaunch {
+            try driver.launchProgrammatic(f, grid: (UInt32(grid.0), UInt32(grid.1), UInt32(grid.2)), block: (UInt32(block), 1, 1),
+                                          stream: stream, arguments: &pointers, name: name)
+        } else {
+            try driver.launch(f, grid: (UInt32(grid.0), UInt32(grid.1), UInt32(grid.2)), block: (UInt32(block), 1, 1),
+                              stream: stream, arguments: &pointers, name: name)
+        }
     }
 
     /// Waits for everything queued on the stream.

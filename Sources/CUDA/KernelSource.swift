@@ -17,6 +17,10 @@
 // Type codes follow ggml: 0 f32, 1 f16, 2 q4_0, 3 q4_1, 6 q5_0, 7 q5_1, 8 q8_0, 12 q4_K,
 // 13 q5_K, 14 q6_K, 30 bf16.
 enum KernelSource {
+    /// Everything NVRTC compiles: the operators below, sampling (KernelSource+Sampling) and the
+    /// Marlin-class 4-bit GEMM (KernelSource+Marlin).
+    static var all: String { text + sampling + marlin }
+
     static let text = #"""
 typedef unsigned char u8;
 typedef signed char i8;
@@ -26,6 +30,14 @@ typedef unsigned long long u64;
 
 #define DEV static __device__ __forceinline__
 #define NEG_INF __int_as_float(0xff800000)
+// Programmatic dependent launch (sm_90): a kernel waits for the kernels before it to finish
+// (and their writes to be visible) before touching memory, then lets the next kernel's blocks
+// be scheduled; launched without the attribute both are no-ops.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define PDL_ENTRY() asm volatile("griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;" ::: "memory")
+#else
+#define PDL_ENTRY()
+#endif
 
 DEV float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
 DEV u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
@@ -129,7 +141,7 @@ template <int T> DEV void embed_impl(const u8* W, u64 rowBytes, int cols, const 
     const u8* row = W + (u64)ids[t] * rowBytes;
     for (int i = threadIdx.x; i < cols; i += blockDim.x) out[(u64)t * cols + i] = dq<T>(row, i) * scale;
 }
-#define EMBED(T, name) extern "C" __global__ void name(const u8* W, u64 rowBytes, int cols, const int* ids, float scale, float* out) { embed_impl<T>(W, rowBytes, cols, ids, scale, out); }
+#define EMBED(T, name) extern "C" __global__ void name(const u8* W, u64 rowBytes, int cols, const int* ids, float scale, float* out) { PDL_ENTRY(); embed_impl<T>(W, rowBytes, cols, ids, scale, out); }
 EMBED(F32, embed_f32) EMBED(F16, embed_f16) EMBED(BF16, embed_bf16) EMBED(Q4_0, embed_q4_0) EMBED(Q4_1, embed_q4_1)
 EMBED(Q5_0, embed_q5_0) EMBED(Q5_1, embed_q5_1) EMBED(Q8_0, embed_q8_0) EMBED(Q4_K, embed_q4_K) EMBED(Q5_K, embed_q5_K)
 EMBED(Q6_K, embed_q6_K)
@@ -141,13 +153,13 @@ template <int T> DEV void dequant_f16_impl(const u8* W, u64 rowBytes, int cols, 
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < cols; i += gridDim.x * blockDim.x)
         out[(u64)r * cols + i] = f2h(dq<T>(row, i));
 }
-#define DEQ(T, name) extern "C" __global__ void name(const u8* W, u64 rowBytes, int cols, u16* out) { dequant_f16_impl<T>(W, rowBytes, cols, out); }
+#define DEQ(T, name) extern "C" __global__ void name(const u8* W, u64 rowBytes, int cols, u16* out) { PDL_ENTRY(); dequant_f16_impl<T>(W, rowBytes, cols, out); }
 DEQ(F32, dequant_f16_f32) DEQ(F16, dequant_f16_f16) DEQ(BF16, dequant_f16_bf16) DEQ(Q4_0, dequant_f16_q4_0) DEQ(Q4_1, dequant_f16_q4_1)
 DEQ(Q5_0, dequant_f16_q5_0) DEQ(Q5_1, dequant_f16_q5_1) DEQ(Q8_0, dequant_f16_q8_0) DEQ(Q4_K, dequant_f16_q4_K) DEQ(Q5_K, dequant_f16_q5_K)
 DEQ(Q6_K, dequant_f16_q6_K)
 
 // y[i] = f16(x[i])
-extern "C" __global__ void to_f16(const float* x, u16* y, u64 count) {
+extern "C" __global__ void to_f16(const float* x, u16* y, u64 count) { PDL_ENTRY();
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < count) y[i] = f2h(x[i]);
 }
@@ -166,7 +178,7 @@ DEV void q8_32_warp(float v, u64 blk, int lane, i8* q, float* ad, float* as, int
     if (lane == 0) { ad[blk] = h2f(f2h(d)); as[blk] = h2f(f2h(d * (float)sum)); ai[blk] = sum; }
 }
 
-extern "C" __global__ void quantize_q8_32(const float* x, int n, int blocks, i8* q, float* ad, float* as, int* ai) {
+extern "C" __global__ void quantize_q8_32(const float* x, int n, int blocks, i8* q, float* ad, float* as, int* ai) { PDL_ENTRY();
     int gw = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (gw >= blocks) return;
     q8_32_warp(x[(u64)gw * 32 + lane], gw, lane, q, ad, as, ai);
@@ -206,7 +218,7 @@ DEV void q8_K_block(float v, u64 sb, i8* q, float* ak, int* ai) {
 }
 
 // One block of 256 threads per 256 elements.
-extern "C" __global__ void quantize_q8_K(const float* x, i8* q, float* ak, int* ai) {
+extern "C" __global__ void quantize_q8_K(const float* x, i8* q, float* ak, int* ai) { PDL_ENTRY();
     q8_K_block(x[(u64)blockIdx.x * 256 + threadIdx.x], blockIdx.x, q, ak, ai);
 }
 
@@ -340,8 +352,8 @@ template <int T, int NT> __device__ void mmvq_impl(MATS, u64 rowBytes, int cols,
     }
 }
 // `name` takes tiles of 8 tokens (grid.y = ceil(T / 8)); `name`_1 one token (fewer registers).
-#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens) { mmvq_impl<T, 8>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); } \
-    extern "C" __global__ void __launch_bounds__(128) name##_1(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens) { mmvq_impl<T, 1>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); }
+#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens) { PDL_ENTRY(); mmvq_impl<T, 8>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); } \
+    extern "C" __global__ void __launch_bounds__(128) name##_1(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens) { PDL_ENTRY(); mmvq_impl<T, 1>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); }
 MMVQ(Q4_0, mmvq_q4_0) MMVQ(Q4_1, mmvq_q4_1) MMVQ(Q5_0, mmvq_q5_0) MMVQ(Q5_1, mmvq_q5_1) MMVQ(Q8_0, mmvq_q8_0)
 MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 
@@ -350,7 +362,7 @@ MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 // them and the pair's 64 activation bytes with 128-bit loads. Rows must be 16-byte aligned
 // (144 · k bytes per row; buffers from cuMemAlloc).
 extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const float* ad,
-                                                            const float* as, const int* __restrict__ ai, const float* __restrict__ ak, int tokens) {
+                                                            const float* as, const int* __restrict__ ai, const float* __restrict__ ak, int tokens) { PDL_ENTRY();
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     Sel sel;
     if (!select3(blockIdx.x * 4 + warp, MATS_ARGS, sel)) return;
@@ -405,7 +417,7 @@ extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(MATS, u64 rowBytes, 
 // arithmetic. grid ceil(rows / 8), 128 threads. 2.5–3.1 TB/s on an H100 for the matrices of
 // an 8B model (scripts/gpu/lab: 1.5–1.8× mmvq_q4_K at one token).
 extern "C" __global__ void __launch_bounds__(128) mmv1_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
-                                                            const int* __restrict__ ai, const float* __restrict__ ak) {
+                                                            const int* __restrict__ ai, const float* __restrict__ ak) { PDL_ENTRY();
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     Sel s0, s1;
     int g = (blockIdx.x * 4 + warp) * 2;
@@ -468,14 +480,14 @@ template <int T> __device__ void mmv_float_impl(const u8* W, u64 rowBytes, int r
         if (t < nt) { float v = warp_sum(acc[t]); if (lane == 0) y[(u64)(t0 + t) * ldy + r] = v; }
     }
 }
-#define MMVF(T, name) extern "C" __global__ void __launch_bounds__(128) name(const u8* W, u64 rowBytes, int rows, int cols, const float* x, float* y, int tokens, int ldy) { mmv_float_impl<T>(W, rowBytes, rows, cols, x, y, tokens, ldy); }
+#define MMVF(T, name) extern "C" __global__ void __launch_bounds__(128) name(const u8* W, u64 rowBytes, int rows, int cols, const float* x, float* y, int tokens, int ldy) { PDL_ENTRY(); mmv_float_impl<T>(W, rowBytes, rows, cols, x, y, tokens, ldy); }
 MMVF(F32, mmv_f32) MMVF(F16, mmv_f16) MMVF(BF16, mmv_bf16)
 
 // ---------------------------------------------------------------------------------------------
 // Norms, rope, activations, elementwise.
 
 // out[r] = (x[r] · 1/sqrt(mean(x[r]²) + eps)) · w, one block per row; sums in double as ggml's.
-extern "C" __global__ void rms_norm(const float* x, const float* w, float* out, int n, float eps) {
+extern "C" __global__ void rms_norm(const float* x, const float* w, float* out, int n, float eps) { PDL_ENTRY();
     __shared__ double part[32];
     const float* xr = x + (u64)blockIdx.x * n;
     float* o = out + (u64)blockIdx.x * n;
@@ -495,7 +507,7 @@ extern "C" __global__ void rms_norm(const float* x, const float* w, float* out, 
 }
 
 // x[r] += y[r], then out[r] = rms_norm(x[r]) · w: the residual add and the next norm in one pass.
-extern "C" __global__ void add_rms_norm(float* x, const float* y, const float* w, float* out, int n, float eps) {
+extern "C" __global__ void add_rms_norm(float* x, const float* y, const float* w, float* out, int n, float eps) { PDL_ENTRY();
     __shared__ double part[32];
     float* xr = x + (u64)blockIdx.x * n;
     const float* yr = y + (u64)blockIdx.x * n;
@@ -568,8 +580,8 @@ template <int V, bool ADD> DEV void norm4_impl(float* x, const float* y, const f
     }
 }
 #define NORM4(V) \
-    extern "C" __global__ void __launch_bounds__(1024) rms_norm4_##V(float* x, const float* w, float* out, int n, float eps) { norm4_impl<V, false>(x, x, w, out, n, eps); } \
-    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4_##V(float* x, const float* y, const float* w, float* out, int n, float eps) { norm4_impl<V, true>(x, y, w, out, n, eps); }
+    extern "C" __global__ void __launch_bounds__(1024) rms_norm4_##V(float* x, const float* w, float* out, int n, float eps) { PDL_ENTRY(); norm4_impl<V, false>(x, x, w, out, n, eps); } \
+    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4_##V(float* x, const float* y, const float* w, float* out, int n, float eps) { PDL_ENTRY(); norm4_impl<V, true>(x, y, w, out, n, eps); }
 NORM4(1) NORM4(2) NORM4(4) NORM4(8)
 
 // The V = 1 norms with the next matmul's activation quantization fused in (the decode step's
@@ -625,8 +637,8 @@ template <bool ADD, int FMT> DEV void norm4q_impl(float* x, const float* y, cons
     }
 }
 #define NORM4Q(FMT, sfx) \
-    extern "C" __global__ void __launch_bounds__(1024) rms_norm4q_##sfx(float* x, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak) { norm4q_impl<false, FMT>(x, x, w, out, n, eps, q, ad, as, ai, ak); } \
-    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4q_##sfx(float* x, const float* y, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak) { norm4q_impl<true, FMT>(x, y, w, out, n, eps, q, ad, as, ai, ak); }
+    extern "C" __global__ void __launch_bounds__(1024) rms_norm4q_##sfx(float* x, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak) { PDL_ENTRY(); norm4q_impl<false, FMT>(x, x, w, out, n, eps, q, ad, as, ai, ak); } \
+    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4q_##sfx(float* x, const float* y, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak) { PDL_ENTRY(); norm4q_impl<true, FMT>(x, y, w, out, n, eps, q, ad, as, ai, ak); }
 NORM4Q(0, 32) NORM4Q(1, K)
 
 // Rotary embedding in place on x [T, heads, headDim] and, in the same launch, on x2 [T, heads2,
@@ -634,7 +646,7 @@ NORM4Q(0, 32) NORM4Q(1, K)
 // theta_i = pos / scale · base^(-2i / rotDim) (by repeated products, as the CPU), divided by
 // freq[i] when given; normal rope rotates pairs (2i, 2i+1), neox (i, i + rotDim / 2).
 extern "C" __global__ void rope(float* x, float* x2, const int* pos, int heads, int heads2, int headDim, int rotDim,
-                                float thetaScale, float scale, const float* freq, int neox) {
+                                float thetaScale, float scale, const float* freq, int neox) { PDL_ENTRY();
     int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = rotDim / 2;
     if (i >= half) return;
     float theta = (float)pos[t] / scale;
@@ -658,7 +670,7 @@ DEV float glu_act(float g, int act) {
     return g <= -10.f ? 0.f : (g >= 10.f ? g : h2f(f2h(gelu_tanh(h2f(f2h(g))))));
 }
 
-extern "C" __global__ void glu(float* gate, const float* up, u64 count, int act) {
+extern "C" __global__ void glu(float* gate, const float* up, u64 count, int act) { PDL_ENTRY();
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= count) return;
     gate[i] = glu_act(gate[i], act) * up[i];
@@ -667,7 +679,7 @@ extern "C" __global__ void glu(float* gate, const float* up, u64 count, int act)
 // glu with the down projection's activation quantization fused in (blocks of 256 threads):
 // fmt 0 q8_0 / q8_1 per warp (count a multiple of 32), fmt 1 q8_K per block (of 256).
 extern "C" __global__ void __launch_bounds__(256) glu_q(float* gate, const float* up, u64 count, int act, int fmt,
-                                                        i8* q, float* ad, float* as, int* ai, float* ak) {
+                                                        i8* q, float* ad, float* as, int* ai, float* ak) { PDL_ENTRY();
     u64 i = (u64)blockIdx.x * 256 + threadIdx.x;
     if (fmt == 0 && i >= count) return;  // whole warps (count % 32 == 0)
     if (fmt == 1 && (count & 255)) return;  // q8_K needs whole superblocks (GPUOps checks)
@@ -678,26 +690,26 @@ extern "C" __global__ void __launch_bounds__(256) glu_q(float* gate, const float
 }
 
 // x[i] += y[i]
-extern "C" __global__ void add(float* x, const float* y, u64 count) {
+extern "C" __global__ void add(float* x, const float* y, u64 count) { PDL_ENTRY();
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < count) x[i] += y[i];
 }
 
 // y[t, i] += b[i] for rows of n
-extern "C" __global__ void add_bias(float* y, const float* b, int n, u64 count) {
+extern "C" __global__ void add_bias(float* y, const float* b, int n, u64 count) { PDL_ENTRY();
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < count) y[i] += b[i % n];
 }
 
 // x[i] = cap · tanh(x[i] / cap)
-extern "C" __global__ void softcap(float* x, float cap, u64 count) {
+extern "C" __global__ void softcap(float* x, float cap, u64 count) { PDL_ENTRY();
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < count) x[i] = cap * tanhf(x[i] / cap);
 }
 
 // Rows of keys and values to the f16 cache at their positions: k, v [T, width] into
 // K, V [capacity, width]; grid (blocks over width, T, 2).
-extern "C" __global__ void store_kv(const float* k, const float* v, u16* K, u16* V, const int* pos, int width, int tokens) {
+extern "C" __global__ void store_kv(const float* k, const float* v, u16* K, u16* V, const int* pos, int width, int tokens) { PDL_ENTRY();
     int t = blockIdx.y;
     const float* src = blockIdx.z == 0 ? k : v;
     u16* dst = blockIdx.z == 0 ? K : V;
@@ -706,7 +718,7 @@ extern "C" __global__ void store_kv(const float* k, const float* v, u16* K, u16*
 }
 
 // Index of the largest value of each row (the first on ties); one block per row.
-extern "C" __global__ void argmax_rows(const float* x, int n, int* out) {
+extern "C" __global__ void argmax_rows(const float* x, int n, int* out) { PDL_ENTRY();
     __shared__ float sv[32]; __shared__ int si[32];
     const float* r = x + (u64)blockIdx.x * n;
     float best = NEG_INF; int bi = 0x7fffffff;
@@ -732,7 +744,7 @@ extern "C" __global__ void argmax_rows(const float* x, int n, int* out) {
 
 #define MAXJ 8  // headDim ≤ 256
 extern "C" __global__ void __launch_bounds__(128) attn_split(const float* q, const u16* K, const u16* V, const int* pos, int H, int KVH, int D,
-                                   float scale, int window, int splitLen, float* part) {
+                                   float scale, int window, int splitLen, float* part) { PDL_ENTRY();
     __shared__ float sm[4], sl[4];
     __shared__ float sacc[4][256];
     int h = blockIdx.x, t = blockIdx.y, s = blockIdx.z, S = gridDim.z;
@@ -783,7 +795,7 @@ extern "C" __global__ void __launch_bounds__(128) attn_split(const float* q, con
 // when the maximum grows, and S <- fma(S, ms, w). Two kernels: the scores (parallel), then one
 // thread per output element walking the keys in order. scores [T, H, maxKeys].
 extern "C" __global__ void __launch_bounds__(256) attn_scores_f16q(const float* q, const u16* K, const int* pos, int H, int KVH, int D,
-                                         float scale, int window, int maxKeys, float* scores) {
+                                         float scale, int window, int maxKeys, float* scores) { PDL_ENTRY();
     // grid (H, T, Z), block 256: warp w of block z takes keys lo + z·8 + w + i·8Z, four at a time
     // with all their loads issued first.
     int h = blockIdx.x, t = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -818,7 +830,7 @@ extern "C" __global__ void __launch_bounds__(256) attn_scores_f16q(const float* 
 
 // grid (H, T), block D.
 extern "C" __global__ void attn_seq_f16acc(const float* scores, const u16* V, const int* pos, int H, int KVH, int D, int window,
-                                           int maxKeys, float* out) {
+                                           int maxKeys, float* out) { PDL_ENTRY();
     int h = blockIdx.x, t = blockIdx.y, d = threadIdx.x;
     int kvh = h / (H / KVH), W = KVH * D;
     int p = pos[t], lo = window > 0 ? max(0, p - window + 1) : 0;
@@ -847,7 +859,7 @@ extern "C" __global__ void attn_seq_f16acc(const float* scores, const u16* V, co
 }
 
 // out [T, H, D] from the S partial results; grid (H, T), block D.
-extern "C" __global__ void attn_combine(const float* part, int H, int D, int S, float* out) {
+extern "C" __global__ void attn_combine(const float* part, int H, int D, int S, float* out) { PDL_ENTRY();
     int h = blockIdx.x, t = blockIdx.y, i = threadIdx.x;
     const float* p = part + ((u64)t * H + h) * S * (D + 2);
     float M = NEG_INF;

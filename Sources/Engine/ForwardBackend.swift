@@ -2,6 +2,7 @@
 // host memory, or the CUDA backend (ModelsCUDA) with its cache on the GPU. Both follow
 // DecoderModel.forward's contract: logits for the positions the mode asks for.
 import CPUKernels
+import CUDA
 import Models
 import ModelsCUDA
 
@@ -29,4 +30,10 @@ final class CPUForward: ForwardBackend {
     }
 }
 
-extension CUDADecoder: ForwardBackend {}
+/// A backend that can pick the next token where the logits are (the GPU), sparing their
+/// download and the host's pass over the vocabulary.
+protocol DeviceSamplingBackend: ForwardBackend {
+    func forwardSampling(tokens: [Int32], startPosition: Int, sampling: GPUSampling) throws -> Int32
+}
+
+extension CUDADecoder: DeviceSamplingBackend {}

@@ -150,6 +150,13 @@ public final class LoadedModel: @unchecked Sendable {
         if let l = plan.modules.first(where: { $0.kind == .linear }), case let .int(n)? = l.kwargs["gemm_min_tokens"] {
             numerics.gemmMinTokens = n
         }
+        if let l = plan.modules.first(where: { $0.kind == .linear }), case let .int(n)? = l.kwargs["marlin_max_tokens"] {
+            guard n <= GPUOps.marlinMaxTokens else {
+                throw EngineError.invalidOption("\(plan.rulesSource): marlin_max_tokens \(n) is above \(GPUOps.marlinMaxTokens), "
+                                                + "the most one Marlin launch takes")
+            }
+            numerics.marlinMaxTokens = n
+        }
         let cuda = try CUDAModel(model: model, gpu: gpu, numerics: numerics, cpuContext: cpuBlocks.isEmpty ? nil : cpuContext,
                                  progress: progress)
         if cuda.cpuBlocks > 0 {

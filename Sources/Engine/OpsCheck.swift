@@ -387,6 +387,8 @@ public enum OpsCheck {
             let differ = try bytes(g1, c * 4) != bytes(g2, c * 4) || activationsDiffer(fused, plain, count: c, k: GPUOps.isK(weightType))
             record("glu + quantize fused", "\(tokens) × \(n) \(activation) for \(weightType.name)", didFuse && !differ ? 0 : 1, 0)
         }
+        try samplingChecks(gpu: gpu, rng: &rng, record: record)
+        try marlinChecks(gpu: gpu, rng: &rng, pool: pool, record: record)
         return results
     }
 
@@ -450,6 +452,62 @@ public enum OpsCheck {
             }
             let r = OpsPerfResult(op: "attention decode (\(splits) splits)", shape: "32/8 heads × 128, \(ctx) positions",
                                   microseconds: t, bytes: 2 * ctx * kvHeads * d * 2)
+            out.append(r); progress(r)
+        }
+        // Small batches on q4_K: the 8-bit GEMV kernels (8 tokens per weight read), the f16
+        // dequantization + cuBLAS GEMM, and the Marlin GEMM on the repacked weights.
+        for (rows, cols) in [(4096, 4096), (14336, 4096), (4096, 14336)] {
+            let type = GGMLType.q4_K
+            let bytes = type.byteCount(elements: cols) * rows
+            let wf = random(rows * cols, &rng)
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            defer { raw.deallocate() }
+            try Quant.quantize(type, from: wf, to: raw, count: rows * cols)
+            let dw = try gpu.allocator.allocate(bytes)
+            try gpu.driver.copy(toDevice: dw.pointer, from: raw, bytes: bytes)
+            let m = DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer)
+            let size = GPUOps.marlinBytes(rows: rows, cols: cols)
+            let q = try gpu.allocator.allocate(size.q), s = try gpu.allocator.allocate(size.s)
+            try GPUOps.marlinRepack(gpu, m, q: q.pointer, s: s.pointer)
+            let mm = MarlinMatrix(rows: rows, cols: cols, q: q.pointer, s: s.pointer)
+            let tokensMax = 64
+            let dx = try gpu.upload(random(tokensMax * cols, &rng)), dy = try gpu.allocator.allocate(tokensMax * rows * 4)
+            let x16 = try gpu.allocator.allocate(2 * tokensMax * cols), w16 = try gpu.allocator.allocate(2 * rows * cols)
+            let partial = try gpu.allocator.allocate(max(1, GPUOps.marlinScratch(gpu: gpu, rows: rows, cols: cols, tokens: tokensMax)) * 4)
+            let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: tokensMax)
+            for tokens in [2, 8, 16, 32, 64] {
+                let shape = "[\(rows), \(cols)] × \(tokens) tok"
+                let tm = try time {
+                    try GPUOps.toF16(gpu, x: dx.pointer, y: x16.pointer, count: tokens * cols)
+                    try GPUOps.linearMarlin(gpu, mm, x16: x16.pointer, y: dy.pointer, tokens: tokens, partial: partial.pointer)
+                }
+                let tv = try time {
+                    GPUOps.invalidate(act)
+                    try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: dy.pointer, tokens: tokens)
+                }
+                var entries = [("linear q4_K Marlin", tm, size.q + size.s), ("linear q4_K 8-bit GEMV", tv, bytes)]
+                if let blas = gpu.blas {
+                    let tb = try time {
+                        try GPUOps.linearGEMM(gpu, blas: blas, m, x: dx.pointer, y: dy.pointer, tokens: tokens, wScratch: w16.pointer,
+                                              xScratch: x16.pointer)
+                    }
+                    entries.append(("linear q4_K f16 + cuBLAS", tb, bytes))
+                }
+                for (op, t, b) in entries {
+                    let r = OpsPerfResult(op: op, shape: shape, microseconds: t, bytes: b)
+                    out.append(r); progress(r)
+                }
+            }
+        }
+        // Sampling one row of Llama 3's 128,256 logits on the GPU (penalties off).
+        for (name, temperature, topK) in [("greedy", Float(0), 40), ("top-k 40, T 0.8", 0.8, 40), ("top-k 1024, T 1", 1, 1024)] {
+            let vocab = 128_256
+            let dl = try gpu.upload(random(vocab, &rng, scale: 8))
+            let sampler = try GPUSampler(gpu: gpu, vocabulary: vocab)
+            var s = GPUSampling()
+            s.temperature = temperature; s.topK = topK; s.topP = 0.95; s.minP = 0.05; s.draw = 0.5
+            let t = try time { try sampler.enqueue(logits: dl.pointer, s) }
+            let r = OpsPerfResult(op: "sampling on the GPU, \(name)", shape: "\(vocab) logits", microseconds: t, bytes: vocab * 4)
             out.append(r); progress(r)
         }
         return out

@@ -2,6 +2,7 @@
 // chunked prefill and single-token decode, and the generation loop with sampling, stop
 // conditions and statistics. A session is used from one thread at a time.
 import CPUKernels
+import CUDA
 import Foundation
 import Models
 
@@ -14,6 +15,10 @@ public struct GenerationParameters: Sendable {
     public var stopAtEndOfGeneration = true
     /// Called with every logits row before sampling (debugging: `swiftkt run --show-top K`).
     public var logitsObserver: (@Sendable ([Float]) -> Void)?
+    /// On a GPU backend, pick tokens on the device (only the id comes back) unless a logits
+    /// observer wants the rows or the sampler's settings are beyond the GPU sampler's
+    /// (top-k off or above 1024 with temperature > 0). `SWIFTKT_GPU_SAMPLING=0` turns it off.
+    public var sampleOnDevice = ProcessInfo.processInfo.environment["SWIFTKT_GPU_SAMPLING"] != "0"
 
     public init() {}
 }
@@ -99,6 +104,26 @@ public final class Session: @unchecked Sendable {
         return result
     }
 
+    /// `evaluate(newTokens)` on a backend that samples on the device: the last chunk's next
+    /// token is picked there from `request`.
+    private func evaluateSampling(_ newTokens: [Int32], device: DeviceSamplingBackend, request: GPUSampling) throws -> Int32 {
+        guard tokens.count + newTokens.count <= contextSize else {
+            throw EngineError.promptTooLong(tokens: tokens.count + newTokens.count, context: contextSize)
+        }
+        let batch = model.options.batchSize
+        var start = 0
+        while newTokens.count - start > batch {
+            let chunk = Array(newTokens[start..<start + batch])
+            _ = try device.forward(tokens: chunk, startPosition: tokens.count, mode: .none)
+            tokens += chunk
+            start += batch
+        }
+        let last = Array(newTokens[start...])
+        let next = try device.forwardSampling(tokens: last, startPosition: tokens.count, sampling: request)
+        tokens += last
+        return next
+    }
+
     /// Generates from `prompt` (appended to what the session already holds), calling `onEvent`
     /// for every token; return false from it to stop early.
     @discardableResult
@@ -106,19 +131,28 @@ public final class Session: @unchecked Sendable {
                          onEvent: (GenerationEvent) throws -> Bool) throws -> GenerationStats {
         var stats = GenerationStats()
         stats.promptTokens = prompt.count
-        guard !prompt.isEmpty || !tokens.isEmpty else { throw EngineError.emptyPrompt }
         let started = Date()
-        var logits = try evaluate(prompt)
+        var sampler = Sampler(parameters.sampling)
+        let device = parameters.sampleOnDevice && parameters.logitsObserver == nil ? try backend() as? DeviceSamplingBackend : nil
+        // Runs newTokens and picks the token after them: on the device where it can, else from
+        // the downloaded logits; both draw from `sampler` at the same point.
+        func step(_ newTokens: [Int32]) throws -> Int32 {
+            if let device, let request = sampler.deviceRequest(history: tokens + newTokens, vocabulary: model.model.vocab) {
+                return try evaluateSampling(newTokens, device: device, request: request)
+            }
+            let logits = try evaluate(newTokens)
+            parameters.logitsObserver?(logits)
+            return sampler.sample(logits, history: tokens)
+        }
+        guard !prompt.isEmpty else { throw EngineError.emptyPrompt }
+        var next = try step(prompt)
         stats.prefillSeconds = Date().timeIntervalSince(started)
         let decodeStart = Date()
-        var sampler = Sampler(parameters.sampling)
         var decoder = model.tokenizer.makeStreamDecoder()
         var stops = StopStringFilter(parameters.stopStrings)
         var finished = false
         while !finished {
             if stats.generatedTokens >= parameters.maxTokens { stats.stopReason = .maxTokens; break }
-            parameters.logitsObserver?(logits)
-            let next = sampler.sample(logits, history: tokens)
             if parameters.stopAtEndOfGeneration && model.tokenizer.isEndOfGeneration(next) {
                 stats.stopReason = .endOfGeneration; break
             }
@@ -128,7 +162,7 @@ public final class Session: @unchecked Sendable {
             if hitStop { stats.stopReason = .stopString; finished = true; break }
             if tokens.count >= contextSize { stats.stopReason = .contextFull; break }
             if stats.generatedTokens >= parameters.maxTokens { stats.stopReason = .maxTokens; break }
-            logits = try evaluate([next])
+            next = try step([next])
         }
         if !finished {
             let tail = stops.finish(decoder.flush())

@@ -42,8 +42,12 @@ public struct CUDANumerics: Sendable {
     /// Chunks of at least this many tokens run linear layers as f16 cuBLAS GEMMs on weights
     /// dequantized on the fly (0: never); smaller ones use the 8-bit GEMV kernels.
     public var gemmMinTokens = 32
-    public init(attentionLikeCPU: Bool = true, geluTable: Bool = true, gemmMinTokens: Int = 32) {
+    /// Chunks of 2 up to this many tokens (≤ 64) run q4_0 / q4_1 / q4_K linear layers with the
+    /// Marlin-class tensor-core GEMM on weights repacked at load (0: off, no repacked copies).
+    public var marlinMaxTokens = 0
+    public init(attentionLikeCPU: Bool = true, geluTable: Bool = true, gemmMinTokens: Int = 32, marlinMaxTokens: Int = 0) {
         self.attentionLikeCPU = attentionLikeCPU; self.geluTable = geluTable; self.gemmMinTokens = gemmMinTokens
+        self.marlinMaxTokens = marlinMaxTokens
     }
 }
 
@@ -57,6 +61,8 @@ public final class CUDAModel: @unchecked Sendable {
     struct Lin {
         let matrix: DeviceMatrix
         let bias: CUdeviceptr?
+        /// The weights repacked for the Marlin GEMM (numerics.marlinMaxTokens > 0, 4-bit types).
+        var marlin: MarlinMatrix? = nil
     }
 
     struct Norm {
@@ -96,6 +102,9 @@ public final class CUDAModel: @unchecked Sendable {
     let embedding: DeviceMatrix
     let outputNorm: Norm
     let head: DeviceMatrix
+    let headLin: Lin
+    /// Bytes of weights repacked for the Marlin GEMM (beside the GGUF blocks).
+    public private(set) var marlinBytes = 0
     private var buffers: [DeviceBuffer] = []
     /// The CPU side of a split model: its thread pool and the placement's CPU operators.
     let cpuContext: ForwardContext?
@@ -134,9 +143,22 @@ public final class CUDAModel: @unchecked Sendable {
             buffers.append(b); bytes += v.count * 4
             return b.pointer
         }
+        var repacked: [CUdeviceptr: MarlinMatrix] = [:]
+        var marlinBytes = 0
+        func marlin(_ m: DeviceMatrix) throws -> MarlinMatrix? {
+            guard numerics.marlinMaxTokens > 1, GPUOps.marlinSupports(m) else { return nil }
+            if let r = repacked[m.pointer] { return r }
+            let size = GPUOps.marlinBytes(rows: m.rows, cols: m.cols)
+            let q = try gpu.allocator.allocate(size.q), s = try gpu.allocator.allocate(size.s)
+            try GPUOps.marlinRepack(gpu, m, q: q.pointer, s: s.pointer)
+            buffers += [q, s]; marlinBytes += size.q + size.s
+            let r = MarlinMatrix(rows: m.rows, cols: m.cols, q: q.pointer, s: s.pointer)
+            repacked[m.pointer] = r
+            return r
+        }
         func lin(_ l: Linear) throws -> Lin {
-            Lin(matrix: try upload(l.weight, l.name.isEmpty ? "a linear layer" : l.name),
-                bias: try l.bias.map { try floats($0) })
+            let m = try upload(l.weight, l.name.isEmpty ? "a linear layer" : l.name)
+            return Lin(matrix: m, bias: try l.bias.map { try floats($0) }, marlin: try marlin(m))
         }
         func norm(_ n: RMSNorm) throws -> Norm { Norm(weight: try floats(n.weight), n: n.weight.count, eps: n.epsilon) }
 
@@ -173,9 +195,14 @@ public final class CUDAModel: @unchecked Sendable {
         layers = out
         embedding = try upload(model.tokenEmbedding, "token_embd.weight")
         head = try upload(model.lmHead.weight, "the LM head")
+        headLin = Lin(matrix: head, bias: nil, marlin: try marlin(head))
         outputNorm = try norm(model.outputNorm)
         self.buffers = buffers
         weightBytes = bytes
+        self.marlinBytes = marlinBytes
+        if marlinBytes > 0 {
+            progress(String(format: "repacked %d matrices for the Marlin GEMM (%.1f MiB)", repacked.count, Double(marlinBytes) / 1048576))
+        }
         try gpu.synchronize()
     }
 
@@ -199,6 +226,8 @@ public final class CUDADecoder: @unchecked Sendable {
     /// f16 weights and activations of the GEMM path (nil when it is off or cuBLAS is missing).
     private let gemmW: DeviceBuffer?, gemmX: DeviceBuffer?
     private let blas: CUBLAS?
+    /// f16 activations and split partial sums of the Marlin GEMM (nil when it is off).
+    private let marlinX: DeviceBuffer?, marlinPartial: DeviceBuffer?
     /// Page-locked rows crossing to and from the CPU's feed-forward blocks (split models).
     private let hostIn: UnsafeMutableRawPointer?, hostOut: UnsafeMutableRawPointer?
     private var acts: [Int: QuantizedActivationsGPU] = [:]
@@ -242,6 +271,19 @@ public final class CUDADecoder: @unchecked Sendable {
         } else {
             gemmW = nil; gemmX = nil
         }
+        let marlins = model.layers.flatMap { L -> [CUDAModel.Lin] in
+            var l = [L.q, L.k, L.v, L.o]
+            if case let .gpu(g, u, dn, _) = L.ffn { l += [g, u, dn] }
+            return l
+        }.compactMap(\.marlin) + [model.headLin.marlin].compactMap { $0 }
+        let marlinTokens = min(b, model.numerics.marlinMaxTokens, GPUOps.marlinMaxTokens)
+        if !marlins.isEmpty && marlinTokens > 1 {
+            marlinX = try allocator.allocate(2 * marlinTokens * (marlins.map(\.cols).max() ?? 1))
+            let device = model.gpu
+            marlinPartial = try floats(marlins.map { GPUOps.marlinScratch(gpu: device, rows: $0.rows, cols: $0.cols, tokens: marlinTokens) }.max() ?? 1)
+        } else {
+            marlinX = nil; marlinPartial = nil
+        }
         logits = try floats(b * m.vocab)
         ids = try gpu.allocator.allocate(b * 4); positions = try gpu.allocator.allocate(b * 4)
         staging = try gpu.driver.allocatePinned(2 * b * 4)
@@ -274,8 +316,19 @@ public final class CUDADecoder: @unchecked Sendable {
     /// Runs `tokens` at positions start..<start+count, appending to the cache; logits for the
     /// positions `mode` asks for ([n, vocab], n = 0, 1 or count), as DecoderModel.forward.
     public func forward(tokens: [Int32], startPosition: Int, mode: LogitsMode) throws -> [Float] {
+        try run(tokens: tokens, startPosition: startPosition, mode: mode, sampling: nil).logits
+    }
+
+    /// Runs `tokens` like `forward(mode: .last)`, then picks the next token from the last
+    /// position's logits on the GPU (GPUSampler): only the id comes back.
+    public func forwardSampling(tokens: [Int32], startPosition: Int, sampling: GPUSampling) throws -> Int32 {
+        guard !tokens.isEmpty else { throw CUDAError.invalidArgument("sampling needs at least one token to run") }
+        return try run(tokens: tokens, startPosition: startPosition, mode: .last, sampling: sampling).token!
+    }
+
+    private func run(tokens: [Int32], startPosition: Int, mode: LogitsMode, sampling: GPUSampling?) throws -> (logits: [Float], token: Int32?) {
         let n = tokens.count
-        guard n > 0 else { return [] }
+        guard n > 0 else { return ([], nil) }
         guard startPosition + n <= capacity else {
             throw ModelError.contextOverflow(needed: startPosition + n, capacity: capacity)
         }
@@ -285,6 +338,7 @@ public final class CUDADecoder: @unchecked Sendable {
         }
         try gpu.makeCurrent()
         var result: [Float] = []
+        var token: Int32?
         var start = 0
         while start < n {
             let end = min(start + maxBatch, n)
@@ -297,13 +351,20 @@ public final class CUDADecoder: @unchecked Sendable {
                 let f = min(max(i, 0), n - 1)
                 wanted = end <= f ? (0, 0) : (max(f - start, 0), end - max(f, start))
             }
-            result += try chunk(Array(tokens[start..<end]), startPosition: startPosition + start, first: wanted.first, rows: wanted.rows)
+            let out = try chunk(Array(tokens[start..<end]), startPosition: startPosition + start, first: wanted.first, rows: wanted.rows,
+                                sampling: end == n ? sampling : nil)
+            result += out.logits
+            token = out.token ?? token
             start = end
         }
-        return result
+        return (result, token)
     }
 
-    private func chunk(_ tokens: [Int32], startPosition: Int, first: Int, rows: Int) throws -> [Float] {
+    /// The sampler's device scratch, made on first use.
+    private var sampler: GPUSampler?
+
+    private func chunk(_ tokens: [Int32], startPosition: Int, first: Int, rows: Int,
+                       sampling: GPUSampling?) throws -> (logits: [Float], token: Int32?) {
         let n = tokens.count
         let st = staging.assumingMemoryBound(to: Int32.self)
         for (i, t) in tokens.enumerated() { st[i] = t; st[n + i] = Int32(startPosition + i) }
@@ -325,13 +386,17 @@ public final class CUDADecoder: @unchecked Sendable {
         } else {
             try enqueue(tokens: n, maxKeys: startPosition + n, first: first, rows: rows)
         }
-        guard rows > 0 else { try gpu.synchronize(); return [] }
+        guard rows > 0 else { try gpu.synchronize(); return ([], nil) }
+        if let sampling, rows == 1 {
+            if sampler == nil { sampler = try GPUSampler(gpu: gpu, vocabulary: vocab) }
+            return ([], try sampler!.sample(logits: logits.pointer, sampling))
+        }
         if rows == 1 {
             try gpu.driver.copyAsync(toHost: logitsPinned, from: logits.pointer, bytes: vocab * 4, stream: gpu.stream)
             try gpu.synchronize()
-            return Array(UnsafeBufferPointer(start: logitsPinned.assumingMemoryBound(to: Float.self), count: vocab))
+            return (Array(UnsafeBufferPointer(start: logitsPinned.assumingMemoryBound(to: Float.self), count: vocab)), nil)
         }
-        return try gpu.download(logits.pointer, count: rows * vocab)
+        return (try gpu.download(logits.pointer, count: rows * vocab), nil)
     }
 
     /// Queues one chunk's kernels on the stream (ids and positions already on the device).
@@ -396,7 +461,7 @@ public final class CUDADecoder: @unchecked Sendable {
         guard rows > 0 else { return }
         let xr = x.pointer + UInt64(first * d * 4)
         try norm(model.outputNorm, xr, h.pointer, rows: rows, feeding: model.head)
-        try linears([(CUDAModel.Lin(matrix: model.head, bias: nil), logits.pointer)], input: h.pointer, tokens: rows)
+        try linears([(model.headLin, logits.pointer)], input: h.pointer, tokens: rows)
         if let cap = m.finalLogitSoftcap { try GPUOps.softcap(gpu, x: logits.pointer, cap: cap, count: rows * m.vocab) }
     }
 
@@ -442,11 +507,15 @@ public final class CUDADecoder: @unchecked Sendable {
         // Quantized by the norm that wrote `input` just before, or stale.
         if prequantized != input { GPUOps.invalidate(act) }
         prequantized = nil
-        var converted = false
+        var converted = false, converted16 = false
         var gemv: [(CUDAModel.Lin, CUdeviceptr)] = []
         for (l, y) in list {
             let m = l.matrix
-            if let blas, let gemmW, let gemmX, tokens >= model.numerics.gemmMinTokens, m.rows <= GPUOps.gemmMaxRows,
+            if tokens > 1, tokens <= model.numerics.marlinMaxTokens, let mm = l.marlin, let marlinX, let marlinPartial,
+               tokens * mm.cols * 2 <= marlinX.bytes {
+                if !converted16 { try GPUOps.toF16(gpu, x: input, y: marlinX.pointer, count: tokens * mm.cols); converted16 = true }
+                try GPUOps.linearMarlin(gpu, mm, x16: marlinX.pointer, y: y, tokens: tokens, partial: marlinPartial.pointer)
+            } else if let blas, let gemmW, let gemmX, tokens >= model.numerics.gemmMinTokens, m.rows <= GPUOps.gemmMaxRows,
                2 * m.rows * m.cols <= gemmW.bytes {
                 try GPUOps.linearGEMM(gpu, blas: blas, m, x: input, y: y, tokens: tokens, wScratch: gemmW.pointer,
                                       xScratch: gemmX.pointer, xReady: converted)

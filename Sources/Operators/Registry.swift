@@ -163,7 +163,10 @@ public struct OperatorRegistry: Sendable {
         let cuda: [(String, String, Set<ModuleKind>, [KwargSpec])] = [
             ("LinearCUDA", "GGUF-quantized weights on the GPU: 8-bit activations with dp4a GEMV; f16 cuBLAS GEMM for long chunks", linearKinds,
              [KwargSpec("gemm_min_tokens", .int(min: 0), default: .int(32),
-                        help: "chunks of at least this many tokens dequantize the weights to f16 and run a cuBLAS GEMM (0: never)")]),
+                        help: "chunks of at least this many tokens dequantize the weights to f16 and run a cuBLAS GEMM (0: never)"),
+              KwargSpec("marlin_max_tokens", .int(min: 0), default: .int(0),
+                        help: "chunks of 2 up to this many tokens (at most 64) run q4_0/q4_1/q4_K weights with the Marlin-class "
+                            + "tensor-core GEMM on a copy repacked at load (0: off)")]),
             ("AttentionCUDA", "f16 KV cache on the GPU; split-K online-softmax attention, or the CPU's numerics", [.attention],
              [KwargSpec("numerics", .string(choices: ["cpu", "fast"]), default: .string("cpu"),
                         help: "cpu: below 64 tokens per chunk, llama.cpp's CPU flash-attention numerics (f16 query and accumulator, "

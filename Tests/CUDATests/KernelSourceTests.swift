@@ -9,9 +9,9 @@ final class KernelSourceTests: XCTestCase {
     /// Kernel names defined in the source: `extern "C" __global__ void NAME(` and the macro
     /// instantiations EMBED(T, NAME), MMVQ(T, NAME), MMVF(T, NAME).
     static func definedKernels() -> Set<String> {
-        let text = KernelSource.text
+        let text = KernelSource.all
         var names = Set<String>()
-        for pattern in [#"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\("#, #"(?:EMBED|MMVQ|MMVF|DEQ)\(\w+, (\w+)\)"#] {
+        for pattern in [#"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\("#, #"(?:EMBED|MMVQ|MMVF|DEQ|MREPACK)\(\w+, (\w+)\)"#] {
             let re = try! NSRegularExpression(pattern: pattern)
             for m in re.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
                 names.insert(String(text[Range(m.range(at: 1), in: text)!]))
@@ -26,6 +26,7 @@ final class KernelSourceTests: XCTestCase {
             }
         }
         for g in matches(#"MMVQ\(\w+, (\w+)\)"#) where g[0] != "name" { names.insert(g[0] + "_1") }
+        for g in matches(#"MARLIN\((\d)\)"#) { names.insert("marlin_q4_" + g[0]) }
         for g in matches(#"NORM4\((\d)\)"#) { names.insert("rms_norm4_" + g[0]); names.insert("add_rms_norm4_" + g[0]) }
         for g in matches(#"NORM4Q\(\d, (\w+)\)"#) { names.insert("rms_norm4q_" + g[0]); names.insert("add_rms_norm4q_" + g[0]) }
         return names
@@ -35,7 +36,8 @@ final class KernelSourceTests: XCTestCase {
         let defined = Self.definedKernels()
         var launched = ["quantize_q8_32", "quantize_q8_K", "rms_norm", "rope", "glu", "add", "add_bias", "softcap", "store_kv",
                         "argmax_rows", "attn_split", "attn_combine", "attn_scores_f16q", "attn_seq_f16acc", "add_rms_norm", "to_f16"]
-        launched += ["mmv1_q4_K", "glu_q"]
+        launched += ["mmv1_q4_K", "glu_q", "apply_penalties", "sample_topk_slices", "sample_finish", "marlin_reduce"]
+        launched += (1...8).map { "marlin_q4_\($0)" } + GPUOps.marlinTypes.map { "marlin_repack_" + $0.name }
         for t in GPUOps.supportedTypes {
             launched.append("embed_" + t.name)
             launched.append((GPUOps.isFloat(t) ? "mmv_" : "mmvq_") + t.name)
@@ -64,11 +66,11 @@ final class KernelSourceTests: XCTestCase {
         let cache = FileManager.default.temporaryDirectory.appendingPathComponent("swiftkt-nvrtc-\(getpid())")
         defer { try? FileManager.default.removeItem(at: cache) }
         for arch in ["sm_90", "sm_80"] {
-            let cubin = try nvrtc.compile(source: KernelSource.text, name: "swiftkt-ops", architecture: arch, options: ["-lineinfo"],
+            let cubin = try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: arch, options: ["-lineinfo"],
                                           cacheDirectory: cache)
             XCTAssertGreaterThan(cubin.count, 10_000, arch)
             // The second call comes from the disk cache, byte for byte.
-            XCTAssertEqual(try nvrtc.compile(source: KernelSource.text, name: "swiftkt-ops", architecture: arch, options: ["-lineinfo"],
+            XCTAssertEqual(try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: arch, options: ["-lineinfo"],
                                              cacheDirectory: cache), cubin)
         }
     }

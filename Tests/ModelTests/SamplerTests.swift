@@ -71,6 +71,50 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(s.sample(logits, history: [1, 4]), 1, "token 1 is outside the window")
     }
 
+    func testTopCandidatesIsThePrefixOfTheFullOrder() {
+        // The heap selection against a full sort by (logit desc, id asc), with many ties.
+        var rng = SeededGenerator(seed: 11)
+        for n in [1, 7, 100, 5000] {
+            let logits = (0..<n).map { _ in (Float.random(in: -3...3, using: &rng) * 2).rounded() / 2 }
+            let full = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            for k in [1, 2, 40, n - 1, n] where k >= 1 && k <= n {
+                XCTAssertEqual(Sampler.topCandidates(logits, k: k), Array(full.prefix(k)), "n \(n), k \(k)")
+            }
+        }
+    }
+
+    func testTiedLogitsGoToTheLowerId() {
+        var s = Sampler(.greedy)
+        XCTAssertEqual(s.sample([1, 5, 2, 5], history: []), 1)
+        var p = SamplingParameters()
+        p.temperature = 1; p.topK = 1; p.topP = 1; p.minP = 0
+        s = Sampler(p)
+        XCTAssertEqual(s.sample([1, 5, 2, 5], history: []), 1, "top-1 of a tie keeps the lower id")
+    }
+
+    func testDeviceRequestDrawsLikeSample() {
+        // The request carries the draw `sample` would take, so two samplers of one seed stay in step.
+        var p = SamplingParameters()
+        p.temperature = 0.9; p.repeatPenalty = 1.2
+        var a = Sampler(p), b = Sampler(p)
+        for _ in 0..<3 {
+            _ = a.sample(logits, history: [1, 1, 2])
+            let r = b.deviceRequest(history: [1, 1, 2], vocabulary: logits.count)
+            XCTAssertNotNil(r)
+            XCTAssertEqual(r?.penalties.map(\.0), [1, 2])
+            XCTAssertEqual(r?.penalties.map(\.1), [2, 1])
+            XCTAssertEqual(r?.topK, min(p.topK, logits.count))
+        }
+        XCTAssertEqual(a.sample(logits, history: []), b.sample(logits, history: []), "generators still in step")
+        p.topK = 0
+        var c = Sampler(p)
+        XCTAssertNil(c.deviceRequest(history: [], vocabulary: 5000), "top-k off is beyond the GPU sampler")
+        XCTAssertNotNil(c.deviceRequest(history: [], vocabulary: 500), "… unless the whole vocabulary fits its limit")
+        p.temperature = 0
+        c = Sampler(p)
+        XCTAssertEqual(c.deviceRequest(history: [], vocabulary: 5000)?.temperature, 0, "greedy always fits")
+    }
+
     // MARK: - Stop strings
 
     func testStopStringCutsOutputAndHoldsPartialMatches() {
