@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "CUDA", dependencies: ["Core"]),
         // Dense decoders (Models' DecoderModel) on one CUDA device: weights uploaded in their GGUF
         // blocks, forward passes with CUDA/GPUOps, decode steps replayed as CUDA graphs.
-        .target(name: "ModelsCUDA", dependencies: ["Core", "CPUKernels", "CUDA", "Models"], swiftSettings: optimize),
+        .target(name: "ModelsCUDA", dependencies: ["Core", "CPUKernels", "CUDA", "Models", "Operators"], swiftSettings: optimize),
         // BPE / SentencePiece tokenizers built from GGUF metadata.
         .target(name: "Tokenizer", dependencies: ["Core", "GGUF"]),
         // A Jinja subset for chat templates (no dependencies).

@@ -40,6 +40,9 @@ public final class Driver: @unchecked Sendable {
     typealias FnStream = @convention(c) (CUstream?) -> CUresult
     typealias FnEventCreate = @convention(c) (UnsafeMutablePointer<CUevent?>, UInt32) -> CUresult
     typealias FnEventRecord = @convention(c) (CUevent, CUstream?) -> CUresult
+    typealias FnStreamWaitEvent = @convention(c) (CUstream?, CUevent, UInt32) -> CUresult
+    typealias FnHostRegister = @convention(c) (UnsafeMutableRawPointer, Int, UInt32) -> CUresult
+    typealias FnHostUnregister = @convention(c) (UnsafeMutableRawPointer) -> CUresult
     typealias FnEvent = @convention(c) (CUevent) -> CUresult
     typealias FnElapsed = @convention(c) (UnsafeMutablePointer<Float>, CUevent, CUevent) -> CUresult
     typealias FnHtoDAsync = @convention(c) (CUdeviceptr, UnsafeRawPointer, Int, CUstream?) -> CUresult
@@ -81,6 +84,9 @@ public final class Driver: @unchecked Sendable {
     private let cuStreamSynchronize: FnStream
     private let cuEventCreate: FnEventCreate
     private let cuEventRecord: FnEventRecord
+    private let cuStreamWaitEvent: FnStreamWaitEvent
+    private let cuMemHostRegister: FnHostRegister
+    private let cuMemHostUnregister: FnHostUnregister
     private let cuEventSynchronize: FnEvent
     private let cuEventElapsedTime: FnElapsed
     private let cuMemcpyHtoDAsync: FnHtoDAsync
@@ -124,6 +130,9 @@ public final class Driver: @unchecked Sendable {
         cuStreamSynchronize = try lib.function("cuStreamSynchronize", as: FnStream.self)
         cuEventCreate = try lib.function("cuEventCreate", as: FnEventCreate.self)
         cuEventRecord = try lib.function("cuEventRecord", as: FnEventRecord.self)
+        cuStreamWaitEvent = try lib.function("cuStreamWaitEvent", as: FnStreamWaitEvent.self)
+        cuMemHostRegister = try lib.function("cuMemHostRegister_v2", as: FnHostRegister.self)
+        cuMemHostUnregister = try lib.function("cuMemHostUnregister", as: FnHostUnregister.self)
         cuEventSynchronize = try lib.function("cuEventSynchronize", as: FnEvent.self)
         cuEventElapsedTime = try lib.function("cuEventElapsedTime", as: FnElapsed.self)
         cuMemcpyHtoDAsync = try lib.function("cuMemcpyHtoDAsync_v2", as: FnHtoDAsync.self)
@@ -293,6 +302,18 @@ public final class Driver: @unchecked Sendable {
 
     public func record(_ event: CUevent, on stream: CUstream?) throws { try check("cuEventRecord", cuEventRecord(event, stream)) }
     public func synchronize(event: CUevent) throws { try check("cuEventSynchronize", cuEventSynchronize(event)) }
+    /// Work queued on `stream` after this waits for `event`'s recorded point.
+    public func wait(_ stream: CUstream?, for event: CUevent) throws {
+        try check("cuStreamWaitEvent", cuStreamWaitEvent(stream, event, 0))
+    }
+
+    /// Page-locks existing host memory (read-only: the GPU only reads it, so a read-only mapping
+    /// such as a model file's will do) so that copies from it run at full PCIe speed.
+    public func registerHost(_ p: UnsafeMutableRawPointer, bytes: Int) throws {
+        // CU_MEMHOSTREGISTER_PORTABLE (1) | CU_MEMHOSTREGISTER_READ_ONLY (8)
+        try check("cuMemHostRegister(\(bytes) bytes at \(p))", cuMemHostRegister(p, bytes, 1 | 8))
+    }
+    public func unregisterHost(_ p: UnsafeMutableRawPointer) { _ = cuMemHostUnregister(p) }
 
     /// Milliseconds between two recorded events.
     public func elapsed(from start: CUevent, to end: CUevent) throws -> Float {

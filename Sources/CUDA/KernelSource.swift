@@ -17,9 +17,10 @@
 // Type codes follow ggml: 0 f32, 1 f16, 2 q4_0, 3 q4_1, 6 q5_0, 7 q5_1, 8 q8_0, 12 q4_K,
 // 13 q5_K, 14 q6_K, 30 bf16.
 enum KernelSource {
-    /// Everything NVRTC compiles: the operators below, sampling (KernelSource+Sampling) and the
-    /// Marlin-class 4-bit GEMM (KernelSource+Marlin).
-    static var all: String { text + sampling + marlin }
+    /// Everything NVRTC compiles: the operators below, sampling (KernelSource+Sampling), the
+    /// Marlin-class 4-bit GEMM (KernelSource+Marlin) and the routed experts' gather and scatter
+    /// (KernelSource+Experts).
+    static var all: String { text + sampling + marlin + experts }
 
     static let text = #"""
 typedef unsigned char u8;

@@ -157,6 +157,9 @@ public final class LoadedModel: @unchecked Sendable {
             }
             numerics.marlinMaxTokens = n
         }
+        if let e = plan.modules.first(where: { $0.kind == .experts }), case let .int(n)? = e.kwargs["stream_to_gpu_min_tokens"] {
+            numerics.expertsOnGPUMinTokens = n
+        }
         let cuda = try CUDAModel(model: model, gpu: gpu, numerics: numerics, cpuContext: cpuBlocks.isEmpty ? nil : cpuContext,
                                  progress: progress)
         if cuda.cpuBlocks > 0 {

@@ -106,6 +106,7 @@ enum ShippedRuleTexts {
 # straight on the GGUF weights in DRAM (tokens grouped by expert, all cores); attention, norms
 # and the LM head on cuda:0 as in cuda.yaml. Each layer's normalized hidden state goes to
 # page-locked host memory, the CPU computes the block, the result comes back and is added.
+# Prompt-sized chunks run the routed experts on the GPU instead (stream_to_gpu_min_tokens).
 # (DeepSeek's MLA attention has no GPU kernels yet: deepseek2 stays on rules/cpu.yaml.)
 - match:
     class: MoE
@@ -127,6 +128,9 @@ enum ShippedRuleTexts {
     class: ExpertsCPU
     kwargs:
       device: cpu
+      # Prompt chunks of 32+ tokens: each layer's expert weights are copied to the GPU (two
+      # layers ahead, over PCIe) and the experts run there; decode keeps them on the CPU.
+      stream_to_gpu_min_tokens: 32
   optional: true
 - match:
     name: "\\.mlp\\.shared_expert$"

@@ -91,11 +91,23 @@ public struct MoEFeedForward: FeedForward {
     }
 
     public func callAsFunction(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, tokens: Int, context: ForwardContext) {
-        let e = experts.count, d = experts.embedding
-        let logits = UnsafeMutablePointer<Float>.allocate(capacity: tokens * e)
         let ids = UnsafeMutablePointer<Int32>.allocate(capacity: tokens * used)
         let weights = UnsafeMutablePointer<Float>.allocate(capacity: tokens * used)
-        defer { logits.deallocate(); ids.deallocate(); weights.deallocate() }
+        defer { ids.deallocate(); weights.deallocate() }
+        route(x, tokens: tokens, ids: ids, weights: weights, context: context)
+        context.operators.experts(expertsName, tokens: tokens)
+            .run(experts, x: x, routing: ExpertRouting(tokens: tokens, used: used, ids: ids, weights: weights), out: out,
+                 pool: context.pool)
+        addShared(x, out, tokens: tokens, context: context)
+    }
+
+    /// The router and the routing function: each token's `used` experts and their weights into
+    /// ids, weights [tokens, used] (slot order as ranked).
+    public func route(_ x: UnsafePointer<Float>, tokens: Int, ids: UnsafeMutablePointer<Int32>, weights: UnsafeMutablePointer<Float>,
+                      context: ForwardContext) {
+        let e = experts.count
+        let logits = UnsafeMutablePointer<Float>.allocate(capacity: tokens * e)
+        defer { logits.deallocate() }
         router(x, logits, tokens: tokens, context: context)
         if gating == .softmax && selectionBias == nil && groups <= 1 {
             MoERouting.softmaxTopK(logits: logits, tokens: tokens, experts: e, used: used, normalize: normalizeWeights,
@@ -105,11 +117,12 @@ public struct MoEFeedForward: FeedForward {
                                groups: groups, groupsUsed: groupsUsed, normalize: normalizeWeights, scale: weightsScale,
                                ids: ids, weights: weights)
         }
-        context.operators.experts(expertsName, tokens: tokens)
-            .run(experts, x: x, routing: ExpertRouting(tokens: tokens, used: used, ids: ids, weights: weights), out: out,
-                 pool: context.pool)
+    }
 
+    /// out += the shared expert's output (times its sigmoid gate), when the block has one.
+    public func addShared(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, tokens: Int, context: ForwardContext) {
         guard let shared else { return }
+        let d = experts.embedding
         let s = UnsafeMutablePointer<Float>.allocate(capacity: tokens * d)
         let g = UnsafeMutablePointer<Float>.allocate(capacity: tokens)
         defer { s.deallocate(); g.deallocate() }

@@ -45,6 +45,9 @@ public struct CUDANumerics: Sendable {
     /// Chunks of 2 up to this many tokens (≤ 64) run q4_0 / q4_1 / q4_K linear layers with the
     /// Marlin-class tensor-core GEMM on weights repacked at load (0: off, no repacked copies).
     public var marlinMaxTokens = 0
+    /// Split models: chunks of at least this many tokens run each MoE block's routed experts on
+    /// the GPU, their weights streamed from host memory (0: the CPU runs every MoE block).
+    public var expertsOnGPUMinTokens = 0
     public init(attentionLikeCPU: Bool = true, geluTable: Bool = true, gemmMinTokens: Int = 32, marlinMaxTokens: Int = 0) {
         self.attentionLikeCPU = attentionLikeCPU; self.geluTable = geluTable; self.gemmMinTokens = gemmMinTokens
         self.marlinMaxTokens = marlinMaxTokens
@@ -108,6 +111,8 @@ public final class CUDAModel: @unchecked Sendable {
     private var buffers: [DeviceBuffer] = []
     /// The CPU side of a split model: its thread pool and the placement's CPU operators.
     let cpuContext: ForwardContext?
+    /// Streams routed experts to the GPU for prompt-sized chunks (numerics.expertsOnGPUMinTokens).
+    let streamer: ExpertStreamer?
     /// Layers whose feed-forward block runs on the CPU.
     public var cpuBlocks: Int { layers.filter { if case .cpu = $0.ffn { return true } else { return false } }.count }
 
@@ -193,6 +198,19 @@ public final class CUDAModel: @unchecked Sendable {
             }
         }
         layers = out
+        let moeBlocks = out.enumerated().compactMap { i, L -> (layer: Int, moe: MoEFeedForward)? in
+            if case let .cpu(block) = L.ffn, let moe = block as? MoEFeedForward { return (i, moe) }
+            return nil
+        }
+        if numerics.expertsOnGPUMinTokens > 0 && !moeBlocks.isEmpty {
+            let s = try ExpertStreamer(gpu: gpu, blocks: moeBlocks)
+            progress(String(format: "chunks of %d+ tokens stream the routed experts to the GPU (%@ host memory, 2 × %.0f MiB staging)",
+                            numerics.expertsOnGPUMinTokens, s.pageLocked ? "page-locked" : "pageable: slower",
+                            Double(s.deviceBytes) / 2 / 1048576))
+            streamer = s
+        } else {
+            streamer = nil
+        }
         embedding = try upload(model.tokenEmbedding, "token_embd.weight")
         head = try upload(model.lmHead.weight, "the LM head")
         headLin = Lin(matrix: head, bias: nil, marlin: try marlin(head))
@@ -237,6 +255,17 @@ public final class CUDADecoder: @unchecked Sendable {
     private let maxSplits: Int
     /// The captured decode step, built on first use (SWIFTKT_CUDA_GRAPHS=0 turns graphs off).
     private var decodeGraph: CUgraphExec?
+    /// Device and pinned buffers of routed experts on the GPU (a streaming split model).
+    struct RoutedBuffers {
+        /// [used, tokens, d] weighted expert outputs; gathered rows in and results out [tokens, d].
+        let slots: DeviceBuffer, gathered: DeviceBuffer, results: DeviceBuffer
+        /// Token index, destination slot row and weight of every (token, slot) pair, grouped by
+        /// expert: device and page-locked host copies.
+        let lists: DeviceBuffer
+        let staging: UnsafeMutableRawPointer
+        let pairs: Int
+    }
+    private let routed: RoutedBuffers?
     /// The buffer whose activations the last norm launch also quantized (nil after any `linears`).
     private var prequantized: CUdeviceptr?
     public let useGraphs: Bool
@@ -248,7 +277,8 @@ public final class CUDADecoder: @unchecked Sendable {
         let m = model.model, d = m.embedding, b = maxBatch
         let maxQ = model.layers.map { $0.heads * $0.headDim }.max() ?? 0
         let maxKV = model.layers.map { $0.kvHeads * $0.headDim }.max() ?? 0
-        let maxFF = model.layers.flatMap { $0.mlpMatrices.prefix(1).map(\.rows) }.max() ?? 0
+        let expertFF = model.streamer?.layers.values.map(\.gate.rows).max() ?? 0
+        let maxFF = max(model.layers.flatMap { $0.mlpMatrices.prefix(1).map(\.rows) }.max() ?? 0, expertFF)
         let maxHeads = model.layers.map(\.heads).max() ?? 1, maxDim = model.layers.map(\.headDim).max() ?? 32
         for _ in model.layers {
             keys.append(try gpu.allocator.allocate(capacity * maxKV * 2))
@@ -298,6 +328,19 @@ public final class CUDADecoder: @unchecked Sendable {
         } else {
             hostIn = nil; hostOut = nil
         }
+        if let streamer = model.streamer, b >= model.numerics.expertsOnGPUMinTokens {
+            let used = model.layers.compactMap { L -> Int? in
+                if case let .cpu(block) = L.ffn, let moe = block as? MoEFeedForward { return moe.used }
+                return nil
+            }.max() ?? 1
+            let pairs = b * used
+            routed = RoutedBuffers(
+                slots: try floats(pairs * d), gathered: try floats(b * d), results: try floats(b * d),
+                lists: try allocator.allocate(3 * pairs * 4), staging: try gpu.driver.allocatePinned(3 * pairs * 4), pairs: pairs)
+            _ = streamer
+        } else {
+            routed = nil
+        }
         // A step that waits for the CPU in every layer cannot be one captured graph.
         useGraphs = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GRAPHS"] != "0" && model.cpuBlocks == 0
     }
@@ -308,6 +351,7 @@ public final class CUDADecoder: @unchecked Sendable {
         try? gpu.driver.freePinned(logitsPinned)
         if let hostIn { try? gpu.driver.freePinned(hostIn) }
         if let hostOut { try? gpu.driver.freePinned(hostOut) }
+        if let routed { try? gpu.driver.freePinned(routed.staging) }
     }
 
     /// KV cache bytes.
@@ -448,7 +492,11 @@ public final class CUDADecoder: @unchecked Sendable {
                 }
                 try linears([(down, o.pointer)], input: g.pointer, tokens: n)
             case let .cpu(block):
-                try cpuBlock(block, tokens: n)
+                if let moe = block as? MoEFeedForward, model.streamer != nil, routed != nil, n >= model.numerics.expertsOnGPUMinTokens {
+                    try expertsOnGPU(moe, layer: index, tokens: n, firstOfChunk: index == firstMoELayer)
+                } else {
+                    try cpuBlock(block, tokens: n)
+                }
             }
             if let pn = L.postFFNNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
             if index + 1 < model.layers.count {
@@ -476,6 +524,77 @@ public final class CUDADecoder: @unchecked Sendable {
         try gpu.synchronize()
         block(hostIn.assumingMemoryBound(to: Float.self), hostOut.assumingMemoryBound(to: Float.self), tokens: n, context: context)
         try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
+    }
+
+    /// The first layer with a streamed MoE block.
+    private var firstMoELayer: Int { model.streamer?.order.first ?? -1 }
+
+    /// A MoE block with its routed experts on the GPU: h goes to the host for the router and the
+    /// routing function (the CPU path's own code, so the same experts are chosen), the
+    /// (token, slot) pairs come back grouped by expert, and per expert its tokens are gathered,
+    /// run through gate, up, the activation and down (the GEMV kernels on 8-bit activations, as
+    /// the CPU's dot products), weighted and written to their slot rows; the slots are summed in
+    /// slot order. A shared expert runs on the CPU meanwhile and is added at the end.
+    private func expertsOnGPU(_ moe: MoEFeedForward, layer index: Int, tokens n: Int, firstOfChunk: Bool) throws {
+        guard let streamer = model.streamer, let routed, let context = model.cpuContext, let hostIn, let hostOut else {
+            throw CUDAModelError.unsupported("routed experts on the GPU without their buffers")
+        }
+        if firstOfChunk { try streamer.begin() }
+        let d = model.model.embedding, k = moe.used, ff = moe.experts.feedForward, pairs = n * k
+        guard pairs <= routed.pairs, let actD = acts[d], let actFF = acts[ff] else {
+            throw CUDAModelError.unsupported("routed experts of \(n) tokens × \(k) on the GPU (buffers for \(routed.pairs) pairs)")
+        }
+        try gpu.driver.copyAsync(toHost: hostIn, from: h.pointer, bytes: n * d * 4, stream: gpu.stream)
+        try gpu.synchronize()
+        let x = UnsafePointer(hostIn.assumingMemoryBound(to: Float.self))
+        var ids = [Int32](repeating: 0, count: pairs), weights = [Float](repeating: 0, count: pairs)
+        ids.withUnsafeMutableBufferPointer { i in
+            weights.withUnsafeMutableBufferPointer { w in moe.route(x, tokens: n, ids: i.baseAddress!, weights: w.baseAddress!, context: context) }
+        }
+        // Counting sort of the pairs by expert: token, destination row (slot j, token t) and weight.
+        let experts = moe.experts.count
+        var start = [Int](repeating: 0, count: experts + 1)
+        for id in ids {
+            guard id >= 0, Int(id) < experts else { throw CUDAModelError.unsupported("expert id \(id) outside 0..<\(experts)") }
+            start[Int(id) + 1] += 1
+        }
+        for e in 0..<experts { start[e + 1] += start[e] }
+        var fill = start
+        let token = routed.staging.assumingMemoryBound(to: Int32.self), dest = token + pairs
+        let weight = UnsafeMutableRawPointer(dest + pairs).assumingMemoryBound(to: Float.self)
+        for t in 0..<n {
+            for j in 0..<k {
+                let e = Int(ids[t * k + j]), at = fill[e]
+                token[at] = Int32(t); dest[at] = Int32(j * n + t); weight[at] = weights[t * k + j]
+                fill[e] += 1
+            }
+        }
+        let lists = routed.lists.pointer
+        try gpu.driver.copyAsync(toDevice: lists, from: routed.staging, bytes: 3 * pairs * 4, stream: gpu.stream)
+        let mats = try streamer.matrices(layer: index)
+        for e in 0..<experts where start[e + 1] > start[e] {
+            let rows = start[e + 1] - start[e], off = UInt64(start[e] * 4)
+            try GPUOps.gatherRows(gpu, x: h.pointer, indices: lists + off, count: rows, d: d, out: routed.gathered.pointer)
+            GPUOps.invalidate(actD); GPUOps.invalidate(actFF)
+            try GPUOps.linearMany(gpu, [mats.gate[e], mats.up[e]], x: routed.gathered.pointer, act: actD, ys: [g.pointer, u.pointer],
+                                  tokens: rows)
+            _ = try GPUOps.gluQuantized(gpu, gate: g.pointer, up: u.pointer, tokens: rows, n: ff, activation: .silu, act: actFF,
+                                        weightType: mats.down[e].type)
+            try GPUOps.linear(gpu, mats.down[e], x: g.pointer, act: actFF, y: routed.results.pointer, tokens: rows)
+            try GPUOps.scatterScaled(gpu, y: routed.results.pointer, destinations: lists + UInt64(pairs * 4) + off,
+                                     weights: lists + UInt64(2 * pairs * 4) + off, count: rows, d: d, slots: routed.slots.pointer)
+        }
+        try streamer.done(layer: index)
+        GPUOps.invalidate(actD); GPUOps.invalidate(actFF)
+        try GPUOps.sumSlots(gpu, slots: routed.slots.pointer, used: k, count: n * d, out: o.pointer)
+        if moe.shared != nil {
+            // The shared expert on the CPU while the GPU runs the routed ones.
+            let out = hostOut.assumingMemoryBound(to: Float.self)
+            out.initialize(repeating: 0, count: n * d)
+            moe.addShared(x, out, tokens: n, context: context)
+            try gpu.driver.copyAsync(toDevice: routed.results.pointer, from: hostOut, bytes: n * d * 4, stream: gpu.stream)
+            try GPUOps.add(gpu, x: o.pointer, y: routed.results.pointer, count: n * d)
+        }
     }
 
     /// The activation buffer and weight type for a norm whose output `matrix` reads next, when

@@ -142,7 +142,11 @@ public struct OperatorRegistry: Sendable {
             make: { kw in MLPCPU(geluTable: kw["gelu"] != .string("exact")) }), defaultFor: [.mlp])
         r.register(OperatorDescriptor(
             name: "ExpertsCPU", summary: "routed experts on GGUF weights, tokens grouped by expert, 8-bit activations",
-            kinds: [.experts], devices: [.cpu], make: { _ in ExpertsCPU.quantized }), defaultFor: [.experts])
+            kinds: [.experts], devices: [.cpu],
+            kwargs: [KwargSpec("stream_to_gpu_min_tokens", .int(min: 0), default: .int(0),
+                               help: "when the rest of the model is on a GPU (rules/cuda-moe.yaml): chunks of at least this many "
+                                   + "tokens copy each layer's expert weights to the GPU and run the experts there (0: never)")],
+            make: { _ in ExpertsCPU.quantized }), defaultFor: [.experts])
         r.register(OperatorDescriptor(
             name: "ExpertsCPUReference", summary: "routed experts with weight rows dequantized to float (exact)",
             kinds: [.experts], devices: [.cpu], make: { _ in ExpertsCPU.reference }))

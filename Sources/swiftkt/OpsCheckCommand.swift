@@ -20,11 +20,15 @@ struct OpsCheckCommand: ParsableCommand {
     @Option(name: [.short, .long], help: "Output: md (table) or json.")
     var output = "md"
 
-    @Option(name: [.short, .long], help: "Also compare a model end to end, GPU against the CPU path: logits at 24 prompt positions and 16 greedy tokens (repeatable).")
+    @Option(name: [.short, .long], help: "Also compare a model end to end, GPU against the CPU path: logits at every prompt position and 16 greedy tokens (repeatable).")
     var model: [String] = []
+
+    @Option(name: .customLong("prompt-tokens"), help: "Prompt length of the end-to-end comparison (one chunk; 32+ runs prompt-sized paths: GEMM, experts on the GPU).")
+    var promptTokens = 24
 
     func validate() throws {
         guard ["md", "json"].contains(output) else { throw ValidationError("-o must be md or json, got '\(output)'") }
+        guard (1...512).contains(promptTokens) else { throw ValidationError("--prompt-tokens must be 1 ... 512, got \(promptTokens)") }
     }
 
     func run() throws {
@@ -41,7 +45,7 @@ struct OpsCheckCommand: ParsableCommand {
         } : []
         var comparisons: [ModelComparison] = []
         for m in model {
-            let c = try OpsCheck.compare(modelAt: try ModelStore.resolve(m))
+            let c = try OpsCheck.compare(modelAt: try ModelStore.resolve(m), promptTokens: promptTokens)
             comparisons.append(c)
             FileHandle.standardError.write(Data(String(format: "model %@: max logits error %.2e, %d/%d greedy tokens alike\n", c.model,
                                                        c.logitErrors.max() ?? 0, c.agreeing, c.cpuTokens.count).utf8))
@@ -70,7 +74,7 @@ struct OpsCheckCommand: ParsableCommand {
                 }
             }
             if !comparisons.isEmpty {
-                print("\n| model (GPU vs CPU path) | max logits error (24 positions) | mean | greedy tokens alike |\n|---|---|---|---|")
+                print("\n| model (GPU vs CPU path) | max logits error (\(promptTokens) positions) | mean | greedy tokens alike |\n|---|---|---|---|")
                 for c in comparisons {
                     let mean = c.logitErrors.reduce(0, +) / Double(max(c.logitErrors.count, 1))
                     print(String(format: "| %@ | %.2e | %.2e | %d / %d |", c.model, c.logitErrors.max() ?? 0, mean, c.agreeing, c.cpuTokens.count))

@@ -51,3 +51,12 @@ for round in 1 2; do
         SWIFTKT_CUDA_PDL=$pdl "$bin" bench -m "$m" -p 512 -n 128 -r 3 2>/dev/null | grep -E "^\| llama" | sed "s/^/pdl=$pdl round $round: /" | tee -a "$out/pdl-bench.md"
     done
 done
+# Optionally start what scripts/gpu/check_hybrid_prefill.sh needs next (llama.cpp's CUDA build,
+# the Qwen3-30B-A3B-shaped model) in a new session that outlives this call while the machine
+# stays warm: LLAMA_CPP_TAR_XZ=path.
+if [ -n "${LLAMA_CPP_TAR_XZ:-}" ]; then
+    here=$(cd "$(dirname "$0")" && pwd)
+    setsid nohup bash "$here/llamacpp_cuda.sh" "$LLAMA_CPP_TAR_XZ" "$work/lcp" "$work" > "$work/llamacpp-build-step.log" 2>&1 < /dev/null &
+    setsid nohup bash -c "'$bin' synth --arch qwen3moe --shape qwen3-30b-a3b --type q4_K --seed 1 -o '$work/qwen3-30b-a3b-q4_K.gguf.part' > '$work/qwen3-synth.log' 2>&1 && mv '$work/qwen3-30b-a3b-q4_K.gguf.part' '$work/qwen3-30b-a3b-q4_K.gguf'" > /dev/null 2>&1 < /dev/null &
+    echo "started llama.cpp build and qwen3-30b-a3b synth"
+fi

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# On the GPU machine: routed experts of prompt-sized chunks on the GPU (rules/cuda-moe.yaml,
+# stream_to_gpu_min_tokens: 32) against the all-CPU path end to end on tiny models of each MoE
+# architecture and an upcycled SmolLM2-shaped model (48-token prompts: experts on the GPU; 24:
+# on the CPU), then the Qwen3-30B-A3B shape side by side with llama.cpp's CUDA build
+# (`-ngl 99 -ot exps=CPU`): swiftkt with and without expert streaming, pp512 / tg64.
+# Usage: scripts/gpu/check_hybrid_prefill.sh SWIFTKT_BINARY WORK_DIR OUT_DIR LLAMA_CPP_TAR_XZ
+set -uo pipefail
+bin=$1; work=$2; out=$3; src=$4
+mkdir -p "$work" "$out"
+export SWIFTKT_HOME="${SWIFTKT_HOME:-$work/home}"
+here=$(cd "$(dirname "$0")" && pwd)
+model="$work/qwen3-30b-a3b-q4_K.gguf"
+lb="$work/lcp/llama.cpp/build/bin/llama-bench"
+if [ ! -x "$lb" ] && ! pgrep -f llamacpp_cuda.sh > /dev/null; then
+    bash "$here/llamacpp_cuda.sh" "$src" "$work/lcp" "$work" > "$work/llamacpp-build-step.log" 2>&1 &
+fi
+if [ ! -f "$model" ] && ! pgrep -f "shape qwen3-30b-a3b" > /dev/null; then
+    ("$bin" synth --arch qwen3moe --shape qwen3-30b-a3b --type q4_K --seed 1 -o "$model.part" > "$work/qwen3-synth.log" 2>&1 && mv "$model.part" "$model") &
+fi
+models=()
+for spec in "mixtral tiny q8_0" "mixtral tiny q4_K" "qwen2moe tiny q8_0" "qwen3moe tiny q4_K"; do
+    set -- $spec; f="$work/synth-$1-$2-$3.gguf"
+    [ -f "$f" ] || "$bin" synth --arch "$1" --shape "$2" --type "$3" --seed 7 -o "$f" > /dev/null 2>&1
+    models+=(-m "$f")
+done
+[ -f "$work/smollm2-shape.gguf" ] || "$bin" synth --arch llama --shape smollm2-135m --type q4_1 --seed 7 -o "$work/smollm2-shape.gguf" > /dev/null 2>&1
+[ -f "$work/smollm2-shape-moe4.gguf" ] || "$bin" synth --upcycle "$work/smollm2-shape.gguf" --experts 4 -o "$work/smollm2-shape-moe4.gguf" > /dev/null 2>&1
+models+=(-m "$work/smollm2-shape-moe4.gguf")
+for p in 48 24; do
+    echo "== hybrid vs CPU, $p-token prompt"
+    "$bin" ops-check --prompt-tokens $p "${models[@]}" > "$out/hybrid-check-$p.md" 2> "$out/hybrid-check-$p.log"; echo "ops-check exit $?"
+    grep -E "^\| .*gguf|checks passed" "$out/hybrid-check-$p.md"
+    grep -iE "error|stream|MoE blocks" "$out/hybrid-check-$p.log" | sort | uniq -c | head -5
+done
+sed 's/stream_to_gpu_min_tokens: 32/stream_to_gpu_min_tokens: 0/' "$here/../../rules/cuda-moe.yaml" > "$work/cuda-moe-nostream.yaml"
+echo "== waiting for the 30B model and llama.cpp"
+while [ ! -f "$model" ]; do sleep 2; done
+while [ ! -x "$lb" ] && pgrep -f llamacpp_cuda.sh > /dev/null; do sleep 2; done
+cat "$work/llamacpp-build-step.log" 2>/dev/null | tail -2
+ls -la "$model"
+for round in 1 2; do
+    "$bin" bench -m "$model" -p 512 -n 64 -r 2 2> "$out/swiftkt-stream-$round.log" | grep -E "^\| qwen" | sed "s/^/swiftkt cuda-moe (streamed experts) round $round: /" | tee -a "$out/hybrid-side-by-side.md"
+    [ -x "$lb" ] && "$lb" -m "$model" -ngl 99 -ot "exps=CPU" -t "$(nproc)" -p 512 -n 64 -r 2 -o md 2> "$out/llamacpp-hybrid-$round.log" \
+        | grep -E "^\| qwen" | sed "s/^/llama.cpp -ot exps=CPU round $round: /" | tee -a "$out/hybrid-side-by-side.md"
+    [ $round = 1 ] && "$bin" bench -m "$model" -p 512 -n 0 -r 2 --rules "$work/cuda-moe-nostream.yaml" 2>/dev/null | grep -E "^\| qwen" | sed "s/^/swiftkt experts on the CPU: /" | tee -a "$out/hybrid-side-by-side.md"
+done
+grep -E "stream|page" "$out/swiftkt-stream-1.log" | head -3
