@@ -109,26 +109,40 @@ public final class GPU: @unchecked Sendable {
 
     // MARK: Copies
 
+    /// A copy to the device, ordered with this GPU's stream and complete on return. (The
+    /// driver's synchronous cuMemcpyHtoD may return before a pageable source reaches the device,
+    /// and it does not order with a non-blocking stream's kernels.)
+    public func copy(toDevice dst: CUdeviceptr, from src: UnsafeRawPointer, bytes: Int) throws {
+        try driver.copyAsync(toDevice: dst, from: src, bytes: bytes, stream: stream)
+        try synchronize()
+    }
+
+    /// A copy to the host after everything queued on the stream, complete on return.
+    public func copy(toHost dst: UnsafeMutableRawPointer, from src: CUdeviceptr, bytes: Int) throws {
+        try driver.copyAsync(toHost: dst, from: src, bytes: bytes, stream: stream)
+        try synchronize()
+    }
+
     public func upload(_ src: UnsafeRawPointer, bytes: Int, to dst: CUdeviceptr) throws {
         try driver.copyAsync(toDevice: dst, from: src, bytes: bytes, stream: stream)
     }
 
     public func upload(_ values: [Float]) throws -> DeviceBuffer {
         let b = try allocator.allocate(values.count * 4)
-        try values.withUnsafeBytes { try driver.copy(toDevice: b.pointer, from: $0.baseAddress!, bytes: $0.count) }
+        try values.withUnsafeBytes { try copy(toDevice: b.pointer, from: $0.baseAddress!, bytes: $0.count) }
         return b
     }
 
     public func upload(ints values: [Int32]) throws -> DeviceBuffer {
         let b = try allocator.allocate(values.count * 4)
-        try values.withUnsafeBytes { try driver.copy(toDevice: b.pointer, from: $0.baseAddress!, bytes: $0.count) }
+        try values.withUnsafeBytes { try copy(toDevice: b.pointer, from: $0.baseAddress!, bytes: $0.count) }
         return b
     }
 
     public func download(_ src: CUdeviceptr, count: Int) throws -> [Float] {
         var out = [Float](repeating: 0, count: count)
         try synchronize()
-        try out.withUnsafeMutableBytes { try driver.copy(toHost: $0.baseAddress!, from: src, bytes: $0.count) }
+        try out.withUnsafeMutableBytes { try copy(toHost: $0.baseAddress!, from: src, bytes: $0.count) }
         return out
     }
 }

@@ -53,7 +53,7 @@ extension OpsCheck {
                     }
                 }
                 let dw = try gpu.allocator.allocate(bytes)
-                try gpu.driver.copy(toDevice: dw.pointer, from: raw, bytes: bytes)
+                try gpu.copy(toDevice: dw.pointer, from: raw, bytes: bytes)
                 let dm = DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer)
                 let size = GPUOps.marlinBytes(rows: rows, cols: cols)
                 let q = try gpu.allocator.allocate(size.q), s = try gpu.allocator.allocate(size.s)

@@ -33,7 +33,7 @@ extension OpsCheck {
                     var logits = (0..<n).map { _ in Float.random(in: -4...4, using: &rng) + (Float.random(in: 0...1, using: &rng) < 0.01 ? 6 : 0) }
                     if c.ties { logits = logits.map { ($0 * 4).rounded() / 4 } }
                     let history = (0..<48).map { _ in Int32.random(in: 0..<Int32(min(n, 64)), using: &rng) }
-                    try logits.withUnsafeBytes { try gpu.driver.copy(toDevice: dl.pointer, from: $0.baseAddress!, bytes: $0.count) }
+                    try logits.withUnsafeBytes { try gpu.copy(toDevice: dl.pointer, from: $0.baseAddress!, bytes: $0.count) }
                     guard let request = device.deviceRequest(history: history, vocabulary: n) else {
                         record("sampling " + c.name, "vocab \(n)", 1, 0)  // every case is within the GPU sampler's limits
                         continue

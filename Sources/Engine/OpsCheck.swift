@@ -49,14 +49,14 @@ public enum OpsCheck {
         func upload(_ v: [Float]) throws -> DeviceBuffer { try gpu.upload(v) }
         func uploadBytes(_ p: UnsafeRawPointer, _ n: Int) throws -> DeviceBuffer {
             let b = try gpu.allocator.allocate(n)
-            try gpu.driver.copy(toDevice: b.pointer, from: p, bytes: n)
+            try gpu.copy(toDevice: b.pointer, from: p, bytes: n)
             return b
         }
         func uploadInts(_ v: [Int32]) throws -> DeviceBuffer { try gpu.upload(ints: v) }
         func downloadInts(_ p: CUdeviceptr, _ n: Int) throws -> [Int32] {
             var out = [Int32](repeating: 0, count: n)
             try gpu.synchronize()
-            try out.withUnsafeMutableBytes { try gpu.driver.copy(toHost: $0.baseAddress!, from: p, bytes: $0.count) }
+            try out.withUnsafeMutableBytes { try gpu.copy(toHost: $0.baseAddress!, from: p, bytes: $0.count) }
             return out
         }
 
@@ -326,14 +326,14 @@ public enum OpsCheck {
             try GPUOps.quantize(gpu, x: dx.pointer, tokens: tokens, weightType: format == .q8_K ? .q4_K : .q4_1, act: act)
             try gpu.synchronize()
             var qs = [Int8](repeating: 0, count: n * tokens)
-            try qs.withUnsafeMutableBytes { try gpu.driver.copy(toHost: $0.baseAddress!, from: act.q.pointer, bytes: $0.count) }
+            try qs.withUnsafeMutableBytes { try gpu.copy(toHost: $0.baseAddress!, from: act.q.pointer, bytes: $0.count) }
             let mismatches = (0..<(n * tokens)).filter { qs[$0] != cpu.qs[$0] }.count
             record("quantize \(format)", "\(tokens) × \(n)", Double(mismatches) / Double(n * tokens), 0)
         }
         /// The first `count` bytes of a device buffer.
         func bytes(_ b: DeviceBuffer, _ count: Int) throws -> [UInt8] {
             var out = [UInt8](repeating: 0, count: count)
-            try out.withUnsafeMutableBytes { try gpu.driver.copy(toHost: $0.baseAddress!, from: b.pointer, bytes: count) }
+            try out.withUnsafeMutableBytes { try gpu.copy(toHost: $0.baseAddress!, from: b.pointer, bytes: count) }
             return out
         }
         /// Whether two activation buffers hold different quantized data for `count` values.
@@ -423,7 +423,7 @@ public enum OpsCheck {
                 let words = host.assumingMemoryBound(to: UInt32.self)
                 for i in 0..<(bytes / 4) { words[i] = UInt32(truncatingIfNeeded: rng.next()) & 0x3BFF_3BFF }
                 let dw = try gpu.allocator.allocate(bytes)
-                try gpu.driver.copy(toDevice: dw.pointer, from: host, bytes: bytes)
+                try gpu.copy(toDevice: dw.pointer, from: host, bytes: bytes)
                 let dx = try gpu.upload(random(cols, &rng)), dy = try gpu.allocator.allocate(rows * 4)
                 let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
                 let m = DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer)
@@ -464,7 +464,7 @@ public enum OpsCheck {
             defer { raw.deallocate() }
             try Quant.quantize(type, from: wf, to: raw, count: rows * cols)
             let dw = try gpu.allocator.allocate(bytes)
-            try gpu.driver.copy(toDevice: dw.pointer, from: raw, bytes: bytes)
+            try gpu.copy(toDevice: dw.pointer, from: raw, bytes: bytes)
             let m = DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer)
             let size = GPUOps.marlinBytes(rows: rows, cols: cols)
             let q = try gpu.allocator.allocate(size.q), s = try gpu.allocator.allocate(size.s)

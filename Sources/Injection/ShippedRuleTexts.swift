@@ -155,6 +155,7 @@ enum ShippedRuleTexts {
     class: LinearCUDA
     kwargs:
       device: "cuda:0"
+      marlin_max_tokens: 64
 - match:
     class: LMHead
   replace:
@@ -208,7 +209,8 @@ enum ShippedRuleTexts {
         "cuda.yaml": #"""
 # A dense model (llama, qwen2, qwen3, gemma3) entirely on the first GPU: weights uploaded in
 # their GGUF blocks, linear layers as integer dot products on 8-bit activations, an f16 KV
-# cache with split-K attention, decode steps replayed as a CUDA graph. Mixtures of experts
+# cache with split-K attention, decode steps replayed as a CUDA graph; short prompt chunks through
+# the Marlin-class 4-bit GEMM, long ones through f16 cuBLAS. Mixtures of experts
 # need the CPU for their experts (rules/cpu.yaml today).
 - match:
     class: Linear
@@ -216,6 +218,9 @@ enum ShippedRuleTexts {
     class: LinearCUDA
     kwargs:
       device: "cuda:0"
+      # Chunks of 2-64 tokens: q4_0/q4_1/q4_K weights through the Marlin-class tensor-core GEMM
+      # on a copy repacked at load (+5/8 byte per weight; skipped when VRAM is short). 0: off.
+      marlin_max_tokens: 64
 - match:
     class: LMHead
   replace:

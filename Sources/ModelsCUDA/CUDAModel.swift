@@ -137,7 +137,7 @@ public final class CUDAModel: @unchecked Sendable {
             if let p = uploaded[w.data] { return DeviceMatrix(type: w.type, rows: w.rows, cols: w.cols, pointer: p) }
             let size = w.rows * w.rowBytes
             let b = try gpu.allocator.allocate(size)
-            try gpu.driver.copy(toDevice: b.pointer, from: w.data, bytes: size)
+            try gpu.copy(toDevice: b.pointer, from: w.data, bytes: size)
             w.releaseMappedPages()
             buffers.append(b); bytes += size
             uploaded[w.data] = b.pointer
@@ -150,8 +150,32 @@ public final class CUDAModel: @unchecked Sendable {
         }
         var repacked: [CUdeviceptr: MarlinMatrix] = [:]
         var marlinBytes = 0
+        // The Marlin copies (5/8 byte per 4-bit weight beside the GGUF blocks) only when the
+        // weights and the copies take at most 60 % of the free device memory.
+        var marlinOn = numerics.marlinMaxTokens > 1
+        if marlinOn {
+            var seen = Set<UnsafeRawPointer>(), weights = 0, copies = 0
+            func plan(_ w: WeightMatrix) {
+                guard seen.insert(UnsafeRawPointer(w.data)).inserted else { return }
+                weights += w.rows * w.rowBytes
+                if GPUOps.marlinTypes.contains(w.type) && w.rows % 16 == 0 && w.cols % 64 == 0 {
+                    copies += GPUOps.marlinBytes(rows: w.rows, cols: w.cols).q + GPUOps.marlinBytes(rows: w.rows, cols: w.cols).s
+                }
+            }
+            for layer in model.layers {
+                if let a = layer.attention as? SelfAttention { for l in [a.q, a.k, a.v, a.o] { plan(l.weight) } }
+                if let mlp = layer.mlp as? GatedMLP { for l in [mlp.gate, mlp.up, mlp.down] { plan(l.weight) } }
+            }
+            plan(model.lmHead.weight)
+            let free = try gpu.driver.memoryInfo().free
+            if Double(weights + copies) > 0.6 * Double(free) {
+                marlinOn = false
+                progress(String(format: "Marlin GEMM off: weights %.1f GiB + repacked copies %.1f GiB exceed 60 %% of the %.1f GiB free",
+                                Double(weights) / 1073741824, Double(copies) / 1073741824, Double(free) / 1073741824))
+            }
+        }
         func marlin(_ m: DeviceMatrix) throws -> MarlinMatrix? {
-            guard numerics.marlinMaxTokens > 1, GPUOps.marlinSupports(m) else { return nil }
+            guard marlinOn, GPUOps.marlinSupports(m) else { return nil }
             if let r = repacked[m.pointer] { return r }
             let size = GPUOps.marlinBytes(rows: m.rows, cols: m.cols)
             let q = try gpu.allocator.allocate(size.q), s = try gpu.allocator.allocate(size.s)

@@ -18,6 +18,18 @@ fi
 if [ ! -f "$model" ] && ! pgrep -f "shape qwen3-30b-a3b" > /dev/null; then
     ("$bin" synth --arch qwen3moe --shape qwen3-30b-a3b --type q4_K --seed 1 -o "$model.part" > "$work/qwen3-synth.log" 2>&1 && mv "$model.part" "$model") &
 fi
+[ -f "$work/llama3-8b-q4_K.gguf" ] || ("$bin" synth --arch llama --shape llama3-8b --type q4_K --seed 1 -o "$work/llama3-8b-q4_K.gguf.part" > /dev/null 2>&1 && mv "$work/llama3-8b-q4_K.gguf.part" "$work/llama3-8b-q4_K.gguf") &
+if [ -n "${OPS_CHECK:-}" ]; then
+    "$bin" ops-check --perf > "$out/ops-check.md" 2> "$work/ops-check.log"; echo "ops-check exit $?"
+    grep -E "checks passed|FAIL" "$out/ops-check.md"
+    # Marlin end to end: 48-token chunks of a 108-token prompt, default rules (Marlin) vs marlin off.
+    f="$work/llama-smollm2-135m-q4_K.gguf"
+    [ -f "$f" ] || "$bin" synth --arch llama --shape smollm2-135m --type q4_K --seed 7 -o "$f" > /dev/null 2>&1
+    sed 's/marlin_max_tokens: 64/marlin_max_tokens: 0/' "$here/../../rules/cuda.yaml" > "$work/cuda-nomarlin.yaml"
+    prompt="The history of the city begins in the early years of the river trade, when merchants from the north and the south met at the ford to exchange salt, grain, wool and news of distant places"
+    a=$("$bin" run -m "$f" -p "$prompt" -n 32 --temp 0 -b 48 2>/dev/null); b=$("$bin" run -m "$f" -p "$prompt" -n 32 --temp 0 -b 48 --rules "$work/cuda-nomarlin.yaml" 2>/dev/null)
+    [ "$a" = "$b" ] && echo "48-token chunks: Marlin greedy = no-Marlin greedy" || { echo "48-token chunks: DIFFER"; echo "$a"; echo "$b"; }
+fi
 models=()
 for spec in "mixtral tiny q8_0" "mixtral tiny q4_K" "qwen2moe tiny q8_0" "qwen3moe tiny q4_K"; do
     set -- $spec; f="$work/synth-$1-$2-$3.gguf"
@@ -39,6 +51,19 @@ while [ ! -f "$model" ]; do sleep 2; done
 while [ ! -x "$lb" ] && pgrep -f llamacpp_cuda.sh > /dev/null; do sleep 2; done
 cat "$work/llamacpp-build-step.log" 2>/dev/null | tail -2
 ls -la "$model"
+m8="$work/llama3-8b-q4_K.gguf"
+while [ ! -f "$m8" ]; do sleep 2; done
+for round in 1; do
+    "$bin" bench -m "$m8" -p 512 -n 128 -r 3 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt round $round: /" | tee -a "$out/side-by-side-8b.md"
+    [ -x "$lb" ] && "$lb" -m "$m8" -ngl 99 -p 512 -n 128 -r 3 -o md 2>/dev/null | grep -E "^\| llama" | sed "s/^/llama.cpp round $round: /" | tee -a "$out/side-by-side-8b.md"
+done
+sed 's/numerics: cpu/numerics: fast/' "$here/../../rules/cuda.yaml" > "$work/cuda-fast.yaml"
+grep -q "numerics: fast" "$work/cuda-fast.yaml" || python3 - "$here/../../rules/cuda.yaml" "$work/cuda-fast.yaml" <<'PY'
+import sys
+s = open(sys.argv[1]).read().replace("    class: AttentionCUDA\n    kwargs:\n", "    class: AttentionCUDA\n    kwargs:\n      numerics: fast\n")
+open(sys.argv[2], "w").write(s)
+PY
+"$bin" bench -m "$m8" -p 0 -n 128 -r 3 --rules "$work/cuda-fast.yaml" 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt attention numerics fast: /" | tee -a "$out/side-by-side-8b.md"
 for round in 1 2; do
     "$bin" bench -m "$model" -p 512 -n 64 -r 2 2> "$out/swiftkt-stream-$round.log" | grep -E "^\| qwen" | sed "s/^/swiftkt cuda-moe (streamed experts) round $round: /" | tee -a "$out/hybrid-side-by-side.md"
     [ -x "$lb" ] && "$lb" -m "$model" -ngl 99 -ot "exps=CPU" -t "$(nproc)" -p 512 -n 64 -r 2 -o md 2> "$out/llamacpp-hybrid-$round.log" \
