@@ -38,8 +38,12 @@ extension GPUOps {
     /// Column splits for a [rows, cols] matrix: enough blocks of 128 rows to give every
     /// multiprocessor two, each split a multiple of 128 columns.
     public static func marlinSplits(gpu: GPU, rows: Int, cols: Int) -> (count: Int, columns: Int) {
+        marlinSplits(multiprocessors: gpu.device.multiprocessors, rows: rows, cols: cols)
+    }
+
+    static func marlinSplits(multiprocessors: Int, rows: Int, cols: Int) -> (count: Int, columns: Int) {
         let rowBlocks = blocks(rows, 128)
-        let wanted = max(1, min(blocks(2 * gpu.device.multiprocessors, rowBlocks), blocks(cols, 128), 16))
+        let wanted = max(1, min(blocks(2 * multiprocessors, rowBlocks), blocks(cols, 128), 16))
         let columns = blocks(blocks(cols, wanted), 128) * 128
         return (blocks(cols, columns), columns)
     }

@@ -530,12 +530,14 @@ extension OpsCheck {
     /// The same seeded prompt through the CPU path (`--kernels quantized`) and the GPU (the
     /// default rules on a machine with one, rules/cuda.yaml): logits at every prompt position,
     /// then `generate` greedy tokens on each.
-    public static func compare(modelAt path: String, promptTokens: Int = 24, generate: Int = 16, seed: UInt64 = 5) throws -> ModelComparison {
+    public static func compare(modelAt path: String, promptTokens: Int = 24, generate: Int = 16, seed: UInt64 = 5,
+                               gpuRules: String? = nil) throws -> ModelComparison {
         var cpuOptions = LoadOptions()
         cpuOptions.kernels = "quantized"
         cpuOptions.contextSize = promptTokens + generate + 1
         var gpuOptions = LoadOptions()
         gpuOptions.contextSize = cpuOptions.contextSize
+        gpuOptions.rules = gpuRules
         let cpu = try LoadedModel(path: path, options: cpuOptions), gpu = try LoadedModel(path: path, options: gpuOptions)
         guard gpu.cuda != nil else { throw EngineError.invalidOption("\(path) does not run on the GPU here (\(gpu.rulesDescription))") }
         var rng = SeededGenerator(seed: seed)

@@ -100,13 +100,78 @@ enum ShippedRuleTexts {
       device: cpu
   optional: true
 """#,
+        "cuda-fast.yaml": #"""
+# rules/cuda.yaml tuned for speed over agreement with the CPU path: short prompt chunks (2-64
+# tokens) through the Marlin-class 4-bit tensor-core GEMM (f16 activations instead of the CPU's
+# 8-bit ones) and f32 split-K attention everywhere. Logits stay within the CPU path's spread from
+# the exact float reference, but greedy tokens may take the other side of a near tie.
+- match:
+    class: Linear
+  replace:
+    class: LinearCUDA
+    kwargs:
+      device: "cuda:0"
+      # Chunks of 2-64 tokens: q4_0/q4_1/q4_K weights through the Marlin-class tensor-core GEMM
+      # on a copy repacked at load (+5/8 byte per weight; skipped when VRAM is short).
+      marlin_max_tokens: 64
+- match:
+    class: LMHead
+  replace:
+    class: LinearCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: Attention
+  replace:
+    class: AttentionCUDA
+    kwargs:
+      device: "cuda:0"
+      # Split-K f32 flash decoding for every chunk (not llama.cpp's CPU f16 numerics).
+      numerics: fast
+- match:
+    class: MLP
+  replace:
+    class: MLPCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: RMSNorm
+  replace:
+    class: RMSNormCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: RotaryEmbedding
+  replace:
+    class: RoPECUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: Embedding
+  replace:
+    class: EmbeddingCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: DecoderLayer
+  replace:
+    class: DecoderLayerCUDA
+    kwargs:
+      device: "cuda:0"
+- match:
+    class: Model
+  replace:
+    class: ModelCUDA
+    kwargs:
+      device: "cuda:0"
+"""#,
         "cuda-moe.yaml": #"""
 # A mixture of experts (mixtral, qwen2moe, qwen3moe) on the first GPU and the CPU, KTransformers'
 # set-up: every MoE block — router, routed experts, shared expert and its gate — on the CPU,
 # straight on the GGUF weights in DRAM (tokens grouped by expert, all cores); attention, norms
 # and the LM head on cuda:0 as in cuda.yaml. Each layer's normalized hidden state goes to
 # page-locked host memory, the CPU computes the block, the result comes back and is added.
-# Prompt-sized chunks run the routed experts on the GPU instead (stream_to_gpu_min_tokens).
+# Prompt-sized chunks can run the routed experts on the GPU instead (stream_to_gpu_min_tokens).
 # (DeepSeek's MLA attention has no GPU kernels yet: deepseek2 stays on rules/cpu.yaml.)
 - match:
     class: MoE
@@ -128,9 +193,10 @@ enum ShippedRuleTexts {
     class: ExpertsCPU
     kwargs:
       device: cpu
-      # Prompt chunks of 32+ tokens: each layer's expert weights are copied to the GPU (two
-      # layers ahead, over PCIe) and the experts run there; decode keeps them on the CPU.
-      stream_to_gpu_min_tokens: 32
+      # Prompt chunks of at least this many tokens copy each layer's expert weights to the GPU
+      # (two layers ahead, over PCIe) and run the experts there; decode keeps them on the CPU.
+      # 0: off (not yet measured beyond tiny models; see docs/moe.md). Try 256.
+      stream_to_gpu_min_tokens: 0
   optional: true
 - match:
     name: "\\.mlp\\.shared_expert$"
@@ -155,7 +221,6 @@ enum ShippedRuleTexts {
     class: LinearCUDA
     kwargs:
       device: "cuda:0"
-      marlin_max_tokens: 64
 - match:
     class: LMHead
   replace:
@@ -209,18 +274,15 @@ enum ShippedRuleTexts {
         "cuda.yaml": #"""
 # A dense model (llama, qwen2, qwen3, gemma3) entirely on the first GPU: weights uploaded in
 # their GGUF blocks, linear layers as integer dot products on 8-bit activations, an f16 KV
-# cache with split-K attention, decode steps replayed as a CUDA graph; short prompt chunks through
-# the Marlin-class 4-bit GEMM, long ones through f16 cuBLAS. Mixtures of experts
-# need the CPU for their experts (rules/cpu.yaml today).
+# cache with split-K attention, decode steps replayed as a CUDA graph; long prompt chunks through
+# f16 cuBLAS. Numerics follow the CPU path (same greedy tokens); rules/cuda-fast.yaml trades that
+# for speed. Mixtures of experts keep their experts on the CPU (rules/cuda-moe.yaml).
 - match:
     class: Linear
   replace:
     class: LinearCUDA
     kwargs:
       device: "cuda:0"
-      # Chunks of 2-64 tokens: q4_0/q4_1/q4_K weights through the Marlin-class tensor-core GEMM
-      # on a copy repacked at load (+5/8 byte per weight; skipped when VRAM is short). 0: off.
-      marlin_max_tokens: 64
 - match:
     class: LMHead
   replace:

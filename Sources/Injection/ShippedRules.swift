@@ -32,7 +32,7 @@ public enum ShippedRules {
     }
 
     /// Files that place modules on the first GPU (the rule tests plan them as if it were there).
-    public static let gpuFiles: Set<String> = ["cuda.yaml", "cuda-moe.yaml"]
+    public static let gpuFiles: Set<String> = ["cuda.yaml", "cuda-fast.yaml", "cuda-moe.yaml"]
 }
 
 /// The rules a load uses and why.

@@ -226,11 +226,10 @@ public final class CUDAModel: @unchecked Sendable {
             if case let .cpu(block) = L.ffn, let moe = block as? MoEFeedForward { return (i, moe) }
             return nil
         }
-        if numerics.expertsOnGPUMinTokens > 0 && !moeBlocks.isEmpty {
-            let s = try ExpertStreamer(gpu: gpu, blocks: moeBlocks)
-            progress(String(format: "chunks of %d+ tokens stream the routed experts to the GPU (%@ host memory, 2 × %.0f MiB staging)",
-                            numerics.expertsOnGPUMinTokens, s.pageLocked ? "page-locked" : "pageable: slower",
-                            Double(s.deviceBytes) / 2 / 1048576))
+        if numerics.expertsOnGPUMinTokens > 0, !moeBlocks.isEmpty, let pool = cpuContext?.pool {
+            let s = try ExpertStreamer(gpu: gpu, blocks: moeBlocks, pool: pool)
+            progress(String(format: "chunks of %d+ tokens stream the routed experts to the GPU (2 × %.0f MiB page-locked staging and device buffers)",
+                            numerics.expertsOnGPUMinTokens, Double(s.deviceBytes) / 2 / 1048576))
             streamer = s
         } else {
             streamer = nil
@@ -550,6 +549,29 @@ public final class CUDADecoder: @unchecked Sendable {
         try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
     }
 
+    /// Counting sort of a chunk's (token, slot) pairs by expert: expert e's pairs are entries
+    /// start[e] ..< start[e + 1], each with its token, its destination row j · tokens + t in the
+    /// slot-major output and its weight; tokens in increasing order within an expert.
+    static func groupPairs(ids: [Int32], weights: [Float], tokens n: Int, used k: Int, experts: Int,
+                           token: UnsafeMutablePointer<Int32>, destination: UnsafeMutablePointer<Int32>,
+                           weight: UnsafeMutablePointer<Float>) throws -> [Int] {
+        var start = [Int](repeating: 0, count: experts + 1)
+        for id in ids {
+            guard id >= 0, Int(id) < experts else { throw CUDAModelError.unsupported("expert id \(id) outside 0..<\(experts)") }
+            start[Int(id) + 1] += 1
+        }
+        for e in 0..<experts { start[e + 1] += start[e] }
+        var fill = start
+        for t in 0..<n {
+            for j in 0..<k {
+                let e = Int(ids[t * k + j]), at = fill[e]
+                token[at] = Int32(t); destination[at] = Int32(j * n + t); weight[at] = weights[t * k + j]
+                fill[e] += 1
+            }
+        }
+        return start
+    }
+
     /// The first layer with a streamed MoE block.
     private var firstMoELayer: Int { model.streamer?.order.first ?? -1 }
 
@@ -575,24 +597,12 @@ public final class CUDADecoder: @unchecked Sendable {
         ids.withUnsafeMutableBufferPointer { i in
             weights.withUnsafeMutableBufferPointer { w in moe.route(x, tokens: n, ids: i.baseAddress!, weights: w.baseAddress!, context: context) }
         }
-        // Counting sort of the pairs by expert: token, destination row (slot j, token t) and weight.
+        // The pairs sorted by expert: token, destination row (slot j, token t) and weight.
         let experts = moe.experts.count
-        var start = [Int](repeating: 0, count: experts + 1)
-        for id in ids {
-            guard id >= 0, Int(id) < experts else { throw CUDAModelError.unsupported("expert id \(id) outside 0..<\(experts)") }
-            start[Int(id) + 1] += 1
-        }
-        for e in 0..<experts { start[e + 1] += start[e] }
-        var fill = start
         let token = routed.staging.assumingMemoryBound(to: Int32.self), dest = token + pairs
         let weight = UnsafeMutableRawPointer(dest + pairs).assumingMemoryBound(to: Float.self)
-        for t in 0..<n {
-            for j in 0..<k {
-                let e = Int(ids[t * k + j]), at = fill[e]
-                token[at] = Int32(t); dest[at] = Int32(j * n + t); weight[at] = weights[t * k + j]
-                fill[e] += 1
-            }
-        }
+        let start = try CUDADecoder.groupPairs(ids: ids, weights: weights, tokens: n, used: k, experts: experts,
+                                               token: token, destination: dest, weight: weight)
         let lists = routed.lists.pointer
         try gpu.driver.copyAsync(toDevice: lists, from: routed.staging, bytes: 3 * pairs * 4, stream: gpu.stream)
         let mats = try streamer.matrices(layer: index)

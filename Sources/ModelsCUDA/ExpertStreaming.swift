@@ -1,10 +1,12 @@
 // Routed experts of prompt-sized chunks on the GPU, their weights streamed over PCIe (the hybrid
-// MoE set-up's prefill, rules/cuda-moe.yaml's `stream_to_gpu_min_tokens`). The experts live in
-// host memory (the model file's mapping, page-locked in place when the driver allows it); for a
-// chunk of at least that many tokens each MoE layer's gate, up and down tensors are copied into
-// one of two device buffers on a copy stream, two layers ahead of the layer computing, so that
-// the copy of layer k + 2 runs while layer k computes. A decode step (or a short chunk) keeps
-// the experts on the CPU and copies nothing.
+// MoE set-up's prefill, ExpertsCPU's `stream_to_gpu_min_tokens`). The experts live in host
+// memory (the model file's mapping). For a chunk of at least that many tokens each MoE layer's
+// gate, up and down tensors go to one of two device buffers, two layers ahead of the layer
+// computing: the CPU's threads copy the layer into one of two page-locked staging buffers (a
+// parallel memcpy out of the mapping), and a copy stream moves it to the device at full PCIe
+// speed while the GPU computes the layers before. A decode step (or a short chunk) keeps the
+// experts on the CPU and copies nothing. (Page-locking the file mapping in place with
+// cuMemHostRegister stalled the load of a 16 GiB model for over a minute: not used.)
 import Core
 import CPUKernels
 import CUDA
@@ -35,18 +37,19 @@ final class ExpertStreamer: @unchecked Sendable {
     let layers: [Int: Layer]
     let order: [Int]
     private let buffers: [DeviceBuffer]
+    /// Page-locked host staging, one per device buffer.
+    private let staging: [UnsafeMutableRawPointer]
+    private let pool: ThreadPool
     private let copyStream: CUstream
     private let copied: [CUevent], consumed: [CUevent]
     /// Which MoE layer (position in `order`) each buffer holds or is receiving; -1 none.
     private var holding = [-1, -1]
-    /// Whether the host ranges were page-locked (else the copies are pageable, slower).
-    let pageLocked: Bool
-    private var registered: [UnsafeMutableRawPointer] = []
     /// Bytes copied host → device so far.
     private(set) var bytesCopied = 0
 
-    init(gpu: GPU, blocks: [(layer: Int, moe: MoEFeedForward)]) throws {
+    init(gpu: GPU, blocks: [(layer: Int, moe: MoEFeedForward)], pool: ThreadPool) throws {
         self.gpu = gpu
+        self.pool = pool
         func family(_ ms: [WeightMatrix]) -> Family {
             Family(type: ms[0].type, rows: ms[0].rows, cols: ms[0].cols, count: ms.count, hosts: ms.map { UnsafeRawPointer($0.data) })
         }
@@ -62,55 +65,47 @@ final class ExpertStreamer: @unchecked Sendable {
         copyStream = try gpu.driver.makeStream()
         copied = try (0..<2).map { _ in try gpu.driver.makeEvent() }
         consumed = try (0..<2).map { _ in try gpu.driver.makeEvent() }
-        // Page-lock each family's range in place (page-aligned outward; the file mapping covers it).
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        var locked = true
-        outer: for i in layers.keys.sorted() {
-            for f in [layers[i]!.gate, layers[i]!.up, layers[i]!.down] {
-                let addresses = f.hosts.map { Int(bitPattern: $0) }
-                let lo = addresses.min()!, hi = addresses.max()! + f.matrixBytes
-                let start = lo / page * page, end = (hi + page - 1) / page * page
-                guard let p = UnsafeMutableRawPointer(bitPattern: start) else { continue }
-                do {
-                    try gpu.driver.registerHost(p, bytes: end - start)
-                    registered.append(p)
-                } catch {
-                    locked = false
-                    break outer
-                }
-            }
-        }
-        if !locked {
-            for p in registered { gpu.driver.unregisterHost(p) }
-            registered.removeAll()
-        }
-        pageLocked = locked
+        staging = try (0..<2).map { _ in try gpu.driver.allocatePinned(max(most, 256)) }
     }
 
     deinit {
-        for p in registered { gpu.driver.unregisterHost(p) }
+        for p in staging { try? gpu.driver.freePinned(p) }
     }
 
     /// Device bytes of the two staging buffers.
     var deviceBytes: Int { buffers.reduce(0) { $0 + $1.bytes } }
 
-    /// Queues the copy of MoE layer `position` (in `order`) into buffer position % 2, after the
-    /// compute stream is done with what that buffer held.
+    /// Queues the copy of MoE layer `position` (in `order`) into buffer position % 2: the CPU's
+    /// threads fill staging buffer position % 2 (once its previous upload has finished), and the
+    /// copy stream uploads it after the compute stream is done with what the device buffer held.
     private func fetch(_ position: Int) throws {
         let b = position % 2
         let layer = layers[order[position]]!
-        if holding[b] >= 0 { try gpu.driver.wait(copyStream, for: consumed[b]) }
-        var at = buffers[b].pointer
+        if holding[b] >= 0 { try gpu.driver.synchronize(event: copied[b]) }
+        // (source, offset in the staging buffer, bytes) of every piece, then a parallel copy.
+        var pieces: [(UnsafeRawPointer, Int, Int)] = []
+        var at = 0
         for f in [layer.gate, layer.up, layer.down] {
             if f.contiguous {
-                try gpu.driver.copyAsync(toDevice: at, from: f.hosts[0], bytes: f.bytes, stream: copyStream)
+                pieces.append((f.hosts[0], at, f.bytes))
             } else {
-                for (e, h) in f.hosts.enumerated() {
-                    try gpu.driver.copyAsync(toDevice: at + UInt64(e * f.matrixBytes), from: h, bytes: f.matrixBytes, stream: copyStream)
-                }
+                for (e, h) in f.hosts.enumerated() { pieces.append((h, at + e * f.matrixBytes, f.matrixBytes)) }
             }
-            at += UInt64(f.bytes)
+            at += f.bytes
         }
+        let chunk = 1 << 20
+        var jobs: [(UnsafeRawPointer, Int, Int)] = []
+        for (src, offset, bytes) in pieces {
+            var o = 0
+            while o < bytes { let n = min(chunk, bytes - o); jobs.append((src + o, offset + o, n)); o += n }
+        }
+        let dst = UnsafeSendable(staging[b])
+        let work = jobs
+        pool.parallelFor(work.count) { range in
+            for i in range { let (src, offset, n) = work[i]; (dst.pointer + offset).copyMemory(from: src, byteCount: n) }
+        }
+        if holding[b] >= 0 { try gpu.driver.wait(copyStream, for: consumed[b]) }
+        try gpu.driver.copyAsync(toDevice: buffers[b].pointer, from: staging[b], bytes: layer.bytes, stream: copyStream)
         try gpu.driver.record(copied[b], on: copyStream)
         holding[b] = position
         bytesCopied += layer.bytes

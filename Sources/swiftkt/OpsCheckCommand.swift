@@ -23,6 +23,9 @@ struct OpsCheckCommand: ParsableCommand {
     @Option(name: [.short, .long], help: "Also compare a model end to end, GPU against the CPU path: logits at every prompt position and 16 greedy tokens (repeatable).")
     var model: [String] = []
 
+    @Option(help: "Rules file for the GPU side of the end-to-end comparison (default: the shipped rules on a GPU machine).")
+    var rules: String?
+
     @Option(name: .customLong("prompt-tokens"), help: "Prompt length of the end-to-end comparison (one chunk; 32+ runs prompt-sized paths: GEMM, experts on the GPU).")
     var promptTokens = 24
 
@@ -45,7 +48,7 @@ struct OpsCheckCommand: ParsableCommand {
         } : []
         var comparisons: [ModelComparison] = []
         for m in model {
-            let c = try OpsCheck.compare(modelAt: try ModelStore.resolve(m), promptTokens: promptTokens)
+            let c = try OpsCheck.compare(modelAt: try ModelStore.resolve(m), promptTokens: promptTokens, gpuRules: rules)
             comparisons.append(c)
             FileHandle.standardError.write(Data(String(format: "model %@: max logits error %.2e, %d/%d greedy tokens alike\n", c.model,
                                                        c.logitErrors.max() ?? 0, c.agreeing, c.cpuTokens.count).utf8))

@@ -28,9 +28,9 @@ final class ShippedRuleTests: XCTestCase {
             let tree = try Tiny.tree(arch)
             XCTAssertEqual(tree.unmappedTensors, [], "\(arch): tensors missing from ModuleNames")
             for name in ShippedRules.names {
-                // The GPU files as if this machine had a GPU; cuda.yaml places dense models only.
+                // The GPU files as if this machine had a GPU; cuda.yaml and cuda-fast.yaml place dense models only.
                 let devices: [Device] = ShippedRules.gpuFiles.contains(name) ? [.cpu, .cuda(0)] : [.cpu]
-                if name == "cuda.yaml" && tree.contains(.experts) {
+                if (name == "cuda.yaml" || name == "cuda-fast.yaml") && tree.contains(.experts) {
                     XCTAssertThrowsError(try Placement.plan(tree: tree, rules: try ShippedRules.load(name), devices: devices, strict: true)) {
                         XCTAssertTrue("\($0)".contains("no default operator"), "\(arch): \($0)")
                     }

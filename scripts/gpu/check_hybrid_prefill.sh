@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the GPU machine: routed experts of prompt-sized chunks on the GPU (rules/cuda-moe.yaml,
+# On the GPU machine: routed experts of prompt-sized chunks on the GPU (rules/cuda-moe.yaml with
 # stream_to_gpu_min_tokens: 32) against the all-CPU path end to end on tiny models of each MoE
 # architecture and an upcycled SmolLM2-shaped model (48-token prompts: experts on the GPU; 24:
 # on the CPU), then the Qwen3-30B-A3B shape side by side with llama.cpp's CUDA build
@@ -20,15 +20,15 @@ if [ ! -f "$model" ] && ! pgrep -f "shape qwen3-30b-a3b" > /dev/null; then
 fi
 [ -f "$work/llama3-8b-q4_K.gguf" ] || ("$bin" synth --arch llama --shape llama3-8b --type q4_K --seed 1 -o "$work/llama3-8b-q4_K.gguf.part" > /dev/null 2>&1 && mv "$work/llama3-8b-q4_K.gguf.part" "$work/llama3-8b-q4_K.gguf") &
 if [ -n "${OPS_CHECK:-}" ]; then
-    "$bin" ops-check --perf > "$out/ops-check.md" 2> "$work/ops-check.log"; echo "ops-check exit $?"
+    "$bin" ops-check ${OPS_PERF:+--perf} > "$out/ops-check.md" 2> "$work/ops-check.log"; echo "ops-check exit $?"
     grep -E "checks passed|FAIL" "$out/ops-check.md"
-    # Marlin end to end: 48-token chunks of a 108-token prompt, default rules (Marlin) vs marlin off.
+    # rules/cuda-fast.yaml (Marlin for 48-token chunks of a 108-token prompt, f32 attention) vs rules/cuda.yaml.
     f="$work/llama-smollm2-135m-q4_K.gguf"
     [ -f "$f" ] || "$bin" synth --arch llama --shape smollm2-135m --type q4_K --seed 7 -o "$f" > /dev/null 2>&1
-    sed 's/marlin_max_tokens: 64/marlin_max_tokens: 0/' "$here/../../rules/cuda.yaml" > "$work/cuda-nomarlin.yaml"
+    cp "$here/../../rules/cuda.yaml" "$work/cuda-nomarlin.yaml"
     prompt="The history of the city begins in the early years of the river trade, when merchants from the north and the south met at the ford to exchange salt, grain, wool and news of distant places"
-    a=$("$bin" run -m "$f" -p "$prompt" -n 32 --temp 0 -b 48 2>/dev/null); b=$("$bin" run -m "$f" -p "$prompt" -n 32 --temp 0 -b 48 --rules "$work/cuda-nomarlin.yaml" 2>/dev/null)
-    [ "$a" = "$b" ] && echo "48-token chunks: Marlin greedy = no-Marlin greedy" || { echo "48-token chunks: DIFFER"; echo "$a"; echo "$b"; }
+    a=$("$bin" run -m "$f" -p "$prompt" -n 32 --temp 0 -b 48 --rules "$here/../../rules/cuda-fast.yaml" 2>/dev/null); b=$("$bin" run -m "$f" -p "$prompt" -n 32 --temp 0 -b 48 --rules "$work/cuda-nomarlin.yaml" 2>/dev/null)
+    [ "$a" = "$b" ] && echo "48-token chunks: cuda-fast greedy = cuda greedy" || { echo "48-token chunks: cuda-fast and cuda greedy DIFFER"; echo "$a"; echo "$b"; }
 fi
 models=()
 for spec in "mixtral tiny q8_0" "mixtral tiny q4_K" "qwen2moe tiny q8_0" "qwen3moe tiny q4_K"; do
@@ -39,13 +39,13 @@ done
 [ -f "$work/smollm2-shape.gguf" ] || "$bin" synth --arch llama --shape smollm2-135m --type q4_1 --seed 7 -o "$work/smollm2-shape.gguf" > /dev/null 2>&1
 [ -f "$work/smollm2-shape-moe4.gguf" ] || "$bin" synth --upcycle "$work/smollm2-shape.gguf" --experts 4 -o "$work/smollm2-shape-moe4.gguf" > /dev/null 2>&1
 models+=(-m "$work/smollm2-shape-moe4.gguf")
+sed 's/stream_to_gpu_min_tokens: 0/stream_to_gpu_min_tokens: 32/' "$here/../../rules/cuda-moe.yaml" > "$work/cuda-moe-stream.yaml"
 for p in 48 24; do
-    echo "== hybrid vs CPU, $p-token prompt"
-    "$bin" ops-check --prompt-tokens $p "${models[@]}" > "$out/hybrid-check-$p.md" 2> "$out/hybrid-check-$p.log"; echo "ops-check exit $?"
+    echo "== hybrid (experts streamed from 32 tokens) vs CPU, $p-token prompt"
+    "$bin" ops-check --prompt-tokens $p --rules "$work/cuda-moe-stream.yaml" "${models[@]}" > "$out/hybrid-check-$p.md" 2> "$out/hybrid-check-$p.log"; echo "ops-check exit $?"
     grep -E "^\| .*gguf|checks passed" "$out/hybrid-check-$p.md"
     grep -iE "error|stream|MoE blocks" "$out/hybrid-check-$p.log" | sort | uniq -c | head -5
 done
-sed 's/stream_to_gpu_min_tokens: 32/stream_to_gpu_min_tokens: 0/' "$here/../../rules/cuda-moe.yaml" > "$work/cuda-moe-nostream.yaml"
 echo "== waiting for the 30B model and llama.cpp"
 while [ ! -f "$model" ]; do sleep 2; done
 while [ ! -x "$lb" ] && pgrep -f llamacpp_cuda.sh > /dev/null; do sleep 2; done
@@ -57,17 +57,11 @@ for round in 1; do
     "$bin" bench -m "$m8" -p 512 -n 128 -r 3 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt round $round: /" | tee -a "$out/side-by-side-8b.md"
     [ -x "$lb" ] && "$lb" -m "$m8" -ngl 99 -p 512 -n 128 -r 3 -o md 2>/dev/null | grep -E "^\| llama" | sed "s/^/llama.cpp round $round: /" | tee -a "$out/side-by-side-8b.md"
 done
-sed 's/numerics: cpu/numerics: fast/' "$here/../../rules/cuda.yaml" > "$work/cuda-fast.yaml"
-grep -q "numerics: fast" "$work/cuda-fast.yaml" || python3 - "$here/../../rules/cuda.yaml" "$work/cuda-fast.yaml" <<'PY'
-import sys
-s = open(sys.argv[1]).read().replace("    class: AttentionCUDA\n    kwargs:\n", "    class: AttentionCUDA\n    kwargs:\n      numerics: fast\n")
-open(sys.argv[2], "w").write(s)
-PY
-"$bin" bench -m "$m8" -p 0 -n 128 -r 3 --rules "$work/cuda-fast.yaml" 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt attention numerics fast: /" | tee -a "$out/side-by-side-8b.md"
-for round in 1 2; do
-    "$bin" bench -m "$model" -p 512 -n 64 -r 2 2> "$out/swiftkt-stream-$round.log" | grep -E "^\| qwen" | sed "s/^/swiftkt cuda-moe (streamed experts) round $round: /" | tee -a "$out/hybrid-side-by-side.md"
+"$bin" bench -m "$m8" -p 16,64 -n 128 -r 3 --rules "$here/../../rules/cuda-fast.yaml" 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt rules\/cuda-fast.yaml: /" | tee -a "$out/side-by-side-8b.md"
+for round in $(seq 1 "${ROUNDS:-2}"); do
+    "$bin" bench -m "$model" -p 512 -n 64 -r 2 --rules "$work/cuda-moe-stream.yaml" 2> "$out/swiftkt-stream-$round.log" | grep -E "^\| qwen" | sed "s/^/swiftkt cuda-moe (streamed experts) round $round: /" | tee -a "$out/hybrid-side-by-side.md"
     [ -x "$lb" ] && "$lb" -m "$model" -ngl 99 -ot "exps=CPU" -t "$(nproc)" -p 512 -n 64 -r 2 -o md 2> "$out/llamacpp-hybrid-$round.log" \
         | grep -E "^\| qwen" | sed "s/^/llama.cpp -ot exps=CPU round $round: /" | tee -a "$out/hybrid-side-by-side.md"
-    [ $round = 1 ] && "$bin" bench -m "$model" -p 512 -n 0 -r 2 --rules "$work/cuda-moe-nostream.yaml" 2>/dev/null | grep -E "^\| qwen" | sed "s/^/swiftkt experts on the CPU: /" | tee -a "$out/hybrid-side-by-side.md"
+    [ $round = 1 ] && "$bin" bench -m "$model" -p 512 -n 0 -r 2 --rules "$here/../../rules/cuda-moe.yaml" 2>/dev/null | grep -E "^\| qwen" | sed "s/^/swiftkt experts on the CPU: /" | tee -a "$out/hybrid-side-by-side.md"
 done
 grep -E "stream|page" "$out/swiftkt-stream-1.log" | head -3

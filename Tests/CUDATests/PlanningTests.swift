@@ -1,0 +1,46 @@
+// Host-side planning of the GPU kernels (no GPU needed): how the Marlin GEMM splits its columns
+// and how the GPU sampler slices the vocabulary.
+@testable import CUDA
+import XCTest
+
+final class PlanningTests: XCTestCase {
+    func testMarlinSplitsCoverTheColumnsInWholeStages() {
+        for sms in [1, 114, 132] {
+            for (rows, cols) in [(16, 64), (208, 576), (256, 4096), (4096, 4096), (4096, 14336), (14336, 4096), (128_256, 4096)] {
+                let (count, columns) = GPUOps.marlinSplits(multiprocessors: sms, rows: rows, cols: cols)
+                XCTAssertEqual(columns % 128, 0, "splits are whole 128-column stages")
+                XCTAssertGreaterThanOrEqual(count * columns, cols, "the splits cover every column")
+                XCTAssertLessThan((count - 1) * columns, cols, "no empty split")
+                XCTAssertLessThanOrEqual(count, 16)
+                // Enough blocks: about two per multiprocessor (whole stages round the split down),
+                // unless the columns run out first.
+                let blocks = (rows + 127) / 128 * count
+                XCTAssertTrue(2 * blocks >= min(2 * sms, (rows + 127) / 128 * 16) || count == (cols + 127) / 128,
+                              "\(rows)×\(cols) on \(sms) SMs: \(count) splits")
+            }
+        }
+        XCTAssertEqual(GPUOps.marlinSplits(multiprocessors: 132, rows: 128_256, cols: 4096).count, 1, "the LM head fills the GPU alone")
+    }
+
+    func testMarlinSupportsOnlyWholeTiles() {
+        XCTAssertTrue(GPUOps.marlinSupports(DeviceMatrix(type: .q4_K, rows: 4096, cols: 4096, pointer: 0)))
+        XCTAssertTrue(GPUOps.marlinSupports(DeviceMatrix(type: .q4_1, rows: 208, cols: 576, pointer: 0)))
+        XCTAssertFalse(GPUOps.marlinSupports(DeviceMatrix(type: .q4_1, rows: 200, cols: 576, pointer: 0)), "rows not a multiple of 16")
+        XCTAssertFalse(GPUOps.marlinSupports(DeviceMatrix(type: .q4_0, rows: 64, cols: 96, pointer: 0)), "columns not a multiple of 64")
+        XCTAssertFalse(GPUOps.marlinSupports(DeviceMatrix(type: .q6_K, rows: 4096, cols: 4096, pointer: 0)), "6-bit weights")
+        XCTAssertEqual(GPUOps.marlinBytes(rows: 16, cols: 64).q, 512)
+        XCTAssertEqual(GPUOps.marlinBytes(rows: 16, cols: 64).s, 128, "16 rows × 2 groups × (s, m) f16")
+    }
+
+    func testSamplerSlicesHoldTopK() {
+        for n in [1, 40, 1000, 49_152, 128_256, 262_144] {
+            for k in [1, 40, 300, 1024] where k <= n {
+                let (count, length) = GPUSampler.slices(n: n, k: k)
+                XCTAssertTrue(count >= 1 && count <= 64)
+                XCTAssertGreaterThanOrEqual(count * length, n, "slices cover the vocabulary")
+                XCTAssertGreaterThanOrEqual(length, k, "every slice but the last holds k candidates")
+                XCTAssertLessThanOrEqual(count * k, 64 * GPUSampling.maxTopK, "candidates fit the scratch")
+            }
+        }
+    }
+}
