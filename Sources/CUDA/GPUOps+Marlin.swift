@@ -35,6 +35,14 @@ extension GPUOps {
                        [.pointer(m.pointer), .u64(UInt64(m.rowBytes)), .int(Int32(m.rows)), .int(Int32(m.cols)), .pointer(q), .pointer(s)])
     }
 
+    /// `m` repacked into new device buffers (the returned buffers keep them alive).
+    public static func marlinRepacked(_ gpu: GPU, _ m: DeviceMatrix) throws -> (matrix: MarlinMatrix, buffers: [DeviceBuffer]) {
+        let size = marlinBytes(rows: m.rows, cols: m.cols)
+        let q = try gpu.allocator.allocate(size.q), s = try gpu.allocator.allocate(size.s)
+        try marlinRepack(gpu, m, q: q.pointer, s: s.pointer)
+        return (MarlinMatrix(rows: m.rows, cols: m.cols, q: q.pointer, s: s.pointer), [q, s])
+    }
+
     /// Column splits for a [rows, cols] matrix: enough blocks of 128 rows to give every
     /// multiprocessor two, each split a multiple of 128 columns.
     public static func marlinSplits(gpu: GPU, rows: Int, cols: Int) -> (count: Int, columns: Int) {

@@ -37,16 +37,12 @@ extension OpsCheck {
             // 208 rows: a block of 128 and one of 80 (idle warps); 576 columns: a last chunk of 64;
             // [256, 4096]: split over the columns; [4096, 512]: many row blocks.
             for (rows, cols, tokensList) in [(208, k ? 768 : 576, [2, 7, 9, 33, 64]), (256, 4096, [8, 17, 64]), (4096, 512, [3, 64])] {
-                let wf = random(rows * cols, &rng)
-                let bytes = type.byteCount(elements: cols) * rows
-                let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-                defer { raw.deallocate() }
-                try Quant.quantize(type, from: wf, to: raw, count: rows * cols)
-                let w = WeightMatrix(type: type, rows: rows, cols: cols, data: raw)
+                let host = try HostMatrix(type, rows: rows, cols: cols, rng: &rng)
+                let w = host.weight, raw = host.data, bytes = host.bytes
                 // The weights as the kernel sees them: f16(f16(s)·q + f16(m)).
                 var w16 = [Float](repeating: 0, count: rows * cols)
                 for r in 0..<rows {
-                    let row = UnsafeRawPointer(raw) + r * w.rowBytes
+                    let row = raw + r * w.rowBytes
                     for c in 0..<cols {
                         let (q, s, m) = fourBitParts(type, row: row, c)
                         w16[r * cols + c] = Float(Float16(Double(Float(Float16(s))) * Double(q) + Double(Float(Float16(m)))))
@@ -54,11 +50,8 @@ extension OpsCheck {
                 }
                 let dw = try gpu.allocator.allocate(bytes)
                 try gpu.copy(toDevice: dw.pointer, from: raw, bytes: bytes)
-                let dm = DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer)
-                let size = GPUOps.marlinBytes(rows: rows, cols: cols)
-                let q = try gpu.allocator.allocate(size.q), s = try gpu.allocator.allocate(size.s)
-                try GPUOps.marlinRepack(gpu, dm, q: q.pointer, s: s.pointer)
-                let mm = MarlinMatrix(rows: rows, cols: cols, q: q.pointer, s: s.pointer)
+                let (mm, kept) = try GPUOps.marlinRepacked(gpu, DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer))
+                defer { _ = kept }
                 for tokens in tokensList {
                     let x = random(tokens * cols, &rng)
                     var ref = [Float](repeating: 0, count: tokens * rows)

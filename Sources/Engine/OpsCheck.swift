@@ -36,6 +36,27 @@ public enum OpsCheck {
         (0..<n).map { _ in Float.random(in: -scale...scale, using: &rng) }
     }
 
+    /// A random [rows, cols] matrix (values in ±1) quantized to `type` in host memory, freed with
+    /// the value.
+    final class HostMatrix {
+        let weight: WeightMatrix
+        let bytes: Int
+        private let raw: UnsafeMutableRawPointer
+        var data: UnsafeRawPointer { UnsafeRawPointer(raw) }
+
+        init(_ type: GGMLType, rows: Int, cols: Int, rng: inout SeededGenerator) throws {
+            bytes = type.byteCount(elements: cols) * rows
+            raw = .allocate(byteCount: bytes, alignment: 64)
+            weight = WeightMatrix(type: type, rows: rows, cols: cols, data: raw)
+            do { try Quant.quantize(type, from: OpsCheck.random(rows * cols, &rng), to: raw, count: rows * cols) } catch {
+                raw.deallocate()
+                throw error
+            }
+        }
+
+        deinit { raw.deallocate() }
+    }
+
     /// Runs every check on `gpu`; `progress` gets one line per case.
     public static func run(gpu: GPU, seed: UInt64 = 7, progress: (OpsCheckResult) -> Void = { _ in }) throws -> [OpsCheckResult] {
         try gpu.makeCurrent()
@@ -67,12 +88,8 @@ public enum OpsCheck {
             let k = [GGMLType.q4_K, .q5_K, .q6_K].contains(type)
             for (rows, cols, tokens) in [(37, k ? 256 : 96, 1), (67, 4096, 1), (203, k ? 512 : 544, 3), (1001, k ? 768 : 1056, 8),
                                          (64, k ? 1024 : 800, 13)] {
-                let wf = random(rows * cols, &rng)
-                let bytes = type.byteCount(elements: cols) * rows
-                let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-                defer { raw.deallocate() }
-                try Quant.quantize(type, from: wf, to: raw, count: rows * cols)
-                let w = WeightMatrix(type: type, rows: rows, cols: cols, data: raw)
+                let host = try HostMatrix(type, rows: rows, cols: cols, rng: &rng)
+                let w = host.weight, raw = host.data, bytes = host.bytes
                 let x = random(tokens * cols, &rng)
                 var ref = [Float](repeating: 0, count: tokens * rows), cpu = ref
                 x.withUnsafeBufferPointer { xp in
@@ -106,11 +123,8 @@ public enum OpsCheck {
             let cols = 512, shapes = [67, 16, 17]
             var mats: [DeviceMatrix] = [], bufs: [DeviceBuffer] = []
             for rows in shapes {
-                let bytes = type.byteCount(elements: cols) * rows
-                let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-                defer { raw.deallocate() }
-                try Quant.quantize(type, from: random(rows * cols, &rng), to: raw, count: rows * cols)
-                let b = try uploadBytes(raw, bytes)
+                let host = try HostMatrix(type, rows: rows, cols: cols, rng: &rng)
+                let b = try uploadBytes(host.data, host.bytes)
                 bufs.append(b)
                 mats.append(DeviceMatrix(type: type, rows: rows, cols: cols, pointer: b.pointer))
             }
@@ -132,12 +146,8 @@ public enum OpsCheck {
         // Embedding rows: exact dequantization.
         for type in linearTypes {
             let cols = [GGMLType.q4_K, .q5_K, .q6_K].contains(type) ? 512 : 96, rows = 50
-            let wf = random(rows * cols, &rng)
-            let bytes = type.byteCount(elements: cols) * rows
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            defer { raw.deallocate() }
-            try Quant.quantize(type, from: wf, to: raw, count: rows * cols)
-            let w = WeightMatrix(type: type, rows: rows, cols: cols, data: raw)
+            let host = try HostMatrix(type, rows: rows, cols: cols, rng: &rng)
+            let w = host.weight, raw = host.data, bytes = host.bytes
             let ids: [Int32] = [3, 0, 49, 17, 3]
             var ref = [Float](repeating: 0, count: ids.count * cols)
             ref.withUnsafeMutableBufferPointer { r in for (t, id) in ids.enumerated() { w.dequantizeRow(Int(id), into: r.baseAddress! + t * cols) } }
@@ -458,18 +468,13 @@ public enum OpsCheck {
         // dequantization + cuBLAS GEMM, and the Marlin GEMM on the repacked weights.
         for (rows, cols) in [(4096, 4096), (14336, 4096), (4096, 14336)] {
             let type = GGMLType.q4_K
-            let bytes = type.byteCount(elements: cols) * rows
-            let wf = random(rows * cols, &rng)
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            defer { raw.deallocate() }
-            try Quant.quantize(type, from: wf, to: raw, count: rows * cols)
+            let host = try HostMatrix(type, rows: rows, cols: cols, rng: &rng), bytes = host.bytes
             let dw = try gpu.allocator.allocate(bytes)
-            try gpu.copy(toDevice: dw.pointer, from: raw, bytes: bytes)
+            try gpu.copy(toDevice: dw.pointer, from: host.data, bytes: bytes)
             let m = DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer)
-            let size = GPUOps.marlinBytes(rows: rows, cols: cols)
-            let q = try gpu.allocator.allocate(size.q), s = try gpu.allocator.allocate(size.s)
-            try GPUOps.marlinRepack(gpu, m, q: q.pointer, s: s.pointer)
-            let mm = MarlinMatrix(rows: rows, cols: cols, q: q.pointer, s: s.pointer)
+            let (mm, kept) = try GPUOps.marlinRepacked(gpu, m)
+            defer { _ = kept }
+            let size = GPUOps.marlinBytes(rows: rows, cols: cols), repackedBytes = size.q + size.s
             let tokensMax = 64
             let dx = try gpu.upload(random(tokensMax * cols, &rng)), dy = try gpu.allocator.allocate(tokensMax * rows * 4)
             let x16 = try gpu.allocator.allocate(2 * tokensMax * cols), w16 = try gpu.allocator.allocate(2 * rows * cols)
@@ -485,7 +490,7 @@ public enum OpsCheck {
                     GPUOps.invalidate(act)
                     try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: dy.pointer, tokens: tokens)
                 }
-                var entries = [("linear q4_K Marlin", tm, size.q + size.s), ("linear q4_K 8-bit GEMV", tv, bytes)]
+                var entries = [("linear q4_K Marlin", tm, repackedBytes), ("linear q4_K 8-bit GEMV", tv, bytes)]
                 if let blas = gpu.blas {
                     let tb = try time {
                         try GPUOps.linearGEMM(gpu, blas: blas, m, x: dx.pointer, y: dy.pointer, tokens: tokens, wScratch: w16.pointer,

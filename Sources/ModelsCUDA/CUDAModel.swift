@@ -177,11 +177,9 @@ public final class CUDAModel: @unchecked Sendable {
         func marlin(_ m: DeviceMatrix) throws -> MarlinMatrix? {
             guard marlinOn, GPUOps.marlinSupports(m) else { return nil }
             if let r = repacked[m.pointer] { return r }
+            let (r, kept) = try GPUOps.marlinRepacked(gpu, m)
             let size = GPUOps.marlinBytes(rows: m.rows, cols: m.cols)
-            let q = try gpu.allocator.allocate(size.q), s = try gpu.allocator.allocate(size.s)
-            try GPUOps.marlinRepack(gpu, m, q: q.pointer, s: s.pointer)
-            buffers += [q, s]; marlinBytes += size.q + size.s
-            let r = MarlinMatrix(rows: m.rows, cols: m.cols, q: q.pointer, s: s.pointer)
+            buffers += kept; marlinBytes += size.q + size.s
             repacked[m.pointer] = r
             return r
         }
