@@ -21,11 +21,18 @@ extension GPUOps {
         marlinTypes.contains(m.type) && m.rows % 16 == 0 && m.cols % 64 == 0 && m.rows > 0
     }
 
+    /// The Marlin kernels exist on compute capability 8.0 and newer (cp.async, mma.m16n8k16).
+    public static func marlinAvailable(on gpu: GPU) -> Bool { gpu.device.computeCapability.major >= 8 }
+
     /// Bytes of the repacked nibbles and scales of a [rows, cols] matrix.
     public static func marlinBytes(rows: Int, cols: Int) -> (q: Int, s: Int) { (rows * cols / 2, rows * cols / 8) }
 
     /// Repacks `m` (GGUF blocks on the device) into `q` and `s` (marlinBytes each).
     public static func marlinRepack(_ gpu: GPU, _ m: DeviceMatrix, q: CUdeviceptr, s: CUdeviceptr) throws {
+        guard marlinAvailable(on: gpu) else {
+            throw CUDAError.invalidArgument("the Marlin GEMM needs compute capability 8.0 or newer; \(gpu.device.name) is "
+                                            + "\(gpu.device.computeCapability.major).\(gpu.device.computeCapability.minor)")
+        }
         guard marlinSupports(m) else {
             throw CUDAError.invalidArgument("Marlin layout for \(m.type.name) [\(m.rows), \(m.cols)]: needs q4_0, q4_1 or q4_K, "
                                             + "rows a multiple of 16 and columns a multiple of 64")

@@ -70,9 +70,10 @@ public final class GPUSampler: @unchecked Sendable {
         if !s.penalties.isEmpty && (s.repeatPenalty != 1 || s.frequencyPenalty != 0 || s.presencePenalty != 0) {
             let m = s.penalties.count
             if m > pinnedEntries {
-                try gpu.driver.freePinned(pinned)
-                pinnedEntries = max(m, 2 * pinnedEntries)
-                pinned = try gpu.driver.allocatePinned(pinnedEntries * 8 + 8)
+                let entries = max(m, 2 * pinnedEntries)
+                let bigger = try gpu.driver.allocatePinned(entries * 8 + 8)
+                try? gpu.driver.freePinned(pinned)
+                pinned = bigger; pinnedEntries = entries
                 penaltyBuffer = try gpu.allocator.allocate(pinnedEntries * 8)
             }
             let p = pinned.assumingMemoryBound(to: Int32.self)
@@ -108,7 +109,9 @@ public final class GPUSampler: @unchecked Sendable {
     public func pickedToken() throws -> (token: Int32, kept: Int) {
         try gpu.synchronize()
         let r = (pinned + pinnedEntries * 8).assumingMemoryBound(to: Int32.self)
-        return (r[0], greedy ? 1 : Int(r[1]))
+        // A row of −inf or NaN leaves argmax without a pick: token 0, as the host's argmax.
+        let token = r[0] >= 0 && Int(r[0]) < vocabulary ? r[0] : 0
+        return (token, greedy ? 1 : Int(r[1]))
     }
 
     /// Samples `logits` now (enqueue, then wait).

@@ -12,11 +12,12 @@
 //      that (u >> 4i) & 0x000F000F | 0x64006400 is the f16x2 (1024 + q0, 1024 + q1).
 //   S: per 16-row tile, per 64 columns, per g: 16 bytes = f16x2 (s, m) of (row g, group 0),
 //      (row g + 8, group 0), (row g, group 1), (row g + 8, group 1).
-// Needs rows % 16 == 0 and cols % 64 == 0.
+// Needs rows % 16 == 0 and cols % 64 == 0, and compute capability 8.0 or newer.
 extension KernelSource {
     static let marlin = #"""
 // ---------------------------------------------------------------------------------------------
-// Marlin-class 4-bit GEMM.
+// Marlin-class 4-bit GEMM (sm_80 and newer: cp.async, mma.m16n8k16; absent from older builds).
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
 
 // Nibble q of element i of a row, and its group's s, m (w = s·q + m).
 template <int T> DEV void q4_parts(const u8* row, int i, int& q, float& s, float& m) {
@@ -191,5 +192,6 @@ extern "C" __global__ void marlin_reduce(const float* part, int splits, u64 coun
         y[i] = v;
     }
 }
+#endif
 """#
 }

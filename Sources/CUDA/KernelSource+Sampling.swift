@@ -15,7 +15,12 @@ extension KernelSource {
 // Sampling.
 
 // A key that orders like the float: larger float, larger unsigned key.
-DEV u32 order_key(float f) { u32 u = __float_as_uint(f); return (u & 0x80000000u) ? ~u : (u | 0x80000000u); }
+// (−0 is taken as +0: the host compares them equal and breaks the tie by id.)
+DEV u32 order_key(float f) {
+    u32 u = __float_as_uint(f);
+    if (u == 0x80000000u) u = 0;
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
 DEV float key_float(u32 k) { return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k); }
 
 // Penalties as the host's Sampler applies them (no fused multiply-adds: same roundings).

@@ -153,6 +153,10 @@ public final class CUDAModel: @unchecked Sendable {
         // The Marlin copies (5/8 byte per 4-bit weight beside the GGUF blocks) only when the
         // weights and the copies take at most 60 % of the free device memory.
         var marlinOn = numerics.marlinMaxTokens > 1
+        if marlinOn && !GPUOps.marlinAvailable(on: gpu) {
+            marlinOn = false
+            progress("Marlin GEMM off: it needs compute capability 8.0 or newer")
+        }
         if marlinOn {
             var seen = Set<UnsafeRawPointer>(), weights = 0, copies = 0
             func plan(_ w: WeightMatrix) {
@@ -220,9 +224,18 @@ public final class CUDAModel: @unchecked Sendable {
             }
         }
         layers = out
+        // Blocks whose experts the GPU kernels take (gate and up of one type, as one launch needs).
         let moeBlocks = out.enumerated().compactMap { i, L -> (layer: Int, moe: MoEFeedForward)? in
-            if case let .cpu(block) = L.ffn, let moe = block as? MoEFeedForward { return (i, moe) }
-            return nil
+            guard case let .cpu(block) = L.ffn, let moe = block as? MoEFeedForward else { return nil }
+            let e = moe.experts, types = [e.gate[0].type, e.up[0].type, e.down[0].type]
+            guard types.allSatisfy({ !GPUOps.isFloat($0) && GPUOps.supportedTypes.contains($0) }), types[0] == types[1] else {
+                if numerics.expertsOnGPUMinTokens > 0 {
+                    progress("layer \(i)'s experts (\(types.map(\.name).joined(separator: ", "))) stay on the CPU for every chunk: "
+                             + "the GPU path takes quantized gate and up of one type, of " + GPUOps.supportedTypes.map(\.name).joined(separator: ", "))
+                }
+                return nil
+            }
+            return (i, moe)
         }
         if numerics.expertsOnGPUMinTokens > 0, !moeBlocks.isEmpty, let pool = cpuContext?.pool {
             let s = try ExpertStreamer(gpu: gpu, blocks: moeBlocks, pool: pool)
@@ -339,7 +352,8 @@ public final class CUDADecoder: @unchecked Sendable {
         ids = try gpu.allocator.allocate(b * 4); positions = try gpu.allocator.allocate(b * 4)
         staging = try gpu.driver.allocatePinned(2 * b * 4)
         logitsPinned = try gpu.driver.allocatePinned(m.vocab * 4)
-        for n in Set([d, maxQ, maxFF] + model.layers.map { $0.o.matrix.cols } + model.layers.flatMap { $0.mlpMatrices.map(\.cols) })
+        let expertWidths = model.streamer?.layers.values.map(\.gate.rows) ?? []
+        for n in Set([d, maxQ, maxFF] + expertWidths + model.layers.map { $0.o.matrix.cols } + model.layers.flatMap { $0.mlpMatrices.map(\.cols) })
         where n > 0 {
             acts[n] = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: b)
         }
@@ -513,7 +527,8 @@ public final class CUDADecoder: @unchecked Sendable {
                 }
                 try linears([(down, o.pointer)], input: g.pointer, tokens: n)
             case let .cpu(block):
-                if let moe = block as? MoEFeedForward, model.streamer != nil, routed != nil, n >= model.numerics.expertsOnGPUMinTokens {
+                if let moe = block as? MoEFeedForward, model.streamer?.layers[index] != nil, routed != nil,
+                   n >= model.numerics.expertsOnGPUMinTokens {
                     try expertsOnGPU(moe, layer: index, tokens: n, firstOfChunk: index == firstMoELayer)
                 } else {
                     try cpuBlock(block, tokens: n)
@@ -603,8 +618,31 @@ public final class CUDADecoder: @unchecked Sendable {
                                                token: token, destination: dest, weight: weight)
         let lists = routed.lists.pointer
         try gpu.driver.copyAsync(toDevice: lists, from: routed.staging, bytes: 3 * pairs * 4, stream: gpu.stream)
+        do {
+            try routedExperts(streamer, layer: index, d: d, ff: ff, pairs: pairs, start: start, actD: actD, actFF: actFF)
+        } catch {
+            streamer.abandon(layer: index)
+            throw error
+        }
+        GPUOps.invalidate(actD); GPUOps.invalidate(actFF)
+        try GPUOps.sumSlots(gpu, slots: routed.slots.pointer, used: k, count: n * d, out: o.pointer)
+        if moe.shared != nil {
+            // The shared expert on the CPU while the GPU runs the routed ones.
+            let out = hostOut.assumingMemoryBound(to: Float.self)
+            out.initialize(repeating: 0, count: n * d)
+            moe.addShared(x, out, tokens: n, context: context)
+            try gpu.driver.copyAsync(toDevice: routed.results.pointer, from: hostOut, bytes: n * d * 4, stream: gpu.stream)
+            try GPUOps.add(gpu, x: o.pointer, y: routed.results.pointer, count: n * d)
+        }
+    }
+
+    /// The per-expert launches of `expertsOnGPU` (gather, gate + up, GLU, down, weighted scatter).
+    private func routedExperts(_ streamer: ExpertStreamer, layer index: Int, d: Int, ff: Int, pairs: Int, start: [Int],
+                               actD: QuantizedActivationsGPU, actFF: QuantizedActivationsGPU) throws {
+        guard let routed else { return }
+        let lists = routed.lists.pointer
         let mats = try streamer.matrices(layer: index)
-        for e in 0..<experts where start[e + 1] > start[e] {
+        for e in 0..<(start.count - 1) where start[e + 1] > start[e] {
             let rows = start[e + 1] - start[e], off = UInt64(start[e] * 4)
             try GPUOps.gatherRows(gpu, x: h.pointer, indices: lists + off, count: rows, d: d, out: routed.gathered.pointer)
             GPUOps.invalidate(actD); GPUOps.invalidate(actFF)
@@ -617,16 +655,6 @@ public final class CUDADecoder: @unchecked Sendable {
                                      weights: lists + UInt64(2 * pairs * 4) + off, count: rows, d: d, slots: routed.slots.pointer)
         }
         try streamer.done(layer: index)
-        GPUOps.invalidate(actD); GPUOps.invalidate(actFF)
-        try GPUOps.sumSlots(gpu, slots: routed.slots.pointer, used: k, count: n * d, out: o.pointer)
-        if moe.shared != nil {
-            // The shared expert on the CPU while the GPU runs the routed ones.
-            let out = hostOut.assumingMemoryBound(to: Float.self)
-            out.initialize(repeating: 0, count: n * d)
-            moe.addShared(x, out, tokens: n, context: context)
-            try gpu.driver.copyAsync(toDevice: routed.results.pointer, from: hostOut, bytes: n * d * 4, stream: gpu.stream)
-            try GPUOps.add(gpu, x: o.pointer, y: routed.results.pointer, count: n * d)
-        }
     }
 
     /// The activation buffer and weight type for a norm whose output `matrix` reads next, when

@@ -81,7 +81,10 @@ final class ExpertStreamer: @unchecked Sendable {
     private func fetch(_ position: Int) throws {
         let b = position % 2
         let layer = layers[order[position]]!
-        if holding[b] >= 0 { try gpu.driver.synchronize(event: copied[b]) }
+        // (Both waits are no-ops on events never recorded.) Until the upload is queued the
+        // buffer holds nothing usable, whatever happens.
+        try gpu.driver.synchronize(event: copied[b])
+        holding[b] = -1
         // (source, offset in the staging buffer, bytes) of every piece, then a parallel copy.
         var pieces: [(UnsafeRawPointer, Int, Int)] = []
         var at = 0
@@ -104,7 +107,7 @@ final class ExpertStreamer: @unchecked Sendable {
         pool.parallelFor(work.count) { range in
             for i in range { let (src, offset, n) = work[i]; (dst.pointer + offset).copyMemory(from: src, byteCount: n) }
         }
-        if holding[b] >= 0 { try gpu.driver.wait(copyStream, for: consumed[b]) }
+        try gpu.driver.wait(copyStream, for: consumed[b])
         try gpu.driver.copyAsync(toDevice: buffers[b].pointer, from: staging[b], bytes: layer.bytes, stream: copyStream)
         try gpu.driver.record(copied[b], on: copyStream)
         holding[b] = position
@@ -132,6 +135,15 @@ final class ExpertStreamer: @unchecked Sendable {
         }
         let g = matrices(L.gate), u = matrices(L.up), d = matrices(L.down)
         return (g, u, d)
+    }
+
+    /// Work on decoder layer `layer`'s experts failed midway: its buffer is free only after what
+    /// was queued has run, and holds nothing to reuse.
+    func abandon(layer: Int) {
+        guard let position = order.firstIndex(of: layer) else { return }
+        let b = position % 2
+        try? gpu.driver.record(consumed[b], on: gpu.stream)
+        holding[b] = -1
     }
 
     /// The experts of decoder layer `layer` are queued: once they have run, its buffer takes the

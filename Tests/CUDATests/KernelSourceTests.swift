@@ -65,7 +65,7 @@ final class KernelSourceTests: XCTestCase {
         }
         let cache = FileManager.default.temporaryDirectory.appendingPathComponent("swiftkt-nvrtc-\(getpid())")
         defer { try? FileManager.default.removeItem(at: cache) }
-        for arch in ["sm_90", "sm_80"] {
+        for arch in ["sm_90", "sm_80", "sm_75"] {
             let cubin = try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: arch, options: ["-lineinfo"],
                                           cacheDirectory: cache)
             XCTAssertGreaterThan(cubin.count, 10_000, arch)
