@@ -22,6 +22,36 @@ extension PlacementPlan {
     }
 }
 
+/// Where the hidden state crosses from one device to another along the decoder's trunk.
+public struct TransferPoint: Sendable, Equatable {
+    /// The trunk module the state enters ("model.layers.16", "model.norm", "lm_head").
+    public let module: String
+    public let from: Device, to: Device
+    /// "generate", "prefill" or "both" (the phases whose devices differ here).
+    public let phase: String
+}
+
+extension PlacementPlan {
+    /// The decoder's trunk in order — embedding, each layer, the final norm, the LM head — and
+    /// every place where consecutive trunk modules sit on different devices (KTransformers'
+    /// transfer_map): the hidden state is copied there. Blocks inside a layer that run elsewhere
+    /// (MoE blocks on the CPU) are the layer's own business, not trunk transfers.
+    public var transferPoints: [TransferPoint] {
+        let trunk = modules.filter {
+            $0.depth <= 1 && [.embedding, .decoderLayer, .rmsNorm, .lmHead].contains($0.kind)
+        }
+        var out: [TransferPoint] = []
+        for (a, b) in zip(trunk, trunk.dropFirst()) {
+            let generate = a.generateDevice != b.generateDevice, prefill = a.prefillDevice != b.prefillDevice
+            guard generate || prefill else { continue }
+            let phase = generate && prefill ? "both" : (generate ? "generate" : "prefill")
+            out.append(TransferPoint(module: b.name, from: generate ? a.generateDevice : a.prefillDevice,
+                                     to: generate ? b.generateDevice : b.prefillDevice, phase: phase))
+        }
+        return out
+    }
+}
+
 extension PlacementPlan {
     /// module → prefill op / generate op → device → weight type → bytes, then totals per device.
     public var text: String {
@@ -51,6 +81,13 @@ extension PlacementPlan {
             out += "  \(pad(t.device.description, 8))  \(lpad(String(t.weights), 12))  \(lpad(String(t.kvCache), 12))  "
                 + "\(lpad(String(t.ram), 12))  \(lpad(String(t.vram), 12))\n"
         }
+        let transfers = transferPoints
+        if !transfers.isEmpty {
+            out += "\nTransfer points (the hidden state changes device)\n"
+            for t in transfers {
+                out += "  before \(t.module): \(t.from) → \(t.to)\(t.phase == "both" ? "" : " (\(t.phase))")\n"
+            }
+        }
         for w in warnings { out += "warning: \(w)\n" }
         return out
     }
@@ -66,9 +103,12 @@ extension PlacementPlan {
             let kwargs: [String: String], weightType: String?, bytes: Int, tied: Bool, tensors: [String], rule: Int?
         }
         struct Total: Encodable { let device: String, weightBytes: Int, kvCacheBytes: Int, ramBytes: Int, vramBytes: Int }
+        struct Transfer: Encodable { let before: String, from: String, to: String, phase: String }
         let architecture: String, rules: String, context: Int
         let modules: [Module]
         let totals: [Total]
+        /// Absent when the trunk stays on one device.
+        let transfers: [Transfer]?
         let warnings: [String]
     }
 
@@ -85,6 +125,8 @@ extension PlacementPlan {
             },
             totals: totals.map { Report.Total(device: $0.device.description, weightBytes: $0.weights, kvCacheBytes: $0.kvCache,
                                               ramBytes: $0.ram, vramBytes: $0.vram) },
+            transfers: transferPoints.isEmpty ? nil
+                : transferPoints.map { Report.Transfer(before: $0.module, from: $0.from.description, to: $0.to.description, phase: $0.phase) },
             warnings: warnings)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
