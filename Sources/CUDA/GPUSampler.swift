@@ -4,7 +4,7 @@ import Foundation
 
 /// One sampling step's parameters, as Engine's Sampler has them: the chain penalties → top-k →
 /// top-p → min-p → temperature → draw. `temperature <= 0` is greedy (argmax after penalties).
-public struct GPUSampling: Sendable, Equatable {
+public struct GPUSampling: Sendable {
     /// The largest top-k the GPU sampler takes (with temperature > 0).
     public static let maxTopK = 1024
 
@@ -22,13 +22,6 @@ public struct GPUSampling: Sendable, Equatable {
     public var draw: Float = 0
 
     public init() {}
-
-    public static func == (a: GPUSampling, b: GPUSampling) -> Bool {
-        a.temperature == b.temperature && a.topK == b.topK && a.topP == b.topP && a.minP == b.minP
-            && a.repeatPenalty == b.repeatPenalty && a.frequencyPenalty == b.frequencyPenalty
-            && a.presencePenalty == b.presencePenalty && a.draw == b.draw
-            && a.penalties.map(\.0) == b.penalties.map(\.0) && a.penalties.map(\.1) == b.penalties.map(\.1)
-    }
 }
 
 /// Device scratch for sampling one row of up to `vocabulary` logits.

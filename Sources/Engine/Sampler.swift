@@ -24,6 +24,9 @@ public struct SamplingParameters: Sendable, Equatable {
     public init() {}
 
     public static var greedy: SamplingParameters { var p = SamplingParameters(); p.temperature = 0; return p }
+
+    /// Whether any penalty reads the history.
+    public var hasPenalties: Bool { repeatPenalty != 1 || presencePenalty != 0 || frequencyPenalty != 0 }
 }
 
 public struct Sampler: Sendable {
@@ -92,7 +95,7 @@ public struct Sampler: Sendable {
     /// Tokens of the penalty window and how often each occurs (none when penalties are off).
     private func penaltyCounts(history: [Int32], vocabulary: Int) -> [Int32: Int] {
         let p = parameters
-        guard p.repeatPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0 else { return [:] }
+        guard p.hasPenalties else { return [:] }
         let window = p.penaltyLastN < 0 ? history[...] : history.suffix(p.penaltyLastN)
         var counts: [Int32: Int] = [:]
         for t in window where t >= 0 && Int(t) < vocabulary { counts[t, default: 0] += 1 }

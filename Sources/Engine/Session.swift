@@ -137,7 +137,9 @@ public final class Session: @unchecked Sendable {
         // Runs newTokens and picks the token after them: on the device where it can, else from
         // the downloaded logits; both draw from `sampler` at the same point.
         func step(_ newTokens: [Int32]) throws -> Int32 {
-            if let device, let request = sampler.deviceRequest(history: tokens + newTokens, vocabulary: model.model.vocab) {
+            // (The history is copied only for the penalties that read it.)
+            let history = parameters.sampling.hasPenalties ? tokens + newTokens : []
+            if let device, let request = sampler.deviceRequest(history: history, vocabulary: model.model.vocab) {
                 return try evaluateSampling(newTokens, device: device, request: request)
             }
             let logits = try evaluate(newTokens)

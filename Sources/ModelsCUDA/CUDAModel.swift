@@ -23,6 +23,7 @@ import CPUKernels
 import CUDA
 import Foundation
 import Models
+import Operators
 
 public enum CUDAModelError: Error, CustomStringConvertible {
     case unsupported(String)
@@ -163,7 +164,8 @@ public final class CUDAModel: @unchecked Sendable {
                 guard seen.insert(UnsafeRawPointer(w.data)).inserted else { return }
                 weights += w.rows * w.rowBytes
                 if GPUOps.marlinTypes.contains(w.type) && w.rows % 16 == 0 && w.cols % 64 == 0 {
-                    copies += GPUOps.marlinBytes(rows: w.rows, cols: w.cols).q + GPUOps.marlinBytes(rows: w.rows, cols: w.cols).s
+                    let size = GPUOps.marlinBytes(rows: w.rows, cols: w.cols)
+                    copies += size.q + size.s
                 }
             }
             for layer in model.layers {
@@ -363,7 +365,7 @@ public final class CUDADecoder: @unchecked Sendable {
         } else {
             hostIn = nil; hostOut = nil
         }
-        if let streamer = model.streamer, b >= model.numerics.expertsOnGPUMinTokens {
+        if model.streamer != nil, b >= model.numerics.expertsOnGPUMinTokens {
             let used = model.layers.compactMap { L -> Int? in
                 if case let .cpu(block) = L.ffn, let moe = block as? MoEFeedForward { return moe.used }
                 return nil
@@ -372,7 +374,6 @@ public final class CUDADecoder: @unchecked Sendable {
             routed = RoutedBuffers(
                 slots: try floats(pairs * d), gathered: try floats(b * d), results: try floats(b * d),
                 lists: try allocator.allocate(3 * pairs * 4), staging: try gpu.driver.allocatePinned(3 * pairs * 4), pairs: pairs)
-            _ = streamer
         } else {
             routed = nil
         }
@@ -568,19 +569,18 @@ public final class CUDADecoder: @unchecked Sendable {
     static func groupPairs(ids: [Int32], weights: [Float], tokens n: Int, used k: Int, experts: Int,
                            token: UnsafeMutablePointer<Int32>, destination: UnsafeMutablePointer<Int32>,
                            weight: UnsafeMutablePointer<Float>) throws -> [Int] {
-        var start = [Int](repeating: 0, count: experts + 1)
-        for id in ids {
-            guard id >= 0, Int(id) < experts else { throw CUDAModelError.unsupported("expert id \(id) outside 0..<\(experts)") }
-            start[Int(id) + 1] += 1
+        for id in ids where id < 0 || Int(id) >= experts {
+            throw CUDAModelError.unsupported("expert id \(id) outside 0..<\(experts)")
         }
-        for e in 0..<experts { start[e + 1] += start[e] }
-        var fill = start
-        for t in 0..<n {
-            for j in 0..<k {
-                let e = Int(ids[t * k + j]), at = fill[e]
-                token[at] = Int32(t); destination[at] = Int32(j * n + t); weight[at] = weights[t * k + j]
-                fill[e] += 1
+        // The CPU experts operator's counting sort: row i of expert order holds slot order[i] = t · k + j.
+        let (start, order, _) = ids.withUnsafeBufferPointer { i in
+            weights.withUnsafeBufferPointer { w in
+                ExpertsCPU.groupByExpert(ExpertRouting(tokens: n, used: k, ids: i.baseAddress!, weights: w.baseAddress!), experts: experts)
             }
+        }
+        for (at, slot) in order.enumerated() {
+            let t = slot / k, j = slot % k
+            token[at] = Int32(t); destination[at] = Int32(j * n + t); weight[at] = weights[slot]
         }
         return start
     }
@@ -658,9 +658,11 @@ public final class CUDADecoder: @unchecked Sendable {
     }
 
     /// The activation buffer and weight type for a norm whose output `matrix` reads next, when
-    /// that read is a GEMV (the GEMM path converts to f16 instead).
+    /// that read is a GEMV (the GEMM and Marlin paths convert to f16 instead).
     private func quantizeTarget(_ matrix: DeviceMatrix?, tokens: Int) -> (QuantizedActivationsGPU, GGMLType)? {
         guard let matrix, tokens < model.numerics.gemmMinTokens || blas == nil, let act = acts[matrix.cols] else { return nil }
+        // The Marlin GEMM reads f16 activations: nothing to quantize for it.
+        if tokens > 1, tokens <= model.numerics.marlinMaxTokens, model.marlinBytes > 0, GPUOps.marlinSupports(matrix) { return nil }
         return (act, matrix.type)
     }
 

@@ -89,7 +89,7 @@ public struct ExpertsCPU: ExpertsOperator {
     /// Counting sort of the flat slot indices (t · used + j) by expert: expert e's slots are rows
     /// start[e] ..< start[e + 1] of the expert-ordered list, row i holds slot order[i], and slot
     /// s sits at row position[s].
-    static func groupByExpert(_ r: ExpertRouting, experts: Int) -> (start: [Int], order: [Int], position: [Int]) {
+    public static func groupByExpert(_ r: ExpertRouting, experts: Int) -> (start: [Int], order: [Int], position: [Int]) {
         let pairs = r.tokens * r.used
         var start = [Int](repeating: 0, count: experts + 1)
         for i in 0..<pairs {
