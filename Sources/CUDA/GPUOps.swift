@@ -92,9 +92,19 @@ public enum GPUOps {
 
     /// Up to three matrices of one type and width reading the same x (q, k, v; gate, up): for
     /// quantized weights one launch whose warps run over all their rows; ys[i] [tokens, rows_i].
+    ///
+    /// `prefetch`: up to three device ranges (16-byte aligned, sizes multiples of 16) the
+    /// quantized kernels' last block asks the GPU to bring into L2 (sm_90) — the weights of the
+    /// launches that follow (WeightPrefetch); a hint that changes no result.
     public static func linearMany(_ gpu: GPU, _ ws: [DeviceMatrix], x: CUdeviceptr, act: QuantizedActivationsGPU, ys: [CUdeviceptr],
-                                  tokens: Int) throws {
+                                  tokens: Int, prefetch: [(pointer: CUdeviceptr, bytes: Int)] = []) throws {
         precondition(!ws.isEmpty && ws.count <= 3 && ws.count == ys.count, "1 to 3 matrices, one output each")
+        guard prefetch.count <= 3, prefetch.allSatisfy({ $0.pointer % 16 == 0 && $0.bytes % 16 == 0 && $0.bytes >= 0 }) else {
+            throw CUDAError.invalidArgument("L2 prefetch ranges must be at most three, 16-byte aligned, multiples of 16 bytes")
+        }
+        let ranges: [KernelArgument] = (0..<3).flatMap { i -> [KernelArgument] in
+            i < prefetch.count ? [.pointer(prefetch[i].pointer), .u64(UInt64(prefetch[i].bytes))] : [.pointer(0), .u64(0)]
+        }
         let w = ws[0]
         guard ws.allSatisfy({ $0.type == w.type && $0.cols == w.cols }) else {
             throw CUDAError.invalidArgument("linearMany needs one type and width; got "
@@ -123,7 +133,7 @@ public enum GPUOps {
         if tokens == 1 && w.type == .q4_K {
             // The decode step's kernel: two rows per warp, eight per block.
             try gpu.launch("mmv1_q4_K", grid: (blocks(totalRows, 8), 1, 1), block: 128,
-                           matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)])
+                           matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + ranges)
             return
         }
         // Generic kernels: tiles of 8 tokens, or the one-token instance (fewer registers).
@@ -131,7 +141,7 @@ public enum GPUOps {
         try gpu.launch(name, grid: (blocks(totalRows, 4), tokens == 1 ? 1 : blocks(tokens, 8), 1), block: 128,
                        matrices + [
                         .pointer(act.q.pointer), .pointer(act.ad.pointer), .pointer(act.as_.pointer), .pointer(act.ai.pointer),
-                        .pointer(act.ak.pointer), .int(Int32(tokens))])
+                        .pointer(act.ak.pointer), .int(Int32(tokens))] + ranges)
     }
 
     /// The largest row count the prefill GEMM path takes (grid.y of the dequantize kernel).
@@ -215,6 +225,21 @@ public enum GPUOps {
                         .int(Int32(rotDim)), .float(thetaScale), .float(scale), .pointer(freqFactors ?? 0), .int(neox ? 1 : 0)])
     }
 
+    /// `rope` on queries and keys, then `storeKV` of the rotated keys and the values, in one
+    /// launch (the same values bit for bit).
+    public static func ropeStore(_ gpu: GPU, q: CUdeviceptr, k: CUdeviceptr, v: CUdeviceptr, keyCache: CUdeviceptr, valueCache: CUdeviceptr,
+                                 positions: CUdeviceptr, tokens: Int, heads: Int, kvHeads: Int, headDim: Int, rotDim: Int, base: Float,
+                                 scale: Float, freqFactors: CUdeviceptr?, neox: Bool) throws {
+        guard rotDim % 2 == 0, rotDim <= headDim, rotDim / 2 <= 1024 else {
+            throw CUDAError.invalidArgument("rope over \(rotDim) of \(headDim) dimensions")
+        }
+        let thetaScale = powf(base, -2 / Float(rotDim))
+        try gpu.launch("rope_store", grid: (tokens, heads + 2 * kvHeads, 1), block: max(rotDim / 2, 32),
+                       [.pointer(q), .pointer(k), .pointer(v), .pointer(keyCache), .pointer(valueCache), .pointer(positions),
+                        .int(Int32(heads)), .int(Int32(kvHeads)), .int(Int32(headDim)), .int(Int32(rotDim)), .float(thetaScale),
+                        .float(scale), .pointer(freqFactors ?? 0), .int(neox ? 1 : 0)])
+    }
+
     /// x += y, then out = x / rms(x) · w (rows of n): a residual add and the next norm in one
     /// pass; `quantize` as in `rmsNorm`.
     @discardableResult
@@ -296,9 +321,15 @@ public enum GPUOps {
     /// in order; KernelSource explains): the GPU then follows the CPU path token for token. Keys
     /// are walked one after another per output element, so it is slow for long contexts; used
     /// for chunks below 64 tokens (the CPU's own switch to its tiled f32 path).
+    ///
+    /// `quantize`: the output projection's activation buffer and weight type; when the shape
+    /// allows (heads · headDim a multiple of 256, headDim dividing 256) the last kernel also
+    /// quantizes its output there, as `quantize` would, and the function returns true.
+    @discardableResult
     public static func attentionCPUNumerics(_ gpu: GPU, q: CUdeviceptr, keys: CUdeviceptr, values: CUdeviceptr, positions: CUdeviceptr,
                                             out: CUdeviceptr, scores: CUdeviceptr, tokens: Int, heads: Int, kvHeads: Int, headDim: Int,
-                                            scale: Float, window: Int, maxKeys: Int) throws {
+                                            scale: Float, window: Int, maxKeys: Int,
+                                            quantize: (QuantizedActivationsGPU, GGMLType)? = nil) throws -> Bool {
         guard headDim % 32 == 0, headDim <= 256, heads % kvHeads == 0 else {
             throw CUDAError.invalidArgument("CUDA attention needs headDim a multiple of 32 up to 256 and heads % kvHeads == 0; "
                                             + "got headDim \(headDim), heads \(heads), kvHeads \(kvHeads)")
@@ -307,16 +338,35 @@ public enum GPUOps {
         try gpu.launch("attn_scores_f16q", grid: (heads, tokens, tokens == 1 ? 4 : 1), block: 256,
                        [.pointer(q), .pointer(keys), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)), .int(Int32(headDim)),
                         .float(scale), .int(Int32(window)), .int(Int32(maxKeys)), .pointer(scores)])
-        try gpu.launch("attn_seq_f16acc", grid: (heads, tokens, 1), block: headDim,
-                       [.pointer(scores), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
-                        .int(Int32(headDim)), .int(Int32(window)), .int(Int32(maxKeys)), .pointer(out)])
+        let args: [KernelArgument] = [.pointer(scores), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
+                                      .int(Int32(headDim)), .int(Int32(window)), .int(Int32(maxKeys)), .pointer(out)]
+        if let (act, k) = fusedQuantization(quantize, tokens: tokens, heads: heads, headDim: headDim) {
+            try gpu.launch("attn_seq_f16acc_q", grid: (heads * headDim / 256, tokens, 1), block: 256,
+                           args + [.int(k ? 1 : 0)] + actArgs(act))
+            act.holds = (out, tokens, k)
+            return true
+        }
+        try gpu.launch("attn_seq_f16acc", grid: (heads, tokens, 1), block: headDim, args)
+        return false
+    }
+
+    /// The activation buffer and format (q8_K or not) an attention kernel can quantize its
+    /// output into, or nil when the shape or the buffer does not allow it.
+    static func fusedQuantization(_ target: (QuantizedActivationsGPU, GGMLType)?, tokens: Int, heads: Int, headDim: Int)
+        -> (QuantizedActivationsGPU, Bool)? {
+        guard let (act, type) = target, !isFloat(type), act.n == heads * headDim, tokens <= act.tokens,
+              256 % headDim == 0, (heads * headDim) % 256 == 0 else { return nil }
+        return (act, isK(type))
     }
 
     /// out [tokens, heads, headDim] = softmax(q·Kᵀ·scale) · V over the f16 cache, causal (and
     /// windowed when window > 0). `keys` bounds the visible key count of any query (for the split).
+    /// `quantize` as in `attentionCPUNumerics`.
+    @discardableResult
     public static func attention(_ gpu: GPU, q: CUdeviceptr, keys: CUdeviceptr, values: CUdeviceptr, positions: CUdeviceptr,
                                  out: CUdeviceptr, scratch: CUdeviceptr, tokens: Int, heads: Int, kvHeads: Int, headDim: Int,
-                                 scale: Float, window: Int, maxKeys: Int, splits: Int) throws {
+                                 scale: Float, window: Int, maxKeys: Int, splits: Int,
+                                 quantize: (QuantizedActivationsGPU, GGMLType)? = nil) throws -> Bool {
         guard headDim % 32 == 0, headDim <= 256, heads % kvHeads == 0 else {
             throw CUDAError.invalidArgument("CUDA attention needs headDim a multiple of 32 up to 256 and heads % kvHeads == 0; "
                                             + "got headDim \(headDim), heads \(heads), kvHeads \(kvHeads)")
@@ -325,7 +375,13 @@ public enum GPUOps {
         try gpu.launch("attn_split", grid: (heads, tokens, splits), block: 128,
                        [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
                         .int(Int32(headDim)), .float(scale), .int(Int32(window)), .int(Int32(max(splitLen, 1))), .pointer(scratch)])
-        try gpu.launch("attn_combine", grid: (heads, tokens, 1), block: headDim,
-                       [.pointer(scratch), .int(Int32(heads)), .int(Int32(headDim)), .int(Int32(splits)), .pointer(out)])
+        let args: [KernelArgument] = [.pointer(scratch), .int(Int32(heads)), .int(Int32(headDim)), .int(Int32(splits)), .pointer(out)]
+        if let (act, k) = fusedQuantization(quantize, tokens: tokens, heads: heads, headDim: headDim) {
+            try gpu.launch("attn_combine_q", grid: (heads * headDim / 256, tokens, 1), block: 256, args + [.int(k ? 1 : 0)] + actArgs(act))
+            act.holds = (out, tokens, k)
+            return true
+        }
+        try gpu.launch("attn_combine", grid: (heads, tokens, 1), block: headDim, args)
+        return false
     }
 }

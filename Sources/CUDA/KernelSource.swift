@@ -309,6 +309,24 @@ DEV bool select3(int g, const u8* W0, const u8* W1, const u8* W2, int n0, int n1
 #define MATS const u8* W0, const u8* W1, const u8* W2, int n0, int n1, int n2, float* y0, float* y1, float* y2
 #define MATS_ARGS W0, W1, W2, n0, n1, n2, y0, y1, y2
 
+// L2 prefetch of the weights the next launches of a decode step read (up to three ranges,
+// 16-byte aligned, sizes multiples of 16): the grid's last block asks the memory system for
+// them with bulk prefetches (sm_90; a hint, no-op below) and goes on. DRAM then streams the next
+// matrices while the small kernels between two GEMVs run, instead of idling.
+#define PF_PARAMS , const u8* pf0, u64 pfn0, const u8* pf1, u64 pfn1, const u8* pf2, u64 pfn2
+DEV void prefetch_l2(const u8* p, u64 n, int lane) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const u64 chunk = 1u << 16;
+    for (u64 off = (u64)lane * chunk; off < n; off += 32 * chunk) {
+        u32 size = (u32)(n - off < chunk ? n - off : chunk);
+        asm volatile("{\n\t.reg .u64 g;\n\tcvta.to.global.u64 g, %0;\n\tcp.async.bulk.prefetch.L2.global [g], %1;\n\t}"
+                     :: "l"(p + off), "r"(size) : "memory");
+    }
+#endif
+}
+#define PF_ISSUE() if (blockIdx.x == gridDim.x - 1 && blockIdx.y == 0 && threadIdx.x < 32) { \
+    prefetch_l2(pf0, pfn0, threadIdx.x); prefetch_l2(pf1, pfn1, threadIdx.x); prefetch_l2(pf2, pfn2, threadIdx.x); }
+
 template <int T, int NT> __device__ void mmvq_impl(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad,
                                                    const float* as, const int* ai, const float* ak, int tokens) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -353,8 +371,8 @@ template <int T, int NT> __device__ void mmvq_impl(MATS, u64 rowBytes, int cols,
     }
 }
 // `name` takes tiles of 8 tokens (grid.y = ceil(T / 8)); `name`_1 one token (fewer registers).
-#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens) { PDL_ENTRY(); mmvq_impl<T, 8>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); } \
-    extern "C" __global__ void __launch_bounds__(128) name##_1(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens) { PDL_ENTRY(); mmvq_impl<T, 1>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); }
+#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens PF_PARAMS) { PF_ISSUE(); PDL_ENTRY(); mmvq_impl<T, 8>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); } \
+    extern "C" __global__ void __launch_bounds__(128) name##_1(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens PF_PARAMS) { PF_ISSUE(); PDL_ENTRY(); mmvq_impl<T, 1>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); }
 MMVQ(Q4_0, mmvq_q4_0) MMVQ(Q4_1, mmvq_q4_1) MMVQ(Q5_0, mmvq_q5_0) MMVQ(Q5_1, mmvq_q5_1) MMVQ(Q8_0, mmvq_q8_0)
 MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 
@@ -363,7 +381,8 @@ MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 // them and the pair's 64 activation bytes with 128-bit loads. Rows must be 16-byte aligned
 // (144 · k bytes per row; buffers from cuMemAlloc).
 extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const float* ad,
-                                                            const float* as, const int* __restrict__ ai, const float* __restrict__ ak, int tokens) { PDL_ENTRY();
+                                                            const float* as, const int* __restrict__ ai, const float* __restrict__ ak, int tokens PF_PARAMS) {
+    PF_ISSUE(); PDL_ENTRY();
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     Sel sel;
     if (!select3(blockIdx.x * 4 + warp, MATS_ARGS, sel)) return;
@@ -418,7 +437,8 @@ extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(MATS, u64 rowBytes, 
 // arithmetic. grid ceil(rows / 8), 128 threads. 2.5–3.1 TB/s on an H100 for the matrices of
 // an 8B model (scripts/gpu/lab: 1.5–1.8× mmvq_q4_K at one token).
 extern "C" __global__ void __launch_bounds__(128) mmv1_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
-                                                            const int* __restrict__ ai, const float* __restrict__ ak) { PDL_ENTRY();
+                                                            const int* __restrict__ ai, const float* __restrict__ ak PF_PARAMS) {
+    PF_ISSUE(); PDL_ENTRY();
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     Sel s0, s1;
     int g = (blockIdx.x * 4 + warp) * 2;
@@ -646,19 +666,49 @@ NORM4Q(0, 32) NORM4Q(1, K)
 // headDim] (queries and keys); grid (T, heads + heads2), block rotDim / 2.
 // theta_i = pos / scale · base^(-2i / rotDim) (by repeated products, as the CPU), divided by
 // freq[i] when given; normal rope rotates pairs (2i, 2i+1), neox (i, i + rotDim / 2).
+DEV void rope_pair(float* v, int p, int i, int half, float thetaScale, float scale, const float* freq, int neox, float& ra, float& rb, int& a, int& b) {
+    float theta = (float)p / scale;
+    for (int k = 0; k < i; k++) theta *= thetaScale;
+    float angle = freq ? theta / freq[i] : theta;
+    float c = cosf(angle), s = sinf(angle);
+    a = neox ? i : 2 * i; b = neox ? i + half : 2 * i + 1;
+    float x0 = v[a], x1 = v[b];
+    ra = fmaf(x0, c, -(x1 * s));
+    rb = fmaf(x0, s, x1 * c);
+}
 extern "C" __global__ void rope(float* x, float* x2, const int* pos, int heads, int heads2, int headDim, int rotDim,
                                 float thetaScale, float scale, const float* freq, int neox) { PDL_ENTRY();
     int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = rotDim / 2;
     if (i >= half) return;
-    float theta = (float)pos[t] / scale;
-    for (int k = 0; k < i; k++) theta *= thetaScale;
-    float angle = freq ? theta / freq[i] : theta;
-    float c = cosf(angle), s = sinf(angle);
     float* v = h < heads ? x + ((u64)t * heads + h) * headDim : x2 + ((u64)t * heads2 + (h - heads)) * headDim;
-    int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
-    float x0 = v[a], x1 = v[b];
-    v[a] = fmaf(x0, c, -(x1 * s));
-    v[b] = fmaf(x0, s, x1 * c);
+    float ra, rb; int a, b;
+    rope_pair(v, pos[t], i, half, thetaScale, scale, freq, neox, ra, rb, a, b);
+    v[a] = ra; v[b] = rb;
+}
+
+// rope on queries and keys, and the keys and values stored to the f16 cache at their positions
+// (rope then store_kv in one launch): q [T, heads, headDim], k, v [T, kvHeads, headDim] into
+// K, V [capacity, kvHeads · headDim]; grid (T, heads + 2 · kvHeads), block ≥ rotDim / 2.
+extern "C" __global__ void rope_store(float* q, float* k, const float* v, u16* K, u16* V, const int* pos, int heads, int kvHeads,
+                                      int headDim, int rotDim, float thetaScale, float scale, const float* freq, int neox) { PDL_ENTRY();
+    int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = rotDim / 2, width = kvHeads * headDim;
+    u64 row = (u64)pos[t] * width;
+    if (h >= heads + kvHeads) {
+        int vh = h - heads - kvHeads;
+        const float* src = v + (u64)t * width + vh * headDim;
+        for (int j = i; j < headDim; j += blockDim.x) V[row + vh * headDim + j] = f2h(src[j]);
+        return;
+    }
+    bool key = h >= heads;
+    float* x = key ? k + (u64)t * width + (h - heads) * headDim : q + ((u64)t * heads + h) * headDim;
+    u16* dst = K + row + (h - heads) * headDim;
+    if (i < half) {
+        float ra, rb; int a, b;
+        rope_pair(x, pos[t], i, half, thetaScale, scale, freq, neox, ra, rb, a, b);
+        x[a] = ra; x[b] = rb;
+        if (key) { dst[a] = f2h(ra); dst[b] = f2h(rb); }
+    }
+    if (key) for (int j = rotDim + i; j < headDim; j += blockDim.x) dst[j] = f2h(x[j]);
 }
 
 DEV float gelu_tanh(float g) { return 0.5f * g * (1.f + tanhf(0.7978845608028654f * g * (1.f + 0.044715f * g * g))); }
@@ -829,10 +879,9 @@ extern "C" __global__ void __launch_bounds__(256) attn_scores_f16q(const float* 
     }
 }
 
-// grid (H, T), block D.
-extern "C" __global__ void attn_seq_f16acc(const float* scores, const u16* V, const int* pos, int H, int KVH, int D, int window,
-                                           int maxKeys, float* out) { PDL_ENTRY();
-    int h = blockIdx.x, t = blockIdx.y, d = threadIdx.x;
+// Output element d of head h, token t: the keys in order (the CPU's recurrence).
+DEV float attn_seq_one(const float* scores, const u16* V, const int* pos, int H, int KVH, int D, int window, int maxKeys,
+                       int h, int t, int d) {
     int kvh = h / (H / KVH), W = KVH * D;
     int p = pos[t], lo = window > 0 ? max(0, p - window + 1) : 0;
     const float* sr = scores + ((u64)t * H + h) * maxKeys;
@@ -856,12 +905,35 @@ extern "C" __global__ void attn_seq_f16acc(const float* scores, const u16* V, co
             sum = fmaf(sum, ms, w);
         }
     }
-    out[((u64)t * H + h) * D + d] = acc * (1.f / sum);
+    return acc * (1.f / sum);
 }
 
-// out [T, H, D] from the S partial results; grid (H, T), block D.
-extern "C" __global__ void attn_combine(const float* part, int H, int D, int S, float* out) { PDL_ENTRY();
-    int h = blockIdx.x, t = blockIdx.y, i = threadIdx.x;
+// grid (H, T), block D.
+extern "C" __global__ void attn_seq_f16acc(const float* scores, const u16* V, const int* pos, int H, int KVH, int D, int window,
+                                           int maxKeys, float* out) { PDL_ENTRY();
+    int h = blockIdx.x, t = blockIdx.y, d = threadIdx.x;
+    out[((u64)t * H + h) * D + d] = attn_seq_one(scores, V, pos, H, KVH, D, window, maxKeys, h, t, d);
+}
+
+// Element i of a block of 256 threads covering 256 / D heads of token t (row of H · D, a
+// multiple of 256): written to out and quantized for the output projection's GEMV (fmt 0:
+// q8_0 / q8_1 per warp, 1: q8_K per block), as the separate quantize kernels would.
+DEV void attn_out_q(float v, int t, int H, int D, float* out, int fmt, i8* q, float* ad, float* as, int* ai, float* ak) {
+    u64 e = (u64)t * H * D + (u64)blockIdx.x * 256;
+    out[e + threadIdx.x] = v;
+    if (fmt == 0) q8_32_warp(v, (e >> 5) + (threadIdx.x >> 5), threadIdx.x & 31, q, ad, as, ai);
+    else q8_K_block(v, e >> 8, q, ak, ai);
+}
+
+// attn_seq_f16acc with the quantization fused in: grid (H · D / 256, T), block 256.
+extern "C" __global__ void __launch_bounds__(256) attn_seq_f16acc_q(const float* scores, const u16* V, const int* pos, int H, int KVH,
+        int D, int window, int maxKeys, float* out, int fmt, i8* q, float* ad, float* as, int* ai, float* ak) { PDL_ENTRY();
+    int h = blockIdx.x * (256 / D) + threadIdx.x / D, t = blockIdx.y, d = threadIdx.x % D;
+    attn_out_q(attn_seq_one(scores, V, pos, H, KVH, D, window, maxKeys, h, t, d), t, H, D, out, fmt, q, ad, as, ai, ak);
+}
+
+// Element i of head h, token t from the S partial results.
+DEV float attn_combine_one(const float* part, int H, int D, int S, int h, int t, int i) {
     const float* p = part + ((u64)t * H + h) * S * (D + 2);
     float M = NEG_INF;
     for (int s = 0; s < S; s++) M = fmaxf(M, p[s * (D + 2)]);
@@ -873,7 +945,20 @@ extern "C" __global__ void attn_combine(const float* part, int H, int D, int S, 
         L += r[1] * f;
         a += r[2 + i] * f;
     }
-    out[((u64)t * H + h) * D + i] = L > 0.f ? a / L : 0.f;
+    return L > 0.f ? a / L : 0.f;
+}
+
+// out [T, H, D] from the S partial results; grid (H, T), block D.
+extern "C" __global__ void attn_combine(const float* part, int H, int D, int S, float* out) { PDL_ENTRY();
+    int h = blockIdx.x, t = blockIdx.y, i = threadIdx.x;
+    out[((u64)t * H + h) * D + i] = attn_combine_one(part, H, D, S, h, t, i);
+}
+
+// attn_combine with the quantization fused in: grid (H · D / 256, T), block 256.
+extern "C" __global__ void __launch_bounds__(256) attn_combine_q(const float* part, int H, int D, int S, float* out, int fmt, i8* q,
+                                                                 float* ad, float* as, int* ai, float* ak) { PDL_ENTRY();
+    int h = blockIdx.x * (256 / D) + threadIdx.x / D, t = blockIdx.y, i = threadIdx.x % D;
+    attn_out_q(attn_combine_one(part, H, D, S, h, t, i), t, H, D, out, fmt, q, ad, as, ai, ak);
 }
 """#
 }

@@ -132,14 +132,16 @@ public enum OpsCheck {
             let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: tokens)
             let together = try shapes.map { try gpu.allocator.allocate($0 * tokens * 4) }
             let apart = try shapes.map { try gpu.allocator.allocate($0 * tokens * 4) }
-            try GPUOps.linearMany(gpu, mats, x: dx.pointer, act: act, ys: together.map(\.pointer), tokens: tokens)
+            // With L2 prefetches of the matrices themselves (odd sizes, an empty range): a hint, same result.
+            let prefetch = zip(bufs, [16 * 37, 0, 16 * ((bufs[2].bytes - 16) / 16)]).map { (pointer: $0.pointer + 16, bytes: $1) }
+            try GPUOps.linearMany(gpu, mats, x: dx.pointer, act: act, ys: together.map(\.pointer), tokens: tokens, prefetch: prefetch)
             for (m, y) in zip(mats, apart) { try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: y.pointer, tokens: tokens) }
             var worst = 0.0
             for (i, rows) in shapes.enumerated() {
                 worst = max(worst, normalizedError(try gpu.download(together[i].pointer, count: rows * tokens),
                                                    try gpu.download(apart[i].pointer, count: rows * tokens)))
             }
-            record("linear \(type.name), 3 matrices in one launch vs apart", "[67|16|17, 512] × \(tokens) tok", worst, 0)
+            record("linear \(type.name), 3 matrices in one launch (+ L2 prefetch) vs apart", "[67|16|17, 512] × \(tokens) tok", worst, 0)
             _ = bufs
         } }
 
@@ -215,6 +217,26 @@ public enum OpsCheck {
                 }
             }
             record("rope, second tensor of the launch", "\(tokens) × 2 × \(headDim)", normalizedError(try gpu.download(gk.pointer, count: k2.count), k2), 1e-5)
+            // rope + KV store in one launch = rope, then store_kv (queries, keys and both caches bit for bit).
+            let q3 = random(tokens * heads * headDim, &rng), k3 = random(tokens * 2 * headDim, &rng), v3 = random(tokens * 2 * headDim, &rng)
+            let zeros = [Float](repeating: 0, count: 8192 * 2 * headDim / 2)
+            var results: [[[Float]]] = []
+            for fused in [false, true] {
+                let dq = try upload(q3), dk = try upload(k3), dv = try upload(v3), kc = try upload(zeros), vc = try upload(zeros)
+                if fused {
+                    try GPUOps.ropeStore(gpu, q: dq.pointer, k: dk.pointer, v: dv.pointer, keyCache: kc.pointer, valueCache: vc.pointer,
+                                         positions: gp.pointer, tokens: tokens, heads: heads, kvHeads: 2, headDim: headDim, rotDim: rotDim,
+                                         base: 10_000, scale: 1, freqFactors: gf?.pointer, neox: neox)
+                } else {
+                    try GPUOps.rope(gpu, x: dq.pointer, heads: heads, x2: dk.pointer, heads2: 2, positions: gp.pointer, tokens: tokens,
+                                    headDim: headDim, rotDim: rotDim, base: 10_000, scale: 1, freqFactors: gf?.pointer, neox: neox)
+                    try GPUOps.storeKV(gpu, keys: dk.pointer, values: dv.pointer, keyCache: kc.pointer, valueCache: vc.pointer,
+                                       positions: gp.pointer, width: 2 * headDim, tokens: tokens)
+                }
+                results.append(try [(dq, q3.count), (dk, k3.count), (kc, zeros.count), (vc, zeros.count)].map { try gpu.download($0.0.pointer, count: $0.1) })
+            }
+            let same = zip(results[0], results[1]).allSatisfy { a, b in a.map(\.bitPattern) == b.map(\.bitPattern) }
+            record("rope + KV store in one launch vs apart", "\(tokens) × \(heads)+2+2 × \(headDim) (rot \(rotDim))", same ? 0 : 1, 0)
         }
 
         // Gated activations, elementwise.
@@ -396,6 +418,40 @@ public enum OpsCheck {
             let c = tokens * n
             let differ = try bytes(g1, c * 4) != bytes(g2, c * 4) || activationsDiffer(fused, plain, count: c, k: GPUOps.isK(weightType))
             record("glu + quantize fused", "\(tokens) × \(n) \(activation) for \(weightType.name)", didFuse && !differ ? 0 : 1, 0)
+        }
+        // Attention with the output projection's quantization fused into its last kernel (both
+        // kernels: split-K combine and CPU numerics), likewise.
+        for (tokens, start, heads, kvHeads, headDim, weightType) in [(1, 200, 32, 8, 128, GGMLType.q4_K), (3, 40, 8, 2, 64, .q4_1),
+                                                                     (1, 90, 4, 4, 256, .q8_0), (2, 7, 6, 2, 128, .q6_K)] {
+            let ctx = start + tokens, kvw = kvHeads * headDim, n = heads * headDim
+            let half = { (c: Int) in (0..<c).map { _ in floatToHalf(Float.random(in: -1...1, using: &rng)) } }
+            let dk = try half(ctx * kvw).withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
+            let dv = try half(ctx * kvw).withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
+            let dq = try upload(random(tokens * n, &rng, scale: 2)), dp = try uploadInts((0..<tokens).map { Int32(start + $0) })
+            let scores = try gpu.allocator.allocate(tokens * heads * ctx * 4)
+            let splits = GPUOps.attentionSplits(gpu: gpu, tokens: tokens, heads: heads, keys: ctx, maxSplits: 64)
+            let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: tokens, heads: heads, headDim: headDim, splits: splits) * 4)
+            for cpuNumerics in [true, false] {
+                let out1 = try gpu.allocator.allocate(tokens * n * 4), out2 = try gpu.allocator.allocate(tokens * n * 4)
+                let fused = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens), plain = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens)
+                var didFuse = false
+                for (out, target) in [(out1, Optional((fused, weightType))), (out2, nil)] {
+                    let d = cpuNumerics
+                        ? try GPUOps.attentionCPUNumerics(gpu, q: dq.pointer, keys: dk.pointer, values: dv.pointer, positions: dp.pointer,
+                                                          out: out.pointer, scores: scores.pointer, tokens: tokens, heads: heads, kvHeads: kvHeads,
+                                                          headDim: headDim, scale: 0.125, window: 0, maxKeys: ctx, quantize: target)
+                        : try GPUOps.attention(gpu, q: dq.pointer, keys: dk.pointer, values: dv.pointer, positions: dp.pointer, out: out.pointer,
+                                               scratch: scratch.pointer, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                               scale: 0.125, window: 0, maxKeys: ctx, splits: splits, quantize: target)
+                    didFuse = didFuse || d
+                }
+                try GPUOps.quantize(gpu, x: out2.pointer, tokens: tokens, weightType: weightType, act: plain)
+                try gpu.synchronize()
+                let differ = try bytes(out1, tokens * n * 4) != bytes(out2, tokens * n * 4)
+                    || activationsDiffer(fused, plain, count: tokens * n, k: GPUOps.isK(weightType))
+                record("attention\(cpuNumerics ? " CPU numerics" : " split-K") + quantize fused",
+                       "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim) for \(weightType.name)", didFuse && !differ ? 0 : 1, 0)
+            }
         }
         try samplingChecks(gpu: gpu, rng: &rng, record: record)
         try marlinChecks(gpu: gpu, rng: &rng, pool: pool, record: record)

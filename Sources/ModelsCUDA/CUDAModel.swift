@@ -302,6 +302,9 @@ public final class CUDADecoder: @unchecked Sendable {
         let pairs: Int
     }
     private let routed: RoutedBuffers?
+    /// L2 prefetch of the decode step's weights (sm_90; SWIFTKT_CUDA_PREFETCH_MB sets the window,
+    /// 0 turns it off; by default a third of the L2 cache).
+    private var prefetch: WeightPrefetch?
     /// The buffer whose activations the last norm launch also quantized (nil after any `linears`).
     private var prequantized: CUdeviceptr?
     public let useGraphs: Bool
@@ -376,6 +379,12 @@ public final class CUDADecoder: @unchecked Sendable {
                 lists: try allocator.allocate(3 * pairs * 4), staging: try gpu.driver.allocatePinned(3 * pairs * 4), pairs: pairs)
         } else {
             routed = nil
+        }
+        let environment = ProcessInfo.processInfo.environment
+        let window = environment["SWIFTKT_CUDA_PREFETCH_MB"].flatMap { Int($0) }.map { $0 << 20 } ?? gpu.device.l2Bytes / 3
+        if gpu.device.computeCapability.major >= 9, window > 0 {
+            let order = model.layers.flatMap { [$0.q, $0.k, $0.v, $0.o].map(\.matrix) + $0.mlpMatrices } + [model.headLin.matrix]
+            prefetch = WeightPrefetch(matrices: order, window: window)
         }
         // A step that waits for the CPU in every layer cannot be one captured graph.
         useGraphs = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GRAPHS"] != "0" && model.cpuBlocks == 0
@@ -484,33 +493,36 @@ public final class CUDADecoder: @unchecked Sendable {
         let m = model.model, d = m.embedding
         for a in acts.values { GPUOps.invalidate(a) }
         prequantized = nil
+        if n == 1 { prefetch?.beginStep() }
         try GPUOps.embed(gpu, table: model.embedding, ids: ids.pointer, count: n, scale: m.embeddingScale, out: x.pointer)
         // Each residual add is fused with the norm that reads its result (add_rms_norm).
         let layer0 = model.layers[0]
         try norm(layer0.attentionNorm, x.pointer, h.pointer, rows: n, feeding: layer0.q.matrix)
         for (index, L) in model.layers.enumerated() {
-            let kw = L.kvHeads * L.headDim
             try linears([(L.q, qb.pointer), (L.k, kb.pointer), (L.v, vb.pointer)], input: h.pointer, tokens: n)
             if let qn = L.qNorm { try norm(qn, qb.pointer, qb.pointer, rows: n * L.heads) }
             if let kn = L.kNorm { try norm(kn, kb.pointer, kb.pointer, rows: n * L.kvHeads) }
-            try GPUOps.rope(gpu, x: qb.pointer, heads: L.heads, x2: kb.pointer, heads2: L.kvHeads, positions: positions.pointer, tokens: n,
-                            headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base, scale: L.rope.scale,
-                            freqFactors: L.ropeFactors, neox: L.rope.neox)
-            try GPUOps.storeKV(gpu, keys: kb.pointer, values: vb.pointer, keyCache: keys[index].pointer, valueCache: values[index].pointer,
-                               positions: positions.pointer, width: kw, tokens: n)
+            try GPUOps.ropeStore(gpu, q: qb.pointer, k: kb.pointer, v: vb.pointer, keyCache: keys[index].pointer,
+                                 valueCache: values[index].pointer, positions: positions.pointer, tokens: n, heads: L.heads,
+                                 kvHeads: L.kvHeads, headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base,
+                                 scale: L.rope.scale, freqFactors: L.ropeFactors, neox: L.rope.neox)
             let visible = L.window > 0 ? min(L.window, maxKeys) : maxKeys
+            // The attention output quantized for the output projection in the attention's last kernel.
+            let target = quantizeTarget(L.o.matrix, tokens: n)
+            let fused: Bool
             if model.numerics.attentionLikeCPU && n < 64 {
-                try GPUOps.attentionCPUNumerics(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
-                                                positions: positions.pointer, out: attn.pointer, scores: scores.pointer, tokens: n,
-                                                heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale,
-                                                window: L.window, maxKeys: visible)
+                fused = try GPUOps.attentionCPUNumerics(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
+                                                        positions: positions.pointer, out: attn.pointer, scores: scores.pointer, tokens: n,
+                                                        heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale,
+                                                        window: L.window, maxKeys: visible, quantize: target)
             } else {
                 let splits = GPUOps.attentionSplits(gpu: gpu, tokens: n, heads: L.heads, keys: visible, maxSplits: maxSplits)
-                try GPUOps.attention(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
-                                     positions: positions.pointer, out: attn.pointer, scratch: scratch.pointer, tokens: n,
-                                     heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale, window: L.window,
-                                     maxKeys: visible, splits: splits)
+                fused = try GPUOps.attention(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
+                                             positions: positions.pointer, out: attn.pointer, scratch: scratch.pointer, tokens: n,
+                                             heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale, window: L.window,
+                                             maxKeys: visible, splits: splits, quantize: target)
             }
+            prequantized = fused ? attn.pointer : nil
             try linears([(L.o, o.pointer)], input: attn.pointer, tokens: n)
             if let pn = L.postAttentionNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
             var ffnInput: CUDAModel.Lin?
@@ -710,7 +722,8 @@ public final class CUDADecoder: @unchecked Sendable {
         while let first = remaining.first {
             let group = remaining.filter { $0.0.matrix.type == first.0.matrix.type }
             remaining.removeAll { $0.0.matrix.type == first.0.matrix.type }
-            try GPUOps.linearMany(gpu, group.map(\.0.matrix), x: input, act: act, ys: group.map(\.1), tokens: tokens)
+            let ahead = tokens == 1 ? prefetch?.ranges(after: group.map(\.0.matrix)) ?? [] : []
+            try GPUOps.linearMany(gpu, group.map(\.0.matrix), x: input, act: act, ys: group.map(\.1), tokens: tokens, prefetch: ahead)
         }
         for (l, y) in list {
             if let b = l.bias { try GPUOps.addBias(gpu, y: y, bias: b, n: l.matrix.rows, rows: tokens) }

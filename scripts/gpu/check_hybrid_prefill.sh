@@ -4,6 +4,8 @@
 # architecture and an upcycled SmolLM2-shaped model (48-token prompts: experts on the GPU; 24:
 # on the CPU), then the Qwen3-30B-A3B shape side by side with llama.cpp's CUDA build
 # (`-ngl 99 -ot exps=CPU`): swiftkt with and without expert streaming, pp512 / tg64.
+# Env: OPS_CHECK=1 (ops check first), OPS_PERF=1, PREFETCH_SWEEP="0 16 32" (8B tg128 per L2
+# prefetch window), ROUNDS, MOE_PP / MOE_CPU_PP (prompt lengths of the 30B runs, e.g. 128,512).
 # Usage: scripts/gpu/check_hybrid_prefill.sh SWIFTKT_BINARY WORK_DIR OUT_DIR LLAMA_CPP_TAR_XZ
 set -uo pipefail
 bin=$1; work=$2; out=$3; src=$4
@@ -42,9 +44,9 @@ models+=(-m "$work/smollm2-shape-moe4.gguf")
 sed 's/stream_to_gpu_min_tokens: 0/stream_to_gpu_min_tokens: 32/' "$here/../../rules/cuda-moe.yaml" > "$work/cuda-moe-stream.yaml"
 for p in 48 24; do
     echo "== hybrid (experts streamed from 32 tokens) vs CPU, $p-token prompt"
-    "$bin" ops-check --prompt-tokens $p --rules "$work/cuda-moe-stream.yaml" "${models[@]}" > "$out/hybrid-check-$p.md" 2> "$out/hybrid-check-$p.log"; echo "ops-check exit $?"
+    "$bin" ops-check --prompt-tokens $p --rules "$work/cuda-moe-stream.yaml" "${models[@]}" > "$out/hybrid-check-$p.md" 2> "$work/hybrid-check-$p.log"; echo "ops-check exit $?"
     grep -E "^\| .*gguf|checks passed" "$out/hybrid-check-$p.md"
-    grep -iE "error|stream|MoE blocks" "$out/hybrid-check-$p.log" | sort | uniq -c | head -5
+    grep -iE "error|stream|MoE blocks" "$work/hybrid-check-$p.log" | sort | uniq -c | head -5
 done
 echo "== waiting for the 30B model and llama.cpp"
 while [ ! -f "$model" ]; do sleep 2; done
@@ -53,15 +55,19 @@ cat "$work/llamacpp-build-step.log" 2>/dev/null | tail -2
 ls -la "$model"
 m8="$work/llama3-8b-q4_K.gguf"
 while [ ! -f "$m8" ]; do sleep 2; done
+# The decode step's L2 prefetch window (SWIFTKT_CUDA_PREFETCH_MB; unset = a third of the L2).
+for mb in ${PREFETCH_SWEEP:-}; do
+    SWIFTKT_CUDA_PREFETCH_MB=$mb "$bin" bench -m "$m8" -p 0 -n 128 -r 3 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt prefetch $mb MB: /" | tee -a "$out/side-by-side-8b.md"
+done
 for round in 1; do
     "$bin" bench -m "$m8" -p 512 -n 128 -r 3 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt round $round: /" | tee -a "$out/side-by-side-8b.md"
     [ -x "$lb" ] && "$lb" -m "$m8" -ngl 99 -p 512 -n 128 -r 3 -o md 2>/dev/null | grep -E "^\| llama" | sed "s/^/llama.cpp round $round: /" | tee -a "$out/side-by-side-8b.md"
 done
 "$bin" bench -m "$m8" -p 16,64 -n 128 -r 3 --rules "$here/../../rules/cuda-fast.yaml" 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt rules\/cuda-fast.yaml: /" | tee -a "$out/side-by-side-8b.md"
 for round in $(seq 1 "${ROUNDS:-2}"); do
-    "$bin" bench -m "$model" -p 512 -n 64 -r 2 --rules "$work/cuda-moe-stream.yaml" 2> "$out/swiftkt-stream-$round.log" | grep -E "^\| qwen" | sed "s/^/swiftkt cuda-moe (streamed experts) round $round: /" | tee -a "$out/hybrid-side-by-side.md"
-    [ -x "$lb" ] && "$lb" -m "$model" -ngl 99 -ot "exps=CPU" -t "$(nproc)" -p 512 -n 64 -r 2 -o md 2> "$out/llamacpp-hybrid-$round.log" \
+    timeout 150 "$bin" bench -m "$model" -p ${MOE_PP:-512} -n 64 -r 2 --rules "$work/cuda-moe-stream.yaml" 2> "$out/swiftkt-stream-$round.log" | grep -E "^\| qwen" | sed "s/^/swiftkt cuda-moe (streamed experts) round $round: /" | tee -a "$out/hybrid-side-by-side.md"
+    [ -x "$lb" ] && timeout 150 "$lb" -m "$model" -ngl 99 -ot "exps=CPU" -t "$(nproc)" -p ${MOE_PP:-512} -n 64 -r 2 -o md 2> "$out/llamacpp-hybrid-$round.log" \
         | grep -E "^\| qwen" | sed "s/^/llama.cpp -ot exps=CPU round $round: /" | tee -a "$out/hybrid-side-by-side.md"
-    [ $round = 1 ] && "$bin" bench -m "$model" -p 512 -n 0 -r 2 --rules "$here/../../rules/cuda-moe.yaml" 2>/dev/null | grep -E "^\| qwen" | sed "s/^/swiftkt experts on the CPU: /" | tee -a "$out/hybrid-side-by-side.md"
+    [ $round = 1 ] && timeout 100 "$bin" bench -m "$model" -p ${MOE_CPU_PP:-512} -n 0 -r 1 --rules "$here/../../rules/cuda-moe.yaml" 2>/dev/null | grep -E "^\| qwen" | sed "s/^/swiftkt experts on the CPU: /" | tee -a "$out/hybrid-side-by-side.md"
 done
 grep -E "stream|page" "$out/swiftkt-stream-1.log" | head -3
