@@ -184,10 +184,10 @@ public final class Driver: @unchecked Sendable {
             try check("cuDeviceGetAttribute(\(label))", cuDeviceGetAttribute(&v, id, d))
             return Int(v)
         }
-        // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75, _MINOR = 76, MULTIPROCESSOR_COUNT = 16, L2_CACHE_SIZE = 38
+        // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75, _MINOR = 76, MULTIPROCESSOR_COUNT = 16
         return CUDADevice(ordinal: ordinal, handle: d, name: cString(name), totalMemory: bytes,
                           computeCapability: (try attribute(75, "compute capability major"), try attribute(76, "compute capability minor")),
-                          multiprocessors: try attribute(16, "multiprocessor count"), l2Bytes: try attribute(38, "L2 cache size"))
+                          multiprocessors: try attribute(16, "multiprocessor count"))
     }
 
     /// Makes device `d`'s primary context current on this thread.
@@ -384,8 +384,6 @@ public struct CUDADevice: Sendable {
     public let totalMemory: Int
     public let computeCapability: (major: Int, minor: Int)
     public let multiprocessors: Int
-    /// Bytes of L2 cache.
-    public let l2Bytes: Int
 
     /// NVRTC's architecture option for this device ("sm_90").
     public var architecture: String { "sm_\(computeCapability.major)\(computeCapability.minor)" }

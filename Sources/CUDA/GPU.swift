@@ -27,6 +27,9 @@ public final class GPU: @unchecked Sendable {
     /// `griddepcontrol.wait` (every kernel of KernelSource starts with it) instead of paying the
     /// launch gap after it. `SWIFTKT_CUDA_PDL=0` turns it off.
     public var programmaticLaunch: Bool
+    /// GEMV kernels ask for their weight rows into L2 before waiting for the kernel before them
+    /// (KernelSource `prefetch_warp_rows`; sm_90). `SWIFTKT_CUDA_PREFETCH=0` turns it off.
+    public var prefetchWeights: Bool
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {
@@ -47,6 +50,7 @@ public final class GPU: @unchecked Sendable {
         module = try driver.loadModule(image: cubin)
         programmaticLaunch = device.computeCapability.major >= 9 && driver.hasLaunchEx
             && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PDL"] != "0"
+        prefetchWeights = device.computeCapability.major >= 9 && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PREFETCH"] != "0"
         allocator = CachingAllocator(driver: driver)
     }
 

@@ -92,19 +92,11 @@ public enum GPUOps {
 
     /// Up to three matrices of one type and width reading the same x (q, k, v; gate, up): for
     /// quantized weights one launch whose warps run over all their rows; ys[i] [tokens, rows_i].
-    ///
-    /// `prefetch`: up to three device ranges (16-byte aligned, sizes multiples of 16) the
-    /// quantized kernels' last block asks the GPU to bring into L2 (sm_90) — the weights of the
-    /// launches that follow (WeightPrefetch); a hint that changes no result.
     public static func linearMany(_ gpu: GPU, _ ws: [DeviceMatrix], x: CUdeviceptr, act: QuantizedActivationsGPU, ys: [CUdeviceptr],
-                                  tokens: Int, prefetch: [(pointer: CUdeviceptr, bytes: Int)] = []) throws {
+                                  tokens: Int) throws {
         precondition(!ws.isEmpty && ws.count <= 3 && ws.count == ys.count, "1 to 3 matrices, one output each")
-        guard prefetch.count <= 3, prefetch.allSatisfy({ $0.pointer % 16 == 0 && $0.bytes % 16 == 0 && $0.bytes >= 0 }) else {
-            throw CUDAError.invalidArgument("L2 prefetch ranges must be at most three, 16-byte aligned, multiples of 16 bytes")
-        }
-        let ranges: [KernelArgument] = (0..<3).flatMap { i -> [KernelArgument] in
-            i < prefetch.count ? [.pointer(prefetch[i].pointer), .u64(UInt64(prefetch[i].bytes))] : [.pointer(0), .u64(0)]
-        }
+        // Each warp prefetches its weight rows into L2 before waiting for the kernel before (GPU.prefetchWeights).
+        let pf: [KernelArgument] = [.int(gpu.prefetchWeights ? 1 : 0)]
         let w = ws[0]
         guard ws.allSatisfy({ $0.type == w.type && $0.cols == w.cols }) else {
             throw CUDAError.invalidArgument("linearMany needs one type and width; got "
@@ -133,7 +125,7 @@ public enum GPUOps {
         if tokens == 1 && w.type == .q4_K {
             // The decode step's kernel: two rows per warp, eight per block.
             try gpu.launch("mmv1_q4_K", grid: (blocks(totalRows, 8), 1, 1), block: 128,
-                           matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + ranges)
+                           matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + pf)
             return
         }
         // Generic kernels: tiles of 8 tokens, or the one-token instance (fewer registers).
@@ -141,7 +133,7 @@ public enum GPUOps {
         try gpu.launch(name, grid: (blocks(totalRows, 4), tokens == 1 ? 1 : blocks(tokens, 8), 1), block: 128,
                        matrices + [
                         .pointer(act.q.pointer), .pointer(act.ad.pointer), .pointer(act.as_.pointer), .pointer(act.ai.pointer),
-                        .pointer(act.ak.pointer), .int(Int32(tokens))] + ranges)
+                        .pointer(act.ak.pointer), .int(Int32(tokens))] + pf)
     }
 
     /// The largest row count the prefill GEMM path takes (grid.y of the dequantize kernel).
@@ -153,10 +145,23 @@ public enum GPUOps {
     public static func linearGEMM(_ gpu: GPU, blas: CUBLAS, _ w: DeviceMatrix, x: CUdeviceptr, y: CUdeviceptr, tokens: Int,
                                   wScratch: CUdeviceptr, xScratch: CUdeviceptr, xReady: Bool = false) throws {
         guard w.rows <= gemmMaxRows else { throw CUDAError.invalidArgument("GEMM path for \(w.rows) rows (at most \(gemmMaxRows))") }
-        try gpu.launch("dequant_f16_" + suffix(w.type), grid: (min(blocks(w.cols, 256), 16), w.rows, 1), block: 256,
-                       [.pointer(w.pointer), .u64(UInt64(w.rowBytes)), .int(Int32(w.cols)), .pointer(wScratch)])
+        try dequantizeF16(gpu, w, out: wScratch)
         if !xReady { try toF16(gpu, x: x, y: xScratch, count: tokens * w.cols) }
         try blas.gemmF16(w: wScratch, x: xScratch, c: y, rows: w.rows, cols: w.cols, tokens: tokens)
+    }
+
+    /// W [rows, cols] dequantized to f16 into `out` (rows · cols halves).
+    public static func dequantizeF16(_ gpu: GPU, _ w: DeviceMatrix, out: CUdeviceptr) throws {
+        if w.cols % 8 == 0 {
+            // Eight elements and one 16-byte store per thread.
+            let groups = w.rows * w.cols / 8
+            try gpu.launch("dequant8_f16_" + suffix(w.type), grid: (blocks(groups, 256), 1, 1), block: 256,
+                           [.pointer(w.pointer), .u64(UInt64(w.rowBytes)), .int(Int32(w.cols)), .u64(UInt64(groups)), .pointer(out)])
+        } else {
+            guard w.rows <= gemmMaxRows else { throw CUDAError.invalidArgument("f16 dequantization of \(w.rows) rows of \(w.cols) (at most \(gemmMaxRows))") }
+            try gpu.launch("dequant_f16_" + suffix(w.type), grid: (min(blocks(w.cols, 256), 16), w.rows, 1), block: 256,
+                           [.pointer(w.pointer), .u64(UInt64(w.rowBytes)), .int(Int32(w.cols)), .pointer(out)])
+        }
     }
 
     public static func toF16(_ gpu: GPU, x: CUdeviceptr, y: CUdeviceptr, count: Int) throws {
@@ -361,6 +366,28 @@ public enum GPUOps {
 
     /// out [tokens, heads, headDim] = softmax(q·Kᵀ·scale) · V over the f16 cache, causal (and
     /// windowed when window > 0). `keys` bounds the visible key count of any query (for the split).
+    /// Head dimensions the tiled prefill attention kernel takes, and the chunk size from which
+    /// the model uses it (below, split-K spreads few queries over more blocks).
+    public static let tiledAttentionHeadDims: Set<Int> = [64, 128, 256]
+    public static let tiledAttentionMinTokens = 16
+
+    /// Prefill attention in tiles (KernelSource `attn_tile_*`): each block stages tiles of keys
+    /// and values in shared memory for a tile of queries (32, or 16 at headDim 256) — the same
+    /// result as `attention` (f32 arithmetic, online softmax), without reading the cache once
+    /// per query. headDim 64, 128 or 256.
+    public static func attentionTiled(_ gpu: GPU, q: CUdeviceptr, keys: CUdeviceptr, values: CUdeviceptr, positions: CUdeviceptr,
+                                      out: CUdeviceptr, tokens: Int, heads: Int, kvHeads: Int, headDim: Int, scale: Float,
+                                      window: Int) throws {
+        guard tiledAttentionHeadDims.contains(headDim), heads % kvHeads == 0 else {
+            throw CUDAError.invalidArgument("tiled attention needs headDim 64, 128 or 256 and heads % kvHeads == 0; "
+                                            + "got headDim \(headDim), heads \(heads), kvHeads \(kvHeads)")
+        }
+        let rowsPerBlock = headDim == 256 ? 16 : 32
+        try gpu.launch("attn_tile_\(headDim)", grid: (blocks(tokens, rowsPerBlock), heads, 1), block: 128,
+                       [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(tokens)), .int(Int32(heads)),
+                        .int(Int32(kvHeads)), .float(scale), .int(Int32(window)), .pointer(out)])
+    }
+
     /// `quantize` as in `attentionCPUNumerics`.
     @discardableResult
     public static func attention(_ gpu: GPU, q: CUdeviceptr, keys: CUdeviceptr, values: CUdeviceptr, positions: CUdeviceptr,

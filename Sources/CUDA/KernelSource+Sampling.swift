@@ -7,8 +7,8 @@
 // order, so that ties resolve to the lowest token ids, as the host's (logit desc, id asc) order
 // does. Two steps: blocks select the top k of their slice of the vocabulary (sorted), then one
 // block selects the top k of those candidates, sorts them and does the rest in one thread, in
-// the host's order (sequential sums); only `expf` may differ from the host's in the last bit,
-// which moves a draw only when `r` lies within ~1e-7 of a cumulative boundary.
+// the host's order (sequential sums), exps rounded from double as the host's expf rounds
+// (CUDA's own expf, up to 2 ulp off, moved a k-1024 draw that landed near a boundary).
 extension KernelSource {
     static let sampling = #"""
 // ---------------------------------------------------------------------------------------------
@@ -21,6 +21,9 @@ DEV u32 order_key(float f) {
     if (u == 0x80000000u) u = 0;
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
+// e^x rounded from double: the correctly rounded float the host's expf gives (CUDA's expf is
+// off by up to 2 ulp, enough to move a draw that lands near a boundary of the distribution).
+DEV float exp_host(float x) { return (float)exp((double)x); }
 DEV float key_float(u32 k) { return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k); }
 
 // Penalties as the host's Sampler applies them (no fused multiply-adds: same roundings).
@@ -137,7 +140,7 @@ extern "C" __global__ void __launch_bounds__(1024) sample_finish(const u32* ckey
     block_sort_desc(skey, sid, k, sort);
     // Softmax of the candidates (before temperature): exps in parallel, sums in order.
     const float top = key_float((u32)(sort[0] >> 32));
-    for (int i = threadIdx.x; i < k; i += blockDim.x) e[i] = expf(key_float((u32)(sort[i] >> 32)) - top);
+    for (int i = threadIdx.x; i < k; i += blockDim.x) e[i] = exp_host(key_float((u32)(sort[i] >> 32)) - top);
     __syncthreads();
     if (threadIdx.x == 0) {
         float s = 0.0f;
@@ -158,7 +161,7 @@ extern "C" __global__ void __launch_bounds__(1024) sample_finish(const u32* ckey
     __syncthreads();
     const int keep = misc[3];
     const float mt = __fdiv_rn(top, temperature);
-    for (int i = threadIdx.x; i < keep; i += blockDim.x) e[i] = expf(__fsub_rn(__fdiv_rn(key_float((u32)(sort[i] >> 32)), temperature), mt));
+    for (int i = threadIdx.x; i < keep; i += blockDim.x) e[i] = exp_host(__fsub_rn(__fdiv_rn(key_float((u32)(sort[i] >> 32)), temperature), mt));
     __syncthreads();
     if (threadIdx.x == 0) {
         float s = 0.0f;

@@ -159,6 +159,71 @@ DEQ(F32, dequant_f16_f32) DEQ(F16, dequant_f16_f16) DEQ(BF16, dequant_f16_bf16) 
 DEQ(Q5_0, dequant_f16_q5_0) DEQ(Q5_1, dequant_f16_q5_1) DEQ(Q8_0, dequant_f16_q8_0) DEQ(Q4_K, dequant_f16_q4_K) DEQ(Q5_K, dequant_f16_q5_K)
 DEQ(Q6_K, dequant_f16_q6_K)
 
+// Eight consecutive elements i … i + 7 (i a multiple of 8: one 32-element block or sub-block, one
+// scale) of a row, the scale decoded once; other types element by element.
+template <int T> DEV void dq8(const u8* row, int i, float* v) {
+    if constexpr (T == Q4_K) {
+        int s = i / 256, e = i % 256, c = e / 32, l0 = e % 32;
+        const u8* k = row + s * 144;
+        int sc, m; scale_min_k4(c, k + 4, sc, m);
+        float d = h2f(ld16(k)) * (float)sc, mn = h2f(ld16(k + 2)) * (float)m;
+        uint2 x = *(const uint2*)(k + 16 + 32 * (c / 2) + l0);
+        u32 w[2] = {x.x, x.y};
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            int b = (w[j / 4] >> (8 * (j % 4))) & 0xFF;
+            v[j] = d * (float)((c & 1) ? (b >> 4) : (b & 15)) - mn;
+        }
+    } else if constexpr (T == Q6_K) {
+        int s = i / 256, e = i % 256, c = e / 32, l0 = e % 32, n = c / 4, quarter = c % 4;
+        const u8* k = row + s * 210;
+        const u8* ql = k + 64 * n + ((quarter & 1) ? 32 : 0) + l0;
+        const u8* qh = k + 128 + 32 * n + l0;
+        float d = h2f(ld16(k + 208)) * (float)(i8)k[192 + 8 * n + 2 * quarter + l0 / 16];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            int nib = quarter >= 2 ? (ql[j] >> 4) : (ql[j] & 15);
+            int h = (qh[j] >> (2 * quarter)) & 3;
+            v[j] = d * (float)((nib | (h << 4)) - 32);
+        }
+    } else if constexpr (T == Q8_0) {
+        const u8* k = row + (i / 32) * 34;
+        float d = h2f(ld16(k));
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = d * (float)(i8)k[2 + i % 32 + j];
+    } else if constexpr (T == Q4_0) {
+        int j0 = i % 32;
+        const u8* k = row + (i / 32) * 18;
+        float d = h2f(ld16(k));
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            u8 x = k[2 + ((j0 + j) & 15)];
+            v[j] = d * (float)((j0 < 16 ? (x & 15) : (x >> 4)) - 8);
+        }
+    } else {
+#pragma unroll
+        for (int j = 0; j < 8; j++) v[j] = dq<T>(row, i + j);
+    }
+}
+
+// Rows of W dequantized to f16, eight elements per thread and one 16-byte store (cols a
+// multiple of 8): grid ceil(rows · cols / 8 / 256), block 256.
+template <int T> DEV void dequant8_f16_impl(const u8* W, u64 rowBytes, int cols, u64 groups, u16* out) {
+    u64 gi = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (gi >= groups) return;
+    u64 e = gi * 8, r = e / (u64)cols;
+    float v[8];
+    dq8<T>(W + r * rowBytes, (int)(e - r * (u64)cols), v);
+    uint4 o;
+    o.x = (u32)f2h(v[0]) | ((u32)f2h(v[1]) << 16); o.y = (u32)f2h(v[2]) | ((u32)f2h(v[3]) << 16);
+    o.z = (u32)f2h(v[4]) | ((u32)f2h(v[5]) << 16); o.w = (u32)f2h(v[6]) | ((u32)f2h(v[7]) << 16);
+    *(uint4*)(out + e) = o;
+}
+#define DEQ8(T, name) extern "C" __global__ void __launch_bounds__(256) name(const u8* W, u64 rowBytes, int cols, u64 groups, u16* out) { PDL_ENTRY(); dequant8_f16_impl<T>(W, rowBytes, cols, groups, out); }
+DEQ8(F32, dequant8_f16_f32) DEQ8(F16, dequant8_f16_f16) DEQ8(BF16, dequant8_f16_bf16) DEQ8(Q4_0, dequant8_f16_q4_0)
+DEQ8(Q4_1, dequant8_f16_q4_1) DEQ8(Q5_0, dequant8_f16_q5_0) DEQ8(Q5_1, dequant8_f16_q5_1) DEQ8(Q8_0, dequant8_f16_q8_0)
+DEQ8(Q4_K, dequant8_f16_q4_K) DEQ8(Q5_K, dequant8_f16_q5_K) DEQ8(Q6_K, dequant8_f16_q6_K)
+
 // y[i] = f16(x[i])
 extern "C" __global__ void to_f16(const float* x, u16* y, u64 count) { PDL_ENTRY();
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
@@ -309,23 +374,31 @@ DEV bool select3(int g, const u8* W0, const u8* W1, const u8* W2, int n0, int n1
 #define MATS const u8* W0, const u8* W1, const u8* W2, int n0, int n1, int n2, float* y0, float* y1, float* y2
 #define MATS_ARGS W0, W1, W2, n0, n1, n2, y0, y1, y2
 
-// L2 prefetch of the weights the next launches of a decode step read (up to three ranges,
-// 16-byte aligned, sizes multiples of 16): the grid's last block asks the memory system for
-// them with bulk prefetches (sm_90; a hint, no-op below) and goes on. DRAM then streams the next
-// matrices while the small kernels between two GEMVs run, instead of idling.
-#define PF_PARAMS , const u8* pf0, u64 pfn0, const u8* pf1, u64 pfn1, const u8* pf2, u64 pfn2
-DEV void prefetch_l2(const u8* p, u64 n, int lane) {
+// Weight rows into L2 before the kernel waits for the one before it (programmatic dependent
+// launch: a GEMV's blocks are resident while the small kernel before it runs, and its weights
+// depend on nothing). Each warp asks for its own rows with one bulk prefetch per row (sm_90; a
+// hint, no-op below or when pf is 0), so DRAM streams them while the small kernel runs instead of
+// idling. Ranges rounded out to 16 bytes stay inside the weights' 256-byte-rounded allocation.
+DEV void prefetch_l2(const u8* p, u64 n) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    const u64 chunk = 1u << 16;
-    for (u64 off = (u64)lane * chunk; off < n; off += 32 * chunk) {
-        u32 size = (u32)(n - off < chunk ? n - off : chunk);
+    u64 a = (u64)p & ~15ull, b = ((u64)p + n + 15) & ~15ull;
+    for (; a < b; a += 1u << 20) {
+        u32 size = (u32)(b - a < (1u << 20) ? b - a : (1u << 20));
         asm volatile("{\n\t.reg .u64 g;\n\tcvta.to.global.u64 g, %0;\n\tcp.async.bulk.prefetch.L2.global [g], %1;\n\t}"
-                     :: "l"(p + off), "r"(size) : "memory");
+                     :: "l"(a), "r"(size) : "memory");
     }
 #endif
 }
-#define PF_ISSUE() if (blockIdx.x == gridDim.x - 1 && blockIdx.y == 0 && threadIdx.x < 32) { \
-    prefetch_l2(pf0, pfn0, threadIdx.x); prefetch_l2(pf1, pfn1, threadIdx.x); prefetch_l2(pf2, pfn2, threadIdx.x); }
+// The rows warp w of this block takes: `per` consecutive row indices from (blockIdx.x·4 + w)·per.
+DEV void prefetch_warp_rows(MATS, u64 rowBytes, int per, int pf) {
+    if (!pf || blockIdx.y != 0 || (threadIdx.x & 31) != 0) return;
+    int g = (blockIdx.x * 4 + (threadIdx.x >> 5)) * per;
+    for (int i = 0; i < per; i++) {
+        Sel s;
+        if (!select3(g + i, MATS_ARGS, s)) return;
+        prefetch_l2(s.W + (u64)s.r * rowBytes, rowBytes);
+    }
+}
 
 template <int T, int NT> __device__ void mmvq_impl(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad,
                                                    const float* as, const int* ai, const float* ak, int tokens) {
@@ -371,8 +444,8 @@ template <int T, int NT> __device__ void mmvq_impl(MATS, u64 rowBytes, int cols,
     }
 }
 // `name` takes tiles of 8 tokens (grid.y = ceil(T / 8)); `name`_1 one token (fewer registers).
-#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens PF_PARAMS) { PF_ISSUE(); PDL_ENTRY(); mmvq_impl<T, 8>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); } \
-    extern "C" __global__ void __launch_bounds__(128) name##_1(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens PF_PARAMS) { PF_ISSUE(); PDL_ENTRY(); mmvq_impl<T, 1>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); }
+#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens, int pf) { prefetch_warp_rows(MATS_ARGS, rowBytes, 1, pf); PDL_ENTRY(); mmvq_impl<T, 8>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); } \
+    extern "C" __global__ void __launch_bounds__(128) name##_1(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens, int pf) { prefetch_warp_rows(MATS_ARGS, rowBytes, 1, pf); PDL_ENTRY(); mmvq_impl<T, 1>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); }
 MMVQ(Q4_0, mmvq_q4_0) MMVQ(Q4_1, mmvq_q4_1) MMVQ(Q5_0, mmvq_q5_0) MMVQ(Q5_1, mmvq_q5_1) MMVQ(Q8_0, mmvq_q8_0)
 MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 
@@ -381,8 +454,8 @@ MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 // them and the pair's 64 activation bytes with 128-bit loads. Rows must be 16-byte aligned
 // (144 · k bytes per row; buffers from cuMemAlloc).
 extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const float* ad,
-                                                            const float* as, const int* __restrict__ ai, const float* __restrict__ ak, int tokens PF_PARAMS) {
-    PF_ISSUE(); PDL_ENTRY();
+                                                            const float* as, const int* __restrict__ ai, const float* __restrict__ ak, int tokens, int pf) {
+    prefetch_warp_rows(MATS_ARGS, rowBytes, 1, pf); PDL_ENTRY();
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     Sel sel;
     if (!select3(blockIdx.x * 4 + warp, MATS_ARGS, sel)) return;
@@ -437,8 +510,8 @@ extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(MATS, u64 rowBytes, 
 // arithmetic. grid ceil(rows / 8), 128 threads. 2.5–3.1 TB/s on an H100 for the matrices of
 // an 8B model (scripts/gpu/lab: 1.5–1.8× mmvq_q4_K at one token).
 extern "C" __global__ void __launch_bounds__(128) mmv1_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
-                                                            const int* __restrict__ ai, const float* __restrict__ ak PF_PARAMS) {
-    PF_ISSUE(); PDL_ENTRY();
+                                                            const int* __restrict__ ai, const float* __restrict__ ak, int pf) {
+    prefetch_warp_rows(MATS_ARGS, rowBytes, 2, pf); PDL_ENTRY();
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     Sel s0, s1;
     int g = (blockIdx.x * 4 + warp) * 2;
@@ -878,6 +951,128 @@ extern "C" __global__ void __launch_bounds__(256) attn_scores_f16q(const float* 
         }
     }
 }
+
+// Prefill attention in tiles (flash-attention style, f32 arithmetic on f16 keys and values):
+// a block of 128 threads takes BQ queries of one head and walks the keys up to the last query's
+// position in tiles of BK, staged in shared memory and shared by all its queries, with an
+// online softmax per query. Thread (ty, tx) = (tid / 16, tid % 16) holds rows ty + 8i and keys
+// tx + 16j of each score tile, and output columns tx + 16c. Queries t ≥ T are idle rows.
+// grid (ceil(T / BQ), H), block 128; D ∈ {64, 128, 256} (BQ, BK = 32, 64 / 32, 32 / 16, 16).
+template <int D, int BQ, int BK> DEV void attn_tile_impl(const float* q, const u16* K, const u16* V, const int* pos, int T, int H,
+                                                          int KVH, float scale, int window, float* out) {
+    constexpr int RQ = BQ / 8, RK = BK / 16, RC = D / 16;
+    __shared__ float qs[BQ][D + 1];
+    __shared__ u32 ks[BK][D / 2 + 1];
+    __shared__ u32 vs[BK][D / 2];
+    __shared__ float ps[BQ][BK + 1];
+    int h = blockIdx.y, t0 = blockIdx.x * BQ, tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
+    int kvh = h / (H / KVH), W = KVH * D;
+    for (int i = tid; i < BQ * D; i += 128) {
+        int r = i / D, d = i % D;
+        qs[r][d] = t0 + r < T ? q[((u64)(t0 + r) * H + h) * D + d] * scale : 0.f;
+    }
+    int p[RQ], lo[RQ];
+    int kBegin = 0x7fffffff, kEnd = -1;
+    for (int r = 0; r < BQ; r++) {
+        if (t0 + r >= T) break;
+        int pr = pos[t0 + r], l = window > 0 ? max(0, pr - window + 1) : 0;
+        kBegin = min(kBegin, l); kEnd = max(kEnd, pr);
+    }
+#pragma unroll
+    for (int i = 0; i < RQ; i++) {
+        int t = t0 + ty + 8 * i;
+        p[i] = t < T ? pos[t] : -1;
+        lo[i] = window > 0 ? max(0, p[i] - window + 1) : 0;
+    }
+    float m[RQ], l[RQ], acc[RQ][RC];
+#pragma unroll
+    for (int i = 0; i < RQ; i++) {
+        m[i] = NEG_INF; l[i] = 0.f;
+#pragma unroll
+        for (int c = 0; c < RC; c++) acc[i][c] = 0.f;
+    }
+    for (int k0 = kBegin; k0 <= kEnd; k0 += BK) {
+        __syncthreads();
+        // Keys and values of the tile (pairs of halves), zeros past kEnd.
+        for (int i = tid; i < BK * D / 2; i += 128) {
+            int kr = i / (D / 2), d2 = i % (D / 2), k = k0 + kr;
+            u32 kv = 0, vv = 0;
+            if (k <= kEnd) {
+                kv = ((const u32*)(K + (u64)k * W + kvh * D))[d2];
+                vv = ((const u32*)(V + (u64)k * W + kvh * D))[d2];
+            }
+            ks[kr][d2] = kv; vs[kr][d2] = vv;
+        }
+        __syncthreads();
+        float sc[RQ][RK];
+#pragma unroll
+        for (int i = 0; i < RQ; i++)
+#pragma unroll
+            for (int j = 0; j < RK; j++) sc[i][j] = 0.f;
+#pragma unroll 4
+        for (int d2 = 0; d2 < D / 2; d2++) {
+            float2 kf[RK];
+#pragma unroll
+            for (int j = 0; j < RK; j++) { u32 w = ks[tx + 16 * j][d2]; kf[j] = make_float2(h2f((u16)(w & 0xffffu)), h2f((u16)(w >> 16))); }
+#pragma unroll
+            for (int i = 0; i < RQ; i++) {
+                float a = qs[ty + 8 * i][2 * d2], b = qs[ty + 8 * i][2 * d2 + 1];
+#pragma unroll
+                for (int j = 0; j < RK; j++) sc[i][j] = fmaf(a, kf[j].x, fmaf(b, kf[j].y, sc[i][j]));
+            }
+        }
+        // Online softmax per row: max and sum over the 16 threads of the row (one half-warp).
+#pragma unroll
+        for (int i = 0; i < RQ; i++) {
+            float mx = NEG_INF;
+#pragma unroll
+            for (int j = 0; j < RK; j++) {
+                int k = k0 + tx + 16 * j;
+                if (k > p[i] || k < lo[i]) sc[i][j] = NEG_INF;
+                mx = fmaxf(mx, sc[i][j]);
+            }
+            for (int o = 8; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+            float mn = fmaxf(m[i], mx);
+            float corr = mn == NEG_INF ? 1.f : expf(m[i] - mn), sum = 0.f;
+#pragma unroll
+            for (int j = 0; j < RK; j++) {
+                float e = mn == NEG_INF ? 0.f : expf(sc[i][j] - mn);
+                ps[ty + 8 * i][tx + 16 * j] = e;
+                sum += e;
+            }
+            for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+            l[i] = l[i] * corr + sum;
+            m[i] = mn;
+#pragma unroll
+            for (int c = 0; c < RC; c++) acc[i][c] *= corr;
+        }
+        __syncthreads();
+        // acc[i][c] += Σ_k P[row][k] · V[k][tx + 16c]
+        for (int k = 0; k < BK; k++) {
+            const u16* vr = (const u16*)vs[k];
+            float vv[RC];
+#pragma unroll
+            for (int c = 0; c < RC; c++) vv[c] = h2f(vr[tx + 16 * c]);
+#pragma unroll
+            for (int i = 0; i < RQ; i++) {
+                float pk = ps[ty + 8 * i][k];
+#pragma unroll
+                for (int c = 0; c < RC; c++) acc[i][c] = fmaf(pk, vv[c], acc[i][c]);
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < RQ; i++) {
+        int t = t0 + ty + 8 * i;
+        if (t >= T) continue;
+        float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;
+#pragma unroll
+        for (int c = 0; c < RC; c++) out[((u64)t * H + h) * D + tx + 16 * c] = acc[i][c] * inv;
+    }
+}
+#define ATTN_TILE(D, BQ, BK) extern "C" __global__ void __launch_bounds__(128) attn_tile_##D(const float* q, const u16* K, const u16* V, \
+    const int* pos, int T, int H, int KVH, float scale, int window, float* out) { PDL_ENTRY(); attn_tile_impl<D, BQ, BK>(q, K, V, pos, T, H, KVH, scale, window, out); }
+ATTN_TILE(64, 32, 64) ATTN_TILE(128, 32, 32) ATTN_TILE(256, 16, 16)
 
 // Output element d of head h, token t: the keys in order (the CPU's recurrence).
 DEV float attn_seq_one(const float* scores, const u16* V, const int* pos, int H, int KVH, int D, int window, int maxKeys,

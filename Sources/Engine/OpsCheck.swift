@@ -132,18 +132,34 @@ public enum OpsCheck {
             let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: tokens)
             let together = try shapes.map { try gpu.allocator.allocate($0 * tokens * 4) }
             let apart = try shapes.map { try gpu.allocator.allocate($0 * tokens * 4) }
-            // With L2 prefetches of the matrices themselves (odd sizes, an empty range): a hint, same result.
-            let prefetch = zip(bufs, [16 * 37, 0, 16 * ((bufs[2].bytes - 16) / 16)]).map { (pointer: $0.pointer + 16, bytes: $1) }
-            try GPUOps.linearMany(gpu, mats, x: dx.pointer, act: act, ys: together.map(\.pointer), tokens: tokens, prefetch: prefetch)
+            try GPUOps.linearMany(gpu, mats, x: dx.pointer, act: act, ys: together.map(\.pointer), tokens: tokens)
+            // Apart without the weight-row prefetch (a hint: the same numbers).
+            let prefetching = gpu.prefetchWeights
+            gpu.prefetchWeights = false
+            defer { gpu.prefetchWeights = prefetching }
             for (m, y) in zip(mats, apart) { try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: y.pointer, tokens: tokens) }
             var worst = 0.0
             for (i, rows) in shapes.enumerated() {
                 worst = max(worst, normalizedError(try gpu.download(together[i].pointer, count: rows * tokens),
                                                    try gpu.download(apart[i].pointer, count: rows * tokens)))
             }
-            record("linear \(type.name), 3 matrices in one launch (+ L2 prefetch) vs apart", "[67|16|17, 512] × \(tokens) tok", worst, 0)
+            record("linear \(type.name), 3 matrices in one launch vs apart (no prefetch)", "[67|16|17, 512] × \(tokens) tok", worst, 0)
             _ = bufs
         } }
+
+        // Dequantization to f16 (the prefill GEMM's weights): the CPU's rows rounded to f16.
+        for type in linearTypes {
+            let cols = [GGMLType.q4_K, .q5_K, .q6_K].contains(type) ? 512 : 96, rows = 41
+            let host = try HostMatrix(type, rows: rows, cols: cols, rng: &rng)
+            var ref = [Float](repeating: 0, count: rows * cols)
+            ref.withUnsafeMutableBufferPointer { r in for i in 0..<rows { host.weight.dequantizeRow(i, into: r.baseAddress! + i * cols) } }
+            let dw = try uploadBytes(host.data, host.bytes), dout = try gpu.allocator.allocate(rows * cols * 2)
+            try GPUOps.dequantizeF16(gpu, DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer), out: dout.pointer)
+            var halves = [UInt16](repeating: 0, count: rows * cols)
+            try halves.withUnsafeMutableBytes { try gpu.copy(toHost: $0.baseAddress!, from: dout.pointer, bytes: $0.count) }
+            let mismatches = zip(halves, ref).filter { $0 != floatToHalf($1) }.count
+            record("dequantize to f16 \(type.name)", "[\(rows), \(cols)]", Double(mismatches) / Double(rows * cols), 1e-3)
+        }
 
         // Embedding rows: exact dequantization.
         for type in linearTypes {
@@ -285,7 +301,8 @@ public enum OpsCheck {
         // Attention over an f16 cache: decode and prefill, GQA, windows, head dims 64–256.
         for (tokens, start, heads, kvHeads, headDim, window) in [(1, 300, 8, 2, 64, 0), (1, 4000, 32, 8, 128, 0), (37, 20, 4, 1, 256, 0),
                                                                   (64, 0, 9, 3, 64, 0), (5, 40, 4, 1, 256, 16), (1, 1000, 4, 4, 128, 512),
-                                                                  (1, 5, 4, 2, 128, 0)] {
+                                                                  (1, 5, 4, 2, 128, 0), (200, 0, 8, 2, 128, 0), (70, 30, 8, 8, 128, 20),
+                                                                  (33, 500, 4, 2, 64, 0), (40, 9, 3, 1, 256, 0)] {
             let ctx = start + tokens, kvw = kvHeads * headDim
             let q = random(tokens * heads * headDim, &rng)
             let kf = random(ctx * kvw, &rng).map { halfToFloat(floatToHalf($0)) }
@@ -325,6 +342,11 @@ public enum OpsCheck {
                                  window: window, maxKeys: visible, splits: splits)
             let what = "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)\(window > 0 ? ", window \(window)" : "")"
             record("attention split-K", what + ", \(splits) splits", normalizedError(try gpu.download(dout.pointer, count: ref.count), ref), 1e-5)
+            if GPUOps.tiledAttentionHeadDims.contains(headDim) {
+                try GPUOps.attentionTiled(gpu, q: dq.pointer, keys: dk.pointer, values: dv.pointer, positions: dp.pointer, out: dout.pointer,
+                                          tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, window: window)
+                record("attention tiled (prefill)", what, normalizedError(try gpu.download(dout.pointer, count: ref.count), ref), 1e-5)
+            }
 
             // The CPU-numerics kernel against the CPU's own flash attention (same f16 steps).
             var cpu = [Float](repeating: 0, count: ref.count)

@@ -302,9 +302,6 @@ public final class CUDADecoder: @unchecked Sendable {
         let pairs: Int
     }
     private let routed: RoutedBuffers?
-    /// L2 prefetch of the decode step's weights (sm_90; SWIFTKT_CUDA_PREFETCH_MB sets the window,
-    /// 0 turns it off; by default a third of the L2 cache).
-    private var prefetch: WeightPrefetch?
     /// The buffer whose activations the last norm launch also quantized (nil after any `linears`).
     private var prequantized: CUdeviceptr?
     public let useGraphs: Bool
@@ -379,12 +376,6 @@ public final class CUDADecoder: @unchecked Sendable {
                 lists: try allocator.allocate(3 * pairs * 4), staging: try gpu.driver.allocatePinned(3 * pairs * 4), pairs: pairs)
         } else {
             routed = nil
-        }
-        let environment = ProcessInfo.processInfo.environment
-        let window = environment["SWIFTKT_CUDA_PREFETCH_MB"].flatMap { Int($0) }.map { $0 << 20 } ?? gpu.device.l2Bytes / 3
-        if gpu.device.computeCapability.major >= 9, window > 0 {
-            let order = model.layers.flatMap { [$0.q, $0.k, $0.v, $0.o].map(\.matrix) + $0.mlpMatrices } + [model.headLin.matrix]
-            prefetch = WeightPrefetch(matrices: order, window: window)
         }
         // A step that waits for the CPU in every layer cannot be one captured graph.
         useGraphs = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GRAPHS"] != "0" && model.cpuBlocks == 0
@@ -493,7 +484,6 @@ public final class CUDADecoder: @unchecked Sendable {
         let m = model.model, d = m.embedding
         for a in acts.values { GPUOps.invalidate(a) }
         prequantized = nil
-        if n == 1 { prefetch?.beginStep() }
         try GPUOps.embed(gpu, table: model.embedding, ids: ids.pointer, count: n, scale: m.embeddingScale, out: x.pointer)
         // Each residual add is fused with the norm that reads its result (add_rms_norm).
         let layer0 = model.layers[0]
@@ -515,6 +505,11 @@ public final class CUDADecoder: @unchecked Sendable {
                                                         positions: positions.pointer, out: attn.pointer, scores: scores.pointer, tokens: n,
                                                         heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale,
                                                         window: L.window, maxKeys: visible, quantize: target)
+            } else if n >= GPUOps.tiledAttentionMinTokens, GPUOps.tiledAttentionHeadDims.contains(L.headDim) {
+                try GPUOps.attentionTiled(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
+                                          positions: positions.pointer, out: attn.pointer, tokens: n, heads: L.heads, kvHeads: L.kvHeads,
+                                          headDim: L.headDim, scale: L.scale, window: L.window)
+                fused = false
             } else {
                 let splits = GPUOps.attentionSplits(gpu: gpu, tokens: n, heads: L.heads, keys: visible, maxSplits: maxSplits)
                 fused = try GPUOps.attention(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
@@ -722,8 +717,7 @@ public final class CUDADecoder: @unchecked Sendable {
         while let first = remaining.first {
             let group = remaining.filter { $0.0.matrix.type == first.0.matrix.type }
             remaining.removeAll { $0.0.matrix.type == first.0.matrix.type }
-            let ahead = tokens == 1 ? prefetch?.ranges(after: group.map(\.0.matrix)) ?? [] : []
-            try GPUOps.linearMany(gpu, group.map(\.0.matrix), x: input, act: act, ys: group.map(\.1), tokens: tokens, prefetch: ahead)
+            try GPUOps.linearMany(gpu, group.map(\.0.matrix), x: input, act: act, ys: group.map(\.1), tokens: tokens)
         }
         for (l, y) in list {
             if let b = l.bias { try GPUOps.addBias(gpu, y: y, bias: b, n: l.matrix.rows, rows: tokens) }
