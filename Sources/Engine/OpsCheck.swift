@@ -132,18 +132,19 @@ public enum OpsCheck {
             let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: tokens)
             let together = try shapes.map { try gpu.allocator.allocate($0 * tokens * 4) }
             let apart = try shapes.map { try gpu.allocator.allocate($0 * tokens * 4) }
-            try GPUOps.linearMany(gpu, mats, x: dx.pointer, act: act, ys: together.map(\.pointer), tokens: tokens)
-            // Apart without the weight-row prefetch (a hint: the same numbers).
+            // Together with the weight-row prefetch (sm_90), apart without (a hint: the same numbers).
             let prefetching = gpu.prefetchWeights
-            gpu.prefetchWeights = false
             defer { gpu.prefetchWeights = prefetching }
+            gpu.prefetchWeights = gpu.device.computeCapability.major >= 9
+            try GPUOps.linearMany(gpu, mats, x: dx.pointer, act: act, ys: together.map(\.pointer), tokens: tokens)
+            gpu.prefetchWeights = false
             for (m, y) in zip(mats, apart) { try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: y.pointer, tokens: tokens) }
             var worst = 0.0
             for (i, rows) in shapes.enumerated() {
                 worst = max(worst, normalizedError(try gpu.download(together[i].pointer, count: rows * tokens),
                                                    try gpu.download(apart[i].pointer, count: rows * tokens)))
             }
-            record("linear \(type.name), 3 matrices in one launch vs apart (no prefetch)", "[67|16|17, 512] × \(tokens) tok", worst, 0)
+            record("linear \(type.name), 3 matrices in one launch (+ prefetch) vs apart", "[67|16|17, 512] × \(tokens) tok", worst, 0)
             _ = bufs
         } }
 

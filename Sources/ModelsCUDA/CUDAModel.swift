@@ -241,8 +241,10 @@ public final class CUDAModel: @unchecked Sendable {
         }
         if numerics.expertsOnGPUMinTokens > 0, !moeBlocks.isEmpty, let pool = cpuContext?.pool {
             let s = try ExpertStreamer(gpu: gpu, blocks: moeBlocks, pool: pool)
-            progress(String(format: "chunks of %d+ tokens stream the routed experts to the GPU (2 × %.0f MiB page-locked staging and device buffers)",
-                            numerics.expertsOnGPUMinTokens, Double(s.deviceBytes) / 2 / 1048576))
+            progress(String(format: "chunks of %d+ tokens stream the routed experts to the GPU (2 × %.0f MiB device buffers; %@)",
+                            numerics.expertsOnGPUMinTokens, Double(s.deviceBytes) / 2 / 1048576,
+                            s.pinnedCopies ? String(format: "uploads from page-locked copies, %.1f GiB", Double(s.pinnedBytes) / 1073741824)
+                                : String(format: "uploads through 2 × %.0f MiB page-locked staging", Double(s.pinnedBytes) / 2 / 1048576)))
             streamer = s
         } else {
             streamer = nil

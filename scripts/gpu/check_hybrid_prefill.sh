@@ -5,7 +5,8 @@
 # on the CPU), then the Qwen3-30B-A3B shape side by side with llama.cpp's CUDA build
 # (`-ngl 99 -ot exps=CPU`): swiftkt with and without expert streaming, pp512 / tg64.
 # Env: OPS_CHECK=1 (ops check first), OPS_PERF=1, PREFETCH_SWEEP="0 16 32" (8B tg128 per L2
-# prefetch window), ROUNDS, MOE_PP / MOE_CPU_PP (prompt lengths of the 30B runs, e.g. 128,512).
+# prefetch window), SKIP_8B=1, ROUNDS, MOE_PP / MOE_CPU_PP (prompt lengths of the 30B runs, e.g.
+# 128,512; MOE_CPU_PP=0 skips the CPU-experts run), STAGING_TOO=1 (streamed through staging too).
 # Usage: scripts/gpu/check_hybrid_prefill.sh SWIFTKT_BINARY WORK_DIR OUT_DIR LLAMA_CPP_TAR_XZ
 set -uo pipefail
 bin=$1; work=$2; out=$3; src=$4
@@ -20,7 +21,7 @@ fi
 if [ ! -f "$model" ] && ! pgrep -f "shape qwen3-30b-a3b" > /dev/null; then
     ("$bin" synth --arch qwen3moe --shape qwen3-30b-a3b --type q4_K --seed 1 -o "$model.part" > "$work/qwen3-synth.log" 2>&1 && mv "$model.part" "$model") &
 fi
-[ -f "$work/llama3-8b-q4_K.gguf" ] || ("$bin" synth --arch llama --shape llama3-8b --type q4_K --seed 1 -o "$work/llama3-8b-q4_K.gguf.part" > /dev/null 2>&1 && mv "$work/llama3-8b-q4_K.gguf.part" "$work/llama3-8b-q4_K.gguf") &
+[ -n "${SKIP_8B:-}" ] || [ -f "$work/llama3-8b-q4_K.gguf" ] || ("$bin" synth --arch llama --shape llama3-8b --type q4_K --seed 1 -o "$work/llama3-8b-q4_K.gguf.part" > /dev/null 2>&1 && mv "$work/llama3-8b-q4_K.gguf.part" "$work/llama3-8b-q4_K.gguf") &
 if [ -n "${OPS_CHECK:-}" ]; then
     "$bin" ops-check ${OPS_PERF:+--perf} > "$out/ops-check.md" 2> "$work/ops-check.log"; echo "ops-check exit $?"
     grep -E "checks passed|FAIL" "$out/ops-check.md"
@@ -54,8 +55,9 @@ while [ ! -x "$lb" ] && pgrep -f llamacpp_cuda.sh > /dev/null; do sleep 2; done
 cat "$work/llamacpp-build-step.log" 2>/dev/null | tail -2
 ls -la "$model"
 m8="$work/llama3-8b-q4_K.gguf"
-while [ ! -f "$m8" ]; do sleep 2; done
+while [ -z "${SKIP_8B:-}" ] && [ ! -f "$m8" ]; do sleep 2; done
 # The decode step's L2 prefetch window (SWIFTKT_CUDA_PREFETCH_MB; unset = a third of the L2).
+if [ -z "${SKIP_8B:-}" ]; then
 for mb in ${PREFETCH_SWEEP:-}; do
     SWIFTKT_CUDA_PREFETCH_MB=$mb "$bin" bench -m "$m8" -p 0 -n 128 -r 3 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt prefetch $mb MB: /" | tee -a "$out/side-by-side-8b.md"
 done
@@ -64,10 +66,14 @@ for round in 1; do
     [ -x "$lb" ] && "$lb" -m "$m8" -ngl 99 -p 512 -n 128 -r 3 -o md 2>/dev/null | grep -E "^\| llama" | sed "s/^/llama.cpp round $round: /" | tee -a "$out/side-by-side-8b.md"
 done
 "$bin" bench -m "$m8" -p 16,64 -n 128 -r 3 --rules "$here/../../rules/cuda-fast.yaml" 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt rules\/cuda-fast.yaml: /" | tee -a "$out/side-by-side-8b.md"
+fi
 for round in $(seq 1 "${ROUNDS:-2}"); do
     timeout 150 "$bin" bench -m "$model" -p ${MOE_PP:-512} -n 64 -r 2 --rules "$work/cuda-moe-stream.yaml" 2> "$out/swiftkt-stream-$round.log" | grep -E "^\| qwen" | sed "s/^/swiftkt cuda-moe (streamed experts) round $round: /" | tee -a "$out/hybrid-side-by-side.md"
     [ -x "$lb" ] && timeout 150 "$lb" -m "$model" -ngl 99 -ot "exps=CPU" -t "$(nproc)" -p ${MOE_PP:-512} -n 64 -r 2 -o md 2> "$out/llamacpp-hybrid-$round.log" \
         | grep -E "^\| qwen" | sed "s/^/llama.cpp -ot exps=CPU round $round: /" | tee -a "$out/hybrid-side-by-side.md"
-    [ $round = 1 ] && timeout 100 "$bin" bench -m "$model" -p ${MOE_CPU_PP:-512} -n 0 -r 1 --rules "$here/../../rules/cuda-moe.yaml" 2>/dev/null | grep -E "^\| qwen" | sed "s/^/swiftkt experts on the CPU: /" | tee -a "$out/hybrid-side-by-side.md"
+    # The same with uploads through staging instead of page-locked copies (STAGING_TOO=1).
+    [ $round = 1 ] && [ -n "${STAGING_TOO:-}" ] && SWIFTKT_STREAM_PINNED=0 timeout 120 "$bin" bench -m "$model" -p 512 -n 0 -r 2 --rules "$work/cuda-moe-stream.yaml" 2>/dev/null \
+        | grep -E "^\| qwen" | sed "s/^/swiftkt streamed experts through staging: /" | tee -a "$out/hybrid-side-by-side.md"
+    [ $round = 1 ] && [ "${MOE_CPU_PP:-512}" != 0 ] && timeout 100 "$bin" bench -m "$model" -p ${MOE_CPU_PP:-512} -n 0 -r 1 --rules "$here/../../rules/cuda-moe.yaml" 2>/dev/null | grep -E "^\| qwen" | sed "s/^/swiftkt experts on the CPU: /" | tee -a "$out/hybrid-side-by-side.md"
 done
 grep -E "stream|page" "$out/swiftkt-stream-1.log" | head -3
