@@ -594,6 +594,21 @@ public final class CUDADecoder: @unchecked Sendable {
         return start
     }
 
+    /// Where the host's time goes in `expertsOnGPU` (SWIFTKT_PROFILE_EXPERTS=1): per chunk, the
+    /// wait for the GPU before routing (its queued work: the last layer's experts, this layer's
+    /// attention), the routing on the CPU, and the grouping and launches; to standard error.
+    final class ExpertsProfile {
+        var wait: UInt64 = 0, route: UInt64 = 0, enqueue: UInt64 = 0, layers = 0
+        func add(wait w: UInt64, route r: UInt64, enqueue e: UInt64) { wait += w; route += r; enqueue += e; layers += 1 }
+        func report(tokens: Int) {
+            let ms = { (v: UInt64) in String(format: "%.1f", Double(v) / 1e6) }
+            FileHandle.standardError.write(("experts on the GPU, \(tokens)-token chunk, \(layers) layers: waiting for the GPU \(ms(wait)) ms, "
+                                            + "routing \(ms(route)) ms, grouping + launches \(ms(enqueue)) ms\n").data(using: .utf8)!)
+            wait = 0; route = 0; enqueue = 0; layers = 0
+        }
+    }
+    private let expertsProfile = ProcessInfo.processInfo.environment["SWIFTKT_PROFILE_EXPERTS"] == "1" ? ExpertsProfile() : nil
+
     /// The first layer with a streamed MoE block.
     private var firstMoELayer: Int { model.streamer?.order.first ?? -1 }
 
@@ -612,12 +627,22 @@ public final class CUDADecoder: @unchecked Sendable {
         guard pairs <= routed.pairs, let actD = acts[d], let actFF = acts[ff] else {
             throw CUDAModelError.unsupported("routed experts of \(n) tokens × \(k) on the GPU (buffers for \(routed.pairs) pairs)")
         }
+        let t0 = DispatchTime.now().uptimeNanoseconds
         try gpu.driver.copyAsync(toHost: hostIn, from: h.pointer, bytes: n * d * 4, stream: gpu.stream)
         try gpu.synchronize()
+        let t1 = DispatchTime.now().uptimeNanoseconds
         let x = UnsafePointer(hostIn.assumingMemoryBound(to: Float.self))
         var ids = [Int32](repeating: 0, count: pairs), weights = [Float](repeating: 0, count: pairs)
         ids.withUnsafeMutableBufferPointer { i in
             weights.withUnsafeMutableBufferPointer { w in moe.route(x, tokens: n, ids: i.baseAddress!, weights: w.baseAddress!, context: context) }
+        }
+        let t2 = DispatchTime.now().uptimeNanoseconds
+        defer {
+            if let profile = expertsProfile {
+                let t3 = DispatchTime.now().uptimeNanoseconds
+                profile.add(wait: t1 - t0, route: t2 - t1, enqueue: t3 - t2)
+                if index == model.streamer?.order.last { profile.report(tokens: n) }
+            }
         }
         // The pairs sorted by expert: token, destination row (slot j, token t) and weight.
         let experts = moe.experts.count
