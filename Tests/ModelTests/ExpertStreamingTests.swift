@@ -1,5 +1,8 @@
-// The host side of routed experts on the GPU: a chunk's (token, slot) pairs grouped by expert.
+// The host side of routed experts on the GPU: a chunk's (token, slot) pairs grouped by expert, and a
+// layer's experts gathered into one upload buffer.
+import CPUKernels
 import Core
+import Foundation
 @testable import ModelsCUDA
 import XCTest
 
@@ -22,5 +25,32 @@ final class ExpertStreamingTests: XCTestCase {
         XCTAssertEqual(Set((0..<pairs).map { dest[$0] }).count, pairs)
         XCTAssertThrowsError(try CUDADecoder.groupPairs(ids: [4, 0], weights: [1, 1], tokens: 1, used: 2, experts: 4,
                                                         token: token, destination: dest, weight: weight))
+    }
+
+    func testLayerGatheredAsGateUpDownWithScatteredExperts() {
+        // Three experts of q8_0 [2, 32] (68 bytes each): gate contiguous, up and down scattered.
+        let matrixBytes = 68, experts = 3
+        let source = UnsafeMutableRawPointer.allocate(byteCount: 9 * matrixBytes + 64, alignment: 16)
+        defer { source.deallocate() }
+        for i in 0..<(9 * matrixBytes + 64) { source.storeBytes(of: UInt8(truncatingIfNeeded: i * 7 + 3), toByteOffset: i, as: UInt8.self) }
+        func family(_ offsets: [Int]) -> ExpertStreamer.Family {
+            ExpertStreamer.Family(type: .q8_0, rows: 2, cols: 32, count: experts, hosts: offsets.map { UnsafeRawPointer(source + $0) })
+        }
+        let gate = family([0, 68, 136]), up = family([400, 204, 272]), down = family([340, 476, 544 + 64])
+        XCTAssertTrue(gate.contiguous)
+        XCTAssertFalse(up.contiguous)
+        let layer = ExpertStreamer.Layer(gate: gate, up: up, down: down)
+        XCTAssertEqual(layer.bytes, 9 * matrixBytes)
+        let out = UnsafeMutableRawPointer.allocate(byteCount: layer.bytes, alignment: 16)
+        defer { out.deallocate() }
+        ExpertStreamer.gather(layer, into: out, pool: ThreadPool(threads: 2))
+        // Gate experts 0…2, then up's, then down's, each expert's bytes as in its own place.
+        for (f, family) in [gate, up, down].enumerated() {
+            for e in 0..<experts {
+                let at = out + (f * experts + e) * matrixBytes
+                XCTAssertEqual(memcmp(at, family.hosts[e], matrixBytes), 0, "family \(f), expert \(e)")
+            }
+        }
+        XCTAssertNotNil(ExpertStreamer.availableMemory(), "MemAvailable from /proc/meminfo")
     }
 }
