@@ -774,7 +774,7 @@ extern "C" __global__ void rope_store(float* q, float* k, const float* v, u16* K
     }
     bool key = h >= heads;
     float* x = key ? k + (u64)t * width + (h - heads) * headDim : q + ((u64)t * heads + h) * headDim;
-    u16* dst = K + row + (h - heads) * headDim;
+    u16* dst = key ? K + row + (h - heads) * headDim : nullptr;
     if (i < half) {
         float ra, rb; int a, b;
         rope_pair(x, pos[t], i, half, thetaScale, scale, freq, neox, ra, rb, a, b);
