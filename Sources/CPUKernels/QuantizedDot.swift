@@ -230,16 +230,26 @@ extension Matmul {
         if type == .bf16 { for i in 0..<(tokens * n) { xr[i] = bf16ToFloat(floatToBF16(x[i])) } }
         let xs = UnsafeSendable(rounded ? UnsafePointer(xr) : x), ys = UnsafeSendable(y), data = UnsafeSendable(w.data)
         let rowCount = w.rows
-        pool.parallelFor(rowCount) { rows in
+        @Sendable func run(_ rows: Range<Int>, _ x: UnsafePointer<Float>, _ tokens: Int, _ y: UnsafeMutablePointer<Float>) {
             #if os(Linux) && arch(x86_64)
             if isa != .baseline {
-                CPUKernelsAVX2.FusedMath.floatRows(data.pointer, type: type, n: n, rowCount: rowCount, rows: rows, x: xs.pointer,
-                                                   tokens: tokens, y: ys.pointer)
+                CPUKernelsAVX2.FusedMath.floatRows(data.pointer, type: type, n: n, rowCount: rowCount, rows: rows, x: x, tokens: tokens, y: y)
                 return
             }
             #endif
-            FusedMath.floatRows(data.pointer, type: type, n: n, rowCount: rowCount, rows: rows, x: xs.pointer, tokens: tokens, y: ys.pointer)
+            FusedMath.floatRows(data.pointer, type: type, n: n, rowCount: rowCount, rows: rows, x: x, tokens: tokens, y: y)
         }
+        if rowCount <= 1024 && tokens >= 4 * pool.threadCount {
+            // Few rows, many tokens (an MoE router over a prompt): the tokens are split instead,
+            // so that each thread's share of x stays in its cache while every row block passes
+            // over it (split by rows, every thread streams all of x once per row block). Each
+            // (row, token) dot product is the same chain either way.
+            pool.parallelFor(tokens) { ts in
+                run(0..<rowCount, xs.pointer + ts.lowerBound * n, ts.count, ys.pointer + ts.lowerBound * rowCount)
+            }
+            return
+        }
+        pool.parallelFor(rowCount) { rows in run(rows, xs.pointer, tokens, ys.pointer) }
     }
 
     /// One matmul whose activations are already quantized: y [tokens, rows] = W · rows

@@ -1,4 +1,7 @@
-// The gather / scatter / slot-sum steps of routed experts on the GPU (KernelSource+Experts).
+// The gather / scatter / slot-sum steps of routed experts on the GPU and their one-launch
+// GEMV (KernelSource+Experts).
+import Core
+
 extension GPUOps {
     /// out [count, d] = rows `indices` [count] (Int32) of x.
     public static func gatherRows(_ gpu: GPU, x: CUdeviceptr, indices: CUdeviceptr, count: Int, d: Int, out: CUdeviceptr) throws {
@@ -16,5 +19,29 @@ extension GPUOps {
     public static func sumSlots(_ gpu: GPU, slots: CUdeviceptr, used: Int, count: Int, out: CUdeviceptr) throws {
         try gpu.launch("sum_slots", grid: (min(blocks(count, 256), 8 * gpu.device.multiprocessors), 1, 1), block: 256,
                        [.pointer(slots), .int(Int32(used)), .u64(UInt64(count)), .pointer(out)])
+    }
+
+    /// Types the one-launch experts GEMV takes.
+    public static let expertsLaunchTypes: Set<GGMLType> = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
+
+    /// Every routed expert of a chunk in one launch: for expert e, rows start[e] ..< start[e + 1]
+    /// of y0 (and y1) = those rows of x times expert e's matrix, w0 + e · stride (and w1 + e ·
+    /// stride: gate and up together). `start` is a device array of experts + 1 row offsets
+    /// (pairs grouped by expert), `mostRows` the largest expert's row count; x [pairs, w0.cols] is
+    /// quantized into `act` first (unless it holds x already).
+    public static func linearExperts(_ gpu: GPU, w0: DeviceMatrix, w1: DeviceMatrix?, experts: Int, stride: Int, x: CUdeviceptr,
+                                     act: QuantizedActivationsGPU, y0: CUdeviceptr, y1: CUdeviceptr?, pairs: Int, start: CUdeviceptr,
+                                     mostRows: Int) throws {
+        guard expertsLaunchTypes.contains(w0.type), w1.map({ $0.type == w0.type && $0.rows == w0.rows && $0.cols == w0.cols }) ?? true,
+              act.n == w0.cols, pairs <= act.tokens else {
+            throw CUDAError.invalidArgument("experts launch for \(w0.type.name) [\(w0.rows), \(w0.cols)] × \(pairs) rows "
+                                            + "(activations of \(act.n) for \(act.tokens) rows)")
+        }
+        guard pairs > 0, mostRows > 0 else { return }
+        try quantize(gpu, x: x, tokens: pairs, weightType: w0.type, act: act)
+        let rows = w0.rows * (w1 == nil ? 1 : 2)
+        try gpu.launch("mmvq_experts_" + suffix(w0.type), grid: (blocks(rows, 4), blocks(mostRows, 8), experts), block: 128,
+                       [.pointer(w0.pointer), .pointer(w1?.pointer ?? 0), .u64(UInt64(stride)), .int(Int32(w0.rows)), .pointer(y0),
+                        .pointer(y1 ?? 0), .u64(UInt64(w0.rowBytes)), .int(Int32(w0.cols)), .pointer(start)] + actArgs(act))
     }
 }

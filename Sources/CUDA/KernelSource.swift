@@ -453,9 +453,15 @@ MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 // (64 elements sharing 32 bytes of nibbles, 16-byte aligned in the 144-byte blocks) and reads
 // them and the pair's 64 activation bytes with 128-bit loads. Rows must be 16-byte aligned
 // (144 · k bytes per row; buffers from cuMemAlloc).
+DEV void mmvq_q4K_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak,
+                       int tokens);
 extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const float* ad,
                                                             const float* as, const int* __restrict__ ai, const float* __restrict__ ak, int tokens, int pf) {
     prefetch_warp_rows(MATS_ARGS, rowBytes, 1, pf); PDL_ENTRY();
+    mmvq_q4K_impl(MATS_ARGS, rowBytes, cols, aq, ai, ak, tokens);
+}
+DEV void mmvq_q4K_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak,
+                       int tokens) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     Sel sel;
     if (!select3(blockIdx.x * 4 + warp, MATS_ARGS, sel)) return;

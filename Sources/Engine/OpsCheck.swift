@@ -162,6 +162,40 @@ public enum OpsCheck {
             record("dequantize to f16 \(type.name)", "[\(rows), \(cols)]", Double(mismatches) / Double(rows * cols), 1e-3)
         }
 
+        // Every routed expert of a chunk in one launch (gate and up together; an expert without
+        // tokens, one with a single token, one over two 8-token tiles) against one launch per expert.
+        for type in [GGMLType.q4_K, .q8_0, .q6_K, .q4_1] {
+            let cols = 512, rows = 96, counts = [3, 0, 1, 11], experts = counts.count, pairs = counts.reduce(0, +)
+            var gates: [HostMatrix] = [], ups: [HostMatrix] = []
+            for _ in 0..<experts { gates.append(try HostMatrix(type, rows: rows, cols: cols, rng: &rng)); ups.append(try HostMatrix(type, rows: rows, cols: cols, rng: &rng)) }
+            let stride = gates[0].bytes
+            let gw = try gpu.allocator.allocate(stride * experts), uw = try gpu.allocator.allocate(stride * experts)
+            for e in 0..<experts {
+                try gpu.copy(toDevice: gw.pointer + UInt64(e * stride), from: gates[e].data, bytes: stride)
+                try gpu.copy(toDevice: uw.pointer + UInt64(e * stride), from: ups[e].data, bytes: stride)
+            }
+            var starts: [Int32] = [0]
+            for c in counts { starts.append(starts.last! + Int32(c)) }
+            let dx = try upload(random(pairs * cols, &rng)), ds = try uploadInts(starts)
+            let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: pairs)
+            let y0 = try gpu.allocator.allocate(pairs * rows * 4), y1 = try gpu.allocator.allocate(pairs * rows * 4)
+            try GPUOps.linearExperts(gpu, w0: DeviceMatrix(type: type, rows: rows, cols: cols, pointer: gw.pointer),
+                                     w1: DeviceMatrix(type: type, rows: rows, cols: cols, pointer: uw.pointer), experts: experts, stride: stride,
+                                     x: dx.pointer, act: act, y0: y0.pointer, y1: y1.pointer, pairs: pairs, start: ds.pointer,
+                                     mostRows: counts.max()!)
+            let one = try gpu.allocator.allocate(pairs * rows * 4), two = try gpu.allocator.allocate(pairs * rows * 4)
+            for e in 0..<experts where counts[e] > 0 {
+                let r0 = Int(starts[e]), sub = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: counts[e])
+                let off = UInt64(r0 * rows * 4)
+                try GPUOps.linearMany(gpu, [DeviceMatrix(type: type, rows: rows, cols: cols, pointer: gw.pointer + UInt64(e * stride)),
+                                            DeviceMatrix(type: type, rows: rows, cols: cols, pointer: uw.pointer + UInt64(e * stride))],
+                                      x: dx.pointer + UInt64(r0 * cols * 4), act: sub, ys: [one.pointer + off, two.pointer + off], tokens: counts[e])
+            }
+            let err = max(normalizedError(try gpu.download(y0.pointer, count: pairs * rows), try gpu.download(one.pointer, count: pairs * rows)),
+                          normalizedError(try gpu.download(y1.pointer, count: pairs * rows), try gpu.download(two.pointer, count: pairs * rows)))
+            record("linear \(type.name), all experts in one launch vs one per expert", "\(experts) × 2 × [\(rows), \(cols)], rows 3/0/1/11", err, 1e-6)
+        }
+
         // Embedding rows: exact dequantization.
         for type in linearTypes {
             let cols = [GGMLType.q4_K, .q5_K, .q6_K].contains(type) ? 512 : 96, rows = 50

@@ -295,13 +295,18 @@ public final class CUDADecoder: @unchecked Sendable {
     private var decodeGraph: CUgraphExec?
     /// Device and pinned buffers of routed experts on the GPU (a streaming split model).
     struct RoutedBuffers {
-        /// [used, tokens, d] weighted expert outputs; gathered rows in and results out [tokens, d].
+        /// [used, tokens, d] weighted expert outputs; gathered rows in and results out [pairs, d].
         let slots: DeviceBuffer, gathered: DeviceBuffer, results: DeviceBuffer
+        /// Gate and up outputs of every pair [pairs, ff] and the 8-bit activations of the
+        /// gathered rows and of the GLU output (all pairs at once).
+        let gate: DeviceBuffer, up: DeviceBuffer
+        let actD: QuantizedActivationsGPU, actFF: QuantizedActivationsGPU
         /// Token index, destination slot row and weight of every (token, slot) pair, grouped by
-        /// expert: device and page-locked host copies.
+        /// expert, then each expert's first pair (experts + 1 offsets): device and page-locked
+        /// host copies.
         let lists: DeviceBuffer
         let staging: UnsafeMutableRawPointer
-        let pairs: Int
+        let pairs: Int, experts: Int
     }
     private let routed: RoutedBuffers?
     /// The buffer whose activations the last norm launch also quantized (nil after any `linears`).
@@ -373,9 +378,14 @@ public final class CUDADecoder: @unchecked Sendable {
                 return nil
             }.max() ?? 1
             let pairs = b * used
+            let experts = model.streamer?.layers.values.map(\.gate.count).max() ?? 1
+            let listBytes = (3 * pairs + experts + 1) * 4
             routed = RoutedBuffers(
-                slots: try floats(pairs * d), gathered: try floats(b * d), results: try floats(b * d),
-                lists: try allocator.allocate(3 * pairs * 4), staging: try gpu.driver.allocatePinned(3 * pairs * 4), pairs: pairs)
+                slots: try floats(pairs * d), gathered: try floats(pairs * d), results: try floats(pairs * d),
+                gate: try floats(pairs * expertFF), up: try floats(pairs * expertFF),
+                actD: try QuantizedActivationsGPU(gpu: gpu, n: d, tokens: pairs),
+                actFF: try QuantizedActivationsGPU(gpu: gpu, n: max(expertFF, 32), tokens: pairs),
+                lists: try allocator.allocate(listBytes), staging: try gpu.driver.allocatePinned(listBytes), pairs: pairs, experts: experts)
         } else {
             routed = nil
         }
@@ -650,8 +660,14 @@ public final class CUDADecoder: @unchecked Sendable {
         let weight = UnsafeMutableRawPointer(dest + pairs).assumingMemoryBound(to: Float.self)
         let start = try CUDADecoder.groupPairs(ids: ids, weights: weights, tokens: n, used: k, experts: experts,
                                                token: token, destination: dest, weight: weight)
+        guard experts <= routed.experts else {
+            throw CUDAModelError.unsupported("\(experts) experts on the GPU (buffers for \(routed.experts))")
+        }
+        // Each expert's first pair after the three lists (the one-launch GEMV's row ranges).
+        let firsts = UnsafeMutableRawPointer(weight + pairs).assumingMemoryBound(to: Int32.self)
+        for (e, v) in start.enumerated() { firsts[e] = Int32(v) }
         let lists = routed.lists.pointer
-        try gpu.driver.copyAsync(toDevice: lists, from: routed.staging, bytes: 3 * pairs * 4, stream: gpu.stream)
+        try gpu.driver.copyAsync(toDevice: lists, from: routed.staging, bytes: (3 * pairs + experts + 1) * 4, stream: gpu.stream)
         do {
             try routedExperts(streamer, layer: index, d: d, ff: ff, pairs: pairs, start: start, actD: actD, actFF: actFF)
         } catch {
@@ -670,12 +686,34 @@ public final class CUDADecoder: @unchecked Sendable {
         }
     }
 
-    /// The per-expert launches of `expertsOnGPU` (gather, gate + up, GLU, down, weighted scatter).
+    /// The launches of `expertsOnGPU`: every pair's row gathered in expert order, gate + up of
+    /// all experts in one launch, GLU + quantization, down in one launch, each row weighted into
+    /// its slot row. (Float expert weights: the same per expert, five launches each.)
     private func routedExperts(_ streamer: ExpertStreamer, layer index: Int, d: Int, ff: Int, pairs: Int, start: [Int],
                                actD: QuantizedActivationsGPU, actFF: QuantizedActivationsGPU) throws {
         guard let routed else { return }
         let lists = routed.lists.pointer
         let mats = try streamer.matrices(layer: index)
+        let experts = start.count - 1
+        if experts > 0, [mats.gate[0], mats.down[0]].allSatisfy({ GPUOps.expertsLaunchTypes.contains($0.type) }) {
+            let gateStride = experts > 1 ? Int(mats.gate[1].pointer - mats.gate[0].pointer) : 0
+            let downStride = experts > 1 ? Int(mats.down[1].pointer - mats.down[0].pointer) : 0
+            let mostRows = (0..<experts).map { start[$0 + 1] - start[$0] }.max() ?? 0
+            let firsts = lists + UInt64(3 * pairs * 4)
+            GPUOps.invalidate(routed.actD); GPUOps.invalidate(routed.actFF)
+            try GPUOps.gatherRows(gpu, x: h.pointer, indices: lists, count: pairs, d: d, out: routed.gathered.pointer)
+            try GPUOps.linearExperts(gpu, w0: mats.gate[0], w1: mats.up[0], experts: experts, stride: gateStride, x: routed.gathered.pointer,
+                                     act: routed.actD, y0: routed.gate.pointer, y1: routed.up.pointer, pairs: pairs, start: firsts,
+                                     mostRows: mostRows)
+            _ = try GPUOps.gluQuantized(gpu, gate: routed.gate.pointer, up: routed.up.pointer, tokens: pairs, n: ff, activation: .silu,
+                                        act: routed.actFF, weightType: mats.down[0].type)
+            try GPUOps.linearExperts(gpu, w0: mats.down[0], w1: nil, experts: experts, stride: downStride, x: routed.gate.pointer,
+                                     act: routed.actFF, y0: routed.results.pointer, y1: nil, pairs: pairs, start: firsts, mostRows: mostRows)
+            try GPUOps.scatterScaled(gpu, y: routed.results.pointer, destinations: lists + UInt64(pairs * 4),
+                                     weights: lists + UInt64(2 * pairs * 4), count: pairs, d: d, slots: routed.slots.pointer)
+            try streamer.done(layer: index)
+            return
+        }
         for e in 0..<(start.count - 1) where start[e + 1] > start[e] {
             let rows = start[e + 1] - start[e], off = UInt64(start[e] * 4)
             try GPUOps.gatherRows(gpu, x: h.pointer, indices: lists + off, count: rows, d: d, out: routed.gathered.pointer)

@@ -131,7 +131,8 @@ final class QuantizedDotTests: XCTestCase {
                     type == .f16 ? halfToFloat(floatToHalf(v)) : type == .bf16 ? bf16ToFloat(floatToBF16(v)) : v
                 }
                 let weight = wf.map(rounded)
-                for tokens in [1, 2, 3, 5] {
+                // 9 and 17 tokens on 2 threads: split by tokens (few rows), the same dot products.
+                for tokens in [1, 2, 3, 5, 9, 17] {
                     let x = (0..<(tokens * cols)).map { _ in Float.random(in: -2...2, using: &rng) }
                     var expected = [Float](repeating: 0, count: tokens * rows)
                     for t in 0..<tokens {
