@@ -686,6 +686,10 @@ public final class CUDADecoder: @unchecked Sendable {
         }
     }
 
+    /// Whether `routedExperts` runs all experts in one launch per matrix family
+    /// (`SWIFTKT_EXPERTS_ONE_LAUNCH=0`: one launch per expert and matrix, as before).
+    static let expertsInOneLaunch = ProcessInfo.processInfo.environment["SWIFTKT_EXPERTS_ONE_LAUNCH"] != "0"
+
     /// The launches of `expertsOnGPU`: every pair's row gathered in expert order, gate + up of
     /// all experts in one launch, GLU + quantization, down in one launch, each row weighted into
     /// its slot row. (Float expert weights: the same per expert, five launches each.)
@@ -695,7 +699,7 @@ public final class CUDADecoder: @unchecked Sendable {
         let lists = routed.lists.pointer
         let mats = try streamer.matrices(layer: index)
         let experts = start.count - 1
-        if experts > 0, [mats.gate[0], mats.down[0]].allSatisfy({ GPUOps.expertsLaunchTypes.contains($0.type) }) {
+        if experts > 0, CUDADecoder.expertsInOneLaunch, [mats.gate[0], mats.down[0]].allSatisfy({ GPUOps.expertsLaunchTypes.contains($0.type) }) {
             let gateStride = experts > 1 ? Int(mats.gate[1].pointer - mats.gate[0].pointer) : 0
             let downStride = experts > 1 ? Int(mats.down[1].pointer - mats.down[0].pointer) : 0
             let mostRows = (0..<experts).map { start[$0 + 1] - start[$0] }.max() ?? 0
