@@ -687,12 +687,16 @@ public final class CUDADecoder: @unchecked Sendable {
     }
 
     /// Whether `routedExperts` runs all experts in one launch per matrix family
-    /// (`SWIFTKT_EXPERTS_ONE_LAUNCH=0`: one launch per expert and matrix, as before).
-    static let expertsInOneLaunch = ProcessInfo.processInfo.environment["SWIFTKT_EXPERTS_ONE_LAUNCH"] != "0"
+    /// (`SWIFTKT_EXPERTS_ONE_LAUNCH=1`). Off by default: bit-identical to one launch per expert
+    /// (ops-check), but on the Qwen3-30B-A3B shape the GPU's share of a 512-token chunk grew from
+    /// 326 to ~765 ms (pp512 575 against 871 t/s), though the host's launch time fell from 90 to
+    /// 3.5 ms — probably the grid sized by the busiest expert (37a1ba6; not yet profiled).
+    static let expertsInOneLaunch = ProcessInfo.processInfo.environment["SWIFTKT_EXPERTS_ONE_LAUNCH"] == "1"
 
-    /// The launches of `expertsOnGPU`: every pair's row gathered in expert order, gate + up of
-    /// all experts in one launch, GLU + quantization, down in one launch, each row weighted into
-    /// its slot row. (Float expert weights: the same per expert, five launches each.)
+    /// The launches of `expertsOnGPU`: by default per expert its rows gathered, gate + up, GLU +
+    /// quantization, down, each row weighted into its slot row (five launches per expert); with
+    /// `expertsInOneLaunch` every pair's row gathered in expert order, gate + up of all experts in
+    /// one launch, GLU + quantization, down in one launch, one weighted scatter.
     private func routedExperts(_ streamer: ExpertStreamer, layer index: Int, d: Int, ff: Int, pairs: Int, start: [Int],
                                actD: QuantizedActivationsGPU, actFF: QuantizedActivationsGPU) throws {
         guard let routed else { return }
