@@ -26,22 +26,34 @@ extension GPUOps {
 
     /// Every routed expert of a chunk in one launch: for expert e, rows start[e] ..< start[e + 1]
     /// of y0 (and y1) = those rows of x times expert e's matrix, w0 + e · stride (and w1 + e ·
-    /// stride: gate and up together). `start` is a device array of experts + 1 row offsets
-    /// (pairs grouped by expert), `mostRows` the largest expert's row count; x [pairs, w0.cols] is
-    /// quantized into `act` first (unless it holds x already).
-    public static func linearExperts(_ gpu: GPU, w0: DeviceMatrix, w1: DeviceMatrix?, experts: Int, stride: Int, x: CUdeviceptr,
+    /// stride: gate and up together). `start` is a device array of experts + 1 row offsets (pairs
+    /// grouped by expert), `tiles` a device array of `tileCount` (expert, first row) pairs, one
+    /// per 8 rows of each expert (`expertTiles`); x [pairs, w0.cols] is quantized into `act`
+    /// first (unless it holds x already).
+    public static func linearExperts(_ gpu: GPU, w0: DeviceMatrix, w1: DeviceMatrix?, stride: Int, x: CUdeviceptr,
                                      act: QuantizedActivationsGPU, y0: CUdeviceptr, y1: CUdeviceptr?, pairs: Int, start: CUdeviceptr,
-                                     mostRows: Int) throws {
+                                     tiles: CUdeviceptr, tileCount: Int) throws {
         guard expertsLaunchTypes.contains(w0.type), w1.map({ $0.type == w0.type && $0.rows == w0.rows && $0.cols == w0.cols }) ?? true,
-              act.n == w0.cols, pairs <= act.tokens else {
-            throw CUDAError.invalidArgument("experts launch for \(w0.type.name) [\(w0.rows), \(w0.cols)] × \(pairs) rows "
+              act.n == w0.cols, pairs <= act.tokens, tileCount <= 65535 else {
+            throw CUDAError.invalidArgument("experts launch for \(w0.type.name) [\(w0.rows), \(w0.cols)] × \(pairs) rows in \(tileCount) tiles "
                                             + "(activations of \(act.n) for \(act.tokens) rows)")
         }
-        guard pairs > 0, mostRows > 0 else { return }
+        guard pairs > 0, tileCount > 0 else { return }
         try quantize(gpu, x: x, tokens: pairs, weightType: w0.type, act: act)
         let rows = w0.rows * (w1 == nil ? 1 : 2)
-        try gpu.launch("mmvq_experts_" + suffix(w0.type), grid: (blocks(rows, 4), blocks(mostRows, 8), experts), block: 128,
+        try gpu.launch("mmvq_experts_" + suffix(w0.type), grid: (blocks(rows, 4), tileCount, 1), block: 128,
                        [.pointer(w0.pointer), .pointer(w1?.pointer ?? 0), .u64(UInt64(stride)), .int(Int32(w0.rows)), .pointer(y0),
-                        .pointer(y1 ?? 0), .u64(UInt64(w0.rowBytes)), .int(Int32(w0.cols)), .pointer(start)] + actArgs(act))
+                        .pointer(y1 ?? 0), .u64(UInt64(w0.rowBytes)), .int(Int32(w0.cols)), .pointer(start), .pointer(tiles)] + actArgs(act))
+    }
+
+    /// The (expert, first row within the expert) pairs of the 8-row tiles of experts whose rows
+    /// are start[e] ..< start[e + 1], flattened: the grid rows of `linearExperts`.
+    public static func expertTiles(start: [Int]) -> [Int32] {
+        var out: [Int32] = []
+        for e in 0..<max(start.count - 1, 0) {
+            var t = 0
+            while t < start[e + 1] - start[e] { out += [Int32(e), Int32(t)]; t += 8 }
+        }
+        return out
     }
 }

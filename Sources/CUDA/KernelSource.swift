@@ -400,14 +400,15 @@ DEV void prefetch_warp_rows(MATS, u64 rowBytes, int per, int pf) {
     }
 }
 
+// Token tile ty (tokens ty·NT …) of `tokens`; the kernels pass blockIdx.y.
 template <int T, int NT> __device__ void mmvq_impl(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad,
-                                                   const float* as, const int* ai, const float* ak, int tokens) {
+                                                   const float* as, const int* ai, const float* ak, int tokens, int ty) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     Sel sel;
     if (!select3(blockIdx.x * 4 + warp, MATS_ARGS, sel)) return;
     int r = sel.r, ldy = sel.ldy;
     float* y = sel.y;
-    int t0 = blockIdx.y * NT, nt = min(NT, tokens - t0);
+    int t0 = ty * NT, nt = min(NT, tokens - t0);
     const u8* row = sel.W + (u64)r * rowBytes;
     int chunks = cols / 32;
     float acc[NT];
@@ -444,8 +445,8 @@ template <int T, int NT> __device__ void mmvq_impl(MATS, u64 rowBytes, int cols,
     }
 }
 // `name` takes tiles of 8 tokens (grid.y = ceil(T / 8)); `name`_1 one token (fewer registers).
-#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens, int pf) { prefetch_warp_rows(MATS_ARGS, rowBytes, 1, pf); PDL_ENTRY(); mmvq_impl<T, 8>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); } \
-    extern "C" __global__ void __launch_bounds__(128) name##_1(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens, int pf) { prefetch_warp_rows(MATS_ARGS, rowBytes, 1, pf); PDL_ENTRY(); mmvq_impl<T, 1>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens); }
+#define MMVQ(T, name) extern "C" __global__ void __launch_bounds__(128) name(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens, int pf) { prefetch_warp_rows(MATS_ARGS, rowBytes, 1, pf); PDL_ENTRY(); mmvq_impl<T, 8>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens, blockIdx.y); } \
+    extern "C" __global__ void __launch_bounds__(128) name##_1(MATS, u64 rowBytes, int cols, const i8* aq, const float* ad, const float* as, const int* ai, const float* ak, int tokens, int pf) { prefetch_warp_rows(MATS_ARGS, rowBytes, 1, pf); PDL_ENTRY(); mmvq_impl<T, 1>(MATS_ARGS, rowBytes, cols, aq, ad, as, ai, ak, tokens, blockIdx.y); }
 MMVQ(Q4_0, mmvq_q4_0) MMVQ(Q4_1, mmvq_q4_1) MMVQ(Q5_0, mmvq_q5_0) MMVQ(Q5_1, mmvq_q5_1) MMVQ(Q8_0, mmvq_q8_0)
 MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 
@@ -454,20 +455,20 @@ MMVQ(Q5_K, mmvq_q5_K) MMVQ(Q6_K, mmvq_q6_K)
 // them and the pair's 64 activation bytes with 128-bit loads. Rows must be 16-byte aligned
 // (144 · k bytes per row; buffers from cuMemAlloc).
 DEV void mmvq_q4K_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak,
-                       int tokens);
+                       int tokens, int ty);
 extern "C" __global__ void __launch_bounds__(128) mmvq_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const float* ad,
                                                             const float* as, const int* __restrict__ ai, const float* __restrict__ ak, int tokens, int pf) {
     prefetch_warp_rows(MATS_ARGS, rowBytes, 1, pf); PDL_ENTRY();
-    mmvq_q4K_impl(MATS_ARGS, rowBytes, cols, aq, ai, ak, tokens);
+    mmvq_q4K_impl(MATS_ARGS, rowBytes, cols, aq, ai, ak, tokens, blockIdx.y);
 }
 DEV void mmvq_q4K_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak,
-                       int tokens) {
+                       int tokens, int ty) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     Sel sel;
     if (!select3(blockIdx.x * 4 + warp, MATS_ARGS, sel)) return;
     int r = sel.r, ldy = sel.ldy;
     float* y = sel.y;
-    int t0 = blockIdx.y * 8, nt = min(8, tokens - t0);
+    int t0 = ty * 8, nt = min(8, tokens - t0);
     const u8* row = sel.W + (u64)r * rowBytes;
     int pairs = cols / 64, chunks = cols / 32, supers = cols / 256;
     float acc[8];

@@ -179,10 +179,11 @@ public enum OpsCheck {
             let dx = try upload(random(pairs * cols, &rng)), ds = try uploadInts(starts)
             let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: pairs)
             let y0 = try gpu.allocator.allocate(pairs * rows * 4), y1 = try gpu.allocator.allocate(pairs * rows * 4)
+            let tiles = GPUOps.expertTiles(start: starts.map { Int($0) }), dt = try uploadInts(tiles)
             try GPUOps.linearExperts(gpu, w0: DeviceMatrix(type: type, rows: rows, cols: cols, pointer: gw.pointer),
-                                     w1: DeviceMatrix(type: type, rows: rows, cols: cols, pointer: uw.pointer), experts: experts, stride: stride,
+                                     w1: DeviceMatrix(type: type, rows: rows, cols: cols, pointer: uw.pointer), stride: stride,
                                      x: dx.pointer, act: act, y0: y0.pointer, y1: y1.pointer, pairs: pairs, start: ds.pointer,
-                                     mostRows: counts.max()!)
+                                     tiles: dt.pointer, tileCount: tiles.count / 2)
             let one = try gpu.allocator.allocate(pairs * rows * 4), two = try gpu.allocator.allocate(pairs * rows * 4)
             for e in 0..<experts where counts[e] > 0 {
                 let r0 = Int(starts[e]), sub = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: counts[e])

@@ -379,7 +379,8 @@ public final class CUDADecoder: @unchecked Sendable {
             }.max() ?? 1
             let pairs = b * used
             let experts = model.streamer?.layers.values.map(\.gate.count).max() ?? 1
-            let listBytes = (3 * pairs + experts + 1) * 4
+            // Three lists of pairs, experts + 1 offsets, then up to pairs / 8 + experts tiles of two ints.
+            let listBytes = (3 * pairs + experts + 1 + 2 * (pairs / 8 + experts)) * 4
             routed = RoutedBuffers(
                 slots: try floats(pairs * d), gathered: try floats(pairs * d), results: try floats(pairs * d),
                 gate: try floats(pairs * expertFF), up: try floats(pairs * expertFF),
@@ -663,11 +664,14 @@ public final class CUDADecoder: @unchecked Sendable {
         guard experts <= routed.experts else {
             throw CUDAModelError.unsupported("\(experts) experts on the GPU (buffers for \(routed.experts))")
         }
-        // Each expert's first pair after the three lists (the one-launch GEMV's row ranges).
+        // Each expert's first pair after the three lists, then the 8-row tiles (the one-launch
+        // GEMV's grid rows).
         let firsts = UnsafeMutableRawPointer(weight + pairs).assumingMemoryBound(to: Int32.self)
         for (e, v) in start.enumerated() { firsts[e] = Int32(v) }
+        let tiles = CUDADecoder.expertsInOneLaunch ? GPUOps.expertTiles(start: start) : []
+        for (i, v) in tiles.enumerated() { firsts[experts + 1 + i] = v }
         let lists = routed.lists.pointer
-        try gpu.driver.copyAsync(toDevice: lists, from: routed.staging, bytes: (3 * pairs + experts + 1) * 4, stream: gpu.stream)
+        try gpu.driver.copyAsync(toDevice: lists, from: routed.staging, bytes: (3 * pairs + experts + 1 + tiles.count) * 4, stream: gpu.stream)
         do {
             try routedExperts(streamer, layer: index, d: d, ff: ff, pairs: pairs, start: start, actD: actD, actFF: actFF)
         } catch {
@@ -688,9 +692,10 @@ public final class CUDADecoder: @unchecked Sendable {
 
     /// Whether `routedExperts` runs all experts in one launch per matrix family
     /// (`SWIFTKT_EXPERTS_ONE_LAUNCH=1`). Off by default: bit-identical to one launch per expert
-    /// (ops-check), but on the Qwen3-30B-A3B shape the GPU's share of a 512-token chunk grew from
-    /// 326 to ~765 ms (pp512 575 against 871 t/s), though the host's launch time fell from 90 to
-    /// 3.5 ms — probably the grid sized by the busiest expert (37a1ba6; not yet profiled).
+    /// (ops-check), but its first version (a grid of experts × the busiest expert's tiles) made
+    /// the GPU's share of a 512-token chunk on the Qwen3-30B-A3B shape 765 ms instead of 326
+    /// (pp512 575 against 871 t/s; 37a1ba6). The grid is now exactly the (expert, 8-row tile)
+    /// pairs there are: not yet measured.
     static let expertsInOneLaunch = ProcessInfo.processInfo.environment["SWIFTKT_EXPERTS_ONE_LAUNCH"] == "1"
 
     /// The launches of `expertsOnGPU`: by default per expert its rows gathered, gate + up, GLU +
@@ -706,17 +711,18 @@ public final class CUDADecoder: @unchecked Sendable {
         if experts > 0, CUDADecoder.expertsInOneLaunch, [mats.gate[0], mats.down[0]].allSatisfy({ GPUOps.expertsLaunchTypes.contains($0.type) }) {
             let gateStride = experts > 1 ? Int(mats.gate[1].pointer - mats.gate[0].pointer) : 0
             let downStride = experts > 1 ? Int(mats.down[1].pointer - mats.down[0].pointer) : 0
-            let mostRows = (0..<experts).map { start[$0 + 1] - start[$0] }.max() ?? 0
-            let firsts = lists + UInt64(3 * pairs * 4)
+            let tileCount = GPUOps.expertTiles(start: start).count / 2
+            let firsts = lists + UInt64(3 * pairs * 4), tiles = firsts + UInt64((experts + 1) * 4)
             GPUOps.invalidate(routed.actD); GPUOps.invalidate(routed.actFF)
             try GPUOps.gatherRows(gpu, x: h.pointer, indices: lists, count: pairs, d: d, out: routed.gathered.pointer)
-            try GPUOps.linearExperts(gpu, w0: mats.gate[0], w1: mats.up[0], experts: experts, stride: gateStride, x: routed.gathered.pointer,
+            try GPUOps.linearExperts(gpu, w0: mats.gate[0], w1: mats.up[0], stride: gateStride, x: routed.gathered.pointer,
                                      act: routed.actD, y0: routed.gate.pointer, y1: routed.up.pointer, pairs: pairs, start: firsts,
-                                     mostRows: mostRows)
+                                     tiles: tiles, tileCount: tileCount)
             _ = try GPUOps.gluQuantized(gpu, gate: routed.gate.pointer, up: routed.up.pointer, tokens: pairs, n: ff, activation: .silu,
                                         act: routed.actFF, weightType: mats.down[0].type)
-            try GPUOps.linearExperts(gpu, w0: mats.down[0], w1: nil, experts: experts, stride: downStride, x: routed.gate.pointer,
-                                     act: routed.actFF, y0: routed.results.pointer, y1: nil, pairs: pairs, start: firsts, mostRows: mostRows)
+            try GPUOps.linearExperts(gpu, w0: mats.down[0], w1: nil, stride: downStride, x: routed.gate.pointer,
+                                     act: routed.actFF, y0: routed.results.pointer, y1: nil, pairs: pairs, start: firsts,
+                                     tiles: tiles, tileCount: tileCount)
             try GPUOps.scatterScaled(gpu, y: routed.results.pointer, destinations: lists + UInt64(pairs * 4),
                                      weights: lists + UInt64(2 * pairs * 4), count: pairs, d: d, slots: routed.slots.pointer)
             try streamer.done(layer: index)

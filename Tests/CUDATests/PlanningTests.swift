@@ -43,4 +43,19 @@ final class PlanningTests: XCTestCase {
             }
         }
     }
+
+    /// The one-launch experts GEMV's grid rows: one (expert, first row) per 8 rows of each expert,
+    /// none for an expert without tokens, at most pairs / 8 + experts of them.
+    func testExpertTilesCoverEveryRowOnce() {
+        let start = [0, 3, 3, 20, 21, 37]   // 3, 0, 17, 1, 16 rows
+        let tiles = GPUOps.expertTiles(start: start)
+        let pairs = stride(from: 0, to: tiles.count, by: 2).map { (Int(tiles[$0]), Int(tiles[$0 + 1])) }
+        XCTAssertEqual(pairs.map(\.0), [0, 2, 2, 2, 3, 4, 4])
+        XCTAssertEqual(pairs.map(\.1), [0, 0, 8, 16, 0, 0, 8])
+        var covered = [Int](repeating: 0, count: 37)
+        for (e, t0) in pairs { for r in (start[e] + t0)..<min(start[e] + t0 + 8, start[e + 1]) { covered[r] += 1 } }
+        XCTAssertEqual(covered, [Int](repeating: 1, count: 37))
+        XCTAssertLessThanOrEqual(pairs.count, 37 / 8 + 5)
+        XCTAssertTrue(GPUOps.expertTiles(start: [0]).isEmpty)
+    }
 }
