@@ -7,8 +7,8 @@
 // order, so that ties resolve to the lowest token ids, as the host's (logit desc, id asc) order
 // does. Two steps: blocks select the top k of their slice of the vocabulary (sorted), then one
 // block selects the top k of those candidates, sorts them and does the rest in one thread, in
-// the host's order (sequential sums), exps rounded from double as the host's expf rounds
-// (CUDA's own expf, up to 2 ulp off, moved a k-1024 draw that landed near a boundary).
+// the host's order (sequential sums), exps rounded from double, which the host's expf matches
+// but in rare last-bit cases (CUDA's own expf, up to 2 ulp off, moved a k-1024 draw).
 extension KernelSource {
     static let sampling = #"""
 // ---------------------------------------------------------------------------------------------
@@ -21,8 +21,9 @@ DEV u32 order_key(float f) {
     if (u == 0x80000000u) u = 0;
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
-// e^x rounded from double: the correctly rounded float the host's expf gives (CUDA's expf is
-// off by up to 2 ulp, enough to move a draw that lands near a boundary of the distribution).
+// e^x rounded from double: correctly rounded, as the host's glibc expf is in all but rare cases
+// (it is within 0.502 ulp); CUDA's own expf is off by up to 2 ulp, enough to move a draw that
+// lands near a boundary of the distribution.
 DEV float exp_host(float x) { return (float)exp((double)x); }
 DEV float key_float(u32 k) { return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k); }
 

@@ -379,6 +379,10 @@ public enum OpsCheck {
             let what = "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)\(window > 0 ? ", window \(window)" : "")"
             record("attention split-K", what + ", \(splits) splits", normalizedError(try gpu.download(dout.pointer, count: ref.count), ref), 1e-5)
             if GPUOps.tiledAttentionHeadDims.contains(headDim) {
+                // Over NaNs, so that an output the kernel fails to write shows.
+                try [Float](repeating: .nan, count: ref.count).withUnsafeBytes {
+                    try gpu.copy(toDevice: dout.pointer, from: $0.baseAddress!, bytes: $0.count)
+                }
                 try GPUOps.attentionTiled(gpu, q: dq.pointer, keys: dk.pointer, values: dv.pointer, positions: dp.pointer, out: dout.pointer,
                                           tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, window: window)
                 record("attention tiled (prefill)", what, normalizedError(try gpu.download(dout.pointer, count: ref.count), ref), 1e-5)

@@ -295,12 +295,12 @@ public final class CUDADecoder: @unchecked Sendable {
     private var decodeGraph: CUgraphExec?
     /// Device and pinned buffers of routed experts on the GPU (a streaming split model).
     struct RoutedBuffers {
-        /// [used, tokens, d] weighted expert outputs; gathered rows in and results out [pairs, d].
+        /// [used, tokens, d] weighted expert outputs; gathered rows in and results out (one
+        /// expert's rows, [tokens, d]; all pairs', [pairs, d], with the one-launch GEMV).
         let slots: DeviceBuffer, gathered: DeviceBuffer, results: DeviceBuffer
-        /// Gate and up outputs of every pair [pairs, ff] and the 8-bit activations of the
-        /// gathered rows and of the GLU output (all pairs at once).
-        let gate: DeviceBuffer, up: DeviceBuffer
-        let actD: QuantizedActivationsGPU, actFF: QuantizedActivationsGPU
+        /// The one-launch GEMV's gate and up outputs of every pair [pairs, ff] and the 8-bit
+        /// activations of the gathered rows and of the GLU output (nil when it is off).
+        let all: (gate: DeviceBuffer, up: DeviceBuffer, actD: QuantizedActivationsGPU, actFF: QuantizedActivationsGPU)?
         /// Token index, destination slot row and weight of every (token, slot) pair, grouped by
         /// expert, then each expert's first pair (experts + 1 offsets): device and page-locked
         /// host copies.
@@ -381,11 +381,12 @@ public final class CUDADecoder: @unchecked Sendable {
             let experts = model.streamer?.layers.values.map(\.gate.count).max() ?? 1
             // Three lists of pairs, experts + 1 offsets, then up to pairs / 8 + experts tiles of two ints.
             let listBytes = (3 * pairs + experts + 1 + 2 * (pairs / 8 + experts)) * 4
+            let one = CUDADecoder.expertsInOneLaunch
             routed = RoutedBuffers(
-                slots: try floats(pairs * d), gathered: try floats(pairs * d), results: try floats(pairs * d),
-                gate: try floats(pairs * expertFF), up: try floats(pairs * expertFF),
-                actD: try QuantizedActivationsGPU(gpu: gpu, n: d, tokens: pairs),
-                actFF: try QuantizedActivationsGPU(gpu: gpu, n: max(expertFF, 32), tokens: pairs),
+                slots: try floats(pairs * d), gathered: try floats((one ? pairs : b) * d), results: try floats((one ? pairs : b) * d),
+                all: one ? (gate: try floats(pairs * expertFF), up: try floats(pairs * expertFF),
+                            actD: try QuantizedActivationsGPU(gpu: gpu, n: d, tokens: pairs),
+                            actFF: try QuantizedActivationsGPU(gpu: gpu, n: max(expertFF, 32), tokens: pairs)) : nil,
                 lists: try allocator.allocate(listBytes), staging: try gpu.driver.allocatePinned(listBytes), pairs: pairs, experts: experts)
         } else {
             routed = nil
@@ -708,20 +709,21 @@ public final class CUDADecoder: @unchecked Sendable {
         let lists = routed.lists.pointer
         let mats = try streamer.matrices(layer: index)
         let experts = start.count - 1
-        if experts > 0, CUDADecoder.expertsInOneLaunch, [mats.gate[0], mats.down[0]].allSatisfy({ GPUOps.expertsLaunchTypes.contains($0.type) }) {
+        if experts > 0, let all = routed.all, all.actFF.n == ff,
+           [mats.gate[0], mats.down[0]].allSatisfy({ GPUOps.expertsLaunchTypes.contains($0.type) }) {
             let gateStride = experts > 1 ? Int(mats.gate[1].pointer - mats.gate[0].pointer) : 0
             let downStride = experts > 1 ? Int(mats.down[1].pointer - mats.down[0].pointer) : 0
             let tileCount = GPUOps.expertTiles(start: start).count / 2
             let firsts = lists + UInt64(3 * pairs * 4), tiles = firsts + UInt64((experts + 1) * 4)
-            GPUOps.invalidate(routed.actD); GPUOps.invalidate(routed.actFF)
+            GPUOps.invalidate(all.actD); GPUOps.invalidate(all.actFF)
             try GPUOps.gatherRows(gpu, x: h.pointer, indices: lists, count: pairs, d: d, out: routed.gathered.pointer)
             try GPUOps.linearExperts(gpu, w0: mats.gate[0], w1: mats.up[0], stride: gateStride, x: routed.gathered.pointer,
-                                     act: routed.actD, y0: routed.gate.pointer, y1: routed.up.pointer, pairs: pairs, start: firsts,
+                                     act: all.actD, y0: all.gate.pointer, y1: all.up.pointer, pairs: pairs, start: firsts,
                                      tiles: tiles, tileCount: tileCount)
-            _ = try GPUOps.gluQuantized(gpu, gate: routed.gate.pointer, up: routed.up.pointer, tokens: pairs, n: ff, activation: .silu,
-                                        act: routed.actFF, weightType: mats.down[0].type)
-            try GPUOps.linearExperts(gpu, w0: mats.down[0], w1: nil, stride: downStride, x: routed.gate.pointer,
-                                     act: routed.actFF, y0: routed.results.pointer, y1: nil, pairs: pairs, start: firsts,
+            _ = try GPUOps.gluQuantized(gpu, gate: all.gate.pointer, up: all.up.pointer, tokens: pairs, n: ff, activation: .silu,
+                                        act: all.actFF, weightType: mats.down[0].type)
+            try GPUOps.linearExperts(gpu, w0: mats.down[0], w1: nil, stride: downStride, x: all.gate.pointer,
+                                     act: all.actFF, y0: routed.results.pointer, y1: nil, pairs: pairs, start: firsts,
                                      tiles: tiles, tileCount: tileCount)
             try GPUOps.scatterScaled(gpu, y: routed.results.pointer, destinations: lists + UInt64(pairs * 4),
                                      weights: lists + UInt64(2 * pairs * 4), count: pairs, d: d, slots: routed.slots.pointer)

@@ -8,7 +8,7 @@
 // experts on the CPU and copies nothing. (Page-locking the file mapping in place with
 // cuMemHostRegister stalled the load of a 16 GiB model for over a minute: not used.)
 //
-// When host memory allows (MemAvailable above the experts' bytes plus a margin;
+// When host memory allows (MemAvailable above twice the experts' bytes plus 4 GiB;
 // SWIFTKT_STREAM_PINNED=0 turns it off), the load copies every streamed layer once into its own
 // page-locked buffer, as llama.cpp keeps CPU-resident weights in pinned buffers: an upload is
 // then one asynchronous copy straight from it, with no memcpy through staging on the CPU's side
@@ -78,7 +78,9 @@ final class ExpertStreamer: @unchecked Sendable {
         consumed = try (0..<2).map { _ in try gpu.driver.makeEvent() }
         let total = layers.values.reduce(0) { $0 + $1.bytes }
         if ProcessInfo.processInfo.environment["SWIFTKT_STREAM_PINNED"] != "0",
-           let available = ExpertStreamer.availableMemory(), available > total + total / 4 + (4 << 30) {
+           // MemAvailable counts the model file's cached pages, which the CPU's decode still
+           // reads: the copies must fit beside them.
+           let available = ExpertStreamer.availableMemory(), available > 2 * total + (4 << 30) {
             do {
                 for i in order {
                     let p = try gpu.driver.allocatePinned(max(layers[i]!.bytes, 256))
@@ -94,6 +96,8 @@ final class ExpertStreamer: @unchecked Sendable {
     }
 
     deinit {
+        // No upload may still read the host buffers.
+        try? gpu.driver.synchronize(copyStream)
         for p in staging { try? gpu.driver.freePinned(p) }
         for p in pinned.values { try? gpu.driver.freePinned(p) }
     }
