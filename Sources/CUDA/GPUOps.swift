@@ -364,8 +364,6 @@ public enum GPUOps {
         return (act, isK(type))
     }
 
-    /// out [tokens, heads, headDim] = softmax(q·Kᵀ·scale) · V over the f16 cache, causal (and
-    /// windowed when window > 0). `keys` bounds the visible key count of any query (for the split).
     /// Head dimensions the tiled prefill attention kernel takes, and the chunk size from which
     /// the model uses it (below, split-K spreads few queries over more blocks).
     public static let tiledAttentionHeadDims: Set<Int> = [64, 128, 256]
@@ -388,6 +386,9 @@ public enum GPUOps {
                         .int(Int32(kvHeads)), .float(scale), .int(Int32(window)), .pointer(out)])
     }
 
+    /// out [tokens, heads, headDim] = softmax(q·Kᵀ·scale) · V over the f16 cache, causal (and
+    /// windowed when window > 0). `keys` bounds the visible key count of any query (for the split).
+    ///
     /// `quantize` as in `attentionCPUNumerics`.
     @discardableResult
     public static func attention(_ gpu: GPU, q: CUdeviceptr, keys: CUdeviceptr, values: CUdeviceptr, positions: CUdeviceptr,

@@ -669,12 +669,13 @@ public final class CUDADecoder: @unchecked Sendable {
         // GEMV's grid rows).
         let firsts = UnsafeMutableRawPointer(weight + pairs).assumingMemoryBound(to: Int32.self)
         for (e, v) in start.enumerated() { firsts[e] = Int32(v) }
-        let tiles = CUDADecoder.expertsInOneLaunch ? GPUOps.expertTiles(start: start) : []
+        let tiles = routed.all != nil ? GPUOps.expertTiles(start: start) : []
         for (i, v) in tiles.enumerated() { firsts[experts + 1 + i] = v }
         let lists = routed.lists.pointer
         try gpu.driver.copyAsync(toDevice: lists, from: routed.staging, bytes: (3 * pairs + experts + 1 + tiles.count) * 4, stream: gpu.stream)
         do {
-            try routedExperts(streamer, layer: index, d: d, ff: ff, pairs: pairs, start: start, actD: actD, actFF: actFF)
+            try routedExperts(streamer, layer: index, d: d, ff: ff, pairs: pairs, start: start, tileCount: tiles.count / 2,
+                              actD: actD, actFF: actFF)
         } catch {
             streamer.abandon(layer: index)
             throw error
@@ -703,7 +704,7 @@ public final class CUDADecoder: @unchecked Sendable {
     /// quantization, down, each row weighted into its slot row (five launches per expert); with
     /// `expertsInOneLaunch` every pair's row gathered in expert order, gate + up of all experts in
     /// one launch, GLU + quantization, down in one launch, one weighted scatter.
-    private func routedExperts(_ streamer: ExpertStreamer, layer index: Int, d: Int, ff: Int, pairs: Int, start: [Int],
+    private func routedExperts(_ streamer: ExpertStreamer, layer index: Int, d: Int, ff: Int, pairs: Int, start: [Int], tileCount: Int,
                                actD: QuantizedActivationsGPU, actFF: QuantizedActivationsGPU) throws {
         guard let routed else { return }
         let lists = routed.lists.pointer
@@ -713,7 +714,6 @@ public final class CUDADecoder: @unchecked Sendable {
            [mats.gate[0], mats.down[0]].allSatisfy({ GPUOps.expertsLaunchTypes.contains($0.type) }) {
             let gateStride = experts > 1 ? Int(mats.gate[1].pointer - mats.gate[0].pointer) : 0
             let downStride = experts > 1 ? Int(mats.down[1].pointer - mats.down[0].pointer) : 0
-            let tileCount = GPUOps.expertTiles(start: start).count / 2
             let firsts = lists + UInt64(3 * pairs * 4), tiles = firsts + UInt64((experts + 1) * 4)
             GPUOps.invalidate(all.actD); GPUOps.invalidate(all.actFF)
             try GPUOps.gatherRows(gpu, x: h.pointer, indices: lists, count: pairs, d: d, out: routed.gathered.pointer)

@@ -2,8 +2,8 @@
 # On the GPU machine, one call: llama.cpp's CUDA build (from the trimmed llama-cpp-python sdist
 # tree, scripts/gpu/llamacpp_cuda.sh) compiled in the background while swiftkt's ops check runs,
 # then swiftkt and llama-bench alternately on the same synthetic GGUFs (Llama-3-8B shape Q4_K,
-# SmolLM2 shape Q4_1), pp512 / tg128. Env: SKIP_OPS=1, ROUNDS (2), PREFETCH_OFF=1 (also decode
-# with SWIFTKT_CUDA_PREFETCH=0), START_QWEN3_SYNTH=1.
+# SmolLM2 shape Q4_1), pp512 / tg128. Env: SKIP_OPS=1, ROUNDS (2), PREFETCH_ON=1 (also decode
+# with SWIFTKT_CUDA_PREFETCH=1), START_QWEN3_SYNTH=1.
 # Usage: scripts/gpu/bench_side_by_side.sh SWIFTKT_BINARY LLAMA_CPP_TAR_XZ WORK_DIR OUT_DIR
 set -uo pipefail
 bin=$1; src=$2; work=$3; out=$4
@@ -34,9 +34,9 @@ for m in "$work/llama3-8b-q4_K.gguf" "$work/llama-smollm2-135m-q4_1.gguf"; do
     name=$(basename "$m" .gguf)
     for round in $(seq 1 "${ROUNDS:-2}"); do
         "$bin" bench -m "$m" -p 512 -n 128 -r 3 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt round $round: /" | tee -a "$out/side-by-side.md"
-        # Decode without the GEMVs' weight-row prefetch (PREFETCH_OFF=1).
-        [ -n "${PREFETCH_OFF:-}" ] && SWIFTKT_CUDA_PREFETCH=0 "$bin" bench -m "$m" -p 0 -n 128 -r 3 2>/dev/null | grep -E "^\| llama" \
-            | sed "s/^/swiftkt SWIFTKT_CUDA_PREFETCH=0 round $round: /" | tee -a "$out/side-by-side.md"
+        # Decode with the GEMVs' weight-row prefetch (PREFETCH_ON=1; off by default).
+        [ -n "${PREFETCH_ON:-}" ] && SWIFTKT_CUDA_PREFETCH=1 "$bin" bench -m "$m" -p 0 -n 128 -r 3 2>/dev/null | grep -E "^\| llama" \
+            | sed "s/^/swiftkt SWIFTKT_CUDA_PREFETCH=1 round $round: /" | tee -a "$out/side-by-side.md"
         "$lb" -m "$m" -ngl 99 -p 512 -n 128 -r 3 -o md 2>/dev/null | grep -E "^\| llama" | sed "s/^/llama.cpp round $round: /" | tee -a "$out/side-by-side.md"
     done
 done

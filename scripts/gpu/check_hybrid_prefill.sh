@@ -4,8 +4,7 @@
 # architecture and an upcycled SmolLM2-shaped model (48-token prompts: experts on the GPU; 24:
 # on the CPU), then the Qwen3-30B-A3B shape side by side with llama.cpp's CUDA build
 # (`-ngl 99 -ot exps=CPU`): swiftkt with and without expert streaming, pp512 / tg64.
-# Env: OPS_CHECK=1 (ops check first), OPS_PERF=1, PREFETCH_SWEEP="0 16 32" (8B tg128 per L2
-# prefetch window), SKIP_8B=1, ROUNDS, MOE_PP / MOE_CPU_PP (prompt lengths of the 30B runs, e.g.
+# Env: OPS_CHECK=1 (ops check first), OPS_PERF=1, SKIP_8B=1, ROUNDS, MOE_PP / MOE_CPU_PP (prompt lengths of the 30B runs, e.g.
 # 128,512; MOE_CPU_PP=0 skips the CPU-experts run), STAGING_TOO=1 (streamed through staging too).
 # Usage: scripts/gpu/check_hybrid_prefill.sh SWIFTKT_BINARY WORK_DIR OUT_DIR LLAMA_CPP_TAR_XZ
 set -uo pipefail
@@ -56,11 +55,7 @@ cat "$work/llamacpp-build-step.log" 2>/dev/null | tail -2
 ls -la "$model"
 m8="$work/llama3-8b-q4_K.gguf"
 while [ -z "${SKIP_8B:-}" ] && [ ! -f "$m8" ]; do sleep 2; done
-# The decode step's L2 prefetch window (SWIFTKT_CUDA_PREFETCH_MB; unset = a third of the L2).
 if [ -z "${SKIP_8B:-}" ]; then
-for mb in ${PREFETCH_SWEEP:-}; do
-    SWIFTKT_CUDA_PREFETCH_MB=$mb "$bin" bench -m "$m8" -p 0 -n 128 -r 3 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt prefetch $mb MB: /" | tee -a "$out/side-by-side-8b.md"
-done
 for round in 1; do
     "$bin" bench -m "$m8" -p 512 -n 128 -r 3 2>/dev/null | grep -E "^\| llama" | sed "s/^/swiftkt round $round: /" | tee -a "$out/side-by-side-8b.md"
     [ -x "$lb" ] && "$lb" -m "$m8" -ngl 99 -p 512 -n 128 -r 3 -o md 2>/dev/null | grep -E "^\| llama" | sed "s/^/llama.cpp round $round: /" | tee -a "$out/side-by-side-8b.md"
