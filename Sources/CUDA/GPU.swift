@@ -31,6 +31,10 @@ public final class GPU: @unchecked Sendable {
     /// (KernelSource `prefetch_warp_rows`; sm_90). Off unless `SWIFTKT_CUDA_PREFETCH=1`: on an
     /// H100 it measured −1 % decode on the 8B shape and +2.7 % on the SmolLM2 shape (860a72d).
     public var prefetchWeights: Bool
+    /// Attention with the CPU's numerics over at most `GPUOps.shortAttentionMaxKeys` keys runs as
+    /// one kernel (KernelSource+Decode `attn_short_*`) instead of scores + sequential pass.
+    /// `SWIFTKT_CUDA_SHORT_ATTENTION=0` keeps the two kernels.
+    public var shortAttention: Bool
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {
@@ -52,6 +56,7 @@ public final class GPU: @unchecked Sendable {
         programmaticLaunch = device.computeCapability.major >= 9 && driver.hasLaunchEx
             && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PDL"] != "0"
         prefetchWeights = device.computeCapability.major >= 9 && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PREFETCH"] == "1"
+        shortAttention = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ATTENTION"] != "0"
         allocator = CachingAllocator(driver: driver)
     }
 

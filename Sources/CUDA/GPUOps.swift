@@ -307,9 +307,23 @@ public enum GPUOps {
     }
 
     /// Index of each row's largest value (first on ties) into out [rows] (Int32).
-    public static func argmax(_ gpu: GPU, x: CUdeviceptr, rows: Int, n: Int, out: CUdeviceptr) throws {
+    public static func argmax(_ gpu: GPU, x: CUdeviceptr, rows: Int, n: Int, out: CUdeviceptr, scratch: CUdeviceptr? = nil) throws {
+        if let scratch, n >= 8192 {
+            // One block per row walks 1024 apart with one load in flight per thread (49 µs for a
+            // 128k vocabulary on an H100): slices in parallel, then a pick among them.
+            let len = (n + argmaxSlices - 1) / argmaxSlices
+            try gpu.launch("argmax_slices", grid: (argmaxSlices, rows, 1), block: 256,
+                           [.pointer(x), .int(Int32(n)), .int(Int32(len)), .pointer(scratch)])
+            try gpu.launch("argmax_finish", grid: (rows, 1, 1), block: 128,
+                           [.pointer(scratch), .int(Int32(argmaxSlices)), .int(Int32(rows)), .pointer(out)])
+            return
+        }
         try gpu.launch("argmax_rows", grid: (rows, 1, 1), block: 1024, [.pointer(x), .int(Int32(n)), .pointer(out)])
     }
+
+    /// Slices per row of the two-pass argmax, and the scratch bytes it needs for `rows` rows.
+    public static let argmaxSlices = 64
+    public static func argmaxScratchBytes(rows: Int) -> Int { rows * argmaxSlices * 8 }
 
     /// Scratch floats `attention` needs for `tokens` queries: partial results per split.
     public static func attentionScratch(tokens: Int, heads: Int, headDim: Int, splits: Int) -> Int {
@@ -339,13 +353,23 @@ public enum GPUOps {
             throw CUDAError.invalidArgument("CUDA attention needs headDim a multiple of 32 up to 256 and heads % kvHeads == 0; "
                                             + "got headDim \(headDim), heads \(heads), kvHeads \(kvHeads)")
         }
+        let fused = fusedQuantization(quantize, tokens: tokens, heads: heads, headDim: headDim)
+        if gpu.shortAttention, maxKeys <= shortAttentionMaxKeys, shortAttentionHeadDims.contains(headDim) {
+            let perBlock = 256 / headDim
+            let act: [KernelArgument] = fused.map { actArgs($0.0) } ?? Array(repeating: .pointer(0), count: 5)
+            try gpu.launch("attn_short_\(headDim)", grid: ((heads + perBlock - 1) / perBlock, tokens, 1), block: 256,
+                           [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
+                            .float(scale), .int(Int32(window)), .pointer(out), .int(Int32(fused.map { $0.1 ? 1 : 0 } ?? -1))] + act)
+            if let (a, k) = fused { a.holds = (out, tokens, k) }
+            return fused != nil
+        }
         // Four blocks per (head, token) spread the keys of one decode step over more of the GPU.
         try gpu.launch("attn_scores_f16q", grid: (heads, tokens, tokens == 1 ? 4 : 1), block: 256,
                        [.pointer(q), .pointer(keys), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)), .int(Int32(headDim)),
                         .float(scale), .int(Int32(window)), .int(Int32(maxKeys)), .pointer(scores)])
         let args: [KernelArgument] = [.pointer(scores), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
                                       .int(Int32(headDim)), .int(Int32(window)), .int(Int32(maxKeys)), .pointer(out)]
-        if let (act, k) = fusedQuantization(quantize, tokens: tokens, heads: heads, headDim: headDim) {
+        if let (act, k) = fused {
             try gpu.launch("attn_seq_f16acc_q", grid: (heads * headDim / 256, tokens, 1), block: 256,
                            args + [.int(k ? 1 : 0)] + actArgs(act))
             act.holds = (out, tokens, k)
@@ -354,6 +378,12 @@ public enum GPUOps {
         try gpu.launch("attn_seq_f16acc", grid: (heads, tokens, 1), block: headDim, args)
         return false
     }
+
+    /// Attention with the CPU's numerics runs as one kernel up to this many visible keys (every
+    /// key of a head goes through one block: beyond, scores and the sequential pass in two
+    /// kernels spread the keys wider), for these head dimensions.
+    public static let shortAttentionMaxKeys = 256
+    public static let shortAttentionHeadDims: Set<Int> = [32, 64, 128, 256]
 
     /// The activation buffer and format (q8_K or not) an attention kernel can quantize its
     /// output into, or nil when the shape or the buffer does not allow it.

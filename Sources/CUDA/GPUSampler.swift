@@ -39,7 +39,7 @@ public final class GPUSampler: @unchecked Sendable {
     public init(gpu: GPU, vocabulary: Int) throws {
         self.gpu = gpu; self.vocabulary = vocabulary
         let candidates = GPUSampler.maxSlices * GPUSampling.maxTopK
-        candidateKeys = try gpu.allocator.allocate(candidates * 4)
+        candidateKeys = try gpu.allocator.allocate(max(candidates * 4, GPUOps.argmaxScratchBytes(rows: 1)))
         candidateIds = try gpu.allocator.allocate(candidates * 4)
         result = try gpu.allocator.allocate(8)
         pinnedEntries = 256
@@ -80,7 +80,8 @@ public final class GPUSampler: @unchecked Sendable {
                             .int(Int32(m)), .float(s.repeatPenalty), .float(s.frequencyPenalty), .float(s.presencePenalty)])
         }
         if s.temperature <= 0 {
-            try GPUOps.argmax(gpu, x: logits, rows: 1, n: n, out: result.pointer)
+            // The candidates' buffer (64 × maxTopK floats) doubles as the two-pass argmax's scratch.
+            try GPUOps.argmax(gpu, x: logits, rows: 1, n: n, out: result.pointer, scratch: candidateKeys.pointer)
         } else {
             let k = min(s.topK, n)
             guard k >= 1, k <= GPUSampling.maxTopK else {

@@ -18,9 +18,9 @@
 // 13 q5_K, 14 q6_K, 30 bf16.
 enum KernelSource {
     /// Everything NVRTC compiles: the operators below, sampling (KernelSource+Sampling), the
-    /// Marlin-class 4-bit GEMM (KernelSource+Marlin) and the routed experts' gather and scatter
-    /// (KernelSource+Experts).
-    static var all: String { text + sampling + marlin + experts }
+    /// Marlin-class 4-bit GEMM (KernelSource+Marlin), the routed experts' gather and scatter
+    /// (KernelSource+Experts) and the decode step's fused kernels (KernelSource+Decode).
+    static var all: String { text + sampling + marlin + experts + decode }
 
     static let text = #"""
 typedef unsigned char u8;
@@ -848,12 +848,16 @@ extern "C" __global__ void store_kv(const float* k, const float* v, u16* K, u16*
         dst[(u64)pos[t] * width + i] = f2h(src[(u64)t * width + i]);
 }
 
-// Index of the largest value of each row (the first on ties); one block per row.
-extern "C" __global__ void argmax_rows(const float* x, int n, int* out) { PDL_ENTRY();
+// The block's (largest value, its first index) over entries i of v (indices idx[i], or i when
+// idx is null) for i in [lo, hi); thread 0 gets the result. NaNs never win; an all −inf / NaN
+// range gives index 0x7fffffff.
+DEV void block_argmax(const float* v, const int* idx, int lo, int hi, float& best, int& bi) {
     __shared__ float sv[32]; __shared__ int si[32];
-    const float* r = x + (u64)blockIdx.x * n;
-    float best = NEG_INF; int bi = 0x7fffffff;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) { float v = r[i]; if (v > best) { best = v; bi = i; } }
+    best = NEG_INF; bi = 0x7fffffff;
+    for (int i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+        float x = v[i]; int j = idx ? idx[i] : i;
+        if (x > best) { best = x; bi = j; }  // a thread's indices increase: the first wins ties
+    }
     for (int o = 16; o > 0; o >>= 1) {
         float v2 = __shfl_xor_sync(0xffffffffu, best, o); int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
         if (v2 > best || (v2 == best && i2 < bi)) { best = v2; bi = i2; }
@@ -863,8 +867,28 @@ extern "C" __global__ void argmax_rows(const float* x, int n, int* out) { PDL_EN
     if (threadIdx.x == 0) {
         best = sv[0]; bi = si[0];
         for (int k = 1; k < (int)(blockDim.x >> 5); k++) if (sv[k] > best || (sv[k] == best && si[k] < bi)) { best = sv[k]; bi = si[k]; }
-        out[blockIdx.x] = bi;
     }
+}
+// Index of the largest value of each row (the first on ties); one block per row.
+extern "C" __global__ void argmax_rows(const float* x, int n, int* out) { PDL_ENTRY();
+    float best; int bi;
+    block_argmax(x + (u64)blockIdx.x * n, nullptr, 0, n, best, bi);
+    if (threadIdx.x == 0) out[blockIdx.x] = bi;
+}
+// The same in two passes for long rows: block s of row r takes entries [s·len, (s+1)·len) and
+// writes its pick to part[r·S + s] (value) and part[rows·S + r·S + s] (index, as a float's
+// bits); then one block per row picks among its S (the lowest index on ties, as one pass).
+extern "C" __global__ void argmax_slices(const float* x, int n, int len, float* part) { PDL_ENTRY();
+    int S = gridDim.x, r = blockIdx.y;
+    float best; int bi;
+    block_argmax(x + (u64)r * n, nullptr, blockIdx.x * len, min(n, (blockIdx.x + 1) * len), best, bi);
+    if (threadIdx.x == 0) { part[r * S + blockIdx.x] = best; ((int*)part)[gridDim.y * S + r * S + blockIdx.x] = bi; }
+}
+extern "C" __global__ void argmax_finish(const float* part, int S, int rows, int* out) { PDL_ENTRY();
+    float best; int bi;
+    int r = blockIdx.x;
+    block_argmax(part + r * S, (const int*)part + rows * S + r * S, 0, S, best, bi);
+    if (threadIdx.x == 0) out[r] = bi;
 }
 
 // ---------------------------------------------------------------------------------------------

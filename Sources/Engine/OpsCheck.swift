@@ -332,6 +332,15 @@ public enum OpsCheck {
             try GPUOps.argmax(gpu, x: dx.pointer, rows: rows, n: n, out: dout.pointer)
             let got = try downloadInts(dout.pointer, rows)
             record("argmax", "\(rows) × \(n)", got == [40_000, 5, Int32(n - 1)] ? 0 : 1, 0)
+            // Two passes (slices, then a pick among them): ties across slices, a row of −inf.
+            var y = x
+            y[0 * n + 40_000] = 8; y[0 * n + 44_000] = 9  // 9 at 40 001 (slice 52) and 44 000 (slice 57): the first
+            y[1 * n + 769] = 7                              // the tie at 5 (slice 0) against slice 1
+            for i in 0..<n { y[2 * n + i] = -.infinity }
+            let dy = try upload(y), scratch = try gpu.allocator.allocate(GPUOps.argmaxScratchBytes(rows: rows))
+            try GPUOps.argmax(gpu, x: dy.pointer, rows: rows, n: n, out: dout.pointer, scratch: scratch.pointer)
+            let two = try downloadInts(dout.pointer, rows)
+            record("argmax in two passes", "\(rows) × \(n), \(GPUOps.argmaxSlices) slices", two == [40_001, 5, Int32.max] ? 0 : 1, 0)
         }
 
         // Attention over an f16 cache: decode and prefill, GQA, windows, head dims 64–256.
@@ -513,6 +522,45 @@ public enum OpsCheck {
                     || activationsDiffer(fused, plain, count: tokens * n, k: GPUOps.isK(weightType))
                 record("attention\(cpuNumerics ? " CPU numerics" : " split-K") + quantize fused",
                        "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim) for \(weightType.name)", didFuse && !differ ? 0 : 1, 0)
+            }
+        }
+        // Short-context attention in one kernel (attn_short_*) against scores + sequential pass:
+        // bit-equal outputs (over NaNs) and, when fused, activations; partial head groups
+        // (9 heads at D 64), windows, several tokens, a chunk boundary at 32 keys.
+        let shortWas = gpu.shortAttention
+        defer { gpu.shortAttention = shortWas }
+        for (tokens, start, heads, kvHeads, headDim, window, weightType) in
+            [(1, 0, 32, 8, 128, 0, GGMLType.q4_K), (1, 200, 32, 8, 128, 0, .q6_K), (1, 37, 9, 3, 64, 0, .q4_1), (3, 200, 4, 1, 256, 64, .q8_0),
+             (1, 255, 16, 16, 32, 0, .q4_0), (5, 100, 8, 2, 128, 50, .q4_K), (1, 31, 12, 4, 64, 0, .q8_0), (2, 62, 3, 1, 256, 0, .q4_K)] {
+            let ctx = start + tokens, kvw = kvHeads * headDim, n = heads * headDim
+            let half = { (c: Int) in (0..<c).map { _ in floatToHalf(Float.random(in: -1...1, using: &rng)) } }
+            let dk = try half(ctx * kvw).withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
+            let dv = try half(ctx * kvw).withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
+            let dq = try upload(random(tokens * n, &rng, scale: 2)), dp = try uploadInts((0..<tokens).map { Int32(start + $0) })
+            let scores = try gpu.allocator.allocate(tokens * heads * ctx * 4)
+            let nans = [Float](repeating: .nan, count: tokens * n)
+            for quantized in [false, true] {
+                var outs: [DeviceBuffer] = [], acts: [QuantizedActivationsGPU] = [], fusedBoth = true
+                for short in [true, false] {
+                    gpu.shortAttention = short
+                    let out = try gpu.allocator.allocate(tokens * n * 4)
+                    try nans.withUnsafeBytes { try gpu.copy(toDevice: out.pointer, from: $0.baseAddress!, bytes: $0.count) }
+                    let act = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens)
+                    let fused = try GPUOps.attentionCPUNumerics(gpu, q: dq.pointer, keys: dk.pointer, values: dv.pointer, positions: dp.pointer,
+                                                                out: out.pointer, scores: scores.pointer, tokens: tokens, heads: heads,
+                                                                kvHeads: kvHeads, headDim: headDim, scale: 0.125, window: window, maxKeys: ctx,
+                                                                quantize: quantized ? (act, weightType) : nil)
+                    fusedBoth = fusedBoth && fused == (quantized && n % 256 == 0)
+                    outs.append(out); acts.append(act)
+                }
+                try gpu.synchronize()
+                let a = try gpu.download(outs[0].pointer, count: tokens * n), b = try gpu.download(outs[1].pointer, count: tokens * n)
+                var differ = a.contains { $0.isNaN } || a.map(\.bitPattern) != b.map(\.bitPattern) || !fusedBoth
+                if quantized, n % 256 == 0 {
+                    differ = try differ || activationsDiffer(acts[0], acts[1], count: tokens * n, k: GPUOps.isK(weightType))
+                }
+                record("attention short (one kernel) = two kernels", "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)"
+                       + (window > 0 ? ", window \(window)" : "") + (quantized ? " + quantize for \(weightType.name)" : ""), differ ? 1 : 0, 0)
             }
         }
         try samplingChecks(gpu: gpu, rng: &rng, record: record)

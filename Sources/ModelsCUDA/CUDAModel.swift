@@ -291,8 +291,10 @@ public final class CUDADecoder: @unchecked Sendable {
     /// One row of logits in page-locked memory (a decode step's download).
     private let logitsPinned: UnsafeMutableRawPointer
     private let maxSplits: Int
-    /// The captured decode step, built on first use (SWIFTKT_CUDA_GRAPHS=0 turns graphs off).
-    private var decodeGraph: CUgraphExec?
+    /// The captured decode steps, built on first use (SWIFTKT_CUDA_GRAPHS=0 turns graphs off),
+    /// one per bound on the visible keys: positions below GPUOps.shortAttentionMaxKeys replay a
+    /// step whose attention is the one-kernel short form, later ones a step over the whole cache.
+    private var decodeGraphs: [Int: CUgraphExec] = [:]
     /// Device and pinned buffers of routed experts on the GPU (a streaming split model).
     struct RoutedBuffers {
         /// [used, tokens, d] weighted expert outputs; gathered rows in and results out (one
@@ -396,7 +398,7 @@ public final class CUDADecoder: @unchecked Sendable {
     }
 
     deinit {
-        if let g = decodeGraph { gpu.driver.destroy(graph: g) }
+        for g in decodeGraphs.values { gpu.driver.destroy(graph: g) }
         try? gpu.driver.freePinned(staging)
         try? gpu.driver.freePinned(logitsPinned)
         if let hostIn { try? gpu.driver.freePinned(hostIn) }
@@ -466,17 +468,18 @@ public final class CUDADecoder: @unchecked Sendable {
         try gpu.driver.copyAsync(toDevice: positions.pointer, from: staging + n * 4, bytes: n * 4, stream: gpu.stream)
         let vocab = model.model.vocab
         if n == 1, first == 0, rows == 1, useGraphs {
-            if decodeGraph == nil {
+            let bound = startPosition < GPUOps.shortAttentionMaxKeys ? min(GPUOps.shortAttentionMaxKeys, capacity) : capacity
+            if decodeGraphs[bound] == nil {
                 try gpu.driver.beginCapture(gpu.stream)
                 do {
-                    try enqueue(tokens: 1, maxKeys: capacity, first: 0, rows: 1)
+                    try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: 1)
                 } catch {
                     _ = try? gpu.driver.endCapture(gpu.stream)
                     throw error
                 }
-                decodeGraph = try gpu.driver.endCapture(gpu.stream)
+                decodeGraphs[bound] = try gpu.driver.endCapture(gpu.stream)
             }
-            try gpu.driver.launch(graph: decodeGraph!, stream: gpu.stream)
+            try gpu.driver.launch(graph: decodeGraphs[bound]!, stream: gpu.stream)
         } else {
             try enqueue(tokens: n, maxKeys: startPosition + n, first: first, rows: rows)
         }

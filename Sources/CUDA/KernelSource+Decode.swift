@@ -1,0 +1,131 @@
+// Kernels of the decode step that fuse what separate launches did, for contexts short enough
+// that one block can walk all of a head's keys.
+extension KernelSource {
+    static let decode = #"""
+// ---------------------------------------------------------------------------------------------
+// Short-context attention with llama.cpp's CPU numerics in one kernel: attn_scores_f16q and
+// attn_seq_f16acc(_q) fused. A block of 256 threads takes G = 256 / D heads of token t and walks
+// the keys lo … p in chunks of ASH_CH staged in shared memory, the next chunk's keys and values
+// loaded into registers while this one is processed: the chunk's scores (a warp per key, the
+// lanes' elements, products and warp sum of attn_scores_f16q), then one thread per output
+// element carries attn_seq_one's in-order f16 recurrence. Bit-equal to the two kernels; every
+// key of a head goes through one block, so it serves short contexts (the decode step's graph is
+// captured per context bucket). grid (ceil(H / G), T), block 256; fmt < 0: no quantization, else
+// as attn_seq_f16acc_q (then H · D is a multiple of 256).
+#define ASH_CH 32
+template <int D> DEV void attn_short_impl(const float* q, const u16* K, const u16* V, const int* pos, int H, int KVH, float scale,
+                                          int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
+    // Heads per block, a lane's elements, warps per head, keys per warp and chunk.
+    constexpr int G = 256 / D, NJ = D / 32, WPH = 8 / G, KPW = ASH_CH / WPH;
+    __shared__ __align__(16) u16 ks[ASH_CH][256];
+    __shared__ __align__(16) u16 vs[ASH_CH][256];
+    __shared__ float ss[G][ASH_CH];
+    int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, t = blockIdx.y, h0 = blockIdx.x * G;
+    int group = H / KVH, W = KVH * D;
+    int p = pos[t], lo = window > 0 ? max(0, p - window + 1) : 0, count = p - lo + 1;
+    // Staging: piece i = tid + 256c is key i / 32 of the chunk, slots 8 · (i % 32) … + 7 of its
+    // row (slot g · D + d: element d of the block's head g, from that head's KV head).
+    int skey[4], scol[4];
+    bool sok[4];
+#pragma unroll
+    for (int c = 0; c < 4; c++) {
+        int i = tid + 256 * c, slot = (i & 31) * 8, g = slot / D;
+        skey[c] = i >> 5;
+        sok[c] = h0 + g < H;
+        scol[c] = ((h0 + g) / group) * D + slot % D;
+    }
+    uint4 rk[4], rv[4];
+    auto load = [&](int k0) {
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            int k = k0 + skey[c];
+            if (sok[c] && k <= p) {
+                rk[c] = *(const uint4*)(K + (u64)k * W + scol[c]);
+                rv[c] = *(const uint4*)(V + (u64)k * W + scol[c]);
+            } else {
+                rk[c] = make_uint4(0, 0, 0, 0); rv[c] = rk[c];
+            }
+        }
+    };
+    auto store = [&]() {
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            int slot = ((tid + 256 * c) & 31) * 8;
+            *(uint4*)&ks[skey[c]][slot] = rk[c];
+            *(uint4*)&vs[skey[c]][slot] = rv[c];
+        }
+    };
+    // The query of this warp's head, rounded to f16 as attn_scores_f16q does.
+    int wg = warp / WPH, wsub = warp % WPH;
+    bool wok = h0 + wg < H;
+    const float* qr = q + ((u64)t * H + min(h0 + wg, H - 1)) * D;
+    float qv[NJ];
+#pragma unroll
+    for (int j = 0; j < NJ; j++) qv[j] = h2f(f2h(qr[lane + 32 * j]));
+    int g = tid / D;
+    bool ok = h0 + g < H;
+    float m = NEG_INF, sum = 0.f, acc = 0.f;
+    int chunks = (count + ASH_CH - 1) / ASH_CH;
+    load(lo);
+    store();
+    __syncthreads();
+    for (int c = 0; c < chunks; c++) {
+        int k0 = lo + c * ASH_CH, n = min(ASH_CH, p - k0 + 1);
+        if (c + 1 < chunks) load(k0 + ASH_CH);
+        if (wok) {
+            // The warp's keys wsub + u · WPH, their sums interleaved (warp_sum's steps per key).
+            float part_[KPW];
+#pragma unroll
+            for (int u = 0; u < KPW; u++) {
+                const u16* kr = ks[wsub + u * WPH] + wg * D + lane;
+                float a = 0.f;
+#pragma unroll
+                for (int j = 0; j < NJ; j++) a += qv[j] * h2f(kr[32 * j]);
+                part_[u] = a;
+            }
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1)
+#pragma unroll
+                for (int u = 0; u < KPW; u++) part_[u] += __shfl_xor_sync(0xffffffffu, part_[u], o);
+            if (lane == 0)
+#pragma unroll
+                for (int u = 0; u < KPW; u++) if (wsub + u * WPH < n) ss[wg][wsub + u * WPH] = part_[u] * scale;
+        }
+        __syncthreads();
+        if (ok) {
+            // Eight keys' scores and values read at once, then the in-order recurrence.
+            for (int k8 = 0; k8 < n; k8 += 8) {
+                float sv[8], vv[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) { sv[u] = ss[g][k8 + u]; vv[u] = h2f(vs[k8 + u][tid]); }
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    if (k8 + u >= n) break;
+                    float s = sv[u], ms = 1.f, w = 1.f;
+                    if (s > m) { ms = expf(m - s); m = s; acc = h2f(f2h(acc * ms)); }
+                    else { w = expf(s - m); }
+                    acc = h2f(f2h(fmaf(vv[u], w, acc)));
+                    sum = fmaf(sum, ms, w);
+                }
+            }
+        }
+        __syncthreads();
+        if (c + 1 < chunks) {
+            store();
+            __syncthreads();
+        }
+    }
+    float r = acc * (1.f / sum);
+    if (fmt < 0) {
+        if (ok) out[((u64)t * H + h0 + g) * D + tid % D] = r;
+    } else {
+        attn_out_q(r, t, H, D, out, fmt, qo, ad, as, ai, ak);
+    }
+}
+#define ATTN_SHORT(D) extern "C" __global__ void __launch_bounds__(256) attn_short_##D(const float* q, const u16* K, const u16* V, \
+        const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) { \
+    PDL_ENTRY(); attn_short_impl<D>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak); }
+ATTN_SHORT(32) ATTN_SHORT(64) ATTN_SHORT(128) ATTN_SHORT(256)
+
+"""#
+}
