@@ -695,18 +695,16 @@ public final class CUDADecoder: @unchecked Sendable {
         }
     }
 
-    /// Whether `routedExperts` runs all experts in one launch per matrix family
-    /// (`SWIFTKT_EXPERTS_ONE_LAUNCH=1`). Off by default: bit-identical to one launch per expert
-    /// (ops-check), but its first version (a grid of experts × the busiest expert's tiles) made
-    /// the GPU's share of a 512-token chunk on the Qwen3-30B-A3B shape 765 ms instead of 326
-    /// (pp512 575 against 871 t/s; 37a1ba6). The grid is now exactly the (expert, 8-row tile)
-    /// pairs there are: not yet measured.
-    static let expertsInOneLaunch = ProcessInfo.processInfo.environment["SWIFTKT_EXPERTS_ONE_LAUNCH"] == "1"
+    /// Whether `routedExperts` runs all experts in one launch per matrix family (default;
+    /// `SWIFTKT_EXPERTS_ONE_LAUNCH=0`: one launch per expert). Bit-identical in the ops check; on
+    /// the Qwen3-30B-A3B shape (H100, 1afde63) a 512-token chunk's host launch time fell from
+    /// 70 to 6 ms and the GPU's share rose from 405 to ~447 ms: pp512 901.6 against 886.1 t/s.
+    static let expertsInOneLaunch = ProcessInfo.processInfo.environment["SWIFTKT_EXPERTS_ONE_LAUNCH"] != "0"
 
-    /// The launches of `expertsOnGPU`: by default per expert its rows gathered, gate + up, GLU +
-    /// quantization, down, each row weighted into its slot row (five launches per expert); with
-    /// `expertsInOneLaunch` every pair's row gathered in expert order, gate + up of all experts in
-    /// one launch, GLU + quantization, down in one launch, one weighted scatter.
+    /// The launches of `expertsOnGPU`: with `expertsInOneLaunch` every pair's row gathered in
+    /// expert order, gate + up of all experts in one launch, GLU + quantization, down in one
+    /// launch, one weighted scatter; otherwise per expert its rows gathered, gate + up, GLU +
+    /// quantization, down, each row weighted into its slot row (five launches per expert).
     private func routedExperts(_ streamer: ExpertStreamer, layer index: Int, d: Int, ff: Int, pairs: Int, start: [Int], tileCount: Int,
                                actD: QuantizedActivationsGPU, actFF: QuantizedActivationsGPU) throws {
         guard let routed else { return }
