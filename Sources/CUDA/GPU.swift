@@ -35,6 +35,9 @@ public final class GPU: @unchecked Sendable {
     /// one kernel (KernelSource+Decode `attn_short_*`) instead of scores + sequential pass.
     /// `SWIFTKT_CUDA_SHORT_ATTENTION=0` keeps the two kernels.
     public var shortAttention: Bool
+    /// A decode step's rope and KV-cache store happen inside that one kernel
+    /// (`attn_short_rope_*`). `SWIFTKT_CUDA_SHORT_ROPE=0` keeps rope_store's launch.
+    public var shortAttentionRope: Bool
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {
@@ -56,6 +59,7 @@ public final class GPU: @unchecked Sendable {
         programmaticLaunch = device.computeCapability.major >= 9 && driver.hasLaunchEx
             && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PDL"] != "0"
         prefetchWeights = device.computeCapability.major >= 9 && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PREFETCH"] == "1"
+        shortAttentionRope = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ROPE"] != "0"
         shortAttention = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ATTENTION"] != "0"
         allocator = CachingAllocator(driver: driver)
     }

@@ -348,18 +348,28 @@ public enum GPUOps {
     public static func attentionCPUNumerics(_ gpu: GPU, q: CUdeviceptr, keys: CUdeviceptr, values: CUdeviceptr, positions: CUdeviceptr,
                                             out: CUdeviceptr, scores: CUdeviceptr, tokens: Int, heads: Int, kvHeads: Int, headDim: Int,
                                             scale: Float, window: Int, maxKeys: Int,
-                                            quantize: (QuantizedActivationsGPU, GGMLType)? = nil) throws -> Bool {
+                                            quantize: (QuantizedActivationsGPU, GGMLType)? = nil, rope: RopeStore? = nil) throws -> Bool {
         guard headDim % 32 == 0, headDim <= 256, heads % kvHeads == 0 else {
             throw CUDAError.invalidArgument("CUDA attention needs headDim a multiple of 32 up to 256 and heads % kvHeads == 0; "
                                             + "got headDim \(headDim), heads \(heads), kvHeads \(kvHeads)")
         }
         let fused = fusedQuantization(quantize, tokens: tokens, heads: heads, headDim: headDim)
+        if let rope, !shortAttentionTakesRope(gpu, tokens: tokens, maxKeys: maxKeys, headDim: headDim, rotDim: rope.rotDim) {
+            throw CUDAError.invalidArgument("rope + attention in one kernel for \(tokens) tokens, \(maxKeys) keys, head dim \(headDim), "
+                                            + "rope over \(rope.rotDim): not available (shortAttentionTakesRope)")
+        }
         if gpu.shortAttention, maxKeys <= shortAttentionMaxKeys, shortAttentionHeadDims.contains(headDim) {
             let perBlock = 256 / headDim
             let act: [KernelArgument] = fused.map { actArgs($0.0) } ?? Array(repeating: .pointer(0), count: 5)
-            try gpu.launch("attn_short_\(headDim)", grid: ((heads + perBlock - 1) / perBlock, tokens, 1), block: 256,
-                           [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
-                            .float(scale), .int(Int32(window)), .pointer(out), .int(Int32(fused.map { $0.1 ? 1 : 0 } ?? -1))] + act)
+            var args: [KernelArgument] = [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)),
+                                          .int(Int32(kvHeads)), .float(scale), .int(Int32(window)), .pointer(out),
+                                          .int(Int32(fused.map { $0.1 ? 1 : 0 } ?? -1))] + act
+            if let rope {
+                args += [.pointer(rope.k), .pointer(rope.v), .int(Int32(rope.rotDim)), .float(powf(rope.base, -2 / Float(rope.rotDim))),
+                         .float(rope.scale), .pointer(rope.freqFactors ?? 0), .int(rope.neox ? 1 : 0)]
+            }
+            try gpu.launch("attn_short_\(rope != nil ? "rope_" : "")\(headDim)", grid: ((heads + perBlock - 1) / perBlock, tokens, 1),
+                           block: 256, args)
             if let (a, k) = fused { a.holds = (out, tokens, k) }
             return fused != nil
         }
@@ -377,6 +387,24 @@ public enum GPUOps {
         }
         try gpu.launch("attn_seq_f16acc", grid: (heads, tokens, 1), block: headDim, args)
         return false
+    }
+
+    /// What `ropeStore` does, for `attentionCPUNumerics` to do itself: q is rotated in place of
+    /// being read rotated, and `k`, `v` (one token's new key and value rows, not yet rotated or
+    /// stored) go into the caches at the token's position.
+    public struct RopeStore {
+        public var k: CUdeviceptr, v: CUdeviceptr
+        public var rotDim: Int, base: Float, scale: Float, freqFactors: CUdeviceptr?, neox: Bool
+        public init(k: CUdeviceptr, v: CUdeviceptr, rotDim: Int, base: Float, scale: Float, freqFactors: CUdeviceptr?, neox: Bool) {
+            self.k = k; self.v = v; self.rotDim = rotDim; self.base = base; self.scale = scale; self.freqFactors = freqFactors; self.neox = neox
+        }
+    }
+
+    /// Whether `attentionCPUNumerics` takes a `RopeStore` for this call (one token, the
+    /// one-kernel short form; `GPU.shortAttentionRope`): rope_store's launch is then saved.
+    public static func shortAttentionTakesRope(_ gpu: GPU, tokens: Int, maxKeys: Int, headDim: Int, rotDim: Int) -> Bool {
+        gpu.shortAttention && gpu.shortAttentionRope && tokens == 1 && maxKeys <= shortAttentionMaxKeys
+            && shortAttentionHeadDims.contains(headDim) && rotDim % 2 == 0 && rotDim > 0 && rotDim <= headDim
     }
 
     /// Attention with the CPU's numerics runs as one kernel up to this many visible keys (every

@@ -13,8 +13,15 @@ extension KernelSource {
 // captured per context bucket). grid (ceil(H / G), T), block 256; fmt < 0: no quantization, else
 // as attn_seq_f16acc_q (then H · D is a multiple of 256).
 #define ASH_CH 32
-template <int D> DEV void attn_short_impl(const float* q, const u16* K, const u16* V, const int* pos, int H, int KVH, float scale,
-                                          int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
+// With ROPE (one token, T = 1): q and k not yet rotated, k and v not yet in the cache — the
+// rope and the cache store of rope_store done here: the block rotates its heads' queries and its
+// KV heads' new key (rope_pair, as rope_store), writes the key and value rows at position p for
+// the KV heads whose first query head it holds, and reads key p from its own copy (the others
+// may not have written theirs yet). Bit-equal to rope_store followed by the kernel without.
+struct RopeArgs { const float* k; const float* v; int rotDim; float thetaScale; float scale; const float* freq; int neox; };
+template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16* V, const int* pos, int H, int KVH, float scale,
+                                                     int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak,
+                                                     RopeArgs ra) {
     // Heads per block, a lane's elements, warps per head, keys per warp and chunk.
     constexpr int G = 256 / D, NJ = D / 32, WPH = 8 / G, KPW = ASH_CH / WPH;
     __shared__ __align__(16) u16 ks[ASH_CH][256];
@@ -34,12 +41,17 @@ template <int D> DEV void attn_short_impl(const float* q, const u16* K, const u1
         sok[c] = h0 + g < H;
         scol[c] = ((h0 + g) / group) * D + slot % D;
     }
+    __shared__ float qs[ROPE ? 256 : 1], kf[ROPE ? 256 : 1];
+    __shared__ __align__(16) u16 knew[ROPE ? 256 : 8], vnew[ROPE ? 256 : 8];
     uint4 rk[4], rv[4];
     auto load = [&](int k0) {
 #pragma unroll
         for (int c = 0; c < 4; c++) {
             int k = k0 + skey[c];
-            if (sok[c] && k <= p) {
+            if (ROPE && sok[c] && k == p) {
+                int slot = ((tid + 256 * c) & 31) * 8;
+                rk[c] = *(const uint4*)&knew[slot]; rv[c] = *(const uint4*)&vnew[slot];
+            } else if (sok[c] && k <= p) {
                 rk[c] = *(const uint4*)(K + (u64)k * W + scol[c]);
                 rv[c] = *(const uint4*)(V + (u64)k * W + scol[c]);
             } else {
@@ -58,12 +70,40 @@ template <int D> DEV void attn_short_impl(const float* q, const u16* K, const u1
     // The query of this warp's head, rounded to f16 as attn_scores_f16q does.
     int wg = warp / WPH, wsub = warp % WPH;
     bool wok = h0 + wg < H;
-    const float* qr = q + ((u64)t * H + min(h0 + wg, H - 1)) * D;
-    float qv[NJ];
-#pragma unroll
-    for (int j = 0; j < NJ; j++) qv[j] = h2f(f2h(qr[lane + 32 * j]));
     int g = tid / D;
     bool ok = h0 + g < H;
+    float qv[NJ];
+    if constexpr (ROPE) {
+        // Slot tid = g · D + d: the query of head h0 + g and the new key of its KV head.
+        int hh = min(h0 + g, H - 1), kvh = hh / group, d = tid % D, half = ra.rotDim / 2;
+        qs[tid] = q[(u64)hh * D + d];
+        kf[tid] = ra.k[(u64)kvh * D + d];
+        vnew[tid] = f2h(ra.v[(u64)kvh * D + d]);
+        __syncthreads();
+        // Pair i of head g (G · half ≤ 128 threads): each reads and writes only its own pair.
+        if (tid < G * half) {
+            int gg = tid / half, i = tid % half, a, b;
+            float x0, x1;
+            rope_pair(qs + gg * D, p, i, half, ra.thetaScale, ra.scale, ra.freq, ra.neox, x0, x1, a, b);
+            qs[gg * D + a] = x0; qs[gg * D + b] = x1;
+            rope_pair(kf + gg * D, p, i, half, ra.thetaScale, ra.scale, ra.freq, ra.neox, x0, x1, a, b);
+            kf[gg * D + a] = x0; kf[gg * D + b] = x1;
+        }
+        __syncthreads();
+        knew[tid] = f2h(kf[tid]);
+        // The KV head's row at p, written by the block holding its first query head.
+        if (ok && (h0 + g) % group == 0) {
+            K[(u64)p * W + kvh * D + d] = knew[tid];
+            V[(u64)p * W + kvh * D + d] = vnew[tid];
+        }
+        __syncthreads();
+#pragma unroll
+        for (int j = 0; j < NJ; j++) qv[j] = h2f(f2h(qs[wg * D + lane + 32 * j]));
+    } else {
+        const float* qr = q + ((u64)t * H + min(h0 + wg, H - 1)) * D;
+#pragma unroll
+        for (int j = 0; j < NJ; j++) qv[j] = h2f(f2h(qr[lane + 32 * j]));
+    }
     float m = NEG_INF, sum = 0.f, acc = 0.f;
     int chunks = (count + ASH_CH - 1) / ASH_CH;
     load(lo);
@@ -122,9 +162,14 @@ template <int D> DEV void attn_short_impl(const float* q, const u16* K, const u1
         attn_out_q(r, t, H, D, out, fmt, qo, ad, as, ai, ak);
     }
 }
-#define ATTN_SHORT(D) extern "C" __global__ void __launch_bounds__(256) attn_short_##D(const float* q, const u16* K, const u16* V, \
+#define ATTN_SHORT(D) extern "C" __global__ void __launch_bounds__(256) attn_short_##D(const float* q, u16* K, u16* V, \
         const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) { \
-    PDL_ENTRY(); attn_short_impl<D>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak); }
+    PDL_ENTRY(); attn_short_impl<D, false>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, RopeArgs{}); } \
+    extern "C" __global__ void __launch_bounds__(256) attn_short_rope_##D(const float* q, u16* K, u16* V, \
+        const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak, \
+        const float* k, const float* v, int rotDim, float thetaScale, float ropeScale, const float* freq, int neox) { \
+    PDL_ENTRY(); attn_short_impl<D, true>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, \
+                                          RopeArgs{k, v, rotDim, thetaScale, ropeScale, freq, neox}); }
 ATTN_SHORT(32) ATTN_SHORT(64) ATTN_SHORT(128) ATTN_SHORT(256)
 
 """#

@@ -563,6 +563,50 @@ public enum OpsCheck {
                        + (window > 0 ? ", window \(window)" : "") + (quantized ? " + quantize for \(weightType.name)" : ""), differ ? 1 : 0, 0)
             }
         }
+        // The decode step's rope + KV store inside the short attention kernel against rope_store
+        // then the kernel without: outputs, activations and the cache rows written at p, bit-equal.
+        for (start, heads, kvHeads, headDim, rotDim, neox, window, freqs, ropeScale) in
+            [(0, 32, 8, 128, 128, false, 0, false, Float(1)), (100, 9, 3, 64, 64, false, 0, false, 1), (37, 4, 1, 256, 256, true, 16, false, 1),
+             (200, 8, 2, 128, 64, true, 0, true, 4), (254, 16, 16, 32, 32, false, 0, false, 1), (5, 12, 4, 64, 32, true, 0, true, 1)] {
+            let ctx = start + 1, kvw = kvHeads * headDim, n = heads * headDim
+            let half = { (c: Int) in (0..<c).map { _ in floatToHalf(Float.random(in: -1...1, using: &rng)) } }
+            let cacheK = half(ctx * kvw), cacheV = half(ctx * kvw)
+            let q = random(n, &rng, scale: 2), k = random(kvw, &rng, scale: 2), v = random(kvw, &rng)
+            let dp = try uploadInts([Int32(start)])
+            let factors = try freqs ? upload((0..<(rotDim / 2)).map { _ in Float.random(in: 0.5...4, using: &rng) }) : nil
+            let weightType = n % 256 == 0 ? GGMLType.q4_K : .q4_1
+            var outs: [[Float]] = [], caches: [[UInt8]] = [], acts: [QuantizedActivationsGPU] = [], fusedFlags: [Bool] = []
+            for inKernel in [true, false] {
+                let dk = try cacheK.withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
+                let dv = try cacheV.withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
+                let dq = try upload(q), dkNew = try upload(k), dvNew = try upload(v)
+                let out = try gpu.allocator.allocate(n * 4), scores = try gpu.allocator.allocate(heads * ctx * 4)
+                let act = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: 1)
+                let rope = GPUOps.RopeStore(k: dkNew.pointer, v: dvNew.pointer, rotDim: rotDim, base: 10_000, scale: ropeScale,
+                                            freqFactors: factors?.pointer, neox: neox)
+                if !inKernel {
+                    try GPUOps.ropeStore(gpu, q: dq.pointer, k: dkNew.pointer, v: dvNew.pointer, keyCache: dk.pointer, valueCache: dv.pointer,
+                                         positions: dp.pointer, tokens: 1, heads: heads, kvHeads: kvHeads, headDim: headDim, rotDim: rotDim,
+                                         base: 10_000, scale: ropeScale, freqFactors: factors?.pointer, neox: neox)
+                }
+                fusedFlags.append(try GPUOps.attentionCPUNumerics(gpu, q: dq.pointer, keys: dk.pointer, values: dv.pointer, positions: dp.pointer,
+                                                                  out: out.pointer, scores: scores.pointer, tokens: 1, heads: heads,
+                                                                  kvHeads: kvHeads, headDim: headDim, scale: 0.125, window: window, maxKeys: ctx,
+                                                                  quantize: (act, weightType), rope: inKernel ? rope : nil))
+                try gpu.synchronize()
+                outs.append(try gpu.download(out.pointer, count: n))
+                caches.append(try bytes(dk, ctx * kvw * 2) + bytes(dv, ctx * kvw * 2))
+                acts.append(act)
+            }
+            let k256 = GPUOps.isK(weightType)
+            let actsDiffer = try fusedFlags[0] && activationsDiffer(acts[0], acts[1], count: n, k: k256)
+            let differ = outs[0].map(\.bitPattern) != outs[1].map(\.bitPattern) || caches[0] != caches[1] || fusedFlags[0] != fusedFlags[1]
+                || actsDiffer
+            record("attention short + rope + KV store in one kernel = rope_store + kernel",
+                   "1 q @ \(start), \(heads)/\(kvHeads) heads × \(headDim), rope \(rotDim)\(neox ? " neox" : "")"
+                   + (freqs ? " freq factors" : "") + (ropeScale != 1 ? " scale \(Int(ropeScale))" : "") + (window > 0 ? ", window \(window)" : ""),
+                   differ ? 1 : 0, 0)
+        }
         try samplingChecks(gpu: gpu, rng: &rng, record: record)
         try marlinChecks(gpu: gpu, rng: &rng, pool: pool, record: record)
         return results

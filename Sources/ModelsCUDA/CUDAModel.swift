@@ -509,11 +509,16 @@ public final class CUDADecoder: @unchecked Sendable {
             try linears([(L.q, qb.pointer), (L.k, kb.pointer), (L.v, vb.pointer)], input: h.pointer, tokens: n)
             if let qn = L.qNorm { try norm(qn, qb.pointer, qb.pointer, rows: n * L.heads) }
             if let kn = L.kNorm { try norm(kn, kb.pointer, kb.pointer, rows: n * L.kvHeads) }
-            try GPUOps.ropeStore(gpu, q: qb.pointer, k: kb.pointer, v: vb.pointer, keyCache: keys[index].pointer,
-                                 valueCache: values[index].pointer, positions: positions.pointer, tokens: n, heads: L.heads,
-                                 kvHeads: L.kvHeads, headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base,
-                                 scale: L.rope.scale, freqFactors: L.ropeFactors, neox: L.rope.neox)
             let visible = L.window > 0 ? min(L.window, maxKeys) : maxKeys
+            // A decode step's short attention kernel rotates and stores the new key itself.
+            let ropeInAttention = model.numerics.attentionLikeCPU
+                && GPUOps.shortAttentionTakesRope(gpu, tokens: n, maxKeys: visible, headDim: L.headDim, rotDim: L.rope.dimensions)
+            if !ropeInAttention {
+                try GPUOps.ropeStore(gpu, q: qb.pointer, k: kb.pointer, v: vb.pointer, keyCache: keys[index].pointer,
+                                     valueCache: values[index].pointer, positions: positions.pointer, tokens: n, heads: L.heads,
+                                     kvHeads: L.kvHeads, headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base,
+                                     scale: L.rope.scale, freqFactors: L.ropeFactors, neox: L.rope.neox)
+            }
             // The attention output quantized for the output projection in the attention's last kernel.
             let target = quantizeTarget(L.o.matrix, tokens: n)
             let fused: Bool
@@ -521,7 +526,10 @@ public final class CUDADecoder: @unchecked Sendable {
                 fused = try GPUOps.attentionCPUNumerics(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
                                                         positions: positions.pointer, out: attn.pointer, scores: scores.pointer, tokens: n,
                                                         heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale,
-                                                        window: L.window, maxKeys: visible, quantize: target)
+                                                        window: L.window, maxKeys: visible, quantize: target,
+                                                        rope: ropeInAttention ? GPUOps.RopeStore(k: kb.pointer, v: vb.pointer,
+                                                            rotDim: L.rope.dimensions, base: L.rope.base, scale: L.rope.scale,
+                                                            freqFactors: L.ropeFactors, neox: L.rope.neox) : nil)
             } else if n >= GPUOps.tiledAttentionMinTokens, GPUOps.tiledAttentionHeadDims.contains(L.headDim) {
                 try GPUOps.attentionTiled(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
                                           positions: positions.pointer, out: attn.pointer, tokens: n, heads: L.heads, kvHeads: L.kvHeads,

@@ -20,7 +20,7 @@ if [ -z "${SKIP_OPS:-}" ]; then
     grep -E "\| (fail|FAIL)" "$out/ops-check.md" | head -20
 fi
 wait $synth
-variants=${VARIANTS:-"- SWIFTKT_CUDA_SHORT_ATTENTION=0"}
+variants=${VARIANTS:-"- SWIFTKT_CUDA_SHORT_ROPE=0 SWIFTKT_CUDA_SHORT_ATTENTION=0"}
 for m in "$m8" "$ms"; do
     for round in $(seq 1 "${ROUNDS:-2}"); do
         for v in $variants; do
@@ -33,5 +33,13 @@ done
 SWIFTKT_CUDA_GRAPHS=0 timeout 200 ncu --metrics gpu__time_duration.sum --csv --cache-control none --clock-control none \
     --launch-skip 3000 --launch-count 600 "$bin" run -m "$m8" -p "The capital of France is" -n 40 --temp 0 > "$out/ncu.csv" 2> "$out/ncu.log"
 python3 "$here/summarize_ncu.py" "$out/ncu.csv" > "$out/ncu-summary.md"; head -16 "$out/ncu-summary.md"
-# Greedy generation as a user runs it (the token picked on the GPU), 8B shape.
-"$bin" run -m "$m8" -p "The capital of France is" -n 256 --temp 0 2>&1 >/dev/null | grep -E "generated" | sed "s/^/run 8B: /" | tee -a "$out/decode.md"
+# Greedy generation as a user runs it (the token picked on the GPU): the same text under every
+# variant (their kernels are bit-equal), and its speed.
+for m in "$m8" "$ms"; do
+    for v in $variants; do
+        if [ "$v" = "-" ]; then envs=(); else envs=("$v"); fi
+        env ${envs[@]+"${envs[@]}"} "$bin" run -m "$m" -p "The capital of France is" -n 300 --temp 0 > "$work/run-$v.txt" 2> "$work/run-$v.log"
+        grep -E "generated" "$work/run-$v.log" | sed "s/^/run $(basename "$m" .gguf) $v: /" | tee -a "$out/decode.md"
+        cmp -s "$work/run-$v.txt" "$work/run--.txt" && echo "  same text as the defaults" || echo "  TEXT DIFFERS from the defaults"
+    done
+done
