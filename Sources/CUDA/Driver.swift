@@ -48,6 +48,7 @@ public final class Driver: @unchecked Sendable {
     typealias FnHtoDAsync = @convention(c) (CUdeviceptr, UnsafeRawPointer, Int, CUstream?) -> CUresult
     typealias FnDtoHAsync = @convention(c) (UnsafeMutableRawPointer, CUdeviceptr, Int, CUstream?) -> CUresult
     typealias FnDtoDAsync = @convention(c) (CUdeviceptr, CUdeviceptr, Int, CUstream?) -> CUresult
+    typealias FnPeerAsync = @convention(c) (CUdeviceptr, CUcontext?, CUdeviceptr, CUcontext?, Int, CUstream?) -> CUresult
     typealias FnMemsetAsync = @convention(c) (CUdeviceptr, UInt8, Int, CUstream?) -> CUresult
     typealias FnHostAlloc = @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>, Int, UInt32) -> CUresult
     typealias FnFreeHost = @convention(c) (UnsafeMutableRawPointer) -> CUresult
@@ -92,6 +93,7 @@ public final class Driver: @unchecked Sendable {
     private let cuMemcpyHtoDAsync: FnHtoDAsync
     private let cuMemcpyDtoHAsync: FnDtoHAsync
     private let cuMemcpyDtoDAsync: FnDtoDAsync
+    private let cuMemcpyPeerAsync: FnPeerAsync
     private let cuMemsetD8Async: FnMemsetAsync
     private let cuMemHostAlloc: FnHostAlloc
     private let cuMemFreeHost: FnFreeHost
@@ -138,6 +140,7 @@ public final class Driver: @unchecked Sendable {
         cuMemcpyHtoDAsync = try lib.function("cuMemcpyHtoDAsync_v2", as: FnHtoDAsync.self)
         cuMemcpyDtoHAsync = try lib.function("cuMemcpyDtoHAsync_v2", as: FnDtoHAsync.self)
         cuMemcpyDtoDAsync = try lib.function("cuMemcpyDtoDAsync_v2", as: FnDtoDAsync.self)
+        cuMemcpyPeerAsync = try lib.function("cuMemcpyPeerAsync", as: FnPeerAsync.self)
         cuMemsetD8Async = try lib.function("cuMemsetD8Async", as: FnMemsetAsync.self)
         cuMemHostAlloc = try lib.function("cuMemHostAlloc", as: FnHostAlloc.self)
         cuMemFreeHost = try lib.function("cuMemFreeHost", as: FnFreeHost.self)
@@ -332,6 +335,21 @@ public final class Driver: @unchecked Sendable {
 
     public func copyAsync(device dst: CUdeviceptr, from src: CUdeviceptr, bytes: Int, stream: CUstream?) throws {
         try check("cuMemcpyDtoDAsync_v2(\(bytes) bytes)", cuMemcpyDtoDAsync(dst, src, bytes, stream))
+    }
+
+    /// A copy between two contexts (devices): peer to peer where the devices allow, else staged
+    /// by the driver.
+    public func copyPeerAsync(device dst: CUdeviceptr, context dstContext: CUcontext, from src: CUdeviceptr, context srcContext: CUcontext,
+                              bytes: Int, stream: CUstream?) throws {
+        try check("cuMemcpyPeerAsync(\(bytes) bytes)", cuMemcpyPeerAsync(dst, dstContext, src, srcContext, bytes, stream))
+    }
+
+    /// Device `d`'s primary context (retained).
+    public func primaryContext(_ d: CUDADevice) throws -> CUcontext {
+        var ctx: CUcontext?
+        try check("cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain(&ctx, d.handle))
+        guard let ctx else { throw CUDAError.invalidArgument("no primary context for device \(d.ordinal)") }
+        return ctx
     }
 
     public func zero(_ dst: CUdeviceptr, bytes: Int, stream: CUstream?) throws {

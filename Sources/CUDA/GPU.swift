@@ -16,6 +16,8 @@ public final class GPU: @unchecked Sendable {
     public let driver: Driver
     public let device: CUDADevice
     public let stream: CUstream
+    /// The device's primary context (copies between GPUs name both ends' contexts).
+    public let context: CUcontext
     public let allocator: CachingAllocator
     private let module: CUmodule
     private var functions: [String: CUfunction] = [:]
@@ -50,6 +52,7 @@ public final class GPU: @unchecked Sendable {
         self.driver = driver
         device = try driver.device(ordinal)
         try driver.makeCurrent(device)
+        context = try driver.primaryContext(device)
         stream = try driver.makeStream()
         let started = Date()
         let cubin = try NVRTC().compile(source: KernelSource.all, name: "swiftkt-ops", architecture: device.architecture,

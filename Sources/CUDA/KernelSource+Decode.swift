@@ -44,13 +44,14 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
     __shared__ float qs[ROPE ? 256 : 1], kf[ROPE ? 256 : 1];
     __shared__ __align__(16) u16 knew[ROPE ? 256 : 8], vnew[ROPE ? 256 : 8];
     uint4 rk[4], rv[4];
-    auto load = [&](int k0) {
+    // With ROPE key p comes from this block's own row (knew, vnew), once `fresh`.
+    auto load = [&](int k0, bool fresh) {
 #pragma unroll
         for (int c = 0; c < 4; c++) {
             int k = k0 + skey[c];
             if (ROPE && sok[c] && k == p) {
                 int slot = ((tid + 256 * c) & 31) * 8;
-                rk[c] = *(const uint4*)&knew[slot]; rv[c] = *(const uint4*)&vnew[slot];
+                if (fresh) { rk[c] = *(const uint4*)&knew[slot]; rv[c] = *(const uint4*)&vnew[slot]; }
             } else if (sok[c] && k <= p) {
                 rk[c] = *(const uint4*)(K + (u64)k * W + scol[c]);
                 rv[c] = *(const uint4*)(V + (u64)k * W + scol[c]);
@@ -73,6 +74,8 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
     int g = tid / D;
     bool ok = h0 + g < H;
     float qv[NJ];
+    // The first chunk's cached keys and values start loading before the rope below.
+    load(lo, false);
     if constexpr (ROPE) {
         // Slot tid = g · D + d: the query of head h0 + g and the new key of its KV head.
         int hh = min(h0 + g, H - 1), kvh = hh / group, d = tid % D, half = ra.rotDim / 2;
@@ -97,6 +100,12 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
             V[(u64)p * W + kvh * D + d] = vnew[tid];
         }
         __syncthreads();
+        // Key p, when in the first chunk, from the rows just made.
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            int slot = ((tid + 256 * c) & 31) * 8;
+            if (sok[c] && lo + skey[c] == p) { rk[c] = *(const uint4*)&knew[slot]; rv[c] = *(const uint4*)&vnew[slot]; }
+        }
 #pragma unroll
         for (int j = 0; j < NJ; j++) qv[j] = h2f(f2h(qs[wg * D + lane + 32 * j]));
     } else {
@@ -106,12 +115,11 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
     }
     float m = NEG_INF, sum = 0.f, acc = 0.f;
     int chunks = (count + ASH_CH - 1) / ASH_CH;
-    load(lo);
     store();
     __syncthreads();
     for (int c = 0; c < chunks; c++) {
         int k0 = lo + c * ASH_CH, n = min(ASH_CH, p - k0 + 1);
-        if (c + 1 < chunks) load(k0 + ASH_CH);
+        if (c + 1 < chunks) load(k0 + ASH_CH, true);
         if (wok) {
             // The warp's keys wsub + u · WPH, their sums interleaved (warp_sum's steps per key).
             float part_[KPW];

@@ -37,3 +37,4 @@ protocol DeviceSamplingBackend: ForwardBackend {
 }
 
 extension CUDADecoder: DeviceSamplingBackend {}
+extension CUDASplitDecoder: DeviceSamplingBackend {}

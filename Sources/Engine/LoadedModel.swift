@@ -65,6 +65,9 @@ public final class LoadedModel: @unchecked Sendable {
     public let rulesDescription: String
     /// The weights on the GPU when the placement puts the model there (rules/cuda.yaml).
     public let cuda: CUDAModel?
+    /// Every piece of a model split over several GPUs by layer ranges (one piece when it runs
+    /// whole on one GPU; none on the CPU). `cuda` is the first.
+    public let cudaPieces: [CUDAModel]
 
     public static let kernelSets: [String: KernelSet] = ["reference": .reference, "quantized": .quantized, "auto": .quantized]
 
@@ -106,7 +109,8 @@ public final class LoadedModel: @unchecked Sendable {
         contextSize = options.contextSize ?? min(trained, 4096)
         context = ForwardContext(pool: ThreadPool(threads: options.threads), operators: binding,
                                  name: options.rules == nil ? kernels.name : "rules")
-        cuda = try LoadedModel.placeOnGPU(model, placement, cpuContext: context, progress: progress)
+        cudaPieces = try LoadedModel.placeOnGPU(model, placement, cpuContext: context, progress: progress)
+        cuda = cudaPieces.first
         if cuda == nil || cuda!.cpuBlocks > 0 {
             let start = DispatchTime.now().uptimeNanoseconds
             // On a split model only the CPU's modules (those the binding holds) are repacked.
@@ -120,16 +124,21 @@ public final class LoadedModel: @unchecked Sendable {
     }
 
     /// The CUDA model when the plan puts modules on a GPU: all of them, in both phases, on one
-    /// device — except mixtures of experts, whose MoE blocks may stay on the CPU (cuda-moe.yaml);
-    /// other mixed CPU/GPU placements are not supported yet.
+    /// device — except mixtures of experts, whose MoE blocks may stay on the CPU (cuda-moe.yaml) —
+    /// or a dense model's layers in ranges over several GPUs (one piece per range); other mixed
+    /// CPU/GPU placements are not supported yet.
     static func placeOnGPU(_ model: DecoderModel, _ plan: PlacementPlan, cpuContext: ForwardContext,
-                           progress: (String) -> Void) throws -> CUDAModel? {
+                           progress: (String) -> Void) throws -> [CUDAModel] {
         let moeBlocks = plan.modules.filter { $0.kind == .moe }.map(\.name)
         func inMoEBlock(_ m: PlacedModule) -> Bool { moeBlocks.contains { m.name == $0 || m.name.hasPrefix($0 + ".") } }
         let cpuBlocks = plan.modules.filter { $0.kind == .moe && $0.prefillDevice == .cpu && $0.generateDevice == .cpu }
         let devices = Set(plan.modules.filter { !(inMoEBlock($0) && !cpuBlocks.isEmpty) }.flatMap { [$0.prefillDevice, $0.generateDevice] })
         let gpus = devices.compactMap { d -> Int? in if case let .cuda(i) = d { return i } else { return nil } }
-        guard !gpus.isEmpty else { return nil }
+        guard !gpus.isEmpty else { return [] }
+        let numerics = try cudaNumerics(plan)
+        if cpuBlocks.isEmpty, !devices.contains(.cpu), devices.count > 1 {
+            return try splitOverGPUs(model, plan, numerics: numerics, progress: progress)
+        }
         // In a split plan every module of an MoE block must be on the CPU, in both phases.
         let splitBlockOnGPU = cpuBlocks.isEmpty ? nil
             : plan.modules.first { inMoEBlock($0) && ($0.prefillDevice != .cpu || $0.generateDevice != .cpu) }
@@ -137,13 +146,30 @@ public final class LoadedModel: @unchecked Sendable {
             let onCPU = plan.modules.filter { $0.prefillDevice == .cpu || $0.generateDevice == .cpu }.prefix(3).map(\.name)
             throw EngineError.invalidOption("\(plan.rulesSource) splits the model over " + devices.sorted().map(\.description).joined(separator: ", ")
                                             + " (e.g. \(onCPU.joined(separator: ", ")) on the CPU); the CUDA backend runs a whole "
-                                            + "dense model on one GPU, or a mixture of experts with its MoE blocks (all of each) on the CPU "
-                                            + "— use rules/cuda.yaml, rules/cuda-moe.yaml or rules/cpu.yaml")
+                                            + "dense model on one GPU or over several by layer ranges, or a mixture of experts with its "
+                                            + "MoE blocks (all of each) on the CPU — use rules/cuda.yaml, rules/cuda-moe.yaml or rules/cpu.yaml")
         }
-        let gpu = try GPU(ordinal: ordinal)
-        progress(String(format: "cuda:%d %@ (sm_%d%d), kernels %@", ordinal, gpu.device.name, gpu.device.computeCapability.major,
-                        gpu.device.computeCapability.minor,
+        let gpu = try openGPU(ordinal, progress: progress)
+        let cuda = try CUDAModel(model: model, gpu: gpu, numerics: numerics, cpuContext: cpuBlocks.isEmpty ? nil : cpuContext,
+                                 progress: progress)
+        if cuda.cpuBlocks > 0 {
+            progress("\(cuda.cpuBlocks) MoE blocks on the CPU (\(cpuContext.pool.threadCount) threads), the rest on cuda:\(ordinal)")
+        }
+        return [cuda]
+    }
+
+    /// Opens cuda:`ordinal` (on the GPU that stands in for it, SWIFTKT_CUDA_STAND_IN).
+    static func openGPU(_ ordinal: Int, progress: (String) -> Void) throws -> GPU {
+        let physical = Device.physicalOrdinal(ordinal)
+        let gpu = try GPU(ordinal: physical)
+        progress(String(format: "cuda:%d %@ (sm_%d%d)%@, kernels %@", ordinal, gpu.device.name, gpu.device.computeCapability.major,
+                        gpu.device.computeCapability.minor, physical != ordinal ? " standing in on GPU \(physical)" : "",
                         gpu.compileSeconds > 0.05 ? String(format: "compiled by NVRTC in %.1f s", gpu.compileSeconds) : "from the cache"))
+        return gpu
+    }
+
+    /// The CUDA operators' numerics from the plan's kwargs.
+    static func cudaNumerics(_ plan: PlacementPlan) throws -> CUDANumerics {
         var numerics = CUDANumerics()
         if let a = plan.modules.first(where: { $0.kind == .attention }) { numerics.attentionLikeCPU = a.kwargs["numerics"] != .string("fast") }
         if let m = plan.modules.first(where: { $0.kind == .mlp }) { numerics.geluTable = m.kwargs["gelu"] != .string("exact") }
@@ -160,12 +186,46 @@ public final class LoadedModel: @unchecked Sendable {
         if let e = plan.modules.first(where: { $0.kind == .experts }), case let .int(n)? = e.kwargs["stream_to_gpu_min_tokens"] {
             numerics.expertsOnGPUMinTokens = n
         }
-        let cuda = try CUDAModel(model: model, gpu: gpu, numerics: numerics, cpuContext: cpuBlocks.isEmpty ? nil : cpuContext,
-                                 progress: progress)
-        if cuda.cpuBlocks > 0 {
-            progress("\(cuda.cpuBlocks) MoE blocks on the CPU (\(cpuContext.pool.threadCount) threads), the rest on cuda:\(ordinal)")
+        return numerics
+    }
+
+    /// A dense model over several GPUs: each decoder layer whole on one device, the embedding
+    /// with the first layer, the final norm and LM head with the last; one CUDAModel per run of
+    /// consecutive layers on a device (CUDASplitDecoder copies the hidden state between them).
+    static func splitOverGPUs(_ model: DecoderModel, _ plan: PlacementPlan, numerics: CUDANumerics,
+                              progress: (String) -> Void) throws -> [CUDAModel] {
+        func devices(_ mods: [PlacedModule]) -> Set<Device> { Set(mods.flatMap { [$0.prefillDevice, $0.generateDevice] }) }
+        var layerDevices: [Int] = []
+        for i in model.layers.indices {
+            let name = "model.layers.\(i)"
+            let ds = devices(plan.modules.filter { $0.name == name || $0.name.hasPrefix(name + ".") })
+            guard ds.count == 1, case let .cuda(d)? = ds.first else {
+                throw EngineError.invalidOption("\(plan.rulesSource) puts \(name) on " + ds.sorted().map(\.description).joined(separator: " and ")
+                                                + "; a model split over GPUs keeps each layer whole on one GPU, in both phases")
+            }
+            layerDevices.append(d)
         }
-        return cuda
+        let trunkEnds: [(ModuleKind, Int, String)] = [(.embedding, layerDevices.first ?? 0, "the first layer"),
+                                                      (.rmsNorm, layerDevices.last ?? 0, "the last layer"),
+                                                      (.lmHead, layerDevices.last ?? 0, "the last layer")]
+        for (kind, d, with) in trunkEnds {
+            for m in plan.modules where m.depth <= 1 && m.kind == kind && devices([m]) != [.cuda(d)] {
+                throw EngineError.invalidOption("\(plan.rulesSource) puts \(m.name) on " + devices([m]).sorted().map(\.description).joined(separator: " and ")
+                                                + "; a model split over GPUs keeps it with \(with) (cuda:\(d))")
+            }
+        }
+        if model.layers.contains(where: { !($0.mlp is GatedMLP) }) {
+            throw EngineError.invalidOption("\(plan.rulesSource) splits a mixture of experts over GPUs; only dense models split by layers "
+                                            + "(mixtures of experts: rules/cuda-moe.yaml on one GPU)")
+        }
+        var pieces: [CUDAModel] = []
+        for (d, range) in CUDASplitDecoder.pieces(layerDevices: layerDevices) {
+            let gpu = try openGPU(d, progress: progress)
+            progress("cuda:\(d): layers \(range.lowerBound)–\(range.upperBound - 1)" + (range.lowerBound == 0 ? " with the embedding" : "")
+                     + (range.upperBound == model.layers.count ? " with the final norm and LM head" : ""))
+            pieces.append(try CUDAModel(model: model, gpu: gpu, numerics: numerics, layers: range, progress: progress))
+        }
+        return pieces
     }
 
     /// Hands the memory the allocator keeps free (temporaries of loading or of a finished
@@ -178,13 +238,20 @@ public final class LoadedModel: @unchecked Sendable {
 
     /// A session's forward path: the GPU's when the model is there, else the CPU operators.
     func makeBackend() throws -> ForwardBackend {
+        if cudaPieces.count > 1 {
+            return try CUDASplitDecoder(pieces: cudaPieces.map { try $0.makeDecoder(capacity: contextSize, maxBatch: options.batchSize) })
+        }
         if let cuda { return try cuda.makeDecoder(capacity: contextSize, maxBatch: options.batchSize) }
         return CPUForward(model: model, capacity: contextSize, context: context)
     }
 
     /// Where forward passes run, for logs: "cpu" or "cuda:0 (NVIDIA H100 …)".
     public var backendDescription: String {
-        cuda.map { "cuda:\($0.gpu.device.ordinal) (\($0.gpu.device.name))" } ?? "cpu"
+        if cudaPieces.count > 1 {
+            return cudaPieces.map { "layers \($0.layerRange.lowerBound)–\($0.layerRange.upperBound - 1) on GPU \($0.gpu.device.ordinal)" }
+                .joined(separator: ", ") + " (\(cudaPieces[0].gpu.device.name))"
+        }
+        return cuda.map { "cuda:\($0.gpu.device.ordinal) (\($0.gpu.device.name))" } ?? "cpu"
     }
 
     /// Renders a conversation with the model's chat template (or the built-in one for its family).

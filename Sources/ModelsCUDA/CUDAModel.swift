@@ -102,11 +102,19 @@ public final class CUDAModel: @unchecked Sendable {
         }
     }
 
+    /// The decoder layers this model holds (all of them, or a piece of a model split over
+    /// several GPUs: CUDASplitDecoder), and those layers, in order.
+    public let layerRange: Range<Int>
     let layers: [Layer]
-    let embedding: DeviceMatrix
-    let outputNorm: Norm
-    let head: DeviceMatrix
-    let headLin: Lin
+    /// The token embedding (the piece holding layer 0 only) and the final norm and LM head (the
+    /// piece holding the last layer only).
+    let embedding: DeviceMatrix?
+    let outputNorm: Norm?
+    let head: DeviceMatrix?
+    let headLin: Lin?
+    /// Whether this piece begins / ends the model.
+    var isFirst: Bool { layerRange.lowerBound == 0 }
+    var isLast: Bool { layerRange.upperBound == model.layers.count }
     /// Bytes of weights repacked for the Marlin GEMM (beside the GGUF blocks).
     public private(set) var marlinBytes = 0
     private var buffers: [DeviceBuffer] = []
@@ -118,9 +126,16 @@ public final class CUDAModel: @unchecked Sendable {
     public var cpuBlocks: Int { layers.filter { if case .cpu = $0.ffn { return true } else { return false } }.count }
 
     /// Uploads `model`'s weights to `gpu`; `progress` gets a line per few layers. Mixtures of
-    /// experts need `cpuContext`: their MoE blocks stay on the CPU (not uploaded).
+    /// experts need `cpuContext`: their MoE blocks stay on the CPU (not uploaded). `layers`
+    /// uploads only those decoder layers (with the embedding when it starts at 0, the final norm
+    /// and LM head when it ends at the last): a piece of a model split over GPUs.
     public init(model: DecoderModel, gpu: GPU, numerics: CUDANumerics = CUDANumerics(), cpuContext: ForwardContext? = nil,
-                progress: (String) -> Void = { _ in }) throws {
+                layers range: Range<Int>? = nil, progress: (String) -> Void = { _ in }) throws {
+        let range = range ?? 0..<model.layers.count
+        guard !range.isEmpty, range.lowerBound >= 0, range.upperBound <= model.layers.count else {
+            throw CUDAModelError.unsupported("layers \(range) of a model with \(model.layers.count)")
+        }
+        layerRange = range
         self.gpu = gpu
         self.model = model
         self.numerics = numerics
@@ -168,11 +183,11 @@ public final class CUDAModel: @unchecked Sendable {
                     copies += size.q + size.s
                 }
             }
-            for layer in model.layers {
+            for layer in model.layers[range] {
                 if let a = layer.attention as? SelfAttention { for l in [a.q, a.k, a.v, a.o] { plan(l.weight) } }
                 if let mlp = layer.mlp as? GatedMLP { for l in [mlp.gate, mlp.up, mlp.down] { plan(l.weight) } }
             }
-            plan(model.lmHead.weight)
+            if range.upperBound == model.layers.count { plan(model.lmHead.weight) }
             let free = try gpu.driver.memoryInfo().free
             if Double(weights + copies) > 0.6 * Double(free) {
                 marlinOn = false
@@ -196,7 +211,7 @@ public final class CUDAModel: @unchecked Sendable {
         func norm(_ n: RMSNorm) throws -> Norm { Norm(weight: try floats(n.weight), n: n.weight.count, eps: n.epsilon) }
 
         var out: [Layer] = []
-        for (i, layer) in model.layers.enumerated() {
+        for (i, layer) in model.layers.enumerated() where range.contains(i) {
             guard let a = layer.attention as? SelfAttention else {
                 throw CUDAModelError.unsupported("layer \(i)'s attention is \(type(of: layer.attention)); the GPU runs "
                                                  + "SelfAttention (place MLA models on the CPU: rules/cpu.yaml)")
@@ -221,8 +236,8 @@ public final class CUDAModel: @unchecked Sendable {
                 ffn: ffn, postFFNNorm: try layer.postFFNNorm.map(norm),
                 heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim, rope: a.rope,
                 ropeFactors: try a.rope.frequencyFactors.map(floats), window: a.window ?? 0, scale: a.scale))
-            if (i + 1) % 8 == 0 || i == model.layers.count - 1 {
-                progress(String(format: "uploaded %d/%d layers (%.1f MiB)", i + 1, model.layers.count, Double(bytes) / 1048576))
+            if (i + 1 - range.lowerBound) % 8 == 0 || i == range.upperBound - 1 {
+                progress(String(format: "uploaded %d/%d layers (%.1f MiB)", i + 1 - range.lowerBound, range.count, Double(bytes) / 1048576))
             }
         }
         layers = out
@@ -249,10 +264,15 @@ public final class CUDAModel: @unchecked Sendable {
         } else {
             streamer = nil
         }
-        embedding = try upload(model.tokenEmbedding, "token_embd.weight")
-        head = try upload(model.lmHead.weight, "the LM head")
-        headLin = Lin(matrix: head, bias: nil, marlin: try marlin(head))
-        outputNorm = try norm(model.outputNorm)
+        embedding = range.lowerBound == 0 ? try upload(model.tokenEmbedding, "token_embd.weight") : nil
+        if range.upperBound == model.layers.count {
+            let h = try upload(model.lmHead.weight, "the LM head")
+            head = h
+            headLin = Lin(matrix: h, bias: nil, marlin: try marlin(h))
+            outputNorm = try norm(model.outputNorm)
+        } else {
+            head = nil; headLin = nil; outputNorm = nil
+        }
         self.buffers = buffers
         weightBytes = bytes
         self.marlinBytes = marlinBytes
@@ -350,7 +370,7 @@ public final class CUDADecoder: @unchecked Sendable {
             var l = [L.q, L.k, L.v, L.o]
             if case let .gpu(g, u, dn, _) = L.ffn { l += [g, u, dn] }
             return l
-        }.compactMap(\.marlin) + [model.headLin.marlin].compactMap { $0 }
+        }.compactMap(\.marlin) + [model.headLin?.marlin].compactMap { $0 }
         let marlinTokens = min(b, model.numerics.marlinMaxTokens, GPUOps.marlinMaxTokens)
         if !marlins.isEmpty && marlinTokens > 1 {
             marlinX = try allocator.allocate(2 * marlinTokens * (marlins.map(\.cols).max() ?? 1))
@@ -425,16 +445,23 @@ public final class CUDADecoder: @unchecked Sendable {
     private func run(tokens: [Int32], startPosition: Int, mode: LogitsMode, sampling: GPUSampling?) throws -> (logits: [Float], token: Int32?) {
         let n = tokens.count
         guard n > 0 else { return ([], nil) }
-        guard startPosition + n <= capacity else {
-            throw ModelError.contextOverflow(needed: startPosition + n, capacity: capacity)
-        }
-        let vocabRows = model.embedding.rows
-        for t in tokens where t < 0 || Int(t) >= vocabRows {
-            throw ModelError.invalidHyperparameter(key: "token id", value: "\(t)", reason: "outside the vocabulary of \(vocabRows)")
-        }
+        try validate(tokens: tokens, startPosition: startPosition)
         try gpu.makeCurrent()
         var result: [Float] = []
         var token: Int32?
+        for c in CUDADecoder.chunks(count: n, maxBatch: maxBatch, mode: mode) {
+            let out = try chunk(Array(tokens[c.start..<c.end]), startPosition: startPosition + c.start, first: c.first, rows: c.rows,
+                                sampling: c.end == n ? sampling : nil)
+            result += out.logits
+            token = out.token ?? token
+        }
+        return (result, token)
+    }
+
+    /// A run of `n` tokens as chunks of at most `maxBatch`, each with the rows of logits `mode`
+    /// asks of it (first row within the chunk, count).
+    static func chunks(count n: Int, maxBatch: Int, mode: LogitsMode) -> [(start: Int, end: Int, first: Int, rows: Int)] {
+        var out: [(start: Int, end: Int, first: Int, rows: Int)] = []
         var start = 0
         while start < n {
             let end = min(start + maxBatch, n)
@@ -447,27 +474,50 @@ public final class CUDADecoder: @unchecked Sendable {
                 let f = min(max(i, 0), n - 1)
                 wanted = end <= f ? (0, 0) : (max(f - start, 0), end - max(f, start))
             }
-            let out = try chunk(Array(tokens[start..<end]), startPosition: startPosition + start, first: wanted.first, rows: wanted.rows,
-                                sampling: end == n ? sampling : nil)
-            result += out.logits
-            token = out.token ?? token
+            out.append((start, end, wanted.first, wanted.rows))
             start = end
         }
-        return (result, token)
+        return out
+    }
+
+    /// Checks a run before any piece of it is queued: it fits the cache, its ids the vocabulary.
+    func validate(tokens: [Int32], startPosition: Int) throws {
+        guard startPosition + tokens.count <= capacity else {
+            throw ModelError.contextOverflow(needed: startPosition + tokens.count, capacity: capacity)
+        }
+        let vocabRows = model.model.tokenEmbedding.rows
+        for t in tokens where t < 0 || Int(t) >= vocabRows {
+            throw ModelError.invalidHyperparameter(key: "token id", value: "\(t)", reason: "outside the vocabulary of \(vocabRows)")
+        }
+    }
+
+    /// A later piece of a split model takes the hidden state of `tokens` rows from the piece
+    /// before (whose stream has finished its chunk) into x.
+    func receive(from previous: CUDADecoder, tokens n: Int) throws {
+        try gpu.makeCurrent()
+        let bytes = n * model.model.embedding * 4
+        if previous.gpu === gpu {
+            try gpu.driver.copyAsync(device: x.pointer, from: previous.x.pointer, bytes: bytes, stream: gpu.stream)
+        } else {
+            try gpu.driver.copyPeerAsync(device: x.pointer, context: gpu.context, from: previous.x.pointer, context: previous.gpu.context,
+                                         bytes: bytes, stream: gpu.stream)
+        }
     }
 
     /// The sampler's device scratch, made on first use.
     private var sampler: GPUSampler?
 
-    private func chunk(_ tokens: [Int32], startPosition: Int, first: Int, rows: Int,
-                       sampling: GPUSampling?) throws -> (logits: [Float], token: Int32?) {
+    /// One chunk: its kernels (a decode step as a captured graph), then its logits or sampled
+    /// token. A piece of a split model that does not end it asks no rows and finishes with x.
+    func chunk(_ tokens: [Int32], startPosition: Int, first: Int, rows: Int,
+               sampling: GPUSampling?) throws -> (logits: [Float], token: Int32?) {
         let n = tokens.count
         let st = staging.assumingMemoryBound(to: Int32.self)
         for (i, t) in tokens.enumerated() { st[i] = t; st[n + i] = Int32(startPosition + i) }
         try gpu.driver.copyAsync(toDevice: ids.pointer, from: staging, bytes: n * 4, stream: gpu.stream)
         try gpu.driver.copyAsync(toDevice: positions.pointer, from: staging + n * 4, bytes: n * 4, stream: gpu.stream)
         let vocab = model.model.vocab
-        if n == 1, first == 0, rows == 1, useGraphs {
+        if n == 1, first == 0, rows == (model.isLast ? 1 : 0), useGraphs {
             let bound = startPosition < GPUOps.shortAttentionMaxKeys ? min(GPUOps.shortAttentionMaxKeys, capacity) : capacity
             if decodeGraphs[bound] == nil {
                 try gpu.driver.beginCapture(gpu.stream)
@@ -501,7 +551,10 @@ public final class CUDADecoder: @unchecked Sendable {
         let m = model.model, d = m.embedding
         for a in acts.values { GPUOps.invalidate(a) }
         prequantized = nil
-        try GPUOps.embed(gpu, table: model.embedding, ids: ids.pointer, count: n, scale: m.embeddingScale, out: x.pointer)
+        // A later piece of a split model finds its input in x (CUDASplitDecoder copied it there).
+        if let table = model.embedding {
+            try GPUOps.embed(gpu, table: table, ids: ids.pointer, count: n, scale: m.embeddingScale, out: x.pointer)
+        }
         // Each residual add is fused with the norm that reads its result (add_rms_norm).
         let layer0 = model.layers[0]
         try norm(layer0.attentionNorm, x.pointer, h.pointer, rows: n, feeding: layer0.q.matrix)
@@ -577,8 +630,9 @@ public final class CUDADecoder: @unchecked Sendable {
         }
         guard rows > 0 else { return }
         let xr = x.pointer + UInt64(first * d * 4)
-        try norm(model.outputNorm, xr, h.pointer, rows: rows, feeding: model.head)
-        try linears([(model.headLin, logits.pointer)], input: h.pointer, tokens: rows)
+        guard let outputNorm = model.outputNorm, let headLin = model.headLin else { return }
+        try norm(outputNorm, xr, h.pointer, rows: rows, feeding: model.head)
+        try linears([(headLin, logits.pointer)], input: h.pointer, tokens: rows)
         if let cap = m.finalLogitSoftcap { try GPUOps.softcap(gpu, x: logits.pointer, cap: cap, count: rows * m.vocab) }
     }
 

@@ -49,12 +49,27 @@ public enum Device: Hashable, Sendable, CustomStringConvertible, Comparable {
 extension Device {
     /// The devices of this machine: the CPU, and every CUDA device when the driver and NVRTC
     /// load (probed once per process). `SWIFTKT_NO_CUDA=1` hides the GPUs.
+    ///
+    /// `SWIFTKT_CUDA_STAND_IN=N` lists cuda:0 … cuda:N-1 on a machine with fewer GPUs, device i
+    /// running on GPU i mod (GPUs found): one GPU standing in for several, to run rules that split
+    /// a model over devices (same numbers, no speed-up) where only one is lent.
     public static let available: [Device] = {
         if ProcessInfo.processInfo.environment["SWIFTKT_NO_CUDA"] == "1" { return [.cpu] }
         let report = CUDAProbe.probe()
         guard report.problem == nil else { return [.cpu] }
-        return [.cpu] + report.devices.map { .cuda($0.ordinal) }
+        let count = max(report.devices.count, standIns ?? 0)
+        return [.cpu] + (0..<count).map { .cuda($0) }
     }()
+
+    /// SWIFTKT_CUDA_STAND_IN's count, when set.
+    static let standIns: Int? = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_STAND_IN"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil }
+
+    /// The GPU ordinal that runs `cuda:i` (itself, or with stand-ins i mod the GPUs found).
+    public static func physicalOrdinal(_ i: Int) -> Int {
+        guard standIns != nil else { return i }
+        let found = CUDAProbe.probe().devices.count
+        return found > 0 ? i % found : i
+    }
 }
 
 // MARK: - Module kinds

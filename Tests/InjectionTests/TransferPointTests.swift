@@ -1,7 +1,11 @@
 // Layer ranges on several GPUs: the plan's transfer points (where the hidden state changes
 // device along the trunk) and its per-GPU totals — planned as if cuda:0 and cuda:1 were here.
+@testable import Engine
 import Foundation
+import GGUF
 @testable import Injection
+import Models
+import ModelsCUDA
 import Operators
 import XCTest
 
@@ -44,5 +48,31 @@ final class TransferPointTests: XCTestCase {
         XCTAssertFalse(p.text.contains("Transfer points"))
         let json = try JSONSerialization.jsonObject(with: Data(try p.json().utf8)) as? [String: Any]
         XCTAssertNil(json?["transfers"], "no transfers key when the trunk stays on one device")
+    }
+
+    // The CUDA backend's split by layer ranges (LoadedModel.splitOverGPUs): what it refuses
+    // before opening any GPU, and how layers group into pieces.
+    func testSplitOverGPUsRefusesLayersAndTrunkEndsItCannotRun() throws {
+        let model = try Architectures.load(file: try GGUFFile.open(try Tiny.path("llama")))
+        let devices: [Device] = [.cpu, .cuda(0), .cuda(1)]
+        func message(_ yaml: String) throws -> String {
+            let p = try plan(yaml, devices: devices)
+            do { _ = try LoadedModel.splitOverGPUs(model, p, numerics: CUDANumerics(), progress: { _ in }) } catch { return "\(error)" }
+            return "no error"
+        }
+        // Layer 1's MLP on cuda:0 while its attention is on cuda:1.
+        let layerSplit = try message("- match: {name: \"^model\\\\.layers\\\\.1\\\\.mlp\"}\n  replace: {kwargs: {device: \"cuda:0\"}}\n" + twoGPUs)
+        XCTAssertTrue(layerSplit.contains("model.layers.1 on cuda:0 and cuda:1") && layerSplit.contains("whole on one GPU"), layerSplit)
+        // The LM head away from the last layer.
+        let head = try message("- match: {name: \"^lm_head$\"}\n  replace: {kwargs: {device: \"cuda:0\"}}\n" + twoGPUs)
+        XCTAssertTrue(head.contains("lm_head on cuda:0") && head.contains("with the last layer (cuda:1)"), head)
+    }
+
+    func testSplitPiecesAreRunsOfConsecutiveLayers() {
+        let pieces = CUDASplitDecoder.pieces(layerDevices: [0, 0, 0, 1, 1, 0])
+        XCTAssertEqual(pieces.map(\.device), [0, 1, 0])
+        XCTAssertEqual(pieces.map(\.layers), [0..<3, 3..<5, 5..<6])
+        XCTAssertEqual(CUDASplitDecoder.pieces(layerDevices: [2, 2]).map(\.layers), [0..<2])
+        XCTAssertTrue(CUDASplitDecoder.pieces(layerDevices: [Int]()).isEmpty)
     }
 }
