@@ -38,7 +38,10 @@ public final class GPU: @unchecked Sendable {
     /// `SWIFTKT_CUDA_SHORT_ATTENTION=0` keeps the two kernels.
     public var shortAttention: Bool
     /// A decode step's rope and KV-cache store happen inside that one kernel
-    /// (`attn_short_rope_*`). `SWIFTKT_CUDA_SHORT_ROPE=0` keeps rope_store's launch.
+    /// (`attn_short_rope_*`) instead of rope_store's launch. Off unless `SWIFTKT_CUDA_SHORT_ROPE=1`:
+    /// its first version made the 8B decode slower on an H100 (404 against 432 t/s, b6c3542: the
+    /// rope's serial prologue held the block before its cache loads); the version that starts the
+    /// loads first is not yet measured.
     public var shortAttentionRope: Bool
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
@@ -62,7 +65,7 @@ public final class GPU: @unchecked Sendable {
         programmaticLaunch = device.computeCapability.major >= 9 && driver.hasLaunchEx
             && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PDL"] != "0"
         prefetchWeights = device.computeCapability.major >= 9 && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PREFETCH"] == "1"
-        shortAttentionRope = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ROPE"] != "0"
+        shortAttentionRope = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ROPE"] == "1"
         shortAttention = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ATTENTION"] != "0"
         allocator = CachingAllocator(driver: driver)
     }

@@ -74,8 +74,8 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
     int g = tid / D;
     bool ok = h0 + g < H;
     float qv[NJ];
-    // The first chunk's cached keys and values start loading before the rope below.
-    load(lo, false);
+    // With ROPE the first chunk's cached keys and values start loading before the rope below.
+    if constexpr (ROPE) load(lo, false);
     if constexpr (ROPE) {
         // Slot tid = g · D + d: the query of head h0 + g and the new key of its KV head.
         int hh = min(h0 + g, H - 1), kvh = hh / group, d = tid % D, half = ra.rotDim / 2;
@@ -115,6 +115,7 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
     }
     float m = NEG_INF, sum = 0.f, acc = 0.f;
     int chunks = (count + ASH_CH - 1) / ASH_CH;
+    if constexpr (!ROPE) load(lo, false);
     store();
     __syncthreads();
     for (int c = 0; c < chunks; c++) {

@@ -565,7 +565,11 @@ public enum OpsCheck {
         }
         gpu.shortAttention = shortWas
         // The decode step's rope + KV store inside the short attention kernel against rope_store
-        // then the kernel without: outputs, activations and the cache rows written at p, bit-equal.
+        // then the kernel without: outputs, activations and the cache rows written at p, bit-equal
+        // (checked whether or not the decoder uses it: SWIFTKT_CUDA_SHORT_ROPE).
+        let ropeWas = (gpu.shortAttention, gpu.shortAttentionRope)
+        gpu.shortAttention = true; gpu.shortAttentionRope = true
+        defer { (gpu.shortAttention, gpu.shortAttentionRope) = ropeWas }
         for (start, heads, kvHeads, headDim, rotDim, neox, window, freqs, ropeScale) in
             [(0, 32, 8, 128, 128, false, 0, false, Float(1)), (100, 9, 3, 64, 64, false, 0, false, 1), (37, 4, 1, 256, 256, true, 16, false, 1),
              (200, 8, 2, 128, 64, true, 0, true, 4), (254, 16, 16, 32, 32, false, 0, false, 1), (5, 12, 4, 64, 32, true, 0, true, 1)] {
