@@ -43,7 +43,7 @@ done
 [ -f "$work/smollm2-shape.gguf" ] || "$bin" synth --arch llama --shape smollm2-135m --type q4_1 --seed 7 -o "$work/smollm2-shape.gguf" > /dev/null 2>&1
 [ -f "$work/smollm2-shape-moe4.gguf" ] || "$bin" synth --upcycle "$work/smollm2-shape.gguf" --experts 4 -o "$work/smollm2-shape-moe4.gguf" > /dev/null 2>&1
 models+=(-m "$work/smollm2-shape-moe4.gguf")
-sed 's/stream_to_gpu_min_tokens: 0/stream_to_gpu_min_tokens: 32/' "$here/../../rules/cuda-moe.yaml" > "$work/cuda-moe-stream.yaml"
+sed -E 's/stream_to_gpu_min_tokens: [0-9]+/stream_to_gpu_min_tokens: 32/' "$here/../../rules/cuda-moe.yaml" > "$work/cuda-moe-stream.yaml"
 for p in $([ -n "${SKIP_TINY:-}" ] || echo 48 24); do
     echo "== hybrid (experts streamed from 32 tokens) vs CPU, $p-token prompt"
     "$bin" ops-check --prompt-tokens $p --rules "$work/cuda-moe-stream.yaml" "${models[@]}" > "$out/hybrid-check-$p.md" 2> "$work/hybrid-check-$p.log"; echo "ops-check exit $?"
