@@ -2,6 +2,7 @@
 import ArgumentParser
 import CUDA
 import Foundation
+import Operators
 
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,6 +26,10 @@ struct DevicesCommand: ParsableCommand {
                          Double(d.totalMemory) / 1_073_741_824))
         }
         if let problem = report.problem { print("cuda    not available: \(problem)") }
+        // SWIFTKT_CUDA_STAND_IN: devices the rules may name beyond the GPUs found.
+        for case let .cuda(i) in Device.available where i >= report.devices.count {
+            print("cuda:\(i)  stands in on cuda:\(Device.physicalOrdinal(i)) (SWIFTKT_CUDA_STAND_IN)")
+        }
         guard selftest else { return }
         guard !report.devices.isEmpty, report.nvrtcVersion != nil else {
             throw ValidationError("--selftest needs a CUDA device and NVRTC")
