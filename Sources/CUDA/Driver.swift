@@ -22,6 +22,8 @@ public final class Driver: @unchecked Sendable {
     typealias FnTotalMem = @convention(c) (UnsafeMutablePointer<Int>, CUdevice) -> CUresult
     typealias FnAttribute = @convention(c) (UnsafeMutablePointer<Int32>, Int32, CUdevice) -> CUresult
     typealias FnRetain = @convention(c) (UnsafeMutablePointer<CUcontext?>, CUdevice) -> CUresult
+    typealias FnCanAccessPeer = @convention(c) (UnsafeMutablePointer<Int32>, CUdevice, CUdevice) -> CUresult
+    typealias FnEnablePeer = @convention(c) (CUcontext?, UInt32) -> CUresult
     typealias FnSetCurrent = @convention(c) (CUcontext?) -> CUresult
     typealias FnMalloc = @convention(c) (UnsafeMutablePointer<CUdeviceptr>, Int) -> CUresult
     typealias FnFree = @convention(c) (CUdeviceptr) -> CUresult
@@ -69,6 +71,8 @@ public final class Driver: @unchecked Sendable {
     private let cuDeviceTotalMem: FnTotalMem
     private let cuDeviceGetAttribute: FnAttribute
     private let cuDevicePrimaryCtxRetain: FnRetain
+    private let cuDeviceCanAccessPeer: FnCanAccessPeer
+    private let cuCtxEnablePeerAccess: FnEnablePeer
     private let cuCtxSetCurrent: FnSetCurrent
     private let cuMemAlloc: FnMalloc
     private let cuMemFree: FnFree
@@ -117,6 +121,8 @@ public final class Driver: @unchecked Sendable {
         cuDeviceTotalMem = try lib.function("cuDeviceTotalMem_v2", as: FnTotalMem.self)
         cuDeviceGetAttribute = try lib.function("cuDeviceGetAttribute", as: FnAttribute.self)
         cuDevicePrimaryCtxRetain = try lib.function("cuDevicePrimaryCtxRetain", as: FnRetain.self)
+        cuDeviceCanAccessPeer = try lib.function("cuDeviceCanAccessPeer", as: FnCanAccessPeer.self)
+        cuCtxEnablePeerAccess = try lib.function("cuCtxEnablePeerAccess", as: FnEnablePeer.self)
         cuCtxSetCurrent = try lib.function("cuCtxSetCurrent", as: FnSetCurrent.self)
         cuMemAlloc = try lib.function("cuMemAlloc_v2", as: FnMalloc.self)
         cuMemFree = try lib.function("cuMemFree_v2", as: FnFree.self)
@@ -337,11 +343,24 @@ public final class Driver: @unchecked Sendable {
         try check("cuMemcpyDtoDAsync_v2(\(bytes) bytes)", cuMemcpyDtoDAsync(dst, src, bytes, stream))
     }
 
-    /// A copy between two contexts (devices): peer to peer where the devices allow, else staged
-    /// by the driver.
+    /// A copy between two contexts (devices): peer to peer once `enablePeerAccess` has been
+    /// granted between them, else staged through host memory by the driver.
     public func copyPeerAsync(device dst: CUdeviceptr, context dstContext: CUcontext, from src: CUdeviceptr, context srcContext: CUcontext,
                               bytes: Int, stream: CUstream?) throws {
         try check("cuMemcpyPeerAsync(\(bytes) bytes)", cuMemcpyPeerAsync(dst, dstContext, src, srcContext, bytes, stream))
+    }
+
+    /// Lets the current context (device `from`'s) read and write device `to`'s memory directly
+    /// when the hardware allows (NVLink or PCIe peer to peer); false when it does not. Enabling
+    /// twice is not an error.
+    public func enablePeerAccess(from: CUDADevice, to: CUDADevice, toContext: CUcontext) throws -> Bool {
+        var can: Int32 = 0
+        try check("cuDeviceCanAccessPeer", cuDeviceCanAccessPeer(&can, from.handle, to.handle))
+        guard can != 0 else { return false }
+        let r = cuCtxEnablePeerAccess(toContext, 0)
+        if r == 704 { return true }  // CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED
+        try check("cuCtxEnablePeerAccess", r)
+        return true
     }
 
     /// Device `d`'s primary context (retained).

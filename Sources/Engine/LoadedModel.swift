@@ -200,8 +200,9 @@ public final class LoadedModel: @unchecked Sendable {
             let name = "model.layers.\(i)"
             let ds = devices(plan.modules.filter { $0.name == name || $0.name.hasPrefix(name + ".") })
             guard ds.count == 1, case let .cuda(d)? = ds.first else {
-                throw EngineError.invalidOption("\(plan.rulesSource) puts \(name) on " + ds.sorted().map(\.description).joined(separator: " and ")
-                                                + "; a model split over GPUs keeps each layer whole on one GPU, in both phases")
+                let on = ds.isEmpty ? "no device" : ds.sorted().map(\.description).joined(separator: " and ")
+                throw EngineError.invalidOption("\(plan.rulesSource) puts \(name) on \(on); a model split over GPUs keeps each layer "
+                                                + "whole on one GPU, in both phases")
             }
             layerDevices.append(d)
         }
@@ -219,8 +220,21 @@ public final class LoadedModel: @unchecked Sendable {
                                             + "(mixtures of experts: rules/cuda-moe.yaml on one GPU)")
         }
         var pieces: [CUDAModel] = []
+        // One GPU object per physical device (pieces on one device share its stream and copy
+        // the hidden state within it); peer access between neighbouring devices where allowed.
+        var opened: [Int: GPU] = [:]
         for (d, range) in CUDASplitDecoder.pieces(layerDevices: layerDevices) {
-            let gpu = try openGPU(d, progress: progress)
+            let physical = Device.physicalOrdinal(d)
+            let gpu = try opened[physical] ?? openGPU(d, progress: progress)
+            opened[physical] = gpu
+            if let before = pieces.last?.gpu, before !== gpu {
+                try before.makeCurrent()
+                let direct = try before.driver.enablePeerAccess(from: before.device, to: gpu.device, toContext: gpu.context)
+                try gpu.makeCurrent()
+                let back = try gpu.driver.enablePeerAccess(from: gpu.device, to: before.device, toContext: before.context)
+                progress("cuda:\(before.device.ordinal) → cuda:\(gpu.device.ordinal): "
+                         + (direct && back ? "peer to peer" : "no peer access, copies staged through host memory"))
+            }
             progress("cuda:\(d): layers \(range.lowerBound)–\(range.upperBound - 1)" + (range.lowerBound == 0 ? " with the embedding" : "")
                      + (range.upperBound == model.layers.count ? " with the final norm and LM head" : ""))
             pieces.append(try CUDAModel(model: model, gpu: gpu, numerics: numerics, layers: range, progress: progress))

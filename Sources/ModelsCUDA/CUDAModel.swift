@@ -313,7 +313,8 @@ public final class CUDADecoder: @unchecked Sendable {
     private let maxSplits: Int
     /// The captured decode steps, built on first use (SWIFTKT_CUDA_GRAPHS=0 turns graphs off),
     /// one per bound on the visible keys: positions below GPUOps.shortAttentionMaxKeys replay a
-    /// step whose attention is the one-kernel short form, later ones a step over the whole cache.
+    /// step captured with that bound (the one-kernel short attention where it applies: CPU
+    /// numerics, head dims 32 / 64 / 128 / 256), later ones a step over the whole cache.
     private var decodeGraphs: [Int: CUgraphExec] = [:]
     /// Device and pinned buffers of routed experts on the GPU (a streaming split model).
     struct RoutedBuffers {
@@ -379,10 +380,11 @@ public final class CUDADecoder: @unchecked Sendable {
         } else {
             marlinX = nil; marlinPartial = nil
         }
-        logits = try floats(b * m.vocab)
+        // Logits only where the LM head is (a split model's earlier pieces have none).
+        logits = try floats(model.isLast ? b * m.vocab : 1)
         ids = try gpu.allocator.allocate(b * 4); positions = try gpu.allocator.allocate(b * 4)
         staging = try gpu.driver.allocatePinned(2 * b * 4)
-        logitsPinned = try gpu.driver.allocatePinned(m.vocab * 4)
+        logitsPinned = try gpu.driver.allocatePinned(model.isLast ? m.vocab * 4 : 256)
         let expertWidths = model.streamer?.layers.values.map(\.gate.rows) ?? []
         for n in Set([d, maxQ, maxFF] + expertWidths + model.layers.map { $0.o.matrix.cols } + model.layers.flatMap { $0.mlpMatrices.map(\.cols) })
         where n > 0 {

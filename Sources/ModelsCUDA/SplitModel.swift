@@ -3,9 +3,10 @@
 // range on its device, the first with the token embedding, the last with the final norm and LM
 // head. A chunk runs through the pieces in order; between two, the hidden state (tokens × d
 // floats, the residual stream after the piece's last layer) is copied from one device to the
-// next (peer to peer where the devices allow, else the driver stages it), after the piece before
-// has finished the chunk. Each piece captures its own decode step as a graph. Pieces may share a
-// device (one GPU standing in for two: SWIFTKT_CUDA_STAND_IN, Operators/Device.swift).
+// next (peer to peer where the load could enable it, else staged through host memory by the
+// driver; within one device a device-to-device copy), after the piece before has finished the
+// chunk. Each piece captures its own decode step as a graph. Pieces may share a device (one GPU
+// standing in for two: SWIFTKT_CUDA_STAND_IN, Operators/Device.swift), and then its GPU object.
 import CUDA
 import Foundation
 import Models
@@ -32,6 +33,7 @@ public final class CUDASplitDecoder: @unchecked Sendable {
 
     /// As CUDADecoder.forwardSampling: the last piece picks the token.
     public func forwardSampling(tokens: [Int32], startPosition: Int, sampling: GPUSampling) throws -> Int32 {
+        guard !tokens.isEmpty else { throw CUDAModelError.unsupported("sampling needs at least one token") }
         let out = try run(tokens: tokens, startPosition: startPosition, mode: .last, sampling: sampling)
         guard let token = out.token else { throw CUDAModelError.unsupported("GPU sampling picked no token") }
         return token

@@ -67,9 +67,11 @@ extension Device {
     /// The GPU ordinal that runs `cuda:i` (itself, or with stand-ins i mod the GPUs found).
     public static func physicalOrdinal(_ i: Int) -> Int {
         guard standIns != nil else { return i }
-        let found = CUDAProbe.probe().devices.count
         return found > 0 ? i % found : i
     }
+
+    /// GPUs the probe found (probed once).
+    private static let found: Int = CUDAProbe.probe().devices.count
 }
 
 // MARK: - Module kinds

@@ -6,8 +6,8 @@
 # (`-ngl 99 -ot exps=CPU`): swiftkt with and without expert streaming, pp512 / tg64.
 # Env: OPS_CHECK=1 (ops check first), OPS_PERF=1, SKIP_8B=1, SKIP_TINY=1 (no tiny-model checks), ROUNDS, MOE_PP /
 # MOE_CPU_PP (prompt lengths of the 30B runs, e.g. 128,512; MOE_CPU_PP=0 skips the CPU-experts run), STAGING_TOO=1
-# (streamed through staging too), ONE_LAUNCH_TOO=1 (also SWIFTKT_EXPERTS_ONE_LAUNCH=1), PROFILE=1 (a pp512 run of
-# each streamed variant with SWIFTKT_PROFILE_EXPERTS=1: where the host's time goes per chunk).
+# (streamed through staging too), PER_EXPERT_TOO=1 (also SWIFTKT_EXPERTS_ONE_LAUNCH=0: one launch per expert), PROFILE=1
+# (a pp512 run of each streamed variant with SWIFTKT_PROFILE_EXPERTS=1: where the host's time goes per chunk).
 # Usage: scripts/gpu/check_hybrid_prefill.sh SWIFTKT_BINARY WORK_DIR OUT_DIR LLAMA_CPP_TAR_XZ
 set -uo pipefail
 bin=$1; work=$2; out=$3; src=$4
@@ -68,8 +68,8 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
     timeout 150 "$bin" bench -m "$model" -p ${MOE_PP:-512} -n 64 -r 2 --rules "$work/cuda-moe-stream.yaml" 2> "$out/swiftkt-stream-$round.log" | grep -E "^\| qwen" | sed "s/^/swiftkt cuda-moe (streamed experts) round $round: /" | tee -a "$out/hybrid-side-by-side.md"
     [ -x "$lb" ] && timeout 150 "$lb" -m "$model" -ngl 99 -ot "exps=CPU" -t "$(nproc)" -p ${MOE_PP:-512} -n 64 -r 2 -o md 2> "$out/llamacpp-hybrid-$round.log" \
         | grep -E "^\| qwen" | sed "s/^/llama.cpp -ot exps=CPU round $round: /" | tee -a "$out/hybrid-side-by-side.md"
-    [ -n "${ONE_LAUNCH_TOO:-}" ] && SWIFTKT_EXPERTS_ONE_LAUNCH=1 timeout 150 "$bin" bench -m "$model" -p ${MOE_PP:-512} -n 0 -r 2 --rules "$work/cuda-moe-stream.yaml" 2>/dev/null \
-        | grep -E "^\| qwen" | sed "s/^/swiftkt SWIFTKT_EXPERTS_ONE_LAUNCH=1 round $round: /" | tee -a "$out/hybrid-side-by-side.md"
+    [ -n "${PER_EXPERT_TOO:-}" ] && SWIFTKT_EXPERTS_ONE_LAUNCH=0 timeout 150 "$bin" bench -m "$model" -p ${MOE_PP:-512} -n 0 -r 2 --rules "$work/cuda-moe-stream.yaml" 2>/dev/null \
+        | grep -E "^\| qwen" | sed "s/^/swiftkt SWIFTKT_EXPERTS_ONE_LAUNCH=0 round $round: /" | tee -a "$out/hybrid-side-by-side.md"
     # The same with uploads through staging instead of page-locked copies (STAGING_TOO=1).
     [ $round = 1 ] && [ -n "${STAGING_TOO:-}" ] && SWIFTKT_STREAM_PINNED=0 timeout 120 "$bin" bench -m "$model" -p 512 -n 0 -r 2 --rules "$work/cuda-moe-stream.yaml" 2>/dev/null \
         | grep -E "^\| qwen" | sed "s/^/swiftkt streamed experts through staging: /" | tee -a "$out/hybrid-side-by-side.md"
@@ -77,7 +77,7 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
 done
 grep -E "stream|page" "$out/swiftkt-stream-1.log" | head -3
 if [ -n "${PROFILE:-}" ]; then
-    for v in "" ${ONE_LAUNCH_TOO:+SWIFTKT_EXPERTS_ONE_LAUNCH=1}; do
+    for v in "" ${PER_EXPERT_TOO:+SWIFTKT_EXPERTS_ONE_LAUNCH=0}; do
         env SWIFTKT_PROFILE_EXPERTS=1 $v timeout 100 "$bin" bench -m "$model" -p 512 -n 0 -r 1 --rules "$work/cuda-moe-stream.yaml" 2>&1 >/dev/null \
             | grep -iE "chunk|wait" | tail -2 | sed "s/^/profile ${v:-default}: /" | tee -a "$out/hybrid-side-by-side.md"
     done

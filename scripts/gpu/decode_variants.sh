@@ -20,7 +20,7 @@ if [ -z "${SKIP_OPS:-}" ]; then
     grep -E "\| (fail|FAIL)" "$out/ops-check.md" | head -20
 fi
 wait $synth
-variants=${VARIANTS:-"- SWIFTKT_CUDA_SHORT_ROPE=0 SWIFTKT_CUDA_SHORT_ATTENTION=0"}
+variants=${VARIANTS:-"- SWIFTKT_CUDA_SHORT_ROPE=1 SWIFTKT_CUDA_SHORT_ATTENTION=0"}
 for m in "$m8" "$ms"; do
     for round in $(seq 1 "${ROUNDS:-2}"); do
         for v in $variants; do
