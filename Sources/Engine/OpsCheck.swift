@@ -690,6 +690,33 @@ public enum OpsCheck {
                                   microseconds: t, bytes: 2 * ctx * kvHeads * d * 2)
             out.append(r); progress(r)
         }
+        // Decode attention with the CPU's numerics (the default rules): the one-kernel short form
+        // against scores + sequential pass, at lengths on both sides of shortAttentionMaxKeys —
+        // where the bound should sit.
+        let shortWas = gpu.shortAttention
+        defer { gpu.shortAttention = shortWas }
+        for ctx in [64, 256, 512, 1024, 4096] {
+            let heads = 32, kvHeads = 8, d = 128
+            let kv = try gpu.allocator.allocate(ctx * kvHeads * d * 2), vv = try gpu.allocator.allocate(ctx * kvHeads * d * 2)
+            try gpu.driver.zero(kv.pointer, bytes: kv.bytes, stream: gpu.stream)
+            try gpu.driver.zero(vv.pointer, bytes: vv.bytes, stream: gpu.stream)
+            let dq = try gpu.upload(random(heads * d, &rng)), dp = try gpu.upload(ints: [Int32(ctx - 1)])
+            let dout = try gpu.allocator.allocate(heads * d * 4), scores = try gpu.allocator.allocate(heads * ctx * 4)
+            for short in [true, false] {
+                gpu.shortAttention = short
+                let t = try time {
+                    // maxKeys at the bound lets the short kernel take every length here.
+                    try GPUOps.attentionCPUNumerics(gpu, q: dq.pointer, keys: kv.pointer, values: vv.pointer, positions: dp.pointer,
+                                                    out: dout.pointer, scores: scores.pointer, tokens: 1, heads: heads, kvHeads: kvHeads,
+                                                    headDim: d, scale: 0.088, window: 0,
+                                                    maxKeys: short ? min(ctx, GPUOps.shortAttentionMaxKeys) : ctx)
+                }
+                let r = OpsPerfResult(op: short ? "attention decode, CPU numerics, one kernel" : "attention decode, CPU numerics, two kernels",
+                                      shape: "32/8 heads × 128, \(ctx) positions", microseconds: t, bytes: 2 * ctx * kvHeads * d * 2)
+                out.append(r); progress(r)
+            }
+        }
+        gpu.shortAttention = shortWas
         // Small batches on q4_K: the 8-bit GEMV kernels (8 tokens per weight read), the f16
         // dequantization + cuBLAS GEMM, and the Marlin GEMM on the repacked weights.
         for (rows, cols) in [(4096, 4096), (14336, 4096), (4096, 14336)] {
