@@ -216,6 +216,9 @@ public enum GPUOps {
         return (prefix + String(v), threads)
     }
 
+    /// θ's factor from one rotated pair to the next: base^(−2 / rotDim), as ggml computes it.
+    static func ropeThetaScale(base: Float, rotDim: Int) -> Float { powf(base, -2 / Float(rotDim)) }
+
     /// Rotary embedding in place on x [tokens, heads, headDim] and x2 [tokens, heads2, headDim]
     /// (queries and keys in one launch; heads2 0 for x alone).
     public static func rope(_ gpu: GPU, x: CUdeviceptr, heads: Int, x2: CUdeviceptr = 0, heads2: Int = 0, positions: CUdeviceptr,
@@ -224,7 +227,7 @@ public enum GPUOps {
         guard rotDim % 2 == 0, rotDim <= headDim, rotDim / 2 <= 1024 else {
             throw CUDAError.invalidArgument("rope over \(rotDim) of \(headDim) dimensions")
         }
-        let thetaScale = powf(base, -2 / Float(rotDim))
+        let thetaScale = ropeThetaScale(base: base, rotDim: rotDim)
         try gpu.launch("rope", grid: (tokens, heads + heads2, 1), block: max(rotDim / 2, 32),
                        [.pointer(x), .pointer(x2), .pointer(positions), .int(Int32(heads)), .int(Int32(heads2)), .int(Int32(headDim)),
                         .int(Int32(rotDim)), .float(thetaScale), .float(scale), .pointer(freqFactors ?? 0), .int(neox ? 1 : 0)])
@@ -238,7 +241,7 @@ public enum GPUOps {
         guard rotDim % 2 == 0, rotDim <= headDim, rotDim / 2 <= 1024 else {
             throw CUDAError.invalidArgument("rope over \(rotDim) of \(headDim) dimensions")
         }
-        let thetaScale = powf(base, -2 / Float(rotDim))
+        let thetaScale = ropeThetaScale(base: base, rotDim: rotDim)
         try gpu.launch("rope_store", grid: (tokens, heads + 2 * kvHeads, 1), block: max(rotDim / 2, 32),
                        [.pointer(q), .pointer(k), .pointer(v), .pointer(keyCache), .pointer(valueCache), .pointer(positions),
                         .int(Int32(heads)), .int(Int32(kvHeads)), .int(Int32(headDim)), .int(Int32(rotDim)), .float(thetaScale),
@@ -358,14 +361,14 @@ public enum GPUOps {
             throw CUDAError.invalidArgument("rope + attention in one kernel for \(tokens) tokens, \(maxKeys) keys, head dim \(headDim), "
                                             + "rope over \(rope.rotDim): not available (shortAttentionTakesRope)")
         }
-        if gpu.shortAttention, maxKeys <= shortAttentionMaxKeys, shortAttentionHeadDims.contains(headDim) {
+        if shortAttentionApplies(gpu, maxKeys: maxKeys, headDim: headDim) {
             let perBlock = 256 / headDim
             let act: [KernelArgument] = fused.map { actArgs($0.0) } ?? Array(repeating: .pointer(0), count: 5)
             var args: [KernelArgument] = [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)),
                                           .int(Int32(kvHeads)), .float(scale), .int(Int32(window)), .pointer(out),
                                           .int(Int32(fused.map { $0.1 ? 1 : 0 } ?? -1))] + act
             if let rope {
-                args += [.pointer(rope.k), .pointer(rope.v), .int(Int32(rope.rotDim)), .float(powf(rope.base, -2 / Float(rope.rotDim))),
+                args += [.pointer(rope.k), .pointer(rope.v), .int(Int32(rope.rotDim)), .float(ropeThetaScale(base: rope.base, rotDim: rope.rotDim)),
                          .float(rope.scale), .pointer(rope.freqFactors ?? 0), .int(rope.neox ? 1 : 0)]
             }
             try gpu.launch("attn_short_\(rope != nil ? "rope_" : "")\(headDim)", grid: ((heads + perBlock - 1) / perBlock, tokens, 1),
@@ -403,8 +406,13 @@ public enum GPUOps {
     /// Whether `attentionCPUNumerics` takes a `RopeStore` for this call (one token, the
     /// one-kernel short form; `GPU.shortAttentionRope`): rope_store's launch is then saved.
     public static func shortAttentionTakesRope(_ gpu: GPU, tokens: Int, maxKeys: Int, headDim: Int, rotDim: Int) -> Bool {
-        gpu.shortAttention && gpu.shortAttentionRope && tokens == 1 && maxKeys <= shortAttentionMaxKeys
-            && shortAttentionHeadDims.contains(headDim) && rotDim % 2 == 0 && rotDim > 0 && rotDim <= headDim
+        gpu.shortAttentionRope && tokens == 1 && shortAttentionApplies(gpu, maxKeys: maxKeys, headDim: headDim)
+            && rotDim % 2 == 0 && rotDim > 0 && rotDim <= headDim
+    }
+
+    /// Whether `attentionCPUNumerics` runs the one-kernel short form (GPU.shortAttention).
+    static func shortAttentionApplies(_ gpu: GPU, maxKeys: Int, headDim: Int) -> Bool {
+        gpu.shortAttention && maxKeys <= shortAttentionMaxKeys && shortAttentionHeadDims.contains(headDim)
     }
 
     /// Attention with the CPU's numerics runs as one kernel up to this many visible keys (every

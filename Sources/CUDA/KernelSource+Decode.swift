@@ -74,9 +74,9 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
     int g = tid / D;
     bool ok = h0 + g < H;
     float qv[NJ];
-    // With ROPE the first chunk's cached keys and values start loading before the rope below.
-    if constexpr (ROPE) load(lo, false);
     if constexpr (ROPE) {
+        // The first chunk's cached keys and values start loading before the rope.
+        load(lo, false);
         // Slot tid = g · D + d: the query of head h0 + g and the new key of its KV head.
         int hh = min(h0 + g, H - 1), kvh = hh / group, d = tid % D, half = ra.rotDim / 2;
         qs[tid] = q[(u64)hh * D + d];

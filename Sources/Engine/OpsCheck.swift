@@ -36,6 +36,11 @@ public enum OpsCheck {
         (0..<n).map { _ in Float.random(in: -scale...scale, using: &rng) }
     }
 
+    /// n random halves in ±1 (an f16 KV cache's bits).
+    static func randomHalves(_ n: Int, _ rng: inout SeededGenerator) -> [UInt16] {
+        (0..<n).map { _ in floatToHalf(Float.random(in: -1...1, using: &rng)) }
+    }
+
     /// A random [rows, cols] matrix (values in ±1) quantized to `type` in host memory, freed with
     /// the value.
     final class HostMatrix {
@@ -498,9 +503,8 @@ public enum OpsCheck {
         for (tokens, start, heads, kvHeads, headDim, weightType) in [(1, 200, 32, 8, 128, GGMLType.q4_K), (3, 40, 8, 2, 64, .q4_1),
                                                                      (1, 90, 4, 4, 256, .q8_0), (2, 7, 6, 2, 128, .q6_K)] {
             let ctx = start + tokens, kvw = kvHeads * headDim, n = heads * headDim
-            let half = { (c: Int) in (0..<c).map { _ in floatToHalf(Float.random(in: -1...1, using: &rng)) } }
-            let dk = try half(ctx * kvw).withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
-            let dv = try half(ctx * kvw).withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
+            let dk = try randomHalves(ctx * kvw, &rng).withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
+            let dv = try randomHalves(ctx * kvw, &rng).withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
             let dq = try upload(random(tokens * n, &rng, scale: 2)), dp = try uploadInts((0..<tokens).map { Int32(start + $0) })
             let scores = try gpu.allocator.allocate(tokens * heads * ctx * 4)
             let splits = GPUOps.attentionSplits(gpu: gpu, tokens: tokens, heads: heads, keys: ctx, maxSplits: 64)
@@ -538,9 +542,8 @@ public enum OpsCheck {
             let ctx = start + tokens, kvw = kvHeads * headDim, n = heads * headDim
             // A case the short kernel does not take would compare the two kernels with themselves.
             let applies = ctx <= GPUOps.shortAttentionMaxKeys && GPUOps.shortAttentionHeadDims.contains(headDim)
-            let half = { (c: Int) in (0..<c).map { _ in floatToHalf(Float.random(in: -1...1, using: &rng)) } }
-            let dk = try half(ctx * kvw).withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
-            let dv = try half(ctx * kvw).withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
+            let dk = try randomHalves(ctx * kvw, &rng).withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
+            let dv = try randomHalves(ctx * kvw, &rng).withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
             let dq = try upload(random(tokens * n, &rng, scale: 2)), dp = try uploadInts((0..<tokens).map { Int32(start + $0) })
             let scores = try gpu.allocator.allocate(tokens * heads * ctx * 4)
             let nans = [Float](repeating: .nan, count: tokens * n)
@@ -579,8 +582,7 @@ public enum OpsCheck {
             [(0, 32, 8, 128, 128, false, 0, false, Float(1)), (100, 9, 3, 64, 64, false, 0, false, 1), (37, 4, 1, 256, 256, true, 16, false, 1),
              (200, 8, 2, 128, 64, true, 0, true, 4), (254, 16, 16, 32, 32, false, 0, false, 1), (5, 12, 4, 64, 32, true, 0, true, 1)] {
             let ctx = start + 1, kvw = kvHeads * headDim, n = heads * headDim
-            let half = { (c: Int) in (0..<c).map { _ in floatToHalf(Float.random(in: -1...1, using: &rng)) } }
-            let cacheK = half(ctx * kvw), cacheV = half(ctx * kvw)
+            let cacheK = randomHalves(ctx * kvw, &rng), cacheV = randomHalves(ctx * kvw, &rng)
             let q = random(n, &rng, scale: 2), k = random(kvw, &rng, scale: 2), v = random(kvw, &rng)
             let dp = try uploadInts([Int32(start)])
             let factors = try freqs ? upload((0..<(rotDim / 2)).map { _ in Float.random(in: 0.5...4, using: &rng) }) : nil

@@ -494,9 +494,8 @@ public final class CUDADecoder: @unchecked Sendable {
     }
 
     /// A later piece of a split model takes the hidden state of `tokens` rows from the piece
-    /// before (whose stream has finished its chunk) into x.
+    /// before (whose stream has finished its chunk) into x; this piece's context is current.
     func receive(from previous: CUDADecoder, tokens n: Int) throws {
-        try gpu.makeCurrent()
         let bytes = n * model.model.embedding * 4
         if previous.gpu === gpu {
             try gpu.driver.copyAsync(device: x.pointer, from: previous.x.pointer, bytes: bytes, stream: gpu.stream)
@@ -524,7 +523,7 @@ public final class CUDADecoder: @unchecked Sendable {
             if decodeGraphs[bound] == nil {
                 try gpu.driver.beginCapture(gpu.stream)
                 do {
-                    try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: 1)
+                    try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: rows)
                 } catch {
                     _ = try? gpu.driver.endCapture(gpu.stream)
                     throw error
@@ -631,8 +630,10 @@ public final class CUDADecoder: @unchecked Sendable {
             }
         }
         guard rows > 0 else { return }
+        guard let outputNorm = model.outputNorm, let headLin = model.headLin else {
+            throw CUDAModelError.unsupported("logits asked of layers \(model.layerRange), which do not end the model")
+        }
         let xr = x.pointer + UInt64(first * d * 4)
-        guard let outputNorm = model.outputNorm, let headLin = model.headLin else { return }
         try norm(outputNorm, xr, h.pointer, rows: rows, feeding: model.head)
         try linears([(headLin, logits.pointer)], input: h.pointer, tokens: rows)
         if let cap = m.finalLogitSoftcap { try GPUOps.softcap(gpu, x: logits.pointer, cap: cap, count: rows * m.vocab) }
