@@ -1,6 +1,7 @@
 // The gather / scatter / slot-sum steps of routed experts on the GPU and their one-launch
 // GEMV (KernelSource+Experts).
 import Core
+import Foundation
 
 extension GPUOps {
     /// out [count, d] = rows `indices` [count] (Int32) of x.
@@ -24,35 +25,67 @@ extension GPUOps {
     /// Types the one-launch experts GEMV takes.
     public static let expertsLaunchTypes: Set<GGMLType> = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
 
+    /// A chunk's tiles for the experts launch: `count` (expert, first row within the expert)
+    /// pairs of Int32 at `pointer` on the device, each up to `rows` rows (`expertTiles`).
+    public struct ExpertTiles {
+        public let pointer: CUdeviceptr, count: Int, rows: Int
+        public init(pointer: CUdeviceptr, count: Int, rows: Int) { self.pointer = pointer; self.count = count; self.rows = rows }
+    }
+
+    /// Whether q4_K experts may run on tensor cores (`mmq_experts_q4_K`; SWIFTKT_EXPERTS_MMA=0 keeps
+    /// the GEMV kernels).
+    public static let expertsMMAEnabled = ProcessInfo.processInfo.environment["SWIFTKT_EXPERTS_MMA"] != "0"
+
+    /// Whether `mmq_experts_q4_K` takes these experts: q4_K matrices of 16·k rows on compute
+    /// capability 8.0 or newer.
+    public static func expertsMMA(_ type: GGMLType, rows: Int, gpu: GPU) -> Bool {
+        type == .q4_K && rows % 16 == 0 && gpu.device.computeCapability.major >= 8
+    }
+
+    /// Rows per tile of the experts launch the runtime picks for a family of this type and
+    /// height: 32 on tensor cores, else 8 (the GEMV's token tile).
+    public static func expertTileRows(_ type: GGMLType, rows: Int, gpu: GPU) -> Int {
+        expertsMMAEnabled && expertsMMA(type, rows: rows, gpu: gpu) ? 32 : 8
+    }
+
     /// Every routed expert of a chunk in one launch: for expert e, rows start[e] ..< start[e + 1]
     /// of y0 (and y1) = those rows of x times expert e's matrix, w0 + e · stride (and w1 + e ·
     /// stride: gate and up together). `start` is a device array of experts + 1 row offsets (pairs
-    /// grouped by expert), `tiles` a device array of `tileCount` (expert, first row) pairs, one
-    /// per 8 rows of each expert (`expertTiles`); x [pairs, w0.cols] is quantized into `act`
-    /// first (unless it holds x already).
+    /// grouped by expert); `tiles` cover each expert's rows: 32-row tiles run the q4_K
+    /// tensor-core kernel (`expertsMMA` must hold), 8-row tiles the GEMV. x [pairs, w0.cols] is
+    /// quantized into `act` first (unless it holds x already).
     public static func linearExperts(_ gpu: GPU, w0: DeviceMatrix, w1: DeviceMatrix?, stride: Int, x: CUdeviceptr,
                                      act: QuantizedActivationsGPU, y0: CUdeviceptr, y1: CUdeviceptr?, pairs: Int, start: CUdeviceptr,
-                                     tiles: CUdeviceptr, tileCount: Int) throws {
+                                     tiles: ExpertTiles) throws {
+        let mma = tiles.rows == 32
         guard expertsLaunchTypes.contains(w0.type), w1.map({ $0.type == w0.type && $0.rows == w0.rows && $0.cols == w0.cols }) ?? true,
-              act.n == w0.cols, pairs <= act.tokens, tileCount <= 65535 else {
-            throw CUDAError.invalidArgument("experts launch for \(w0.type.name) [\(w0.rows), \(w0.cols)] × \(pairs) rows in \(tileCount) tiles "
-                                            + "(activations of \(act.n) for \(act.tokens) rows)")
+              act.n == w0.cols, pairs <= act.tokens, tiles.count <= 65535, tiles.rows == 8 || tiles.rows == 32,
+              !mma || expertsMMA(w0.type, rows: w0.rows, gpu: gpu) else {
+            throw CUDAError.invalidArgument("experts launch for \(w0.type.name) [\(w0.rows), \(w0.cols)] × \(pairs) rows in \(tiles.count) "
+                                            + "tiles of \(tiles.rows) (activations of \(act.n) for \(act.tokens) rows; tiles of 32 need "
+                                            + "q4_K, 16·k rows and compute capability 8.0)")
         }
-        guard pairs > 0, tileCount > 0 else { return }
+        guard pairs > 0, tiles.count > 0 else { return }
         try quantize(gpu, x: x, tokens: pairs, weightType: w0.type, act: act)
         let rows = w0.rows * (w1 == nil ? 1 : 2)
-        try gpu.launch("mmvq_experts_" + suffix(w0.type), grid: (blocks(rows, 4), tileCount, 1), block: 128,
-                       [.pointer(w0.pointer), .pointer(w1?.pointer ?? 0), .u64(UInt64(stride)), .int(Int32(w0.rows)), .pointer(y0),
-                        .pointer(y1 ?? 0), .u64(UInt64(w0.rowBytes)), .int(Int32(w0.cols)), .pointer(start), .pointer(tiles)] + actArgs(act))
+        let common: [KernelArgument] = [.pointer(w0.pointer), .pointer(w1?.pointer ?? 0), .u64(UInt64(stride)), .int(Int32(w0.rows)),
+                                        .pointer(y0), .pointer(y1 ?? 0), .u64(UInt64(w0.rowBytes)), .int(Int32(w0.cols)), .pointer(start),
+                                        .pointer(tiles.pointer)]
+        if mma {
+            try gpu.launch("mmq_experts_q4_K", grid: (blocks(rows, 64), tiles.count, 1), block: 128,
+                           common + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)])
+        } else {
+            try gpu.launch("mmvq_experts_" + suffix(w0.type), grid: (blocks(rows, 4), tiles.count, 1), block: 128, common + actArgs(act))
+        }
     }
 
-    /// The (expert, first row within the expert) pairs of the 8-row tiles of experts whose rows
-    /// are start[e] ..< start[e + 1], flattened: the grid rows of `linearExperts`.
-    public static func expertTiles(start: [Int]) -> [Int32] {
+    /// The (expert, first row within the expert) pairs of the `rows`-row tiles of experts whose
+    /// rows are start[e] ..< start[e + 1], flattened: the grid rows of `linearExperts`.
+    public static func expertTiles(start: [Int], rows: Int = 8) -> [Int32] {
         var out: [Int32] = []
         for e in 0..<max(start.count - 1, 0) {
             var t = 0
-            while t < start[e + 1] - start[e] { out += [Int32(e), Int32(t)]; t += 8 }
+            while t < start[e + 1] - start[e] { out += [Int32(e), Int32(t)]; t += rows }
         }
         return out
     }

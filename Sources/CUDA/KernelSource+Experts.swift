@@ -56,6 +56,113 @@ MMVQ_EXPERTS(Q4_0, mmvq_experts_q4_0) MMVQ_EXPERTS(Q4_1, mmvq_experts_q4_1) MMVQ
 MMVQ_EXPERTS(Q5_1, mmvq_experts_q5_1) MMVQ_EXPERTS(Q8_0, mmvq_experts_q8_0) MMVQ_EXPERTS(Q4_K, mmvq_experts_q4_K)
 MMVQ_EXPERTS(Q5_K, mmvq_experts_q5_K) MMVQ_EXPERTS(Q6_K, mmvq_experts_q6_K)
 
+// q4_K experts on tensor cores (sm_80 and newer; the prompt-sized chunks of the hybrid set-up,
+// where an expert sees tens of tokens): block row blockIdx.y takes tile (e, t0) = tiles[...] of
+// up to 32 of expert e's rows, a block of 4 warps 64 weight rows (16 per warp; W1's rows after
+// W0's when gate and up share the launch). Per 256-element superblock the tile's 8-bit
+// activations (q8_K, with their per-32 sums and per-256 scales) are staged in shared memory;
+// each warp reads its rows' nibbles straight from the GGUF blocks and, per 32-element
+// sub-block, multiplies them with mma.m16n8k32 (u8 weights × s8 activations → exact int32 sums,
+// the integers the CPU's dot product forms), then scales each sum as mmvq_q4K_impl does:
+// ak · (d·sc · Σ q·a − dmin·m · Σ a). Only the float accumulation order differs from the GEMV.
+// A lane of group g (lane / 4), position q (lane % 4) holds bytes 8q … 8q + 7 of each of its
+// two rows' 32 nibble bytes (rows g, g + 8), and the activations' bytes at the same positions:
+// the mma's k order is permuted alike for both operands, so the sums are the same.
+// Needs rows % 16 == 0. grid (ceil(rows · (1 or 2) / 64), tile count), block 128.
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#define MQE_TOKENS 32
+#define MQE_PITCH 288   // bytes per staged activation row: 8-byte loads of 8 rows × 4 lanes hit 32 banks
+DEV void mma_u8s8(int* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %10, %10, %10};"
+                 : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3]) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0));
+}
+extern "C" __global__ void __launch_bounds__(128) mmq_experts_q4_K(const u8* W0, const u8* W1, u64 stride, int rows, float* y0, float* y1,
+    u64 rowBytes, int cols, const int* start, const int* tiles, const i8* __restrict__ aq, const int* __restrict__ ai,
+    const float* __restrict__ ak) {
+    __shared__ __align__(16) i8 sx[MQE_TOKENS * MQE_PITCH];
+    __shared__ int sai[MQE_TOKENS * 8];
+    __shared__ float sak[MQE_TOKENS];
+    PDL_ENTRY();
+    const int e = tiles[2 * blockIdx.y], r0 = start[e] + tiles[2 * blockIdx.y + 1];
+    const int ntok = min(MQE_TOKENS, start[e + 1] - r0);
+    if (ntok <= 0) return;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    const int total = rows + (W1 ? rows : 0), rb = (blockIdx.x * 4 + warp) * 16;
+    const bool active = rb < total;
+    const bool second = rb >= rows;
+    const int r = second ? rb - rows : rb;
+    const u8* rowA = (second ? W1 : W0) + e * stride + (u64)(r + g) * rowBytes;
+    const u8* rowB = rowA + 8 * rowBytes;
+    float* y = second ? y1 : y0;
+    const int supers = cols / 256, chunks = cols / 32;
+    float acc[4][4];
+#pragma unroll
+    for (int n = 0; n < 4; n++) { acc[n][0] = 0.f; acc[n][1] = 0.f; acc[n][2] = 0.f; acc[n][3] = 0.f; }
+    for (int s = 0; s < supers; s++) {
+        // The warp's weights first (they depend on nothing staged), then the tile's activations.
+        uint4 ha = make_uint4(0, 0, 0, 0), hb = ha;
+        uint2 qa[4], qb[4];
+        if (active) {
+            const u8* ka = rowA + s * 144;
+            const u8* kb = rowB + s * 144;
+            ha = *(const uint4*)ka; hb = *(const uint4*)kb;
+#pragma unroll
+            for (int p = 0; p < 4; p++) { qa[p] = *(const uint2*)(ka + 16 + 32 * p + 8 * q); qb[p] = *(const uint2*)(kb + 16 + 32 * p + 8 * q); }
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < MQE_TOKENS * 16; i += 128) {
+            int t = i >> 4, c = i & 15;
+            uint4 v = make_uint4(0, 0, 0, 0);
+            if (t < ntok) v = *(const uint4*)(aq + (u64)(r0 + t) * cols + s * 256 + c * 16);
+            *(uint4*)(sx + t * MQE_PITCH + c * 16) = v;
+        }
+        for (int i = threadIdx.x; i < MQE_TOKENS * 8; i += 128) {
+            int t = i >> 3;
+            sai[i] = t < ntok ? ai[(u64)(r0 + t) * chunks + s * 8 + (i & 7)] : 0;
+        }
+        if (threadIdx.x < MQE_TOKENS) sak[threadIdx.x] = (int)threadIdx.x < ntok ? ak[(u64)(r0 + threadIdx.x) * supers + s] : 0.f;
+        __syncthreads();
+        if (!active) continue;
+        const float dA = h2f((u16)(ha.x & 0xffffu)), mA = h2f((u16)(ha.x >> 16));
+        const float dB = h2f((u16)(hb.x & 0xffffu)), mB = h2f((u16)(hb.x >> 16));
+#pragma unroll
+        for (int p = 0; p < 4; p++) {
+            int sa0, ma0, sa1, ma1, sb0, mb0, sb1, mb1;
+            scale_min_pair(ha, p, sa0, ma0, sa1, ma1);
+            scale_min_pair(hb, p, sb0, mb0, sb1, mb1);
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int j = 2 * p + h, sh = 4 * h;
+                const u32 a0 = (qa[p].x >> sh) & 0x0F0F0F0Fu, a1 = (qb[p].x >> sh) & 0x0F0F0F0Fu;
+                const u32 a2 = (qa[p].y >> sh) & 0x0F0F0F0Fu, a3 = (qb[p].y >> sh) & 0x0F0F0F0Fu;
+                const float scA = dA * (float)(h ? sa1 : sa0), mnA = mA * (float)(h ? ma1 : ma0);
+                const float scB = dB * (float)(h ? sb1 : sb0), mnB = mB * (float)(h ? mb1 : mb0);
+#pragma unroll
+                for (int n = 0; n < 4; n++) {
+                    const uint2 b = *(const uint2*)(sx + (n * 8 + g) * MQE_PITCH + 32 * j + 8 * q);
+                    int c[4];
+                    mma_u8s8(c, a0, a1, a2, a3, b.x, b.y);
+                    const int t = n * 8 + 2 * q;
+                    const float k0 = sak[t], k1 = sak[t + 1];
+                    const float i0 = (float)sai[t * 8 + j], i1 = (float)sai[(t + 1) * 8 + j];
+                    acc[n][0] += k0 * (scA * (float)c[0] - mnA * i0);
+                    acc[n][1] += k1 * (scA * (float)c[1] - mnA * i1);
+                    acc[n][2] += k0 * (scB * (float)c[2] - mnB * i0);
+                    acc[n][3] += k1 * (scB * (float)c[3] - mnB * i1);
+                }
+            }
+        }
+    }
+    if (!active) return;
+#pragma unroll
+    for (int n = 0; n < 4; n++) {
+        const int t = n * 8 + 2 * q;
+        if (t < ntok) { y[(u64)(r0 + t) * rows + r + g] = acc[n][0]; y[(u64)(r0 + t) * rows + r + g + 8] = acc[n][2]; }
+        if (t + 1 < ntok) { y[(u64)(r0 + t + 1) * rows + r + g] = acc[n][1]; y[(u64)(r0 + t + 1) * rows + r + g + 8] = acc[n][3]; }
+    }
+}
+#endif
+
 // out[i] = slots[0][i] + slots[1][i] + ... (in slot order), count floats per slot.
 extern "C" __global__ void sum_slots(const float* slots, int used, u64 count, float* out) { PDL_ENTRY();
     for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (u64)gridDim.x * blockDim.x) {

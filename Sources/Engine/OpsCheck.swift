@@ -168,9 +168,12 @@ public enum OpsCheck {
         }
 
         // Every routed expert of a chunk in one launch (gate and up together; an expert without
-        // tokens, one with a single token, one over two 8-token tiles) against one launch per expert.
+        // tokens, one with a single token, one over two 8-token tiles, one over two 32-token
+        // tiles) against one launch per expert: the GEMV's 8-row tiles bit for bit, q4_K's
+        // tensor-core kernel (32-row tiles; 192 rows = three blocks of 64, the last half idle)
+        // within float rounding.
         for type in [GGMLType.q4_K, .q8_0, .q6_K, .q4_1] {
-            let cols = 512, rows = 96, counts = [3, 0, 1, 11], experts = counts.count, pairs = counts.reduce(0, +)
+            let cols = 512, rows = 96, counts = [3, 0, 1, 11, 40], experts = counts.count, pairs = counts.reduce(0, +)
             var gates: [HostMatrix] = [], ups: [HostMatrix] = []
             for _ in 0..<experts { gates.append(try HostMatrix(type, rows: rows, cols: cols, rng: &rng)); ups.append(try HostMatrix(type, rows: rows, cols: cols, rng: &rng)) }
             let stride = gates[0].bytes
@@ -183,12 +186,18 @@ public enum OpsCheck {
             for c in counts { starts.append(starts.last! + Int32(c)) }
             let dx = try upload(random(pairs * cols, &rng)), ds = try uploadInts(starts)
             let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: pairs)
-            let y0 = try gpu.allocator.allocate(pairs * rows * 4), y1 = try gpu.allocator.allocate(pairs * rows * 4)
-            let tiles = GPUOps.expertTiles(start: starts.map { Int($0) }), dt = try uploadInts(tiles)
-            try GPUOps.linearExperts(gpu, w0: DeviceMatrix(type: type, rows: rows, cols: cols, pointer: gw.pointer),
-                                     w1: DeviceMatrix(type: type, rows: rows, cols: cols, pointer: uw.pointer), stride: stride,
-                                     x: dx.pointer, act: act, y0: y0.pointer, y1: y1.pointer, pairs: pairs, start: ds.pointer,
-                                     tiles: dt.pointer, tileCount: tiles.count / 2)
+            let heights = GPUOps.expertsMMA(type, rows: rows, gpu: gpu) ? [8, 32] : [8]
+            let ys = try heights.map { _ in (try gpu.allocator.allocate(pairs * rows * 4), try gpu.allocator.allocate(pairs * rows * 4)) }
+            // (Tile lists kept until the results are read: the launches are asynchronous.)
+            var tileBuffers: [DeviceBuffer] = []
+            for (height, (y0, y1)) in zip(heights, ys) {
+                let tiles = GPUOps.expertTiles(start: starts.map { Int($0) }, rows: height), dt = try uploadInts(tiles)
+                tileBuffers.append(dt)
+                try GPUOps.linearExperts(gpu, w0: DeviceMatrix(type: type, rows: rows, cols: cols, pointer: gw.pointer),
+                                         w1: DeviceMatrix(type: type, rows: rows, cols: cols, pointer: uw.pointer), stride: stride,
+                                         x: dx.pointer, act: act, y0: y0.pointer, y1: y1.pointer, pairs: pairs, start: ds.pointer,
+                                         tiles: GPUOps.ExpertTiles(pointer: dt.pointer, count: tiles.count / 2, rows: height))
+            }
             let one = try gpu.allocator.allocate(pairs * rows * 4), two = try gpu.allocator.allocate(pairs * rows * 4)
             for e in 0..<experts where counts[e] > 0 {
                 let r0 = Int(starts[e]), sub = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: counts[e])
@@ -197,9 +206,13 @@ public enum OpsCheck {
                                             DeviceMatrix(type: type, rows: rows, cols: cols, pointer: uw.pointer + UInt64(e * stride))],
                                       x: dx.pointer + UInt64(r0 * cols * 4), act: sub, ys: [one.pointer + off, two.pointer + off], tokens: counts[e])
             }
-            let err = max(normalizedError(try gpu.download(y0.pointer, count: pairs * rows), try gpu.download(one.pointer, count: pairs * rows)),
-                          normalizedError(try gpu.download(y1.pointer, count: pairs * rows), try gpu.download(two.pointer, count: pairs * rows)))
-            record("linear \(type.name), all experts in one launch vs one per expert", "\(experts) × 2 × [\(rows), \(cols)], rows 3/0/1/11", err, 1e-6)
+            for (height, (y0, y1)) in zip(heights, ys) {
+                let err = max(normalizedError(try gpu.download(y0.pointer, count: pairs * rows), try gpu.download(one.pointer, count: pairs * rows)),
+                              normalizedError(try gpu.download(y1.pointer, count: pairs * rows), try gpu.download(two.pointer, count: pairs * rows)))
+                record("linear \(type.name), all experts in one launch\(height == 32 ? " on tensor cores" : "") vs one per expert",
+                       "\(experts) × 2 × [\(rows), \(cols)], rows 3/0/1/11/40", err, height == 32 ? 1e-5 : 1e-6)
+            }
+            _ = tileBuffers
         }
 
         // Embedding rows: exact dequantization.

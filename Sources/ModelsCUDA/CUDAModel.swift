@@ -403,8 +403,9 @@ public final class CUDADecoder: @unchecked Sendable {
             }.max() ?? 1
             let pairs = b * used
             let experts = model.streamer?.layers.values.map(\.gate.count).max() ?? 1
-            // Three lists of pairs, experts + 1 offsets, then up to pairs / 8 + experts tiles of two ints.
-            let listBytes = (3 * pairs + experts + 1 + 2 * (pairs / 8 + experts)) * 4
+            // Three lists of pairs, experts + 1 offsets, then the tiles of two ints: up to
+            // pairs / 8 + experts of 8 rows and pairs / 32 + experts of 32.
+            let listBytes = (3 * pairs + experts + 1 + 2 * (pairs / 8 + experts) + 2 * (pairs / 32 + experts)) * 4
             let one = CUDADecoder.expertsInOneLaunch
             routed = RoutedBuffers(
                 slots: try floats(pairs * d), gathered: try floats((one ? pairs : b) * d), results: try floats((one ? pairs : b) * d),
@@ -733,16 +734,32 @@ public final class CUDADecoder: @unchecked Sendable {
         guard experts <= routed.experts else {
             throw CUDAModelError.unsupported("\(experts) experts on the GPU (buffers for \(routed.experts))")
         }
-        // Each expert's first pair after the three lists, then the 8-row tiles (the one-launch
-        // GEMV's grid rows).
+        // Each expert's first pair after the three lists, then the tiles of the one-launch
+        // kernels' grid rows: gate + up's, then down's when their tile heights differ (32 rows on
+        // tensor cores, 8 for the GEMV).
         let firsts = UnsafeMutableRawPointer(weight + pairs).assumingMemoryBound(to: Int32.self)
         for (e, v) in start.enumerated() { firsts[e] = Int32(v) }
-        let tiles = routed.all != nil ? GPUOps.expertTiles(start: start) : []
-        for (i, v) in tiles.enumerated() { firsts[experts + 1 + i] = v }
+        var tileLists: (gate: (at: Int, count: Int, rows: Int), down: (at: Int, count: Int, rows: Int))?
+        var listInts = 3 * pairs + experts + 1
+        if routed.all != nil, let L = streamer.layers[index] {
+            let heights = (GPUOps.expertTileRows(L.gate.type, rows: L.gate.rows, gpu: gpu),
+                           GPUOps.expertTileRows(L.down.type, rows: L.down.rows, gpu: gpu))
+            let gateTiles = GPUOps.expertTiles(start: start, rows: heights.0)
+            let downTiles = heights.1 == heights.0 ? [] : GPUOps.expertTiles(start: start, rows: heights.1)
+            for (i, v) in (gateTiles + downTiles).enumerated() { firsts[experts + 1 + i] = v }
+            let gate = (at: experts + 1, count: gateTiles.count / 2, rows: heights.0)
+            tileLists = (gate, downTiles.isEmpty ? gate : (at: experts + 1 + gateTiles.count, count: downTiles.count / 2, rows: heights.1))
+            listInts += gateTiles.count + downTiles.count
+        }
         let lists = routed.lists.pointer
-        try gpu.driver.copyAsync(toDevice: lists, from: routed.staging, bytes: (3 * pairs + experts + 1 + tiles.count) * 4, stream: gpu.stream)
+        try gpu.driver.copyAsync(toDevice: lists, from: routed.staging, bytes: listInts * 4, stream: gpu.stream)
+        let firstsOnDevice = lists + UInt64(3 * pairs * 4)
+        let tiles = tileLists.map { t in
+            (gate: GPUOps.ExpertTiles(pointer: firstsOnDevice + UInt64(t.gate.at * 4), count: t.gate.count, rows: t.gate.rows),
+             down: GPUOps.ExpertTiles(pointer: firstsOnDevice + UInt64(t.down.at * 4), count: t.down.count, rows: t.down.rows))
+        }
         do {
-            try routedExperts(streamer, layer: index, d: d, ff: ff, pairs: pairs, start: start, tileCount: tiles.count / 2,
+            try routedExperts(streamer, layer: index, d: d, ff: ff, pairs: pairs, start: start, tiles: tiles,
                               actD: actD, actFF: actFF)
         } catch {
             streamer.abandon(layer: index)
@@ -770,27 +787,28 @@ public final class CUDADecoder: @unchecked Sendable {
     /// expert order, gate + up of all experts in one launch, GLU + quantization, down in one
     /// launch, one weighted scatter; otherwise per expert its rows gathered, gate + up, GLU +
     /// quantization, down, each row weighted into its slot row (five launches per expert).
-    private func routedExperts(_ streamer: ExpertStreamer, layer index: Int, d: Int, ff: Int, pairs: Int, start: [Int], tileCount: Int,
+    private func routedExperts(_ streamer: ExpertStreamer, layer index: Int, d: Int, ff: Int, pairs: Int, start: [Int],
+                               tiles: (gate: GPUOps.ExpertTiles, down: GPUOps.ExpertTiles)?,
                                actD: QuantizedActivationsGPU, actFF: QuantizedActivationsGPU) throws {
         guard let routed else { return }
         let lists = routed.lists.pointer
         let mats = try streamer.matrices(layer: index)
         let experts = start.count - 1
-        if experts > 0, let all = routed.all, all.actFF.n == ff,
+        if experts > 0, let all = routed.all, all.actFF.n == ff, let tiles,
            [mats.gate[0], mats.down[0]].allSatisfy({ GPUOps.expertsLaunchTypes.contains($0.type) }) {
             let gateStride = experts > 1 ? Int(mats.gate[1].pointer - mats.gate[0].pointer) : 0
             let downStride = experts > 1 ? Int(mats.down[1].pointer - mats.down[0].pointer) : 0
-            let firsts = lists + UInt64(3 * pairs * 4), tiles = firsts + UInt64((experts + 1) * 4)
+            let firsts = lists + UInt64(3 * pairs * 4)
             GPUOps.invalidate(all.actD); GPUOps.invalidate(all.actFF)
             try GPUOps.gatherRows(gpu, x: h.pointer, indices: lists, count: pairs, d: d, out: routed.gathered.pointer)
             try GPUOps.linearExperts(gpu, w0: mats.gate[0], w1: mats.up[0], stride: gateStride, x: routed.gathered.pointer,
                                      act: all.actD, y0: all.gate.pointer, y1: all.up.pointer, pairs: pairs, start: firsts,
-                                     tiles: tiles, tileCount: tileCount)
+                                     tiles: tiles.gate)
             _ = try GPUOps.gluQuantized(gpu, gate: all.gate.pointer, up: all.up.pointer, tokens: pairs, n: ff, activation: .silu,
                                         act: all.actFF, weightType: mats.down[0].type)
             try GPUOps.linearExperts(gpu, w0: mats.down[0], w1: nil, stride: downStride, x: all.gate.pointer,
                                      act: all.actFF, y0: routed.results.pointer, y1: nil, pairs: pairs, start: firsts,
-                                     tiles: tiles, tileCount: tileCount)
+                                     tiles: tiles.down)
             try GPUOps.scatterScaled(gpu, y: routed.results.pointer, destinations: lists + UInt64(pairs * 4),
                                      weights: lists + UInt64(2 * pairs * 4), count: pairs, d: d, slots: routed.slots.pointer)
             try streamer.done(layer: index)

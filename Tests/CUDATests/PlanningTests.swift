@@ -58,4 +58,18 @@ final class PlanningTests: XCTestCase {
         XCTAssertLessThanOrEqual(pairs.count, 37 / 8 + 5)
         XCTAssertTrue(GPUOps.expertTiles(start: [0]).isEmpty)
     }
+
+    /// The tensor-core experts kernel's 32-row tiles: every row once, at most pairs / 32 + experts
+    /// of them (the tile list's reserved room).
+    func testExpertTilesOf32Rows() {
+        let start = [0, 40, 40, 41, 105, 137]   // 40, 0, 1, 64, 32 rows
+        let tiles = GPUOps.expertTiles(start: start, rows: 32)
+        let pairs = stride(from: 0, to: tiles.count, by: 2).map { (Int(tiles[$0]), Int(tiles[$0 + 1])) }
+        XCTAssertEqual(pairs.map(\.0), [0, 0, 2, 3, 3, 4])
+        XCTAssertEqual(pairs.map(\.1), [0, 32, 0, 0, 32, 0])
+        var covered = [Int](repeating: 0, count: 137)
+        for (e, t0) in pairs { for r in (start[e] + t0)..<min(start[e] + t0 + 32, start[e + 1]) { covered[r] += 1 } }
+        XCTAssertEqual(covered, [Int](repeating: 1, count: 137))
+        XCTAssertLessThanOrEqual(pairs.count, 137 / 32 + 5)
+    }
 }

@@ -33,5 +33,6 @@ else
     echo "$name split over 2 GPUs ($n physical): greedy text DIFFERS" | tee -a "$out/split-$name.md"; head -c 400 "$work/one.txt"; echo; head -c 400 "$work/two.txt"; echo; tail -3 "$work/two.log"
 fi
 for r in "" "$work/split2.yaml"; do
-    "$bin" bench -m "$model" -p 512 -n 128 -r 3 ${r:+--rules "$r"} 2>/dev/null | grep -E "^\| llama" | sed "s/^/${r:+split over cuda:0 + cuda:1 (stand-in) }${r:-one GPU}: /" | tee -a "$out/split-$name.md"
+    label=$([ -n "$r" ] && echo "split over cuda:0 + cuda:1 ($n physical)" || echo "one GPU")
+    "$bin" bench -m "$model" -p 512 -n 128 -r 3 ${r:+--rules "$r"} 2>/dev/null | grep -E "^\| llama" | sed "s|^|$label: |" | tee -a "$out/split-$name.md"
 done
