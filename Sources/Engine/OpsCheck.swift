@@ -91,8 +91,9 @@ public enum OpsCheck {
         let linearTypes: [GGMLType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K, .f16, .bf16, .f32]
         for type in linearTypes {
             let k = [GGMLType.q4_K, .q5_K, .q6_K].contains(type)
-            for (rows, cols, tokens) in [(37, k ? 256 : 96, 1), (67, 4096, 1), (203, k ? 512 : 544, 3), (1001, k ? 768 : 1056, 8),
-                                         (64, k ? 1024 : 800, 13)] {
+            // (4096 and 8192 wide: room for the decode GEMV's K split over 2 and 4 warps.)
+            for (rows, cols, tokens) in [(37, k ? 256 : 96, 1), (67, 4096, 1), (45, 8192, 1), (203, k ? 512 : 544, 3),
+                                         (1001, k ? 768 : 1056, 8), (64, k ? 1024 : 800, 13)] {
                 let host = try HostMatrix(type, rows: rows, cols: cols, rng: &rng)
                 let w = host.weight, raw = host.data, bytes = host.bytes
                 let x = random(tokens * cols, &rng)
@@ -706,8 +707,7 @@ public enum OpsCheck {
             out.append(r); progress(r)
         }
         // Decode attention with the CPU's numerics (the default rules): the one-kernel short form
-        // against scores + sequential pass, at lengths on both sides of shortAttentionMaxKeys —
-        // where the bound should sit.
+        // against scores + sequential pass, 64 to 4 096 positions (what set shortAttentionMaxKeys).
         let shortWas = gpu.shortAttention
         defer { gpu.shortAttention = shortWas }
         for ctx in [64, 256, 512, 1024, 4096] {

@@ -313,8 +313,8 @@ public final class CUDADecoder: @unchecked Sendable {
     private let maxSplits: Int
     /// The captured decode steps, built on first use (SWIFTKT_CUDA_GRAPHS=0 turns graphs off),
     /// one per bound on the visible keys: positions below GPUOps.shortAttentionMaxKeys replay a
-    /// step captured with that bound (the one-kernel short attention where it applies: CPU
-    /// numerics, head dims 32 / 64 / 128 / 256), later ones a step over the whole cache.
+    /// step captured with that bound, later ones a step over the whole cache. (The bound is
+    /// unlimited since the one-kernel attention measured faster at every length: one graph.)
     private var decodeGraphs: [Int: CUgraphExec] = [:]
     /// Device and pinned buffers of routed experts on the GPU (a streaming split model).
     struct RoutedBuffers {
@@ -647,10 +647,16 @@ public final class CUDADecoder: @unchecked Sendable {
             throw CUDAModelError.unsupported("a feed-forward block on the CPU without a CPU context")
         }
         let bytes = n * model.model.embedding * 4
+        let t0 = DispatchTime.now().uptimeNanoseconds
         try gpu.driver.copyAsync(toHost: hostIn, from: h.pointer, bytes: bytes, stream: gpu.stream)
         try gpu.synchronize()
+        let t1 = DispatchTime.now().uptimeNanoseconds
         block(hostIn.assumingMemoryBound(to: Float.self), hostOut.assumingMemoryBound(to: Float.self), tokens: n, context: context)
         try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
+        if n == 1, let profile = expertsProfile {
+            profile.addStep(enqueue: profile.lastBlockEnd.map { t0 - $0 } ?? 0, wait: t1 - t0, cpu: DispatchTime.now().uptimeNanoseconds - t1,
+                            blocksPerToken: model.cpuBlocks)
+        }
     }
 
     /// Counting sort of a chunk's (token, slot) pairs by expert: expert e's pairs are entries
@@ -678,9 +684,26 @@ public final class CUDADecoder: @unchecked Sendable {
     /// Where the host's time goes in `expertsOnGPU` (SWIFTKT_PROFILE_EXPERTS=1): per chunk, the
     /// wait for the GPU before routing (its queued work: the last layer's experts, this layer's
     /// attention), the routing on the CPU, and the grouping and launches; to standard error.
+    /// Decode steps with their feed-forward blocks on the CPU too: per token, the host's
+    /// launches between blocks, the wait for the GPU (its attention) and the CPU blocks, summed
+    /// over 32 tokens.
     final class ExpertsProfile {
         var wait: UInt64 = 0, route: UInt64 = 0, enqueue: UInt64 = 0, layers = 0
+        var stepEnqueue: UInt64 = 0, stepWait: UInt64 = 0, stepCPU: UInt64 = 0, stepBlocks = 0
+        var lastBlockEnd: UInt64?
         func add(wait w: UInt64, route r: UInt64, enqueue e: UInt64) { wait += w; route += r; enqueue += e; layers += 1 }
+        func addStep(enqueue e: UInt64, wait w: UInt64, cpu c: UInt64, blocksPerToken: Int) {
+            stepEnqueue += e; stepWait += w; stepCPU += c; stepBlocks += 1
+            lastBlockEnd = DispatchTime.now().uptimeNanoseconds
+            if stepBlocks % blocksPerToken == 0 { lastBlockEnd = nil }
+            let tokens = 32
+            guard stepBlocks == tokens * blocksPerToken else { return }
+            let per = { (v: UInt64) in String(format: "%.3f", Double(v) / 1e6 / Double(tokens)) }
+            FileHandle.standardError.write(("decode with \(blocksPerToken) CPU blocks per token, per token over \(tokens): launches between "
+                                            + "blocks \(per(stepEnqueue)) ms, waiting for the GPU \(per(stepWait)) ms, CPU blocks "
+                                            + "\(per(stepCPU)) ms\n").data(using: .utf8)!)
+            stepEnqueue = 0; stepWait = 0; stepCPU = 0; stepBlocks = 0
+        }
         func report(tokens: Int) {
             let ms = { (v: UInt64) in String(format: "%.1f", Double(v) / 1e6) }
             FileHandle.standardError.write(("experts on the GPU, \(tokens)-token chunk, \(layers) layers: waiting for the GPU \(ms(wait)) ms, "
