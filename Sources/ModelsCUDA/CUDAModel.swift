@@ -651,11 +651,25 @@ public final class CUDADecoder: @unchecked Sendable {
         try gpu.driver.copyAsync(toHost: hostIn, from: h.pointer, bytes: bytes, stream: gpu.stream)
         try gpu.synchronize()
         let t1 = DispatchTime.now().uptimeNanoseconds
-        block(hostIn.assumingMemoryBound(to: Float.self), hostOut.assumingMemoryBound(to: Float.self), tokens: n, context: context)
+        let xIn = UnsafePointer(hostIn.assumingMemoryBound(to: Float.self)), out = hostOut.assumingMemoryBound(to: Float.self)
+        var routing: UInt64 = 0
+        if n == 1, expertsProfile != nil, let moe = block as? MoEFeedForward {
+            // The block's own steps, the router timed apart.
+            let ids = UnsafeMutablePointer<Int32>.allocate(capacity: moe.used), weights = UnsafeMutablePointer<Float>.allocate(capacity: moe.used)
+            defer { ids.deallocate(); weights.deallocate() }
+            moe.route(xIn, tokens: 1, ids: ids, weights: weights, context: context)
+            routing = DispatchTime.now().uptimeNanoseconds - t1
+            context.operators.experts(moe.expertsName, tokens: 1)
+                .run(moe.experts, x: xIn, routing: ExpertRouting(tokens: 1, used: moe.used, ids: ids, weights: weights), out: out,
+                     pool: context.pool)
+            moe.addShared(xIn, out, tokens: 1, context: context)
+        } else {
+            block(xIn, out, tokens: n, context: context)
+        }
         try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
         if n == 1, let profile = expertsProfile {
             profile.addStep(enqueue: profile.lastBlockEnd.map { t0 - $0 } ?? 0, wait: t1 - t0, cpu: DispatchTime.now().uptimeNanoseconds - t1,
-                            blocksPerToken: model.cpuBlocks)
+                            routing: routing, blocksPerToken: model.cpuBlocks)
         }
     }
 
@@ -689,20 +703,22 @@ public final class CUDADecoder: @unchecked Sendable {
     /// over 32 tokens.
     final class ExpertsProfile {
         var wait: UInt64 = 0, route: UInt64 = 0, enqueue: UInt64 = 0, layers = 0
-        var stepEnqueue: UInt64 = 0, stepWait: UInt64 = 0, stepCPU: UInt64 = 0, stepBlocks = 0
+        var stepEnqueue: UInt64 = 0, stepWait: UInt64 = 0, stepCPU: UInt64 = 0, stepRouting: UInt64 = 0, stepBlocks = 0
         var lastBlockEnd: UInt64?
         func add(wait w: UInt64, route r: UInt64, enqueue e: UInt64) { wait += w; route += r; enqueue += e; layers += 1 }
-        func addStep(enqueue e: UInt64, wait w: UInt64, cpu c: UInt64, blocksPerToken: Int) {
-            stepEnqueue += e; stepWait += w; stepCPU += c; stepBlocks += 1
+        func addStep(enqueue e: UInt64, wait w: UInt64, cpu c: UInt64, routing r: UInt64, blocksPerToken: Int) {
+            stepEnqueue += e; stepWait += w; stepCPU += c; stepRouting += r; stepBlocks += 1
             lastBlockEnd = DispatchTime.now().uptimeNanoseconds
             if stepBlocks % blocksPerToken == 0 { lastBlockEnd = nil }
             let tokens = 32
             guard stepBlocks == tokens * blocksPerToken else { return }
             let per = { (v: UInt64) in String(format: "%.3f", Double(v) / 1e6 / Double(tokens)) }
+            let phases = ExpertsPhaseProfile.take().map(per).joined(separator: " / ")
             FileHandle.standardError.write(("decode with \(blocksPerToken) CPU blocks per token, per token over \(tokens): launches between "
                                             + "blocks \(per(stepEnqueue)) ms, waiting for the GPU \(per(stepWait)) ms, CPU blocks "
-                                            + "\(per(stepCPU)) ms\n").data(using: .utf8)!)
-            stepEnqueue = 0; stepWait = 0; stepCPU = 0; stepBlocks = 0
+                                            + "\(per(stepCPU)) ms (router \(per(stepRouting)); experts' quantize / gate + up / activation / "
+                                            + "down / sum \(phases))\n").data(using: .utf8)!)
+            stepEnqueue = 0; stepWait = 0; stepCPU = 0; stepRouting = 0; stepBlocks = 0
         }
         func report(tokens: Int) {
             let ms = { (v: UInt64) in String(format: "%.1f", Double(v) / 1e6) }

@@ -119,11 +119,15 @@ public struct ExpertsCPU: ExpertsOperator {
         let (start, order, position) = ExpertsCPU.groupByExpert(r, experts: e.count)
 
         scratch.lock.lock(); defer { scratch.lock.unlock() }
+        let profiled = ExpertsPhaseProfile.enabled && r.tokens == 1
+        var marks: [UInt64] = profiled ? [DispatchTime.now().uptimeNanoseconds] : []
+        func mark() { if profiled { marks.append(DispatchTime.now().uptimeNanoseconds) } }
         let xq = scratch.activations(0, gateFormat, n: d, rows: r.tokens)
         xq.quantize(x, rows: r.tokens, pool: pool)
         let xg = scratch.activations(1, gateFormat, n: d, rows: pairs)
         for i in 0..<pairs { xg.copyRow(order[i] / k, of: xq, to: i) }
         let g = scratch.floats(0, pairs * ff), u = scratch.floats(1, pairs * ff), ys = scratch.floats(2, pairs * d)
+        mark()
         var jobs: [Matmul.PreparedMatmul] = []
         for id in 0..<e.count where start[id + 1] > start[id] {
             let rows = start[id + 1] - start[id]
@@ -131,6 +135,7 @@ public struct ExpertsCPU: ExpertsOperator {
             jobs.append(Matmul.PreparedMatmul(e.up[id], xg, firstRow: start[id], y: u + start[id] * ff, tokens: rows))
         }
         Matmul.quantized(jobs, pool: pool)
+        mark()
         let gs = UnsafeSendable(g), us = UnsafeSendable(UnsafePointer(u)), act = activation
         let hq = scratch.activations(2, downFormat, n: ff, rows: pairs)
         // The activation and the down projection's quantization of each row in one pass (one
@@ -139,11 +144,19 @@ public struct ExpertsCPU: ExpertsOperator {
             act.activate(gate: gs.pointer + rows.lowerBound * ff, up: us.pointer + rows.lowerBound * ff, count: rows.count * ff, gelu: false)
             for r in rows { hq.quantizeRow(gs.pointer + r * ff, row: r) }
         }
+        mark()
         jobs.removeAll(keepingCapacity: true)
         for id in 0..<e.count where start[id + 1] > start[id] {
             jobs.append(Matmul.PreparedMatmul(e.down[id], hq, firstRow: start[id], y: ys + start[id] * d, tokens: start[id + 1] - start[id]))
         }
         Matmul.quantized(jobs, pool: pool)
+        mark()
+        defer {
+            if profiled {
+                mark()
+                ExpertsPhaseProfile.add((1..<marks.count).map { marks[$0] - marks[$0 - 1] })
+            }
+        }
 
         for t in 0..<r.tokens {
             let o = out + t * d
@@ -154,6 +167,26 @@ public struct ExpertsCPU: ExpertsOperator {
                 for i in 0..<d { o[i] += w * s[i] }
             }
         }
+    }
+}
+
+/// Where a decode step's experts spend their time (SWIFTKT_PROFILE_EXPERTS=1): nanoseconds per
+/// phase of `runQuantized` summed over one-token calls — quantize + gather, gate + up, activation
+/// + quantization, down, weighted sum — read and reset by the GPU decoder's profile.
+public enum ExpertsPhaseProfile {
+    public static let enabled = ProcessInfo.processInfo.environment["SWIFTKT_PROFILE_EXPERTS"] == "1"
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var sums = [UInt64](repeating: 0, count: 5)
+    static func add(_ phases: [UInt64]) {
+        lock.lock(); defer { lock.unlock() }
+        for (i, v) in phases.enumerated() { sums[i] += v }
+    }
+    /// The sums so far (quantize, gate + up, activation, down, sum), zeroed.
+    public static func take() -> [UInt64] {
+        lock.lock(); defer { lock.unlock() }
+        let v = sums
+        sums = [UInt64](repeating: 0, count: 5)
+        return v
     }
 }
 
