@@ -335,6 +335,17 @@ public final class CUDADecoder: @unchecked Sendable {
     /// The buffer whose activations the last norm launch also quantized (nil after any `linears`).
     private var prequantized: CUdeviceptr?
     public let useGraphs: Bool
+    /// A decode step with feed-forward blocks on the CPU as captured segments: one graph from
+    /// each CPU block's result to the next block's input (the H2D copy, the norms, attention,
+    /// projections and the D2H copy), replayed around the blocks instead of ~9 launches per
+    /// layer. Off unless SWIFTKT_CUDA_HYBRID_GRAPHS=1 (not yet run on a GPU); never with
+    /// SWIFTKT_CUDA_GRAPHS=0.
+    public let useSegmentGraphs: Bool
+    /// The captured segments per key bound, and the CPU blocks between them in order.
+    private var segmentGraphs: [Int: [CUgraphExec]] = [:]
+    private var segmentBlocks: [any FeedForward] = []
+    /// While a decode step is being captured: the segments closed so far (nil otherwise).
+    private var capturedSegments: [CUgraphExec]?
 
     init(model: CUDAModel, capacity: Int, maxBatch: Int) throws {
         self.model = model; self.capacity = capacity; self.maxBatch = maxBatch
@@ -417,11 +428,14 @@ public final class CUDADecoder: @unchecked Sendable {
             routed = nil
         }
         // A step that waits for the CPU in every layer cannot be one captured graph.
-        useGraphs = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GRAPHS"] != "0" && model.cpuBlocks == 0
+        let env = ProcessInfo.processInfo.environment
+        useGraphs = env["SWIFTKT_CUDA_GRAPHS"] != "0" && model.cpuBlocks == 0
+        useSegmentGraphs = env["SWIFTKT_CUDA_GRAPHS"] != "0" && env["SWIFTKT_CUDA_HYBRID_GRAPHS"] == "1" && model.cpuBlocks > 0
     }
 
     deinit {
         for g in decodeGraphs.values { gpu.driver.destroy(graph: g) }
+        for g in segmentGraphs.values.joined() { gpu.driver.destroy(graph: g) }
         try? gpu.driver.freePinned(staging)
         try? gpu.driver.freePinned(logitsPinned)
         if let hostIn { try? gpu.driver.freePinned(hostIn) }
@@ -532,6 +546,9 @@ public final class CUDADecoder: @unchecked Sendable {
                 decodeGraphs[bound] = try gpu.driver.endCapture(gpu.stream)
             }
             try gpu.driver.launch(graph: decodeGraphs[bound]!, stream: gpu.stream)
+        } else if n == 1, first == 0, rows == (model.isLast ? 1 : 0), useSegmentGraphs {
+            let bound = startPosition < GPUOps.shortAttentionMaxKeys ? min(GPUOps.shortAttentionMaxKeys, capacity) : capacity
+            try decodeInSegments(bound: bound, rows: rows)
         } else {
             try enqueue(tokens: n, maxKeys: startPosition + n, first: first, rows: rows)
         }
@@ -640,15 +657,68 @@ public final class CUDADecoder: @unchecked Sendable {
         if let cap = m.finalLogitSoftcap { try GPUOps.softcap(gpu, x: logits.pointer, cap: cap, count: rows * m.vocab) }
     }
 
+    /// A decode step with CPU blocks as captured segments (`useSegmentGraphs`): replayed when
+    /// this key bound's segments exist — segment, wait, CPU block, … , last segment — else
+    /// captured while running (`cpuBlock` closes a segment, runs it and opens the next).
+    private func decodeInSegments(bound: Int, rows: Int) throws {
+        if let graphs = segmentGraphs[bound], graphs.count == segmentBlocks.count + 1 {
+            for (graph, block) in zip(graphs, segmentBlocks) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try gpu.driver.launch(graph: graph, stream: gpu.stream)
+                try runOnCPU(block, tokens: 1, since: t0)
+            }
+            try gpu.driver.launch(graph: graphs[graphs.count - 1], stream: gpu.stream)
+            return
+        }
+        capturedSegments = []
+        segmentBlocks = []
+        defer { capturedSegments = nil }
+        do {
+            try gpu.driver.beginCapture(gpu.stream)
+            try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: rows)
+            let last = try gpu.driver.endCapture(gpu.stream)
+            capturedSegments!.append(last)
+            try gpu.driver.launch(graph: last, stream: gpu.stream)
+        } catch {
+            _ = try? gpu.driver.endCapture(gpu.stream)
+            for g in capturedSegments ?? [] { gpu.driver.destroy(graph: g) }
+            segmentBlocks = []
+            throw error
+        }
+        for g in segmentGraphs[bound] ?? [] { gpu.driver.destroy(graph: g) }
+        segmentGraphs[bound] = capturedSegments
+    }
+
     /// A feed-forward block on the CPU: h (the normalized rows) down to page-locked memory, the
-    /// block on the CPU's thread pool, its output up into o.
+    /// block on the CPU's thread pool, its output up into o. While a decode step is captured the
+    /// download ends a segment, which runs before the block, and the upload begins the next.
     private func cpuBlock(_ block: any FeedForward, tokens n: Int) throws {
-        guard let context = model.cpuContext, let hostIn, let hostOut else {
+        guard model.cpuContext != nil, let hostIn, let hostOut else {
             throw CUDAModelError.unsupported("a feed-forward block on the CPU without a CPU context")
         }
         let bytes = n * model.model.embedding * 4
         let t0 = DispatchTime.now().uptimeNanoseconds
         try gpu.driver.copyAsync(toHost: hostIn, from: h.pointer, bytes: bytes, stream: gpu.stream)
+        if capturedSegments != nil {
+            let segment = try gpu.driver.endCapture(gpu.stream)
+            capturedSegments!.append(segment)
+            segmentBlocks.append(block)
+            try gpu.driver.launch(graph: segment, stream: gpu.stream)
+            try runOnCPU(block, tokens: n, since: t0)
+            try gpu.driver.beginCapture(gpu.stream)
+            try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
+            return
+        }
+        try runOnCPU(block, tokens: n, since: t0)
+        try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
+    }
+
+    /// Waits for h in hostIn (its download queued), runs the block on the CPU into hostOut.
+    /// `t0`: when the host began this block's GPU side (the profile's launch and wait split).
+    private func runOnCPU(_ block: any FeedForward, tokens n: Int, since t0: UInt64) throws {
+        guard let context = model.cpuContext, let hostIn, let hostOut else {
+            throw CUDAModelError.unsupported("a feed-forward block on the CPU without a CPU context")
+        }
         try gpu.synchronize()
         let t1 = DispatchTime.now().uptimeNanoseconds
         let xIn = UnsafePointer(hostIn.assumingMemoryBound(to: Float.self)), out = hostOut.assumingMemoryBound(to: Float.self)
@@ -666,7 +736,6 @@ public final class CUDADecoder: @unchecked Sendable {
         } else {
             block(xIn, out, tokens: n, context: context)
         }
-        try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
         if n == 1, let profile = expertsProfile {
             profile.addStep(enqueue: profile.lastBlockEnd.map { t0 - $0 } ?? 0, wait: t1 - t0, cpu: DispatchTime.now().uptimeNanoseconds - t1,
                             routing: routing, blocksPerToken: model.cpuBlocks)
