@@ -14,6 +14,7 @@
 //   q6_K  ql[128]@0 qh[64]@128 scales[16]:i8@192 d@208   16 sub-blocks of 16, values − 32
 import Core
 import Foundation
+import Synchronization
 #if os(Linux) && arch(x86_64)
 import CPUKernelsAVX2
 import CPUKernelsAVX512
@@ -279,20 +280,39 @@ extension Matmul {
         var costStart = [Int](repeating: 0, count: runners.count + 1)
         for (i, (job, runner)) in zip(jobs, runners).enumerated() { costStart[i + 1] = costStart[i] + runner.count * (job.tokens + 1) }
         let total = costStart[runners.count]
+        func runShare(_ share: Range<Int>) {
+            for (i, (job, runner)) in zip(jobs, runners).enumerated() {
+                let per = job.tokens + 1
+                // Panels of this job whose first cost unit lies in the share.
+                let lo = max(0, (share.lowerBound - costStart[i] + per - 1) / per)
+                let hi = min(runner.count, (share.upperBound - costStart[i] + per - 1) / per)
+                if lo < hi { runner.run(lo..<hi) }
+            }
+        }
         withExtendedLifetime(jobs) {
+            if dynamicShares && pool.threadCount > 1 {
+                // Threads take the next slice of the cost range as they finish the last (about
+                // six per thread): a slow core delays its slice, not a sixteenth of the pass.
+                let grain = max(1, total / (pool.threadCount * 6)), next = SharedCounter()
+                pool.run { _, _ in
+                    while true {
+                        let start = next.value.add(grain, ordering: .relaxed).oldValue
+                        if start >= total { return }
+                        runShare(start..<min(total, start + grain))
+                    }
+                }
+                return
+            }
             pool.run { thread, threads in
                 let share = ThreadPool.split(total, part: thread, of: threads)
-                guard !share.isEmpty else { return }
-                for (i, (job, runner)) in zip(jobs, runners).enumerated() {
-                    let per = job.tokens + 1
-                    // Panels of this job whose first cost unit lies in the share.
-                    let lo = max(0, (share.lowerBound - costStart[i] + per - 1) / per)
-                    let hi = min(runner.count, (share.upperBound - costStart[i] + per - 1) / per)
-                    if lo < hi { runner.run(lo..<hi) }
-                }
+                if !share.isEmpty { runShare(share) }
             }
         }
     }
+
+    /// SWIFTKT_CPU_DYNAMIC=1: prepared matmuls hand out their panels in slices taken as threads
+    /// finish (the same panels, the same results) instead of one contiguous share per thread.
+    static let dynamicShares = ProcessInfo.processInfo.environment["SWIFTKT_CPU_DYNAMIC"] == "1"
 
     /// Which kernel family runs a weight type on an ISA (and so which packed layout it needs).
     enum PanelKernel {
@@ -465,4 +485,9 @@ public enum KernelISA: Sendable, CaseIterable {
         return []
         #endif
     }()
+}
+
+/// An atomic counter shared by a pool's threads.
+final class SharedCounter: Sendable {
+    let value = Atomic<Int>(0)
 }
