@@ -274,7 +274,7 @@ extension Matmul {
     /// hand-off to the workers). Each result equals that of its own `quantized` call.
     /// Threads get equal shares of work, a panel of a job costing in proportion to its tokens
     /// (the routed experts of a chunk each have their own token count).
-    public static func quantized(_ jobs: [PreparedMatmul], pool: ThreadPool, isa: KernelISA = .best) {
+    public static func quantized(_ jobs: [PreparedMatmul], pool: ThreadPool, isa: KernelISA = .best, dynamic: Bool = dynamicShares) {
         let runners = jobs.map { panelJob($0, isa: isa) }
         // Panel cost: the job's tokens plus one for decoding the panel's weights.
         var costStart = [Int](repeating: 0, count: runners.count + 1)
@@ -290,7 +290,7 @@ extension Matmul {
             }
         }
         withExtendedLifetime(jobs) {
-            if dynamicShares && pool.threadCount > 1 {
+            if dynamic && pool.threadCount > 1 {
                 // Threads take the next slice of the cost range as they finish the last (about
                 // six per thread): a slow core delays its slice, not a sixteenth of the pass.
                 let grain = max(1, total / (pool.threadCount * 6)), next = SharedCounter()
@@ -312,7 +312,7 @@ extension Matmul {
 
     /// SWIFTKT_CPU_DYNAMIC=1: prepared matmuls hand out their panels in slices taken as threads
     /// finish (the same panels, the same results) instead of one contiguous share per thread.
-    static let dynamicShares = ProcessInfo.processInfo.environment["SWIFTKT_CPU_DYNAMIC"] == "1"
+    public static let dynamicShares = ProcessInfo.processInfo.environment["SWIFTKT_CPU_DYNAMIC"] == "1"
 
     /// Which kernel family runs a weight type on an ISA (and so which packed layout it needs).
     enum PanelKernel {
@@ -414,7 +414,7 @@ extension Matmul {
     /// activations are quantized once and all panels run in one parallel pass (one hand-off to
     /// the workers instead of one per matrix). Results are those of separate `quantized` calls.
     public static func quantizedMany(_ ws: [WeightMatrix], x: UnsafePointer<Float>, ys: [UnsafeMutablePointer<Float>],
-                                     tokens: Int, pool: ThreadPool, isa: KernelISA = .best) {
+                                     tokens: Int, pool: ThreadPool, isa: KernelISA = .best, dynamic: Bool = dynamicShares) {
         let format = ws.first.flatMap { QuantizedDot.supports($0.type) ? ActivationFormat.for($0.type) : nil }
         guard let format, ws.allSatisfy({ $0.cols == ws[0].cols && QuantizedDot.supports($0.type) && ActivationFormat.for($0.type) == format })
         else {
@@ -423,7 +423,7 @@ extension Matmul {
         }
         let act = QuantizedActivations(format: format, n: ws[0].cols, rows: tokens)
         act.quantize(x, pool: pool)
-        quantized(zip(ws, ys).map { PreparedMatmul($0, act, y: $1, tokens: tokens) }, pool: pool, isa: isa)
+        quantized(zip(ws, ys).map { PreparedMatmul($0, act, y: $1, tokens: tokens) }, pool: pool, isa: isa, dynamic: dynamic)
     }
 
     /// `quantized` with the scalar per-row dot product `QuantizedDot.dotReference` (for tests).

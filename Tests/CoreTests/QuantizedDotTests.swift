@@ -106,6 +106,15 @@ final class QuantizedDotTests: XCTestCase {
                         defer { outs.forEach { $0.deallocate() } }
                         x.withUnsafeBufferPointer { Matmul.quantizedMany(matrices, x: $0.baseAddress!, ys: outs, tokens: tokens, pool: pool, isa: isa) }
                         for i in together.indices { together[i] = Array(UnsafeBufferPointer(start: outs[i], count: together[i].count)) }
+                        // Panels handed out in slices as threads finish (SWIFTKT_CPU_DYNAMIC): the same bits.
+                        for o in outs { o.update(repeating: .nan, count: 1) }
+                        x.withUnsafeBufferPointer {
+                            Matmul.quantizedMany(matrices, x: $0.baseAddress!, ys: outs, tokens: tokens, pool: pool, isa: isa, dynamic: true)
+                        }
+                        for i in together.indices {
+                            XCTAssertEqual(UnsafeBufferPointer(start: outs[i], count: together[i].count).map(\.bitPattern), together[i].map(\.bitPattern),
+                                           "dynamic shares, \(isa) \(group) tokens \(tokens)")
+                        }
                     }
                     XCTAssertEqual(separate.map { $0.map(\.bitPattern) }, together.map { $0.map(\.bitPattern) }, "\(isa) \(group) tokens \(tokens)")
                 }
