@@ -32,26 +32,30 @@ extension GPUOps {
         public init(pointer: CUdeviceptr, count: Int, rows: Int) { self.pointer = pointer; self.count = count; self.rows = rows }
     }
 
-    /// Whether q4_K experts may run on tensor cores (`mmq_experts_q4_K`; SWIFTKT_EXPERTS_MMA=0 keeps
-    /// the GEMV kernels).
+    /// Whether experts may run on tensor cores (SWIFTKT_EXPERTS_MMA=0 keeps the GEMV kernels);
+    /// q6_K's kernel only with SWIFTKT_EXPERTS_MMA_Q6K=1 (not yet run on a GPU).
     public static let expertsMMAEnabled = ProcessInfo.processInfo.environment["SWIFTKT_EXPERTS_MMA"] != "0"
+    public static let expertsMMAQ6KEnabled = ProcessInfo.processInfo.environment["SWIFTKT_EXPERTS_MMA_Q6K"] == "1"
 
-    /// Whether `mmq_experts_q4_K` takes these experts: q4_K matrices of 16·k rows on compute
-    /// capability 8.0 or newer.
+    /// The tensor-core experts kernel of each type that has one.
+    static let expertsMMAKernels: [GGMLType: String] = [.q4_K: "mmq_experts_q4_K", .q6_K: "mmq_experts_q6_K"]
+
+    /// Whether a tensor-core kernel takes these experts: q4_K or q6_K matrices of 16·k rows on
+    /// compute capability 8.0 or newer.
     public static func expertsMMA(_ type: GGMLType, rows: Int, gpu: GPU) -> Bool {
-        type == .q4_K && rows % 16 == 0 && gpu.device.computeCapability.major >= 8
+        expertsMMAKernels[type] != nil && rows % 16 == 0 && gpu.device.computeCapability.major >= 8
     }
 
     /// Rows per tile of the experts launch the runtime picks for a family of this type and
     /// height: 32 on tensor cores, else 8 (the GEMV's token tile).
     public static func expertTileRows(_ type: GGMLType, rows: Int, gpu: GPU) -> Int {
-        expertsMMAEnabled && expertsMMA(type, rows: rows, gpu: gpu) ? 32 : 8
+        expertsMMAEnabled && expertsMMA(type, rows: rows, gpu: gpu) && (type != .q6_K || expertsMMAQ6KEnabled) ? 32 : 8
     }
 
     /// Every routed expert of a chunk in one launch: for expert e, rows start[e] ..< start[e + 1]
     /// of y0 (and y1) = those rows of x times expert e's matrix, w0 + e · stride (and w1 + e ·
     /// stride: gate and up together). `start` is a device array of experts + 1 row offsets (pairs
-    /// grouped by expert); `tiles` cover each expert's rows: 32-row tiles run the q4_K
+    /// grouped by expert); `tiles` cover each expert's rows: 32-row tiles run the type's
     /// tensor-core kernel (`expertsMMA` must hold), 8-row tiles the GEMV. x [pairs, w0.cols] is
     /// quantized into `act` first (unless it holds x already).
     public static func linearExperts(_ gpu: GPU, w0: DeviceMatrix, w1: DeviceMatrix?, stride: Int, x: CUdeviceptr,
@@ -63,7 +67,7 @@ extension GPUOps {
               !mma || expertsMMA(w0.type, rows: w0.rows, gpu: gpu) else {
             throw CUDAError.invalidArgument("experts launch for \(w0.type.name) [\(w0.rows), \(w0.cols)] × \(pairs) rows in \(tiles.count) "
                                             + "tiles of \(tiles.rows) (activations of \(act.n) for \(act.tokens) rows; tiles of 32 need "
-                                            + "q4_K, 16·k rows and compute capability 8.0)")
+                                            + "q4_K or q6_K, 16·k rows and compute capability 8.0)")
         }
         guard pairs > 0, tiles.count > 0 else { return }
         try quantize(gpu, x: x, tokens: pairs, weightType: w0.type, act: act)
@@ -71,8 +75,8 @@ extension GPUOps {
         let common: [KernelArgument] = [.pointer(w0.pointer), .pointer(w1?.pointer ?? 0), .u64(UInt64(stride)), .int(Int32(w0.rows)),
                                         .pointer(y0), .pointer(y1 ?? 0), .u64(UInt64(w0.rowBytes)), .int(Int32(w0.cols)), .pointer(start),
                                         .pointer(tiles.pointer)]
-        if mma {
-            try gpu.launch("mmq_experts_q4_K", grid: (blocks(rows, 64), tiles.count, 1), block: 128,
+        if mma, let kernel = expertsMMAKernels[w0.type] {
+            try gpu.launch(kernel, grid: (blocks(rows, 64), tiles.count, 1), block: 128,
                            common + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)])
         } else {
             try gpu.launch("mmvq_experts_" + suffix(w0.type), grid: (blocks(rows, 4), tiles.count, 1), block: 128, common + actArgs(act))

@@ -76,6 +76,27 @@ DEV void mma_u8s8(int* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
     asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %10, %10, %10};"
                  : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3]) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0));
 }
+// Superblock s of the tile's activations into shared memory (zeros past its ntok rows): the
+// 8-bit values, the per-32 sums (when sai is given) and the per-256 scales. Barriers before
+// (the last superblock's readers are done) and after.
+DEV void mqe_stage(i8* sx, int* sai, float* sak, const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak,
+                   int r0, int ntok, int cols, int s) {
+    const int chunks = cols / 32, supers = cols / 256;
+    __syncthreads();
+    for (int i = threadIdx.x; i < MQE_TOKENS * 16; i += 128) {
+        int t = i >> 4, c = i & 15;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (t < ntok) v = *(const uint4*)(aq + (u64)(r0 + t) * cols + s * 256 + c * 16);
+        *(uint4*)(sx + t * MQE_PITCH + c * 16) = v;
+    }
+    if (sai)
+        for (int i = threadIdx.x; i < MQE_TOKENS * 8; i += 128) {
+            int t = i >> 3;
+            sai[i] = t < ntok ? ai[(u64)(r0 + t) * chunks + s * 8 + (i & 7)] : 0;
+        }
+    if (threadIdx.x < MQE_TOKENS) sak[threadIdx.x] = (int)threadIdx.x < ntok ? ak[(u64)(r0 + threadIdx.x) * supers + s] : 0.f;
+    __syncthreads();
+}
 extern "C" __global__ void __launch_bounds__(128) mmq_experts_q4_K(const u8* W0, const u8* W1, u64 stride, int rows, float* y0, float* y1,
     u64 rowBytes, int cols, const int* start, const int* tiles, const i8* __restrict__ aq, const int* __restrict__ ai,
     const float* __restrict__ ak) {
@@ -94,7 +115,7 @@ extern "C" __global__ void __launch_bounds__(128) mmq_experts_q4_K(const u8* W0,
     const u8* rowA = (second ? W1 : W0) + e * stride + (u64)(r + g) * rowBytes;
     const u8* rowB = rowA + 8 * rowBytes;
     float* y = second ? y1 : y0;
-    const int supers = cols / 256, chunks = cols / 32;
+    const int supers = cols / 256;
     float acc[4][4];
 #pragma unroll
     for (int n = 0; n < 4; n++) { acc[n][0] = 0.f; acc[n][1] = 0.f; acc[n][2] = 0.f; acc[n][3] = 0.f; }
@@ -109,19 +130,7 @@ extern "C" __global__ void __launch_bounds__(128) mmq_experts_q4_K(const u8* W0,
 #pragma unroll
             for (int p = 0; p < 4; p++) { qa[p] = *(const uint2*)(ka + 16 + 32 * p + 8 * q); qb[p] = *(const uint2*)(kb + 16 + 32 * p + 8 * q); }
         }
-        __syncthreads();
-        for (int i = threadIdx.x; i < MQE_TOKENS * 16; i += 128) {
-            int t = i >> 4, c = i & 15;
-            uint4 v = make_uint4(0, 0, 0, 0);
-            if (t < ntok) v = *(const uint4*)(aq + (u64)(r0 + t) * cols + s * 256 + c * 16);
-            *(uint4*)(sx + t * MQE_PITCH + c * 16) = v;
-        }
-        for (int i = threadIdx.x; i < MQE_TOKENS * 8; i += 128) {
-            int t = i >> 3;
-            sai[i] = t < ntok ? ai[(u64)(r0 + t) * chunks + s * 8 + (i & 7)] : 0;
-        }
-        if (threadIdx.x < MQE_TOKENS) sak[threadIdx.x] = (int)threadIdx.x < ntok ? ak[(u64)(r0 + threadIdx.x) * supers + s] : 0.f;
-        __syncthreads();
+        mqe_stage(sx, sai, sak, aq, ai, ak, r0, ntok, cols, s);
         if (!active) continue;
         const float dA = h2f((u16)(ha.x & 0xffffu)), mA = h2f((u16)(ha.x >> 16));
         const float dB = h2f((u16)(hb.x & 0xffffu)), mB = h2f((u16)(hb.x >> 16));
@@ -149,6 +158,82 @@ extern "C" __global__ void __launch_bounds__(128) mmq_experts_q4_K(const u8* W0,
                     acc[n][1] += k1 * (scA * (float)c[1] - mnA * i1);
                     acc[n][2] += k0 * (scB * (float)c[2] - mnB * i0);
                     acc[n][3] += k1 * (scB * (float)c[3] - mnB * i1);
+                }
+            }
+        }
+    }
+    if (!active) return;
+#pragma unroll
+    for (int n = 0; n < 4; n++) {
+        const int t = n * 8 + 2 * q;
+        if (t < ntok) { y[(u64)(r0 + t) * rows + r + g] = acc[n][0]; y[(u64)(r0 + t) * rows + r + g + 8] = acc[n][2]; }
+        if (t + 1 < ntok) { y[(u64)(r0 + t + 1) * rows + r + g] = acc[n][1]; y[(u64)(r0 + t + 1) * rows + r + g + 8] = acc[n][3]; }
+    }
+}
+
+// q6_K experts on tensor cores (the down projections of Q4_K_M files): the same tiles, grid and
+// staging as mmq_experts_q4_K; q6_K's scales cover 16 elements, so each 32-element chunk is two
+// mma.m16n8k16 s8 × s8 (lane q holds elements 4q … 4q + 3 of each half, as the fragments lay
+// them out), each int32 sum times d · scale, then the token's ak — as mmvq_impl<Q6_K>:
+// ak · (d·sc₁ · Σ₁ + d·sc₂ · Σ₂). Off unless SWIFTKT_EXPERTS_MMA_Q6K=1 until run on a GPU.
+DEV void mma_s8s8_k16(int* c, u32 a0, u32 a1, u32 b0) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %7, %7, %7};"
+                 : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3]) : "r"(a0), "r"(a1), "r"(b0), "r"(0));
+}
+// Bytes 4q … 4q + 3 of half h of 32-element chunk (n, quarter) of a q6_K superblock at k, as s8.
+DEV u32 q6_quad(const u8* k, int n, int quarter, int h, int q) {
+    // (q6_K blocks are 210 bytes: only 2-byte alignment.)
+    u32 lo = ld32(k + 64 * n + ((quarter & 1) ? 32 : 0) + 16 * h + 4 * q);
+    u32 hi = ld32(k + 128 + 32 * n + 16 * h + 4 * q);
+    u32 nib = quarter >= 2 ? ((lo >> 4) & 0x0F0F0F0Fu) : (lo & 0x0F0F0F0Fu);
+    return __vsub4(nib | (((hi >> (2 * quarter)) & 0x03030303u) << 4), 0x20202020u);
+}
+extern "C" __global__ void __launch_bounds__(128) mmq_experts_q6_K(const u8* W0, const u8* W1, u64 stride, int rows, float* y0, float* y1,
+    u64 rowBytes, int cols, const int* start, const int* tiles, const i8* __restrict__ aq, const int* __restrict__ ai,
+    const float* __restrict__ ak) {
+    __shared__ __align__(16) i8 sx[MQE_TOKENS * MQE_PITCH];
+    __shared__ float sak[MQE_TOKENS];
+    PDL_ENTRY();
+    const int e = tiles[2 * blockIdx.y], r0 = start[e] + tiles[2 * blockIdx.y + 1];
+    const int ntok = min(MQE_TOKENS, start[e + 1] - r0);
+    if (ntok <= 0) return;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+    const int total = rows + (W1 ? rows : 0), rb = (blockIdx.x * 4 + warp) * 16;
+    const bool active = rb < total;
+    const bool second = rb >= rows;
+    const int r = second ? rb - rows : rb;
+    const u8* rowA = (second ? W1 : W0) + e * stride + (u64)(r + g) * rowBytes;
+    const u8* rowB = rowA + 8 * rowBytes;
+    float* y = second ? y1 : y0;
+    const int supers = cols / 256;
+    float acc[4][4];
+#pragma unroll
+    for (int n = 0; n < 4; n++) { acc[n][0] = 0.f; acc[n][1] = 0.f; acc[n][2] = 0.f; acc[n][3] = 0.f; }
+    for (int s = 0; s < supers; s++) {
+        mqe_stage(sx, nullptr, sak, aq, ai, ak, r0, ntok, cols, s);
+        if (!active) continue;
+        const u8* ka = rowA + s * 210;
+        const u8* kb = rowB + s * 210;
+        const float dA = h2f(ld16(ka + 208)), dB = h2f(ld16(kb + 208));
+#pragma unroll 2
+        for (int c = 0; c < 8; c++) {
+            const int n = c >> 2, quarter = c & 3;
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const u32 a0 = q6_quad(ka, n, quarter, h, q), a1 = q6_quad(kb, n, quarter, h, q);
+                const float scA = dA * (float)(i8)ka[192 + 8 * n + 2 * quarter + h];
+                const float scB = dB * (float)(i8)kb[192 + 8 * n + 2 * quarter + h];
+#pragma unroll
+                for (int m = 0; m < 4; m++) {
+                    const u32 b = *(const u32*)(sx + (m * 8 + g) * MQE_PITCH + 32 * c + 16 * h + 4 * q);
+                    int d[4];
+                    mma_s8s8_k16(d, a0, a1, b);
+                    const int t = m * 8 + 2 * q;
+                    const float k0 = sak[t], k1 = sak[t + 1];
+                    acc[m][0] += k0 * (scA * (float)d[0]);
+                    acc[m][1] += k1 * (scA * (float)d[1]);
+                    acc[m][2] += k0 * (scB * (float)d[2]);
+                    acc[m][3] += k1 * (scB * (float)d[3]);
                 }
             }
         }

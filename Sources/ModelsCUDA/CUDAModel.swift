@@ -856,7 +856,7 @@ public final class CUDADecoder: @unchecked Sendable {
             let downTiles = heights.1 == heights.0 ? [] : GPUOps.expertTiles(start: start, rows: heights.1)
             for (i, v) in (gateTiles + downTiles).enumerated() { firsts[experts + 1 + i] = v }
             let gate = (at: experts + 1, count: gateTiles.count / 2, rows: heights.0)
-            tileLists = (gate, downTiles.isEmpty ? gate : (at: experts + 1 + gateTiles.count, count: downTiles.count / 2, rows: heights.1))
+            tileLists = (gate, heights.1 == heights.0 ? gate : (at: experts + 1 + gateTiles.count, count: downTiles.count / 2, rows: heights.1))
             listInts += gateTiles.count + downTiles.count
         }
         let lists = routed.lists.pointer
