@@ -173,19 +173,22 @@ public enum SyntheticModel {
     }
 
     /// Builds the GGUF in memory. `type` is used for every 2-D weight whose rows fit its block
-    /// size (others fall back to Q8_0, then F16); norms and biases stay F32.
-    public static func build(architecture arch: String, shape s: SyntheticShape, type: GGMLType, seed: UInt64,
-                             progress: (String) -> Void = { _ in }) throws -> GGUFWriter {
+    /// size (others fall back to Q8_0, then F16); `downType`, when given, for the down
+    /// projections instead (dense, routed and shared: Q4_K with Q6_K down is a Q4_K_M-like mix);
+    /// norms and biases stay F32.
+    public static func build(architecture arch: String, shape s: SyntheticShape, type: GGMLType, downType: GGMLType? = nil,
+                             seed: UInt64, progress: (String) -> Void = { _ in }) throws -> GGUFWriter {
         guard presets[arch] != nil else { throw SyntheticError.unknownArchitecture(arch, known: presets.keys.sorted()) }
         guard Quant.canQuantize(type) else { throw SyntheticError.unsupportedType(type) }
+        if let downType, !Quant.canQuantize(downType) { throw SyntheticError.unsupportedType(downType) }
         var rng = SeededGenerator(seed: seed)
         var w = GGUFWriter()
         func meta(_ key: String, _ v: GGUFValue) { w.set(key, v) }
         let name = arch
         let arch = arch == Mixtral.displayName ? "llama" : arch   // general.architecture
         meta("general.architecture", .string(arch))
-        meta("general.name", .string("synthetic \(name) \(s.name) \(type)"))
-        meta("general.file_type", .uint32(fileType(type)))
+        meta("general.name", .string("synthetic \(name) \(s.name) \(type)\(downType.map { " + \($0) down" } ?? "")"))
+        meta("general.file_type", .uint32(type == .q4_K && downType == .q6_K ? 15 : fileType(type)))   // 15: Q4_K_M
         meta("\(arch).context_length", .uint32(UInt32(s.contextLength)))
         meta("\(arch).embedding_length", .uint32(UInt32(s.embedding)))
         meta("\(arch).block_count", .uint32(UInt32(s.blockCount)))
@@ -243,13 +246,15 @@ public enum SyntheticModel {
         SyntheticTokenizer.add(to: &w, vocab: s.vocab)
 
         let q = s.headCount * s.headDim, kv = s.headCountKV * s.headDim
-        func matrix(_ name: String, rows: Int, cols: Int, std: Float? = nil) throws {
+        func matrix(_ name: String, rows: Int, cols: Int, std: Float? = nil, as wanted: GGMLType? = nil) throws {
+            let type = wanted ?? type
             let t = cols % type.blockSize == 0 ? type : (cols % 32 == 0 ? .q8_0 : .f16)
             let bytes = try quantizedRandom(rows: rows, cols: cols, type: t, std: std ?? 1 / Float(cols).squareRoot(), rng: &rng)
             try w.addTensor(name: name, type: t, shape: [cols, rows], data: bytes)
         }
         /// `count` stacked [rows, cols] matrices: ggml shape [cols, rows, count], one expert per slice.
-        func experts(_ name: String, count: Int, rows: Int, cols: Int) throws {
+        func experts(_ name: String, count: Int, rows: Int, cols: Int, as wanted: GGMLType? = nil) throws {
+            let type = wanted ?? type
             let t = cols % type.blockSize == 0 ? type : (cols % 32 == 0 ? .q8_0 : .f16)
             let bytes = try quantizedRandom(rows: count * rows, cols: cols, type: t, std: 1 / Float(cols).squareRoot(), rng: &rng)
             try w.addTensor(name: name, type: t, shape: [cols, rows, count], data: bytes)
@@ -322,22 +327,22 @@ public enum SyntheticModel {
                 }
                 try experts(p + "ffn_gate_exps.weight", count: e, rows: ff, cols: s.embedding)
                 try experts(p + "ffn_up_exps.weight", count: e, rows: ff, cols: s.embedding)
-                try experts(p + "ffn_down_exps.weight", count: e, rows: s.embedding, cols: ff)
+                try experts(p + "ffn_down_exps.weight", count: e, rows: s.embedding, cols: ff, as: downType)
                 if let ds = s.deepseek, ds.sharedCount > 0 {
                     let sf = ff * ds.sharedCount
                     try matrix(p + "ffn_gate_shexp.weight", rows: sf, cols: s.embedding)
                     try matrix(p + "ffn_up_shexp.weight", rows: sf, cols: s.embedding)
-                    try matrix(p + "ffn_down_shexp.weight", rows: s.embedding, cols: sf)
+                    try matrix(p + "ffn_down_shexp.weight", rows: s.embedding, cols: sf, as: downType)
                 } else if s.sharedFeedForward > 0 {
                     try router(p + "ffn_gate_inp_shexp.weight", shape: [s.embedding])
                     try matrix(p + "ffn_gate_shexp.weight", rows: s.sharedFeedForward, cols: s.embedding)
                     try matrix(p + "ffn_up_shexp.weight", rows: s.sharedFeedForward, cols: s.embedding)
-                    try matrix(p + "ffn_down_shexp.weight", rows: s.embedding, cols: s.sharedFeedForward)
+                    try matrix(p + "ffn_down_shexp.weight", rows: s.embedding, cols: s.sharedFeedForward, as: downType)
                 }
             } else {
                 try matrix(p + "ffn_gate.weight", rows: s.feedForward, cols: s.embedding)
                 try matrix(p + "ffn_up.weight", rows: s.feedForward, cols: s.embedding)
-                try matrix(p + "ffn_down.weight", rows: s.embedding, cols: s.feedForward)
+                try matrix(p + "ffn_down.weight", rows: s.embedding, cols: s.feedForward, as: downType)
             }
         }
         try vector("output_norm.weight", s.embedding, mean: 1, std: 0.1)

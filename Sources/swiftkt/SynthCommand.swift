@@ -32,6 +32,9 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Weight type of the 2-D weights (f32, f16, q4_0, q4_K, …). Default: q4_K.")
     var type: String?
 
+    @Option(name: .customLong("down-type"), help: "Weight type of the down projections instead (q6_K with --type q4_K: a Q4_K_M-like mix).")
+    var downType: String?
+
     @Option(help: "Random seed.")
     var seed: UInt64 = 1
 
@@ -49,7 +52,7 @@ struct SynthCommand: ParsableCommand {
         func stage(_ s: String) { FileHandle.standardError.write(Data("\r\u{1B}[Kgenerating \(s)".utf8)) }
         let writer: GGUFWriter
         if let upcycle {
-            guard arch == nil, shape == nil, type == nil else {
+            guard arch == nil, shape == nil, type == nil, downType == nil else {
                 throw ValidationError("--upcycle takes its architecture, shape and weight types from the model; "
                                       + "leave out --arch, --shape and --type")
             }
@@ -60,9 +63,13 @@ struct SynthCommand: ParsableCommand {
             guard let t = GGMLType(name: typeName) else {
                 throw ValidationError("unknown type '\(typeName)'; known: \(GGMLType.allCases.filter { Quant.canQuantize($0) }.map(\.name).joined(separator: ", "))")
             }
+            let down = try downType.map { name -> GGMLType in
+                guard let d = GGMLType(name: name) else { throw ValidationError("unknown --down-type '\(name)'") }
+                return d
+            }
             let a = arch ?? "llama"
             let s = try SyntheticModel.shape(architecture: a, name: shape ?? "tiny")
-            writer = try SyntheticModel.build(architecture: a, shape: s, type: t, seed: seed, progress: stage)
+            writer = try SyntheticModel.build(architecture: a, shape: s, type: t, downType: down, seed: seed, progress: stage)
         }
         FileHandle.standardError.write(Data("\r\u{1B}[Kwriting \(output)\n".utf8))
         try writer.write(to: output)

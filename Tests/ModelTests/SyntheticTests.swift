@@ -94,6 +94,18 @@ final class SyntheticTests: XCTestCase {
         XCTAssertNotEqual(a, c)
     }
 
+    /// `--down-type`: the down projections (routed here) in their own type, the rest in `type`.
+    func testDownTypeMixesLikeQ4KM() throws {
+        let shape = try SyntheticModel.shape(architecture: "qwen3moe", name: "tiny")
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("swiftkt-q4km-\(getpid()).gguf").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try SyntheticModel.build(architecture: "qwen3moe", shape: shape, type: .q4_K, downType: .q6_K, seed: 7).write(to: path)
+        let file = try GGUFFile.open(path)
+        XCTAssertEqual(file.tensor(named: "blk.0.ffn_down_exps.weight")?.type, .q6_K)
+        XCTAssertEqual(file.tensor(named: "blk.0.ffn_gate_exps.weight")?.type, .q4_K)
+        XCTAssertEqual(file.tensor(named: "blk.0.attn_q.weight")?.type, .q4_K)
+    }
+
     func testUnknownPresetErrorsListChoices() {
         XCTAssertThrowsError(try SyntheticModel.shape(architecture: "llama", name: "huge")) { error in
             XCTAssertTrue("\(error)".contains("tiny"), "\(error)")
