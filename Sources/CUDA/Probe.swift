@@ -33,11 +33,20 @@ public enum CUDAProbe {
         public var nvrtcVersion: (Int32, Int32)?
         public var devices: [CUDADevice] = []
         public var problem: String?
+        /// NCCL's version and file when found (collectives between GPUs), or why not.
+        public var nccl: (version: String, path: String)?
+        public var ncclProblem: String?
     }
 
     /// Looks for the driver, NVRTC and devices; never throws (what is missing goes in `problem`).
     public static func probe() -> Report {
         var report = Report()
+        do {
+            let nccl = try NCCL()
+            report.nccl = ("\(nccl.version.major).\(nccl.version.minor).\(nccl.version.patch)", nccl.path)
+        } catch {
+            report.ncclProblem = "\(error)"
+        }
         do {
             let driver = try Driver()
             report.driverVersion = try driver.driverVersion()
@@ -63,6 +72,41 @@ public enum CUDAProbe {
         if (i < n) y[i] = a * x[i] + y[i];
     }
     """
+
+    /// NCCL across `ordinals` (distinct GPUs): rank i's buffer holds (i + 1) · x, an all-reduce
+    /// sums them in place; returns the max abs error of every rank's result against
+    /// (n(n + 1) / 2) · x.
+    public static func ncclSelfTest(ordinals: [Int]) throws -> Float {
+        let driver = try Driver(), nccl = try NCCL()
+        let count = 1 << 20
+        var rng = SystemRandomNumberGenerator()
+        let x = (0..<count).map { _ in Float(Int.random(in: -64...64, using: &rng)) / 64 }
+        var buffers: [CUdeviceptr] = [], streams: [CUstream] = []
+        let devices = try ordinals.map { try driver.device($0) }
+        defer {
+            for (d, b) in zip(devices, buffers) { try? driver.makeCurrent(d); try? driver.free(b) }
+        }
+        for (rank, d) in devices.enumerated() {
+            try driver.makeCurrent(d)
+            let scaled = x.map { $0 * Float(rank + 1) }
+            let b = try driver.allocate(count * 4)
+            buffers.append(b)
+            try scaled.withUnsafeBytes { try driver.copy(toDevice: b, from: $0.baseAddress!, bytes: count * 4) }
+            streams.append(try driver.makeStream())
+        }
+        let comms = try nccl.communicators(ordinals: ordinals)
+        try nccl.allReduceSum(comms, buffers: buffers, count: count, streams: streams)
+        let n = Float(ordinals.count), factor = n * (n + 1) / 2
+        var worst: Float = 0
+        for (d, (b, stream)) in zip(devices, zip(buffers, streams)) {
+            try driver.makeCurrent(d)
+            try driver.synchronize(stream)
+            var y = [Float](repeating: .nan, count: count)
+            try y.withUnsafeMutableBytes { try driver.copy(toHost: $0.baseAddress!, from: b, bytes: count * 4) }
+            for i in 0..<count { worst = max(worst, abs(y[i] - factor * x[i])) }
+        }
+        return worst
+    }
 
     /// Compiles and runs y = a·x + y on device `ordinal`; returns the max abs error vs the CPU.
     public static func selfTest(ordinal: Int) throws -> Float {

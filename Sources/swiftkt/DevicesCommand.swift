@@ -8,9 +8,9 @@ struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devices",
         abstract: "Show the CPU features and the CUDA devices found at run time.",
-        discussion: "CUDA is loaded with dlopen (libcuda, libnvrtc); nothing CUDA-specific is needed to build or run on a CPU-only machine.")
+        discussion: "CUDA is loaded with dlopen (libcuda, libnvrtc, libnccl when present); nothing CUDA-specific is needed to build or run on a CPU-only machine.")
 
-    @Flag(help: "Compile a kernel with NVRTC and run it on every GPU, checking the result.")
+    @Flag(help: "Compile a kernel with NVRTC and run it on every GPU, checking the result; with NCCL, an all-reduce over every GPU too.")
     var selftest = false
 
     func run() throws {
@@ -26,6 +26,9 @@ struct DevicesCommand: ParsableCommand {
                          Double(d.totalMemory) / 1_073_741_824))
         }
         if let problem = report.problem { print("cuda    not available: \(problem)") }
+        if let nccl = report.nccl { print("nccl    \(nccl.version) (\(nccl.path))") } else if report.ncclProblem != nil {
+            print("nccl    not found (collectives between GPUs unavailable; SWIFTKT_NCCL names the library)")
+        }
         // SWIFTKT_CUDA_STAND_IN: devices the rules may name beyond the GPUs found.
         for case let .cuda(i) in Device.available where i >= report.devices.count {
             print("cuda:\(i)  stands in on cuda:\(Device.physicalOrdinal(i)) (SWIFTKT_CUDA_STAND_IN)")
@@ -39,6 +42,13 @@ struct DevicesCommand: ParsableCommand {
             print(String(format: "cuda:%d  selftest axpy (1,000,003 floats): max |error| %.2e — %@", d.ordinal, error,
                          error < 1e-5 ? "ok" : "FAILED"))
             if error >= 1e-5 { throw ExitCode.failure }
+        }
+        if report.nccl != nil {
+            let ordinals = report.devices.map(\.ordinal)
+            let error = try CUDAProbe.ncclSelfTest(ordinals: ordinals)
+            print(String(format: "nccl    selftest all-reduce over %d GPU(s) (1,048,576 floats): max |error| %.2e — %@", ordinals.count, error,
+                         error == 0 ? "ok" : "FAILED"))
+            if error != 0 { throw ExitCode.failure }
         }
     }
 }

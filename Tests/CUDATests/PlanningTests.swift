@@ -72,4 +72,11 @@ final class PlanningTests: XCTestCase {
         XCTAssertEqual(covered, [Int](repeating: 1, count: 137))
         XCTAssertLessThanOrEqual(pairs.count, 137 / 32 + 5)
     }
+
+    /// NCCL_VERSION_CODE in both of NCCL's encodings (2.9 and later: major·10000 + minor·100 + patch).
+    func testNCCLVersionCodes() {
+        XCTAssertTrue(NCCL.decodeVersion(23203) == (2, 32, 3))
+        XCTAssertTrue(NCCL.decodeVersion(21903) == (2, 19, 3))
+        XCTAssertTrue(NCCL.decodeVersion(2708) == (2, 7, 8))
+    }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine, one call: what session 8 built but could not run (its device time ran out),
 # most important first.
-#   1. ops-check (the q6_K tensor-core experts kernel against one launch per expert is new);
+#   1. devices --selftest (NCCL's all-reduce over every GPU is new), ops-check (the q6_K
+#      tensor-core experts kernel against one launch per expert is new);
 #   2. hybrid decode as captured segments (SWIFTKT_CUDA_HYBRID_GRAPHS=1) against the all-CPU path
 #      on tiny MoE models, and a Q4_K_M-like mix (q4_K, q6_K down: two tile heights per chunk,
 #      and the q6_K kernel with SWIFTKT_EXPERTS_MMA_Q6K=1);
@@ -25,6 +26,7 @@ synth() { [ -f "$1" ] || ("$bin" synth "${@:2}" -o "$1.part" > /dev/null 2>&1 &&
 synth "$ms" --arch llama --shape smollm2-135m --type q4_1 --seed 7
 
 # 1.
+"$bin" devices --selftest 2>&1 | grep -E "nccl|selftest"
 "$bin" ops-check -m "$ms" > "$out/ops-check.md" 2> "$out/ops-check.log"; echo "ops-check exit $? $(el)"
 grep -E "checks passed|tensor cores" "$out/ops-check.md"; grep -E "\| (fail|FAIL)" "$out/ops-check.md" | head
 
