@@ -71,7 +71,8 @@ MMVQ_EXPERTS(Q5_K, mmvq_experts_q5_K) MMVQ_EXPERTS(Q6_K, mmvq_experts_q6_K)
 // Needs rows % 16 == 0. grid (ceil(rows · (1 or 2) / 64), tile count), block 128.
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
 #define MQE_TOKENS 32
-#define MQE_PITCH 288   // bytes per staged activation row: 8-byte loads of 8 rows × 4 lanes hit 32 banks
+#define MQE_PITCH 288   // bytes per staged activation row: q4_K's 8-byte loads of 8 rows × 4 lanes hit 32 banks
+#define MQE_PITCH6 272  // q6_K's 4-byte loads: 8 rows × 4 lanes hit 32 banks
 DEV void mma_u8s8(int* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
     asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %10, %10, %10};"
                  : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3]) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0));
@@ -79,15 +80,15 @@ DEV void mma_u8s8(int* c, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
 // Superblock s of the tile's activations into shared memory (zeros past its ntok rows): the
 // 8-bit values, the per-32 sums (when sai is given) and the per-256 scales. Barriers before
 // (the last superblock's readers are done) and after.
-DEV void mqe_stage(i8* sx, int* sai, float* sak, const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak,
-                   int r0, int ntok, int cols, int s) {
+template <int PITCH> DEV void mqe_stage(i8* sx, int* sai, float* sak, const i8* __restrict__ aq, const int* __restrict__ ai,
+                                        const float* __restrict__ ak, int r0, int ntok, int cols, int s) {
     const int chunks = cols / 32, supers = cols / 256;
     __syncthreads();
     for (int i = threadIdx.x; i < MQE_TOKENS * 16; i += 128) {
         int t = i >> 4, c = i & 15;
         uint4 v = make_uint4(0, 0, 0, 0);
         if (t < ntok) v = *(const uint4*)(aq + (u64)(r0 + t) * cols + s * 256 + c * 16);
-        *(uint4*)(sx + t * MQE_PITCH + c * 16) = v;
+        *(uint4*)(sx + t * PITCH + c * 16) = v;
     }
     if (sai)
         for (int i = threadIdx.x; i < MQE_TOKENS * 8; i += 128) {
@@ -130,7 +131,7 @@ extern "C" __global__ void __launch_bounds__(128) mmq_experts_q4_K(const u8* W0,
 #pragma unroll
             for (int p = 0; p < 4; p++) { qa[p] = *(const uint2*)(ka + 16 + 32 * p + 8 * q); qb[p] = *(const uint2*)(kb + 16 + 32 * p + 8 * q); }
         }
-        mqe_stage(sx, sai, sak, aq, ai, ak, r0, ntok, cols, s);
+        mqe_stage<MQE_PITCH>(sx, sai, sak, aq, ai, ak, r0, ntok, cols, s);
         if (!active) continue;
         const float dA = h2f((u16)(ha.x & 0xffffu)), mA = h2f((u16)(ha.x >> 16));
         const float dB = h2f((u16)(hb.x & 0xffffu)), mB = h2f((u16)(hb.x >> 16));
@@ -191,7 +192,7 @@ DEV u32 q6_quad(const u8* k, int n, int quarter, int h, int q) {
 extern "C" __global__ void __launch_bounds__(128) mmq_experts_q6_K(const u8* W0, const u8* W1, u64 stride, int rows, float* y0, float* y1,
     u64 rowBytes, int cols, const int* start, const int* tiles, const i8* __restrict__ aq, const int* __restrict__ ai,
     const float* __restrict__ ak) {
-    __shared__ __align__(16) i8 sx[MQE_TOKENS * MQE_PITCH];
+    __shared__ __align__(16) i8 sx[MQE_TOKENS * MQE_PITCH6];
     __shared__ float sak[MQE_TOKENS];
     PDL_ENTRY();
     const int e = tiles[2 * blockIdx.y], r0 = start[e] + tiles[2 * blockIdx.y + 1];
@@ -210,7 +211,7 @@ extern "C" __global__ void __launch_bounds__(128) mmq_experts_q6_K(const u8* W0,
 #pragma unroll
     for (int n = 0; n < 4; n++) { acc[n][0] = 0.f; acc[n][1] = 0.f; acc[n][2] = 0.f; acc[n][3] = 0.f; }
     for (int s = 0; s < supers; s++) {
-        mqe_stage(sx, nullptr, sak, aq, ai, ak, r0, ntok, cols, s);
+        mqe_stage<MQE_PITCH6>(sx, nullptr, sak, aq, ai, ak, r0, ntok, cols, s);
         if (!active) continue;
         const u8* ka = rowA + s * 210;
         const u8* kb = rowB + s * 210;
@@ -225,7 +226,7 @@ extern "C" __global__ void __launch_bounds__(128) mmq_experts_q6_K(const u8* W0,
                 const float scB = dB * (float)(i8)kb[192 + 8 * n + 2 * quarter + h];
 #pragma unroll
                 for (int m = 0; m < 4; m++) {
-                    const u32 b = *(const u32*)(sx + (m * 8 + g) * MQE_PITCH + 32 * c + 16 * h + 4 * q);
+                    const u32 b = *(const u32*)(sx + (m * 8 + g) * MQE_PITCH6 + 32 * c + 16 * h + 4 * q);
                     int d[4];
                     mma_s8s8_k16(d, a0, a1, b);
                     const int t = m * 8 + 2 * q;

@@ -171,10 +171,11 @@ public enum OpsCheck {
         // Every routed expert of a chunk in one launch (gate and up together; an expert without
         // tokens, one with a single token, one over two 8-token tiles, one over two 32-token
         // tiles) against one launch per expert: the GEMV's 8-row tiles bit for bit, the q4_K and
-        // q6_K tensor-core kernels (32-row tiles; 192 rows = three blocks of 64, the last half
-        // idle; q6_K's whether or not the runtime enables it) within float rounding.
+        // q6_K tensor-core kernels (32-row tiles; 2 × 80 rows = three blocks of 64, the last
+        // one's two last warps idle at the barriers; q6_K's whether or not the runtime enables
+        // it) within float rounding.
         for type in [GGMLType.q4_K, .q8_0, .q6_K, .q4_1] {
-            let cols = 512, rows = 96, counts = [3, 0, 1, 11, 40], experts = counts.count, pairs = counts.reduce(0, +)
+            let cols = 512, rows = 80, counts = [3, 0, 1, 11, 40], experts = counts.count, pairs = counts.reduce(0, +)
             var gates: [HostMatrix] = [], ups: [HostMatrix] = []
             for _ in 0..<experts { gates.append(try HostMatrix(type, rows: rows, cols: cols, rng: &rng)); ups.append(try HostMatrix(type, rows: rows, cols: cols, rng: &rng)) }
             let stride = gates[0].bytes

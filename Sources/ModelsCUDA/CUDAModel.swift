@@ -430,7 +430,10 @@ public final class CUDADecoder: @unchecked Sendable {
         // A step that waits for the CPU in every layer cannot be one captured graph.
         let env = ProcessInfo.processInfo.environment
         useGraphs = env["SWIFTKT_CUDA_GRAPHS"] != "0" && model.cpuBlocks == 0
+        // (Not when one-token steps stream their experts to the GPU: that waits for the GPU
+        // inside the step, which a capture cannot.)
         useSegmentGraphs = env["SWIFTKT_CUDA_GRAPHS"] != "0" && env["SWIFTKT_CUDA_HYBRID_GRAPHS"] == "1" && model.cpuBlocks > 0
+            && (model.streamer == nil || model.numerics.expertsOnGPUMinTokens > 1)
     }
 
     deinit {
@@ -540,7 +543,7 @@ public final class CUDADecoder: @unchecked Sendable {
                 do {
                     try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: rows)
                 } catch {
-                    _ = try? gpu.driver.endCapture(gpu.stream)
+                    if let g = try? gpu.driver.endCapture(gpu.stream) { gpu.driver.destroy(graph: g) }
                     throw error
                 }
                 decodeGraphs[bound] = try gpu.driver.endCapture(gpu.stream)
@@ -680,7 +683,7 @@ public final class CUDADecoder: @unchecked Sendable {
             capturedSegments!.append(last)
             try gpu.driver.launch(graph: last, stream: gpu.stream)
         } catch {
-            _ = try? gpu.driver.endCapture(gpu.stream)
+            if let g = try? gpu.driver.endCapture(gpu.stream) { gpu.driver.destroy(graph: g) }
             for g in capturedSegments ?? [] { gpu.driver.destroy(graph: g) }
             segmentBlocks = []
             throw error

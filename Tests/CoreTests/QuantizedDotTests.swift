@@ -107,7 +107,7 @@ final class QuantizedDotTests: XCTestCase {
                         x.withUnsafeBufferPointer { Matmul.quantizedMany(matrices, x: $0.baseAddress!, ys: outs, tokens: tokens, pool: pool, isa: isa) }
                         for i in together.indices { together[i] = Array(UnsafeBufferPointer(start: outs[i], count: together[i].count)) }
                         // Panels handed out in slices as threads finish (SWIFTKT_CPU_DYNAMIC): the same bits.
-                        for o in outs { o.update(repeating: .nan, count: 1) }
+                        for (i, o) in outs.enumerated() { o.update(repeating: .nan, count: together[i].count) }
                         x.withUnsafeBufferPointer {
                             Matmul.quantizedMany(matrices, x: $0.baseAddress!, ys: outs, tokens: tokens, pool: pool, isa: isa, dynamic: true)
                         }
