@@ -22,6 +22,23 @@ extension GPUOps {
                        [.pointer(slots), .int(Int32(used)), .u64(UInt64(count)), .pointer(out)])
     }
 
+    /// Whether MoE routers run on the GPU in decode steps (`routerExact`), off unless
+    /// SWIFTKT_CUDA_ROUTER=1 (not yet run on a GPU).
+    public static let gpuRouterEnabled = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_ROUTER"] == "1"
+
+    /// Whether `routerExact` takes this router: F32 weights, rows a multiple of 16 wide.
+    public static func routerExactSupports(_ w: DeviceMatrix) -> Bool { w.type == .f32 && w.cols % 16 == 0 }
+
+    /// y [E] = W [E, n] · x [n] for one token with the CPU's float order (`router_exact_f32`):
+    /// the same logits as the CPU router, bit for bit.
+    public static func routerExact(_ gpu: GPU, _ w: DeviceMatrix, x: CUdeviceptr, y: CUdeviceptr) throws {
+        guard routerExactSupports(w) else {
+            throw CUDAError.invalidArgument("exact router for \(w.type.name) [\(w.rows), \(w.cols)] (F32, 16·k wide only)")
+        }
+        try gpu.launch("router_exact_f32", grid: (blocks(w.rows, 8), 1, 1), block: 128,
+                       [.pointer(w.pointer), .pointer(x), .int(Int32(w.cols)), .int(Int32(w.rows)), .pointer(y)])
+    }
+
     /// Types the one-launch experts GEMV takes.
     public static let expertsLaunchTypes: Set<GGMLType> = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
 

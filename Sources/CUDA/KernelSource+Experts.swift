@@ -249,6 +249,25 @@ extern "C" __global__ void __launch_bounds__(128) mmq_experts_q6_K(const u8* W0,
 }
 #endif
 
+// An MoE router (F32 weights [E, n], n a multiple of 16) for one token with the CPU's arithmetic
+// (CPUKernels' floatRows, llama.cpp's tinyBLAS order): per row 16 lane accumulators, lane j
+// fma(w[l + j], x[l + j], acc) for l = 0, 16, …, then reduce16's tree — (v[i] + v[i + 8]),
+// (h[i] + h[i + 4]), (h[0] + h[2]) + (h[1] + h[3]) — so the logits, and the experts chosen
+// from them, are the CPU's bit for bit. A half-warp per row. grid ceil(E / 8), block 128.
+extern "C" __global__ void router_exact_f32(const float* W, const float* x, int n, int E, float* y) { PDL_ENTRY();
+    const int row = blockIdx.x * 8 + (threadIdx.x >> 4), j = threadIdx.x & 15;
+    const bool ok = row < E;
+    const float* w = W + (u64)(ok ? row : 0) * n;
+    float acc = 0.f;
+    if (ok) for (int l = 0; l < n; l += 16) acc = fmaf(w[l + j], x[l + j], acc);
+    // Lanes of one half-warp: xor offsets below 16 stay inside it.
+    float h8 = acc + __shfl_xor_sync(0xffffffffu, acc, 8);     // lanes j < 8: v[j] + v[j + 8]
+    float h4 = h8 + __shfl_xor_sync(0xffffffffu, h8, 4);       // lanes j < 4: h8[j] + h8[j + 4]
+    float p = h4 + __shfl_xor_sync(0xffffffffu, h4, 2);        // lane 0: h4[0] + h4[2]; lane 1: h4[1] + h4[3]
+    float r = p + __shfl_xor_sync(0xffffffffu, p, 1);          // lane 0: (h4[0] + h4[2]) + (h4[1] + h4[3])
+    if (ok && j == 0) y[row] = r;
+}
+
 // out[i] = slots[0][i] + slots[1][i] + ... (in slot order), count floats per slot.
 extern "C" __global__ void sum_slots(const float* slots, int used, u64 count, float* out) { PDL_ENTRY();
     for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (u64)gridDim.x * blockDim.x) {

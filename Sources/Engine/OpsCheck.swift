@@ -217,6 +217,22 @@ public enum OpsCheck {
             _ = tileBuffers
         }
 
+        // MoE routers on the GPU for decode steps: the CPU's float order, so the same logits (and
+        // experts) bit for bit. 128 × 2048 (Qwen3-30B-A3B), 60 × 1024 (a partial last block).
+        for (experts, n) in [(128, 2048), (60, 1024)] {
+            let host = try HostMatrix(.f32, rows: experts, cols: n, rng: &rng)
+            let x = random(n, &rng)
+            var cpu = [Float](repeating: 0, count: experts)
+            x.withUnsafeBufferPointer { xp in
+                cpu.withUnsafeMutableBufferPointer { Matmul.quantized(host.weight, x: xp.baseAddress!, y: $0.baseAddress!, tokens: 1, pool: pool) }
+            }
+            let dw = try uploadBytes(host.data, host.bytes), dx = try upload(x), dy = try gpu.allocator.allocate(experts * 4)
+            try GPUOps.routerExact(gpu, DeviceMatrix(type: .f32, rows: experts, cols: n, pointer: dw.pointer), x: dx.pointer, y: dy.pointer)
+            let out = try gpu.download(dy.pointer, count: experts)
+            let mismatches = zip(out, cpu).filter { $0.bitPattern != $1.bitPattern }.count
+            record("MoE router F32, CPU order, 1 token", "[\(experts), \(n)]", Double(mismatches) / Double(experts), 0)
+        }
+
         // Embedding rows: exact dequantization.
         for type in linearTypes {
             let cols = [GGMLType.q4_K, .q5_K, .q6_K].contains(type) ? 512 : 96, rows = 50

@@ -109,6 +109,14 @@ public struct MoEFeedForward: FeedForward {
         let logits = UnsafeMutablePointer<Float>.allocate(capacity: tokens * e)
         defer { logits.deallocate() }
         router(x, logits, tokens: tokens, context: context)
+        select(logits: logits, tokens: tokens, ids: ids, weights: weights)
+    }
+
+    /// The routing function alone, on router logits [tokens, experts] computed elsewhere (the
+    /// GPU's exact router): each token's `used` experts and their weights.
+    public func select(logits: UnsafeMutablePointer<Float>, tokens: Int, ids: UnsafeMutablePointer<Int32>,
+                       weights: UnsafeMutablePointer<Float>) {
+        let e = experts.count
         if gating == .softmax && selectionBias == nil && groups <= 1 {
             MoERouting.softmaxTopK(logits: logits, tokens: tokens, experts: e, used: used, normalize: normalizeWeights,
                                    scale: weightsScale, ids: ids, weights: weights)

@@ -122,6 +122,10 @@ public final class CUDAModel: @unchecked Sendable {
     let cpuContext: ForwardContext?
     /// Streams routed experts to the GPU for prompt-sized chunks (numerics.expertsOnGPUMinTokens).
     let streamer: ExpertStreamer?
+    /// MoE routers uploaded for decode steps (`GPUOps.gpuRouterEnabled`: F32, 16·k wide, no
+    /// bias), by decoder layer index: the GPU computes the CPU's logits exactly, the CPU keeps
+    /// only the routing function.
+    let routers: [Int: DeviceMatrix]
     /// Layers whose feed-forward block runs on the CPU.
     public var cpuBlocks: Int { layers.filter { if case .cpu = $0.ffn { return true } else { return false } }.count }
 
@@ -241,6 +245,15 @@ public final class CUDAModel: @unchecked Sendable {
             }
         }
         layers = out
+        var routers: [Int: DeviceMatrix] = [:]
+        if GPUOps.gpuRouterEnabled {
+            for (k, L) in out.enumerated() {
+                guard case let .cpu(block) = L.ffn, let moe = block as? MoEFeedForward, moe.router.bias == nil,
+                      moe.router.weight.type == .f32, moe.router.weight.cols % 16 == 0 else { continue }
+                routers[range.lowerBound + k] = try upload(moe.router.weight, moe.name + ".gate")
+            }
+        }
+        self.routers = routers
         // Blocks whose experts the GPU kernels take (gate and up of one type, as one launch needs).
         let moeBlocks = out.enumerated().compactMap { i, L -> (layer: Int, moe: MoEFeedForward)? in
             guard case let .cpu(block) = L.ffn, let moe = block as? MoEFeedForward else { return nil }
@@ -306,6 +319,8 @@ public final class CUDADecoder: @unchecked Sendable {
     private let marlinX: DeviceBuffer?, marlinPartial: DeviceBuffer?
     /// Page-locked rows crossing to and from the CPU's feed-forward blocks (split models).
     private let hostIn: UnsafeMutableRawPointer?, hostOut: UnsafeMutableRawPointer?
+    /// A decode step's router logits on the device and page-locked on the host (model.routers).
+    private let routerLogits: (device: DeviceBuffer, host: UnsafeMutableRawPointer)?
     private var acts: [Int: QuantizedActivationsGPU] = [:]
     private let staging: UnsafeMutableRawPointer
     /// One row of logits in page-locked memory (a decode step's download).
@@ -343,7 +358,7 @@ public final class CUDADecoder: @unchecked Sendable {
     public let useSegmentGraphs: Bool
     /// The captured segments per key bound, and the CPU blocks between them in order.
     private var segmentGraphs: [Int: [CUgraphExec]] = [:]
-    private var segmentBlocks: [any FeedForward] = []
+    private var segmentBlocks: [(block: any FeedForward, layer: Int)] = []
     /// While a decode step is being captured: the segments closed so far (nil otherwise).
     private var capturedSegments: [CUgraphExec]?
 
@@ -407,6 +422,8 @@ public final class CUDADecoder: @unchecked Sendable {
         } else {
             hostIn = nil; hostOut = nil
         }
+        let routerRows = model.routers.values.map(\.rows).max() ?? 0
+        routerLogits = routerRows > 0 ? (try floats(routerRows), try gpu.driver.allocatePinned(routerRows * 4)) : nil
         if model.streamer != nil, b >= model.numerics.expertsOnGPUMinTokens {
             let used = model.layers.compactMap { L -> Int? in
                 if case let .cpu(block) = L.ffn, let moe = block as? MoEFeedForward { return moe.used }
@@ -443,6 +460,7 @@ public final class CUDADecoder: @unchecked Sendable {
         try? gpu.driver.freePinned(logitsPinned)
         if let hostIn { try? gpu.driver.freePinned(hostIn) }
         if let hostOut { try? gpu.driver.freePinned(hostOut) }
+        if let routerLogits { try? gpu.driver.freePinned(routerLogits.host) }
         if let routed { try? gpu.driver.freePinned(routed.staging) }
     }
 
@@ -639,7 +657,7 @@ public final class CUDADecoder: @unchecked Sendable {
                    n >= model.numerics.expertsOnGPUMinTokens {
                     try expertsOnGPU(moe, layer: index, tokens: n, firstOfChunk: index == firstMoELayer)
                 } else {
-                    try cpuBlock(block, tokens: n)
+                    try cpuBlock(block, layer: index, tokens: n)
                 }
             }
             if let pn = L.postFFNNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
@@ -665,10 +683,10 @@ public final class CUDADecoder: @unchecked Sendable {
     /// captured while running (`cpuBlock` closes a segment, runs it and opens the next).
     private func decodeInSegments(bound: Int, rows: Int) throws {
         if let graphs = segmentGraphs[bound], graphs.count == segmentBlocks.count + 1 {
-            for (graph, block) in zip(graphs, segmentBlocks) {
+            for (graph, (block, layer)) in zip(graphs, segmentBlocks) {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 try gpu.driver.launch(graph: graph, stream: gpu.stream)
-                try runOnCPU(block, tokens: 1, since: t0)
+                try runOnCPU(block, tokens: 1, since: t0, gpuLogits: routesOnGPU(layer: layer, tokens: 1))
             }
             try gpu.driver.launch(graph: graphs[graphs.count - 1], stream: gpu.stream)
             return
@@ -695,30 +713,44 @@ public final class CUDADecoder: @unchecked Sendable {
     /// A feed-forward block on the CPU: h (the normalized rows) down to page-locked memory, the
     /// block on the CPU's thread pool, its output up into o. While a decode step is captured the
     /// download ends a segment, which runs before the block, and the upload begins the next.
-    private func cpuBlock(_ block: any FeedForward, tokens n: Int) throws {
+    private func cpuBlock(_ block: any FeedForward, layer: Int, tokens n: Int) throws {
         guard model.cpuContext != nil, let hostIn, let hostOut else {
             throw CUDAModelError.unsupported("a feed-forward block on the CPU without a CPU context")
         }
         let bytes = n * model.model.embedding * 4
         let t0 = DispatchTime.now().uptimeNanoseconds
+        let gpuLogits = routesOnGPU(layer: layer, tokens: n)
+        if gpuLogits, let router = model.routers[layer], let routerLogits {
+            // The router's logits on the GPU, down beside h.
+            try GPUOps.routerExact(gpu, router, x: h.pointer, y: routerLogits.device.pointer)
+            try gpu.driver.copyAsync(toHost: routerLogits.host, from: routerLogits.device.pointer, bytes: router.rows * 4, stream: gpu.stream)
+        }
         try gpu.driver.copyAsync(toHost: hostIn, from: h.pointer, bytes: bytes, stream: gpu.stream)
         if capturedSegments != nil {
             let segment = try gpu.driver.endCapture(gpu.stream)
             capturedSegments!.append(segment)
-            segmentBlocks.append(block)
+            segmentBlocks.append((block, layer))
             try gpu.driver.launch(graph: segment, stream: gpu.stream)
-            try runOnCPU(block, tokens: n, since: t0)
+            try runOnCPU(block, tokens: n, since: t0, gpuLogits: gpuLogits)
             try gpu.driver.beginCapture(gpu.stream)
             try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
             return
         }
-        try runOnCPU(block, tokens: n, since: t0)
+        try runOnCPU(block, tokens: n, since: t0, gpuLogits: gpuLogits)
         try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
+    }
+
+    /// Whether this block's router runs on the GPU: a one-token step of a MoE layer whose
+    /// router was uploaded (model.routers).
+    private func routesOnGPU(layer: Int, tokens n: Int) -> Bool {
+        n == 1 && routerLogits != nil && model.routers[layer] != nil
     }
 
     /// Waits for h in hostIn (its download queued), runs the block on the CPU into hostOut.
     /// `t0`: when the host began this block's GPU side (the profile's launch and wait split).
-    private func runOnCPU(_ block: any FeedForward, tokens n: Int, since t0: UInt64) throws {
+    /// With `gpuLogits` the router's logits are in routerLogits.host: only the routing function
+    /// runs here.
+    private func runOnCPU(_ block: any FeedForward, tokens n: Int, since t0: UInt64, gpuLogits: Bool = false) throws {
         guard let context = model.cpuContext, let hostIn, let hostOut else {
             throw CUDAModelError.unsupported("a feed-forward block on the CPU without a CPU context")
         }
@@ -726,11 +758,15 @@ public final class CUDADecoder: @unchecked Sendable {
         let t1 = DispatchTime.now().uptimeNanoseconds
         let xIn = UnsafePointer(hostIn.assumingMemoryBound(to: Float.self)), out = hostOut.assumingMemoryBound(to: Float.self)
         var routing: UInt64 = 0
-        if n == 1, expertsProfile != nil, let moe = block as? MoEFeedForward {
-            // The block's own steps, the router timed apart.
+        if n == 1, expertsProfile != nil || gpuLogits, let moe = block as? MoEFeedForward {
+            // The block's own steps (the router timed apart, or its logits from the GPU).
             let ids = UnsafeMutablePointer<Int32>.allocate(capacity: moe.used), weights = UnsafeMutablePointer<Float>.allocate(capacity: moe.used)
             defer { ids.deallocate(); weights.deallocate() }
-            moe.route(xIn, tokens: 1, ids: ids, weights: weights, context: context)
+            if gpuLogits, let routerLogits {
+                moe.select(logits: routerLogits.host.assumingMemoryBound(to: Float.self), tokens: 1, ids: ids, weights: weights)
+            } else {
+                moe.route(xIn, tokens: 1, ids: ids, weights: weights, context: context)
+            }
             routing = DispatchTime.now().uptimeNanoseconds - t1
             context.operators.experts(moe.expertsName, tokens: 1)
                 .run(moe.experts, x: xIn, routing: ExpertRouting(tokens: 1, used: moe.used, ids: ids, weights: weights), out: out,
