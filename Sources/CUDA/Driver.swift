@@ -56,6 +56,9 @@ public final class Driver: @unchecked Sendable {
     typealias FnFreeHost = @convention(c) (UnsafeMutableRawPointer) -> CUresult
     typealias FnMemInfo = @convention(c) (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) -> CUresult
     typealias FnBeginCapture = @convention(c) (CUstream, UInt32) -> CUresult
+    /// cuLaunchHostFunc(stream, void (*fn)(void*), userData)
+    public typealias HostFunction = @convention(c) (UnsafeMutableRawPointer?) -> Void
+    typealias FnLaunchHost = @convention(c) (CUstream?, HostFunction, UnsafeMutableRawPointer?) -> CUresult
     typealias FnEndCapture = @convention(c) (CUstream, UnsafeMutablePointer<CUgraph?>) -> CUresult
     typealias FnGraphInstantiate = @convention(c) (UnsafeMutablePointer<CUgraphExec?>, CUgraph, UInt64) -> CUresult
     typealias FnGraphLaunch = @convention(c) (CUgraphExec, CUstream?) -> CUresult
@@ -83,6 +86,7 @@ public final class Driver: @unchecked Sendable {
     private let cuLaunchKernel: FnLaunch
     /// Present from CUDA 12: launches with attributes (programmatic dependent launch).
     private let cuLaunchKernelEx: FnLaunchEx?
+    private let cuLaunchHostFunc: FnLaunchHost?
     private let cuCtxSynchronize: FnSync
     private let cuGetErrorName: FnErrorName
     private let cuStreamCreate: FnStreamCreate
@@ -132,6 +136,7 @@ public final class Driver: @unchecked Sendable {
         cuModuleGetFunction = try lib.function("cuModuleGetFunction", as: FnGetFunction.self)
         cuLaunchKernel = try lib.function("cuLaunchKernel", as: FnLaunch.self)
         cuLaunchKernelEx = try? lib.function("cuLaunchKernelEx", as: FnLaunchEx.self)
+        cuLaunchHostFunc = try? lib.function("cuLaunchHostFunc", as: FnLaunchHost.self)
         cuCtxSynchronize = try lib.function("cuCtxSynchronize", as: FnSync.self)
         cuGetErrorName = try lib.function("cuGetErrorName", as: FnErrorName.self)
         cuStreamCreate = try lib.function("cuStreamCreate", as: FnStreamCreate.self)
@@ -409,6 +414,14 @@ public final class Driver: @unchecked Sendable {
     }
 
     public func launch(graph: CUgraphExec, stream: CUstream) throws { try check("cuGraphLaunch", cuGraphLaunch(graph, stream)) }
+
+    /// Queues `fn(userData)` on `stream`: it runs on a driver thread once the work before it is
+    /// done, and the work after it waits for it (a host node when the stream is being captured).
+    /// `fn` must not call CUDA.
+    public func launchHost(_ fn: HostFunction, userData: UnsafeMutableRawPointer?, stream: CUstream) throws {
+        guard let cuLaunchHostFunc else { throw CUDAError.symbolNotFound(library: "libcuda", symbol: "cuLaunchHostFunc") }
+        try check("cuLaunchHostFunc", cuLaunchHostFunc(stream, fn, userData))
+    }
     public func destroy(graph: CUgraphExec) { _ = cuGraphExecDestroy(graph) }
 
     public func synchronize() throws { try check("cuCtxSynchronize", cuCtxSynchronize()) }

@@ -361,6 +361,15 @@ public final class CUDADecoder: @unchecked Sendable {
     private var segmentBlocks: [(block: any FeedForward, layer: Int)] = []
     /// While a decode step is being captured: the segments closed so far (nil otherwise).
     private var capturedSegments: [CUgraphExec]?
+    /// SWIFTKT_CUDA_HYBRID_GRAPHS=host: the whole step as one graph, each CPU block a host node
+    /// (cuLaunchHostFunc: the block runs on the driver's thread when the stream reaches it, the
+    /// upload of its result waits for it) — issue 9's design; not yet run on a GPU.
+    public let useHostNodes: Bool
+    private var hostNodeGraphs: [Int: CUgraphExec] = [:]
+    /// The host nodes' work, kept alive with their graphs; the first error a node met.
+    private var hostWork: [HostWork] = []
+    private var capturingHostNodes = false
+    private let hostNodeError = HostNodeError()
 
     init(model: CUDAModel, capacity: Int, maxBatch: Int) throws {
         self.model = model; self.capacity = capacity; self.maxBatch = maxBatch
@@ -449,13 +458,16 @@ public final class CUDADecoder: @unchecked Sendable {
         useGraphs = env["SWIFTKT_CUDA_GRAPHS"] != "0" && model.cpuBlocks == 0
         // (Not when one-token steps stream their experts to the GPU: that waits for the GPU
         // inside the step, which a capture cannot.)
-        useSegmentGraphs = env["SWIFTKT_CUDA_GRAPHS"] != "0" && env["SWIFTKT_CUDA_HYBRID_GRAPHS"] == "1" && model.cpuBlocks > 0
+        let hybridGraphs = env["SWIFTKT_CUDA_GRAPHS"] != "0" && model.cpuBlocks > 0
             && (model.streamer == nil || model.numerics.expertsOnGPUMinTokens > 1)
+        useSegmentGraphs = hybridGraphs && env["SWIFTKT_CUDA_HYBRID_GRAPHS"] == "1"
+        useHostNodes = hybridGraphs && env["SWIFTKT_CUDA_HYBRID_GRAPHS"] == "host"
     }
 
     deinit {
         for g in decodeGraphs.values { gpu.driver.destroy(graph: g) }
         for g in segmentGraphs.values.joined() { gpu.driver.destroy(graph: g) }
+        for g in hostNodeGraphs.values { gpu.driver.destroy(graph: g) }
         try? gpu.driver.freePinned(staging)
         try? gpu.driver.freePinned(logitsPinned)
         if let hostIn { try? gpu.driver.freePinned(hostIn) }
@@ -570,6 +582,9 @@ public final class CUDADecoder: @unchecked Sendable {
         } else if n == 1, first == 0, rows == (model.isLast ? 1 : 0), useSegmentGraphs {
             let bound = startPosition < GPUOps.shortAttentionMaxKeys ? min(GPUOps.shortAttentionMaxKeys, capacity) : capacity
             try decodeInSegments(bound: bound, rows: rows)
+        } else if n == 1, first == 0, rows == (model.isLast ? 1 : 0), useHostNodes {
+            let bound = startPosition < GPUOps.shortAttentionMaxKeys ? min(GPUOps.shortAttentionMaxKeys, capacity) : capacity
+            try decodeWithHostNodes(bound: bound, rows: rows)
         } else {
             try enqueue(tokens: n, maxKeys: startPosition + n, first: first, rows: rows)
         }
@@ -710,6 +725,27 @@ public final class CUDADecoder: @unchecked Sendable {
         segmentGraphs[bound] = capturedSegments
     }
 
+    /// A decode step as one graph with the CPU blocks as host nodes (`useHostNodes`), captured
+    /// on first use per key bound; the step's end waits for it, and a host node's error is
+    /// thrown then.
+    private func decodeWithHostNodes(bound: Int, rows: Int) throws {
+        if hostNodeGraphs[bound] == nil {
+            capturingHostNodes = true
+            defer { capturingHostNodes = false }
+            try gpu.driver.beginCapture(gpu.stream)
+            do {
+                try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: rows)
+            } catch {
+                if let g = try? gpu.driver.endCapture(gpu.stream) { gpu.driver.destroy(graph: g) }
+                throw error
+            }
+            hostNodeGraphs[bound] = try gpu.driver.endCapture(gpu.stream)
+        }
+        try gpu.driver.launch(graph: hostNodeGraphs[bound]!, stream: gpu.stream)
+        try gpu.synchronize()
+        if let error = hostNodeError.take() { throw error }
+    }
+
     /// A feed-forward block on the CPU: h (the normalized rows) down to page-locked memory, the
     /// block on the CPU's thread pool, its output up into o. While a decode step is captured the
     /// download ends a segment, which runs before the block, and the upload begins the next.
@@ -726,6 +762,17 @@ public final class CUDADecoder: @unchecked Sendable {
             try gpu.driver.copyAsync(toHost: routerLogits.host, from: routerLogits.device.pointer, bytes: router.rows * 4, stream: gpu.stream)
         }
         try gpu.driver.copyAsync(toHost: hostIn, from: h.pointer, bytes: bytes, stream: gpu.stream)
+        if capturingHostNodes {
+            // The block as a host node between the download and the upload.
+            let work = HostWork { [unowned self] in
+                do { try self.runOnCPU(block, tokens: n, since: DispatchTime.now().uptimeNanoseconds, gpuLogits: gpuLogits, inStream: true) }
+                catch { self.hostNodeError.set(error) }
+            }
+            hostWork.append(work)
+            try gpu.driver.launchHost(HostWork.trampoline, userData: Unmanaged.passUnretained(work).toOpaque(), stream: gpu.stream)
+            try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
+            return
+        }
         if capturedSegments != nil {
             let segment = try gpu.driver.endCapture(gpu.stream)
             capturedSegments!.append(segment)
@@ -750,11 +797,13 @@ public final class CUDADecoder: @unchecked Sendable {
     /// `t0`: when the host began this block's GPU side (the profile's launch and wait split).
     /// With `gpuLogits` the router's logits are in routerLogits.host: only the routing function
     /// runs here.
-    private func runOnCPU(_ block: any FeedForward, tokens n: Int, since t0: UInt64, gpuLogits: Bool = false) throws {
+    /// `inStream`: called from a host node, whose stream has already finished the download.
+    private func runOnCPU(_ block: any FeedForward, tokens n: Int, since t0: UInt64, gpuLogits: Bool = false,
+                          inStream: Bool = false) throws {
         guard let context = model.cpuContext, let hostIn, let hostOut else {
             throw CUDAModelError.unsupported("a feed-forward block on the CPU without a CPU context")
         }
-        try gpu.synchronize()
+        if !inStream { try gpu.synchronize() }
         let t1 = DispatchTime.now().uptimeNanoseconds
         let xIn = UnsafePointer(hostIn.assumingMemoryBound(to: Float.self)), out = hostOut.assumingMemoryBound(to: Float.self)
         var routing: UInt64 = 0
@@ -1035,4 +1084,23 @@ public final class CUDADecoder: @unchecked Sendable {
             if let b = l.bias { try GPUOps.addBias(gpu, y: y, bias: b, n: l.matrix.rows, rows: tokens) }
         }
     }
+}
+
+/// A host node's work (cuLaunchHostFunc), called through a C trampoline with the object as its
+/// user data; the decoder keeps it alive as long as the graph that calls it.
+final class HostWork: @unchecked Sendable {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+    static let trampoline: Driver.HostFunction = { data in
+        guard let data else { return }
+        Unmanaged<HostWork>.fromOpaque(data).takeUnretainedValue().body()
+    }
+}
+
+/// The first error a host node met (they cannot throw into the stream), taken after the step.
+final class HostNodeError: @unchecked Sendable {
+    private let lock = NSLock()
+    private var error: Error?
+    func set(_ e: Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
+    func take() -> Error? { lock.lock(); defer { error = nil; lock.unlock() }; return error }
 }

@@ -3,8 +3,8 @@
 # most important first.
 #   1. devices --selftest (NCCL's all-reduce over every GPU is new), ops-check (the q6_K
 #      tensor-core experts kernel against one launch per expert is new);
-#   2. hybrid decode as captured segments (SWIFTKT_CUDA_HYBRID_GRAPHS=1; with the router on the
-#      GPU too, SWIFTKT_CUDA_ROUTER=1) against the all-CPU path
+#   2. hybrid decode as captured segments (SWIFTKT_CUDA_HYBRID_GRAPHS=1) or as one graph with host
+#      nodes (=host), the router on the GPU (SWIFTKT_CUDA_ROUTER=1), against the all-CPU path
 #      on tiny MoE models, and a Q4_K_M-like mix (q4_K, q6_K down: two tile heights per chunk,
 #      and the q6_K kernel with SWIFTKT_EXPERTS_MMA_Q6K=1);
 #   3. Qwen3-30B-A3B shape decode under each switch with SWIFTKT_PROFILE_EXPERTS=1 (segments,
@@ -39,9 +39,9 @@ for spec in "qwen3moe q4_K -" "mixtral q8_0 -" "qwen3moe q4_K q6_K"; do
     synth "$f" --arch "$1" --shape tiny --type "$2" $([ "$3" != - ] && echo --down-type "$3") --seed 7
     models+=(-m "$f")
 done
-for v in SWIFTKT_CUDA_HYBRID_GRAPHS=1 SWIFTKT_EXPERTS_MMA_Q6K=1 SWIFTKT_CUDA_ROUTER=1; do
+for v in SWIFTKT_CUDA_HYBRID_GRAPHS=1 SWIFTKT_CUDA_HYBRID_GRAPHS=host SWIFTKT_EXPERTS_MMA_Q6K=1 SWIFTKT_CUDA_ROUTER=1; do
     for p in 48 24; do
-        env "$v" SWIFTKT_CUDA_HYBRID_GRAPHS=1 timeout 150 "$bin" ops-check --prompt-tokens $p --rules "$work/moe.yaml" "${models[@]}" > "$out/hybrid-$v-$p.md" 2> "$work/hybrid.log"
+        SWIFTKT_CUDA_HYBRID_GRAPHS=1 env "$v" timeout 150 "$bin" ops-check --prompt-tokens $p --rules "$work/moe.yaml" "${models[@]}" > "$out/hybrid-$v-$p.md" 2> "$work/hybrid.log"
         echo "hybrid check $v, $p-token prompt: exit $? $(el)"; grep -E "^\| .*gguf|checks passed" "$out/hybrid-$v-$p.md"
     done
 done
@@ -49,13 +49,15 @@ done
 # 3.
 wait
 (synth "$m30m" --arch qwen3moe --shape qwen3-30b-a3b --type q4_K --down-type q6_K --seed 1) &
-for v in DEFAULT=1 SWIFTKT_CUDA_HYBRID_GRAPHS=1 SWIFTKT_CUDA_ROUTER=1 SWIFTKT_CPU_DYNAMIC=1 GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432; do
+for v in DEFAULT=1 SWIFTKT_CUDA_HYBRID_GRAPHS=1 SWIFTKT_CUDA_HYBRID_GRAPHS=host SWIFTKT_CUDA_ROUTER=1 SWIFTKT_CPU_DYNAMIC=1 GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432; do
     env "$v" SWIFTKT_PROFILE_EXPERTS=1 timeout 120 "$bin" bench -m "$m30" -p 0 -n 64 -r 2 --rules "$work/moe.yaml" 2> "$work/decode.err" \
         | grep -E "^\| qwen" | sed "s|^|30B tg64 $v: |" | tee -a "$out/hybrid-decode.md"
     grep -E "^decode" "$work/decode.err" | tail -1 | tee -a "$out/hybrid-decode.md"
 done
 a=$(SWIFTKT_CUDA_HYBRID_GRAPHS=1 SWIFTKT_CUDA_ROUTER=1 timeout 100 "$bin" run -m "$m30" -p "The capital of France is" -n 32 --temp 0 --rules "$work/moe.yaml" 2>/dev/null | md5sum)
 b=$(timeout 100 "$bin" run -m "$m30" -p "The capital of France is" -n 32 --temp 0 --rules "$work/moe.yaml" 2>/dev/null | md5sum)
+c=$(SWIFTKT_CUDA_HYBRID_GRAPHS=host timeout 100 "$bin" run -m "$m30" -p "The capital of France is" -n 32 --temp 0 --rules "$work/moe.yaml" 2>/dev/null | md5sum)
+[ "$c" = "$b" ] && echo "30B run text: host nodes = launches" || echo "30B run text DIFFERS with host nodes"
 [ "$a" = "$b" ] && echo "30B run text: segments + GPU router = launches + CPU router" || echo "30B run text DIFFERS with segments + GPU router"
 echo "$(el)"
 
