@@ -33,7 +33,7 @@ let package = Package(
         // CPU hints Swift cannot spell (software prefetch), header-only C.
         .target(name: "CSupport"),
         // Scalar reference + SIMD kernels.
-        .target(name: "CPUKernels", dependencies: ["Core", .target(name: "CPUKernelsAVX2", condition: .when(platforms: [.linux])),
+        .target(name: "CPUKernels", dependencies: ["Core", "CSupport", .target(name: "CPUKernelsAVX2", condition: .when(platforms: [.linux])),
                                                    .target(name: "CPUKernelsAVX512", condition: .when(platforms: [.linux]))],
                 swiftSettings: optimize),
         // CPUKernels/QuantizedPanels.swift (a symbolic link) compiled for AVX2 CPUs; CPUKernels

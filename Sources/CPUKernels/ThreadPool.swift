@@ -5,6 +5,9 @@
 // (thread index, thread count) and never spawn threads of their own. Workers spin briefly on a
 // generation counter (cheap hand-off between the many small ops of a decode step) and then
 // park on a condition variable, so an idle engine burns no CPU.
+#if os(Linux)
+import CSupport
+#endif
 import Foundation
 import Synchronization
 
@@ -23,11 +26,30 @@ public final class ThreadPool: @unchecked Sendable {
     /// step (sampling included), short enough that an idle engine stops burning CPU at once.
     private static let spinLimit = 400_000
 
+    /// SWIFTKT_PIN_THREADS=1: worker i is bound to the i-th CPU the process may use (the
+    /// calling thread, worker 0, is left alone: it may be the GPU's host thread), so that the
+    /// scheduler does not move a worker off its core between passes. Off by default.
+    static let pinWorkers = ProcessInfo.processInfo.environment["SWIFTKT_PIN_THREADS"] == "1"
+
     public init(threads: Int) {
         precondition(threads >= 1, "a thread pool needs at least one thread")
         threadCount = threads
+        var cpus: [Int32] = []
+        #if os(Linux)
+        if ThreadPool.pinWorkers {
+            var buffer = [Int32](repeating: 0, count: 1024)
+            let n = swiftkt_allowed_cpus(&buffer, 1024)
+            cpus = Array(buffer.prefix(Int(n)))
+        }
+        #endif
         for index in 1..<threads {
-            let thread = Thread { [unowned self] in self.workerLoop(index: index) }
+            let cpu: Int32? = cpus.isEmpty ? nil : cpus[index % cpus.count]
+            let thread = Thread { [unowned self] in
+                #if os(Linux)
+                if let cpu { _ = swiftkt_pin_current_thread(cpu) }
+                #endif
+                self.workerLoop(index: index)
+            }
             thread.name = "swiftkt-worker-\(index)"
             thread.stackSize = 8 << 20
             self.threads.append(thread)

@@ -8,7 +8,7 @@
 #      on tiny MoE models, and a Q4_K_M-like mix (q4_K, q6_K down: two tile heights per chunk,
 #      and the q6_K kernel with SWIFTKT_EXPERTS_MMA_Q6K=1);
 #   3. Qwen3-30B-A3B shape decode under each switch with SWIFTKT_PROFILE_EXPERTS=1 (segments,
-#      the exact GPU router, dynamic CPU shares, a huge-page heap) and `run` text with and without segments;
+#      the exact GPU router, dynamic CPU shares, workers bound to cores, a huge-page heap) and `run` text with and without segments;
 #   4. the same shape as a Q4_K_M-like mix: pp512 with the q6_K kernel off and on;
 #   5. the host's q4_K GEMV bandwidth (`swiftkt kernels`), static and dynamic shares;
 #   6. Llama-3-8B shape tg128 / tg512 (decode attention in one kernel at every length);
@@ -49,7 +49,7 @@ done
 # 3.
 wait
 (synth "$m30m" --arch qwen3moe --shape qwen3-30b-a3b --type q4_K --down-type q6_K --seed 1) &
-for v in DEFAULT=1 SWIFTKT_CUDA_HYBRID_GRAPHS=1 SWIFTKT_CUDA_HYBRID_GRAPHS=host SWIFTKT_CUDA_ROUTER=1 SWIFTKT_CPU_DYNAMIC=1 GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432; do
+for v in DEFAULT=1 SWIFTKT_CUDA_HYBRID_GRAPHS=1 SWIFTKT_CUDA_HYBRID_GRAPHS=host SWIFTKT_CUDA_ROUTER=1 SWIFTKT_CPU_DYNAMIC=1 SWIFTKT_PIN_THREADS=1 GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432; do
     env "$v" SWIFTKT_PROFILE_EXPERTS=1 timeout 120 "$bin" bench -m "$m30" -p 0 -n 64 -r 2 --rules "$work/moe.yaml" 2> "$work/decode.err" \
         | grep -E "^\| qwen" | sed "s|^|30B tg64 $v: |" | tee -a "$out/hybrid-decode.md"
     grep -E "^decode" "$work/decode.err" | tail -1 | tee -a "$out/hybrid-decode.md"

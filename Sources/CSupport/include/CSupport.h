@@ -26,6 +26,30 @@ static inline void swiftkt_malloc_keep_blocks_below(int bytes) {
 static inline void swiftkt_malloc_trim(void) {
     malloc_trim(0);
 }
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/// The CPUs this process may run on (its affinity mask, at most `max`), in order, into `out`;
+/// returns their count (0 when the mask cannot be read). Raw syscalls: no _GNU_SOURCE macros.
+static inline int swiftkt_allowed_cpus(int *out, int max) {
+    unsigned long mask[16] = {0};
+    long bytes = syscall(SYS_sched_getaffinity, 0, sizeof(mask), mask);
+    if (bytes <= 0) return 0;
+    int n = 0, bits = (int)(8 * sizeof(unsigned long));
+    for (int cpu = 0; cpu < (int)(bytes * 8) && n < max; cpu++)
+        if (mask[cpu / bits] & (1UL << (cpu % bits))) out[n++] = cpu;
+    return n;
+}
+
+/// Binds the calling thread to CPU `cpu`; 0 on success.
+static inline int swiftkt_pin_current_thread(int cpu) {
+    unsigned long mask[16] = {0};
+    int bits = (int)(8 * sizeof(unsigned long));
+    if (cpu < 0 || cpu >= 16 * bits) return -1;
+    mask[cpu / bits] |= 1UL << (cpu % bits);
+    return (int)syscall(SYS_sched_setaffinity, 0, sizeof(mask), mask);
+}
 #endif
 
 #if defined(__x86_64__)
