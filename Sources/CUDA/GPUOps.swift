@@ -136,6 +136,37 @@ public enum GPUOps {
                         .pointer(act.ak.pointer), .int(Int32(tokens))] + pf)
     }
 
+    /// SWIFTKT_CUDA_QKV_ROPE=1: a decode step's q/k/v GEMV also rotates and stores the keys and
+    /// values (`mmv1r_q4_K`) instead of a separate rope_store launch. Not yet run on a GPU.
+    public static let qkvRopeEnabled = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_QKV_ROPE"] == "1"
+
+    /// Whether `linearQKVRope` takes these: one token, q4_K q / k / v of one width with k and v
+    /// of equal height, normal (not neox) rope over an even part of an even head dimension.
+    public static func qkvRopeApplies(q: DeviceMatrix, k: DeviceMatrix, v: DeviceMatrix, headDim: Int, rotDim: Int, neox: Bool) -> Bool {
+        [q, k, v].allSatisfy { $0.type == .q4_K && $0.cols == q.cols } && k.rows == v.rows && q.rows % 2 == 0 && k.rows % 2 == 0
+            && headDim % 2 == 0 && rotDim % 2 == 0 && rotDim <= headDim && !neox
+    }
+
+    /// One token's q, k, v = W · x with rope on q and k and k, v stored at row positions[0] of the
+    /// f16 caches: mmv1_q4_K + rope_store in one launch, the same results bit for bit.
+    public static func linearQKVRope(_ gpu: GPU, q: DeviceMatrix, k: DeviceMatrix, v: DeviceMatrix, x: CUdeviceptr,
+                                     act: QuantizedActivationsGPU, yq: CUdeviceptr, yk: CUdeviceptr, yv: CUdeviceptr,
+                                     keyCache: CUdeviceptr, valueCache: CUdeviceptr, positions: CUdeviceptr, headDim: Int, rotDim: Int,
+                                     base: Float, scale: Float, freqFactors: CUdeviceptr?) throws {
+        guard qkvRopeApplies(q: q, k: k, v: v, headDim: headDim, rotDim: rotDim, neox: false), act.n == q.cols else {
+            throw CUDAError.invalidArgument("q/k/v GEMV with rope for \(q.type.name) [\(q.rows) | \(k.rows) | \(v.rows), \(q.cols)], "
+                                            + "head dim \(headDim), rope over \(rotDim)")
+        }
+        try quantize(gpu, x: x, tokens: 1, weightType: .q4_K, act: act)
+        let rows = q.rows + k.rows + v.rows
+        try gpu.launch("mmv1r_q4_K", grid: (blocks(rows, 8), 1, 1), block: 128,
+                       [.pointer(q.pointer), .pointer(k.pointer), .pointer(v.pointer), .int(Int32(q.rows)), .int(Int32(k.rows)),
+                        .int(Int32(v.rows)), .pointer(yq), .pointer(yk), .pointer(yv), .u64(UInt64(q.rowBytes)), .int(Int32(q.cols)),
+                        .pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer), .int(gpu.prefetchWeights ? 1 : 0),
+                        .pointer(positions), .pointer(keyCache), .pointer(valueCache), .int(Int32(headDim)), .int(Int32(rotDim)),
+                        .float(ropeThetaScale(base: base, rotDim: rotDim)), .float(scale), .pointer(freqFactors ?? 0)])
+    }
+
     /// The largest row count the prefill GEMM path takes (grid.y of the dequantize kernel).
     public static let gemmMaxRows = 65535
 

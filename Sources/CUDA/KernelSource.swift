@@ -561,6 +561,77 @@ extern "C" __global__ void __launch_bounds__(128) mmv1_q4_K(MATS, u64 rowBytes, 
     if (lane == 0) { s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; }
 }
 
+// mmv1_q4_K for q, k and v of a decode step with rope and the KV-cache store in its epilogue
+// (normal rope: the pair (2i, 2i + 1) is the warp's two rows): rows of W0 are queries, rotated
+// into y0; rows of W1 keys, rotated into y1 and stored as f16 at row pos[0] of K; rows of W2
+// values, into y2 and V. The GEMV's sums are mmv1_q4_K's and the rotation is rope_pair's
+// expressions, so the results equal mmv1_q4_K + rope_store bit for bit. n0, n1 even (heads ·
+// headDim). grid ceil(rows / 8), 128 threads.
+extern "C" __global__ void __launch_bounds__(128) mmv1r_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
+        const int* __restrict__ ai, const float* __restrict__ ak, int pf, const int* pos, u16* K, u16* V, int headDim, int rotDim,
+        float thetaScale, float scale, const float* freq) {
+    prefetch_warp_rows(MATS_ARGS, rowBytes, 2, pf); PDL_ENTRY();
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    Sel s0, s1;
+    int g = (blockIdx.x * 4 + warp) * 2;
+    if (!select3(g, MATS_ARGS, s0)) return;
+    bool two = select3(g + 1, MATS_ARGS, s1);
+    if (!two) s1 = s0;
+    const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
+    int pairs = cols / 64;
+    float acc[2] = {0.f, 0.f};
+    for (int pi = lane; pi < pairs; pi += 32) {
+        int s = pi >> 2, pr = pi & 3;
+        const int4* a4 = (const int4*)(aq + (u64)pi * 64);
+        int4 a0 = a4[0], a1 = a4[1], a2 = a4[2], a3 = a4[3];
+        int2 mi = *(const int2*)(ai + 2 * pi);
+        float dK = ak[s];
+        uint4 h[2], qa[2], qb[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const u8* k = rows[r] + s * 144;
+            h[r] = *(const uint4*)k;
+            const uint4* qp = (const uint4*)(k + 16 + 32 * pr);
+            qa[r] = qp[0]; qb[r] = qp[1];
+        }
+        int av[16] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w, a2.x, a2.y, a2.z, a2.w, a3.x, a3.y, a3.z, a3.w};
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            int sa, ma, sb, mb; scale_min_pair(h[r], pr, sa, ma, sb, mb);
+            float d = h2f((u16)(h[r].x & 0xffffu)), dmin = h2f((u16)(h[r].x >> 16));
+            u32 qw[8] = {qa[r].x, qa[r].y, qa[r].z, qa[r].w, qb[r].x, qb[r].y, qb[r].z, qb[r].w};
+            int x1 = 0, x2 = 0;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                x1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), av[j], x1);
+                x2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), av[8 + j], x2);
+            }
+            acc[r] += dK * ((d * (float)sa * (float)x1 - dmin * (float)ma * (float)mi.x) + (d * (float)sb * (float)x2 - dmin * (float)mb * (float)mi.y));
+        }
+    }
+    float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
+    if (lane != 0) return;
+    // The two rows belong to one matrix (n0, n1 even) and one head (headDim even).
+    const int p = pos[0], r = s0.r, d = r % headDim, width = n1;
+    const bool isV = s0.W == W2 && n2 > 0 && s0.y == y2, isK = !isV && s0.W == W1 && s0.y == y1;
+    if (!isV && d < rotDim) {
+        // rope_pair's expressions for pair i = d / 2 of the normal rotation.
+        int i = d / 2;
+        float theta = (float)p / scale;
+        for (int k = 0; k < i; k++) theta *= thetaScale;
+        float angle = freq ? theta / freq[i] : theta;
+        float c = cosf(angle), sn = sinf(angle);
+        float x0 = v0, x1 = v1;
+        v0 = fmaf(x0, c, -(x1 * sn));
+        v1 = fmaf(x0, sn, x1 * c);
+    }
+    s0.y[r] = v0; if (two) s1.y[r + 1] = v1;
+    if (isK || isV) {
+        u16* dst = (isK ? K : V) + (u64)p * width + r;
+        dst[0] = f2h(v0); if (two) dst[1] = f2h(v1);
+    }
+}
+
 // Float weights (f32 / f16 / bf16) against float activations, same grid.
 template <int T> __device__ void mmv_float_impl(const u8* W, u64 rowBytes, int rows, int cols, const float* x, float* y, int tokens, int ldy) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;

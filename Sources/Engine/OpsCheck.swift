@@ -327,6 +327,44 @@ public enum OpsCheck {
             record("rope + KV store in one launch vs apart", "\(tokens) × \(heads)+2+2 × \(headDim) (rot \(rotDim))", same ? 0 : 1, 0)
         }
 
+        // A decode step's q/k/v GEMV with rope and the KV store in its epilogue (mmv1r_q4_K) =
+        // the q/k/v GEMV, then rope_store: queries, keys and both caches bit for bit (full and
+        // partial rope, with and without frequency factors; position 37 of 64).
+        for (rotDim, factors) in [(64, false), (32, true)] {
+            let heads = 4, kvHeads = 2, headDim = 64, cols = 512, capacity = 64, p: Int32 = 37
+            let mq = try HostMatrix(.q4_K, rows: heads * headDim, cols: cols, rng: &rng)
+            let mk = try HostMatrix(.q4_K, rows: kvHeads * headDim, cols: cols, rng: &rng)
+            let mv = try HostMatrix(.q4_K, rows: kvHeads * headDim, cols: cols, rng: &rng)
+            let dwq = try uploadBytes(mq.data, mq.bytes), dwk = try uploadBytes(mk.data, mk.bytes), dwv = try uploadBytes(mv.data, mv.bytes)
+            let wq = DeviceMatrix(type: .q4_K, rows: heads * headDim, cols: cols, pointer: dwq.pointer)
+            let wk = DeviceMatrix(type: .q4_K, rows: kvHeads * headDim, cols: cols, pointer: dwk.pointer)
+            let wv = DeviceMatrix(type: .q4_K, rows: kvHeads * headDim, cols: cols, pointer: dwv.pointer)
+            let dx = try upload(random(cols, &rng)), dp = try uploadInts([p])
+            let freq = factors ? try upload((0..<(rotDim / 2)).map { 1 + Float($0) / 8 }) : nil
+            let zeros = [Float](repeating: 0, count: capacity * kvHeads * headDim / 2)
+            var results: [[[Float]]] = []
+            for fusedRope in [false, true] {
+                let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
+                let yq = try gpu.allocator.allocate(heads * headDim * 4), yk = try gpu.allocator.allocate(kvHeads * headDim * 4)
+                let yv = try gpu.allocator.allocate(kvHeads * headDim * 4), kc = try upload(zeros), vc = try upload(zeros)
+                if fusedRope {
+                    try GPUOps.linearQKVRope(gpu, q: wq, k: wk, v: wv, x: dx.pointer, act: act, yq: yq.pointer, yk: yk.pointer, yv: yv.pointer,
+                                             keyCache: kc.pointer, valueCache: vc.pointer, positions: dp.pointer, headDim: headDim,
+                                             rotDim: rotDim, base: 10_000, scale: 1, freqFactors: freq?.pointer)
+                } else {
+                    try GPUOps.linearMany(gpu, [wq, wk, wv], x: dx.pointer, act: act, ys: [yq.pointer, yk.pointer, yv.pointer], tokens: 1)
+                    try GPUOps.ropeStore(gpu, q: yq.pointer, k: yk.pointer, v: yv.pointer, keyCache: kc.pointer, valueCache: vc.pointer,
+                                         positions: dp.pointer, tokens: 1, heads: heads, kvHeads: kvHeads, headDim: headDim, rotDim: rotDim,
+                                         base: 10_000, scale: 1, freqFactors: freq?.pointer, neox: false)
+                }
+                results.append(try [(yq, heads * headDim), (yk, kvHeads * headDim), (kc, zeros.count), (vc, zeros.count)]
+                    .map { try gpu.download($0.0.pointer, count: $0.1) })
+            }
+            let same = zip(results[0], results[1]).allSatisfy { a, b in a.map(\.bitPattern) == b.map(\.bitPattern) }
+            record("q/k/v GEMV + rope + KV store in one launch vs apart", "[\(heads)+\(kvHeads)+\(kvHeads) × \(headDim), \(cols)] (rot \(rotDim)\(factors ? ", freq factors" : ""))",
+                   same ? 0 : 1, 0)
+        }
+
         // Gated activations, elementwise.
         for act in [GPUOps.Activation.silu, .gelu, .geluTable] {
             let n = 1000 * 3 + 7

@@ -614,14 +614,30 @@ public final class CUDADecoder: @unchecked Sendable {
         let layer0 = model.layers[0]
         try norm(layer0.attentionNorm, x.pointer, h.pointer, rows: n, feeding: layer0.q.matrix)
         for (index, L) in model.layers.enumerated() {
-            try linears([(L.q, qb.pointer), (L.k, kb.pointer), (L.v, vb.pointer)], input: h.pointer, tokens: n)
+            // A decode step's q/k/v GEMV may rotate and store the keys itself (qkvRopeEnabled).
+            let ropeInGEMV = n == 1 && GPUOps.qkvRopeEnabled && L.qNorm == nil && L.kNorm == nil
+                && [L.q, L.k, L.v].allSatisfy({ $0.bias == nil })
+                && L.q.matrix.rows == L.heads * L.headDim && L.k.matrix.rows == L.kvHeads * L.headDim
+                && GPUOps.qkvRopeApplies(q: L.q.matrix, k: L.k.matrix, v: L.v.matrix, headDim: L.headDim, rotDim: L.rope.dimensions,
+                                         neox: L.rope.neox)
+            if ropeInGEMV, let act = acts[L.q.matrix.cols] {
+                if prequantized != h.pointer { GPUOps.invalidate(act) }
+                prequantized = nil
+                try GPUOps.linearQKVRope(gpu, q: L.q.matrix, k: L.k.matrix, v: L.v.matrix, x: h.pointer, act: act, yq: qb.pointer,
+                                         yk: kb.pointer, yv: vb.pointer, keyCache: keys[index].pointer, valueCache: values[index].pointer,
+                                         positions: positions.pointer, headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base,
+                                         scale: L.rope.scale, freqFactors: L.ropeFactors)
+            } else {
+                try linears([(L.q, qb.pointer), (L.k, kb.pointer), (L.v, vb.pointer)], input: h.pointer, tokens: n)
+            }
+            let ropeDone = ropeInGEMV && acts[L.q.matrix.cols] != nil
             if let qn = L.qNorm { try norm(qn, qb.pointer, qb.pointer, rows: n * L.heads) }
             if let kn = L.kNorm { try norm(kn, kb.pointer, kb.pointer, rows: n * L.kvHeads) }
             let visible = L.window > 0 ? min(L.window, maxKeys) : maxKeys
             // A decode step's short attention kernel rotates and stores the new key itself.
-            let ropeInAttention = model.numerics.attentionLikeCPU
+            let ropeInAttention = !ropeDone && model.numerics.attentionLikeCPU
                 && GPUOps.shortAttentionTakesRope(gpu, tokens: n, maxKeys: visible, headDim: L.headDim, rotDim: L.rope.dimensions)
-            if !ropeInAttention {
+            if !ropeInAttention && !ropeDone {
                 try GPUOps.ropeStore(gpu, q: qb.pointer, k: kb.pointer, v: vb.pointer, keyCache: keys[index].pointer,
                                      valueCache: values[index].pointer, positions: positions.pointer, tokens: n, heads: L.heads,
                                      kvHeads: L.kvHeads, headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base,

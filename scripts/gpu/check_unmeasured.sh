@@ -11,7 +11,8 @@
 #      the exact GPU router, dynamic CPU shares, workers bound to cores, a huge-page heap) and `run` text with and without segments;
 #   4. the same shape as a Q4_K_M-like mix: pp512 with the q6_K kernel off and on;
 #   5. the host's q4_K GEMV bandwidth (`swiftkt kernels`), static and dynamic shares;
-#   6. Llama-3-8B shape tg128 / tg512 (decode attention in one kernel at every length);
+#   6. Llama-3-8B shape tg128 / tg512 (decode attention in one kernel at every length; rope and
+#      the KV store in the q/k/v GEMV, SWIFTKT_CUDA_QKV_ROPE=1, and its `run` text);
 #   7. the split over a stand-in second GPU, speed line included (scripts/gpu/check_split.sh).
 # Usage: scripts/gpu/check_unmeasured.sh SWIFTKT_BINARY WORK_DIR OUT_DIR
 set -uo pipefail
@@ -81,9 +82,12 @@ done
 
 # 6.
 synth "$m8" --arch llama --shape llama3-8b --type q4_K --seed 1
-for v in DEFAULT=1 SWIFTKT_CUDA_SHORT_ATTENTION=0; do
+for v in DEFAULT=1 SWIFTKT_CUDA_QKV_ROPE=1 SWIFTKT_CUDA_SHORT_ATTENTION=0 DEFAULT=2 SWIFTKT_CUDA_QKV_ROPE=1; do
     env "$v" timeout 90 "$bin" bench -m "$m8" -p 0 -n 128,512 -r 2 2>/dev/null | grep -E "^\| llama" | sed "s|^|8B $v: |" | tee -a "$out/decode-8b.md"
 done
+a=$(timeout 60 "$bin" run -m "$m8" -p "The capital of France is" -n 64 --temp 0 2>/dev/null | md5sum)
+b=$(SWIFTKT_CUDA_QKV_ROPE=1 timeout 60 "$bin" run -m "$m8" -p "The capital of France is" -n 64 --temp 0 2>/dev/null | md5sum)
+[ "$a" = "$b" ] && echo "8B run text: rope in the q/k/v GEMV = apart" || echo "8B run text DIFFERS with rope in the q/k/v GEMV"
 echo "$(el)"
 
 # 7.
