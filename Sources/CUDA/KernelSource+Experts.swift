@@ -98,6 +98,39 @@ template <int PITCH> DEV void mqe_stage(i8* sx, int* sai, float* sak, const i8* 
     if (threadIdx.x < MQE_TOKENS) sak[threadIdx.x] = (int)threadIdx.x < ntok ? ak[(u64)(r0 + threadIdx.x) * supers + s] : 0.f;
     __syncthreads();
 }
+// A block's tile (expert e, its gathered rows r0 … r0 + ntok − 1) and a warp's 16 weight rows
+// (rows r … r + 15 of W0, or of W1 past W0's rows; idle past both): lane (g, q) reads rows
+// r + g (rowA) and r + g + 8 (rowB). False when the tile is empty (the whole block returns).
+struct MqeTile { int r0, ntok, g, q, r; bool active; const u8* rowA; const u8* rowB; float* y; };
+DEV bool mqe_tile(MqeTile& T, const u8* W0, const u8* W1, u64 stride, int rows, float* y0, float* y1, u64 rowBytes,
+                  const int* start, const int* tiles) {
+    const int e = tiles[2 * blockIdx.y];
+    T.r0 = start[e] + tiles[2 * blockIdx.y + 1];
+    T.ntok = min(MQE_TOKENS, start[e + 1] - T.r0);
+    if (T.ntok <= 0) return false;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    T.g = lane >> 2; T.q = lane & 3;
+    const int total = rows + (W1 ? rows : 0), rb = (blockIdx.x * 4 + warp) * 16;
+    T.active = rb < total;
+    const bool second = rb >= rows;
+    T.r = second ? rb - rows : rb;
+    T.rowA = (second ? W1 : W0) + e * stride + (u64)(T.r + T.g) * rowBytes;
+    T.rowB = T.rowA + 8 * rowBytes;
+    T.y = second ? y1 : y0;
+    return true;
+}
+// The warp's accumulators (C fragments of four n-tiles: rows g / g + 8, tokens 2q / 2q + 1 of
+// each) to y [tokens, rows], the tile's rows only.
+DEV void mqe_store(const MqeTile& T, const float (&acc)[4][4], int rows) {
+    if (!T.active) return;
+#pragma unroll
+    for (int n = 0; n < 4; n++) {
+        const int t = n * 8 + 2 * T.q;
+        float* y = T.y + T.r + T.g;
+        if (t < T.ntok) { y[(u64)(T.r0 + t) * rows] = acc[n][0]; y[(u64)(T.r0 + t) * rows + 8] = acc[n][2]; }
+        if (t + 1 < T.ntok) { y[(u64)(T.r0 + t + 1) * rows] = acc[n][1]; y[(u64)(T.r0 + t + 1) * rows + 8] = acc[n][3]; }
+    }
+}
 extern "C" __global__ void __launch_bounds__(128) mmq_experts_q4_K(const u8* W0, const u8* W1, u64 stride, int rows, float* y0, float* y1,
     u64 rowBytes, int cols, const int* start, const int* tiles, const i8* __restrict__ aq, const int* __restrict__ ai,
     const float* __restrict__ ak) {
@@ -105,17 +138,12 @@ extern "C" __global__ void __launch_bounds__(128) mmq_experts_q4_K(const u8* W0,
     __shared__ int sai[MQE_TOKENS * 8];
     __shared__ float sak[MQE_TOKENS];
     PDL_ENTRY();
-    const int e = tiles[2 * blockIdx.y], r0 = start[e] + tiles[2 * blockIdx.y + 1];
-    const int ntok = min(MQE_TOKENS, start[e + 1] - r0);
-    if (ntok <= 0) return;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    const int total = rows + (W1 ? rows : 0), rb = (blockIdx.x * 4 + warp) * 16;
-    const bool active = rb < total;
-    const bool second = rb >= rows;
-    const int r = second ? rb - rows : rb;
-    const u8* rowA = (second ? W1 : W0) + e * stride + (u64)(r + g) * rowBytes;
-    const u8* rowB = rowA + 8 * rowBytes;
-    float* y = second ? y1 : y0;
+    MqeTile T;
+    if (!mqe_tile(T, W0, W1, stride, rows, y0, y1, rowBytes, start, tiles)) return;
+    const int r0 = T.r0, ntok = T.ntok, g = T.g, q = T.q;
+    const bool active = T.active;
+    const u8* rowA = T.rowA;
+    const u8* rowB = T.rowB;
     const int supers = cols / 256;
     float acc[4][4];
 #pragma unroll
@@ -163,13 +191,7 @@ extern "C" __global__ void __launch_bounds__(128) mmq_experts_q4_K(const u8* W0,
             }
         }
     }
-    if (!active) return;
-#pragma unroll
-    for (int n = 0; n < 4; n++) {
-        const int t = n * 8 + 2 * q;
-        if (t < ntok) { y[(u64)(r0 + t) * rows + r + g] = acc[n][0]; y[(u64)(r0 + t) * rows + r + g + 8] = acc[n][2]; }
-        if (t + 1 < ntok) { y[(u64)(r0 + t + 1) * rows + r + g] = acc[n][1]; y[(u64)(r0 + t + 1) * rows + r + g + 8] = acc[n][3]; }
-    }
+    mqe_store(T, acc, rows);
 }
 
 // q6_K experts on tensor cores (the down projections of Q4_K_M files): the same tiles, grid and
@@ -195,17 +217,12 @@ extern "C" __global__ void __launch_bounds__(128) mmq_experts_q6_K(const u8* W0,
     __shared__ __align__(16) i8 sx[MQE_TOKENS * MQE_PITCH6];
     __shared__ float sak[MQE_TOKENS];
     PDL_ENTRY();
-    const int e = tiles[2 * blockIdx.y], r0 = start[e] + tiles[2 * blockIdx.y + 1];
-    const int ntok = min(MQE_TOKENS, start[e + 1] - r0);
-    if (ntok <= 0) return;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-    const int total = rows + (W1 ? rows : 0), rb = (blockIdx.x * 4 + warp) * 16;
-    const bool active = rb < total;
-    const bool second = rb >= rows;
-    const int r = second ? rb - rows : rb;
-    const u8* rowA = (second ? W1 : W0) + e * stride + (u64)(r + g) * rowBytes;
-    const u8* rowB = rowA + 8 * rowBytes;
-    float* y = second ? y1 : y0;
+    MqeTile T;
+    if (!mqe_tile(T, W0, W1, stride, rows, y0, y1, rowBytes, start, tiles)) return;
+    const int r0 = T.r0, ntok = T.ntok, g = T.g, q = T.q;
+    const bool active = T.active;
+    const u8* rowA = T.rowA;
+    const u8* rowB = T.rowB;
     const int supers = cols / 256;
     float acc[4][4];
 #pragma unroll
@@ -239,13 +256,7 @@ extern "C" __global__ void __launch_bounds__(128) mmq_experts_q6_K(const u8* W0,
             }
         }
     }
-    if (!active) return;
-#pragma unroll
-    for (int n = 0; n < 4; n++) {
-        const int t = n * 8 + 2 * q;
-        if (t < ntok) { y[(u64)(r0 + t) * rows + r + g] = acc[n][0]; y[(u64)(r0 + t) * rows + r + g + 8] = acc[n][2]; }
-        if (t + 1 < ntok) { y[(u64)(r0 + t + 1) * rows + r + g] = acc[n][1]; y[(u64)(r0 + t + 1) * rows + r + g + 8] = acc[n][3]; }
-    }
+    mqe_store(T, acc, rows);
 }
 #endif
 

@@ -512,20 +512,10 @@ DEV void mmvq_q4K_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, 
     }
 }
 
-// q4_K, one token (the decode step): a warp takes two rows, so each lane's activation loads
-// (64 bytes per sub-block pair) serve both; all of a lane's loads for a pair issue before its
-// arithmetic. grid ceil(rows / 8), 128 threads. 2.5–3.1 TB/s on an H100 for the matrices of
-// an 8B model (scripts/gpu/lab: 1.5–1.8× mmvq_q4_K at one token).
-extern "C" __global__ void __launch_bounds__(128) mmv1_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
-                                                            const int* __restrict__ ai, const float* __restrict__ ak, int pf) {
-    prefetch_warp_rows(MATS_ARGS, rowBytes, 2, pf); PDL_ENTRY();
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    Sel s0, s1;
-    int g = (blockIdx.x * 4 + warp) * 2;
-    if (!select3(g, MATS_ARGS, s0)) return;
-    bool two = select3(g + 1, MATS_ARGS, s1);
-    if (!two) s1 = s0;
-    const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
+// One token's dot products of two q4_K rows (the lane's share, then warp sums): mmv1_q4_K's
+// body, shared with mmv1r_q4_K so both compute the same sums.
+DEV void mmv1_q4K_two_rows(const u8* const rows[2], int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
+                           const float* __restrict__ ak, int lane, float& v0, float& v1) {
     int pairs = cols / 64;
     float acc[2] = {0.f, 0.f};
     for (int pi = lane; pi < pairs; pi += 32) {
@@ -557,7 +547,25 @@ extern "C" __global__ void __launch_bounds__(128) mmv1_q4_K(MATS, u64 rowBytes, 
             acc[r] += dK * ((d * (float)sa * (float)x1 - dmin * (float)ma * (float)mi.x) + (d * (float)sb * (float)x2 - dmin * (float)mb * (float)mi.y));
         }
     }
-    float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
+    v0 = warp_sum(acc[0]); v1 = warp_sum(acc[1]);
+}
+
+// q4_K, one token (the decode step): a warp takes two rows, so each lane's activation loads
+// (64 bytes per sub-block pair) serve both; all of a lane's loads for a pair issue before its
+// arithmetic. grid ceil(rows / 8), 128 threads. 2.5–3.1 TB/s on an H100 for the matrices of
+// an 8B model (scripts/gpu/lab: 1.5–1.8× mmvq_q4_K at one token).
+extern "C" __global__ void __launch_bounds__(128) mmv1_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
+                                                            const int* __restrict__ ai, const float* __restrict__ ak, int pf) {
+    prefetch_warp_rows(MATS_ARGS, rowBytes, 2, pf); PDL_ENTRY();
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    Sel s0, s1;
+    int g = (blockIdx.x * 4 + warp) * 2;
+    if (!select3(g, MATS_ARGS, s0)) return;
+    bool two = select3(g + 1, MATS_ARGS, s1);
+    if (!two) s1 = s0;
+    const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
+    float v0, v1;
+    mmv1_q4K_two_rows(rows, cols, aq, ai, ak, lane, v0, v1);
     if (lane == 0) { s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; }
 }
 
@@ -578,38 +586,8 @@ extern "C" __global__ void __launch_bounds__(128) mmv1r_q4_K(MATS, u64 rowBytes,
     bool two = select3(g + 1, MATS_ARGS, s1);
     if (!two) s1 = s0;
     const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
-    int pairs = cols / 64;
-    float acc[2] = {0.f, 0.f};
-    for (int pi = lane; pi < pairs; pi += 32) {
-        int s = pi >> 2, pr = pi & 3;
-        const int4* a4 = (const int4*)(aq + (u64)pi * 64);
-        int4 a0 = a4[0], a1 = a4[1], a2 = a4[2], a3 = a4[3];
-        int2 mi = *(const int2*)(ai + 2 * pi);
-        float dK = ak[s];
-        uint4 h[2], qa[2], qb[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const u8* k = rows[r] + s * 144;
-            h[r] = *(const uint4*)k;
-            const uint4* qp = (const uint4*)(k + 16 + 32 * pr);
-            qa[r] = qp[0]; qb[r] = qp[1];
-        }
-        int av[16] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w, a2.x, a2.y, a2.z, a2.w, a3.x, a3.y, a3.z, a3.w};
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            int sa, ma, sb, mb; scale_min_pair(h[r], pr, sa, ma, sb, mb);
-            float d = h2f((u16)(h[r].x & 0xffffu)), dmin = h2f((u16)(h[r].x >> 16));
-            u32 qw[8] = {qa[r].x, qa[r].y, qa[r].z, qa[r].w, qb[r].x, qb[r].y, qb[r].z, qb[r].w};
-            int x1 = 0, x2 = 0;
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                x1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), av[j], x1);
-                x2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), av[8 + j], x2);
-            }
-            acc[r] += dK * ((d * (float)sa * (float)x1 - dmin * (float)ma * (float)mi.x) + (d * (float)sb * (float)x2 - dmin * (float)mb * (float)mi.y));
-        }
-    }
-    float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
+    float v0, v1;
+    mmv1_q4K_two_rows(rows, cols, aq, ai, ak, lane, v0, v1);
     if (lane != 0) return;
     // The two rows belong to one matrix (n0, n1 even) and one head (headDim even).
     const int p = pos[0], r = s0.r, d = r % headDim, width = n1;

@@ -95,6 +95,13 @@ public struct MoEFeedForward: FeedForward {
         let weights = UnsafeMutablePointer<Float>.allocate(capacity: tokens * used)
         defer { ids.deallocate(); weights.deallocate() }
         route(x, tokens: tokens, ids: ids, weights: weights, context: context)
+        runExperts(x, out, tokens: tokens, ids: ids, weights: weights, context: context)
+    }
+
+    /// The block after routing: the chosen experts (ids, weights [tokens, used]) and the shared
+    /// expert, into out.
+    public func runExperts(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, tokens: Int, ids: UnsafePointer<Int32>,
+                           weights: UnsafePointer<Float>, context: ForwardContext) {
         context.operators.experts(expertsName, tokens: tokens)
             .run(experts, x: x, routing: ExpertRouting(tokens: tokens, used: used, ids: ids, weights: weights), out: out,
                  pool: context.pool)

@@ -330,6 +330,7 @@ public final class CUDADecoder: @unchecked Sendable {
     /// one per bound on the visible keys: positions below GPUOps.shortAttentionMaxKeys replay a
     /// step captured with that bound, later ones a step over the whole cache. (The bound is
     /// unlimited since the one-kernel attention measured faster at every length: one graph.)
+    /// With useHostNodes the CPU blocks are host nodes inside it.
     private var decodeGraphs: [Int: CUgraphExec] = [:]
     /// Device and pinned buffers of routed experts on the GPU (a streaming split model).
     struct RoutedBuffers {
@@ -365,7 +366,6 @@ public final class CUDADecoder: @unchecked Sendable {
     /// (cuLaunchHostFunc: the block runs on the driver's thread when the stream reaches it, the
     /// upload of its result waits for it) — issue 9's design; not yet run on a GPU.
     public let useHostNodes: Bool
-    private var hostNodeGraphs: [Int: CUgraphExec] = [:]
     /// The host nodes' work, kept alive with their graphs; the first error a node met.
     private var hostWork: [HostWork] = []
     private var capturingHostNodes = false
@@ -467,7 +467,6 @@ public final class CUDADecoder: @unchecked Sendable {
     deinit {
         for g in decodeGraphs.values { gpu.driver.destroy(graph: g) }
         for g in segmentGraphs.values.joined() { gpu.driver.destroy(graph: g) }
-        for g in hostNodeGraphs.values { gpu.driver.destroy(graph: g) }
         try? gpu.driver.freePinned(staging)
         try? gpu.driver.freePinned(logitsPinned)
         if let hostIn { try? gpu.driver.freePinned(hostIn) }
@@ -566,25 +565,31 @@ public final class CUDADecoder: @unchecked Sendable {
         try gpu.driver.copyAsync(toDevice: ids.pointer, from: staging, bytes: n * 4, stream: gpu.stream)
         try gpu.driver.copyAsync(toDevice: positions.pointer, from: staging + n * 4, bytes: n * 4, stream: gpu.stream)
         let vocab = model.model.vocab
-        if n == 1, first == 0, rows == (model.isLast ? 1 : 0), useGraphs {
+        if n == 1, first == 0, rows == (model.isLast ? 1 : 0), useGraphs || useSegmentGraphs || useHostNodes {
             let bound = startPosition < GPUOps.shortAttentionMaxKeys ? min(GPUOps.shortAttentionMaxKeys, capacity) : capacity
-            if decodeGraphs[bound] == nil {
-                try gpu.driver.beginCapture(gpu.stream)
-                do {
-                    try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: rows)
-                } catch {
-                    if let g = try? gpu.driver.endCapture(gpu.stream) { gpu.driver.destroy(graph: g) }
-                    throw error
+            if useSegmentGraphs {
+                try decodeInSegments(bound: bound, rows: rows)
+            } else {
+                // One graph for the step (with the CPU blocks as host nodes under useHostNodes).
+                if decodeGraphs[bound] == nil {
+                    capturingHostNodes = useHostNodes
+                    defer { capturingHostNodes = false }
+                    try gpu.driver.beginCapture(gpu.stream)
+                    do {
+                        try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: rows)
+                    } catch {
+                        if let g = try? gpu.driver.endCapture(gpu.stream) { gpu.driver.destroy(graph: g) }
+                        throw error
+                    }
+                    decodeGraphs[bound] = try gpu.driver.endCapture(gpu.stream)
                 }
-                decodeGraphs[bound] = try gpu.driver.endCapture(gpu.stream)
+                try gpu.driver.launch(graph: decodeGraphs[bound]!, stream: gpu.stream)
+                if useHostNodes {
+                    // A host node's error surfaces once the step is done.
+                    try gpu.synchronize()
+                    if let error = hostNodeError.take() { throw error }
+                }
             }
-            try gpu.driver.launch(graph: decodeGraphs[bound]!, stream: gpu.stream)
-        } else if n == 1, first == 0, rows == (model.isLast ? 1 : 0), useSegmentGraphs {
-            let bound = startPosition < GPUOps.shortAttentionMaxKeys ? min(GPUOps.shortAttentionMaxKeys, capacity) : capacity
-            try decodeInSegments(bound: bound, rows: rows)
-        } else if n == 1, first == 0, rows == (model.isLast ? 1 : 0), useHostNodes {
-            let bound = startPosition < GPUOps.shortAttentionMaxKeys ? min(GPUOps.shortAttentionMaxKeys, capacity) : capacity
-            try decodeWithHostNodes(bound: bound, rows: rows)
         } else {
             try enqueue(tokens: n, maxKeys: startPosition + n, first: first, rows: rows)
         }
@@ -620,7 +625,8 @@ public final class CUDADecoder: @unchecked Sendable {
                 && L.q.matrix.rows == L.heads * L.headDim && L.k.matrix.rows == L.kvHeads * L.headDim
                 && GPUOps.qkvRopeApplies(q: L.q.matrix, k: L.k.matrix, v: L.v.matrix, headDim: L.headDim, rotDim: L.rope.dimensions,
                                          neox: L.rope.neox)
-            if ropeInGEMV, let act = acts[L.q.matrix.cols] {
+            let qkvAct = ropeInGEMV ? acts[L.q.matrix.cols] : nil
+            if let act = qkvAct {
                 if prequantized != h.pointer { GPUOps.invalidate(act) }
                 prequantized = nil
                 try GPUOps.linearQKVRope(gpu, q: L.q.matrix, k: L.k.matrix, v: L.v.matrix, x: h.pointer, act: act, yq: qb.pointer,
@@ -630,7 +636,7 @@ public final class CUDADecoder: @unchecked Sendable {
             } else {
                 try linears([(L.q, qb.pointer), (L.k, kb.pointer), (L.v, vb.pointer)], input: h.pointer, tokens: n)
             }
-            let ropeDone = ropeInGEMV && acts[L.q.matrix.cols] != nil
+            let ropeDone = qkvAct != nil
             if let qn = L.qNorm { try norm(qn, qb.pointer, qb.pointer, rows: n * L.heads) }
             if let kn = L.kNorm { try norm(kn, kb.pointer, kb.pointer, rows: n * L.kvHeads) }
             let visible = L.window > 0 ? min(L.window, maxKeys) : maxKeys
@@ -741,27 +747,6 @@ public final class CUDADecoder: @unchecked Sendable {
         segmentGraphs[bound] = capturedSegments
     }
 
-    /// A decode step as one graph with the CPU blocks as host nodes (`useHostNodes`), captured
-    /// on first use per key bound; the step's end waits for it, and a host node's error is
-    /// thrown then.
-    private func decodeWithHostNodes(bound: Int, rows: Int) throws {
-        if hostNodeGraphs[bound] == nil {
-            capturingHostNodes = true
-            defer { capturingHostNodes = false }
-            try gpu.driver.beginCapture(gpu.stream)
-            do {
-                try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: rows)
-            } catch {
-                if let g = try? gpu.driver.endCapture(gpu.stream) { gpu.driver.destroy(graph: g) }
-                throw error
-            }
-            hostNodeGraphs[bound] = try gpu.driver.endCapture(gpu.stream)
-        }
-        try gpu.driver.launch(graph: hostNodeGraphs[bound]!, stream: gpu.stream)
-        try gpu.synchronize()
-        if let error = hostNodeError.take() { throw error }
-    }
-
     /// A feed-forward block on the CPU: h (the normalized rows) down to page-locked memory, the
     /// block on the CPU's thread pool, its output up into o. While a decode step is captured the
     /// download ends a segment, which runs before the block, and the upload begins the next.
@@ -833,10 +818,7 @@ public final class CUDADecoder: @unchecked Sendable {
                 moe.route(xIn, tokens: 1, ids: ids, weights: weights, context: context)
             }
             routing = DispatchTime.now().uptimeNanoseconds - t1
-            context.operators.experts(moe.expertsName, tokens: 1)
-                .run(moe.experts, x: xIn, routing: ExpertRouting(tokens: 1, used: moe.used, ids: ids, weights: weights), out: out,
-                     pool: context.pool)
-            moe.addShared(xIn, out, tokens: 1, context: context)
+            moe.runExperts(xIn, out, tokens: 1, ids: ids, weights: weights, context: context)
         } else {
             block(xIn, out, tokens: n, context: context)
         }
