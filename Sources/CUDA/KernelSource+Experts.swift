@@ -198,7 +198,7 @@ extern "C" __global__ void __launch_bounds__(128) mmq_experts_q4_K(const u8* W0,
 // staging as mmq_experts_q4_K; q6_K's scales cover 16 elements, so each 32-element chunk is two
 // mma.m16n8k16 s8 × s8 (lane q holds elements 4q … 4q + 3 of each half, as the fragments lay
 // them out), each int32 sum times d · scale, then the token's ak — as mmvq_impl<Q6_K>:
-// ak · (d·sc₁ · Σ₁ + d·sc₂ · Σ₂). Off unless SWIFTKT_EXPERTS_MMA_Q6K=1 until run on a GPU.
+// ak · (d·sc₁ · Σ₁ + d·sc₂ · Σ₂). SWIFTKT_EXPERTS_MMA_Q6K=0 turns it off.
 DEV void mma_s8s8_k16(int* c, u32 a0, u32 a1, u32 b0) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, {%7, %7, %7, %7};"
                  : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3]) : "r"(a0), "r"(a1), "r"(b0), "r"(0));

@@ -14,9 +14,12 @@
 #   6. Llama-3-8B shape tg128 / tg512 (decode attention in one kernel at every length; rope and
 #      the KV store in the q/k/v GEMV, SWIFTKT_CUDA_QKV_ROPE=1, and its `run` text);
 #   7. the split over a stand-in second GPU, speed line included (scripts/gpu/check_split.sh).
-# Usage: scripts/gpu/check_unmeasured.sh SWIFTKT_BINARY WORK_DIR OUT_DIR
+# Usage: scripts/gpu/check_unmeasured.sh SWIFTKT_BINARY WORK_DIR OUT_DIR [STEPS]
+#   STEPS: which steps to run, e.g. "1 2 3 4" (default: all; the whole list takes about 10 minutes,
+#   so split it over two calls when one call is limited to 600 s; models persist in WORK_DIR).
 set -uo pipefail
-bin=$1; work=$2; out=$3
+bin=$1; work=$2; out=$3; steps=" ${4:-1 2 3 4 5 6 7} "
+step() { [[ "$steps" == *" $1 "* ]]; }
 mkdir -p "$work" "$out"
 export SWIFTKT_HOME="${SWIFTKT_HOME:-$work/home}"
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,11 +31,14 @@ synth() { [ -f "$1" ] || ("$bin" synth "${@:2}" -o "$1.part" > /dev/null 2>&1 &&
 synth "$ms" --arch llama --shape smollm2-135m --type q4_1 --seed 7
 
 # 1.
+if step 1; then
 "$bin" devices --selftest 2>&1 | grep -E "nccl|selftest"
 "$bin" ops-check -m "$ms" > "$out/ops-check.md" 2> "$out/ops-check.log"; echo "ops-check exit $? $(el)"
 grep -E "checks passed|tensor cores" "$out/ops-check.md"; grep -E "\| (fail|FAIL)" "$out/ops-check.md" | head
+fi
 
 # 2.
+if step 2; then
 sed -E 's/stream_to_gpu_min_tokens: [0-9]+/stream_to_gpu_min_tokens: 32/' "$here/../../rules/cuda-moe.yaml" > "$work/moe.yaml"
 models=()
 for spec in "qwen3moe q4_K -" "mixtral q8_0 -" "qwen3moe q4_K q6_K"; do
@@ -42,12 +48,14 @@ for spec in "qwen3moe q4_K -" "mixtral q8_0 -" "qwen3moe q4_K q6_K"; do
 done
 for v in SWIFTKT_CUDA_HYBRID_GRAPHS=1 SWIFTKT_CUDA_HYBRID_GRAPHS=host SWIFTKT_EXPERTS_MMA_Q6K=1 SWIFTKT_CUDA_ROUTER=1; do
     for p in 48 24; do
-        SWIFTKT_CUDA_HYBRID_GRAPHS=1 env "$v" timeout 150 "$bin" ops-check --prompt-tokens $p --rules "$work/moe.yaml" "${models[@]}" > "$out/hybrid-$v-$p.md" 2> "$work/hybrid.log"
-        echo "hybrid check $v, $p-token prompt: exit $? $(el)"; grep -E "^\| .*gguf|checks passed" "$out/hybrid-$v-$p.md"
+        SWIFTKT_CUDA_HYBRID_GRAPHS=1 env "$v" timeout 150 "$bin" ops-check --prompt-tokens $p --rules "$work/moe.yaml" "${models[@]}" > "$out/hybrid-${v//=/_}-$p.md" 2> "$work/hybrid.log"
+        echo "hybrid check $v, $p-token prompt: exit $? $(el)"; grep -E "^\| .*gguf|checks passed" "$out/hybrid-${v//=/_}-$p.md"
     done
 done
+fi
 
 # 3.
+if step 3; then
 wait
 (synth "$m30m" --arch qwen3moe --shape qwen3-30b-a3b --type q4_K --down-type q6_K --seed 1) &
 for v in DEFAULT=1 SWIFTKT_CUDA_HYBRID_GRAPHS=1 SWIFTKT_CUDA_HYBRID_GRAPHS=host SWIFTKT_CUDA_ROUTER=1 SWIFTKT_CPU_DYNAMIC=1 SWIFTKT_PIN_THREADS=1 GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432; do
@@ -61,8 +69,10 @@ c=$(SWIFTKT_CUDA_HYBRID_GRAPHS=host timeout 100 "$bin" run -m "$m30" -p "The cap
 [ "$c" = "$b" ] && echo "30B run text: host nodes = launches" || echo "30B run text DIFFERS with host nodes"
 [ "$a" = "$b" ] && echo "30B run text: segments + GPU router = launches + CPU router" || echo "30B run text DIFFERS with segments + GPU router"
 echo "$(el)"
+fi
 
 # 4.
+if step 4; then
 wait
 for v in DEFAULT=1 SWIFTKT_EXPERTS_MMA_Q6K=1; do
     env "$v" SWIFTKT_PROFILE_EXPERTS=1 timeout 120 "$bin" bench -m "$m30m" -p 512 -n 0 -r 2 --rules "$work/moe.yaml" 2> "$work/pp.err" \
@@ -70,8 +80,10 @@ for v in DEFAULT=1 SWIFTKT_EXPERTS_MMA_Q6K=1; do
     grep -E "512-token" "$work/pp.err" | tail -1
 done
 echo "$(el)"
+fi
 
 # 5.
+if step 5; then
 for shape in "768 2048" "2048 768" "12288 2048"; do
     set -- $shape
     for v in DEFAULT=1 SWIFTKT_CPU_DYNAMIC=1; do
@@ -79,8 +91,10 @@ for shape in "768 2048" "2048 768" "12288 2048"; do
             | grep -E "^\| q4_K" | sed "s|^|$v |" | tee -a "$out/host-kernels.md"
     done
 done
+fi
 
 # 6.
+if step 6; then
 synth "$m8" --arch llama --shape llama3-8b --type q4_K --seed 1
 for v in DEFAULT=1 SWIFTKT_CUDA_QKV_ROPE=1 SWIFTKT_CUDA_SHORT_ATTENTION=0 DEFAULT=2 SWIFTKT_CUDA_QKV_ROPE=1; do
     env "$v" timeout 90 "$bin" bench -m "$m8" -p 0 -n 128,512 -r 2 2>/dev/null | grep -E "^\| llama" | sed "s|^|8B $v: |" | tee -a "$out/decode-8b.md"
@@ -89,7 +103,10 @@ a=$(timeout 60 "$bin" run -m "$m8" -p "The capital of France is" -n 64 --temp 0 
 b=$(SWIFTKT_CUDA_QKV_ROPE=1 timeout 60 "$bin" run -m "$m8" -p "The capital of France is" -n 64 --temp 0 2>/dev/null | md5sum)
 [ "$a" = "$b" ] && echo "8B run text: rope in the q/k/v GEMV = apart" || echo "8B run text DIFFERS with rope in the q/k/v GEMV"
 echo "$(el)"
+fi
 
 # 7.
+if step 7; then
 timeout 120 bash "$here/check_split.sh" "$bin" "$ms" 30 "$work/split" "$out" 2>&1 | tail -4
 echo "$(el)"
+fi
