@@ -77,6 +77,6 @@ let package = Package(
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], resources: [.copy("Fixtures")]),
         .testTarget(name: "InjectionTests", dependencies: ["Injection", "Engine", "Models", "Operators", "GGUF", "Core"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "ModelTests", dependencies: ["Engine", "Models", "ModelsCUDA", "GGUF", "Core"], exclude: ["Fixtures"]),
+        .testTarget(name: "ModelTests", dependencies: ["Engine", "Models", "ModelsCUDA", "CUDA", "GGUF", "Core"], exclude: ["Fixtures"]),
     ]
 )

@@ -19,8 +19,9 @@
 enum KernelSource {
     /// Everything NVRTC compiles: the operators below, sampling (KernelSource+Sampling), the
     /// Marlin-class 4-bit GEMM (KernelSource+Marlin), the routed experts' gather and scatter
-    /// (KernelSource+Experts) and the decode step's fused kernels (KernelSource+Decode).
-    static var all: String { text + sampling + marlin + experts + decode }
+    /// (KernelSource+Experts), the decode step's fused kernels (KernelSource+Decode) and
+    /// multi-head latent attention's rope, cache store and merge (KernelSource+MLA).
+    static var all: String { text + sampling + marlin + experts + decode + mla }
 
     static let text = #"""
 typedef unsigned char u8;

@@ -89,7 +89,8 @@ public final class LoadedModel: @unchecked Sendable {
         // A kernel set named explicitly (--kernels quantized / reference) means the CPU's numerics.
         let choice = try RuleChoice.choose(path: options.rules, architecture: tree.architecture,
                                            devices: options.kernels == "auto" ? Placement.availableDevices : [.cpu],
-                                           reference: kernels.cacheElement == .f32, dense: !tree.contains(.experts))
+                                           reference: kernels.cacheElement == .f32, dense: !tree.contains(.experts),
+                                           gpuAttention: ShippedRules.gpuRunsAttention(tree))
         placement = try Placement.plan(tree: tree, rules: choice.file, strict: options.strictRules,
                                        rulesSource: choice.description)
         rulesDescription = choice.description

@@ -420,11 +420,13 @@ public enum OpsCheck {
                    two == [Int32(3 * 769), 5, Int32.max] ? 0 : 1, 0)
         }
 
-        // Attention over an f16 cache: decode and prefill, GQA, windows, head dims 64–256.
+        // Attention over an f16 cache: decode and prefill, GQA, windows, head dims 64–256 (192:
+        // DeepSeek's MLA with attn_kv_b, kvHeads = heads, on the generic kernels).
         for (tokens, start, heads, kvHeads, headDim, window) in [(1, 300, 8, 2, 64, 0), (1, 4000, 32, 8, 128, 0), (37, 20, 4, 1, 256, 0),
                                                                   (64, 0, 9, 3, 64, 0), (5, 40, 4, 1, 256, 16), (1, 1000, 4, 4, 128, 512),
                                                                   (1, 5, 4, 2, 128, 0), (200, 0, 8, 2, 128, 0), (70, 30, 8, 8, 128, 20),
-                                                                  (33, 500, 4, 2, 64, 0), (40, 9, 3, 1, 256, 0)] {
+                                                                  (33, 500, 4, 2, 64, 0), (40, 9, 3, 1, 256, 0),
+                                                                  (1, 700, 16, 16, 192, 0), (24, 40, 2, 2, 192, 0), (70, 10, 3, 3, 192, 0)] {
             let ctx = start + tokens, kvw = kvHeads * headDim
             let q = random(tokens * heads * headDim, &rng)
             let kf = random(ctx * kvw, &rng).map { halfToFloat(floatToHalf($0)) }
@@ -694,6 +696,7 @@ public enum OpsCheck {
                    differ ? 1 : 0, 0)
         }
         (gpu.shortAttention, gpu.shortAttentionRope) = ropeWas
+        try mlaChecks(gpu: gpu, rng: &rng, record: record)
         try samplingChecks(gpu: gpu, rng: &rng, record: record)
         try marlinChecks(gpu: gpu, rng: &rng, pool: pool, record: record)
         return results

@@ -152,13 +152,16 @@ public enum Placement {
 
         var kv: [Device: Int] = [:]
         let hp = tree.hyperparameters
+        // MLA (DeepSeek's kv_a_proj_with_mqa) caches its values zero-padded to the key width, on
+        // the CPU and the GPU alike (Models/MLA.swift).
+        let mla = tree.flattened.contains { $0.node.name.hasSuffix(".self_attn.kv_a_proj_with_mqa") }
+        let widths = hp.headCountKV * (hp.headDim + (mla ? hp.headDim : hp.valueDim))
         for m in placed where m.kind == .attention {
             if let a = registry.descriptor(m.generateOp)?.make(m.kwargs) as? any AttentionOperator {
-                let element = a.storage == .f16 ? 2 : 4
-                kv[m.generateDevice, default: 0] += hp.headCountKV * (hp.headDim + hp.valueDim) * element
+                kv[m.generateDevice, default: 0] += widths * (a.storage == .f16 ? 2 : 4)
             } else if m.generateDevice.kind == .cuda {
                 // The CUDA backend keeps an f16 cache on the device.
-                kv[m.generateDevice, default: 0] += hp.headCountKV * (hp.headDim + hp.valueDim) * 2
+                kv[m.generateDevice, default: 0] += widths * 2
             }
         }
 

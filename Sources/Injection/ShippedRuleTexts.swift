@@ -166,13 +166,14 @@ enum ShippedRuleTexts {
       device: "cuda:0"
 """#,
         "cuda-moe.yaml": #"""
-# A mixture of experts (mixtral, qwen2moe, qwen3moe) on the first GPU and the CPU, KTransformers'
-# set-up: every MoE block — router, routed experts, shared expert and its gate — on the CPU,
-# straight on the GGUF weights in DRAM (tokens grouped by expert, all cores); attention, norms
-# and the LM head on cuda:0 as in cuda.yaml. Each layer's normalized hidden state goes to
-# page-locked host memory, the CPU computes the block, the result comes back and is added.
-# Prompt-sized chunks can run the routed experts on the GPU instead (stream_to_gpu_min_tokens).
-# (DeepSeek's MLA attention has no GPU kernels yet: deepseek2 stays on rules/cpu.yaml.)
+# A mixture of experts (mixtral, qwen2moe, qwen3moe, deepseek2) on the first GPU and the CPU,
+# KTransformers' set-up: every MoE block — router, routed experts, shared expert and its gate — on
+# the CPU, straight on the GGUF weights in DRAM (tokens grouped by expert, all cores); attention
+# (deepseek2's MLA included), norms and the LM head on cuda:0 as in cuda.yaml. Each layer's
+# normalized hidden state goes to page-locked host memory, the CPU computes the block, the result
+# comes back and is added. Prompt-sized chunks can run the routed experts on the GPU instead
+# (stream_to_gpu_min_tokens). (deepseek2 files with split attn_k_b / attn_v_b — absorbed MLA —
+# have no GPU attention kernels: the default for them stays rules/cpu.yaml.)
 - match:
     class: MoE
   replace:

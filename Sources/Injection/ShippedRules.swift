@@ -21,14 +21,20 @@ public enum ShippedRules {
 
     /// The shipped file for a model on the devices present: with a GPU, a dense model goes to it
     /// (cuda.yaml) and a mixture of experts splits between it and the CPU (cuda-moe.yaml: experts
-    /// on the CPU), except DeepSeek's MLA, which has no GPU attention yet; machines without a GPU
-    /// use cpu.yaml (its MoE rules are optional); `reference` picks cpu-reference.yaml.
-    public static func defaultName(architecture: String, devices: [Device], reference: Bool = false,
-                                   dense: Bool = true) -> String {
+    /// on the CPU), unless the GPU cannot run its attention (`gpuRunsAttention`); machines
+    /// without a GPU use cpu.yaml (its MoE rules are optional); `reference` picks cpu-reference.yaml.
+    public static func defaultName(devices: [Device], reference: Bool = false, dense: Bool = true,
+                                   gpuAttention: Bool = true) -> String {
         if reference { return "cpu-reference.yaml" }
-        guard devices.contains(.cuda(0)) else { return "cpu.yaml" }
-        if dense { return "cuda.yaml" }
-        return architecture == "deepseek2" ? "cpu.yaml" : "cuda-moe.yaml"
+        guard devices.contains(.cuda(0)), gpuAttention else { return "cpu.yaml" }
+        return dense ? "cuda.yaml" : "cuda-moe.yaml"
+    }
+
+    /// Whether the CUDA backend runs this model's attention: not for DeepSeek files with split
+    /// attn_k_b / attn_v_b (absorbed MLA, one 576-wide shared latent key per token: no GPU
+    /// kernels); their MLA with attn_kv_b, and every other attention, it does.
+    public static func gpuRunsAttention(_ tree: ModuleTree) -> Bool {
+        !tree.flattened.contains { $0.node.name.hasSuffix(".self_attn.k_b_proj") }
     }
 
     /// Files that place modules on the first GPU (the rule tests plan them as if it were there).
@@ -41,15 +47,16 @@ public struct RuleChoice {
     /// "rules/cpu.yaml (shipped default for llama on cpu)" or the user's path.
     public let description: String
 
-    /// `path` (the user's `--rules`) wins; else the shipped file for the architecture,
-    /// devices and kernel shorthand (`reference` → cpu-reference.yaml).
+    /// `path` (the user's `--rules`) wins; else the shipped file for the model (`dense`: no
+    /// experts; `gpuAttention`: ShippedRules.gpuRunsAttention), devices and kernel shorthand
+    /// (`reference` → cpu-reference.yaml).
     public static func choose(path: String?, architecture: String, devices: [Device] = Placement.availableDevices,
-                              reference: Bool = false, dense: Bool = true,
+                              reference: Bool = false, dense: Bool = true, gpuAttention: Bool = true,
                               registry: OperatorRegistry = .builtin) throws -> RuleChoice {
         if let path {
             return RuleChoice(file: try RuleFile.load(path: path, registry: registry), description: "\(path) (--rules)")
         }
-        let name = ShippedRules.defaultName(architecture: architecture, devices: devices, reference: reference, dense: dense)
+        let name = ShippedRules.defaultName(devices: devices, reference: reference, dense: dense, gpuAttention: gpuAttention)
         let why = reference ? "shipped, --kernels reference" : "shipped default for \(architecture) on "
             + devices.map(\.description).joined(separator: "+")
         return RuleChoice(file: try ShippedRules.load(name, registry: registry), description: "rules/\(name) (\(why))")

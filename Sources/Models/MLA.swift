@@ -26,6 +26,9 @@
 // output columns are those of an attention with narrower values). This costs cache memory
 // (values padded from 128 to 192, or 512 to 576, per head / token); a kernel with separate key
 // and value widths, and absorbed decode for kv_b files, are later optimizations.
+//
+// The CUDA backend runs the kv_b path with the same cache rows (ModelsCUDA/CUDAModel+MLA.swift;
+// `cacheRows` and `mergeHeads` below are what its ops check compares with).
 import Core
 import CPUKernels
 import Foundation
@@ -68,8 +71,14 @@ public struct YarnRope: Sendable {
         self.attnFactor = attnFactor; self.betaFast = betaFast; self.betaSlow = betaSlow; self.originalContext = originalContext
     }
 
-    /// ggml_rope_yarn_corr_dims.
-    var correctionDims: (Float, Float) {
+    /// θ's factor from one pair to the next: base^(−2/dims).
+    public var thetaScale: Float { powf(base, -2 / Float(dimensions)) }
+
+    /// The factor on cos and sin: attnFactor, times 1 + 0.1·ln(1/freqScale) under YaRN (extFactor ≠ 0).
+    public var magnitude: Float { extFactor != 0 ? attnFactor * (1 + 0.1 * logf(1 / freqScale)) : attnFactor }
+
+    /// ggml_rope_yarn_corr_dims: the pairs between which the ramp mixes interpolation and extrapolation.
+    public var correctionDims: (Float, Float) {
         func dim(_ rot: Float) -> Float {
             Float(dimensions) * logf(Float(originalContext) / (rot * 2 * Float.pi)) / (2 * logf(base))
         }
@@ -77,19 +86,17 @@ public struct YarnRope: Sendable {
         return (max(0, start), min(Float(dimensions - 1), end))
     }
 
-    /// cos, sin per pair for position p.
+    /// cos, sin per pair for position p (the GPU's `yarn_cos_sin`, KernelSource+MLA.swift, takes the same steps).
     func table(position p: Int32, cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) {
-        let thetaScale = powf(base, -2 / Float(dimensions))
-        let corr = correctionDims
+        let thetaScale = self.thetaScale, corr = correctionDims, mscale = magnitude
         var theta = Float(p)
         for i in 0..<(dimensions / 2) {
             let interp = freqScale * theta
-            var t = interp, mscale = attnFactor
+            var t = interp
             if extFactor != 0 {
                 let y = (Float(i) - corr.0) / max(0.001, corr.1 - corr.0)
                 let ramp = (1 - min(1, max(0, y))) * extFactor
                 t = interp * (1 - ramp) + theta * ramp
-                mscale *= 1 + 0.1 * logf(1 / freqScale)
             }
             cos[i] = cosf(t) * mscale
             sin[i] = sinf(t) * mscale
@@ -202,18 +209,11 @@ public struct MultiLatentAttention: AttentionBlock {
         switch decompression {
         case let .kvB(kvB):
             // Full keys [k_nope | k_pe] and values (zero-padded to the key width) per head.
-            let kvWidth = qkNope + vDim
-            let kv = UnsafeMutablePointer<Float>.allocate(capacity: tokens * heads * kvWidth)
+            let kv = UnsafeMutablePointer<Float>.allocate(capacity: tokens * heads * (qkNope + vDim))
             defer { kv.deallocate() }
             kvB(c, kv, tokens: tokens, context: context)
-            for t in 0..<tokens {
-                for h in 0..<heads {
-                    let src = kv + (t * heads + h) * kvWidth, k = kRows + (t * heads + h) * hd, v = vRows + (t * heads + h) * hd
-                    k.update(from: src, count: qkNope)
-                    (k + qkNope).update(from: kpe + t * qkRope, count: qkRope)
-                    v.update(from: src + qkNope, count: vDim)
-                }
-            }
+            Self.cacheRows(kv: kv, kpe: kpe, kpeStride: qkRope, keys: kRows, values: vRows, tokens: tokens, heads: heads,
+                           qkNope: qkNope, qkRope: qkRope, vDim: vDim)
             qAtt.update(from: qb, count: tokens * qWidth)
         case let .split(kB, _):
             // One shared key [c | k_pe] and value c; queries [k_b_h · q_nope_h | q_pe_h].
@@ -254,11 +254,7 @@ public struct MultiLatentAttention: AttentionBlock {
 
         switch decompression {
         case .kvB:
-            for t in 0..<tokens {
-                for h in 0..<heads {
-                    (merged + (t * heads + h) * vDim).update(from: attn + (t * heads + h) * hd, count: vDim)
-                }
-            }
+            Self.mergeHeads(attn, merged, tokens: tokens, heads: heads, headDim: hd, vDim: vDim)
         case let .split(_, vB):
             let lat = UnsafeMutablePointer<Float>.allocate(capacity: tokens * r)
             let vh = UnsafeMutablePointer<Float>.allocate(capacity: tokens * vDim)
@@ -274,5 +270,32 @@ public struct MultiLatentAttention: AttentionBlock {
             Trace.record("kqv_out-\(layer)", merged, rows: tokens, cols: heads * vDim)
         }
         o(merged, out, tokens: tokens, context: context)
+    }
+}
+
+extension MultiLatentAttention {
+    /// The cache rows of a kv_b layer (the GPU's `mla_store` writes the same, rounded to f16): from
+    /// kv_b's output kv [tokens, heads, qkNope + vDim] and the rotated shared key k_pe (row t at
+    /// kpe + t · kpeStride), keys [tokens, heads, qkNope + qkRope] = [k_nope_h | k_pe] and values of
+    /// the same width = [v_h | zeros].
+    public static func cacheRows(kv: UnsafePointer<Float>, kpe: UnsafePointer<Float>, kpeStride: Int, keys: UnsafeMutablePointer<Float>,
+                                 values: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, qkNope: Int, qkRope: Int, vDim: Int) {
+        let kvWidth = qkNope + vDim, hd = qkNope + qkRope
+        for t in 0..<tokens {
+            for h in 0..<heads {
+                let src = kv + (t * heads + h) * kvWidth, k = keys + (t * heads + h) * hd, v = values + (t * heads + h) * hd
+                k.update(from: src, count: qkNope)
+                (k + qkNope).update(from: kpe + t * kpeStride, count: qkRope)
+                v.update(from: src + qkNope, count: vDim)
+                (v + vDim).update(repeating: 0, count: hd - vDim)
+            }
+        }
+    }
+
+    /// The first vDim outputs of each head, the attention output's real values (the GPU's
+    /// `mla_merge`): attn [tokens, heads, headDim] → out [tokens, heads · vDim].
+    public static func mergeHeads(_ attn: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, tokens: Int, heads: Int,
+                                  headDim: Int, vDim: Int) {
+        for i in 0..<(tokens * heads) { (out + i * vDim).update(from: attn + i * headDim, count: vDim) }
     }
 }

@@ -1,5 +1,6 @@
 // A dense decoder (llama, qwen2, qwen3, gemma3: the DecoderModel of Models/ with SelfAttention
-// and GatedMLP layers) on one CUDA device. `CUDAModel` uploads the weights once, in their GGUF
+// and GatedMLP layers; deepseek2's multi-head latent attention with attn_kv_b in
+// CUDAModel+MLA.swift) on one CUDA device. `CUDAModel` uploads the weights once, in their GGUF
 // blocks; each `CUDADecoder` (one per session) owns an f16 KV cache and a workspace and runs
 // the same forward pass as DecoderModel.forward, top to bottom, with the operators of
 // CUDA/GPUOps.swift:
@@ -95,6 +96,14 @@ public final class CUDAModel: @unchecked Sendable {
         let window: Int
         let scale: Float
 
+        /// Multi-head latent attention's other parts (nil for SelfAttention). Its q is attn_q or
+        /// attn_q_a (what reads the attention norm's output), k attn_kv_a_mqa, v attn_kv_b, o
+        /// attn_output; heads = kvHeads, headDim = qkNope + qkRope, window 0, and `rope` unused.
+        let mla: LatentAttention?
+
+        /// The attention's matrices (with q LoRA's attn_q_b).
+        var attentionLins: [Lin] { [q, k, v, o] + (mla?.qB.map { [$0] } ?? []) }
+
         /// The GPU MLP's matrices (none for a CPU block).
         var mlpMatrices: [DeviceMatrix] {
             if case let .gpu(g, u, d, _) = ffn { return [g.matrix, u.matrix, d.matrix] }
@@ -189,6 +198,9 @@ public final class CUDAModel: @unchecked Sendable {
             }
             for layer in model.layers[range] {
                 if let a = layer.attention as? SelfAttention { for l in [a.q, a.k, a.v, a.o] { plan(l.weight) } }
+                if let a = layer.attention as? MultiLatentAttention, let p = try? CUDAModel.latentPlan(a, layer: 0) {
+                    for l in [p.q, p.k, p.v, p.o] + (p.qB.map { [$0] } ?? []) { plan(l.weight) }
+                }
                 if let mlp = layer.mlp as? GatedMLP { for l in [mlp.gate, mlp.up, mlp.down] { plan(l.weight) } }
             }
             if range.upperBound == model.layers.count { plan(model.lmHead.weight) }
@@ -216,9 +228,17 @@ public final class CUDAModel: @unchecked Sendable {
 
         var out: [Layer] = []
         for (i, layer) in model.layers.enumerated() where range.contains(i) {
-            guard let a = layer.attention as? SelfAttention else {
+            // The attention is checked before any of the layer is uploaded.
+            let selfAttention = layer.attention as? SelfAttention
+            let latent = try (layer.attention as? MultiLatentAttention).map { try CUDAModel.latentPlan($0, layer: i) }
+            if let a = selfAttention {
+                guard a.v.outFeatures == a.kvHeads * a.headDim, a.headDim % 32 == 0, a.headDim <= 256 else {
+                    throw CUDAModelError.unsupported("layer \(i): head dim \(a.headDim) (value width \(a.v.outFeatures / max(a.kvHeads, 1))); "
+                                                     + "the GPU attention takes equal key/value head dims, multiples of 32 up to 256")
+                }
+            } else if latent == nil {
                 throw CUDAModelError.unsupported("layer \(i)'s attention is \(type(of: layer.attention)); the GPU runs "
-                                                 + "SelfAttention (place MLA models on the CPU: rules/cpu.yaml)")
+                                                 + "SelfAttention and MultiLatentAttention (with attn_kv_b)")
             }
             let ffn: FeedForwardPlace
             if let mlp = layer.mlp as? GatedMLP {
@@ -229,17 +249,26 @@ public final class CUDAModel: @unchecked Sendable {
                 throw CUDAModelError.unsupported("layer \(i)'s feed-forward is \(type(of: layer.mlp)); the GPU runs the dense "
                                                  + "gated MLP (mixtures of experts keep their blocks on the CPU: rules/cuda-moe.yaml)")
             }
-            guard a.v.outFeatures == a.kvHeads * a.headDim, a.headDim % 32 == 0, a.headDim <= 256 else {
-                throw CUDAModelError.unsupported("layer \(i): head dim \(a.headDim) (value width \(a.v.outFeatures / max(a.kvHeads, 1))); "
-                                                 + "the GPU attention takes equal key/value head dims, multiples of 32 up to 256")
+            if let a = selfAttention {
+                out.append(Layer(
+                    attentionNorm: try norm(layer.attentionNorm), q: try lin(a.q), k: try lin(a.k), v: try lin(a.v), o: try lin(a.o),
+                    qNorm: try a.qNorm.map(norm), kNorm: try a.kNorm.map(norm),
+                    postAttentionNorm: try layer.postAttentionNorm.map(norm), ffnNorm: try norm(layer.ffnNorm),
+                    ffn: ffn, postFFNNorm: try layer.postFFNNorm.map(norm),
+                    heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim, rope: a.rope,
+                    ropeFactors: try a.rope.frequencyFactors.map(floats), window: a.window ?? 0, scale: a.scale, mla: nil))
+            } else if let p = latent {
+                let s = p.shape
+                out.append(Layer(
+                    attentionNorm: try norm(layer.attentionNorm), q: try lin(p.q), k: try lin(p.k), v: try lin(p.v), o: try lin(p.o),
+                    qNorm: nil, kNorm: nil,
+                    postAttentionNorm: try layer.postAttentionNorm.map(norm), ffnNorm: try norm(layer.ffnNorm),
+                    ffn: ffn, postFFNNorm: try layer.postFFNNorm.map(norm),
+                    heads: s.heads, kvHeads: s.heads, headDim: s.headDim,
+                    rope: RopeSettings(base: p.ropeBase, dimensions: s.qkRope, neox: false), ropeFactors: nil, window: 0,
+                    scale: s.scale,
+                    mla: LatentAttention(qANorm: try p.qANorm.map(norm), qB: try p.qB.map(lin), kvANorm: try norm(p.kvANorm), shape: s)))
             }
-            out.append(Layer(
-                attentionNorm: try norm(layer.attentionNorm), q: try lin(a.q), k: try lin(a.k), v: try lin(a.v), o: try lin(a.o),
-                qNorm: try a.qNorm.map(norm), kNorm: try a.kNorm.map(norm),
-                postAttentionNorm: try layer.postAttentionNorm.map(norm), ffnNorm: try norm(layer.ffnNorm),
-                ffn: ffn, postFFNNorm: try layer.postFFNNorm.map(norm),
-                heads: a.heads, kvHeads: a.kvHeads, headDim: a.headDim, rope: a.rope,
-                ropeFactors: try a.rope.frequencyFactors.map(floats), window: a.window ?? 0, scale: a.scale))
             if (i + 1 - range.lowerBound) % 8 == 0 || i == range.upperBound - 1 {
                 progress(String(format: "uploaded %d/%d layers (%.1f MiB)", i + 1 - range.lowerBound, range.count, Double(bytes) / 1048576))
             }
@@ -310,8 +339,11 @@ public final class CUDADecoder: @unchecked Sendable {
     public let capacity: Int
     public let maxBatch: Int
     let gpu: GPU
-    private var keys: [DeviceBuffer] = [], values: [DeviceBuffer] = []
-    private let x, h, o, qb, kb, vb, attn, g, u, scratch, scores, logits, ids, positions: DeviceBuffer
+    // (Internal, not private, where CUDAModel+MLA.swift's latent attention uses them.)
+    private(set) var keys: [DeviceBuffer] = [], values: [DeviceBuffer] = []
+    let x, h, o, qb, kb, vb, attn, g, u, scratch, scores, logits, ids, positions: DeviceBuffer
+    /// Multi-head latent attention's intermediates (nil without MLA layers).
+    let latent: LatentBuffers?
     /// f16 weights and activations of the GEMM path (nil when it is off or cuBLAS is missing).
     private let gemmW: DeviceBuffer?, gemmX: DeviceBuffer?
     private let blas: CUBLAS?
@@ -321,11 +353,11 @@ public final class CUDADecoder: @unchecked Sendable {
     private let hostIn: UnsafeMutableRawPointer?, hostOut: UnsafeMutableRawPointer?
     /// A decode step's router logits on the device and page-locked on the host (model.routers).
     private let routerLogits: (device: DeviceBuffer, host: UnsafeMutableRawPointer)?
-    private var acts: [Int: QuantizedActivationsGPU] = [:]
+    private(set) var acts: [Int: QuantizedActivationsGPU] = [:]
     private let staging: UnsafeMutableRawPointer
     /// One row of logits in page-locked memory (a decode step's download).
     private let logitsPinned: UnsafeMutableRawPointer
-    private let maxSplits: Int
+    let maxSplits: Int
     /// The captured decode steps, built on first use (SWIFTKT_CUDA_GRAPHS=0 turns graphs off),
     /// one per bound on the visible keys: positions below GPUOps.shortAttentionMaxKeys replay a
     /// step captured with that bound, later ones a step over the whole cache. (The bound is
@@ -349,13 +381,14 @@ public final class CUDADecoder: @unchecked Sendable {
     }
     private let routed: RoutedBuffers?
     /// The buffer whose activations the last norm launch also quantized (nil after any `linears`).
-    private var prequantized: CUdeviceptr?
+    var prequantized: CUdeviceptr?
     public let useGraphs: Bool
     /// A decode step with feed-forward blocks on the CPU as captured segments: one graph from
     /// each CPU block's result to the next block's input (the H2D copy, the norms, attention,
     /// projections and the D2H copy), replayed around the blocks instead of ~9 launches per
-    /// layer. Off unless SWIFTKT_CUDA_HYBRID_GRAPHS=1 (not yet run on a GPU); never with
-    /// SWIFTKT_CUDA_GRAPHS=0.
+    /// layer (Qwen3-30B-A3B shape, H100: the host's launches between blocks 2.9 → 0.06 ms per
+    /// token, the wait for the GPU 0.55 → 2.5 ms; same text). Default; SWIFTKT_CUDA_HYBRID_GRAPHS=0
+    /// or SWIFTKT_CUDA_GRAPHS=0 turns it off.
     public let useSegmentGraphs: Bool
     /// The captured segments per key bound, and the CPU blocks between them in order.
     private var segmentGraphs: [Int: [CUgraphExec]] = [:]
@@ -364,7 +397,9 @@ public final class CUDADecoder: @unchecked Sendable {
     private var capturedSegments: [CUgraphExec]?
     /// SWIFTKT_CUDA_HYBRID_GRAPHS=host: the whole step as one graph, each CPU block a host node
     /// (cuLaunchHostFunc: the block runs on the driver's thread when the stream reaches it, the
-    /// upload of its result waits for it) — issue 9's design; not yet run on a GPU.
+    /// upload of its result waits for it) — issue 9's design. Correct (same text) but slower on
+    /// the H100 host: a block on the driver's callback thread took ~60 ms per token against ~22
+    /// (15 against 38 t/s), so segments are the default.
     public let useHostNodes: Bool
     /// The host nodes' work, kept alive with their graphs; the first error a node met.
     private var hostWork: [HostWork] = []
@@ -390,20 +425,21 @@ public final class CUDADecoder: @unchecked Sendable {
         x = try floats(b * d); h = try floats(b * d); o = try floats(b * d)
         qb = try floats(b * maxQ); kb = try floats(b * maxKV); vb = try floats(b * maxKV); attn = try floats(b * maxQ)
         g = try floats(b * maxFF); u = try floats(b * maxFF)
+        latent = try LatentBuffers(layers: model.layers, tokens: b, allocator: allocator)
         maxSplits = 64
         scratch = try floats((b * maxHeads + 2 * gpu.device.multiprocessors + maxHeads) * (maxDim + 2))
         scores = try floats(model.numerics.attentionLikeCPU ? min(b, 63) * maxHeads * capacity : 1)
         let gemm = model.numerics.gemmMinTokens > 0 && b >= model.numerics.gemmMinTokens
         blas = gemm ? model.gpu.blas : nil
         if blas != nil {
-            let mats = model.layers.flatMap { [$0.q, $0.k, $0.v, $0.o].map(\.matrix) + $0.mlpMatrices }
+            let mats = model.layers.flatMap { $0.attentionLins.map(\.matrix) + $0.mlpMatrices }
             gemmW = try allocator.allocate(2 * (mats.map { $0.rows * $0.cols }.max() ?? 1))
-            gemmX = try allocator.allocate(2 * b * max(d, maxQ, maxFF))
+            gemmX = try allocator.allocate(2 * b * max(d, maxQ, maxFF, mats.map(\.cols).max() ?? 0))
         } else {
             gemmW = nil; gemmX = nil
         }
         let marlins = model.layers.flatMap { L -> [CUDAModel.Lin] in
-            var l = [L.q, L.k, L.v, L.o]
+            var l = L.attentionLins
             if case let .gpu(g, u, dn, _) = L.ffn { l += [g, u, dn] }
             return l
         }.compactMap(\.marlin) + [model.headLin?.marlin].compactMap { $0 }
@@ -421,8 +457,9 @@ public final class CUDADecoder: @unchecked Sendable {
         staging = try gpu.driver.allocatePinned(2 * b * 4)
         logitsPinned = try gpu.driver.allocatePinned(model.isLast ? m.vocab * 4 : 256)
         let expertWidths = model.streamer?.layers.values.map(\.gate.rows) ?? []
-        for n in Set([d, maxQ, maxFF] + expertWidths + model.layers.map { $0.o.matrix.cols } + model.layers.flatMap { $0.mlpMatrices.map(\.cols) })
-        where n > 0 {
+        // (Every matrix's input width: MLA's kv_b and q LoRA's attn_q_b read rows of its ranks.)
+        let widths = model.layers.flatMap { $0.attentionLins.map(\.matrix.cols) + $0.mlpMatrices.map(\.cols) }
+        for n in Set([d, maxQ, maxFF] + expertWidths + widths) where n > 0 {
             acts[n] = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: b)
         }
         if model.cpuBlocks > 0 {
@@ -460,7 +497,7 @@ public final class CUDADecoder: @unchecked Sendable {
         // inside the step, which a capture cannot.)
         let hybridGraphs = env["SWIFTKT_CUDA_GRAPHS"] != "0" && model.cpuBlocks > 0
             && (model.streamer == nil || model.numerics.expertsOnGPUMinTokens > 1)
-        useSegmentGraphs = hybridGraphs && env["SWIFTKT_CUDA_HYBRID_GRAPHS"] == "1"
+        useSegmentGraphs = hybridGraphs && (env["SWIFTKT_CUDA_HYBRID_GRAPHS"] ?? "1") == "1"
         useHostNodes = hybridGraphs && env["SWIFTKT_CUDA_HYBRID_GRAPHS"] == "host"
     }
 
@@ -619,61 +656,11 @@ public final class CUDADecoder: @unchecked Sendable {
         let layer0 = model.layers[0]
         try norm(layer0.attentionNorm, x.pointer, h.pointer, rows: n, feeding: layer0.q.matrix)
         for (index, L) in model.layers.enumerated() {
-            // A decode step's q/k/v GEMV may rotate and store the keys itself (qkvRopeEnabled).
-            let ropeInGEMV = n == 1 && GPUOps.qkvRopeEnabled && L.qNorm == nil && L.kNorm == nil
-                && [L.q, L.k, L.v].allSatisfy({ $0.bias == nil })
-                && L.q.matrix.rows == L.heads * L.headDim && L.k.matrix.rows == L.kvHeads * L.headDim
-                && GPUOps.qkvRopeApplies(q: L.q.matrix, k: L.k.matrix, v: L.v.matrix, headDim: L.headDim, rotDim: L.rope.dimensions,
-                                         neox: L.rope.neox)
-            let qkvAct = ropeInGEMV ? acts[L.q.matrix.cols] : nil
-            if let act = qkvAct {
-                if prequantized != h.pointer { GPUOps.invalidate(act) }
-                prequantized = nil
-                try GPUOps.linearQKVRope(gpu, q: L.q.matrix, k: L.k.matrix, v: L.v.matrix, x: h.pointer, act: act, yq: qb.pointer,
-                                         yk: kb.pointer, yv: vb.pointer, keyCache: keys[index].pointer, valueCache: values[index].pointer,
-                                         positions: positions.pointer, headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base,
-                                         scale: L.rope.scale, freqFactors: L.ropeFactors)
+            if let mla = L.mla {
+                try latentAttention(L, mla, layer: index, tokens: n, maxKeys: maxKeys)
             } else {
-                try linears([(L.q, qb.pointer), (L.k, kb.pointer), (L.v, vb.pointer)], input: h.pointer, tokens: n)
+                try selfAttention(L, layer: index, tokens: n, maxKeys: maxKeys)
             }
-            let ropeDone = qkvAct != nil
-            if let qn = L.qNorm { try norm(qn, qb.pointer, qb.pointer, rows: n * L.heads) }
-            if let kn = L.kNorm { try norm(kn, kb.pointer, kb.pointer, rows: n * L.kvHeads) }
-            let visible = L.window > 0 ? min(L.window, maxKeys) : maxKeys
-            // A decode step's short attention kernel rotates and stores the new key itself.
-            let ropeInAttention = !ropeDone && model.numerics.attentionLikeCPU
-                && GPUOps.shortAttentionTakesRope(gpu, tokens: n, maxKeys: visible, headDim: L.headDim, rotDim: L.rope.dimensions)
-            if !ropeInAttention && !ropeDone {
-                try GPUOps.ropeStore(gpu, q: qb.pointer, k: kb.pointer, v: vb.pointer, keyCache: keys[index].pointer,
-                                     valueCache: values[index].pointer, positions: positions.pointer, tokens: n, heads: L.heads,
-                                     kvHeads: L.kvHeads, headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base,
-                                     scale: L.rope.scale, freqFactors: L.ropeFactors, neox: L.rope.neox)
-            }
-            // The attention output quantized for the output projection in the attention's last kernel.
-            let target = quantizeTarget(L.o.matrix, tokens: n)
-            let fused: Bool
-            if model.numerics.attentionLikeCPU && n < 64 {
-                fused = try GPUOps.attentionCPUNumerics(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
-                                                        positions: positions.pointer, out: attn.pointer, scores: scores.pointer, tokens: n,
-                                                        heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale,
-                                                        window: L.window, maxKeys: visible, quantize: target,
-                                                        rope: ropeInAttention ? GPUOps.RopeStore(k: kb.pointer, v: vb.pointer,
-                                                            rotDim: L.rope.dimensions, base: L.rope.base, scale: L.rope.scale,
-                                                            freqFactors: L.ropeFactors, neox: L.rope.neox) : nil)
-            } else if n >= GPUOps.tiledAttentionMinTokens, GPUOps.tiledAttentionHeadDims.contains(L.headDim) {
-                try GPUOps.attentionTiled(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
-                                          positions: positions.pointer, out: attn.pointer, tokens: n, heads: L.heads, kvHeads: L.kvHeads,
-                                          headDim: L.headDim, scale: L.scale, window: L.window)
-                fused = false
-            } else {
-                let splits = GPUOps.attentionSplits(gpu: gpu, tokens: n, heads: L.heads, keys: visible, maxSplits: maxSplits)
-                fused = try GPUOps.attention(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
-                                             positions: positions.pointer, out: attn.pointer, scratch: scratch.pointer, tokens: n,
-                                             heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale, window: L.window,
-                                             maxKeys: visible, splits: splits, quantize: target)
-            }
-            prequantized = fused ? attn.pointer : nil
-            try linears([(L.o, o.pointer)], input: attn.pointer, tokens: n)
             if let pn = L.postAttentionNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
             var ffnInput: CUDAModel.Lin?
             if case let .gpu(gate, _, _, _) = L.ffn { ffnInput = gate }
@@ -713,6 +700,73 @@ public final class CUDADecoder: @unchecked Sendable {
         try norm(outputNorm, xr, h.pointer, rows: rows, feeding: model.head)
         try linears([(headLin, logits.pointer)], input: h.pointer, tokens: rows)
         if let cap = m.finalLogitSoftcap { try GPUOps.softcap(gpu, x: logits.pointer, cap: cap, count: rows * m.vocab) }
+    }
+
+    /// A layer's attention (SelfAttention): q, k, v from h, rope and the KV store (in the q/k/v
+    /// GEMV, the short attention kernel or rope_store), attention, the output projection into o.
+    private func selfAttention(_ L: CUDAModel.Layer, layer index: Int, tokens n: Int, maxKeys: Int) throws {
+        // A decode step's q/k/v GEMV may rotate and store the keys itself (qkvRopeEnabled).
+        let ropeInGEMV = n == 1 && GPUOps.qkvRopeEnabled && L.qNorm == nil && L.kNorm == nil
+            && [L.q, L.k, L.v].allSatisfy({ $0.bias == nil })
+            && L.q.matrix.rows == L.heads * L.headDim && L.k.matrix.rows == L.kvHeads * L.headDim
+            && GPUOps.qkvRopeApplies(q: L.q.matrix, k: L.k.matrix, v: L.v.matrix, headDim: L.headDim, rotDim: L.rope.dimensions,
+                                     neox: L.rope.neox)
+        let qkvAct = ropeInGEMV ? acts[L.q.matrix.cols] : nil
+        if let act = qkvAct {
+            if prequantized != h.pointer { GPUOps.invalidate(act) }
+            prequantized = nil
+            try GPUOps.linearQKVRope(gpu, q: L.q.matrix, k: L.k.matrix, v: L.v.matrix, x: h.pointer, act: act, yq: qb.pointer,
+                                     yk: kb.pointer, yv: vb.pointer, keyCache: keys[index].pointer, valueCache: values[index].pointer,
+                                     positions: positions.pointer, headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base,
+                                     scale: L.rope.scale, freqFactors: L.ropeFactors)
+        } else {
+            try linears([(L.q, qb.pointer), (L.k, kb.pointer), (L.v, vb.pointer)], input: h.pointer, tokens: n)
+        }
+        let ropeDone = qkvAct != nil
+        if let qn = L.qNorm { try norm(qn, qb.pointer, qb.pointer, rows: n * L.heads) }
+        if let kn = L.kNorm { try norm(kn, kb.pointer, kb.pointer, rows: n * L.kvHeads) }
+        let visible = L.window > 0 ? min(L.window, maxKeys) : maxKeys
+        // A decode step's short attention kernel rotates and stores the new key itself.
+        let ropeInAttention = !ropeDone && model.numerics.attentionLikeCPU
+            && GPUOps.shortAttentionTakesRope(gpu, tokens: n, maxKeys: visible, headDim: L.headDim, rotDim: L.rope.dimensions)
+        if !ropeInAttention && !ropeDone {
+            try GPUOps.ropeStore(gpu, q: qb.pointer, k: kb.pointer, v: vb.pointer, keyCache: keys[index].pointer,
+                                 valueCache: values[index].pointer, positions: positions.pointer, tokens: n, heads: L.heads,
+                                 kvHeads: L.kvHeads, headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base,
+                                 scale: L.rope.scale, freqFactors: L.ropeFactors, neox: L.rope.neox)
+        }
+        // The attention output quantized for the output projection in the attention's last kernel.
+        let fused = try attend(L, layer: index, tokens: n, visible: visible, quantize: quantizeTarget(L.o.matrix, tokens: n),
+                               rope: ropeInAttention ? GPUOps.RopeStore(k: kb.pointer, v: vb.pointer, rotDim: L.rope.dimensions,
+                                                                        base: L.rope.base, scale: L.rope.scale,
+                                                                        freqFactors: L.ropeFactors, neox: L.rope.neox) : nil)
+        prequantized = fused ? attn.pointer : nil
+        try linears([(L.o, o.pointer)], input: attn.pointer, tokens: n)
+    }
+
+    /// Attention of qb over layer `index`'s cache into attn, for `visible` keys at most: the CPU's
+    /// numerics below 64 tokens (with `rope`, the short kernel rotates and stores the new key
+    /// itself), tiles for prefill chunks of the tiled head dims, else split-K. Returns whether
+    /// the last kernel also quantized attn for `quantize`'s matrix.
+    func attend(_ L: CUDAModel.Layer, layer index: Int, tokens n: Int, visible: Int, quantize target: (QuantizedActivationsGPU, GGMLType)?,
+                rope: GPUOps.RopeStore? = nil) throws -> Bool {
+        if model.numerics.attentionLikeCPU && n < 64 {
+            return try GPUOps.attentionCPUNumerics(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
+                                                   positions: positions.pointer, out: attn.pointer, scores: scores.pointer, tokens: n,
+                                                   heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale,
+                                                   window: L.window, maxKeys: visible, quantize: target, rope: rope)
+        }
+        if n >= GPUOps.tiledAttentionMinTokens, GPUOps.tiledAttentionHeadDims.contains(L.headDim) {
+            try GPUOps.attentionTiled(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
+                                      positions: positions.pointer, out: attn.pointer, tokens: n, heads: L.heads, kvHeads: L.kvHeads,
+                                      headDim: L.headDim, scale: L.scale, window: L.window)
+            return false
+        }
+        let splits = GPUOps.attentionSplits(gpu: gpu, tokens: n, heads: L.heads, keys: visible, maxSplits: maxSplits)
+        return try GPUOps.attention(gpu, q: qb.pointer, keys: keys[index].pointer, values: values[index].pointer,
+                                    positions: positions.pointer, out: attn.pointer, scratch: scratch.pointer, tokens: n,
+                                    heads: L.heads, kvHeads: L.kvHeads, headDim: L.headDim, scale: L.scale, window: L.window,
+                                    maxKeys: visible, splits: splits, quantize: target)
     }
 
     /// A decode step with CPU blocks as captured segments (`useSegmentGraphs`): replayed when
@@ -1025,7 +1079,7 @@ public final class CUDADecoder: @unchecked Sendable {
 
     /// The activation buffer and weight type for a norm whose output `matrix` reads next, when
     /// that read is a GEMV (the GEMM and Marlin paths convert to f16 instead).
-    private func quantizeTarget(_ matrix: DeviceMatrix?, tokens: Int) -> (QuantizedActivationsGPU, GGMLType)? {
+    func quantizeTarget(_ matrix: DeviceMatrix?, tokens: Int) -> (QuantizedActivationsGPU, GGMLType)? {
         guard let matrix, tokens < model.numerics.gemmMinTokens || blas == nil, let act = acts[matrix.cols] else { return nil }
         // The Marlin GEMM reads f16 activations: nothing to quantize for it.
         if tokens > 1, tokens <= model.numerics.marlinMaxTokens, model.marlinBytes > 0, GPUOps.marlinSupports(matrix) { return nil }
@@ -1034,7 +1088,7 @@ public final class CUDADecoder: @unchecked Sendable {
 
     /// A norm that may also quantize its output for `matrix`, when that reads it next (`linears`
     /// then skips the quantization).
-    private func norm(_ n: CUDAModel.Norm, _ src: CUdeviceptr, _ dst: CUdeviceptr, rows: Int, feeding matrix: DeviceMatrix? = nil) throws {
+    func norm(_ n: CUDAModel.Norm, _ src: CUdeviceptr, _ dst: CUdeviceptr, rows: Int, feeding matrix: DeviceMatrix? = nil) throws {
         let target = quantizeTarget(matrix, tokens: rows)
         prequantized = try GPUOps.rmsNorm(gpu, x: src, weight: n.weight, out: dst, rows: rows, n: n.n, eps: n.eps, quantize: target) ? dst : nil
     }
@@ -1048,7 +1102,7 @@ public final class CUDADecoder: @unchecked Sendable {
 
     /// Linear layers reading the same input: its activations are quantized (or converted to f16
     /// for the GEMM path) once, and GEMVs of one type run in one launch.
-    private func linears(_ list: [(CUDAModel.Lin, CUdeviceptr)], input: CUdeviceptr, tokens: Int) throws {
+    func linears(_ list: [(CUDAModel.Lin, CUdeviceptr)], input: CUdeviceptr, tokens: Int) throws {
         let cols = list[0].0.matrix.cols
         guard let act = acts[cols] else { throw CUDAModelError.unsupported("no activation buffer for rows of \(cols)") }
         // Quantized by the norm that wrote `input` just before, or stale.

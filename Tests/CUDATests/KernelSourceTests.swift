@@ -37,6 +37,7 @@ final class KernelSourceTests: XCTestCase {
         var launched = ["quantize_q8_32", "quantize_q8_K", "rms_norm", "rope", "glu", "add", "add_bias", "softcap", "store_kv",
                         "argmax_rows", "attn_split", "attn_combine", "attn_scores_f16q", "attn_seq_f16acc", "add_rms_norm", "to_f16"]
         launched += ["mmv1_q4_K", "glu_q", "apply_penalties", "sample_topk_slices", "sample_finish", "marlin_reduce"]
+        launched += ["mla_rope", "mla_store", "mla_merge"]
         launched += (1...8).map { "marlin_q4_\($0)" } + GPUOps.marlinTypes.map { "marlin_repack_" + $0.name }
         for t in GPUOps.supportedTypes {
             launched.append("embed_" + t.name)

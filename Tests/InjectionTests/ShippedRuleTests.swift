@@ -2,6 +2,7 @@
 // the placement in Fixtures/<file>-<arch>.txt (regenerate with SWIFTKT_UPDATE_GOLDENS=1); the
 // compiled-in copies match rules/*.yaml; the automatic choice per architecture and kernel set.
 import Foundation
+import GGUF
 @testable import Injection
 import Models
 import Operators
@@ -48,18 +49,43 @@ final class ShippedRuleTests: XCTestCase {
 
     func testAutomaticChoice() throws {
         for arch in Tiny.architectures {
-            let dense = !(try Tiny.tree(arch)).contains(.experts)
-            let c = try RuleChoice.choose(path: nil, architecture: arch, devices: [.cpu], dense: dense)
+            let tree = try Tiny.tree(arch)
+            let dense = !tree.contains(.experts), gpuAttention = ShippedRules.gpuRunsAttention(tree)
+            let c = try RuleChoice.choose(path: nil, architecture: arch, devices: [.cpu], dense: dense, gpuAttention: gpuAttention)
             XCTAssertEqual(c.file.source, "rules/cpu.yaml")
             XCTAssertEqual(c.description, "rules/cpu.yaml (shipped default for \(arch) on cpu)")
             XCTAssertEqual(try RuleChoice.choose(path: nil, architecture: arch, reference: true).file.source,
                            "rules/cpu-reference.yaml")
             // With a GPU: dense models go to it, mixtures of experts split their experts off to the
-            // CPU (cuda-moe.yaml), except MLA models (no GPU attention for them yet).
-            let g = try RuleChoice.choose(path: nil, architecture: arch, devices: [.cpu, .cuda(0)], dense: dense)
-            XCTAssertEqual(g.file.source, dense ? "rules/cuda.yaml" : arch == "deepseek2" ? "rules/cpu.yaml" : "rules/cuda-moe.yaml", arch)
+            // CPU (cuda-moe.yaml), except absorbed MLA files (the tiny deepseek2 preset: split
+            // attn_k_b / attn_v_b, no GPU attention for them).
+            XCTAssertEqual(gpuAttention, arch != "deepseek2", arch)
+            let g = try RuleChoice.choose(path: nil, architecture: arch, devices: [.cpu, .cuda(0)], dense: dense,
+                                          gpuAttention: gpuAttention)
+            XCTAssertEqual(g.file.source, dense ? "rules/cuda.yaml" : gpuAttention ? "rules/cuda-moe.yaml" : "rules/cpu.yaml", arch)
             XCTAssertEqual(try RuleChoice.choose(path: nil, architecture: arch, devices: [.cpu, .cuda(0)], reference: true,
-                                                 dense: dense).file.source, "rules/cpu-reference.yaml")
+                                                 dense: dense, gpuAttention: gpuAttention).file.source, "rules/cpu-reference.yaml")
+        }
+        // deepseek2 with attn_kv_b (the tiny-lite and tiny-v2 presets: MLA the GPU runs) splits like the other mixtures.
+        for shape in ["tiny-lite", "tiny-v2"] {
+            let s = try SyntheticModel.shape(architecture: "deepseek2", name: shape)
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("swiftkt-inj-deepseek2-\(shape)-\(getpid()).gguf").path
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            try SyntheticModel.build(architecture: "deepseek2", shape: s, type: .q8_0, seed: 11).write(to: path)
+            let tree = try Architectures.moduleTree(file: try GGUFFile.open(path))
+            XCTAssertTrue(ShippedRules.gpuRunsAttention(tree), shape)
+            let g = try RuleChoice.choose(path: nil, architecture: "deepseek2", devices: [.cpu, .cuda(0)], dense: false,
+                                          gpuAttention: ShippedRules.gpuRunsAttention(tree))
+            XCTAssertEqual(g.file.source, "rules/cuda-moe.yaml", shape)
+            // Attention and its linear layers on cuda:0, the MoE blocks on the CPU; the cache as the
+            // GPU keeps it: per layer 2 heads × 192 f16 keys and as many (zero-padded) values.
+            let plan = try Placement.plan(tree: tree, rules: g.file, devices: [.cpu, .cuda(0)], strict: true)
+            for name in ["model.layers.1.self_attn", "model.layers.1.self_attn.kv_a_proj_with_mqa", "model.layers.1.self_attn.kv_b_proj",
+                         "model.layers.1.self_attn.kv_a_layernorm", "model.layers.1.self_attn.o_proj"] {
+                XCTAssertEqual(plan.modules.first { $0.name == name }?.generateDevice, .cuda(0), "\(shape) \(name)")
+            }
+            XCTAssertEqual(plan.modules.first { $0.name == "model.layers.1.mlp" }?.generateDevice, .cpu, shape)
+            XCTAssertEqual(plan.kvBytesPerPosition[.cuda(0)], 3 * 2 * (2 * 192) * 2, shape)
         }
         // cuda.yaml on a machine without a GPU: a clear error naming the device.
         XCTAssertThrowsError(try Placement.plan(tree: try Tiny.tree("llama"), rules: try ShippedRules.load("cuda.yaml"), devices: [.cpu])) {

@@ -6,14 +6,16 @@
 //     sigmoid gating with exp_probs_b, groups, scaled weights, YaRN), `tiny-lite` V2-Lite-like
 //     (attn_q, attn_kv_b, softmax, YaRN);
 //   - the default kernels stay close to it; the routing function; the module tree and placement;
-//     hyperparameters of the V2-Lite preset.
+//     hyperparameters of the V2-Lite preset; what the CUDA backend makes of each MLA layout.
 import Core
 import CPUKernels
+import CUDA
 import Engine
 import Foundation
 import GGUF
 @testable import Injection
 @testable import Models
+import ModelsCUDA
 import Operators
 import XCTest
 
@@ -119,6 +121,34 @@ final class DeepSeekTests: XCTestCase {
                 XCTAssertNotNil(tree.module(named: "model.layers.0.self_attn.kv_b_proj"))
                 XCTAssertEqual(s.gating, .softmax)
                 XCTAssertEqual(mla.cacheKeyWidth, 2 * 192)
+            }
+        }
+    }
+
+    /// The CUDA backend's MLA (CUDAModel+MLA.swift), checked without a GPU: files with attn_kv_b
+    /// (with attn_q, or q LoRA) give its layer plan; the absorbed layout is refused by name.
+    func testCUDAPlanTakesKVBFilesAndRefusesAbsorbed() throws {
+        for shape in ["tiny-lite", "tiny-v2", "tiny"] {
+            let path = try Self.make(shape)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let model = try Architectures.load(file: try GGUFFile.open(path))
+            for (i, layer) in model.layers.enumerated() {
+                let mla = try XCTUnwrap(layer.attention as? MultiLatentAttention)
+                if shape == "tiny" {
+                    XCTAssertThrowsError(try CUDAModel.latentShape(mla, layer: i)) {
+                        XCTAssertTrue("\($0)".contains("split attn_k_b / attn_v_b") && "\($0)".contains("rules/cpu.yaml"), "\($0)")
+                    }
+                    continue
+                }
+                let s = try CUDAModel.latentShape(mla, layer: i)
+                XCTAssertEqual([s.heads, s.qkNope, s.qkRope, s.vDim, s.rank, s.headDim], [2, 128, 64, 128, 256, 192], shape)
+                XCTAssertEqual(s.qLoraRank, shape == "tiny-v2" ? 256 : 0, shape)
+                XCTAssertEqual(s.scale, mla.scale)
+                // The GPU's YaRN parameters are the CPU's (V2-Lite's factor 40: freqScale 1/40, the ramp on).
+                XCTAssertEqual(s.rope, GPUOps.Yarn(dimensions: 64, thetaScale: mla.rope.thetaScale, freqScale: 1 / 40, extFactor: 1,
+                                                   correctionLow: mla.rope.correctionDims.0, correctionHigh: mla.rope.correctionDims.1,
+                                                   magnitude: mla.rope.magnitude))
+                XCTAssertEqual(mla.rope.magnitude, mla.rope.attnFactor * (1 + 0.1 * logf(40)))
             }
         }
     }

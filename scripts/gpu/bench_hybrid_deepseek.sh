@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# On the GPU machine: DeepSeek-V2-Lite's hybrid set-up (MLA attention on the GPU, MoE blocks on
+# the CPU: rules/cuda-moe.yaml) — first its greedy tokens against the all-CPU set-up on tiny
+# deepseek2 models (ops-check's end-to-end comparison, decode and a prompt-sized chunk), then
+# pp512 / tg64 side by side with llama.cpp's CUDA build with its experts on the CPU
+# (`-ngl 99 -ot exps=CPU`) on the same Q4_K file, alternately.
+# Usage: scripts/gpu/bench_hybrid_deepseek.sh SWIFTKT_BINARY WORK_DIR OUT_DIR LLAMA_BENCH [REPS]
+#   LLAMA_BENCH: a llama-bench built by scripts/gpu/llamacpp_cuda.sh (or "-" to skip it).
+set -uo pipefail
+bin=$1; work=$2; out=$3; lb=$4; reps=${5:-2}
+mkdir -p "$work" "$out"
+export SWIFTKT_HOME="${SWIFTKT_HOME:-$work/home}"
+here=$(cd "$(dirname "$0")" && pwd)
+t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s]"; }
+model="$work/deepseek-v2-lite-q4_K.gguf"
+synth() { [ -f "$1" ] || ("$bin" synth "${@:2}" -o "$1.part" > /dev/null 2>&1 && mv "$1.part" "$1"); }
+(synth "$model" --arch deepseek2 --shape deepseek-v2-lite --type q4_K --seed 1) &
+
+# Correctness: tiny V2-Lite-like files (attn_kv_b, YaRN, shared experts), q4_K and q8_0, decode
+# steps after a 24-token prompt and after a 48-token one (experts streamed to the GPU at 32+).
+sed -E 's/stream_to_gpu_min_tokens: [0-9]+/stream_to_gpu_min_tokens: 32/' "$here/../../rules/cuda-moe.yaml" > "$work/moe.yaml"
+tiny=()
+for t in q4_K q8_0; do
+    f="$work/tiny-lite-$t.gguf"; synth "$f" --arch deepseek2 --shape tiny-lite --type "$t" --seed 7; tiny+=(-m "$f")
+done
+for p in 24 48; do
+    timeout 150 "$bin" ops-check --prompt-tokens $p --rules "$work/moe.yaml" "${tiny[@]}" > "$out/deepseek-check-$p.md" 2> "$work/ds-check.log"
+    echo "deepseek2 hybrid check, $p-token prompt: exit $? $(el)"; grep -E "^\| .*gguf|checks passed" "$out/deepseek-check-$p.md"
+    grep -iE "error|unsupported" "$work/ds-check.log" | head -3
+done
+"$bin" ops-check -m "${tiny[1]}" 2>/dev/null | grep -iE "mla|yarn|checks passed" | head -8
+
+wait; ls -la "$model"
+"$bin" inspect -m "$model" --placement --rules "$here/../../rules/cuda-moe.yaml" 2>&1 | tail -6
+a=$(timeout 120 "$bin" run -m "$model" -p "The capital of France is" -n 32 --temp 0 2>/dev/null | md5sum)
+b=$(timeout 300 "$bin" run -m "$model" -p "The capital of France is" -n 32 --temp 0 --rules "$here/../../rules/cpu.yaml" 2>/dev/null | md5sum)
+[ "$a" = "$b" ] && echo "V2-Lite run text: hybrid = all-CPU" || echo "V2-Lite run text: hybrid DIFFERS from all-CPU"
+echo "$(el)"
+for round in 1 2; do
+    if [ "$lb" != - ]; then
+        "$lb" -m "$model" -ngl 99 -ot "exps=CPU" -t "$(nproc)" -p 512 -n 64 -r "$reps" -o md 2> "$out/llamacpp-ds-$round.log" \
+            | grep -E "^\| deepseek" | sed "s/^/llama.cpp -ot exps=CPU round $round: /" | tee -a "$out/deepseek-side-by-side.md"
+    fi
+    SWIFTKT_PROFILE_EXPERTS=1 "$bin" bench -m "$model" -p 512 -n 64 -r "$reps" 2> "$out/swiftkt-ds-$round.log" \
+        | grep -E "^\| deepseek" | sed "s/^/swiftkt cuda-moe round $round: /" | tee -a "$out/deepseek-side-by-side.md"
+    grep -E "^decode|512-token" "$out/swiftkt-ds-$round.log" | tail -2
+done
+echo "$(el)"
