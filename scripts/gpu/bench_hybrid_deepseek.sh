@@ -27,12 +27,12 @@ for shape in tiny-lite tiny-v2; do
         f="$work/$shape-$t.gguf"; synth "$f" --arch deepseek2 --shape $shape --type "$t" --seed 7; tiny+=(-m "$f")
     done
 done
-for p in 48 100; do
+for p in ${DS_PROMPTS:-48 100}; do
     timeout 150 "$bin" ops-check --prompt-tokens $p --rules "$work/moe.yaml" "${tiny[@]}" > "$out/deepseek-check-$p.md" 2> "$work/ds-check.log"
     echo "deepseek2 hybrid check, $p-token prompt: exit $? $(el)"; grep -E "^\| .*gguf|checks passed" "$out/deepseek-check-$p.md"
     grep -iE "error|unsupported" "$work/ds-check.log" | head -3
 done
-grep -iE "mla|yarn|× 192" "$out/deepseek-check-48.md" | head -12
+grep -iE "mla|yarn|× 192" "$out"/deepseek-check-*.md | head -12
 
 wait; ls -la "$model"
 "$bin" inspect -m "$model" --placement --rules "$here/../../rules/cuda-moe.yaml" 2>&1 | tail -6
@@ -57,4 +57,5 @@ for round in 1; do
     done
 done
 echo "$(el)"
-round=2 side
+# A second round when the call has time left (DS_BUDGET seconds, default unlimited).
+[ $(( $(date +%s) - t0 )) -lt "${DS_BUDGET:-99999}" ] && round=2 side
