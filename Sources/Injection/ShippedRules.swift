@@ -37,6 +37,14 @@ public enum ShippedRules {
         !tree.flattened.contains { $0.node.name.hasSuffix(".self_attn.k_b_proj") }
     }
 
+    /// Whether the shipped default puts this model's attention on the GPU: where it runs there
+    /// (`gpuRunsAttention`), except multi-head latent attention, whose GPU kernels (attn_kv_b
+    /// files) have not yet run on a GPU — deepseek2 keeps rules/cpu.yaml by default until they
+    /// have; `--rules rules/cuda-moe.yaml` opts in.
+    public static func defaultsToGPUAttention(_ tree: ModuleTree) -> Bool {
+        gpuRunsAttention(tree) && !tree.flattened.contains { $0.node.name.hasSuffix(".self_attn.kv_a_proj_with_mqa") }
+    }
+
     /// Files that place modules on the first GPU (the rule tests plan them as if it were there).
     public static let gpuFiles: Set<String> = ["cuda.yaml", "cuda-fast.yaml", "cuda-moe.yaml"]
 }

@@ -42,7 +42,7 @@ side() {
         "$lb" -m "$model" -ngl 99 -ot "exps=CPU" -t "$(nproc)" -p 512 -n 64 -r "$reps" -o md 2> "$out/llamacpp-ds-$round.log" \
             | grep -E "^\| deepseek" | sed "s/^/llama.cpp -ot exps=CPU round $round: /" | tee -a "$out/deepseek-side-by-side.md"
     fi
-    SWIFTKT_PROFILE_EXPERTS=1 "$bin" bench -m "$model" -p 512 -n 64 -r "$reps" 2> "$out/swiftkt-ds-$round.log" \
+    SWIFTKT_PROFILE_EXPERTS=1 "$bin" bench -m "$model" -p 512 -n 64 -r "$reps" --rules "$here/../../rules/cuda-moe.yaml" 2> "$out/swiftkt-ds-$round.log" \
         | grep -E "^\| deepseek" | sed "s/^/swiftkt cuda-moe round $round: /" | tee -a "$out/deepseek-side-by-side.md"
     grep -E "^decode|512-token" "$out/swiftkt-ds-$round.log" | tail -2
     echo "$(el)"
@@ -51,7 +51,7 @@ round=1 side
 # The hybrid decode defaults (captured segments, the router on the GPU) against both off.
 for round in 1; do
     for v in DEFAULT=1 "SWIFTKT_CUDA_HYBRID_GRAPHS=0 SWIFTKT_CUDA_ROUTER=0"; do
-        env $v SWIFTKT_PROFILE_EXPERTS=1 "$bin" bench -m "$model" -p 0 -n 64 -r 2 2> "$work/sw.err" \
+        env $v SWIFTKT_PROFILE_EXPERTS=1 "$bin" bench -m "$model" -p 0 -n 64 -r 2 --rules "$here/../../rules/cuda-moe.yaml" 2> "$work/sw.err" \
             | grep -E "^\| deepseek" | sed "s/^/swiftkt tg64 $v round $round: /" | tee -a "$out/deepseek-switches.md"
         grep -E "^decode" "$work/sw.err" | tail -1
     done
