@@ -13,12 +13,18 @@
 #   5. the host's q4_K GEMV bandwidth (`swiftkt kernels`), static and dynamic shares;
 #   6. Llama-3-8B shape tg128 / tg512 (decode attention in one kernel at every length; rope and
 #      the KV store in the q/k/v GEMV, SWIFTKT_CUDA_QKV_ROPE=1, and its `run` text);
-#   7. the split over a stand-in second GPU, speed line included (scripts/gpu/check_split.sh).
+#   7. the split over a stand-in second GPU, speed line included (scripts/gpu/check_split.sh);
+#   8. (session 9's lead) the host CPU (lscpu) and its q4_K GEMV per ISA and thread count: on the
+#      H100 host the AVX-512 kernel scaled linearly from 8 to 16 threads at only ~3.8 GB/s per
+#      thread (61 GB/s at 16), while the AVX2 kernel reads 16.7 GB/s on one Zen 3 core — if the
+#      AVX2 path (or fewer threads) is faster there, the hybrid decode's CPU experts are too slow
+#      for a kernel reason, not the host's DRAM.
+# Steps 1–7 ran in session 9 (BENCHMARKS.md); step 8 has not run yet.
 # Usage: scripts/gpu/check_unmeasured.sh SWIFTKT_BINARY WORK_DIR OUT_DIR [STEPS]
 #   STEPS: which steps to run, e.g. "1 2 3 4" (default: all; the whole list takes about 10 minutes,
 #   so split it over two calls when one call is limited to 600 s; models persist in WORK_DIR).
 set -uo pipefail
-bin=$1; work=$2; out=$3; steps=" ${4:-1 2 3 4 5 6 7} "
+bin=$1; work=$2; out=$3; steps=" ${4:-8} "
 step() { [[ "$steps" == *" $1 "* ]]; }
 mkdir -p "$work" "$out"
 export SWIFTKT_HOME="${SWIFTKT_HOME:-$work/home}"
@@ -108,5 +114,16 @@ fi
 # 7.
 if step 7; then
 timeout 120 bash "$here/check_split.sh" "$bin" "$ms" 30 "$work/split" "$out" 2>&1 | tail -4
+echo "$(el)"
+fi
+
+# 8.
+if step 8; then
+lscpu | grep -E "Model name|^CPU\(s\)|Thread|Core|Socket|NUMA node|L3|Flags" | cut -c1-200
+for isa in avx512 avx2; do
+    timeout 120 "$bin" kernels --types q4_K,q8_0 --rows 12288 --cols 2048 --tokens 1 -t 1,2,4,8,16 --isa $isa --working-set 2048 --seconds 1 2>&1 \
+        | grep -E "^\| q" | tee -a "$out/host-isa.md"
+done
+timeout 60 "$bin" kernels --types q4_K --rows 768 --cols 2048 --tokens 1 -t 8,16 --isa avx2 --working-set 2048 --seconds 1 2>&1 | grep -E "^\| q" | tee -a "$out/host-isa.md"
 echo "$(el)"
 fi
