@@ -136,7 +136,9 @@ public enum SyntheticModel {
         // attn_v_b, sigmoid gating with exp_probs_b, 4 groups of 2 experts (2 used), normalized
         // weights scaled by 2.5, YaRN; `tiny-lite` is V2-Lite-like: attn_q, attn_kv_b, softmax
         // top-k, no groups, YaRN; `tiny-v2` has DeepSeek-V2's attention layout (q LoRA with
-        // attn_kv_b) with softmax gating over 4 groups of 2 experts. All: layer 0 dense, 2 shared experts.
+        // attn_kv_b) with softmax gating over 4 groups of 2 experts, its q LoRA and kv ranks (768, 512)
+        // unlike every other width so that a buffer sized for the wrong one shows. All: layer 0
+        // dense, 2 shared experts.
         "deepseek2": [
             SyntheticShape(name: "tiny", blockCount: 3, embedding: 256, headCount: 2, headCountKV: 2, headDim: 192,
                            feedForward: 512, vocab: 640, contextLength: 512, ropeBase: 10_000,
@@ -155,7 +157,7 @@ public enum SyntheticModel {
             SyntheticShape(name: "tiny-v2", blockCount: 3, embedding: 256, headCount: 2, headCountKV: 2, headDim: 192,
                            feedForward: 512, vocab: 640, contextLength: 512, ropeBase: 10_000,
                            expertCount: 8, expertUsedCount: 3, expertFeedForward: 256,
-                           deepseek: DeepSeekShape(qLoraRank: 256, kvLoraRank: 256, qkNope: 128, qkRope: 64, vDim: 128,
+                           deepseek: DeepSeekShape(qLoraRank: 768, kvLoraRank: 512, qkNope: 128, qkRope: 64, vDim: 128,
                                                    splitKV: false, leadingDense: 1, sharedCount: 2, gating: 1, groups: 4,
                                                    groupsUsed: 2, weightsNorm: false, weightsScale: 1, yarnFactor: 40,
                                                    yarnOriginalContext: 4096, yarnLogMultiplier: 0.0707)),

@@ -141,8 +141,8 @@ final class DeepSeekTests: XCTestCase {
                     continue
                 }
                 let s = try CUDAModel.latentShape(mla, layer: i)
-                XCTAssertEqual([s.heads, s.qkNope, s.qkRope, s.vDim, s.rank, s.headDim], [2, 128, 64, 128, 256, 192], shape)
-                XCTAssertEqual(s.qLoraRank, shape == "tiny-v2" ? 256 : 0, shape)
+                XCTAssertEqual([s.heads, s.qkNope, s.qkRope, s.vDim, s.rank, s.headDim], [2, 128, 64, 128, shape == "tiny-v2" ? 512 : 256, 192], shape)
+                XCTAssertEqual(s.qLoraRank, shape == "tiny-v2" ? 768 : 0, shape)
                 XCTAssertEqual(s.scale, mla.scale)
                 // The GPU's YaRN parameters are the CPU's (V2-Lite's factor 40: freqScale 1/40, the ramp on).
                 XCTAssertEqual(s.rope, GPUOps.Yarn(dimensions: 64, thetaScale: mla.rope.thetaScale, freqScale: 1 / 40, extFactor: 1,

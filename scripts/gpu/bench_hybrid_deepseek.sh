@@ -36,6 +36,9 @@ grep -iE "mla|yarn|× 192" "$out"/deepseek-check-*.md | head -12
 
 wait; ls -la "$model"
 "$bin" inspect -m "$model" --placement --rules "$here/../../rules/cuda-moe.yaml" 2>&1 | tail -6
+# The real widths (kv rank 512, 16 heads) end to end against the all-CPU path.
+timeout 150 "$bin" ops-check --prompt-tokens 24 --rules "$work/moe.yaml" -m "$model" > "$out/deepseek-check-v2lite.md" 2> "$work/ds-check.log"
+echo "V2-Lite hybrid check, 24-token prompt: exit $? $(el)"; grep -E "^\| .*gguf|checks passed" "$out/deepseek-check-v2lite.md"
 echo "$(el)"
 side() {
     if [ "$lb" != - ]; then
