@@ -49,6 +49,8 @@ extension CUDAModel {
         let qANorm: RMSNorm?, qB: Linear?, kvANorm: RMSNorm
         let ropeBase: Float
         let shape: LatentShape
+        /// The layer's matrices (Layer.attentionLins' order: q, k, v, o, then q LoRA's attn_q_b).
+        var linears: [Linear] { [q, k, v, o] + (qB.map { [$0] } ?? []) }
     }
 
     /// What an MLA layer holds on the device beyond Layer's q, k, v and o.

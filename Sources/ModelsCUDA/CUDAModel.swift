@@ -198,8 +198,9 @@ public final class CUDAModel: @unchecked Sendable {
             }
             for layer in model.layers[range] {
                 if let a = layer.attention as? SelfAttention { for l in [a.q, a.k, a.v, a.o] { plan(l.weight) } }
+                // (A layer the GPU cannot run is refused with its reason in the upload loop below.)
                 if let a = layer.attention as? MultiLatentAttention, let p = try? CUDAModel.latentPlan(a, layer: 0) {
-                    for l in [p.q, p.k, p.v, p.o] + (p.qB.map { [$0] } ?? []) { plan(l.weight) }
+                    for l in p.linears { plan(l.weight) }
                 }
                 if let mlp = layer.mlp as? GatedMLP { for l in [mlp.gate, mlp.up, mlp.down] { plan(l.weight) } }
             }
