@@ -326,8 +326,24 @@ extension Matmul {
         case rows(avx2: Bool)
     }
 
-    static func panelKernel(for type: GGMLType, isa: KernelISA) -> PanelKernel {
+    /// Calls of at least this many tokens take the AVX-512 kernels of the 32-element block types
+    /// under `KernelISA.tuned` (fewer take AVX2's; see `panelKernel`).
+    public static let tunedAVX512MinTokens = 2
+
+    /// `tokens` matters only under `.tuned`, and never changes the packed layout a type needs
+    /// (the AVX-512 and AVX2 kernels of the 32-element block types share `PackedPanels`).
+    static func panelKernel(for type: GGMLType, isa: KernelISA, tokens: Int) -> PanelKernel {
         #if os(Linux) && arch(x86_64)
+        // `.tuned`, from the H100 machine's 16-core Sapphire Rapids host (BENCHMARKS.md,
+        // "CPU kernels per ISA", 2026-12-06): AVX2's lane kernels beat the AVX-512 ones for q4_K
+        // and q6_K at every batch (q4_K GEMV from DRAM, 16 threads: 86 against 40 GB/s; 64 tokens:
+        // 1 592 against 698 GOP/s), and AVX2 wins or ties GEMV for the 32-element types (q8_0 123
+        // against 97 GB/s), while AVX-512 wins their batches from 2 tokens on (q8_0 at 2 tokens
+        // 164 against 233 µs, at 64 tokens 1 468 against 916 GOP/s).
+        if isa == .tuned {
+            if QuantizedAVX2.supportsLanes(type) { return .avx2Lanes }
+            if QuantizedAVX512.supports(type) && tokens >= tunedAVX512MinTokens { return .avx512Packed }
+        }
         if isa == .avx512 && QuantizedAVX512.supports(type) { return .avx512Packed }
         if isa != .baseline && QuantizedAVX2.supports(type) { return .avx2Packed }
         if isa != .baseline && QuantizedAVX2.supportsLanes(type) { return .avx2Lanes }
@@ -343,7 +359,7 @@ extension Matmul {
         let qs = UnsafePointer(a.qs + job.firstRow * a.n), scales = UnsafePointer(a.scales + job.firstRow * a.blocksPerRow)
         let sums = UnsafePointer(a.sums + job.firstRow * a.sumsPerRow)
         let ys = UnsafeSendable(job.y)
-        switch panelKernel(for: w.type, isa: isa) {
+        switch panelKernel(for: w.type, isa: isa, tokens: tokens) {
         #if os(Linux) && arch(x86_64)
         case .avx512Packed:
             let packed = packedPanels(w)
@@ -393,7 +409,7 @@ extension Matmul {
     @discardableResult
     public static func prepare(_ w: WeightMatrix, isa: KernelISA = .best) -> Int {
         guard QuantizedDot.supports(w.type), ActivationFormat.for(w.type) != nil else { return 0 }
-        switch panelKernel(for: w.type, isa: isa) {
+        switch panelKernel(for: w.type, isa: isa, tokens: 1) {
         case .avx512Packed, .avx2Packed: return packedPanels(w).panelBytes * ((w.rows + 7) / 8)
         case .avx2Lanes: return lanePanels(w).panelBytes * ((w.rows + 7) / 8)
         case .rows: return 0
@@ -458,18 +474,22 @@ public enum KernelISA: Sendable, CaseIterable {
     case avx2
     /// AVX-512 F/BW/DQ/VL + VNNI, the CPUKernelsAVX512 target (its types; AVX2 for the rest).
     case avx512
+    /// On an AVX-512 machine, each matmul on whichever of the AVX-512 and AVX2 kernels measured
+    /// faster for its weight type and batch (`QuantizedDot.panelKernel`); the default there.
+    /// Every kernel gives the scalar reference's bits, so the choice never changes a result.
+    case tuned
 
     /// The ISAs this machine can run.
     public static let available: [KernelISA] = {
         var isas: [KernelISA] = [.baseline]
         if cpuFlags.isSuperset(of: ["avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm"]) { isas.append(.avx2) }
         if isas.contains(.avx2) && cpuFlags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni"]) {
-            isas.append(.avx512)
+            isas.append(contentsOf: [.avx512, .tuned])
         }
         return isas
     }()
     /// The fastest available, unless SWIFTKT_ISA names another available one (baseline, avx2,
-    /// avx512) — for comparing kernels.
+    /// avx512, tuned) — for comparing kernels.
     public static let best: KernelISA = {
         if let name = ProcessInfo.processInfo.environment["SWIFTKT_ISA"],
            let isa = available.first(where: { "\($0)" == name }) { return isa }

@@ -90,7 +90,7 @@ public final class LoadedModel: @unchecked Sendable {
         let choice = try RuleChoice.choose(path: options.rules, architecture: tree.architecture,
                                            devices: options.kernels == "auto" ? Placement.availableDevices : [.cpu],
                                            reference: kernels.cacheElement == .f32, dense: !tree.contains(.experts),
-                                           gpuAttention: ShippedRules.defaultsToGPUAttention(tree))
+                                           gpuAttention: ShippedRules.gpuRunsAttention(tree))
         placement = try Placement.plan(tree: tree, rules: choice.file, strict: options.strictRules,
                                        rulesSource: choice.description)
         rulesDescription = choice.description

@@ -172,9 +172,9 @@ enum ShippedRuleTexts {
 # (deepseek2's MLA included), norms and the LM head on cuda:0 as in cuda.yaml. Each layer's
 # normalized hidden state goes to page-locked host memory, the CPU computes the block, the result
 # comes back and is added. Prompt-sized chunks can run the routed experts on the GPU instead
-# (stream_to_gpu_min_tokens). (deepseek2's default stays rules/cpu.yaml until its MLA kernels have
-# run on a GPU: pass this file with --rules for files with attn_kv_b; files with split attn_k_b /
-# attn_v_b — absorbed MLA — have no GPU attention kernels.)
+# (stream_to_gpu_min_tokens). This is the default with a GPU for every mixture of experts whose
+# attention the GPU runs: deepseek2 files with attn_kv_b included, but not those with split attn_k_b /
+# attn_v_b (absorbed MLA), which have no GPU attention kernels and default to rules/cpu.yaml.
 - match:
     class: MoE
   replace:

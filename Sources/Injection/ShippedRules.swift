@@ -32,17 +32,10 @@ public enum ShippedRules {
 
     /// Whether the CUDA backend runs this model's attention: not for DeepSeek files with split
     /// attn_k_b / attn_v_b (absorbed MLA, one 576-wide shared latent key per token: no GPU
-    /// kernels); their MLA with attn_kv_b, and every other attention, it does.
+    /// kernels); their MLA with attn_kv_b, and every other attention, it does. With a GPU, a
+    /// mixture of experts whose attention it runs defaults to cuda-moe.yaml.
     public static func gpuRunsAttention(_ tree: ModuleTree) -> Bool {
         !tree.flattened.contains { $0.node.name.hasSuffix(".self_attn.k_b_proj") }
-    }
-
-    /// Whether the shipped default puts this model's attention on the GPU: where it runs there
-    /// (`gpuRunsAttention`), except multi-head latent attention, whose GPU kernels (attn_kv_b
-    /// files) have not yet run on a GPU — deepseek2 keeps rules/cpu.yaml by default until they
-    /// have; `--rules rules/cuda-moe.yaml` opts in.
-    public static func defaultsToGPUAttention(_ tree: ModuleTree) -> Bool {
-        gpuRunsAttention(tree) && !tree.flattened.contains { $0.node.name.hasSuffix(".self_attn.kv_a_proj_with_mqa") }
     }
 
     /// Files that place modules on the first GPU (the rule tests plan them as if it were there).
