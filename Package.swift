@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "CUDATests", dependencies: ["CUDA", "Core"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "GGUF"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "InjectionTests", dependencies: ["Injection", "Engine", "Models", "Operators", "GGUF", "Core"],
+        .testTarget(name: "InjectionTests", dependencies: ["Injection", "Engine", "Models", "Operators", "GGUF", "Core", "CPUKernels"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ModelTests", dependencies: ["Engine", "Models", "ModelsCUDA", "CUDA", "GGUF", "Core"], exclude: ["Fixtures"]),
     ]

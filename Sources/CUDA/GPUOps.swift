@@ -322,6 +322,12 @@ public enum GPUOps {
         try gpu.launch("add", grid: (blocks(count, 256), 1, 1), block: 256, [.pointer(x), .pointer(y), .u64(UInt64(count))])
     }
 
+    /// x[t, i] += y[t, i] · sigmoid(gate[t]) for rows of n (a gated shared expert's output).
+    public static func addGated(_ gpu: GPU, x: CUdeviceptr, y: CUdeviceptr, gate: CUdeviceptr, n: Int, rows: Int) throws {
+        try gpu.launch("add_gated", grid: (blocks(n * rows, 256), 1, 1), block: 256,
+                       [.pointer(x), .pointer(y), .pointer(gate), .int(Int32(n)), .u64(UInt64(n * rows))])
+    }
+
     /// y[t, i] += bias[i] for rows of n.
     public static func addBias(_ gpu: GPU, y: CUdeviceptr, bias: CUdeviceptr, n: Int, rows: Int) throws {
         try gpu.launch("add_bias", grid: (blocks(n * rows, 256), 1, 1), block: 256,

@@ -876,6 +876,13 @@ extern "C" __global__ void add(float* x, const float* y, u64 count) { PDL_ENTRY(
     if (i < count) x[i] += y[i];
 }
 
+// x[t, i] += y[t, i] · sigmoid(g[t]) for rows of n (qwen2moe's gated shared expert; the CPU's
+// MoEFeedForward.addShared: 1 / (1 + exp(−g)))
+extern "C" __global__ void add_gated(float* x, const float* y, const float* g, int n, u64 count) { PDL_ENTRY();
+    u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < count) x[i] = __fadd_rn(x[i], __fmul_rn(y[i], 1.0f / (1.0f + expf(-g[i / n]))));
+}
+
 // y[t, i] += b[i] for rows of n
 extern "C" __global__ void add_bias(float* y, const float* b, int n, u64 count) { PDL_ENTRY();
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;

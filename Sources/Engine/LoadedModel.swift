@@ -136,25 +136,42 @@ public final class LoadedModel: @unchecked Sendable {
         let devices = Set(plan.modules.filter { !(inMoEBlock($0) && !cpuBlocks.isEmpty) }.flatMap { [$0.prefillDevice, $0.generateDevice] })
         let gpus = devices.compactMap { d -> Int? in if case let .cuda(i) = d { return i } else { return nil } }
         guard !gpus.isEmpty else { return [] }
-        let numerics = try cudaNumerics(plan)
+        var numerics = try cudaNumerics(plan)
         if cpuBlocks.isEmpty, !devices.contains(.cpu), devices.count > 1 {
             return try splitOverGPUs(model, plan, numerics: numerics, progress: progress)
         }
-        // In a split plan every module of an MoE block must be on the CPU, in both phases.
+        // In a split plan every module of an MoE block must be on the CPU, in both phases, except
+        // the shared experts (and their gates): all of them on the CPU, or all on the GPU.
+        func isShared(_ m: PlacedModule) -> Bool { m.name.contains(".mlp.shared_expert") }
+        func onCPU(_ m: PlacedModule) -> Bool { m.prefillDevice == .cpu && m.generateDevice == .cpu }
+        let shared = cpuBlocks.isEmpty ? [] : plan.modules.filter { inMoEBlock($0) && isShared($0) }
+        let sharedOnGPU = !shared.isEmpty && !shared.contains(where: onCPU)
+        if !shared.isEmpty && !sharedOnGPU && !shared.allSatisfy(onCPU) {
+            throw EngineError.invalidOption("\(plan.rulesSource) puts some of the shared experts' modules on the CPU and some on a GPU "
+                                            + "(e.g. \(shared.first(where: onCPU)!.name) and \(shared.first { !onCPU($0) }!.name)); "
+                                            + "place the shared experts and their gates all on the GPU or all on the CPU")
+        }
+        numerics.sharedExpertsOnGPU = sharedOnGPU
         let splitBlockOnGPU = cpuBlocks.isEmpty ? nil
-            : plan.modules.first { inMoEBlock($0) && ($0.prefillDevice != .cpu || $0.generateDevice != .cpu) }
+            : plan.modules.first { inMoEBlock($0) && !(sharedOnGPU && isShared($0)) && !onCPU($0) }
         guard devices.count == 1, let ordinal = gpus.first, splitBlockOnGPU == nil else {
             let onCPU = plan.modules.filter { $0.prefillDevice == .cpu || $0.generateDevice == .cpu }.prefix(3).map(\.name)
             throw EngineError.invalidOption("\(plan.rulesSource) splits the model over " + devices.sorted().map(\.description).joined(separator: ", ")
                                             + " (e.g. \(onCPU.joined(separator: ", ")) on the CPU); the CUDA backend runs a whole "
                                             + "dense model on one GPU or over several by layer ranges, or a mixture of experts with its "
-                                            + "MoE blocks (all of each) on the CPU — use rules/cuda.yaml, rules/cuda-moe.yaml or rules/cpu.yaml")
+                                            + "MoE blocks (all of each, or all but their shared experts) on the CPU — use rules/cuda.yaml, "
+                                            + "rules/cuda-moe.yaml or rules/cpu.yaml")
+        }
+        if sharedOnGPU, let m = shared.first(where: { $0.prefillDevice != .cuda(ordinal) || $0.generateDevice != .cuda(ordinal) }) {
+            throw EngineError.invalidOption("\(plan.rulesSource) puts \(m.name) on \(m.generateDevice); the shared experts go on "
+                                            + "cuda:\(ordinal) with the rest of the GPU's modules, or on the CPU")
         }
         let gpu = try openGPU(ordinal, progress: progress)
         let cuda = try CUDAModel(model: model, gpu: gpu, numerics: numerics, cpuContext: cpuBlocks.isEmpty ? nil : cpuContext,
                                  progress: progress)
         if cuda.cpuBlocks > 0 {
-            progress("\(cuda.cpuBlocks) MoE blocks on the CPU (\(cpuContext.pool.threadCount) threads), the rest on cuda:\(ordinal)")
+            progress("\(cuda.cpuBlocks) MoE blocks on the CPU (\(cpuContext.pool.threadCount) threads)"
+                     + (sharedOnGPU ? " but their shared experts" : "") + ", the rest on cuda:\(ordinal)")
         }
         return [cuda]
     }

@@ -390,6 +390,10 @@ public enum OpsCheck {
             let dc = try upload(Array(a[0..<(31 * 5)])), dbias = try upload(bias)
             try GPUOps.addBias(gpu, y: dc.pointer, bias: dbias.pointer, n: 31, rows: 5)
             record("add_bias", "5 × 31", normalizedError(try gpu.download(dc.pointer, count: 155), (0..<155).map { a[$0] + bias[$0 % 31] }), 0)
+            let dx = try upload(Array(a[0..<(31 * 5)])), dy = try upload(Array(b[0..<(31 * 5)])), dgate = try upload(Array(bias[0..<5]))
+            try GPUOps.addGated(gpu, x: dx.pointer, y: dy.pointer, gate: dgate.pointer, n: 31, rows: 5)
+            record("add_gated (shared expert)", "5 × 31", normalizedError(try gpu.download(dx.pointer, count: 155),
+                                                                           (0..<155).map { a[$0] + b[$0] * (1 / (1 + exp(-bias[$0 / 31]))) }), 1e-6)
             let ds = try upload(a)
             try GPUOps.softcap(gpu, x: ds.pointer, cap: 0.5, count: n)
             record("softcap", "\(n)", normalizedError(try gpu.download(ds.pointer, count: n), a.map { 0.5 * tanhf($0 / 0.5) }), 1e-6)

@@ -167,11 +167,13 @@ enum ShippedRuleTexts {
 """#,
         "cuda-moe.yaml": #"""
 # A mixture of experts (mixtral, qwen2moe, qwen3moe, deepseek2) on the first GPU and the CPU,
-# KTransformers' set-up: every MoE block — router, routed experts, shared expert and its gate — on
-# the CPU, straight on the GGUF weights in DRAM (tokens grouped by expert, all cores); attention
-# (deepseek2's MLA included), norms and the LM head on cuda:0 as in cuda.yaml. Each layer's
-# normalized hidden state goes to page-locked host memory, the CPU computes the block, the result
-# comes back and is added. Prompt-sized chunks can run the routed experts on the GPU instead
+# KTransformers' set-up: each MoE block's router and routed experts on the CPU, straight on the
+# GGUF weights in DRAM (tokens grouped by expert, all cores); the shared expert and its gate
+# (qwen2moe, deepseek2), attention (deepseek2's MLA included), norms and the LM head on cuda:0 as
+# in cuda.yaml. Each layer's normalized hidden state goes to page-locked host memory; the GPU
+# computes the shared expert, the CPU the routed ones, whose sum comes back and is
+# added. (A rule placing `\.mlp\.shared_expert` and its linears on the CPU keeps the whole block
+# there, as before session 10.) Prompt-sized chunks can run the routed experts on the GPU instead
 # (stream_to_gpu_min_tokens). This is the default with a GPU for every mixture of experts whose
 # attention the GPU runs: deepseek2 files with attn_kv_b included, but not those with split attn_k_b /
 # attn_v_b (absorbed MLA), which have no GPU attention kernels and default to rules/cpu.yaml.
@@ -200,23 +202,6 @@ enum ShippedRuleTexts {
       # Qwen3-30B-A3B shape on an H100 host: pp128 422 t/s streamed vs 165 with the experts on
       # the CPU; break-even ~50 tokens (docs/moe.md). 0: never.
       stream_to_gpu_min_tokens: 64
-  optional: true
-- match:
-    name: "\\.mlp\\.shared_expert$"
-    class: MLP
-  replace:
-    class: MLPCPU
-    kwargs:
-      device: cpu
-      gelu: table
-  optional: true
-- match:
-    name: "\\.mlp\\.shared_expert(_gate|\\.)"
-    class: Linear
-  replace:
-    class: LinearCPUQuantized
-    kwargs:
-      device: cpu
   optional: true
 - match:
     class: Linear

@@ -98,14 +98,14 @@ public struct MoEFeedForward: FeedForward {
         runExperts(x, out, tokens: tokens, ids: ids, weights: weights, context: context)
     }
 
-    /// The block after routing: the chosen experts (ids, weights [tokens, used]) and the shared
-    /// expert, into out.
+    /// The block after routing: the chosen experts (ids, weights [tokens, used]) and, with
+    /// `shared` (unless a GPU computes it: CUDAModel), the shared expert, into out.
     public func runExperts(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, tokens: Int, ids: UnsafePointer<Int32>,
-                           weights: UnsafePointer<Float>, context: ForwardContext) {
+                           weights: UnsafePointer<Float>, context: ForwardContext, shared: Bool = true) {
         context.operators.experts(expertsName, tokens: tokens)
             .run(experts, x: x, routing: ExpertRouting(tokens: tokens, used: used, ids: ids, weights: weights), out: out,
                  pool: context.pool)
-        addShared(x, out, tokens: tokens, context: context)
+        if shared { addShared(x, out, tokens: tokens, context: context) }
     }
 
     /// The router and the routing function: each token's `used` experts and their weights into

@@ -17,8 +17,9 @@
 //
 // Mixtures of experts (rules/cuda-moe.yaml) keep each layer's MoE block on the CPU: the GPU
 // computes h = ffnNorm(x) as usual, h goes to page-locked host memory, the CPU runs the block
-// (router, routed experts on their GGUF weights, shared expert) with the placement's CPU
-// operators, and its output comes back into the residual add. Those models run uncaptured.
+// (router, routed experts on their GGUF weights) with the placement's CPU operators, and its
+// output comes back into the residual add; the shared expert, where the placement puts it on the
+// GPU, runs there and is added too. Decode steps run as captured segments between the CPU blocks.
 import Core
 import CPUKernels
 import CUDA
@@ -50,6 +51,9 @@ public struct CUDANumerics: Sendable {
     /// Split models: chunks of at least this many tokens run each MoE block's routed experts on
     /// the GPU, their weights streamed from host memory (0: the CPU runs every MoE block).
     public var expertsOnGPUMinTokens = 0
+    /// Split models: the MoE blocks' shared experts (and qwen2moe's gates) run on the GPU,
+    /// the CPU computing only the router and the routed experts (cuda-moe.yaml's placement).
+    public var sharedExpertsOnGPU = false
     public init(attentionLikeCPU: Bool = true, geluTable: Bool = true, gemmMinTokens: Int = 32, marlinMaxTokens: Int = 0) {
         self.attentionLikeCPU = attentionLikeCPU; self.geluTable = geluTable; self.gemmMinTokens = gemmMinTokens
         self.marlinMaxTokens = marlinMaxTokens
@@ -76,10 +80,20 @@ public final class CUDAModel: @unchecked Sendable {
         let eps: Float
     }
 
-    /// A layer's feed-forward block: a gated MLP on the GPU, or a block the CPU runs.
+    /// A layer's feed-forward block: a gated MLP on the GPU, or a block the CPU runs (with its
+    /// shared expert on the GPU, when the placement puts it there).
     enum FeedForwardPlace {
         case gpu(gate: Lin, up: Lin, down: Lin, gelu: Bool)
-        case cpu(any FeedForward)
+        case cpu(any FeedForward, shared: SharedExpert?)
+    }
+
+    /// A MoE block's shared expert on the GPU: a gated MLP, and qwen2moe's sigmoid gate
+    /// [1, embedding] on its output.
+    struct SharedExpert {
+        let gate: Lin, up: Lin, down: Lin
+        let gelu: Bool
+        let sharedGate: Lin?
+        var lins: [Lin] { [gate, up, down] + (sharedGate.map { [$0] } ?? []) }
     }
 
     struct Layer {
@@ -104,11 +118,15 @@ public final class CUDAModel: @unchecked Sendable {
         /// The attention's matrices (with q LoRA's attn_q_b).
         var attentionLins: [Lin] { [q, k, v, o] + (mla?.qB.map { [$0] } ?? []) }
 
-        /// The GPU MLP's matrices (none for a CPU block).
-        var mlpMatrices: [DeviceMatrix] {
-            if case let .gpu(g, u, d, _) = ffn { return [g.matrix, u.matrix, d.matrix] }
-            return []
+        /// The feed-forward matrices the GPU runs: its MLP's, or a CPU block's shared expert's
+        /// (gate first, so the first one's rows are the intermediate width).
+        var ffnLins: [Lin] {
+            switch ffn {
+            case let .gpu(g, u, d, _): return [g, u, d]
+            case let .cpu(_, shared): return shared?.lins ?? []
+            }
         }
+        var mlpMatrices: [DeviceMatrix] { ffnLins.map(\.matrix) }
     }
 
     /// The decoder layers this model holds (all of them, or a piece of a model split over
@@ -203,6 +221,9 @@ public final class CUDAModel: @unchecked Sendable {
                     for l in p.linears { plan(l.weight) }
                 }
                 if let mlp = layer.mlp as? GatedMLP { for l in [mlp.gate, mlp.up, mlp.down] { plan(l.weight) } }
+                if numerics.sharedExpertsOnGPU, let mlp = (layer.mlp as? MoEFeedForward)?.shared {
+                    for l in [mlp.gate, mlp.up, mlp.down] { plan(l.weight) }
+                }
             }
             if range.upperBound == model.layers.count { plan(model.lmHead.weight) }
             let free = try gpu.driver.memoryInfo().free
@@ -245,7 +266,12 @@ public final class CUDAModel: @unchecked Sendable {
             if let mlp = layer.mlp as? GatedMLP {
                 ffn = .gpu(gate: try lin(mlp.gate), up: try lin(mlp.up), down: try lin(mlp.down), gelu: mlp.activation == .geluTanh)
             } else if cpuContext != nil {
-                ffn = .cpu(layer.mlp)
+                var shared: SharedExpert?
+                if numerics.sharedExpertsOnGPU, let moe = layer.mlp as? MoEFeedForward, let mlp = moe.shared {
+                    shared = SharedExpert(gate: try lin(mlp.gate), up: try lin(mlp.up), down: try lin(mlp.down),
+                                          gelu: mlp.activation == .geluTanh, sharedGate: try moe.sharedGate.map(lin))
+                }
+                ffn = .cpu(layer.mlp, shared: shared)
             } else {
                 throw CUDAModelError.unsupported("layer \(i)'s feed-forward is \(type(of: layer.mlp)); the GPU runs the dense "
                                                  + "gated MLP (mixtures of experts keep their blocks on the CPU: rules/cuda-moe.yaml)")
@@ -278,7 +304,7 @@ public final class CUDAModel: @unchecked Sendable {
         var routers: [Int: DeviceMatrix] = [:]
         if GPUOps.gpuRouterEnabled {
             for (k, L) in out.enumerated() {
-                guard case let .cpu(block) = L.ffn, let moe = block as? MoEFeedForward, moe.router.bias == nil,
+                guard case let .cpu(block, _) = L.ffn, let moe = block as? MoEFeedForward, moe.router.bias == nil,
                       moe.router.weight.type == .f32, moe.router.weight.cols % 16 == 0 else { continue }
                 routers[range.lowerBound + k] = try upload(moe.router.weight, moe.name + ".gate")
             }
@@ -286,7 +312,7 @@ public final class CUDAModel: @unchecked Sendable {
         self.routers = routers
         // Blocks whose experts the GPU kernels take (gate and up of one type, as one launch needs).
         let moeBlocks = out.enumerated().compactMap { i, L -> (layer: Int, moe: MoEFeedForward)? in
-            guard case let .cpu(block) = L.ffn, let moe = block as? MoEFeedForward else { return nil }
+            guard case let .cpu(block, _) = L.ffn, let moe = block as? MoEFeedForward else { return nil }
             let e = moe.experts, types = [e.gate[0].type, e.up[0].type, e.down[0].type]
             guard types.allSatisfy({ !GPUOps.isFloat($0) && GPUOps.supportedTypes.contains($0) }), types[0] == types[1] else {
                 if numerics.expertsOnGPUMinTokens > 0 {
@@ -354,6 +380,8 @@ public final class CUDADecoder: @unchecked Sendable {
     private let hostIn: UnsafeMutableRawPointer?, hostOut: UnsafeMutableRawPointer?
     /// A decode step's router logits on the device and page-locked on the host (model.routers).
     private let routerLogits: (device: DeviceBuffer, host: UnsafeMutableRawPointer)?
+    /// The shared experts' output rows and their gates' logits (nil without shared experts on the GPU).
+    private let sharedOut: DeviceBuffer?, sharedGateOut: DeviceBuffer?
     private(set) var acts: [Int: QuantizedActivationsGPU] = [:]
     private let staging: UnsafeMutableRawPointer
     /// One row of logits in page-locked memory (a decode step's download).
@@ -439,11 +467,7 @@ public final class CUDADecoder: @unchecked Sendable {
         } else {
             gemmW = nil; gemmX = nil
         }
-        let marlins = model.layers.flatMap { L -> [CUDAModel.Lin] in
-            var l = L.attentionLins
-            if case let .gpu(g, u, dn, _) = L.ffn { l += [g, u, dn] }
-            return l
-        }.compactMap(\.marlin) + [model.headLin?.marlin].compactMap { $0 }
+        let marlins = model.layers.flatMap { L in L.attentionLins + L.ffnLins }.compactMap(\.marlin) + [model.headLin?.marlin].compactMap { $0 }
         let marlinTokens = min(b, model.numerics.marlinMaxTokens, GPUOps.marlinMaxTokens)
         if !marlins.isEmpty && marlinTokens > 1 {
             marlinX = try allocator.allocate(2 * marlinTokens * (marlins.map(\.cols).max() ?? 1))
@@ -469,11 +493,14 @@ public final class CUDADecoder: @unchecked Sendable {
         } else {
             hostIn = nil; hostOut = nil
         }
+        let sharedOnGPU = model.layers.contains { if case .cpu(_, .some) = $0.ffn { return true } else { return false } }
+        sharedOut = sharedOnGPU ? try floats(b * d) : nil
+        sharedGateOut = sharedOnGPU ? try floats(b) : nil
         let routerRows = model.routers.values.map(\.rows).max() ?? 0
         routerLogits = routerRows > 0 ? (try floats(routerRows), try gpu.driver.allocatePinned(routerRows * 4)) : nil
         if model.streamer != nil, b >= model.numerics.expertsOnGPUMinTokens {
             let used = model.layers.compactMap { L -> Int? in
-                if case let .cpu(block) = L.ffn, let moe = block as? MoEFeedForward { return moe.used }
+                if case let .cpu(block, _) = L.ffn, let moe = block as? MoEFeedForward { return moe.used }
                 return nil
             }.max() ?? 1
             let pairs = b * used
@@ -663,8 +690,7 @@ public final class CUDADecoder: @unchecked Sendable {
                 try selfAttention(L, layer: index, tokens: n, maxKeys: maxKeys)
             }
             if let pn = L.postAttentionNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
-            var ffnInput: CUDAModel.Lin?
-            if case let .gpu(gate, _, _, _) = L.ffn { ffnInput = gate }
+            let ffnInput = L.ffnLins.first
             try addNorm(L.ffnNorm, y: o.pointer, feeding: ffnInput?.matrix, tokens: n)
             switch L.ffn {
             case let .gpu(gate, up, down, gelu):
@@ -677,12 +703,12 @@ public final class CUDADecoder: @unchecked Sendable {
                     try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * gate.matrix.rows, activation: activation)
                 }
                 try linears([(down, o.pointer)], input: g.pointer, tokens: n)
-            case let .cpu(block):
+            case let .cpu(block, shared):
                 if let moe = block as? MoEFeedForward, model.streamer?.layers[index] != nil, routed != nil,
                    n >= model.numerics.expertsOnGPUMinTokens {
-                    try expertsOnGPU(moe, layer: index, tokens: n, firstOfChunk: index == firstMoELayer)
+                    try expertsOnGPU(moe, shared: shared, layer: index, tokens: n, firstOfChunk: index == firstMoELayer)
                 } else {
-                    try cpuBlock(block, layer: index, tokens: n)
+                    try cpuBlock(block, shared: shared, layer: index, tokens: n)
                 }
             }
             if let pn = L.postFFNNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
@@ -778,7 +804,8 @@ public final class CUDADecoder: @unchecked Sendable {
             for (graph, (block, layer)) in zip(graphs, segmentBlocks) {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 try gpu.driver.launch(graph: graph, stream: gpu.stream)
-                try runOnCPU(block, tokens: 1, since: t0, gpuLogits: routesOnGPU(layer: layer, tokens: 1))
+                try runOnCPU(block, tokens: 1, since: t0, gpuLogits: routesOnGPU(layer: layer, tokens: 1),
+                             sharedOnGPU: sharedOnGPU(layer: layer))
             }
             try gpu.driver.launch(graph: graphs[graphs.count - 1], stream: gpu.stream)
             return
@@ -805,7 +832,9 @@ public final class CUDADecoder: @unchecked Sendable {
     /// A feed-forward block on the CPU: h (the normalized rows) down to page-locked memory, the
     /// block on the CPU's thread pool, its output up into o. While a decode step is captured the
     /// download ends a segment, which runs before the block, and the upload begins the next.
-    private func cpuBlock(_ block: any FeedForward, layer: Int, tokens n: Int) throws {
+    /// `shared`: the block's shared expert on the GPU, queued after the download (so in the
+    /// same segment), added to the CPU's routed experts after the upload.
+    private func cpuBlock(_ block: any FeedForward, shared: CUDAModel.SharedExpert?, layer: Int, tokens n: Int) throws {
         guard model.cpuContext != nil, let hostIn, let hostOut else {
             throw CUDAModelError.unsupported("a feed-forward block on the CPU without a CPU context")
         }
@@ -818,15 +847,19 @@ public final class CUDADecoder: @unchecked Sendable {
             try gpu.driver.copyAsync(toHost: routerLogits.host, from: routerLogits.device.pointer, bytes: router.rows * 4, stream: gpu.stream)
         }
         try gpu.driver.copyAsync(toHost: hostIn, from: h.pointer, bytes: bytes, stream: gpu.stream)
+        if let shared { try sharedExpert(shared, tokens: n) }
         if capturingHostNodes {
             // The block as a host node between the download and the upload.
             let work = HostWork { [unowned self] in
-                do { try self.runOnCPU(block, tokens: n, since: DispatchTime.now().uptimeNanoseconds, gpuLogits: gpuLogits, inStream: true) }
-                catch { self.hostNodeError.set(error) }
+                do {
+                    try self.runOnCPU(block, tokens: n, since: DispatchTime.now().uptimeNanoseconds, gpuLogits: gpuLogits,
+                                      sharedOnGPU: shared != nil, inStream: true)
+                } catch { self.hostNodeError.set(error) }
             }
             hostWork.append(work)
             try gpu.driver.launchHost(HostWork.trampoline, userData: Unmanaged.passUnretained(work).toOpaque(), stream: gpu.stream)
             try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
+            if let shared { try addShared(shared, tokens: n) }
             return
         }
         if capturedSegments != nil {
@@ -834,13 +867,50 @@ public final class CUDADecoder: @unchecked Sendable {
             capturedSegments!.append(segment)
             segmentBlocks.append((block, layer))
             try gpu.driver.launch(graph: segment, stream: gpu.stream)
-            try runOnCPU(block, tokens: n, since: t0, gpuLogits: gpuLogits)
+            try runOnCPU(block, tokens: n, since: t0, gpuLogits: gpuLogits, sharedOnGPU: shared != nil)
             try gpu.driver.beginCapture(gpu.stream)
             try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
+            if let shared { try addShared(shared, tokens: n) }
             return
         }
-        try runOnCPU(block, tokens: n, since: t0, gpuLogits: gpuLogits)
+        try runOnCPU(block, tokens: n, since: t0, gpuLogits: gpuLogits, sharedOnGPU: shared != nil)
         try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
+        if let shared { try addShared(shared, tokens: n) }
+    }
+
+    /// A MoE block's shared expert on the GPU, h into sharedOut (and its gate's logits into
+    /// sharedGateOut): the dense MLP's kernels.
+    private func sharedExpert(_ s: CUDAModel.SharedExpert, tokens n: Int) throws {
+        guard let sharedOut, let sharedGateOut else { throw CUDAModelError.unsupported("a shared expert on the GPU without its buffers") }
+        try linears([(s.gate, g.pointer), (s.up, u.pointer)], input: h.pointer, tokens: n)
+        let activation: GPUOps.Activation = s.gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu
+        if let (act, type) = quantizeTarget(s.down.matrix, tokens: n) {
+            prequantized = try GPUOps.gluQuantized(gpu, gate: g.pointer, up: u.pointer, tokens: n, n: s.gate.matrix.rows,
+                                                   activation: activation, act: act, weightType: type) ? g.pointer : nil
+        } else {
+            try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * s.gate.matrix.rows, activation: activation)
+        }
+        try linears([(s.down, sharedOut.pointer)], input: g.pointer, tokens: n)
+        if let sg = s.sharedGate {
+            try linears([(sg, sharedGateOut.pointer)], input: h.pointer, tokens: n)
+        }
+    }
+
+    /// o += the shared expert's output (times the sigmoid of its gate).
+    private func addShared(_ s: CUDAModel.SharedExpert, tokens n: Int) throws {
+        guard let sharedOut, let sharedGateOut else { throw CUDAModelError.unsupported("a shared expert on the GPU without its buffers") }
+        let d = model.model.embedding
+        if s.sharedGate != nil {
+            try GPUOps.addGated(gpu, x: o.pointer, y: sharedOut.pointer, gate: sharedGateOut.pointer, n: d, rows: n)
+        } else {
+            try GPUOps.add(gpu, x: o.pointer, y: sharedOut.pointer, count: n * d)
+        }
+    }
+
+    /// Whether layer `index`'s CPU block has its shared expert on the GPU.
+    private func sharedOnGPU(layer index: Int) -> Bool {
+        if case .cpu(_, .some) = model.layers[index].ffn { return true }
+        return false
     }
 
     /// Whether this block's router runs on the GPU: a one-token step of a MoE layer whose
@@ -854,8 +924,9 @@ public final class CUDADecoder: @unchecked Sendable {
     /// With `gpuLogits` the router's logits are in routerLogits.host: only the routing function
     /// runs here.
     /// `inStream`: called from a host node, whose stream has already finished the download.
+    /// `sharedOnGPU`: the GPU computes the block's shared expert; only the routed ones run here.
     private func runOnCPU(_ block: any FeedForward, tokens n: Int, since t0: UInt64, gpuLogits: Bool = false,
-                          inStream: Bool = false) throws {
+                          sharedOnGPU: Bool = false, inStream: Bool = false) throws {
         guard let context = model.cpuContext, let hostIn, let hostOut else {
             throw CUDAModelError.unsupported("a feed-forward block on the CPU without a CPU context")
         }
@@ -863,17 +934,19 @@ public final class CUDADecoder: @unchecked Sendable {
         let t1 = DispatchTime.now().uptimeNanoseconds
         let xIn = UnsafePointer(hostIn.assumingMemoryBound(to: Float.self)), out = hostOut.assumingMemoryBound(to: Float.self)
         var routing: UInt64 = 0
-        if n == 1, expertsProfile != nil || gpuLogits, let moe = block as? MoEFeedForward {
-            // The block's own steps (the router timed apart, or its logits from the GPU).
-            let ids = UnsafeMutablePointer<Int32>.allocate(capacity: moe.used), weights = UnsafeMutablePointer<Float>.allocate(capacity: moe.used)
+        if let moe = block as? MoEFeedForward, sharedOnGPU || (n == 1 && (expertsProfile != nil || gpuLogits)) {
+            // The block's own steps (the router timed apart, or its logits from the GPU; the
+            // shared expert left to the GPU).
+            let ids = UnsafeMutablePointer<Int32>.allocate(capacity: n * moe.used)
+            let weights = UnsafeMutablePointer<Float>.allocate(capacity: n * moe.used)
             defer { ids.deallocate(); weights.deallocate() }
             if gpuLogits, let routerLogits {
                 moe.select(logits: routerLogits.host.assumingMemoryBound(to: Float.self), tokens: 1, ids: ids, weights: weights)
             } else {
-                moe.route(xIn, tokens: 1, ids: ids, weights: weights, context: context)
+                moe.route(xIn, tokens: n, ids: ids, weights: weights, context: context)
             }
             routing = DispatchTime.now().uptimeNanoseconds - t1
-            moe.runExperts(xIn, out, tokens: 1, ids: ids, weights: weights, context: context)
+            moe.runExperts(xIn, out, tokens: n, ids: ids, weights: weights, context: context, shared: !sharedOnGPU)
         } else {
             block(xIn, out, tokens: n, context: context)
         }
@@ -947,8 +1020,10 @@ public final class CUDADecoder: @unchecked Sendable {
     /// (token, slot) pairs come back grouped by expert, and per expert its tokens are gathered,
     /// run through gate, up, the activation and down (the GEMV kernels on 8-bit activations, as
     /// the CPU's dot products), weighted and written to their slot rows; the slots are summed in
-    /// slot order. A shared expert runs on the CPU meanwhile and is added at the end.
-    private func expertsOnGPU(_ moe: MoEFeedForward, layer index: Int, tokens n: Int, firstOfChunk: Bool) throws {
+    /// slot order. A shared expert runs on the GPU after them (`shared`), or, placed on the
+    /// CPU, on the CPU meanwhile; it is added at the end.
+    private func expertsOnGPU(_ moe: MoEFeedForward, shared: CUDAModel.SharedExpert?, layer index: Int, tokens n: Int,
+                              firstOfChunk: Bool) throws {
         guard let streamer = model.streamer, let routed, let context = model.cpuContext, let hostIn, let hostOut else {
             throw CUDAModelError.unsupported("routed experts on the GPU without their buffers")
         }
@@ -1016,7 +1091,10 @@ public final class CUDADecoder: @unchecked Sendable {
         }
         GPUOps.invalidate(actD); GPUOps.invalidate(actFF)
         try GPUOps.sumSlots(gpu, slots: routed.slots.pointer, used: k, count: n * d, out: o.pointer)
-        if moe.shared != nil {
+        if let shared {
+            try sharedExpert(shared, tokens: n)
+            try addShared(shared, tokens: n)
+        } else if moe.shared != nil {
             // The shared expert on the CPU while the GPU runs the routed ones.
             let out = hostOut.assumingMemoryBound(to: Float.self)
             out.initialize(repeating: 0, count: n * d)

@@ -2,6 +2,7 @@
 // device along the trunk) and its per-GPU totals — planned as if cuda:0 and cuda:1 were here.
 @testable import Engine
 import Foundation
+import CPUKernels
 import GGUF
 @testable import Injection
 import Models
@@ -66,6 +67,27 @@ final class TransferPointTests: XCTestCase {
         // The LM head away from the last layer.
         let head = try message("- match: {name: \"^lm_head$\"}\n  replace: {kwargs: {device: \"cuda:0\"}}\n" + twoGPUs)
         XCTAssertTrue(head.contains("lm_head on cuda:0") && head.contains("with the last layer (cuda:1)"), head)
+    }
+
+    // A mixture of experts on one GPU and the CPU (LoadedModel.placeOnGPU): the shared experts
+    // may sit on the GPU (cuda-moe.yaml) or the CPU, but not split between them or on another
+    // GPU — refused before any GPU is opened.
+    func testPlaceOnGPURefusesSharedExpertsSplitFromTheirGPU() throws {
+        let model = try Architectures.load(file: try GGUFFile.open(try Tiny.path("qwen2moe")))
+        let moe = try XCTUnwrap(ShippedRules.text("cuda-moe.yaml"))
+        let devices: [Device] = [.cpu, .cuda(0), .cuda(1)]
+        func message(_ yaml: String) throws -> String {
+            let p = try plan(yaml + moe, arch: "qwen2moe", devices: devices)
+            let context = ForwardContext(pool: ThreadPool(threads: 1), kernels: .quantized)
+            do { _ = try LoadedModel.placeOnGPU(model, p, cpuContext: context, progress: { _ in }) } catch { return "\(error)" }
+            return "no error"
+        }
+        // The shared expert's MLP on the CPU, its linears on the GPU (cuda-moe.yaml's Linear rule).
+        let split = try message("- match: {name: \"\\\\.mlp\\\\.shared_expert$\"}\n  replace: {class: MLPCPU, kwargs: {device: cpu}}\n")
+        XCTAssertTrue(split.contains("some of the shared experts' modules on the CPU and some on a GPU"), split)
+        // The shared experts on a second GPU.
+        let other = try message("- match: {name: \"\\\\.mlp\\\\.shared_expert\"}\n  replace: {kwargs: {device: \"cuda:1\"}}\n")
+        XCTAssertTrue(other.contains("the shared experts go on cuda:0"), other)
     }
 
     func testSplitPiecesAreRunsOfConsecutiveLayers() {
