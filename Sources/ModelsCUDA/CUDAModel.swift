@@ -1092,6 +1092,7 @@ public final class CUDADecoder: @unchecked Sendable {
         GPUOps.invalidate(actD); GPUOps.invalidate(actFF)
         try GPUOps.sumSlots(gpu, slots: routed.slots.pointer, used: k, count: n * d, out: o.pointer)
         if let shared {
+            prequantized = nil  // (h's 8-bit rows may have been overwritten by the routed experts')
             try sharedExpert(shared, tokens: n)
             try addShared(shared, tokens: n)
         } else if moe.shared != nil {
