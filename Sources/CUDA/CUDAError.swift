@@ -19,7 +19,13 @@ public enum CUDAError: Error, CustomStringConvertible {
         case let .libraryNotFound(lib, tried, reason):
             return "\(lib) not found (tried \(tried.joined(separator: ", "))): \(reason)"
         case let .symbolNotFound(lib, sym): return "\(lib) has no symbol \(sym) (driver too old?)"
-        case let .driver(call, result, name): return "\(call) failed: \(name) (\(result))"
+        case let .driver(call, result, name):
+            let hint = name == "CUDA_ERROR_OUT_OF_MEMORY"
+                ? " — the GPU's memory is full: the weights the rules put on it and the KV cache (--ctx-size) do not fit; "
+                  + "try a smaller --ctx-size, or rules that keep more on the CPU (--rules rules/cpu.yaml runs it all there; "
+                  + "`swiftkt inspect --placement` shows the bytes per device)"
+                : ""
+            return "\(call) failed: \(name) (\(result))" + hint
         case let .nvrtc(call, result, name, log):
             return "\(call) failed: \(name) (\(result))" + (log.isEmpty ? "" : "\ncompile log:\n\(log)")
         case .noDevice: return "no CUDA device found"

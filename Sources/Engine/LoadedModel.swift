@@ -163,7 +163,8 @@ public final class LoadedModel: @unchecked Sendable {
                                             + "rules/cuda-moe.yaml or rules/cpu.yaml")
         }
         if sharedOnGPU, let m = shared.first(where: { $0.prefillDevice != .cuda(ordinal) || $0.generateDevice != .cuda(ordinal) }) {
-            throw EngineError.invalidOption("\(plan.rulesSource) puts \(m.name) on \(m.generateDevice); the shared experts go on "
+            throw EngineError.invalidOption("\(plan.rulesSource) puts \(m.name) on \(m.prefillDevice) (prefill) and \(m.generateDevice) "
+                                            + "(generate); the shared experts go on "
                                             + "cuda:\(ordinal) with the rest of the GPU's modules, or on the CPU")
         }
         let gpu = try openGPU(ordinal, progress: progress)

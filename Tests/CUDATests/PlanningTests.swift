@@ -4,6 +4,15 @@
 import XCTest
 
 final class PlanningTests: XCTestCase {
+    // A full GPU names the way out; other driver errors stay as they are.
+    func testOutOfMemoryErrorSaysWhatToChange() {
+        let full = "\(CUDAError.driver(call: "cuMemAlloc_v2(1073741824 bytes)", result: 2, name: "CUDA_ERROR_OUT_OF_MEMORY"))"
+        XCTAssertTrue(full.hasPrefix("cuMemAlloc_v2(1073741824 bytes) failed: CUDA_ERROR_OUT_OF_MEMORY (2)"), full)
+        XCTAssertTrue(full.contains("--ctx-size") && full.contains("--rules rules/cpu.yaml"), full)
+        let other = "\(CUDAError.driver(call: "cuLaunchKernel(add)", result: 1, name: "CUDA_ERROR_INVALID_VALUE"))"
+        XCTAssertEqual(other, "cuLaunchKernel(add) failed: CUDA_ERROR_INVALID_VALUE (1)")
+    }
+
     func testMarlinSplitsCoverTheColumnsInWholeStages() {
         for sms in [1, 114, 132] {
             for (rows, cols) in [(16, 64), (208, 576), (256, 4096), (4096, 4096), (4096, 14336), (14336, 4096), (128_256, 4096)] {
