@@ -70,6 +70,9 @@ public final class GPU: @unchecked Sendable {
         allocator = CachingAllocator(driver: driver)
     }
 
+    /// Per-kernel GPU times (SWIFTKT_PROFILE_KERNELS=1; nil otherwise).
+    public let kernelProfile: KernelProfile? = KernelProfile.enabled ? KernelProfile() : nil
+
     private var blasState: Result<CUBLAS, Error>?
 
     /// cuBLAS on this GPU's stream, opened on first use; nil (with the reason in `blasProblem`)
@@ -115,6 +118,16 @@ public final class GPU: @unchecked Sendable {
             pointers.append(slot)
         }
         guard grid.0 > 0, grid.1 > 0, grid.2 > 0 else { return }
+        var timed: (CUevent, CUevent)?
+        if let kernelProfile {
+            timed = try kernelProfile.events(driver)
+            try driver.record(timed!.0, on: stream)
+        }
+        defer {
+            if let kernelProfile, let (start, end) = timed, (try? driver.record(end, on: stream)) != nil {
+                kernelProfile.add(name, start: start, end: end)
+            }
+        }
         if programmaticLaunch {
             try driver.launchProgrammatic(f, grid: (UInt32(grid.0), UInt32(grid.1), UInt32(grid.2)), block: (UInt32(block), 1, 1),
                                           stream: stream, arguments: &pointers, name: name)

@@ -520,10 +520,12 @@ public final class CUDADecoder: @unchecked Sendable {
         }
         // A step that waits for the CPU in every layer cannot be one captured graph.
         let env = ProcessInfo.processInfo.environment
-        useGraphs = env["SWIFTKT_CUDA_GRAPHS"] != "0" && model.cpuBlocks == 0
+        // (No graphs while kernels are timed one by one: SWIFTKT_PROFILE_KERNELS.)
+        let graphs = env["SWIFTKT_CUDA_GRAPHS"] != "0" && !KernelProfile.enabled
+        useGraphs = graphs && model.cpuBlocks == 0
         // (Not when one-token steps stream their experts to the GPU: that waits for the GPU
         // inside the step, which a capture cannot.)
-        let hybridGraphs = env["SWIFTKT_CUDA_GRAPHS"] != "0" && model.cpuBlocks > 0
+        let hybridGraphs = graphs && model.cpuBlocks > 0
             && (model.streamer == nil || model.numerics.expertsOnGPUMinTokens > 1)
         useSegmentGraphs = hybridGraphs && (env["SWIFTKT_CUDA_HYBRID_GRAPHS"] ?? "1") == "1"
         useHostNodes = hybridGraphs && env["SWIFTKT_CUDA_HYBRID_GRAPHS"] == "host"
@@ -625,6 +627,7 @@ public final class CUDADecoder: @unchecked Sendable {
     func chunk(_ tokens: [Int32], startPosition: Int, first: Int, rows: Int,
                sampling: GPUSampling?) throws -> (logits: [Float], token: Int32?) {
         let n = tokens.count
+        defer { if let profile = gpu.kernelProfile { reportKernels(profile, tokens: n) } }
         let st = staging.assumingMemoryBound(to: Int32.self)
         for (i, t) in tokens.enumerated() { st[i] = t; st[n + i] = Int32(startPosition + i) }
         try gpu.driver.copyAsync(toDevice: ids.pointer, from: staging, bytes: n * 4, stream: gpu.stream)
@@ -670,6 +673,16 @@ public final class CUDADecoder: @unchecked Sendable {
         }
         return (try gpu.download(logits.pointer, count: rows * vocab), nil)
     }
+
+    /// SWIFTKT_PROFILE_KERNELS=1: every 32 decode steps, their kernels' times to standard error
+    /// (prompt chunks' are dropped).
+    private func reportKernels(_ profile: KernelProfile, tokens n: Int) {
+        try? profile.collect(gpu.driver)
+        guard n == 1 else { _ = profile.take(tokens: 1); return }
+        profiledSteps += 1
+        if profiledSteps % 32 == 0 { FileHandle.standardError.write(profile.take(tokens: 32).data(using: .utf8)!) }
+    }
+    private var profiledSteps = 0
 
     /// Queues one chunk's kernels on the stream (ids and positions already on the device).
     private func enqueue(tokens n: Int, maxKeys: Int, first: Int, rows: Int) throws {

@@ -13,6 +13,15 @@ final class PlanningTests: XCTestCase {
         XCTAssertEqual(other, "cuLaunchKernel(add) failed: CUDA_ERROR_INVALID_VALUE (1)")
     }
 
+    // SWIFTKT_PROFILE_KERNELS's table: per token, most time first, shares of the sum.
+    func testKernelProfileTable() {
+        let t = KernelProfile.table(["mmv1_q4_K": (ms: 48, launches: 96), "add_rms_norm": (ms: 16, launches: 64)], tokens: 32)
+        let lines = t.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines[0], "kernels over 32 tokens: 2.000 ms of GPU time per token")
+        XCTAssertEqual(lines[3], "| mmv1_q4_K | 3.0 | 1.500 | 500.00 | 75.0 % |")
+        XCTAssertEqual(lines[4], "| add_rms_norm | 2.0 | 0.500 | 250.00 | 25.0 % |")
+    }
+
     func testMarlinSplitsCoverTheColumnsInWholeStages() {
         for sms in [1, 114, 132] {
             for (rows, cols) in [(16, 64), (208, 576), (256, 4096), (4096, 4096), (4096, 14336), (14336, 4096), (128_256, 4096)] {
