@@ -33,14 +33,15 @@ public final class KernelProfile: @unchecked Sendable {
     public func collect(_ driver: Driver) throws {
         lock.lock(); defer { lock.unlock() }
         guard let last = pending.last else { return }
+        defer { pending.removeAll(keepingCapacity: true) }
         try driver.synchronize(event: last.end)
         for p in pending {
-            let ms = Double(try driver.elapsed(from: p.start, to: p.end))
-            let t = totals[p.name] ?? (0, 0)
-            totals[p.name] = (t.ms + ms, t.launches + 1)
             spare += [p.start, p.end]
+            // (An event recorded inside a graph capture has no time: such launches are skipped.)
+            guard let ms = try? driver.elapsed(from: p.start, to: p.end) else { continue }
+            let t = totals[p.name] ?? (0, 0)
+            totals[p.name] = (t.ms + Double(ms), t.launches + 1)
         }
-        pending.removeAll(keepingCapacity: true)
     }
 
     /// The totals so far as a table over `tokens` steps (then cleared).
