@@ -155,9 +155,9 @@ public final class LoadedModel: @unchecked Sendable {
         let splitBlockOnGPU = cpuBlocks.isEmpty ? nil
             : plan.modules.first { inMoEBlock($0) && !(sharedOnGPU && isShared($0)) && !onCPU($0) }
         guard devices.count == 1, let ordinal = gpus.first, splitBlockOnGPU == nil else {
-            let onCPU = plan.modules.filter { $0.prefillDevice == .cpu || $0.generateDevice == .cpu }.prefix(3).map(\.name)
+            let cpuNames = plan.modules.filter { $0.prefillDevice == .cpu || $0.generateDevice == .cpu }.prefix(3).map(\.name)
             throw EngineError.invalidOption("\(plan.rulesSource) splits the model over " + devices.sorted().map(\.description).joined(separator: ", ")
-                                            + " (e.g. \(onCPU.joined(separator: ", ")) on the CPU); the CUDA backend runs a whole "
+                                            + " (e.g. \(cpuNames.joined(separator: ", ")) on the CPU); the CUDA backend runs a whole "
                                             + "dense model on one GPU or over several by layer ranges, or a mixture of experts with its "
                                             + "MoE blocks (all of each, or all but their shared experts) on the CPU — use rules/cuda.yaml, "
                                             + "rules/cuda-moe.yaml or rules/cpu.yaml")

@@ -127,6 +127,12 @@ public final class CUDAModel: @unchecked Sendable {
             }
         }
         var mlpMatrices: [DeviceMatrix] { ffnLins.map(\.matrix) }
+
+        /// A CPU block's shared expert on the GPU (nil otherwise).
+        var sharedExpert: SharedExpert? {
+            if case let .cpu(_, shared) = ffn { return shared }
+            return nil
+        }
     }
 
     /// The decoder layers this model holds (all of them, or a piece of a model split over
@@ -493,7 +499,7 @@ public final class CUDADecoder: @unchecked Sendable {
         } else {
             hostIn = nil; hostOut = nil
         }
-        let sharedOnGPU = model.layers.contains { if case .cpu(_, .some) = $0.ffn { return true } else { return false } }
+        let sharedOnGPU = model.layers.contains { $0.sharedExpert != nil }
         sharedOut = sharedOnGPU ? try floats(b * d) : nil
         sharedGateOut = sharedOnGPU ? try floats(b) : nil
         let routerRows = model.routers.values.map(\.rows).max() ?? 0
@@ -707,15 +713,7 @@ public final class CUDADecoder: @unchecked Sendable {
             try addNorm(L.ffnNorm, y: o.pointer, feeding: ffnInput?.matrix, tokens: n)
             switch L.ffn {
             case let .gpu(gate, up, down, gelu):
-                try linears([(gate, g.pointer), (up, u.pointer)], input: h.pointer, tokens: n)
-                let activation: GPUOps.Activation = gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu
-                if let (act, type) = quantizeTarget(down.matrix, tokens: n) {
-                    prequantized = try GPUOps.gluQuantized(gpu, gate: g.pointer, up: u.pointer, tokens: n, n: gate.matrix.rows,
-                                                           activation: activation, act: act, weightType: type) ? g.pointer : nil
-                } else {
-                    try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * gate.matrix.rows, activation: activation)
-                }
-                try linears([(down, o.pointer)], input: g.pointer, tokens: n)
+                try gatedMLP(gate: gate, up: up, down: down, gelu: gelu, out: o.pointer, tokens: n)
             case let .cpu(block, shared):
                 if let moe = block as? MoEFeedForward, model.streamer?.layers[index] != nil, routed != nil,
                    n >= model.numerics.expertsOnGPUMinTokens {
@@ -818,7 +816,7 @@ public final class CUDADecoder: @unchecked Sendable {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 try gpu.driver.launch(graph: graph, stream: gpu.stream)
                 try runOnCPU(block, tokens: 1, since: t0, gpuLogits: routesOnGPU(layer: layer, tokens: 1),
-                             sharedOnGPU: sharedOnGPU(layer: layer))
+                             sharedOnGPU: model.layers[layer].sharedExpert != nil)
             }
             try gpu.driver.launch(graph: graphs[graphs.count - 1], stream: gpu.stream)
             return
@@ -848,7 +846,7 @@ public final class CUDADecoder: @unchecked Sendable {
     /// `shared`: the block's shared expert on the GPU, queued after the download (so in the
     /// same segment), added to the CPU's routed experts after the upload.
     private func cpuBlock(_ block: any FeedForward, shared: CUDAModel.SharedExpert?, layer: Int, tokens n: Int) throws {
-        guard model.cpuContext != nil, let hostIn, let hostOut else {
+        guard model.cpuContext != nil, let hostIn, hostOut != nil else {
             throw CUDAModelError.unsupported("a feed-forward block on the CPU without a CPU context")
         }
         let bytes = n * model.model.embedding * 4
@@ -871,8 +869,7 @@ public final class CUDADecoder: @unchecked Sendable {
             }
             hostWork.append(work)
             try gpu.driver.launchHost(HostWork.trampoline, userData: Unmanaged.passUnretained(work).toOpaque(), stream: gpu.stream)
-            try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
-            if let shared { try addShared(shared, tokens: n) }
+            try blockOutputUp(bytes: bytes, shared: shared, tokens: n)
             return
         }
         if capturedSegments != nil {
@@ -882,31 +879,43 @@ public final class CUDADecoder: @unchecked Sendable {
             try gpu.driver.launch(graph: segment, stream: gpu.stream)
             try runOnCPU(block, tokens: n, since: t0, gpuLogits: gpuLogits, sharedOnGPU: shared != nil)
             try gpu.driver.beginCapture(gpu.stream)
-            try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
-            if let shared { try addShared(shared, tokens: n) }
+            try blockOutputUp(bytes: bytes, shared: shared, tokens: n)
             return
         }
         try runOnCPU(block, tokens: n, since: t0, gpuLogits: gpuLogits, sharedOnGPU: shared != nil)
-        try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
-        if let shared { try addShared(shared, tokens: n) }
+        try blockOutputUp(bytes: bytes, shared: shared, tokens: n)
     }
 
     /// A MoE block's shared expert on the GPU, h into sharedOut (and its gate's logits into
     /// sharedGateOut): the dense MLP's kernels.
     private func sharedExpert(_ s: CUDAModel.SharedExpert, tokens n: Int) throws {
         guard let sharedOut, let sharedGateOut else { throw CUDAModelError.unsupported("a shared expert on the GPU without its buffers") }
-        try linears([(s.gate, g.pointer), (s.up, u.pointer)], input: h.pointer, tokens: n)
-        let activation: GPUOps.Activation = s.gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu
-        if let (act, type) = quantizeTarget(s.down.matrix, tokens: n) {
-            prequantized = try GPUOps.gluQuantized(gpu, gate: g.pointer, up: u.pointer, tokens: n, n: s.gate.matrix.rows,
-                                                   activation: activation, act: act, weightType: type) ? g.pointer : nil
-        } else {
-            try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * s.gate.matrix.rows, activation: activation)
-        }
-        try linears([(s.down, sharedOut.pointer)], input: g.pointer, tokens: n)
+        try gatedMLP(gate: s.gate, up: s.up, down: s.down, gelu: s.gelu, out: sharedOut.pointer, tokens: n)
         if let sg = s.sharedGate {
             try linears([(sg, sharedGateOut.pointer)], input: h.pointer, tokens: n)
         }
+    }
+
+    /// A gated MLP on h into `out`: gate and up, the activation (quantizing for down when it
+    /// can), down.
+    private func gatedMLP(gate: CUDAModel.Lin, up: CUDAModel.Lin, down: CUDAModel.Lin, gelu: Bool, out: CUdeviceptr,
+                          tokens n: Int) throws {
+        try linears([(gate, g.pointer), (up, u.pointer)], input: h.pointer, tokens: n)
+        let activation: GPUOps.Activation = gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu
+        if let (act, type) = quantizeTarget(down.matrix, tokens: n) {
+            prequantized = try GPUOps.gluQuantized(gpu, gate: g.pointer, up: u.pointer, tokens: n, n: gate.matrix.rows,
+                                                   activation: activation, act: act, weightType: type) ? g.pointer : nil
+        } else {
+            try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * gate.matrix.rows, activation: activation)
+        }
+        try linears([(down, out)], input: g.pointer, tokens: n)
+    }
+
+    /// The CPU block's result (hostOut) up into o, plus the GPU's shared expert when it has one.
+    private func blockOutputUp(bytes: Int, shared: CUDAModel.SharedExpert?, tokens n: Int) throws {
+        guard let hostOut else { throw CUDAModelError.unsupported("a feed-forward block on the CPU without its host buffer") }
+        try gpu.driver.copyAsync(toDevice: o.pointer, from: hostOut, bytes: bytes, stream: gpu.stream)
+        if let shared { try addShared(shared, tokens: n) }
     }
 
     /// o += the shared expert's output (times the sigmoid of its gate).
@@ -918,12 +927,6 @@ public final class CUDADecoder: @unchecked Sendable {
         } else {
             try GPUOps.add(gpu, x: o.pointer, y: sharedOut.pointer, count: n * d)
         }
-    }
-
-    /// Whether layer `index`'s CPU block has its shared expert on the GPU.
-    private func sharedOnGPU(layer index: Int) -> Bool {
-        if case .cpu(_, .some) = model.layers[index].ffn { return true }
-        return false
     }
 
     /// Whether this block's router runs on the GPU: a one-token step of a MoE layer whose
