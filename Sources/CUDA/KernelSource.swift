@@ -513,6 +513,38 @@ DEV void mmvq_q4K_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, 
     }
 }
 
+// One sub-block pair (pi) of two q4_K rows: the weights' loads (the superblock header and the
+// pair's 32 nibble bytes per row), then the pair's products with the activations, added to acc.
+DEV void q4K_pair_load(const u8* const rows[2], int pi, uint4 h[2], uint4 qa[2], uint4 qb[2]) {
+    int s = pi >> 2, pr = pi & 3;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const u8* k = rows[r] + s * 144;
+        h[r] = *(const uint4*)k;
+        const uint4* qp = (const uint4*)(k + 16 + 32 * pr);
+        qa[r] = qp[0]; qb[r] = qp[1];
+    }
+}
+DEV void q4K_pair_dot(const uint4 h[2], const uint4 qa[2], const uint4 qb[2], int pi, const int4 a4[4], int2 mi, float dK,
+                      float acc[2]) {
+    int pr = pi & 3;
+    int av[16] = {a4[0].x, a4[0].y, a4[0].z, a4[0].w, a4[1].x, a4[1].y, a4[1].z, a4[1].w,
+                  a4[2].x, a4[2].y, a4[2].z, a4[2].w, a4[3].x, a4[3].y, a4[3].z, a4[3].w};
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int sa, ma, sb, mb; scale_min_pair(h[r], pr, sa, ma, sb, mb);
+        float d = h2f((u16)(h[r].x & 0xffffu)), dmin = h2f((u16)(h[r].x >> 16));
+        u32 qw[8] = {qa[r].x, qa[r].y, qa[r].z, qa[r].w, qb[r].x, qb[r].y, qb[r].z, qb[r].w};
+        int x1 = 0, x2 = 0;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            x1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), av[j], x1);
+            x2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), av[8 + j], x2);
+        }
+        acc[r] += dK * ((d * (float)sa * (float)x1 - dmin * (float)ma * (float)mi.x) + (d * (float)sb * (float)x2 - dmin * (float)mb * (float)mi.y));
+    }
+}
+
 // One token's dot products of two q4_K rows (the lane's share, then warp sums): mmv1_q4_K's
 // body, shared with mmv1r_q4_K so both compute the same sums.
 DEV void mmv1_q4K_two_rows(const u8* const rows[2], int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
@@ -520,36 +552,63 @@ DEV void mmv1_q4K_two_rows(const u8* const rows[2], int cols, const i8* __restri
     int pairs = cols / 64;
     float acc[2] = {0.f, 0.f};
     for (int pi = lane; pi < pairs; pi += 32) {
-        int s = pi >> 2, pr = pi & 3;
-        const int4* a4 = (const int4*)(aq + (u64)pi * 64);
-        int4 a0 = a4[0], a1 = a4[1], a2 = a4[2], a3 = a4[3];
+        const int4* ap = (const int4*)(aq + (u64)pi * 64);
+        int4 a4[4] = {ap[0], ap[1], ap[2], ap[3]};
         int2 mi = *(const int2*)(ai + 2 * pi);
-        float dK = ak[s];
+        float dK = ak[pi >> 2];
         uint4 h[2], qa[2], qb[2];
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const u8* k = rows[r] + s * 144;
-            h[r] = *(const uint4*)k;
-            const uint4* qp = (const uint4*)(k + 16 + 32 * pr);
-            qa[r] = qp[0]; qb[r] = qp[1];
-        }
-        int av[16] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w, a2.x, a2.y, a2.z, a2.w, a3.x, a3.y, a3.z, a3.w};
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            int sa, ma, sb, mb; scale_min_pair(h[r], pr, sa, ma, sb, mb);
-            float d = h2f((u16)(h[r].x & 0xffffu)), dmin = h2f((u16)(h[r].x >> 16));
-            u32 qw[8] = {qa[r].x, qa[r].y, qa[r].z, qa[r].w, qb[r].x, qb[r].y, qb[r].z, qb[r].w};
-            int x1 = 0, x2 = 0;
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                x1 = __dp4a((int)(qw[j] & 0x0F0F0F0Fu), av[j], x1);
-                x2 = __dp4a((int)((qw[j] >> 4) & 0x0F0F0F0Fu), av[8 + j], x2);
-            }
-            acc[r] += dK * ((d * (float)sa * (float)x1 - dmin * (float)ma * (float)mi.x) + (d * (float)sb * (float)x2 - dmin * (float)mb * (float)mi.y));
-        }
+        q4K_pair_load(rows, pi, h, qa, qb);
+        q4K_pair_dot(h, qa, qb, pi, a4, mi, dK, acc);
     }
     v0 = warp_sum(acc[0]); v1 = warp_sum(acc[1]);
 }
+
+// mmv1_q4_K with the lane's first PRE pairs of weights loaded into registers before the kernel
+// waits for the one before it (programmatic dependent launch): the weights depend on nothing,
+// so while the small kernel before (a norm, the attention, glu) runs, DRAM already streams this
+// GEMV's first wave — for the 4 096-wide matrices of an 8B model (two pairs per lane and row)
+// all of it with PRE = 2. The same sums in the same order as mmv1_q4_K, so bit for bit equal.
+// `SWIFTKT_CUDA_PRELOAD=1|2` picks it (GPU.preloadPairs).
+template <int PRE> DEV void mmv1p_q4K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
+                                      const float* __restrict__ ak) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, pairs = cols / 64;
+    Sel s0, s1;
+    int g = (blockIdx.x * 4 + warp) * 2;
+    bool have = select3(g, MATS_ARGS, s0);
+    bool two = have && select3(g + 1, MATS_ARGS, s1);
+    if (!two) s1 = s0;
+    const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
+    uint4 h[PRE][2], qa[PRE][2], qb[PRE][2];
+#pragma unroll
+    for (int i = 0; i < PRE; i++)
+        if (have && lane + 32 * i < pairs) q4K_pair_load(rows, lane + 32 * i, h[i], qa[i], qb[i]);
+    PDL_ENTRY();
+    if (!have) return;
+    float acc[2] = {0.f, 0.f};
+#pragma unroll
+    for (int i = 0; i < PRE; i++) {
+        int pi = lane + 32 * i;
+        if (pi < pairs) {
+            const int4* ap = (const int4*)(aq + (u64)pi * 64);
+            int4 a4[4] = {ap[0], ap[1], ap[2], ap[3]};
+            q4K_pair_dot(h[i], qa[i], qb[i], pi, a4, *(const int2*)(ai + 2 * pi), ak[pi >> 2], acc);
+        }
+    }
+    for (int pi = lane + 32 * PRE; pi < pairs; pi += 32) {
+        const int4* ap = (const int4*)(aq + (u64)pi * 64);
+        int4 a4[4] = {ap[0], ap[1], ap[2], ap[3]};
+        int2 mi = *(const int2*)(ai + 2 * pi);
+        float dK = ak[pi >> 2];
+        uint4 hh[2], qqa[2], qqb[2];
+        q4K_pair_load(rows, pi, hh, qqa, qqb);
+        q4K_pair_dot(hh, qqa, qqb, pi, a4, mi, dK, acc);
+    }
+    float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
+    if (lane == 0) { s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; }
+}
+#define MMV1P(PRE) extern "C" __global__ void __launch_bounds__(128) mmv1p##PRE##_q4_K(MATS, u64 rowBytes, int cols, \
+    const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf) { mmv1p_q4K<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak); }
+MMV1P(1) MMV1P(2)
 
 // q4_K, one token (the decode step): a warp takes two rows, so each lane's activation loads
 // (64 bytes per sub-block pair) serve both; all of a lane's loads for a pair issue before its

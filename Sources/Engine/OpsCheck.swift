@@ -154,6 +154,36 @@ public enum OpsCheck {
             _ = bufs
         } }
 
+        // One-token q4_K with the first pairs' weights loaded before the wait (mmv1p1/mmv1p2_q4_K)
+        // = mmv1_q4_K bit for bit: widths of 1, 2 and 3.5 pairs per lane, rows in two matrices.
+        for cols in [2048, 4096, 7168] {
+            let shapes = [45, 20]
+            var mats: [DeviceMatrix] = [], bufs: [DeviceBuffer] = []
+            for rows in shapes {
+                let host = try HostMatrix(.q4_K, rows: rows, cols: cols, rng: &rng)
+                let b = try uploadBytes(host.data, host.bytes)
+                bufs.append(b)
+                mats.append(DeviceMatrix(type: .q4_K, rows: rows, cols: cols, pointer: b.pointer))
+            }
+            let dx = try upload(random(cols, &rng))
+            let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
+            let preloading = gpu.preloadPairs
+            defer { gpu.preloadPairs = preloading }
+            func outputs(_ pre: Int) throws -> [Float] {
+                gpu.preloadPairs = pre
+                let ys = try shapes.map { try gpu.allocator.allocate($0 * 4) }
+                GPUOps.invalidate(act)
+                try GPUOps.linearMany(gpu, mats, x: dx.pointer, act: act, ys: ys.map(\.pointer), tokens: 1)
+                return try zip(ys, shapes).flatMap { try gpu.download($0.pointer, count: $1) }
+            }
+            let plain = try outputs(0)
+            for pre in [1, 2] {
+                record("linear q4_K 1 tok, \(pre) pair(s) preloaded before the wait vs mmv1_q4_K", "[45|20, \(cols)]",
+                       normalizedError(try outputs(pre), plain), 0)
+            }
+            _ = bufs
+        }
+
         // Dequantization to f16 (the prefill GEMM's weights): the CPU's rows rounded to f16.
         for type in linearTypes {
             let cols = [GGMLType.q4_K, .q5_K, .q6_K].contains(type) ? 512 : 96, rows = 41
