@@ -445,7 +445,7 @@ public enum GPUOps {
     /// one-kernel short form; `GPU.shortAttentionRope`): rope_store's launch is then saved.
     public static func shortAttentionTakesRope(_ gpu: GPU, tokens: Int, maxKeys: Int, headDim: Int, rotDim: Int) -> Bool {
         gpu.shortAttentionRope && tokens == 1 && shortAttentionApplies(gpu, maxKeys: maxKeys, headDim: headDim)
-            && rotDim % 2 == 0 && rotDim > 0 && rotDim <= headDim
+            && rotDim % 2 == 0 && rotDim > 0 && rotDim <= headDim && 256 % headDim == 0
     }
 
     /// Whether `attentionCPUNumerics` runs the one-kernel short form (GPU.shortAttention).
@@ -459,7 +459,7 @@ public enum GPUOps {
     /// 8B heads: 7.5 against 12.1 µs at 64 positions, 49.5 / 70.4 at 512, 386 / 540 at 4 096),
     /// so there is no bound (the constant stays for the graph-per-bound logic and for tests).
     public static let shortAttentionMaxKeys = Int.max
-    public static let shortAttentionHeadDims: Set<Int> = [32, 64, 128, 256]
+    public static let shortAttentionHeadDims: Set<Int> = [32, 64, 128, 192, 256]
 
     /// The activation buffer and format (q8_K or not) an attention kernel can quantize its
     /// output into, or nil when the shape or the buffer does not allow it.

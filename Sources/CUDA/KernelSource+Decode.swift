@@ -5,7 +5,8 @@ extension KernelSource {
 // ---------------------------------------------------------------------------------------------
 // Short-context attention with llama.cpp's CPU numerics in one kernel: attn_scores_f16q and
 // attn_seq_f16acc(_q) fused. A block of 256 threads takes G = 256 / D heads of token t and walks
-// the keys lo … p in chunks of ASH_CH staged in shared memory, the next chunk's keys and values
+// the keys lo … p in chunks of ASH_CH staged in shared memory (D = 192: G = 1, a quarter of the
+// threads idle in the value walk), the next chunk's keys and values
 // loaded into registers while this one is processed: the chunk's scores (a warp per key, the
 // lanes' elements, products and warp sum of attn_scores_f16q), then one thread per output
 // element carries attn_seq_one's in-order f16 recurrence. Bit-equal to the two kernels; every
@@ -38,7 +39,7 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
     for (int c = 0; c < 4; c++) {
         int i = tid + 256 * c, slot = (i & 31) * 8, g = slot / D;
         skey[c] = i >> 5;
-        sok[c] = h0 + g < H;
+        sok[c] = g < G && h0 + g < H;
         scol[c] = ((h0 + g) / group) * D + slot % D;
     }
     __shared__ float qs[ROPE ? 256 : 1], kf[ROPE ? 256 : 1];
@@ -72,7 +73,7 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
     int wg = warp / WPH, wsub = warp % WPH;
     bool wok = h0 + wg < H;
     int g = tid / D;
-    bool ok = h0 + g < H;
+    bool ok = g < G && h0 + g < H;
     float qv[NJ];
     if constexpr (ROPE) {
         // The first chunk's cached keys and values start loading before the rope.
@@ -180,6 +181,12 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
     PDL_ENTRY(); attn_short_impl<D, true>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, \
                                           RopeArgs{k, v, rotDim, thetaScale, ropeScale, freq, neox}); }
 ATTN_SHORT(32) ATTN_SHORT(64) ATTN_SHORT(128) ATTN_SHORT(256)
+// Head width 192 (deepseek2's MLA with attn_kv_b: 128 + 64): one head per block, 192 of the 256
+// threads carry the value walk; no rope form and no fused quantization (a head is not a whole
+// number of 256-blocks, and MLA's output goes through mla_merge first).
+extern "C" __global__ void __launch_bounds__(256) attn_short_192(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
+        float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
+    PDL_ENTRY(); attn_short_impl<192, false>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}); }
 
 """#
 }

@@ -643,7 +643,8 @@ public enum OpsCheck {
         defer { gpu.shortAttention = shortWas }  // also when a check throws
         for (tokens, start, heads, kvHeads, headDim, window, weightType) in
             [(1, 0, 32, 8, 128, 0, GGMLType.q4_K), (1, 200, 32, 8, 128, 0, .q6_K), (1, 37, 9, 3, 64, 0, .q4_1), (3, 200, 4, 1, 256, 64, .q8_0),
-             (1, 255, 16, 16, 32, 0, .q4_0), (5, 100, 8, 2, 128, 50, .q4_K), (1, 31, 12, 4, 64, 0, .q8_0), (2, 62, 3, 1, 256, 0, .q4_K)] {
+             (1, 255, 16, 16, 32, 0, .q4_0), (5, 100, 8, 2, 128, 50, .q4_K), (1, 31, 12, 4, 64, 0, .q8_0), (2, 62, 3, 1, 256, 0, .q4_K),
+             (1, 40, 16, 16, 192, 0, .q4_K), (3, 100, 4, 4, 192, 30, .q8_0)] {
             let ctx = start + tokens, kvw = kvHeads * headDim, n = heads * headDim
             // A case the short kernel does not take would compare the two kernels with themselves.
             let applies = ctx <= GPUOps.shortAttentionMaxKeys && GPUOps.shortAttentionHeadDims.contains(headDim)
@@ -663,13 +664,13 @@ public enum OpsCheck {
                                                                 out: out.pointer, scores: scores.pointer, tokens: tokens, heads: heads,
                                                                 kvHeads: kvHeads, headDim: headDim, scale: 0.125, window: window, maxKeys: ctx,
                                                                 quantize: quantized ? (act, weightType) : nil)
-                    fusedBoth = fusedBoth && fused == (quantized && n % 256 == 0)
+                    fusedBoth = fusedBoth && fused == (quantized && n % 256 == 0 && 256 % headDim == 0)
                     outs.append(out); acts.append(act)
                 }
                 try gpu.synchronize()
                 let a = try gpu.download(outs[0].pointer, count: tokens * n), b = try gpu.download(outs[1].pointer, count: tokens * n)
                 var differ = !applies || a.contains { $0.isNaN } || a.map(\.bitPattern) != b.map(\.bitPattern) || !fusedBoth
-                if quantized, n % 256 == 0 {
+                if quantized, n % 256 == 0, 256 % headDim == 0 {
                     differ = try differ || activationsDiffer(acts[0], acts[1], count: tokens * n, k: GPUOps.isK(weightType))
                 }
                 record("attention short (one kernel) = two kernels", "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)"

@@ -2,7 +2,7 @@
 // layout of DeepSeek-V2, V2-Lite and older V3 conversions): the cache holds full keys and values
 // per head as on the CPU — key [k_nope (qkNope) | k_pe (qkRope)], value [v (vDim) | zeros], both
 // qkNope + qkRope (192) wide, f16 — so the attention kernels run unchanged, with kvHeads = heads
-// and head width 192 (which the CPU-numerics two-kernel path and split-K take; the short, tiled
+// and head width 192 (which the CPU-numerics one-kernel short form and split-K take; the tiled
 // and fused-quantization forms are for 32/64/128/256). Per layer, from h = attnNorm(x):
 //
 //   q, ca  = attn_q · h (or attn_q_b · rmsnorm(attn_q_a · h)),  attn_kv_a_mqa · h   [T, heads·192], [T, rank + 64]
