@@ -545,21 +545,25 @@ DEV void q4K_pair_dot(const uint4 h[2], const uint4 qa[2], const uint4 qb[2], in
     }
 }
 
+// Pair pi of two rows whole: its activations, then its weights, loaded; then its products.
+DEV void q4K_pair_step(const u8* const rows[2], int pi, const i8* __restrict__ aq, const int* __restrict__ ai,
+                       const float* __restrict__ ak, float acc[2]) {
+    const int4* ap = (const int4*)(aq + (u64)pi * 64);
+    int4 a4[4] = {ap[0], ap[1], ap[2], ap[3]};
+    int2 mi = *(const int2*)(ai + 2 * pi);
+    float dK = ak[pi >> 2];
+    uint4 h[2], qa[2], qb[2];
+    q4K_pair_load(rows, pi, h, qa, qb);
+    q4K_pair_dot(h, qa, qb, pi, a4, mi, dK, acc);
+}
+
 // One token's dot products of two q4_K rows (the lane's share, then warp sums): mmv1_q4_K's
 // body, shared with mmv1r_q4_K so both compute the same sums.
 DEV void mmv1_q4K_two_rows(const u8* const rows[2], int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
                            const float* __restrict__ ak, int lane, float& v0, float& v1) {
     int pairs = cols / 64;
     float acc[2] = {0.f, 0.f};
-    for (int pi = lane; pi < pairs; pi += 32) {
-        const int4* ap = (const int4*)(aq + (u64)pi * 64);
-        int4 a4[4] = {ap[0], ap[1], ap[2], ap[3]};
-        int2 mi = *(const int2*)(ai + 2 * pi);
-        float dK = ak[pi >> 2];
-        uint4 h[2], qa[2], qb[2];
-        q4K_pair_load(rows, pi, h, qa, qb);
-        q4K_pair_dot(h, qa, qb, pi, a4, mi, dK, acc);
-    }
+    for (int pi = lane; pi < pairs; pi += 32) q4K_pair_step(rows, pi, aq, ai, ak, acc);
     v0 = warp_sum(acc[0]); v1 = warp_sum(acc[1]);
 }
 
@@ -594,15 +598,7 @@ template <int PRE> DEV void mmv1p_q4K(MATS, u64 rowBytes, int cols, const i8* __
             q4K_pair_dot(h[i], qa[i], qb[i], pi, a4, *(const int2*)(ai + 2 * pi), ak[pi >> 2], acc);
         }
     }
-    for (int pi = lane + 32 * PRE; pi < pairs; pi += 32) {
-        const int4* ap = (const int4*)(aq + (u64)pi * 64);
-        int4 a4[4] = {ap[0], ap[1], ap[2], ap[3]};
-        int2 mi = *(const int2*)(ai + 2 * pi);
-        float dK = ak[pi >> 2];
-        uint4 hh[2], qqa[2], qqb[2];
-        q4K_pair_load(rows, pi, hh, qqa, qqb);
-        q4K_pair_dot(hh, qqa, qqb, pi, a4, mi, dK, acc);
-    }
+    for (int pi = lane + 32 * PRE; pi < pairs; pi += 32) q4K_pair_step(rows, pi, aq, ai, ak, acc);
     float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
     if (lane == 0) { s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; }
 }
