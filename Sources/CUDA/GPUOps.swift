@@ -160,7 +160,8 @@ public enum GPUOps {
         }
         try quantize(gpu, x: x, tokens: 1, weightType: .q4_K, act: act)
         let rows = q.rows + k.rows + v.rows
-        try gpu.launch("mmv1r_q4_K", grid: (blocks(rows, 8), 1, 1), block: 128,
+        let name = gpu.preloadPairs > 0 ? "mmv1rp\(gpu.preloadPairs)_q4_K" : "mmv1r_q4_K"
+        try gpu.launch(name, grid: (blocks(rows, 8), 1, 1), block: 128,
                        [.pointer(q.pointer), .pointer(k.pointer), .pointer(v.pointer), .int(Int32(q.rows)), .int(Int32(k.rows)),
                         .int(Int32(v.rows)), .pointer(yq), .pointer(yk), .pointer(yv), .u64(UInt64(q.rowBytes)), .int(Int32(q.cols)),
                         .pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer), .int(gpu.prefetchWeights ? 1 : 0),

@@ -557,37 +557,29 @@ DEV void q4K_pair_step(const u8* const rows[2], int pi, const i8* __restrict__ a
     q4K_pair_dot(h, qa, qb, pi, a4, mi, dK, acc);
 }
 
-// One token's dot products of two q4_K rows (the lane's share, then warp sums): mmv1_q4_K's
-// body, shared with mmv1r_q4_K so both compute the same sums.
-DEV void mmv1_q4K_two_rows(const u8* const rows[2], int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
-                           const float* __restrict__ ak, int lane, float& v0, float& v1) {
-    int pairs = cols / 64;
-    float acc[2] = {0.f, 0.f};
-    for (int pi = lane; pi < pairs; pi += 32) q4K_pair_step(rows, pi, aq, ai, ak, acc);
-    v0 = warp_sum(acc[0]); v1 = warp_sum(acc[1]);
-}
-
-// mmv1_q4_K with the lane's first PRE pairs of weights loaded into registers before the kernel
-// waits for the one before it (programmatic dependent launch): the weights depend on nothing,
-// so while the small kernel before (a norm, the attention, glu) runs, DRAM already streams this
-// GEMV's first wave — for the 4 096-wide matrices of an 8B model (two pairs per lane and row)
-// all of it with PRE = 2. The same sums in the same order as mmv1_q4_K, so bit for bit equal.
-// `SWIFTKT_CUDA_PRELOAD=1|2` picks it (GPU.preloadPairs).
-template <int PRE> DEV void mmv1p_q4K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
-                                      const float* __restrict__ ak) {
+// A one-token q4_K GEMV warp's two rows (rows g, g + 1 of the three matrices): the lane's first
+// PRE pairs of weights loaded into registers before the kernel waits for the one before it
+// (programmatic dependent launch; PRE = 0: only the L2 prefetch hint when pf), then the rest.
+// The weights depend on nothing, so while the small kernel before (a norm, the attention, glu)
+// runs, DRAM already streams this GEMV's first wave — for the 4 096-wide matrices of an 8B model
+// (two pairs per lane and row) all of it with PRE = 2. Every PRE gives the same sums (q4K_pair_dot)
+// in the same order, so the kernels below agree bit for bit. Returns false (after the wait) for
+// a warp past the last row; `two` is false when row g + 1 is past it (s1 = s0 then).
+template <int PRE> DEV bool mmv1_rows(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
+                                      const float* __restrict__ ak, int pf, Sel& s0, Sel& s1, bool& two, float& v0, float& v1) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, pairs = cols / 64;
-    Sel s0, s1;
     int g = (blockIdx.x * 4 + warp) * 2;
     bool have = select3(g, MATS_ARGS, s0);
-    bool two = have && select3(g + 1, MATS_ARGS, s1);
+    two = have && select3(g + 1, MATS_ARGS, s1);
     if (!two) s1 = s0;
     const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
-    uint4 h[PRE][2], qa[PRE][2], qb[PRE][2];
+    uint4 h[PRE > 0 ? PRE : 1][2], qa[PRE > 0 ? PRE : 1][2], qb[PRE > 0 ? PRE : 1][2];
+    if constexpr (PRE == 0) prefetch_warp_rows(MATS_ARGS, rowBytes, 2, pf);
 #pragma unroll
     for (int i = 0; i < PRE; i++)
         if (have && lane + 32 * i < pairs) q4K_pair_load(rows, lane + 32 * i, h[i], qa[i], qb[i]);
     PDL_ENTRY();
-    if (!have) return;
+    if (!have) return false;
     float acc[2] = {0.f, 0.f};
 #pragma unroll
     for (int i = 0; i < PRE; i++) {
@@ -599,52 +591,33 @@ template <int PRE> DEV void mmv1p_q4K(MATS, u64 rowBytes, int cols, const i8* __
         }
     }
     for (int pi = lane + 32 * PRE; pi < pairs; pi += 32) q4K_pair_step(rows, pi, aq, ai, ak, acc);
-    float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
-    if (lane == 0) { s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; }
+    v0 = warp_sum(acc[0]); v1 = warp_sum(acc[1]);
+    return true;
 }
-#define MMV1P(PRE) extern "C" __global__ void __launch_bounds__(128) mmv1p##PRE##_q4_K(MATS, u64 rowBytes, int cols, \
-    const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf) { mmv1p_q4K<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak); }
-MMV1P(1) MMV1P(2)
 
 // q4_K, one token (the decode step): a warp takes two rows, so each lane's activation loads
 // (64 bytes per sub-block pair) serve both; all of a lane's loads for a pair issue before its
 // arithmetic. grid ceil(rows / 8), 128 threads. 2.5–3.1 TB/s on an H100 for the matrices of
-// an 8B model (scripts/gpu/lab: 1.5–1.8× mmvq_q4_K at one token).
-extern "C" __global__ void __launch_bounds__(128) mmv1_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
-                                                            const int* __restrict__ ai, const float* __restrict__ ak, int pf) {
-    prefetch_warp_rows(MATS_ARGS, rowBytes, 2, pf); PDL_ENTRY();
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    Sel s0, s1;
-    int g = (blockIdx.x * 4 + warp) * 2;
-    if (!select3(g, MATS_ARGS, s0)) return;
-    bool two = select3(g + 1, MATS_ARGS, s1);
-    if (!two) s1 = s0;
-    const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
-    float v0, v1;
-    mmv1_q4K_two_rows(rows, cols, aq, ai, ak, lane, v0, v1);
-    if (lane == 0) { s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; }
-}
+// an 8B model (scripts/gpu/lab: 1.5–1.8× mmvq_q4_K at one token). mmv1p1_q4_K / mmv1p2_q4_K
+// preload 1 / 2 pairs (`SWIFTKT_CUDA_PRELOAD=1|2`, GPU.preloadPairs).
+#define MMV1(NAME, PRE) extern "C" __global__ void __launch_bounds__(128) NAME(MATS, u64 rowBytes, int cols, \
+        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf) { \
+    Sel s0, s1; bool two; float v0, v1; \
+    if (mmv1_rows<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, s0, s1, two, v0, v1) && (threadIdx.x & 31) == 0) { \
+        s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; } }
+MMV1(mmv1_q4_K, 0) MMV1(mmv1p1_q4_K, 1) MMV1(mmv1p2_q4_K, 2)
 
 // mmv1_q4_K for q, k and v of a decode step with rope and the KV-cache store in its epilogue
 // (normal rope: the pair (2i, 2i + 1) is the warp's two rows): rows of W0 are queries, rotated
 // into y0; rows of W1 keys, rotated into y1 and stored as f16 at row pos[0] of K; rows of W2
 // values, into y2 and V. The GEMV's sums are mmv1_q4_K's and the rotation is rope_pair's
 // expressions, so the results equal mmv1_q4_K + rope_store bit for bit. n0, n1 even (heads ·
-// headDim). grid ceil(rows / 8), 128 threads.
-extern "C" __global__ void __launch_bounds__(128) mmv1r_q4_K(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
-        const int* __restrict__ ai, const float* __restrict__ ak, int pf, const int* pos, u16* K, u16* V, int headDim, int rotDim,
-        float thetaScale, float scale, const float* freq) {
-    prefetch_warp_rows(MATS_ARGS, rowBytes, 2, pf); PDL_ENTRY();
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    Sel s0, s1;
-    int g = (blockIdx.x * 4 + warp) * 2;
-    if (!select3(g, MATS_ARGS, s0)) return;
-    bool two = select3(g + 1, MATS_ARGS, s1);
-    if (!two) s1 = s0;
-    const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
-    float v0, v1;
-    mmv1_q4K_two_rows(rows, cols, aq, ai, ak, lane, v0, v1);
-    if (lane != 0) return;
+// headDim). grid ceil(rows / 8), 128 threads. mmv1rp<PRE>_q4_K preload as mmv1p<PRE>_q4_K.
+template <int PRE> DEV void mmv1r_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
+                                       const float* __restrict__ ak, int pf, const int* pos, u16* K, u16* V, int headDim, int rotDim,
+                                       float thetaScale, float scale, const float* freq) {
+    Sel s0, s1; bool two; float v0, v1;
+    if (!mmv1_rows<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, s0, s1, two, v0, v1) || (threadIdx.x & 31) != 0) return;
     // The two rows belong to one matrix (n0, n1 even) and one head (headDim even).
     const int p = pos[0], r = s0.r, d = r % headDim, width = n1;
     const bool isV = s0.W == W2 && n2 > 0 && s0.y == y2, isK = !isV && s0.W == W1 && s0.y == y1;
@@ -665,6 +638,11 @@ extern "C" __global__ void __launch_bounds__(128) mmv1r_q4_K(MATS, u64 rowBytes,
         dst[0] = f2h(v0); if (two) dst[1] = f2h(v1);
     }
 }
+#define MMV1R(NAME, PRE) extern "C" __global__ void __launch_bounds__(128) NAME(MATS, u64 rowBytes, int cols, \
+        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf, const int* pos, u16* K, u16* V, \
+        int headDim, int rotDim, float thetaScale, float scale, const float* freq) { \
+    mmv1r_impl<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, pos, K, V, headDim, rotDim, thetaScale, scale, freq); }
+MMV1R(mmv1r_q4_K, 0) MMV1R(mmv1rp1_q4_K, 1) MMV1R(mmv1rp2_q4_K, 2)
 
 // Float weights (f32 / f16 / bf16) against float activations, same grid.
 template <int T> __device__ void mmv_float_impl(const u8* W, u64 rowBytes, int rows, int cols, const float* x, float* y, int tokens, int ldy) {

@@ -373,7 +373,11 @@ public enum OpsCheck {
             let freq = factors ? try upload((0..<(rotDim / 2)).map { 1 + Float($0) / 8 }) : nil
             let zeros = [Float](repeating: 0, count: capacity * kvHeads * headDim / 2)
             var results: [[[Float]]] = []
-            for fusedRope in [false, true] {
+            let preloading = gpu.preloadPairs
+            defer { gpu.preloadPairs = preloading }
+            // Apart, then in one launch without and with the weights preloaded (mmv1rp1/2_q4_K).
+            for (fusedRope, pre) in [(false, 0), (true, 0), (true, 1), (true, 2)] {
+                gpu.preloadPairs = pre
                 let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
                 let yq = try gpu.allocator.allocate(heads * headDim * 4), yk = try gpu.allocator.allocate(kvHeads * headDim * 4)
                 let yv = try gpu.allocator.allocate(kvHeads * headDim * 4), kc = try upload(zeros), vc = try upload(zeros)
@@ -390,9 +394,11 @@ public enum OpsCheck {
                 results.append(try [(yq, heads * headDim), (yk, kvHeads * headDim), (kc, zeros.count), (vc, zeros.count)]
                     .map { try gpu.download($0.0.pointer, count: $0.1) })
             }
-            let same = zip(results[0], results[1]).allSatisfy { a, b in a.map(\.bitPattern) == b.map(\.bitPattern) }
-            record("q/k/v GEMV + rope + KV store in one launch vs apart", "[\(heads)+\(kvHeads)+\(kvHeads) × \(headDim), \(cols)] (rot \(rotDim)\(factors ? ", freq factors" : ""))",
-                   same ? 0 : 1, 0)
+            for (i, pre) in [0, 1, 2].enumerated() {
+                let same = zip(results[0], results[i + 1]).allSatisfy { a, b in a.map(\.bitPattern) == b.map(\.bitPattern) }
+                record("q/k/v GEMV + rope + KV store in one launch" + (pre > 0 ? " (\(pre) pair(s) preloaded)" : "") + " vs apart",
+                       "[\(heads)+\(kvHeads)+\(kvHeads) × \(headDim), \(cols)] (rot \(rotDim)\(factors ? ", freq factors" : ""))", same ? 0 : 1, 0)
+            }
         }
 
         // Gated activations, elementwise.
