@@ -43,6 +43,10 @@ public final class GPU: @unchecked Sendable {
     /// rope's serial prologue held the block before its cache loads); the version that starts the
     /// loads first is not yet measured.
     public var shortAttentionRope: Bool
+    /// The one-kernel short form at head width 192 (deepseek2's MLA; `attn_short_192`). Off
+    /// unless `SWIFTKT_CUDA_SHORT_192=1` until it has run on a GPU (built in session 11; the ops
+    /// check turns it on for its own cases).
+    public var shortAttention192: Bool
     /// One-token q4_K GEMVs load the first 1 or 2 sub-block pairs of each lane's weights into
     /// registers before waiting for the kernel before them (KernelSource `mmv1p1_q4_K`,
     /// `mmv1p2_q4_K`; the same sums as `mmv1_q4_K`); 0 keeps `mmv1_q4_K`. `SWIFTKT_CUDA_PRELOAD=0|1|2`.
@@ -71,6 +75,7 @@ public final class GPU: @unchecked Sendable {
         prefetchWeights = device.computeCapability.major >= 9 && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PREFETCH"] == "1"
         shortAttentionRope = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ROPE"] == "1"
         shortAttention = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ATTENTION"] != "0"
+        shortAttention192 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_192"] == "1"
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? 0, 0), 2)
         allocator = CachingAllocator(driver: driver)
     }

@@ -452,6 +452,7 @@ public enum GPUOps {
     /// Whether `attentionCPUNumerics` runs the one-kernel short form (GPU.shortAttention).
     static func shortAttentionApplies(_ gpu: GPU, maxKeys: Int, headDim: Int) -> Bool {
         gpu.shortAttention && maxKeys <= shortAttentionMaxKeys && shortAttentionHeadDims.contains(headDim)
+            && (headDim != 192 || gpu.shortAttention192)
     }
 
     /// Attention with the CPU's numerics runs as one kernel up to this many visible keys, for

@@ -645,8 +645,9 @@ public enum OpsCheck {
         // Short-context attention in one kernel (attn_short_*) against scores + sequential pass:
         // bit-equal outputs (over NaNs) and, when fused, activations; partial head groups
         // (9 heads at D 64), windows, several tokens, a chunk boundary at 32 keys.
-        let shortWas = gpu.shortAttention
-        defer { gpu.shortAttention = shortWas }  // also when a check throws
+        let shortWas = gpu.shortAttention, short192Was = gpu.shortAttention192
+        gpu.shortAttention192 = true  // checked whether or not the decoder uses it (SWIFTKT_CUDA_SHORT_192)
+        defer { gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was }  // also when a check throws
         for (tokens, start, heads, kvHeads, headDim, window, weightType) in
             [(1, 0, 32, 8, 128, 0, GGMLType.q4_K), (1, 200, 32, 8, 128, 0, .q6_K), (1, 37, 9, 3, 64, 0, .q4_1), (3, 200, 4, 1, 256, 64, .q8_0),
              (1, 255, 16, 16, 32, 0, .q4_0), (5, 100, 8, 2, 128, 50, .q4_K), (1, 31, 12, 4, 64, 0, .q8_0), (2, 62, 3, 1, 256, 0, .q4_K),
@@ -683,7 +684,7 @@ public enum OpsCheck {
                        + (window > 0 ? ", window \(window)" : "") + (quantized ? " + quantize for \(weightType.name)" : ""), differ ? 1 : 0, 0)
             }
         }
-        gpu.shortAttention = shortWas
+        gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was
         // The decode step's rope + KV store inside the short attention kernel against rope_store
         // then the kernel without: outputs, activations and the cache rows written at p, bit-equal
         // (checked whether or not the decoder uses it: SWIFTKT_CUDA_SHORT_ROPE).
