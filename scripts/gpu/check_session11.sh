@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# On the GPU machine, one or two calls: what session 11 built but could not run (every device
+# start of that session was refused). Most important first.
+#   1. ops-check: the preloading one-token q4_K GEMVs (mmv1p1/2_q4_K, mmv1rp1/2_q4_K) against
+#      mmv1_q4_K bit for bit, the width-192 short attention (attn_short_192) against the two
+#      kernels, and mmv1_q4_K itself, now built from the same template (the default decode GEMV:
+#      its first run on a GPU since the refactor); tiny MoE files end to end against the CPU,
+#      deepseek2 with SWIFTKT_CUDA_SHORT_192=1; `kernels --check` on the host (run it with a
+#      binary of the wip/avx512-q4k-dpwssd branch to check that branch's AVX-512 q4_K kernel);
+#   2. Llama-3-8B shape tg128 (issue 7's 70 % goal): default, SWIFTKT_CUDA_PRELOAD=1 and =2,
+#      rope in the q/k/v GEMV with preloading, alternating, two rounds; `run` text of each; the
+#      per-kernel table of SWIFTKT_PROFILE_KERNELS=1 (never run on a GPU yet);
+#   3. DeepSeek-V2-Lite shape hybrid tg64: default, SWIFTKT_CUDA_SHORT_192=1, SWIFTKT_CUDA_PRELOAD=2
+#      (with SWIFTKT_PROFILE_EXPERTS=1's "waiting for the GPU" line), llama.cpp beside it when
+#      LLAMA_BENCH names a llama-bench binary;
+#   4. the host's q4_K / q8_0 kernels per ISA at 1, 16 and 64 tokens (the AVX-512 dpwssd branch
+#      against AVX2).
+# Usage: scripts/gpu/check_session11.sh SWIFTKT_BINARY WORK_DIR OUT_DIR [STEPS]
+#   STEPS e.g. "1 2" (default "1 2 4", about 5 minutes; step 3 synthesizes a 10 GiB model and
+#   takes about 4 more, so give it its own call; models persist in WORK_DIR).
+set -uo pipefail
+bin=$1; work=$2; out=$3; steps=" ${4:-1 2 4} "
+step() { [[ "$steps" == *" $1 "* ]]; }
+mkdir -p "$work" "$out"
+export SWIFTKT_HOME="${SWIFTKT_HOME:-$work/home}"
+here=$(cd "$(dirname "$0")" && pwd)
+t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s]"; }
+synth() { [ -f "$1" ] || ("$bin" synth "${@:2}" -o "$1.part" > /dev/null 2>&1 && mv "$1.part" "$1"); }
+m8="$work/llama3-8b-q4_K.gguf"; ds="$work/deepseek-v2-lite-q4_K.gguf"
+if step 2; then (synth "$m8" --arch llama --shape llama3-8b --type q4_K --seed 1) & fi
+
+# 1.
+if step 1; then
+sed -E 's/stream_to_gpu_min_tokens: [0-9]+/stream_to_gpu_min_tokens: 32/' "$here/../../rules/cuda-moe.yaml" > "$work/moe.yaml"
+models=()
+for spec in "deepseek2 tiny-lite f32" "deepseek2 tiny-v2 q8_0" "qwen2moe tiny f32" "qwen3moe tiny q4_K"; do
+    set -- $spec; f="$work/s11-$1-$2-$3.gguf"
+    synth "$f" --arch "$1" --shape "$2" --type "$3" --seed 7
+    models+=(-m "$f")
+done
+SWIFTKT_CUDA_SHORT_192=1 timeout 240 "$bin" ops-check --prompt-tokens 48 --rules "$work/moe.yaml" "${models[@]}" > "$out/ops-check.md" 2> "$work/ops.log"
+echo "ops-check exit $? $(el)"
+grep -E "checks passed|^\| .*gguf" "$out/ops-check.md"; grep -E "preloaded|× 192" "$out/ops-check.md" | head -12
+"$bin" kernels --check 2>&1 | tail -2; echo "$(el)"
+fi
+
+# 2.
+if step 2; then
+wait
+for round in 1 2; do
+    for v in DEFAULT=1 SWIFTKT_CUDA_PRELOAD=1 SWIFTKT_CUDA_PRELOAD=2 "SWIFTKT_CUDA_QKV_ROPE=1 SWIFTKT_CUDA_PRELOAD=2"; do
+        env $v timeout 90 "$bin" bench -m "$m8" -p 0 -n 128 -r 2 2>/dev/null | grep -E "^\| llama" | sed "s|^|8B r$round $v: |" | tee -a "$out/decode-8b.md"
+    done
+done
+base=$(timeout 60 "$bin" run -m "$m8" -p "The capital of France is" -n 64 --temp 0 2>/dev/null | md5sum)
+for v in SWIFTKT_CUDA_PRELOAD=1 SWIFTKT_CUDA_PRELOAD=2 "SWIFTKT_CUDA_QKV_ROPE=1 SWIFTKT_CUDA_PRELOAD=2"; do
+    [ "$(env $v timeout 60 "$bin" run -m "$m8" -p "The capital of France is" -n 64 --temp 0 2>/dev/null | md5sum)" = "$base" ] \
+        && echo "8B run text with $v: same" || echo "8B run text with $v: DIFFERS"
+done
+SWIFTKT_PROFILE_KERNELS=1 timeout 90 "$bin" bench -m "$m8" -p 0 -n 64 -r 1 2> "$out/kernel-profile.txt" | grep -E "^\| llama"
+grep -vE "^(loading|uploaded)" "$out/kernel-profile.txt" | head -40; echo "$(el)"
+fi
+
+# 3.
+if step 3; then
+synth "$ds" --arch deepseek2 --shape deepseek-v2-lite --type q4_K --seed 1; echo "V2-Lite ready $(el)"
+if [ -n "${LLAMA_BENCH:-}" ]; then
+    "$LLAMA_BENCH" -m "$ds" -ngl 99 -ot exps=CPU -t 16 -p 0 -n 64 -r 2 -o md 2>/dev/null | grep -E "^\| deepseek" | sed "s/^/llama.cpp: /" | tee -a "$out/v2-lite.md"
+fi
+for v in DEFAULT=1 SWIFTKT_CUDA_SHORT_192=1 SWIFTKT_CUDA_PRELOAD=2 DEFAULT=2; do
+    env $v SWIFTKT_PROFILE_EXPERTS=1 timeout 120 "$bin" bench -m "$ds" -p 0 -n 64 -r 3 2> "$work/v2.err" | grep -E "^\| deepseek" | sed "s|^|V2-Lite $v: |" | tee -a "$out/v2-lite.md"
+    grep -E "^decode" "$work/v2.err" | tail -1
+done
+echo "$(el)"
+fi
+
+# 4.
+if step 4; then
+for isa in avx512 avx2; do
+    timeout 60 "$bin" kernels --types q4_K,q8_0 --tokens 1,16,64 -t 16 --seconds 0.5 --isa $isa 2>&1 | grep -E "^\| q" | sed "s/^/$isa /" | tee -a "$out/host-isa.md"
+done
+echo "$(el)"
+fi
