@@ -50,6 +50,7 @@ public final class GPU: @unchecked Sendable {
     /// One-token q4_K GEMVs load the first 1 or 2 sub-block pairs of each lane's weights into
     /// registers before waiting for the kernel before them (KernelSource `mmv1p1_q4_K`,
     /// `mmv1p2_q4_K`; the same sums as `mmv1_q4_K`); 0 keeps `mmv1_q4_K`. `SWIFTKT_CUDA_PRELOAD=0|1|2`.
+    /// Those kernels skip the L2 prefetch hint (`prefetchWeights`). Not yet measured on a GPU.
     public var preloadPairs: Int
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.

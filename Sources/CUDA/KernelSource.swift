@@ -564,11 +564,15 @@ DEV void q4K_pair_step(const u8* const rows[2], int pi, const i8* __restrict__ a
 // runs, DRAM already streams this GEMV's first wave — for the 4 096-wide matrices of an 8B model
 // (two pairs per lane and row) all of it with PRE = 2. Every PRE gives the same sums (q4K_pair_dot)
 // in the same order, so the kernels below agree bit for bit. Returns false (after the wait) for
-// a warp past the last row; `two` is false when row g + 1 is past it (s1 = s0 then).
+// a warp past the last row; `two` is false when row g + 1 is past it (s1 = s0 then). With PRE > 0
+// the L2 prefetch hint (pf) is not issued. Loading before the wait assumes that the kernel before
+// never writes weights (true of every decode kernel; expert streaming copies on its own stream
+// and joins with an event before its prefill kernels).
 template <int PRE> DEV bool mmv1_rows(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
                                       const float* __restrict__ ak, int pf, Sel& s0, Sel& s1, bool& two, float& v0, float& v1) {
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, pairs = cols / 64;
     int g = (blockIdx.x * 4 + warp) * 2;
+    s0 = Sel{}; s1 = Sel{};
     bool have = select3(g, MATS_ARGS, s0);
     two = have && select3(g + 1, MATS_ARGS, s1);
     if (!two) s1 = s0;
