@@ -545,16 +545,20 @@ DEV void q4K_pair_dot(const uint4 h[2], const uint4 qa[2], const uint4 qb[2], in
     }
 }
 
+// Pair pi's activations (64 q8_K bytes, their two 32-sums, the superblock's scale), loaded.
+struct Q4KPairActs { int4 a4[4]; int2 mi; float dK; };
+DEV Q4KPairActs q4K_pair_acts(int pi, const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak) {
+    const int4* ap = (const int4*)(aq + (u64)pi * 64);
+    return Q4KPairActs{{ap[0], ap[1], ap[2], ap[3]}, *(const int2*)(ai + 2 * pi), ak[pi >> 2]};
+}
+
 // Pair pi of two rows whole: its activations, then its weights, loaded; then its products.
 DEV void q4K_pair_step(const u8* const rows[2], int pi, const i8* __restrict__ aq, const int* __restrict__ ai,
                        const float* __restrict__ ak, float acc[2]) {
-    const int4* ap = (const int4*)(aq + (u64)pi * 64);
-    int4 a4[4] = {ap[0], ap[1], ap[2], ap[3]};
-    int2 mi = *(const int2*)(ai + 2 * pi);
-    float dK = ak[pi >> 2];
+    Q4KPairActs a = q4K_pair_acts(pi, aq, ai, ak);
     uint4 h[2], qa[2], qb[2];
     q4K_pair_load(rows, pi, h, qa, qb);
-    q4K_pair_dot(h, qa, qb, pi, a4, mi, dK, acc);
+    q4K_pair_dot(h, qa, qb, pi, a.a4, a.mi, a.dK, acc);
 }
 
 // A one-token q4_K GEMV warp's two rows (rows g, g + 1 of the three matrices): the lane's first
@@ -589,9 +593,8 @@ template <int PRE> DEV bool mmv1_rows(MATS, u64 rowBytes, int cols, const i8* __
     for (int i = 0; i < PRE; i++) {
         int pi = lane + 32 * i;
         if (pi < pairs) {
-            const int4* ap = (const int4*)(aq + (u64)pi * 64);
-            int4 a4[4] = {ap[0], ap[1], ap[2], ap[3]};
-            q4K_pair_dot(h[i], qa[i], qb[i], pi, a4, *(const int2*)(ai + 2 * pi), ak[pi >> 2], acc);
+            Q4KPairActs a = q4K_pair_acts(pi, aq, ai, ak);
+            q4K_pair_dot(h[i], qa[i], qb[i], pi, a.a4, a.mi, a.dK, acc);
         }
     }
     for (int pi = lane + 32 * PRE; pi < pairs; pi += 32) q4K_pair_step(rows, pi, aq, ai, ak, acc);

@@ -8,12 +8,8 @@
 #   LLAMA_BENCH: a llama-bench built by scripts/gpu/llamacpp_cuda.sh (or "-" to skip it).
 set -uo pipefail
 bin=$1; work=$2; out=$3; lb=$4; reps=${5:-2}
-mkdir -p "$work" "$out"
-export SWIFTKT_HOME="${SWIFTKT_HOME:-$work/home}"
-here=$(cd "$(dirname "$0")" && pwd)
-t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s]"; }
+source "$(dirname "$0")/common.sh"
 model="$work/deepseek-v2-lite-q4_K.gguf"
-synth() { [ -f "$1" ] || ("$bin" synth "${@:2}" -o "$1.part" > /dev/null 2>&1 && mv "$1.part" "$1"); }
 (synth "$model" --arch deepseek2 --shape deepseek-v2-lite --type q4_K --seed 1) &
 
 # Correctness: tiny V2-Lite-like files (attn_kv_b, YaRN, shared experts), q4_K and q8_0, decode

@@ -20,12 +20,7 @@
 #   takes about 4 more, so give it its own call; models persist in WORK_DIR).
 set -uo pipefail
 bin=$1; work=$2; out=$3; steps=" ${4:-1 2 4} "
-step() { [[ "$steps" == *" $1 "* ]]; }
-mkdir -p "$work" "$out"
-export SWIFTKT_HOME="${SWIFTKT_HOME:-$work/home}"
-here=$(cd "$(dirname "$0")" && pwd)
-t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s]"; }
-synth() { [ -f "$1" ] || ("$bin" synth "${@:2}" -o "$1.part" > /dev/null 2>&1 && mv "$1.part" "$1"); }
+source "$(dirname "$0")/common.sh"
 m8="$work/llama3-8b-q4_K.gguf"; ds="$work/deepseek-v2-lite-q4_K.gguf"
 if step 2; then (synth "$m8" --arch llama --shape llama3-8b --type q4_K --seed 1) & fi
 

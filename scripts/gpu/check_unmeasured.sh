@@ -25,14 +25,9 @@
 #   so split it over two calls when one call is limited to 600 s; models persist in WORK_DIR).
 set -uo pipefail
 bin=$1; work=$2; out=$3; steps=" ${4:-8} "
-step() { [[ "$steps" == *" $1 "* ]]; }
-mkdir -p "$work" "$out"
-export SWIFTKT_HOME="${SWIFTKT_HOME:-$work/home}"
-here=$(cd "$(dirname "$0")" && pwd)
-t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 )) s]"; }
+source "$(dirname "$0")/common.sh"
 m30="$work/qwen3-30b-a3b-q4_K.gguf"; m30m="$work/qwen3-30b-a3b-q4_K_M.gguf"; m8="$work/llama3-8b-q4_K.gguf"
 ms="$work/llama-smollm2-135m-q4_1.gguf"
-synth() { [ -f "$1" ] || ("$bin" synth "${@:2}" -o "$1.part" > /dev/null 2>&1 && mv "$1.part" "$1"); }
 (synth "$m30" --arch qwen3moe --shape qwen3-30b-a3b --type q4_K --seed 1) &
 synth "$ms" --arch llama --shape smollm2-135m --type q4_1 --seed 7
 
