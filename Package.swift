@@ -33,7 +33,8 @@ let package = Package(
         // CPU hints Swift cannot spell (software prefetch), header-only C.
         .target(name: "CSupport"),
         // Scalar reference + SIMD kernels.
-        .target(name: "CPUKernels", dependencies: ["Core", "CSupport", .target(name: "CPUKernelsAVX2", condition: .when(platforms: [.linux])),
+        .target(name: "CPUKernels", dependencies: ["Core", "CSupport", "CPUKernelsAMX",
+                                                   .target(name: "CPUKernelsAVX2", condition: .when(platforms: [.linux])),
                                                    .target(name: "CPUKernelsAVX512", condition: .when(platforms: [.linux]))],
                 swiftSettings: optimize),
         // CPUKernels/QuantizedPanels.swift (a symbolic link) compiled for AVX2 CPUs; CPUKernels
@@ -44,6 +45,9 @@ let package = Package(
         // CPUs (Intel since 2019, AMD since Zen 4); CPUKernels calls them when the CPU has the flags.
         .target(name: "CPUKernelsAVX512", dependencies: ["Core"],
                 swiftSettings: optimize + targetCPU("cascadelake")),
+        // Intel AMX tile kernels (C: Swift cannot spell the tile instructions) for q4_K batches,
+        // each also built on a software model of the tiles so that any CPU tests them.
+        .target(name: "CPUKernelsAMX"),
         // CUDA driver API and NVRTC loaded at run time (dlopen); nothing CUDA at build time.
         .target(name: "CUDA", dependencies: ["Core"]),
         // Dense decoders (Models' DecoderModel) on one CUDA device: weights uploaded in their GGUF

@@ -12,6 +12,7 @@
 //   q4_K  d@0 dmin@2 scales[12]@4 qs[128]@16   8 sub-blocks of 32 with 6-bit scale and min
 //   q5_K  d@0 dmin@2 scales[12]@4 qh[32]@16 qs[128]@48
 //   q6_K  ql[128]@0 qh[64]@128 scales[16]:i8@192 d@208   16 sub-blocks of 16, values − 32
+import CPUKernelsAMX
 import Core
 import Foundation
 import Synchronization
@@ -275,7 +276,13 @@ extension Matmul {
     /// Threads get equal shares of work, a panel of a job costing in proportion to its tokens
     /// (the routed experts of a chunk each have their own token count).
     public static func quantized(_ jobs: [PreparedMatmul], pool: ThreadPool, isa: KernelISA = .best, dynamic: Bool = dynamicShares) {
-        let runners = jobs.map { panelJob($0, isa: isa) }
+        quantized(jobs, pool: pool, isa: isa, dynamic: dynamic, tiles: .unit)
+    }
+
+    /// `quantized` with the AMX kernels of `isa` on the tile unit or on the software model of
+    /// the tiles (tests, on any CPU).
+    static func quantized(_ jobs: [PreparedMatmul], pool: ThreadPool, isa: KernelISA, dynamic: Bool, tiles: AMXTiles) {
+        let runners = jobs.map { panelJob($0, isa: isa, tiles: tiles) }
         // Panel cost: the job's tokens plus one for decoding the panel's weights.
         var costStart = [Int](repeating: 0, count: runners.count + 1)
         for (i, (job, runner)) in zip(jobs, runners).enumerated() { costStart[i + 1] = costStart[i] + runner.count * (job.tokens + 1) }
@@ -315,7 +322,7 @@ extension Matmul {
     public static let dynamicShares = ProcessInfo.processInfo.environment["SWIFTKT_CPU_DYNAMIC"] == "1"
 
     /// Which kernel family runs a weight type on an ISA (and so which packed layout it needs).
-    enum PanelKernel {
+    enum PanelKernel: Equatable {
         /// AVX-512 kernels on 8-row `PackedPanels`.
         case avx512Packed
         /// AVX2 kernels on 8-row `PackedPanels` (the 32-element block types).
@@ -324,7 +331,22 @@ extension Matmul {
         case avx2Lanes
         /// The 4-row SIMD panels straight on the GGUF rows, compiled for AVX2 or the baseline.
         case rows(avx2: Bool)
+        /// AMX tiles on `KQuantLanePanels` (q4_K) for the tokens in whole groups of 4, two panels
+        /// at a time; AVX2's lane kernel for the other tokens and an odd last panel.
+        case amxLanes
     }
+
+    /// Where `KernelISA.amx`'s tile instructions run.
+    enum AMXTiles {
+        /// The CPU's tile unit.
+        case unit
+        /// CPUKernelsAMX's software model of it (any CPU; for tests).
+        case model
+    }
+
+    /// Calls of at least this many tokens (in whole groups of 4) take the AMX q4_K kernel under
+    /// `KernelISA.amx`; fewer take `.tuned`'s kernels.
+    public static let amxMinTokens = 8
 
     /// Calls of at least this many tokens take the AVX-512 kernels of the 32-element block types
     /// under `KernelISA.tuned` (fewer take AVX2's; see `panelKernel`).
@@ -334,13 +356,14 @@ extension Matmul {
     /// (the AVX-512 and AVX2 kernels of the 32-element block types share `PackedPanels`).
     static func panelKernel(for type: GGMLType, isa: KernelISA, tokens: Int) -> PanelKernel {
         #if os(Linux) && arch(x86_64)
+        if isa == .amx && type == .q4_K && tokens - tokens % 4 >= amxMinTokens { return .amxLanes }
         // `.tuned`, from the H100 machine's 16-core Sapphire Rapids host (BENCHMARKS.md,
         // "CPU kernels per ISA", 2026-12-06): AVX2's lane kernels beat the AVX-512 ones for q4_K
         // and q6_K at every batch (q4_K GEMV from DRAM, 16 threads: 86 against 40 GB/s; 64 tokens:
         // 1 592 against 698 GOP/s), and AVX2 wins or ties GEMV for the 32-element types (q8_0 123
         // against 97 GB/s), while AVX-512 wins their batches from 2 tokens on (q8_0 at 2 tokens
         // 164 against 233 µs, at 64 tokens 1 468 against 916 GOP/s).
-        if isa == .tuned {
+        if isa == .tuned || isa == .amx {
             if QuantizedAVX2.supportsLanes(type) { return .avx2Lanes }
             if QuantizedAVX512.supports(type) && tokens >= tunedAVX512MinTokens { return .avx512Packed }
         }
@@ -354,7 +377,7 @@ extension Matmul {
     }
 
     /// A prepared matmul as (panel count, runner over a range of its panels) for `isa`.
-    static func panelJob(_ job: PreparedMatmul, isa: KernelISA) -> (count: Int, run: (Range<Int>) -> Void) {
+    static func panelJob(_ job: PreparedMatmul, isa: KernelISA, tiles: AMXTiles) -> (count: Int, run: (Range<Int>) -> Void) {
         let w = job.w, tokens = job.tokens, a = job.act
         let qs = UnsafePointer(a.qs + job.firstRow * a.n), scales = UnsafePointer(a.scales + job.firstRow * a.blocksPerRow)
         let sums = UnsafePointer(a.sums + job.firstRow * a.sumsPerRow)
@@ -378,6 +401,34 @@ extension Matmul {
             return ((w.rows + 7) / 8, { panels in
                 QuantizedAVX2.runLanes(packed, qs: qs, scales: scales, sums: sums, pairSums: pairSums, y: ys.pointer, tokens: tokens,
                                        panels: panels)
+            })
+        case .amxLanes:
+            let packed = lanePanels(w)
+            let pairSums = UnsafePointer(a.pairSums + job.firstRow * (a.n / 64))
+            let panels = (w.rows + 7) / 8, whole = panels / 2, gemm = tokens - tokens % 4
+            let n = w.cols, blocks = n / 256
+            // Unit u: panels 2u and 2u + 1 (the last unit is one panel when their count is odd).
+            return ((panels + 1) / 2, { units in
+                let pairs = units.lowerBound..<min(units.upperBound, whole)
+                if !pairs.isEmpty {
+                    var args = swiftkt_amx_q4k_args(
+                        panels: UnsafePointer(packed.data.assumingMemoryBound(to: UInt8.self)), panelBytes: packed.panelBytes,
+                        octetBytes: packed.octetBytes, blocks: blocks, rows: w.rows, pairStart: pairs.lowerBound, pairEnd: pairs.upperBound,
+                        qs: qs, scales: scales, pairSums: pairSums, tokens: gemm, y: ys.pointer)
+                    switch tiles {
+                    case .unit: swiftkt_amx_q4k(&args)
+                    case .model: swiftkt_amx_q4k_emulated(&args)
+                    }
+                    if gemm < tokens {
+                        QuantizedAVX2.runLanes(packed, qs: qs + gemm * n, scales: scales + gemm * blocks, sums: sums + gemm * (n / 16),
+                                               pairSums: pairSums + gemm * (n / 64), y: ys.pointer + gemm * w.rows, tokens: tokens - gemm,
+                                               panels: 2 * pairs.lowerBound..<2 * pairs.upperBound)
+                    }
+                }
+                if units.upperBound > whole {
+                    QuantizedAVX2.runLanes(packed, qs: qs, scales: scales, sums: sums, pairSums: pairSums, y: ys.pointer, tokens: tokens,
+                                           panels: 2 * whole..<panels)
+                }
             })
         case .rows(avx2: true):
             return ((w.rows + 3) / 4, { panels in
@@ -411,7 +462,7 @@ extension Matmul {
         guard QuantizedDot.supports(w.type), ActivationFormat.for(w.type) != nil else { return 0 }
         switch panelKernel(for: w.type, isa: isa, tokens: 1) {
         case .avx512Packed, .avx2Packed: return packedPanels(w).panelBytes * ((w.rows + 7) / 8)
-        case .avx2Lanes: return lanePanels(w).panelBytes * ((w.rows + 7) / 8)
+        case .avx2Lanes, .amxLanes: return lanePanels(w).panelBytes * ((w.rows + 7) / 8)
         case .rows: return 0
         }
     }
@@ -478,6 +529,10 @@ public enum KernelISA: Sendable, CaseIterable {
     /// faster for its weight type and batch (`QuantizedDot.panelKernel`); the default there.
     /// Every kernel gives the scalar reference's bits, so the choice never changes a result.
     case tuned
+    /// `tuned`, with Intel AMX tiles for q4_K batches (`QuantizedDot.amxMinTokens` and more, in
+    /// whole groups of 4; CPUKernelsAMX). Bit-identical to the reference like the others.
+    /// Offered only with SWIFTKT_AMX=1 until it has been measured on an AMX machine.
+    case amx
 
     /// The ISAs this machine can run.
     public static let available: [KernelISA] = {
@@ -485,11 +540,12 @@ public enum KernelISA: Sendable, CaseIterable {
         if cpuFlags.isSuperset(of: ["avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm"]) { isas.append(.avx2) }
         if isas.contains(.avx2) && cpuFlags.isSuperset(of: ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni"]) {
             isas.append(contentsOf: [.avx512, .tuned])
+            if ProcessInfo.processInfo.environment["SWIFTKT_AMX"] == "1" && swiftkt_amx_available() == 1 { isas.append(.amx) }
         }
         return isas
     }()
     /// The fastest available, unless SWIFTKT_ISA names another available one (baseline, avx2,
-    /// avx512, tuned) — for comparing kernels.
+    /// avx512, tuned, amx) — for comparing kernels.
     public static let best: KernelISA = {
         if let name = ProcessInfo.processInfo.environment["SWIFTKT_ISA"],
            let isa = available.first(where: { "\($0)" == name }) { return isa }

@@ -38,7 +38,7 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "Seconds per measurement (at least).")
     var seconds = 1.0
 
-    @Option(help: "Kernel ISA: best, tuned, avx512, avx2 or baseline (tuned: per type and batch, whichever of AVX-512 and AVX2 measured faster; the default on AVX-512 machines).")
+    @Option(help: "Kernel ISA: best, amx, tuned, avx512, avx2 or baseline (tuned: per type and batch, whichever of AVX-512 and AVX2 measured faster; the default on AVX-512 machines; amx: tuned with AMX tiles for q4_K batches, offered with SWIFTKT_AMX=1 on AMX machines).")
     var isa = "best"
 
     @Flag(help: "Instead of timing: check every kernel ISA of this CPU against the scalar reference, bit for bit (odd shapes, 1–35 tokens, 1 and 2 threads); non-zero exit on a mismatch.")

@@ -14,7 +14,9 @@
 #      (with SWIFTKT_PROFILE_EXPERTS=1's "waiting for the GPU" line), llama.cpp beside it when
 #      LLAMA_BENCH names a llama-bench binary;
 #   4. the host's q4_K / q8_0 kernels per ISA at 1, 16 and 64 tokens (the AVX-512 dpwssd branch
-#      against AVX2).
+#      against AVX2);
+#   5. (session 12) the AMX q4_K kernel (SWIFTKT_AMX=1): `kernels --check`, then 8–128 tokens
+#      against tuned.
 # Usage: scripts/gpu/check_session11.sh SWIFTKT_BINARY WORK_DIR OUT_DIR [STEPS]
 #   STEPS e.g. "1 2" (default "1 2 4", about 5 minutes; step 3 synthesizes a 10 GiB model and
 #   takes about 4 more, so give it its own call; models persist in WORK_DIR).
@@ -73,6 +75,22 @@ fi
 if step 4; then
 for isa in avx512 avx2; do
     timeout 60 "$bin" kernels --types q4_K,q8_0 --tokens 1,16,64 -t 16 --seconds 0.5 --isa $isa 2>&1 | grep -E "^\| q" | sed "s/^/$isa /" | tee -a "$out/host-isa.md"
+done
+echo "$(el)"
+fi
+
+# 5. (session 12) The AMX q4_K kernel: its first run on a tile unit — the bit check against the
+#    scalar reference, then the batch sizes of prompt chunks against tuned's AVX2 lane kernel,
+#    on a V2-Lite expert's gate shape [1408, 2048] and a 4096 × 2048 matrix.
+if step 5; then
+grep -o -E "amx[a-z0-9_]*" /proc/cpuinfo | sort -u | tr '\n' ' '; echo
+SWIFTKT_AMX=1 timeout 120 "$bin" kernels --check --types q4_K 2>&1 | tail -3 | tee "$out/amx-check.txt"
+for shape in "1408 2048" "4096 2048"; do
+    set -- $shape
+    for isa in tuned amx; do
+        SWIFTKT_AMX=1 timeout 90 "$bin" kernels --types q4_K --rows $1 --cols $2 --tokens 8,16,32,64,128 -t 16 --seconds 0.3 --isa $isa 2>&1 \
+            | grep -E "^\| q|error" | tee -a "$out/amx.md"
+    done
 done
 echo "$(el)"
 fi
