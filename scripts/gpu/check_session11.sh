@@ -64,6 +64,13 @@ synth "$ds" --arch deepseek2 --shape deepseek-v2-lite --type q4_K --seed 1; echo
 if [ -n "${LLAMA_BENCH:-}" ]; then
     "$LLAMA_BENCH" -m "$ds" -ngl 99 -ot exps=CPU -t 16 -p 0 -n 64 -r 2 -o md 2>/dev/null | grep -E "^\| deepseek" | sed "s/^/llama.cpp: /" | tee -a "$out/v2-lite.md"
 fi
+# Prompts with the routed experts on the CPU (never streamed): AVX2's lane kernel (tuned) against
+# the AMX tiles (session 12), beside the default that streams 32+-token chunks to the GPU.
+sed -E 's/stream_to_gpu_min_tokens: [0-9]+/stream_to_gpu_min_tokens: 0/' "$here/../../rules/cuda-moe.yaml" > "$work/moe-cpu.yaml"
+for v in "SWIFTKT_ISA=tuned --rules $work/moe-cpu.yaml" "SWIFTKT_AMX=1 --rules $work/moe-cpu.yaml" "DEFAULT=1"; do
+    set -- $v
+    env $1 timeout 150 "$bin" bench -m "$ds" -p 64,512 -n 0 -r 2 "${@:2}" 2>/dev/null | grep -E "^\| deepseek" | sed "s|^|V2-Lite prompt $v: |" | tee -a "$out/v2-lite.md"
+done
 for v in DEFAULT=1 SWIFTKT_CUDA_SHORT_192=1 SWIFTKT_CUDA_PRELOAD=2 DEFAULT=2; do
     env $v SWIFTKT_PROFILE_EXPERTS=1 timeout 120 "$bin" bench -m "$ds" -p 0 -n 64 -r 3 2> "$work/v2.err" | grep -E "^\| deepseek" | sed "s|^|V2-Lite $v: |" | tee -a "$out/v2-lite.md"
     grep -E "^decode" "$work/v2.err" | tail -1
