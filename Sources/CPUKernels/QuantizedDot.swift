@@ -283,36 +283,46 @@ extension Matmul {
     /// the tiles (tests, on any CPU).
     static func quantized(_ jobs: [PreparedMatmul], pool: ThreadPool, isa: KernelISA, dynamic: Bool, tiles: AMXTiles) {
         let runners = jobs.map { panelJob($0, isa: isa, tiles: tiles) }
-        // Panel cost: the job's tokens plus one for decoding the panel's weights.
-        var costStart = [Int](repeating: 0, count: runners.count + 1)
-        for (i, (job, runner)) in zip(jobs, runners).enumerated() { costStart[i + 1] = costStart[i] + runner.count * (job.tokens + 1) }
-        let total = costStart[runners.count]
-        func runShare(_ share: Range<Int>) {
+        // On a NUMA host each node's threads run their node's slice of every job's panels (the
+        // slice whose packed weights NUMATopology.place put on that node); one node: all panels.
+        let nodes = pool.nodeThreads.count
+        let slices = (0..<nodes).map { k in runners.map { ThreadPool.split($0.count, part: k, of: nodes) } }
+        // Panel cost: the job's tokens plus one for decoding the panel's weights; per node, the
+        // jobs' slices one after another.
+        let costStart = slices.map { nodeSlices -> [Int] in
+            var starts = [Int](repeating: 0, count: jobs.count + 1)
+            for (i, job) in jobs.enumerated() { starts[i + 1] = starts[i] + nodeSlices[i].count * (job.tokens + 1) }
+            return starts
+        }
+        func runShare(_ share: Range<Int>, node k: Int) {
             for (i, (job, runner)) in zip(jobs, runners).enumerated() {
-                let per = job.tokens + 1
-                // Panels of this job whose first cost unit lies in the share.
-                let lo = max(0, (share.lowerBound - costStart[i] + per - 1) / per)
-                let hi = min(runner.count, (share.upperBound - costStart[i] + per - 1) / per)
-                if lo < hi { runner.run(lo..<hi) }
+                let per = job.tokens + 1, slice = slices[k][i]
+                // Panels of this job's slice whose first cost unit lies in the share.
+                let lo = max(0, (share.lowerBound - costStart[k][i] + per - 1) / per)
+                let hi = min(slice.count, (share.upperBound - costStart[k][i] + per - 1) / per)
+                if lo < hi { runner.run((slice.lowerBound + lo)..<(slice.lowerBound + hi)) }
             }
         }
         withExtendedLifetime(jobs) {
             if dynamic && pool.threadCount > 1 {
-                // Threads take the next slice of the cost range as they finish the last (about
-                // six per thread): a slow core delays its slice, not a sixteenth of the pass.
-                let grain = max(1, total / (pool.threadCount * 6)), next = SharedCounter()
-                pool.run { _, _ in
+                // Threads take the next slice of their node's cost range as they finish the last
+                // (about six per thread): a slow core delays its slice, not a sixteenth of the pass.
+                let next = (0..<nodes).map { _ in SharedCounter() }
+                pool.run { thread, _ in
+                    let k = pool.nodeOfThread[thread], total = costStart[k][jobs.count]
+                    let grain = max(1, total / (pool.nodeThreads[k].count * 6))
                     while true {
-                        let start = next.value.add(grain, ordering: .relaxed).oldValue
+                        let start = next[k].value.add(grain, ordering: .relaxed).oldValue
                         if start >= total { return }
-                        runShare(start..<min(total, start + grain))
+                        runShare(start..<min(total, start + grain), node: k)
                     }
                 }
                 return
             }
-            pool.run { thread, threads in
-                let share = ThreadPool.split(total, part: thread, of: threads)
-                if !share.isEmpty { runShare(share) }
+            pool.run { thread, _ in
+                let k = pool.nodeOfThread[thread], members = pool.nodeThreads[k]
+                let share = ThreadPool.split(costStart[k][jobs.count], part: thread - members.lowerBound, of: members.count)
+                if !share.isEmpty { runShare(share, node: k) }
             }
         }
     }
@@ -451,6 +461,7 @@ extension Matmul {
         w.packed.value {
             let p = PackedPanels(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes)
             w.releaseMappedPages()
+            placeOnNodes(p.data, panels: (w.rows + 7) / 8, panelBytes: p.panelBytes)
             return p
         }
     }
@@ -467,11 +478,20 @@ extension Matmul {
         }
     }
 
+    /// A packed copy's panels moved, slice by slice, to the NUMA nodes whose threads compute
+    /// them (`Matmul.quantized`); nothing on one node. (The AMX kernel's units are panel pairs,
+    /// split a little differently: a page or two at a slice's edge is read remotely.)
+    static func placeOnNodes(_ data: UnsafeMutableRawPointer, panels: Int, panelBytes: Int) {
+        let ids = NUMATopology.current.nodes.map(\.id)
+        if ids.count > 1 { NUMATopology.place(data, units: panels, unitBytes: panelBytes, nodeIDs: ids) }
+    }
+
     /// `w` repacked with rows in vector lanes for the AVX2 k-quant kernels, built on first use.
     static func lanePanels(_ w: WeightMatrix) -> KQuantLanePanels {
         w.packed.value {
             let p = KQuantLanePanels(type: w.type, rows: w.rows, cols: w.cols, weights: w.data, rowBytes: w.rowBytes)
             w.releaseMappedPages()
+            placeOnNodes(p.data, panels: (w.rows + 7) / 8, panelBytes: p.panelBytes)
             return p
         }
     }

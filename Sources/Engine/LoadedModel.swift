@@ -110,6 +110,12 @@ public final class LoadedModel: @unchecked Sendable {
         contextSize = options.contextSize ?? min(trained, 4096)
         context = ForwardContext(pool: ThreadPool(threads: options.threads), operators: binding,
                                  name: options.rules == nil ? kernels.name : "rules")
+        if context.pool.nodeThreads.count > 1 {
+            let pool = context.pool
+            progress("NUMA: \(pool.nodeThreads.count) nodes (\(pool.nodeIDs.map { "node\($0)" }.joined(separator: ", ")));"
+                     + " CPU threads pinned \(pool.nodeThreads.map { "\($0.count)" }.joined(separator: " + ")) per node; each node's"
+                     + " threads compute their slice of every matrix, whose packed copy is placed on that node (SWIFTKT_NUMA=0: off)")
+        }
         cudaPieces = try LoadedModel.placeOnGPU(model, placement, cpuContext: context, progress: progress)
         cuda = cudaPieces.first
         if cuda == nil || cuda!.cpuBlocks > 0 {

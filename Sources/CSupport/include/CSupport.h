@@ -42,6 +42,16 @@ static inline int swiftkt_allowed_cpus(int *out, int max) {
     return n;
 }
 
+/// Asks the kernel to keep the pages of [addr, addr + len) on NUMA node `node`, moving those
+/// already there (mbind, MPOL_PREFERRED with MPOL_MF_MOVE; addr page-aligned); 0 on success.
+static inline long swiftkt_prefer_node(void *addr, unsigned long len, int node) {
+    unsigned long mask[16] = {0};
+    int bits = (int)(8 * sizeof(unsigned long));
+    if (node < 0 || node >= 16 * bits) return -1;
+    mask[node / bits] |= 1UL << (node % bits);
+    return syscall(SYS_mbind, addr, len, 1 /* MPOL_PREFERRED */, mask, (unsigned long)(16 * bits), 2 /* MPOL_MF_MOVE */);
+}
+
 /// Binds the calling thread to CPU `cpu`; 0 on success.
 static inline int swiftkt_pin_current_thread(int cpu) {
     unsigned long mask[16] = {0};

@@ -42,7 +42,7 @@ public final class PackedPanels: @unchecked Sendable {
             octetBytes = type == .q6_K ? KQuantLayout.q6Octet : KQuantLayout.q4Octet
             let blocks = cols / 256, blockBytes = type.typeSize
             panelBytes = blocks * octetBytes
-            data = .allocate(byteCount: max(1, panels * panelBytes), alignment: 64)
+            data = .allocate(byteCount: max(1, panels * panelBytes), alignment: 4096)
             for panel in 0..<panels {
                 for b in 0..<blocks {
                     let o = data + panel * panelBytes + b * octetBytes
@@ -59,7 +59,7 @@ public final class PackedPanels: @unchecked Sendable {
         octetBytes = layout.octetBytes
         let blocks = cols / 32
         panelBytes = blocks * octetBytes
-        data = .allocate(byteCount: max(1, panels * panelBytes), alignment: 64)
+        data = .allocate(byteCount: max(1, panels * panelBytes), alignment: 4096)
         for panel in 0..<panels {
             for b in 0..<blocks {
                 let o = data + panel * panelBytes + b * octetBytes
@@ -215,7 +215,7 @@ public final class KQuantLanePanels: @unchecked Sendable {
         octetBytes = type == .q4_K ? KQuantLanePanels.q4Octet : KQuantLanePanels.q6Octet
         let panels = (rows + 7) / 8, blocks = cols / 256, blockBytes = type.typeSize
         panelBytes = blocks * octetBytes
-        data = .allocate(byteCount: max(1, panels * panelBytes), alignment: 64)
+        data = .allocate(byteCount: max(1, panels * panelBytes), alignment: 4096)
         var values = [UInt8](repeating: 0, count: 256)
         for panel in 0..<panels {
             for b in 0..<blocks {
