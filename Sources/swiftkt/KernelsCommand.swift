@@ -61,7 +61,8 @@ struct KernelsCommand: ParsableCommand {
         let chosen: KernelISA
         if isa == "best" { chosen = .best } else {
             guard let i = KernelISA.available.first(where: { "\($0)" == isa }) else {
-                throw ValidationError("--isa \(isa) is not available here (available: \(KernelISA.available.map { "\($0)" }.joined(separator: ", ")))")
+                let hint = isa == "amx" ? "; amx needs SWIFTKT_AMX=1 and a CPU with AMX-TILE and AMX-INT8" : ""
+                throw ValidationError("--isa \(isa) is not available here (available: \(KernelISA.available.map { "\($0)" }.joined(separator: ", "))\(hint))")
             }
             chosen = i
         }
