@@ -1012,11 +1012,20 @@ public final class CUDADecoder: @unchecked Sendable {
             let tokens = 32
             guard stepBlocks == tokens * blocksPerToken else { return }
             let per = { (v: UInt64) in String(format: "%.3f", Double(v) / 1e6 / Double(tokens)) }
-            let phases = ExpertsPhaseProfile.take().map(per).joined(separator: " / ")
+            let taken = ExpertsPhaseProfile.take()
+            let phases = taken.phases.map(per).joined(separator: " / ")
+            // The routed experts' weights per token and the rate the gate + up and down passes read them at
+            // (against the host's DRAM bandwidth: the decode's ceiling, issue 9).
+            let rate = { (bytes: Int, ns: UInt64) in ns == 0 ? "–" : String(format: "%.1f", Double(bytes) / Double(ns)) }
+            let perToken = String(format: "%.1f", Double(taken.gateUpBytes + taken.downBytes) / 1e6 / Double(tokens))
+            let reads = taken.phases.count == 5
+                ? "; routed expert weights \(perToken) MB per token, read at \(rate(taken.gateUpBytes, taken.phases[1])) GB/s (gate + up) "
+                  + "and \(rate(taken.downBytes, taken.phases[3])) GB/s (down)"
+                : ""
             FileHandle.standardError.write(("decode with \(blocksPerToken) CPU blocks per token, per token over \(tokens): launches between "
                                             + "blocks \(per(stepEnqueue)) ms, waiting for the GPU \(per(stepWait)) ms, CPU blocks "
                                             + "\(per(stepCPU)) ms (router \(per(stepRouting)); experts' quantize / gate + up / activation / "
-                                            + "down / sum \(phases))\n").data(using: .utf8)!)
+                                            + "down / sum \(phases)\(reads))\n").data(using: .utf8)!)
             stepEnqueue = 0; stepWait = 0; stepCPU = 0; stepRouting = 0; stepBlocks = 0
         }
         func report(tokens: Int) {

@@ -154,7 +154,12 @@ public struct ExpertsCPU: ExpertsOperator {
         defer {
             if profiled {
                 mark()
-                ExpertsPhaseProfile.add((1..<marks.count).map { marks[$0] - marks[$0 - 1] })
+                var gateUp = 0, down = 0
+                for id in 0..<e.count where start[id + 1] > start[id] {
+                    gateUp += e.gate[id].rows * e.gate[id].rowBytes + e.up[id].rows * e.up[id].rowBytes
+                    down += e.down[id].rows * e.down[id].rowBytes
+                }
+                ExpertsPhaseProfile.add((1..<marks.count).map { marks[$0] - marks[$0 - 1] }, gateUpBytes: gateUp, downBytes: down)
             }
         }
 
@@ -172,20 +177,24 @@ public struct ExpertsCPU: ExpertsOperator {
 
 /// Where a decode step's experts spend their time (SWIFTKT_PROFILE_EXPERTS=1): nanoseconds per
 /// phase of `runQuantized` summed over one-token calls — quantize + gather, gate + up, activation
-/// + quantization, down, weighted sum — read and reset by the GPU decoder's profile.
+/// + quantization, down, weighted sum — and the bytes of the routed experts' gate + up and down
+/// weights those calls read (their GGUF sizes), read and reset by the GPU decoder's profile.
 public enum ExpertsPhaseProfile {
     public static let enabled = ProcessInfo.processInfo.environment["SWIFTKT_PROFILE_EXPERTS"] == "1"
     private static let lock = NSLock()
     nonisolated(unsafe) private static var sums = [UInt64](repeating: 0, count: 5)
-    static func add(_ phases: [UInt64]) {
+    nonisolated(unsafe) private static var bytes = (gateUp: 0, down: 0)
+    static func add(_ phases: [UInt64], gateUpBytes: Int, downBytes: Int) {
         lock.lock(); defer { lock.unlock() }
         for (i, v) in phases.enumerated() { sums[i] += v }
+        bytes.gateUp += gateUpBytes; bytes.down += downBytes
     }
-    /// The sums so far (quantize, gate + up, activation, down, sum), zeroed.
-    public static func take() -> [UInt64] {
+    /// The sums so far (nanoseconds of quantize, gate + up, activation, down, sum; bytes of the
+    /// gate + up and the down weights read), zeroed.
+    public static func take() -> (phases: [UInt64], gateUpBytes: Int, downBytes: Int) {
         lock.lock(); defer { lock.unlock() }
-        let v = sums
-        sums = [UInt64](repeating: 0, count: 5)
+        let v = (sums, bytes.gateUp, bytes.down)
+        sums = [UInt64](repeating: 0, count: 5); bytes = (0, 0)
         return v
     }
 }
