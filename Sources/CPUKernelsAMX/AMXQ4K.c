@@ -8,21 +8,17 @@ typedef uint32_t v16u __attribute__((ext_vector_type(16)));
 typedef float v16f __attribute__((ext_vector_type(16)));
 typedef uint8_t v32u8 __attribute__((ext_vector_type(32)));
 
-/// f16 bits to float, exactly (subnormals, infinities and NaNs included).
-static inline float amx_half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
-    if (e == 0x1f) bits = sign | 0x7f800000u | (m << 13);
-    else if (e) bits = sign | ((e + 112) << 23) | (m << 13);
-    else if (m == 0) bits = sign;
-    else {  // subnormal: normalize
-        int shift = 0;
-        while (!(m & 0x400)) { m <<= 1; shift++; }
-        bits = sign | ((uint32_t)(113 - shift) << 23) | ((m & 0x3ff) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
+typedef uint8_t v16u8 __attribute__((ext_vector_type(16)));
+typedef _Float16 v16h __attribute__((ext_vector_type(16)));
+
+/// Bytes offset..<offset + 8 of two octets (8 rows each) as 16 int32 (macros: a vector result of
+/// a function compiled without AVX-512 would change the calling convention).
+#define amx_gather16b(o0, o1, offset) __extension__({ \
+    v16u8 bytes_; memcpy(&bytes_, (o0) + (offset), 8); memcpy((uint8_t *)&bytes_ + 8, (o1) + (offset), 8); \
+    __builtin_convertvector(bytes_, v16i); })
+/// The 8 f16 at `offset` of two octets, as 16 halves.
+#define amx_gather16h(o0, o1, offset) __extension__({ \
+    v16h halves_; memcpy(&halves_, (o0) + (offset), 16); memcpy((uint8_t *)&halves_ + 16, (o1) + (offset), 16); halves_; })
 
 /// vpmaddwd: per 32-bit lane, the products of the two int16 halves summed (a macro: a vector
 /// argument to a function compiled without AVX-512 would change the calling convention).

@@ -39,15 +39,9 @@ KERNEL_ATTR void KERNEL_NAME(const swiftkt_amx_q4k_args *args) {
         memset(acc, 0, (size_t)tokens * 2 * 64);
         for (long b = 0; b < blocks; b++) {
             const uint8_t *o0 = p0 + b * args->octetBytes, *o1 = p1 + b * args->octetBytes;
-            v16f d, dmin;
-            for (int r = 0; r < 16; r++) {
-                const uint8_t *o = r < 8 ? o0 : o1;
-                uint16_t h, hm;
-                memcpy(&h, o + 2 * (r & 7), 2);
-                memcpy(&hm, o + 16 + 2 * (r & 7), 2);
-                d[r] = amx_half_to_float(h);
-                dmin[r] = amx_half_to_float(hm);
-            }
+            // The 16 rows' d and dmin (8 f16 of each octet), as floats: exact conversions.
+            const v16f d = __builtin_convertvector(amx_gather16h(o0, o1, 0), v16f);
+            const v16f dmin = __builtin_convertvector(amx_gather16h(o0, o1, 16), v16f);
             for (int c = 0; c < 4; c++) {
                 for (int k = 0; k < 8; k++) {
                     v32u8 q0, q1;
@@ -59,13 +53,9 @@ KERNEL_ATTR void KERNEL_NAME(const swiftkt_amx_q4k_args *args) {
                 }
                 TILE_LOAD(4, blo, 64);
                 TILE_LOAD(5, bhi, 64);
-                v16i sc0, sc1, mw;
-                for (int r = 0; r < 16; r++) {
-                    const uint8_t *o = r < 8 ? o0 : o1;
-                    sc0[r] = o[32 + 8 * (2 * c) + (r & 7)];
-                    sc1[r] = o[32 + 8 * (2 * c + 1) + (r & 7)];
-                    mw[r] = (int32_t)((uint32_t)o[96 + 8 * (2 * c) + (r & 7)] | ((uint32_t)o[96 + 8 * (2 * c + 1) + (r & 7)] << 16));
-                }
+                // The rows' scales of sub-blocks 2c and 2c + 1, and their mins as one word of two int16.
+                const v16i sc0 = amx_gather16b(o0, o1, 32 + 8 * (2 * c)), sc1 = amx_gather16b(o0, o1, 32 + 8 * (2 * c + 1));
+                const v16i mw = amx_gather16b(o0, o1, 96 + 8 * (2 * c)) | (amx_gather16b(o0, o1, 96 + 8 * (2 * c + 1)) << 16);
                 for (long g = 0; g < groups; g++) {
                     const long t0 = 16 * g, count = tokens - t0 < 16 ? tokens - t0 : 16;
                     const int8_t *a = (count < 16 ? pad : args->qs + t0 * n) + b * 256 + 64 * c;
