@@ -18,7 +18,7 @@
 #   5. (session 12) the AMX q4_K kernel (SWIFTKT_AMX=1): `kernels --check`, then 8–128 tokens
 #      against tuned.
 # Usage: scripts/gpu/check_session11.sh SWIFTKT_BINARY WORK_DIR OUT_DIR [STEPS]
-#   STEPS e.g. "1 2" (default "1 2 4", about 5 minutes; step 3 synthesizes a 10 GiB model and
+#   STEPS e.g. "5 2 1", run in that order (default "1 2 4", about 5 minutes; step 3 synthesizes a 10 GiB model and
 #   takes about 4 more, so give it its own call; models persist in WORK_DIR).
 set -uo pipefail
 bin=$1; work=$2; out=$3; steps=" ${4:-1 2 4} "
@@ -27,7 +27,7 @@ m8="$work/llama3-8b-q4_K.gguf"; ds="$work/deepseek-v2-lite-q4_K.gguf"
 if step 2; then (synth "$m8" --arch llama --shape llama3-8b --type q4_K --seed 1) & fi
 
 # 1.
-if step 1; then
+run_step1() {
 sed -E 's/stream_to_gpu_min_tokens: [0-9]+/stream_to_gpu_min_tokens: 32/' "$here/../../rules/cuda-moe.yaml" > "$work/moe.yaml"
 models=()
 for spec in "deepseek2 tiny-lite f32" "deepseek2 tiny-v2 q8_0" "qwen2moe tiny f32" "qwen3moe tiny q4_K"; do
@@ -39,10 +39,10 @@ SWIFTKT_CUDA_SHORT_192=1 timeout 240 "$bin" ops-check --prompt-tokens 48 --rules
 echo "ops-check exit $? $(el)"
 grep -E "checks passed|^\| .*gguf" "$out/ops-check.md"; grep -E "preloaded|× 192" "$out/ops-check.md" | head -12
 "$bin" kernels --check 2>&1 | tail -2; echo "$(el)"
-fi
+}
 
 # 2.
-if step 2; then
+run_step2() {
 wait
 for round in 1 2; do
     for v in DEFAULT=1 SWIFTKT_CUDA_PRELOAD=1 SWIFTKT_CUDA_PRELOAD=2 "SWIFTKT_CUDA_QKV_ROPE=1 SWIFTKT_CUDA_PRELOAD=2"; do
@@ -56,10 +56,10 @@ for v in SWIFTKT_CUDA_PRELOAD=1 SWIFTKT_CUDA_PRELOAD=2 "SWIFTKT_CUDA_QKV_ROPE=1 
 done
 SWIFTKT_PROFILE_KERNELS=1 timeout 90 "$bin" bench -m "$m8" -p 0 -n 64 -r 1 2> "$out/kernel-profile.txt" | grep -E "^\| llama"
 grep -vE "^(loading|uploaded)" "$out/kernel-profile.txt" | head -40; echo "$(el)"
-fi
+}
 
 # 3.
-if step 3; then
+run_step3() {
 synth "$ds" --arch deepseek2 --shape deepseek-v2-lite --type q4_K --seed 1; echo "V2-Lite ready $(el)"
 if [ -n "${LLAMA_BENCH:-}" ]; then
     "$LLAMA_BENCH" -m "$ds" -ngl 99 -ot exps=CPU -t 16 -p 0 -n 64 -r 2 -o md 2>/dev/null | grep -E "^\| deepseek" | sed "s/^/llama.cpp: /" | tee -a "$out/v2-lite.md"
@@ -76,28 +76,31 @@ for v in DEFAULT=1 SWIFTKT_CUDA_SHORT_192=1 SWIFTKT_CUDA_PRELOAD=2 DEFAULT=2; do
     grep -E "^decode" "$work/v2.err" | tail -1
 done
 echo "$(el)"
-fi
+}
 
 # 4.
-if step 4; then
+run_step4() {
 for isa in avx512 avx2; do
     timeout 60 "$bin" kernels --types q4_K,q8_0 --tokens 1,16,64 -t 16 --seconds 0.5 --isa $isa 2>&1 | grep -E "^\| q" | sed "s/^/$isa /" | tee -a "$out/host-isa.md"
 done
 echo "$(el)"
-fi
+}
 
 # 5. (session 12) The AMX q4_K kernel: its first run on a tile unit — the bit check against the
 #    scalar reference, then the batch sizes of prompt chunks against tuned's AVX2 lane kernel,
 #    on a V2-Lite expert's gate shape [1408, 2048] and a 4096 × 2048 matrix.
-if step 5; then
+run_step5() {
 grep -o -E "amx[a-z0-9_]*" /proc/cpuinfo | sort -u | tr '\n' ' '; echo
 SWIFTKT_AMX=1 timeout 120 "$bin" kernels --check --types q4_K 2>&1 | tail -3 | tee "$out/amx-check.txt"
 for shape in "1408 2048" "4096 2048"; do
     set -- $shape
     for isa in tuned amx; do
         SWIFTKT_AMX=1 timeout 90 "$bin" kernels --types q4_K --rows $1 --cols $2 --tokens 8,16,32,64,128 -t 16 --seconds 0.3 --isa $isa 2>&1 \
-            | grep -E "^\| q|error" | tee -a "$out/amx.md"
+            | grep -iE "^\| q|error" | tee -a "$out/amx.md"
     done
 done
 echo "$(el)"
-fi
+}
+
+# The steps in the order STEPS lists them (the quick ones first when a call may be cut short).
+for n in $steps; do "run_step$n"; done
