@@ -43,14 +43,18 @@ public final class GPU: @unchecked Sendable {
     /// rope's serial prologue held the block before its cache loads); the version that starts the
     /// loads first is not yet measured.
     public var shortAttentionRope: Bool
-    /// The one-kernel short form at head width 192 (deepseek2's MLA; `attn_short_192`). Off
-    /// unless `SWIFTKT_CUDA_SHORT_192=1` until it has run on a GPU (built in session 11; the ops
-    /// check turns it on for its own cases).
+    /// The one-kernel short form at head width 192 (deepseek2's MLA; `attn_short_192`), bit-equal
+    /// to the two kernels (ops check). On by default since session 12: DeepSeek-V2-Lite shape
+    /// hybrid tg64 73.6 against 65.2 t/s (H200 host, five rounds). `SWIFTKT_CUDA_SHORT_192=0`
+    /// keeps the two kernels.
     public var shortAttention192: Bool
     /// One-token q4_K GEMVs load the first 1 or 2 sub-block pairs of each lane's weights into
     /// registers before waiting for the kernel before them (KernelSource `mmv1p1_q4_K`,
-    /// `mmv1p2_q4_K`; the same sums as `mmv1_q4_K`); 0 keeps `mmv1_q4_K`. `SWIFTKT_CUDA_PRELOAD=0|1|2`.
-    /// Those kernels skip the L2 prefetch hint (`prefetchWeights`). Not yet measured on a GPU.
+    /// `mmv1p2_q4_K`; the same sums as `mmv1_q4_K`); 0 keeps `mmv1_q4_K`. `SWIFTKT_CUDA_PRELOAD=0|1|2`;
+    /// by default 1 where kernels launch dependently (sm_90: Llama-3-8B shape tg128 508–515
+    /// against 483–484 t/s on an H200, three rounds; 2 pairs gave 490–494), else 0 (without the
+    /// dependent launch there is no earlier kernel to overlap). Those kernels skip the L2
+    /// prefetch hint (`prefetchWeights`).
     public var preloadPairs: Int
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
@@ -76,8 +80,8 @@ public final class GPU: @unchecked Sendable {
         prefetchWeights = device.computeCapability.major >= 9 && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PREFETCH"] == "1"
         shortAttentionRope = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ROPE"] == "1"
         shortAttention = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ATTENTION"] != "0"
-        shortAttention192 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_192"] == "1"
-        preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? 0, 0), 2)
+        shortAttention192 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_192"] != "0"
+        preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
         allocator = CachingAllocator(driver: driver)
     }
 

@@ -38,7 +38,7 @@ struct KernelsCommand: ParsableCommand {
     @Option(help: "Seconds per measurement (at least).")
     var seconds = 1.0
 
-    @Option(help: "Kernel ISA: best, amx, tuned, avx512, avx2 or baseline (tuned: per type and batch, whichever of AVX-512 and AVX2 measured faster; the default on AVX-512 machines; amx: tuned with AMX tiles for q4_K batches, offered with SWIFTKT_AMX=1 on AMX machines).")
+    @Option(help: "Kernel ISA: best, amx, tuned, avx512, avx2 or baseline (tuned: per type and batch, whichever of AVX-512 and AVX2 measured faster; the default on AVX-512 machines; amx: tuned with AMX tiles for q4_K batches, the default on AMX machines unless SWIFTKT_AMX=0).")
     var isa = "best"
 
     @Flag(help: "Instead of timing: check every kernel ISA of this CPU against the scalar reference, bit for bit (odd shapes, 1–35 tokens, 1 and 2 threads); non-zero exit on a mismatch.")
@@ -61,7 +61,7 @@ struct KernelsCommand: ParsableCommand {
         let chosen: KernelISA
         if isa == "best" { chosen = .best } else {
             guard let i = KernelISA.available.first(where: { "\($0)" == isa }) else {
-                let hint = isa == "amx" ? "; amx needs SWIFTKT_AMX=1 and a CPU with AMX-TILE and AMX-INT8" : ""
+                let hint = isa == "amx" ? "; amx needs a CPU with AMX-TILE and AMX-INT8, and SWIFTKT_AMX not 0" : ""
                 throw ValidationError("--isa \(isa) is not available here (available: \(KernelISA.available.map { "\($0)" }.joined(separator: ", "))\(hint))")
             }
             chosen = i
@@ -119,7 +119,7 @@ struct KernelsCommand: ParsableCommand {
                         defer { bytes.deallocate() }
                         fillRandomBlocks(bytes, type: type, blocks: rows * cols / type.blockSize, rng: &rng)
                         let w = WeightMatrix(type: type, rows: rows, cols: cols, data: bytes)
-                        for tokens in [1, 2, 3, 4, 5, 8, 9, 13, 17, 35] {
+                        for tokens in [1, 2, 3, 4, 5, 8, 9, 13, 17, 20, 35] {
                             let x = (0..<(tokens * cols)).map { _ in rng.nextNormal() }
                             var slow = [Float](repeating: .nan, count: tokens * rows)
                             Matmul.quantizedReference(w, x: x, y: &slow, tokens: tokens, pool: pool)
