@@ -15,7 +15,7 @@
 #      LLAMA_BENCH names a llama-bench binary;
 #   4. the host's q4_K / q8_0 kernels per ISA at 1, 16 and 64 tokens (the AVX-512 dpwssd branch
 #      against AVX2);
-#   5. (session 12) the AMX q4_K kernel (SWIFTKT_AMX=1): `kernels --check`, then 8–128 tokens
+#   5. (session 12) the AMX q4_K kernel (default on AMX CPUs since): `kernels --check`, then 8–128 tokens
 #      against tuned.
 # Usage: scripts/gpu/check_session11.sh SWIFTKT_BINARY WORK_DIR OUT_DIR [STEPS]
 #   STEPS e.g. "5 2 1", run in that order (default "1 2 4", about 5 minutes; step 3 synthesizes a 10 GiB model and
