@@ -428,9 +428,11 @@ extension Matmul {
                         panels: UnsafePointer(packed.data.assumingMemoryBound(to: UInt8.self)), panelBytes: packed.panelBytes,
                         octetBytes: packed.octetBytes, blocks: blocks, rows: w.rows, pairStart: pairs.lowerBound, pairEnd: pairs.upperBound,
                         qs: qs, scales: scales, pairSums: pairSums, tokens: gemm, y: ys.pointer)
-                    switch tiles {
-                    case .unit: swiftkt_amx_q4k(&args)
-                    case .model: swiftkt_amx_q4k_emulated(&args)
+                    let status = tiles == .unit ? swiftkt_amx_q4k(&args) : swiftkt_amx_q4k_emulated(&args)
+                    if status != 0 {
+                        // No scratch memory for the tiles' accumulators: AVX2's lane kernel, same bits.
+                        QuantizedAVX2.runLanes(packed, qs: qs, scales: scales, sums: sums, pairSums: pairSums, y: ys.pointer, tokens: gemm,
+                                               panels: 2 * pairs.lowerBound..<2 * pairs.upperBound)
                     }
                     if gemm < tokens {
                         QuantizedAVX2.runLanes(packed, qs: qs + gemm * n, scales: scales + gemm * blocks, sums: sums + gemm * (n / 16),
@@ -483,7 +485,8 @@ extension Matmul {
 
     /// A packed copy's panels moved, slice by slice, to the NUMA nodes whose threads compute
     /// them (`Matmul.quantized`); nothing on one node. (The AMX kernel's units are panel pairs,
-    /// split a little differently: a page or two at a slice's edge is read remotely.)
+    /// split a little differently: up to a panel at a slice's edge, 1 184 bytes per 256 columns,
+    /// is read remotely.)
     static func placeOnNodes(_ data: UnsafeMutableRawPointer, panels: Int, panelBytes: Int) {
         let ids = NUMATopology.current.nodes.map(\.id)
         if ids.count > 1 { NUMATopology.place(data, units: panels, unitBytes: panelBytes, nodeIDs: ids) }

@@ -124,5 +124,5 @@ int swiftkt_amx_available(void) {
 #include "AMXQ4KBody.h"
 #else
 int swiftkt_amx_available(void) { return 0; }
-void swiftkt_amx_q4k(const swiftkt_amx_q4k_args *args) { swiftkt_amx_q4k_emulated(args); }
+int swiftkt_amx_q4k(const swiftkt_amx_q4k_args *args) { return swiftkt_amx_q4k_emulated(args); }
 #endif

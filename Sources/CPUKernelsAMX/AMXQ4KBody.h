@@ -12,15 +12,17 @@
 // is the reference's arithmetic per 64 elements (QuantizedDot.dotReference, tokens in whole
 // groups of 4): sumi = sc₀·dot₀ + sc₁·dot₁ and summ = m₀·bsum₀ + m₁·bsum₁ in integers, then
 // acc += f(sumi)·(d·d_act) and accm += f(summ)·(dmin·d_act) fused, y = acc − accm.
-KERNEL_ATTR void KERNEL_NAME(const swiftkt_amx_q4k_args *args) {
+KERNEL_ATTR int KERNEL_NAME(const swiftkt_amx_q4k_args *args) {
     const long blocks = args->blocks, n = blocks * 256, tokens = args->tokens, rows = args->rows;
     const long groups = (tokens + 15) / 16, rem = tokens % 16;
     float *acc = aligned_alloc(64, (size_t)tokens * 2 * 64);
+    if (!acc) return -1;
     float *accm = acc + tokens * 16;
     // The last group's tokens when fewer than 16, padded with zero rows (a tile loads 16 rows).
     int8_t *pad = NULL;
     if (rem) {
         pad = aligned_alloc(64, (size_t)(16 * n));
+        if (!pad) { free(acc); return -1; }
         memset(pad, 0, (size_t)(16 * n));
         memcpy(pad, args->qs + (tokens - rem) * n, (size_t)(rem * n));
     }
@@ -94,4 +96,5 @@ KERNEL_ATTR void KERNEL_NAME(const swiftkt_amx_q4k_args *args) {
     TILE_RELEASE();
     free(pad);
     free(acc);
+    return 0;
 }

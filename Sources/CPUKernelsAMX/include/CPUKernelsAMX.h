@@ -35,10 +35,11 @@ typedef struct {
 /// data (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)); asks once.
 int swiftkt_amx_available(void);
 
-/// The q4_K kernel on the tile unit. Only when swiftkt_amx_available() returned 1.
-void swiftkt_amx_q4k(const swiftkt_amx_q4k_args *args);
+/// The q4_K kernel on the tile unit. Only when swiftkt_amx_available() returned 1. Returns 0, or
+/// -1 without writing y when its scratch memory could not be allocated.
+int swiftkt_amx_q4k(const swiftkt_amx_q4k_args *args);
 
 /// The same kernel with the tile instructions modelled in software (any CPU; slow).
-void swiftkt_amx_q4k_emulated(const swiftkt_amx_q4k_args *args);
+int swiftkt_amx_q4k_emulated(const swiftkt_amx_q4k_args *args);
 
 #endif

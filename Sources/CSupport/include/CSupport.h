@@ -49,7 +49,8 @@ static inline long swiftkt_prefer_node(void *addr, unsigned long len, int node) 
     int bits = (int)(8 * sizeof(unsigned long));
     if (node < 0 || node >= 16 * bits) return -1;
     mask[node / bits] |= 1UL << (node % bits);
-    return syscall(SYS_mbind, addr, len, 1 /* MPOL_PREFERRED */, mask, (unsigned long)(16 * bits), 2 /* MPOL_MF_MOVE */);
+    // maxnode is one more than the mask's bits: the kernel reads maxnode − 1 of them.
+    return syscall(SYS_mbind, addr, len, 1 /* MPOL_PREFERRED */, mask, (unsigned long)(16 * bits + 1), 2 /* MPOL_MF_MOVE */);
 }
 
 /// Binds the calling thread to CPU `cpu`; 0 on success.
