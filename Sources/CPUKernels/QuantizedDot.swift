@@ -420,6 +420,11 @@ extension Matmul {
             let pairSums = UnsafePointer(a.pairSums + job.firstRow * (a.n / 64))
             let panels = (w.rows + 7) / 8, whole = panels / 2, gemm = tokens - tokens % 4
             let n = w.cols, blocks = n / 256
+            // AVX2's lane kernel on `range`, for tokens t0..<tokens (same bits as the tiles).
+            func lanes(_ range: Range<Int>, from t0: Int) {
+                QuantizedAVX2.runLanes(packed, qs: qs + t0 * n, scales: scales + t0 * blocks, sums: sums + t0 * (n / 16),
+                                       pairSums: pairSums + t0 * (n / 64), y: ys.pointer + t0 * w.rows, tokens: tokens - t0, panels: range)
+            }
             // Unit u: panels 2u and 2u + 1 (the last unit is one panel when their count is odd).
             return ((panels + 1) / 2, { units in
                 let pairs = units.lowerBound..<min(units.upperBound, whole)
@@ -429,21 +434,12 @@ extension Matmul {
                         octetBytes: packed.octetBytes, blocks: blocks, rows: w.rows, pairStart: pairs.lowerBound, pairEnd: pairs.upperBound,
                         qs: qs, scales: scales, pairSums: pairSums, tokens: gemm, y: ys.pointer)
                     let status = tiles == .unit ? swiftkt_amx_q4k(&args) : swiftkt_amx_q4k_emulated(&args)
-                    if status != 0 {
-                        // No scratch memory for the tiles' accumulators: AVX2's lane kernel, same bits.
-                        QuantizedAVX2.runLanes(packed, qs: qs, scales: scales, sums: sums, pairSums: pairSums, y: ys.pointer, tokens: gemm,
-                                               panels: 2 * pairs.lowerBound..<2 * pairs.upperBound)
-                    }
-                    if gemm < tokens {
-                        QuantizedAVX2.runLanes(packed, qs: qs + gemm * n, scales: scales + gemm * blocks, sums: sums + gemm * (n / 16),
-                                               pairSums: pairSums + gemm * (n / 64), y: ys.pointer + gemm * w.rows, tokens: tokens - gemm,
-                                               panels: 2 * pairs.lowerBound..<2 * pairs.upperBound)
-                    }
+                    // The tokens after the whole groups of 4; all of them when the tiles' scratch
+                    // memory could not be allocated.
+                    let rest = status == 0 ? gemm : 0
+                    if rest < tokens { lanes(2 * pairs.lowerBound..<2 * pairs.upperBound, from: rest) }
                 }
-                if units.upperBound > whole {
-                    QuantizedAVX2.runLanes(packed, qs: qs, scales: scales, sums: sums, pairSums: pairSums, y: ys.pointer, tokens: tokens,
-                                           panels: 2 * whole..<panels)
-                }
+                if units.upperBound > whole { lanes(2 * whole..<panels, from: 0) }
             })
         case .rows(avx2: true):
             return ((w.rows + 3) / 4, { panels in

@@ -7,7 +7,6 @@ typedef int32_t v16i __attribute__((ext_vector_type(16)));
 typedef uint32_t v16u __attribute__((ext_vector_type(16)));
 typedef float v16f __attribute__((ext_vector_type(16)));
 typedef uint8_t v32u8 __attribute__((ext_vector_type(32)));
-
 typedef uint8_t v16u8 __attribute__((ext_vector_type(16)));
 typedef _Float16 v16h __attribute__((ext_vector_type(16)));
 
