@@ -757,7 +757,7 @@ public final class CUDADecoder: @unchecked Sendable {
                                      yk: kb.pointer, yv: vb.pointer, keyCache: keys[index].pointer, valueCache: values[index].pointer,
                                      positions: positions.pointer, headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base,
                                      scale: L.rope.scale, freqFactors: L.ropeFactors)
-        } else {
+        } else if !skipped("qkv", n) {
             try linears([(L.q, qb.pointer), (L.k, kb.pointer), (L.v, vb.pointer)], input: h.pointer, tokens: n)
         }
         let ropeDone = qkvAct != nil
@@ -767,19 +767,19 @@ public final class CUDADecoder: @unchecked Sendable {
         // A decode step's short attention kernel rotates and stores the new key itself.
         let ropeInAttention = !ropeDone && model.numerics.attentionLikeCPU
             && GPUOps.shortAttentionTakesRope(gpu, tokens: n, maxKeys: visible, headDim: L.headDim, rotDim: L.rope.dimensions)
-        if !ropeInAttention && !ropeDone {
+        if !ropeInAttention && !ropeDone && !skipped("rope", n) {
             try GPUOps.ropeStore(gpu, q: qb.pointer, k: kb.pointer, v: vb.pointer, keyCache: keys[index].pointer,
                                  valueCache: values[index].pointer, positions: positions.pointer, tokens: n, heads: L.heads,
                                  kvHeads: L.kvHeads, headDim: L.headDim, rotDim: L.rope.dimensions, base: L.rope.base,
                                  scale: L.rope.scale, freqFactors: L.ropeFactors, neox: L.rope.neox)
         }
         // The attention output quantized for the output projection in the attention's last kernel.
-        let fused = try attend(L, layer: index, tokens: n, visible: visible, quantize: quantizeTarget(L.o.matrix, tokens: n),
+        let fused = try skipped("attn", n) || attend(L, layer: index, tokens: n, visible: visible, quantize: quantizeTarget(L.o.matrix, tokens: n),
                                rope: ropeInAttention ? GPUOps.RopeStore(k: kb.pointer, v: vb.pointer, rotDim: L.rope.dimensions,
                                                                         base: L.rope.base, scale: L.rope.scale,
                                                                         freqFactors: L.ropeFactors, neox: L.rope.neox) : nil)
         prequantized = fused ? attn.pointer : nil
-        try linears([(L.o, o.pointer)], input: attn.pointer, tokens: n)
+        if !skipped("o", n) { try linears([(L.o, o.pointer)], input: attn.pointer, tokens: n) }
     }
 
     /// Attention of qb over layer `index`'s cache into attn, for `visible` keys at most: the CPU's
@@ -900,15 +900,23 @@ public final class CUDADecoder: @unchecked Sendable {
     /// can), down.
     private func gatedMLP(gate: CUDAModel.Lin, up: CUDAModel.Lin, down: CUDAModel.Lin, gelu: Bool, out: CUdeviceptr,
                           tokens n: Int) throws {
-        try linears([(gate, g.pointer), (up, u.pointer)], input: h.pointer, tokens: n)
+        if !skipped("gateup", n) { try linears([(gate, g.pointer), (up, u.pointer)], input: h.pointer, tokens: n) }
         let activation: GPUOps.Activation = gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu
-        if let (act, type) = quantizeTarget(down.matrix, tokens: n) {
+        if skipped("glu", n) {
+            prequantized = g.pointer
+        } else if let (act, type) = quantizeTarget(down.matrix, tokens: n) {
             prequantized = try GPUOps.gluQuantized(gpu, gate: g.pointer, up: u.pointer, tokens: n, n: gate.matrix.rows,
                                                    activation: activation, act: act, weightType: type) ? g.pointer : nil
         } else {
             try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * gate.matrix.rows, activation: activation)
         }
-        try linears([(down, out)], input: g.pointer, tokens: n)
+        if !skipped("down", n) { try linears([(down, out)], input: g.pointer, tokens: n) }
+    }
+
+    /// Whether `SWIFTKT_CUDA_DEBUG_SKIP` leaves this family of a one-token step's kernels out
+    /// (GPU.debugSkip: a measurement, the step's results are then wrong).
+    private func skipped(_ family: String, _ tokens: Int) -> Bool {
+        tokens == 1 && !gpu.debugSkip.isEmpty && gpu.debugSkip.contains(family)
     }
 
     /// The CPU block's result (hostOut) up into o, plus the GPU's shared expert when it has one.
@@ -1201,6 +1209,7 @@ public final class CUDADecoder: @unchecked Sendable {
     /// x += y, h = norm(x), quantized for `matrix` when it is next.
     private func addNorm(_ n: CUDAModel.Norm, y: CUdeviceptr, feeding matrix: DeviceMatrix?, tokens: Int) throws {
         let target = quantizeTarget(matrix, tokens: tokens)
+        if skipped("norm", tokens) { prequantized = target != nil ? h.pointer : nil; return }
         prequantized = try GPUOps.addRMSNorm(gpu, x: x.pointer, y: y, weight: n.weight, out: h.pointer, rows: tokens, n: n.n, eps: n.eps,
                                              quantize: target) ? h.pointer : nil
     }
