@@ -27,7 +27,7 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
     constexpr int G = 256 / D, NJ = D / 32, WPH = 8 / G, KPW = ASH_CH / WPH;
     __shared__ __align__(16) u16 ks[ASH_CH][256];
     __shared__ __align__(16) u16 vs[ASH_CH][256];
-    __shared__ float ss[G][ASH_CH];
+    __shared__ float ss[G][ASH_CH], fms[G][ASH_CH], fw[G][ASH_CH];
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, t = blockIdx.y, h0 = blockIdx.x * G;
     int group = H / KVH, W = KVH * D;
     int p = pos[t], lo = window > 0 ? max(0, p - window + 1) : 0, count = p - lo + 1;
@@ -142,20 +142,38 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
                 for (int u = 0; u < KPW; u++) if (wsub + u * WPH < n) ss[wg][wsub + u * WPH] = part_[u] * scale;
         }
         __syncthreads();
-        if (ok) {
-            // Eight keys' scores and values read at once, then the in-order recurrence.
-            for (int k8 = 0; k8 < n; k8 += 8) {
-                float sv[8], vv[8];
+        // The chunk's softmax factors, once per head (warp g, lane = key): the running maximum
+        // before each key by a scan instead of the walk (take the later only when greater, so
+        // ties, NaN and -inf keep the earlier, as the walk's `s > m`), then the walk's ms, w.
+        if (warp < G && h0 + warp < H) {
+            float s = lane < n ? ss[warp][lane] : NEG_INF, x = s > NEG_INF ? s : NEG_INF;
 #pragma unroll
-                for (int u = 0; u < 8; u++) { sv[u] = ss[g][k8 + u]; vv[u] = h2f(vs[k8 + u][tid]); }
+            for (int o = 1; o < 32; o <<= 1) {
+                float y = __shfl_up_sync(0xffffffffu, x, o);
+                if (lane >= o && !(x > y)) x = y;
+            }
+            float before = __shfl_up_sync(0xffffffffu, x, 1);
+            before = lane == 0 || !(before > m) ? m : before;
+            bool up = s > before;
+            fms[warp][lane] = up ? expf(before - s) : 1.f;
+            fw[warp][lane] = up ? 1.f : expf(s - before);
+            float last = __shfl_sync(0xffffffffu, x, 31);
+            if (last > m) m = last;
+        }
+        __syncthreads();
+        if (ok) {
+            // Eight keys' factors and values read at once, then the in-order f16 recurrence (with
+            // ms = 1 the walk's acc · ms rounding is the identity, so it is skipped).
+            for (int k8 = 0; k8 < n; k8 += 8) {
+                float mv[8], wv[8], vv[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) { mv[u] = fms[g][k8 + u]; wv[u] = fw[g][k8 + u]; vv[u] = h2f(vs[k8 + u][tid]); }
 #pragma unroll
                 for (int u = 0; u < 8; u++) {
                     if (k8 + u >= n) break;
-                    float s = sv[u], ms = 1.f, w = 1.f;
-                    if (s > m) { ms = expf(m - s); m = s; acc = h2f(f2h(acc * ms)); }
-                    else { w = expf(s - m); }
-                    acc = h2f(f2h(fmaf(vv[u], w, acc)));
-                    sum = fmaf(sum, ms, w);
+                    if (mv[u] != 1.f) acc = h2f(f2h(acc * mv[u]));
+                    acc = h2f(f2h(fmaf(vv[u], wv[u], acc)));
+                    sum = fmaf(sum, mv[u], wv[u]);
                 }
             }
         }

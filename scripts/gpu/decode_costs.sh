@@ -5,8 +5,9 @@
 # (SWIFTKT_CUDA_DEBUG_SKIP; wrong results, true times): the difference against the default is
 # the family's cost in the step as it runs (launch gaps and overlap included). Then
 # SWIFTKT_PROFILE_KERNELS=1's per-kernel table (graphs off) after `ops-check --perf` (its q4_K GEMV timings).
-# Env: SKIP_OPS=1 (no ops-check first), ROUNDS (2), VARIANTS (space-separated; "-" = defaults, a,b = SWIFTKT_CUDA_DEBUG_SKIP=a,b,
-#   NAME=V = an environment assignment), EXTRA_VARIANTS (appended).
+# Env: SKIP_OPS=1 (no ops-check first), ROUNDS (2), VARIANTS (space-separated; each a +-joined list of
+#   "-" = defaults, a,b = SWIFTKT_CUDA_DEBUG_SKIP=a,b, NAME=V = an environment assignment, fast =
+#   rules/cuda-fast.yaml), EXTRA_VARIANTS (appended), PROFILE=0 (no per-kernel table).
 # Usage: scripts/gpu/decode_costs.sh SWIFTKT_BINARY WORK_DIR OUT_DIR
 set -uo pipefail
 bin=$1; work=$2; out=$3
@@ -23,16 +24,22 @@ variants=${VARIANTS:-"- SWIFTKT_CUDA_PRELOAD=0 norm glu attn,rope norm,glu,attn,
 variants="$variants ${EXTRA_VARIANTS:-}"
 for round in $(seq 1 "${ROUNDS:-2}"); do
     for v in $variants; do
-        case "$v" in
-            -) envs=(DEFAULT=1) ;;
-            *=*) envs=("$v") ;;
-            *) envs=("SWIFTKT_CUDA_DEBUG_SKIP=$v") ;;
-        esac
-        env "${envs[@]}" timeout 120 "$bin" bench -m "$m8" -p 0 -n 128 -r 2 2>/dev/null | grep -E "^\| llama" \
+        envs=(DEFAULT=1); args=()
+        for piece in ${v//+/ }; do
+            case "$piece" in
+                -) ;;
+                fast) args+=(--rules "$here/../../rules/cuda-fast.yaml") ;;
+                *=*) envs+=("$piece") ;;
+                *) envs+=("SWIFTKT_CUDA_DEBUG_SKIP=$piece") ;;
+            esac
+        done
+        env "${envs[@]}" timeout 120 "$bin" bench -m "$m8" -p 0 -n 128 -r 2 ${args[@]+"${args[@]}"} 2>/dev/null | grep -E "^\| llama" \
             | sed "s/^/round $round, $v: /" | tee -a "$out/costs.md"
     done
     echo "$(el)"
 done
-SWIFTKT_PROFILE_KERNELS=1 timeout 90 "$bin" bench -m "$m8" -p 0 -n 64 -r 1 2> "$out/kernel-profile.txt" | grep -E "^\| llama"
-grep -vE "^(loading|uploaded)" "$out/kernel-profile.txt" | head -30
+if [ "${PROFILE:-1}" != 0 ]; then
+    SWIFTKT_PROFILE_KERNELS=1 timeout 90 "$bin" bench -m "$m8" -p 0 -n 64 -r 1 2> "$out/kernel-profile.txt" | grep -E "^\| llama"
+    grep -vE "^(loading|uploaded)" "$out/kernel-profile.txt" | head -12
+fi
 echo "done $(el)"
