@@ -24,6 +24,9 @@ public final class QuantizedActivationsGPU: @unchecked Sendable {
     /// What the buffers hold now: (source pointer, tokens, K format) — reused when the next
     /// matmul reads the same input in the same format (q, k and v; gate and up).
     var holds: (CUdeviceptr, Int, Bool)?
+    /// One counter per 256-element superblock for kernels whose blocks quantize into these buffers
+    /// as they complete superblocks (`mmv1g*_q4_K`); zero between launches.
+    public let counters: DeviceBuffer
 
     public init(gpu: GPU, n: Int, tokens: Int) throws {
         self.n = n; self.tokens = tokens
@@ -32,6 +35,8 @@ public final class QuantizedActivationsGPU: @unchecked Sendable {
         as_ = try gpu.allocator.allocate(n / 32 * tokens * 4)
         ai = try gpu.allocator.allocate(n / 32 * tokens * 4)
         ak = try gpu.allocator.allocate(max(n / 256, 1) * tokens * 4)
+        counters = try gpu.allocator.allocate(max(n / 256, 1) * 4)
+        try gpu.driver.zero(counters.pointer, bytes: counters.bytes, stream: gpu.stream)
     }
 }
 
@@ -314,6 +319,36 @@ public enum GPUOps {
                        [.pointer(gate), .pointer(up), .u64(UInt64(count)), .int(activation.rawValue), .int(k ? 1 : 0)] + actArgs(act))
         act.holds = (gate, tokens, k)
         return true
+    }
+
+    /// `SWIFTKT_CUDA_GLU_GEMV=1`: a decode step's gate and up GEMVs also apply the activation and
+    /// quantize for the down projection (`linearGateUpGLU`) instead of glu_q's launch.
+    public static let gluGEMVEnabled = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GLU_GEMV"] == "1"
+
+    /// Whether `linearGateUpGLU` takes these: q4_K gate and up of one shape, rows a multiple of
+    /// 256, a down projection of a K type (q8_K activations) reading `out`.
+    public static func gluGEMVApplies(gate: DeviceMatrix, up: DeviceMatrix, downType: GGMLType, out: QuantizedActivationsGPU) -> Bool {
+        gate.type == .q4_K && up.type == .q4_K && gate.rows == up.rows && gate.cols == up.cols && gate.rows % 256 == 0
+            && isK(downType) && !isFloat(downType) && out.n == gate.rows
+    }
+
+    /// One token's h = act(gate · x) · (up · x) into `h`, quantized to q8_K into `out` for the down
+    /// projection, in one launch (`mmv1g*_q4_K`, preloading as `GPU.preloadPairs`): the same bytes
+    /// as linearMany([gate, up]) followed by gluQuantized.
+    public static func linearGateUpGLU(_ gpu: GPU, gate: DeviceMatrix, up: DeviceMatrix, x: CUdeviceptr, act: QuantizedActivationsGPU,
+                                       h: CUdeviceptr, activation: Activation, downType: GGMLType, out: QuantizedActivationsGPU) throws {
+        guard gluGEMVApplies(gate: gate, up: up, downType: downType, out: out), act.n == gate.cols else {
+            throw CUDAError.invalidArgument("gate/up GEMV with the activation for \(gate.type.name) [\(gate.rows), \(gate.cols)] and "
+                                            + "\(up.type.name) [\(up.rows), \(up.cols)] into \(downType.name) activations of \(out.n)")
+        }
+        try quantize(gpu, x: x, tokens: 1, weightType: .q4_K, act: act)
+        let name = gpu.preloadPairs > 0 ? "mmv1gp\(gpu.preloadPairs)_q4_K" : "mmv1g_q4_K"
+        try gpu.launch(name, grid: (gate.rows / 4, 1, 1), block: 128,
+                       [.pointer(gate.pointer), .pointer(up.pointer), .int(Int32(gate.rows)), .u64(UInt64(gate.rowBytes)),
+                        .int(Int32(gate.cols)), .pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer),
+                        .int(activation.rawValue), .pointer(h), .pointer(out.q.pointer), .pointer(out.ak.pointer), .pointer(out.ai.pointer),
+                        .pointer(out.counters.pointer)])
+        out.holds = (h, 1, true)
     }
 
     /// gate ← act(gate) · up.

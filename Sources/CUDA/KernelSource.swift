@@ -572,17 +572,12 @@ DEV void q4K_pair_step(const u8* const rows[2], int pi, const i8* __restrict__ a
 // the L2 prefetch hint (pf) is not issued. Loading before the wait assumes that the kernel before
 // never writes weights (true of every decode kernel; expert streaming copies on its own stream
 // and joins with an event before its prefill kernels).
-template <int PRE> DEV bool mmv1_rows(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
-                                      const float* __restrict__ ak, int pf, Sel& s0, Sel& s1, bool& two, float& v0, float& v1) {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, pairs = cols / 64;
-    int g = (blockIdx.x * 4 + warp) * 2;
-    s0 = Sel{}; s1 = Sel{};
-    bool have = select3(g, MATS_ARGS, s0);
-    two = have && select3(g + 1, MATS_ARGS, s1);
-    if (!two) s1 = s0;
-    const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
+// The two rows' sums (mmv1_rows below, and the gate/up kernel mmv1g): the first PRE pairs loaded
+// before the wait, then the rest; false (after the wait) when the warp has no rows.
+template <int PRE> DEV bool mmv1_two(const u8* const rows[2], bool have, int pairs, const i8* __restrict__ aq,
+                                     const int* __restrict__ ai, const float* __restrict__ ak, float& v0, float& v1) {
+    int lane = threadIdx.x & 31;
     uint4 h[PRE > 0 ? PRE : 1][2], qa[PRE > 0 ? PRE : 1][2], qb[PRE > 0 ? PRE : 1][2];
-    if constexpr (PRE == 0) prefetch_warp_rows(MATS_ARGS, rowBytes, 2, pf);
 #pragma unroll
     for (int i = 0; i < PRE; i++)
         if (have && lane + 32 * i < pairs) q4K_pair_load(rows, lane + 32 * i, h[i], qa[i], qb[i]);
@@ -600,6 +595,18 @@ template <int PRE> DEV bool mmv1_rows(MATS, u64 rowBytes, int cols, const i8* __
     for (int pi = lane + 32 * PRE; pi < pairs; pi += 32) q4K_pair_step(rows, pi, aq, ai, ak, acc);
     v0 = warp_sum(acc[0]); v1 = warp_sum(acc[1]);
     return true;
+}
+template <int PRE> DEV bool mmv1_rows(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
+                                      const float* __restrict__ ak, int pf, Sel& s0, Sel& s1, bool& two, float& v0, float& v1) {
+    int warp = threadIdx.x >> 5;
+    int g = (blockIdx.x * 4 + warp) * 2;
+    s0 = Sel{}; s1 = Sel{};
+    bool have = select3(g, MATS_ARGS, s0);
+    two = have && select3(g + 1, MATS_ARGS, s1);
+    if (!two) s1 = s0;
+    const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
+    if constexpr (PRE == 0) prefetch_warp_rows(MATS_ARGS, rowBytes, 2, pf);
+    return mmv1_two<PRE>(rows, have, cols / 64, aq, ai, ak, v0, v1);
 }
 
 // q4_K, one token (the decode step): a warp takes two rows, so each lane's activation loads
@@ -965,6 +972,60 @@ extern "C" __global__ void __launch_bounds__(256) glu_q(float* gate, const float
     if (fmt == 0) q8_32_warp(a, i >> 5, threadIdx.x & 31, q, ad, as, ai);
     else q8_K_block(a, blockIdx.x, q, ak, ai);
 }
+
+// A decode step's gate and up GEMVs with glu_q's work in the epilogue (`SWIFTKT_CUDA_GLU_GEMV=1`):
+// warp i of the grid takes row i of gate and of up (one two-row q4_K dot, as mmv1_q4_K's, with
+// its first PRE pairs preloaded), lane 0 writes h[i] = act(gate · x) · (up · x) as glu_q; the
+// block that completes a 256-element superblock (cnt[sb] counts its 64 blocks; that block resets
+// it for the next step) quantizes it for the down projection as q8_K_block would. The same
+// bytes as mmv1_q4_K + glu_q. n a multiple of 256; grid n / 4, 128 threads.
+template <int PRE> DEV void mmv1g_impl(const u8* Wg, const u8* Wu, int n, u64 rowBytes, int cols, const i8* __restrict__ aq,
+                                       const int* __restrict__ ai, const float* __restrict__ ak, int act, float* h, i8* qo,
+                                       float* ako, int* aio, int* cnt) {
+    __shared__ float sa[4], sv[4], smx; __shared__ int si[4], last;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, t = threadIdx.x;
+    int i = blockIdx.x * 4 + warp;
+    bool have = i < n;
+    int r = min(i, n - 1);
+    const u8* rows[2] = {Wg + (u64)r * rowBytes, Wu + (u64)r * rowBytes};
+    float g, u;
+    if (mmv1_two<PRE>(rows, have, cols / 64, aq, ai, ak, g, u) && lane == 0) h[i] = glu_act(g, act) * u;
+    int sb = blockIdx.x / 64;
+    __syncthreads();
+    if (t == 0) {
+        __threadfence();
+        last = atomicAdd(&cnt[sb], 1) == 63;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    // The superblock, two elements per thread: q8_K_block's largest magnitude (first index on ties).
+    float e0 = __ldcg(h + (u64)sb * 256 + 2 * t), e1 = __ldcg(h + (u64)sb * 256 + 2 * t + 1);
+    float a = fabsf(e0), val = e0; int idx = 2 * t;
+    if (fabsf(e1) > a) { a = fabsf(e1); val = e1; idx = 2 * t + 1; }
+    warp_max_first(a, val, idx);
+    if (lane == 0) { sa[warp] = a; sv[warp] = val; si[warp] = idx; }
+    __syncthreads();
+    if (t == 0) {
+        float best = sa[0], bv = sv[0]; int bi = si[0];
+        for (int k = 1; k < 4; k++) if (sa[k] > best || (sa[k] == best && si[k] < bi)) { best = sa[k]; bi = si[k]; bv = sv[k]; }
+        smx = best == 0.f ? 0.f : bv;
+        cnt[sb] = 0;
+    }
+    __syncthreads();
+    float mx = smx;
+    int q0 = 0, q1 = 0;
+    if (mx != 0.f) { float iscale = -127.f / mx; q0 = min(127, __float2int_rn(iscale * e0)); q1 = min(127, __float2int_rn(iscale * e1)); }
+    qo[(u64)sb * 256 + 2 * t] = (i8)q0; qo[(u64)sb * 256 + 2 * t + 1] = (i8)q1;
+    int sum = q0 + q1;
+    for (int o = 8; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if ((lane & 15) == 0) aio[(u64)sb * 8 + (t >> 4)] = sum;
+    if (t == 0) ako[sb] = mx != 0.f ? 1.f / (-127.f / mx) : 0.f;
+}
+#define MMV1G(NAME, PRE) extern "C" __global__ void __launch_bounds__(128) NAME(const u8* Wg, const u8* Wu, int n, u64 rowBytes, \
+        int cols, const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int act, float* h, i8* qo, \
+        float* ako, int* aio, int* cnt) { mmv1g_impl<PRE>(Wg, Wu, n, rowBytes, cols, aq, ai, ak, act, h, qo, ako, aio, cnt); }
+MMV1G(mmv1g_q4_K, 0) MMV1G(mmv1gp1_q4_K, 1) MMV1G(mmv1gp2_q4_K, 2)
 
 // x[i] += y[i]
 extern "C" __global__ void add(float* x, const float* y, u64 count) { PDL_ENTRY();

@@ -193,6 +193,44 @@ public enum OpsCheck {
             _ = (bufs, kept)
         }
 
+        // A decode step's gate and up with the activation and the down projection's q8_K
+        // quantization in one launch (mmv1g*_q4_K) = linearMany([gate, up]) + glu_q, byte for byte
+        // (h and the quantized buffers), three launches in a row (the superblock counters reset).
+        for (rows, cols, activation) in [(512, 4096, GPUOps.Activation.silu), (768, 2048, .gelu), (256, 2304, .geluTable)] {
+            var mats: [DeviceMatrix] = [], bufs: [DeviceBuffer] = []
+            for _ in 0..<2 {
+                let host = try HostMatrix(.q4_K, rows: rows, cols: cols, rng: &rng)
+                let b = try uploadBytes(host.data, host.bytes)
+                bufs.append(b)
+                mats.append(DeviceMatrix(type: .q4_K, rows: rows, cols: cols, pointer: b.pointer))
+            }
+            let dx = try upload(random(cols, &rng))
+            let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
+            let apart = try QuantizedActivationsGPU(gpu: gpu, n: rows, tokens: 1), fused = try QuantizedActivationsGPU(gpu: gpu, n: rows, tokens: 1)
+            let g = try upload([Float](repeating: .nan, count: rows)), u = try upload([Float](repeating: .nan, count: rows))
+            GPUOps.invalidate(act)
+            try GPUOps.linearMany(gpu, mats, x: dx.pointer, act: act, ys: [g.pointer, u.pointer], tokens: 1)
+            _ = try GPUOps.gluQuantized(gpu, gate: g.pointer, up: u.pointer, tokens: 1, n: rows, activation: activation, act: apart,
+                                        weightType: .q4_K)
+            func bits(_ a: QuantizedActivationsGPU, _ h: CUdeviceptr) throws -> [UInt32] {
+                try [gpu.download(h, count: rows), gpu.download(a.q.pointer, count: rows / 4), gpu.download(a.ai.pointer, count: rows / 32),
+                     gpu.download(a.ak.pointer, count: rows / 256)].flatMap { $0.map(\.bitPattern) }
+            }
+            let want = try bits(apart, g.pointer)
+            var differ = false
+            for _ in 0..<3 {
+                let h = try upload([Float](repeating: .nan, count: rows))
+                for buf in [fused.q, fused.ai, fused.ak] { try gpu.driver.zero(buf.pointer, bytes: buf.bytes, stream: gpu.stream) }
+                try GPUOps.linearGateUpGLU(gpu, gate: mats[0], up: mats[1], x: dx.pointer, act: act, h: h.pointer, activation: activation,
+                                           downType: .q4_K, out: fused)
+                let got = try bits(fused, h.pointer)
+                differ = differ || got != want
+            }
+            record("gate/up GEMV + \(activation) + q8_K in one launch = linear + glu_q (3 launches)", "[\(rows)|\(rows), \(cols)] × 1 tok",
+                   differ ? 1 : 0, 0)
+            _ = bufs
+        }
+
         // Dequantization to f16 (the prefill GEMM's weights): the CPU's rows rounded to f16.
         for type in linearTypes {
             let cols = [GGMLType.q4_K, .q5_K, .q6_K].contains(type) ? 512 : 96, rows = 41

@@ -900,8 +900,19 @@ public final class CUDADecoder: @unchecked Sendable {
     /// can), down.
     private func gatedMLP(gate: CUDAModel.Lin, up: CUDAModel.Lin, down: CUDAModel.Lin, gelu: Bool, out: CUdeviceptr,
                           tokens n: Int) throws {
-        if !skipped("gateup", n) { try linears([(gate, g.pointer), (up, u.pointer)], input: h.pointer, tokens: n) }
         let activation: GPUOps.Activation = gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu
+        // One token: gate, up and the activation in one launch (GPUOps.gluGEMVEnabled).
+        if n == 1, GPUOps.gluGEMVEnabled, gate.bias == nil, up.bias == nil, let inAct = acts[gate.matrix.cols],
+           let (outAct, type) = quantizeTarget(down.matrix, tokens: n),
+           GPUOps.gluGEMVApplies(gate: gate.matrix, up: up.matrix, downType: type, out: outAct) {
+            if prequantized != h.pointer { GPUOps.invalidate(inAct) }
+            try GPUOps.linearGateUpGLU(gpu, gate: gate.matrix, up: up.matrix, x: h.pointer, act: inAct, h: g.pointer,
+                                       activation: activation, downType: type, out: outAct)
+            prequantized = g.pointer
+            if !skipped("down", n) { try linears([(down, out)], input: g.pointer, tokens: n) }
+            return
+        }
+        if !skipped("gateup", n) { try linears([(gate, g.pointer), (up, u.pointer)], input: h.pointer, tokens: n) }
         if skipped("glu", n) {
             prequantized = g.pointer
         } else if let (act, type) = quantizeTarget(down.matrix, tokens: n) {
