@@ -351,6 +351,38 @@ public enum GPUOps {
         out.holds = (h, 1, true)
     }
 
+    /// `SWIFTKT_CUDA_NORM_GEMV=1`: a decode step's output and down projections also do the residual
+    /// add and the next norm with its quantization (`linearAddNorm`) instead of add_rms_norm4q_K's launch.
+    public static let normGEMVEnabled = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_NORM_GEMV"] == "1"
+
+    /// Whether `linearAddNorm` takes these: a q4_K matrix whose rows (a multiple of 256, at most
+    /// 4 096) are the norm's width, the next matrix of a K type reading `out`.
+    public static func normGEMVApplies(_ w: DeviceMatrix, normWidth: Int, nextType: GGMLType, out: QuantizedActivationsGPU) -> Bool {
+        w.type == .q4_K && w.rows == normWidth && w.rows % 256 == 0 && w.rows <= 4096 && isK(nextType) && !isFloat(nextType)
+            && out.n == w.rows
+    }
+
+    /// One token's y = W · x, then residual += y and h = rms_norm(residual) · weight quantized to
+    /// q8_K into `out`, in one launch (`mmv1n*_q4_K`: the grid's last block does the norm): the
+    /// same bytes as linear + addRMSNorm(quantize:).
+    public static func linearAddNorm(_ gpu: GPU, _ w: DeviceMatrix, x: CUdeviceptr, act: QuantizedActivationsGPU, y: CUdeviceptr,
+                                     residual: CUdeviceptr, weight: CUdeviceptr, eps: Float, h: CUdeviceptr, nextType: GGMLType,
+                                     out: QuantizedActivationsGPU) throws {
+        guard normGEMVApplies(w, normWidth: w.rows, nextType: nextType, out: out), act.n == w.cols else {
+            throw CUDAError.invalidArgument("GEMV with the residual add and norm for \(w.type.name) [\(w.rows), \(w.cols)] into "
+                                            + "\(nextType.name) activations of \(out.n)")
+        }
+        try quantize(gpu, x: x, tokens: 1, weightType: .q4_K, act: act)
+        let name = gpu.preloadPairs > 0 ? "mmv1np\(gpu.preloadPairs)_q4_K" : "mmv1n_q4_K"
+        try gpu.launch(name, grid: (blocks(w.rows, 8), 1, 1), block: 128,
+                       [.pointer(w.pointer), .pointer(w.pointer), .pointer(w.pointer), .int(Int32(w.rows)), .int(0), .int(0),
+                        .pointer(y), .pointer(y), .pointer(y), .u64(UInt64(w.rowBytes)), .int(Int32(w.cols)),
+                        .pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer),
+                        .pointer(residual), .pointer(weight), .pointer(h), .float(eps),
+                        .pointer(out.q.pointer), .pointer(out.ak.pointer), .pointer(out.ai.pointer), .pointer(out.counters.pointer)])
+        out.holds = (h, 1, true)
+    }
+
     /// gate ← act(gate) · up.
     public static func glu(_ gpu: GPU, gate: CUdeviceptr, up: CUdeviceptr, count: Int, activation: Activation) throws {
         try gpu.launch("glu", grid: (blocks(count, 256), 1, 1), block: 256,

@@ -1027,6 +1027,100 @@ template <int PRE> DEV void mmv1g_impl(const u8* Wg, const u8* Wu, int n, u64 ro
         float* ako, int* aio, int* cnt) { mmv1g_impl<PRE>(Wg, Wu, n, rowBytes, cols, aq, ai, ak, act, h, qo, ako, aio, cnt); }
 MMV1G(mmv1g_q4_K, 0) MMV1G(mmv1gp1_q4_K, 1) MMV1G(mmv1gp2_q4_K, 2)
 
+// add_rms_norm4q_K's work (x += y, out = rms_norm(x) · w, out quantized to q8_K) by one block of
+// 128 threads, the same bytes: the sum of squares in double over the same tree (a warp's
+// butterfly over each 32 float4 of the row, then over those partials), the quantization per
+// 256 elements as norm4q_impl's (largest magnitude, first index on ties). Warp wp takes
+// superblocks wp, wp + 4, … (float4 64s … 64s + 63). n a multiple of 256, at most 4 096. y is
+// read from L2 (other blocks wrote it).
+DEV void add_norm_q8K_128(float* x, const float* y, const float* w, float* out, int n, float eps, i8* q, float* ak, int* ai) {
+    __shared__ double part[32]; __shared__ float sscale;
+    int t = threadIdx.x, lane = t & 31, wp = t >> 5, nsb = n / 256;
+    float4* x4 = (float4*)x; const float4* y4 = (const float4*)y; const float4* w4 = (const float4*)w;
+    for (int sb = wp; sb < nsb; sb += 4) {
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            int f = 64 * sb + 32 * hf + lane;
+            float4 v = x4[f], b = __ldcg(y4 + f);
+            v.x += b.x; v.y += b.y; v.z += b.z; v.w += b.w;
+            x4[f] = v;
+            double s = (double)(v.x * v.x) + (double)(v.y * v.y) + (double)(v.z * v.z) + (double)(v.w * v.w);
+            for (int k = 16; k > 0; k >>= 1) s += __shfl_xor_sync(0xffffffffu, s, k);
+            if (lane == 0) part[2 * sb + hf] = s;
+        }
+    }
+    __syncthreads();
+    if (wp == 0) {
+        double v = lane < n / 128 ? part[lane] : 0;
+        for (int k = 16; k > 0; k >>= 1) v += __shfl_xor_sync(0xffffffffu, v, k);
+        if (lane == 0) sscale = 1.f / sqrtf((float)(v / n) + eps);
+    }
+    __syncthreads();
+    float scale = sscale;
+    float4* o4 = (float4*)out;
+    for (int sb = wp; sb < nsb; sb += 4) {
+        float e[8];
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            int f = 64 * sb + 32 * hf + lane;
+            float4 v = x4[f], g = w4[f];
+            float4 r = make_float4((v.x * scale) * g.x, (v.y * scale) * g.y, (v.z * scale) * g.z, (v.w * scale) * g.w);
+            o4[f] = r;
+            e[4 * hf] = r.x; e[4 * hf + 1] = r.y; e[4 * hf + 2] = r.z; e[4 * hf + 3] = r.w;
+        }
+        float a = fabsf(e[0]), val = e[0]; int idx = 4 * (64 * sb + lane);
+#pragma unroll
+        for (int k = 1; k < 8; k++)
+            if (fabsf(e[k]) > a) { a = fabsf(e[k]); val = e[k]; idx = 4 * (64 * sb + 32 * (k >> 2) + lane) + (k & 3); }
+        warp_max_first(a, val, idx);
+        float mx = a == 0.f ? 0.f : val;
+#pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            int f = 64 * sb + 32 * hf + lane, qi[4], sum = 0;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                qi[k] = 0;
+                if (mx != 0.f) { float iscale = -127.f / mx; qi[k] = min(127, __float2int_rn(iscale * e[4 * hf + k])); }
+                sum += qi[k];
+            }
+            for (int k = 1; k < 8; k <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, k);
+            if ((lane & 7) == 0) ai[f >> 3] = sum;
+            ((u32*)q)[f] = (u32)(u8)qi[0] | ((u32)(u8)qi[1] << 8) | ((u32)(u8)qi[2] << 16) | ((u32)(u8)qi[3] << 24);
+        }
+        if (lane == 0) ak[sb] = mx != 0.f ? 1.f / (-127.f / mx) : 0.f;
+    }
+}
+
+// A decode step's one-matrix q4_K GEMV (the output projection, down) with the residual add and
+// the next norm in its epilogue (`SWIFTKT_CUDA_NORM_GEMV=1`): mmv1_q4_K's rows into y0, then the
+// grid's last block (cnt[0] counts the blocks; that block resets it) does add_rms_norm4q_K's
+// work on x, y0 into out and the q8_K buffers. The same bytes as mmv1_q4_K + add_rms_norm4q_K.
+// n0 (the row count) a multiple of 256, at most 4 096; grid ceil(n0 / 8), 128 threads.
+template <int PRE> DEV void mmv1n_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
+                                       const float* __restrict__ ak, float* x, const float* nw, float* out, float eps, i8* qo,
+                                       float* ako, int* aio, int* cnt) {
+    __shared__ int last;
+    Sel s0, s1; bool two; float v0, v1;
+    if (mmv1_rows<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, 0, s0, s1, two, v0, v1) && (threadIdx.x & 31) == 0) {
+        s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        last = atomicAdd(cnt, 1) == (int)gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    add_norm_q8K_128(x, y0, nw, out, n0, eps, qo, ako, aio);
+    if (threadIdx.x == 0) cnt[0] = 0;
+}
+#define MMV1N(NAME, PRE) extern "C" __global__ void __launch_bounds__(128) NAME(MATS, u64 rowBytes, int cols, \
+        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, float* x, const float* nw, float* out, \
+        float eps, i8* qo, float* ako, int* aio, int* cnt) { \
+    mmv1n_impl<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, x, nw, out, eps, qo, ako, aio, cnt); }
+MMV1N(mmv1n_q4_K, 0) MMV1N(mmv1np1_q4_K, 1) MMV1N(mmv1np2_q4_K, 2)
+
 // x[i] += y[i]
 extern "C" __global__ void add(float* x, const float* y, u64 count) { PDL_ENTRY();
     u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;

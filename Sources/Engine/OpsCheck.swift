@@ -231,6 +231,41 @@ public enum OpsCheck {
             _ = bufs
         }
 
+        // A decode step's output / down projection with the residual add and the next norm's q8_K
+        // quantization in its last block (mmv1n*_q4_K) = linear + add_rms_norm4q_K, byte for byte
+        // (residual, h and the quantized buffers), three launches in a row (the counter resets).
+        for (rows, cols) in [(4096, 4096), (2048, 5632), (256, 512)] {
+            let host = try HostMatrix(.q4_K, rows: rows, cols: cols, rng: &rng)
+            let wb = try uploadBytes(host.data, host.bytes)
+            let m = DeviceMatrix(type: .q4_K, rows: rows, cols: cols, pointer: wb.pointer)
+            let dx = try upload(random(cols, &rng)), weight = try upload(random(rows, &rng)), residual0 = random(rows, &rng)
+            let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
+            let apart = try QuantizedActivationsGPU(gpu: gpu, n: rows, tokens: 1), fused = try QuantizedActivationsGPU(gpu: gpu, n: rows, tokens: 1)
+            func bits(_ a: QuantizedActivationsGPU, _ x: CUdeviceptr, _ h: CUdeviceptr) throws -> [UInt32] {
+                try [gpu.download(x, count: rows), gpu.download(h, count: rows), gpu.download(a.q.pointer, count: rows / 4),
+                     gpu.download(a.ai.pointer, count: rows / 32), gpu.download(a.ak.pointer, count: rows / 256)].flatMap { $0.map(\.bitPattern) }
+            }
+            let y = try upload([Float](repeating: .nan, count: rows)), xa = try upload(residual0), ha = try upload([Float](repeating: .nan, count: rows))
+            GPUOps.invalidate(act)
+            try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: y.pointer, tokens: 1)
+            _ = try GPUOps.addRMSNorm(gpu, x: xa.pointer, y: y.pointer, weight: weight.pointer, out: ha.pointer, rows: 1, n: rows, eps: 1e-5,
+                                      quantize: (apart, .q4_K))
+            let want = try bits(apart, xa.pointer, ha.pointer)
+            var differ = false
+            for _ in 0..<3 {
+                let yf = try upload([Float](repeating: .nan, count: rows)), xf = try upload(residual0)
+                let hf = try upload([Float](repeating: .nan, count: rows))
+                for buf in [fused.q, fused.ai, fused.ak] { try gpu.driver.zero(buf.pointer, bytes: buf.bytes, stream: gpu.stream) }
+                try GPUOps.linearAddNorm(gpu, m, x: dx.pointer, act: act, y: yf.pointer, residual: xf.pointer, weight: weight.pointer, eps: 1e-5,
+                                         h: hf.pointer, nextType: .q4_K, out: fused)
+                let got = try bits(fused, xf.pointer, hf.pointer)
+                differ = differ || got != want
+            }
+            record("linear q4_K + residual add + rms_norm + q8_K in one launch = linear + add_rms_norm4q_K (3 launches)",
+                   "[\(rows), \(cols)] × 1 tok", differ ? 1 : 0, 0)
+            _ = wb
+        }
+
         // Dequantization to f16 (the prefill GEMM's weights): the CPU's rows rounded to f16.
         for type in linearTypes {
             let cols = [GGMLType.q4_K, .q5_K, .q6_K].contains(type) ? 512 : 96, rows = 41
