@@ -7,7 +7,8 @@
 # SWIFTKT_PROFILE_KERNELS=1's per-kernel table (graphs off) after `ops-check --perf` (its q4_K GEMV timings).
 # Env: SKIP_OPS=1 (no ops-check first), ROUNDS (2), VARIANTS (space-separated; each a +-joined list of
 #   "-" = defaults, a,b = SWIFTKT_CUDA_DEBUG_SKIP=a,b, NAME=V = an environment assignment, fast =
-#   rules/cuda-fast.yaml), EXTRA_VARIANTS (appended), PROFILE=0 (no per-kernel table).
+#   rules/cuda-fast.yaml), EXTRA_VARIANTS (appended), PROFILE=0 (no per-kernel table), TEXT_VARIANTS
+#   (+-joined environment assignments whose greedy `run` text must equal the default's).
 # Usage: scripts/gpu/decode_costs.sh SWIFTKT_BINARY WORK_DIR OUT_DIR
 set -uo pipefail
 bin=$1; work=$2; out=$3
@@ -38,6 +39,14 @@ for round in $(seq 1 "${ROUNDS:-2}"); do
     done
     echo "$(el)"
 done
+# Greedy text of each TEXT_VARIANTS entry (env assignments joined by +) against the default's.
+if [ -n "${TEXT_VARIANTS:-}" ]; then
+    base=$(timeout 60 "$bin" run -m "$m8" -p "The capital of France is" -n 48 --temp 0 2>/dev/null | md5sum)
+    for v in $TEXT_VARIANTS; do
+        [ "$(env ${v//+/ } timeout 60 "$bin" run -m "$m8" -p "The capital of France is" -n 48 --temp 0 2>/dev/null | md5sum)" = "$base" ] \
+            && echo "8B run text with $v: same as the default" || echo "8B run text with $v: DIFFERS"
+    done
+fi
 if [ "${PROFILE:-1}" != 0 ]; then
     SWIFTKT_PROFILE_KERNELS=1 timeout 90 "$bin" bench -m "$m8" -p 0 -n 64 -r 1 2> "$out/kernel-profile.txt" | grep -E "^\| llama"
     grep -vE "^(loading|uploaded)" "$out/kernel-profile.txt" | head -12
