@@ -61,12 +61,6 @@ public final class GPU: @unchecked Sendable {
     /// step's time without a family, against the default's, is what that family costs inside
     /// the captured step (no profiler on the lent machines reads graph timelines).
     public let debugSkip: Set<String>
-    /// One-token q4_K GEMVs copy the first 16 or 32 superblocks of each row into shared memory
-    /// before waiting for the kernel before them (KernelSource `mmv1s16_q4_K`, `mmv1s32_q4_K`;
-    /// the same sums as `mmv1_q4_K`), so the first wave's weights stream while that kernel runs
-    /// without holding registers; 0 (the default, `SWIFTKT_CUDA_STAGE=0|16|32`) keeps
-    /// `preloadPairs`' kernels. Not yet measured.
-    public var stageSuperblocks: Int
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {
@@ -93,8 +87,6 @@ public final class GPU: @unchecked Sendable {
         shortAttention = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ATTENTION"] != "0"
         shortAttention192 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_192"] != "0"
         debugSkip = Set((ProcessInfo.processInfo.environment["SWIFTKT_CUDA_DEBUG_SKIP"] ?? "").split(separator: ",").map(String.init))
-        stageSuperblocks = [16, 32].contains(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_STAGE"] ?? "") ?? 0)
-            ? Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_STAGE"]!)! : 0
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
         allocator = CachingAllocator(driver: driver)
     }

@@ -129,10 +129,7 @@ public enum GPUOps {
                                           .u64(UInt64(w.rowBytes)), .int(Int32(w.cols))]
         if tokens == 1 && w.type == .q4_K {
             // The decode step's kernel: two rows per warp, eight per block.
-            // Staged through shared memory (GPU.stageSuperblocks) when every row is 16-byte aligned.
-            let aligned = w.rowBytes % 16 == 0 && ws.allSatisfy { $0.pointer % 16 == 0 }
-            let name = gpu.stageSuperblocks > 0 && aligned ? "mmv1s\(gpu.stageSuperblocks)_q4_K"
-                : gpu.preloadPairs > 0 ? "mmv1p\(gpu.preloadPairs)_q4_K" : "mmv1_q4_K"
+            let name = gpu.preloadPairs > 0 ? "mmv1p\(gpu.preloadPairs)_q4_K" : "mmv1_q4_K"
             try gpu.launch(name, grid: (blocks(totalRows, 8), 1, 1), block: 128,
                            matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + pf)
             return

@@ -621,62 +621,6 @@ template <int PRE> DEV bool mmv1_rows(MATS, u64 rowBytes, int cols, const i8* __
         s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; } }
 MMV1(mmv1_q4_K, 0) MMV1(mmv1p1_q4_K, 1) MMV1(mmv1p2_q4_K, 2)
 
-// 16 bytes global → shared without registers (cp.async, sm_80+; cached in L2 only); a plain copy
-// below sm_80 (Marlin's cp_async16 is sm_80-only). stage_wait waits for the calling thread's copies.
-DEV void stage16(void* smem, const void* gmem) {
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"((unsigned)__cvta_generic_to_shared(smem)), "l"(gmem) : "memory");
-#else
-    *(uint4*)smem = *(const uint4*)gmem;
-#endif
-}
-DEV void stage_wait() {
-#if __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.commit_group;\n\tcp.async.wait_all;\n" ::: "memory");
-#endif
-}
-
-// mmv1_q4_K with the first SB superblocks of each of the warp's two rows (all of a 4 096-wide
-// row at SB = 16) copied to shared memory before the kernel waits for the one before it
-// (`SWIFTKT_CUDA_STAGE=16|32`). Unlike preloading into registers (mmv1p*), the copies hold no
-// registers, so every resident block of the first wave streams its whole share of the matrix
-// while the small kernel before runs. The products are q4K_pair_step's, pair by pair in
-// mmv1_q4_K's order, from shared memory for the staged pairs: the same sums bit for bit. Needs
-// 16-byte aligned rows (GPUOps checks). grid ceil(rows / 8), 128 threads.
-template <int SB> DEV void mmv1s_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
-                                      const float* __restrict__ ak) {
-    __shared__ __align__(16) u8 stage[4][2][SB * 144];
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, pairs = cols / 64;
-    int g = (blockIdx.x * 4 + warp) * 2;
-    Sel s0 = Sel{}, s1 = Sel{};
-    bool have = select3(g, MATS_ARGS, s0);
-    bool two = have && select3(g + 1, MATS_ARGS, s1);
-    if (!two) s1 = s0;
-    const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
-    const int staged = (int)min(rowBytes, (u64)(SB * 144));
-    if (have) {
-#pragma unroll
-        for (int r = 0; r < 2; r++)
-            for (int o = lane * 16; o < staged; o += 512) stage16(&stage[warp][r][o], rows[r] + o);
-    }
-    PDL_ENTRY();
-    if (!have) return;
-    stage_wait();
-    __syncwarp();
-    const u8* const srows[2] = {stage[warp][0], stage[warp][1]};
-    const int stagedPairs = staged / 144 * 4;
-    float acc[2] = {0.f, 0.f};
-    int pi = lane;
-    for (; pi < min(pairs, stagedPairs); pi += 32) q4K_pair_step(srows, pi, aq, ai, ak, acc);
-    for (; pi < pairs; pi += 32) q4K_pair_step(rows, pi, aq, ai, ak, acc);
-    float v0 = warp_sum(acc[0]), v1 = warp_sum(acc[1]);
-    if (lane == 0) { s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; }
-}
-#define MMV1S(NAME, SB) extern "C" __global__ void __launch_bounds__(128) NAME(MATS, u64 rowBytes, int cols, \
-        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf) { \
-    mmv1s_impl<SB>(MATS_ARGS, rowBytes, cols, aq, ai, ak); }
-MMV1S(mmv1s16_q4_K, 16) MMV1S(mmv1s32_q4_K, 32)
-
 // mmv1_q4_K for q, k and v of a decode step with rope and the KV-cache store in its epilogue
 // (normal rope: the pair (2i, 2i + 1) is the warp's two rows): rows of W0 are queries, rotated
 // into y0; rows of W1 keys, rotated into y1 and stored as f16 at row pos[0] of K; rows of W2

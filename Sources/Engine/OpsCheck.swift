@@ -156,9 +156,7 @@ public enum OpsCheck {
 
         // One-token q4_K with the first pairs' weights loaded before the wait (mmv1p1/mmv1p2_q4_K)
         // = mmv1_q4_K bit for bit: widths of 1, 2 and 3.5 pairs per lane, rows in two matrices.
-        // Also staged through shared memory (mmv1s16/mmv1s32_q4_K): all, 16 of 28 and 16 or 32 of 56
-        // superblocks per row.
-        for cols in [2048, 4096, 7168, 14336] {
+        for cols in [2048, 4096, 7168] {
             let shapes = [45, 20]
             var mats: [DeviceMatrix] = [], bufs: [DeviceBuffer] = []
             for rows in shapes {
@@ -169,12 +167,11 @@ public enum OpsCheck {
             }
             let dx = try upload(random(cols, &rng))
             let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
-            let preloading = gpu.preloadPairs, staging = gpu.stageSuperblocks
-            defer { (gpu.preloadPairs, gpu.stageSuperblocks) = (preloading, staging) }
+            let preloading = gpu.preloadPairs
+            defer { gpu.preloadPairs = preloading }
             var kept: [DeviceBuffer] = []  // every run's outputs stay allocated and start as NaN
-            func outputs(_ pre: Int, stage: Int = 0) throws -> [Float] {
+            func outputs(_ pre: Int) throws -> [Float] {
                 gpu.preloadPairs = pre
-                gpu.stageSuperblocks = stage
                 let ys = try shapes.map { try upload([Float](repeating: .nan, count: $0)) }
                 kept += ys
                 GPUOps.invalidate(act)
@@ -185,10 +182,6 @@ public enum OpsCheck {
             for pre in [1, 2] {
                 let same = try outputs(pre).map(\.bitPattern) == plain.map(\.bitPattern) && !plain.contains(where: \.isNaN)
                 record("linear q4_K 1 tok, \(pre) pair(s) preloaded before the wait = mmv1_q4_K", "[45|20, \(cols)]", same ? 0 : 1, 0)
-            }
-            for stage in [16, 32] {
-                let same = try outputs(0, stage: stage).map(\.bitPattern) == plain.map(\.bitPattern) && !plain.contains(where: \.isNaN)
-                record("linear q4_K 1 tok, \(stage) superblocks staged in shared memory = mmv1_q4_K", "[45|20, \(cols)]", same ? 0 : 1, 0)
             }
             _ = (bufs, kept)
         }
