@@ -61,6 +61,10 @@ public final class GPU: @unchecked Sendable {
     /// step's time without a family, against the default's, is what that family costs inside
     /// the captured step (no profiler on the lent machines reads graph timelines).
     public let debugSkip: Set<String>
+    /// Pairs preloaded by one-token q4_K GEMVs whose grid fits one wave (at most 5 blocks per
+    /// multiprocessor: the output and down projections of an 8B model), instead of `preloadPairs`;
+    /// nil keeps `preloadPairs` for all. `SWIFTKT_CUDA_PRELOAD_WAVE=0|1|2`; not yet measured.
+    public var preloadOneWave: Int?
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {
@@ -87,8 +91,16 @@ public final class GPU: @unchecked Sendable {
         shortAttention = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ATTENTION"] != "0"
         shortAttention192 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_192"] != "0"
         debugSkip = Set((ProcessInfo.processInfo.environment["SWIFTKT_CUDA_DEBUG_SKIP"] ?? "").split(separator: ",").map(String.init))
+        preloadOneWave = Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD_WAVE"] ?? "").map { min(max($0, 0), 2) }
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
         allocator = CachingAllocator(driver: driver)
+    }
+
+    /// The pairs a one-token q4_K GEMV of `blocks` blocks preloads (`preloadPairs`, or
+    /// `preloadOneWave` for a grid of one wave).
+    public func preload(blocks: Int) -> Int {
+        if let w = preloadOneWave, blocks <= 5 * device.multiprocessors { return w }
+        return preloadPairs
     }
 
     /// Per-kernel GPU times (SWIFTKT_PROFILE_KERNELS=1; nil otherwise).

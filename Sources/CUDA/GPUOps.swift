@@ -129,7 +129,8 @@ public enum GPUOps {
                                           .u64(UInt64(w.rowBytes)), .int(Int32(w.cols))]
         if tokens == 1 && w.type == .q4_K {
             // The decode step's kernel: two rows per warp, eight per block.
-            let name = gpu.preloadPairs > 0 ? "mmv1p\(gpu.preloadPairs)_q4_K" : "mmv1_q4_K"
+            let pre = gpu.preload(blocks: blocks(totalRows, 8))
+            let name = pre > 0 ? "mmv1p\(pre)_q4_K" : "mmv1_q4_K"
             try gpu.launch(name, grid: (blocks(totalRows, 8), 1, 1), block: 128,
                            matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + pf)
             return
@@ -165,7 +166,8 @@ public enum GPUOps {
         }
         try quantize(gpu, x: x, tokens: 1, weightType: .q4_K, act: act)
         let rows = q.rows + k.rows + v.rows
-        let name = gpu.preloadPairs > 0 ? "mmv1rp\(gpu.preloadPairs)_q4_K" : "mmv1r_q4_K"
+        let pre = gpu.preload(blocks: blocks(rows, 8))
+        let name = pre > 0 ? "mmv1rp\(pre)_q4_K" : "mmv1r_q4_K"
         try gpu.launch(name, grid: (blocks(rows, 8), 1, 1), block: 128,
                        [.pointer(q.pointer), .pointer(k.pointer), .pointer(v.pointer), .int(Int32(q.rows)), .int(Int32(k.rows)),
                         .int(Int32(v.rows)), .pointer(yq), .pointer(yk), .pointer(yv), .u64(UInt64(q.rowBytes)), .int(Int32(q.cols)),
@@ -339,7 +341,8 @@ public enum GPUOps {
                                             + "\(up.type.name) [\(up.rows), \(up.cols)] into \(downType.name) activations of \(out.n)")
         }
         try quantize(gpu, x: x, tokens: 1, weightType: .q4_K, act: act)
-        let name = gpu.preloadPairs > 0 ? "mmv1gp\(gpu.preloadPairs)_q4_K" : "mmv1g_q4_K"
+        let pre = gpu.preload(blocks: gate.rows / 4)
+        let name = pre > 0 ? "mmv1gp\(pre)_q4_K" : "mmv1g_q4_K"
         try gpu.launch(name, grid: (gate.rows / 4, 1, 1), block: 128,
                        [.pointer(gate.pointer), .pointer(up.pointer), .int(Int32(gate.rows)), .u64(UInt64(gate.rowBytes)),
                         .int(Int32(gate.cols)), .pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer),
@@ -370,7 +373,8 @@ public enum GPUOps {
                                             + "\(nextType.name) activations of \(out.n)")
         }
         try quantize(gpu, x: x, tokens: 1, weightType: .q4_K, act: act)
-        let name = gpu.preloadPairs > 0 ? "mmv1np\(gpu.preloadPairs)_q4_K" : "mmv1n_q4_K"
+        let pre = gpu.preload(blocks: blocks(w.rows, 8))
+        let name = pre > 0 ? "mmv1np\(pre)_q4_K" : "mmv1n_q4_K"
         try gpu.launch(name, grid: (blocks(w.rows, 8), 1, 1), block: 128,
                        [.pointer(w.pointer), .pointer(w.pointer), .pointer(w.pointer), .int(Int32(w.rows)), .int(0), .int(0),
                         .pointer(y), .pointer(y), .pointer(y), .u64(UInt64(w.rowBytes)), .int(Int32(w.cols)),
