@@ -61,6 +61,11 @@ public final class GPU: @unchecked Sendable {
     /// step's time without a family, against the default's, is what that family costs inside
     /// the captured step (no profiler on the lent machines reads graph timelines).
     public let debugSkip: Set<String>
+    /// The one-kernel short attention takes each chunk's softmax factors from a warp scan per
+    /// head before the per-element f16 walk (KernelSource+Decode `attn_short_scan_*`, the same
+    /// values bit for bit by construction) instead of the walk computing them key by key.
+    /// `SWIFTKT_CUDA_ATTN_SCAN=1`; off until measured on a GPU.
+    public var attentionScan: Bool
     /// Pairs preloaded by one-token q4_K GEMVs whose grid fits one wave (at most 5 blocks per
     /// multiprocessor: the output and down projections of an 8B model), instead of `preloadPairs`;
     /// nil keeps `preloadPairs` for all. `SWIFTKT_CUDA_PRELOAD_WAVE=0|1|2`; not yet measured.
@@ -91,6 +96,7 @@ public final class GPU: @unchecked Sendable {
         shortAttention = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ATTENTION"] != "0"
         shortAttention192 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_192"] != "0"
         debugSkip = Set((ProcessInfo.processInfo.environment["SWIFTKT_CUDA_DEBUG_SKIP"] ?? "").split(separator: ",").map(String.init))
+        attentionScan = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_ATTN_SCAN"] == "1"
         preloadOneWave = Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD_WAVE"] ?? "").map { min(max($0, 0), 2) }
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
         allocator = CachingAllocator(driver: driver)

@@ -481,7 +481,7 @@ public enum GPUOps {
                 args += [.pointer(rope.k), .pointer(rope.v), .int(Int32(rope.rotDim)), .float(ropeThetaScale(base: rope.base, rotDim: rope.rotDim)),
                          .float(rope.scale), .pointer(rope.freqFactors ?? 0), .int(rope.neox ? 1 : 0)]
             }
-            try gpu.launch("attn_short_\(rope != nil ? "rope_" : "")\(headDim)", grid: ((heads + perBlock - 1) / perBlock, tokens, 1),
+            try gpu.launch("attn_short_\(rope != nil ? "rope_" : "")\(gpu.attentionScan ? "scan_" : "")\(headDim)", grid: ((heads + perBlock - 1) / perBlock, tokens, 1),
                            block: 256, args)
             if let (a, k) = fused { a.holds = (out, tokens, k) }
             return fused != nil

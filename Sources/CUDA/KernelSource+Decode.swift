@@ -20,7 +20,7 @@ extension KernelSource {
 // the KV heads whose first query head it holds, and reads key p from its own copy (the others
 // may not have written theirs yet). Bit-equal to rope_store followed by the kernel without.
 struct RopeArgs { const float* k; const float* v; int rotDim; float thetaScale; float scale; const float* freq; int neox; };
-template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16* V, const int* pos, int H, int KVH, float scale,
+template <int D, bool ROPE, bool SCAN> DEV void attn_short_impl(const float* q, u16* K, u16* V, const int* pos, int H, int KVH, float scale,
                                                      int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak,
                                                      RopeArgs ra) {
     // Heads per block, a lane's elements, warps per head, keys per warp and chunk.
@@ -142,9 +142,29 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
                 for (int u = 0; u < KPW; u++) if (wsub + u * WPH < n) ss[wg][wsub + u * WPH] = part_[u] * scale;
         }
         __syncthreads();
-        // The chunk's softmax factors, once per head (warp g, lane = key): the running maximum
-        // before each key by a scan instead of the walk (take the later only when greater, so
-        // ties, NaN and -inf keep the earlier, as the walk's `s > m`), then the walk's ms, w.
+        if constexpr (!SCAN) {
+        if (ok) {
+            // Eight keys' scores and values read at once, then the in-order recurrence.
+            for (int k8 = 0; k8 < n; k8 += 8) {
+                float sv[8], vv[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) { sv[u] = ss[g][k8 + u]; vv[u] = h2f(vs[k8 + u][tid]); }
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    if (k8 + u >= n) break;
+                    float s = sv[u], ms = 1.f, w = 1.f;
+                    if (s > m) { ms = expf(m - s); m = s; acc = h2f(f2h(acc * ms)); }
+                    else { w = expf(s - m); }
+                    acc = h2f(f2h(fmaf(vv[u], w, acc)));
+                    sum = fmaf(sum, ms, w);
+                }
+            }
+        }
+        } else {
+        // SCAN (`SWIFTKT_CUDA_ATTN_SCAN=1`): the chunk's softmax factors once per head (warp g,
+        // lane = key): the running maximum before each key by a scan instead of the walk (take
+        // the later only when greater, so ties, NaN and -inf keep the earlier, as the walk's
+        // `s > m`), then the walk's ms, w; the walk then carries only the f16 multiply-adds.
         if (warp < G && h0 + warp < H) {
             float s = lane < n ? ss[warp][lane] : NEG_INF, x = s > NEG_INF ? s : NEG_INF;
 #pragma unroll
@@ -177,6 +197,7 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
                 }
             }
         }
+        }
         __syncthreads();
         if (c + 1 < chunks) {
             store();
@@ -190,21 +211,26 @@ template <int D, bool ROPE> DEV void attn_short_impl(const float* q, u16* K, u16
         attn_out_q(r, t, H, D, out, fmt, qo, ad, as, ai, ak);
     }
 }
-#define ATTN_SHORT(D) extern "C" __global__ void __launch_bounds__(256) attn_short_##D(const float* q, u16* K, u16* V, \
-        const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) { \
-    PDL_ENTRY(); attn_short_impl<D, false>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, RopeArgs{}); } \
-    extern "C" __global__ void __launch_bounds__(256) attn_short_rope_##D(const float* q, u16* K, u16* V, \
+#define ATTN_SHORT(D, SFX, SCAN) extern "C" __global__ void __launch_bounds__(256) attn_short_##SFX##D(const float* q, u16* K, \
+        u16* V, const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, \
+        float* ak) { \
+    PDL_ENTRY(); attn_short_impl<D, false, SCAN>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, RopeArgs{}); } \
+    extern "C" __global__ void __launch_bounds__(256) attn_short_rope_##SFX##D(const float* q, u16* K, u16* V, \
         const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak, \
         const float* k, const float* v, int rotDim, float thetaScale, float ropeScale, const float* freq, int neox) { \
-    PDL_ENTRY(); attn_short_impl<D, true>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, \
-                                          RopeArgs{k, v, rotDim, thetaScale, ropeScale, freq, neox}); }
-ATTN_SHORT(32) ATTN_SHORT(64) ATTN_SHORT(128) ATTN_SHORT(256)
+    PDL_ENTRY(); attn_short_impl<D, true, SCAN>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, \
+                                                RopeArgs{k, v, rotDim, thetaScale, ropeScale, freq, neox}); }
+ATTN_SHORT(32, , false) ATTN_SHORT(64, , false) ATTN_SHORT(128, , false) ATTN_SHORT(256, , false)
+ATTN_SHORT(32, scan_, true) ATTN_SHORT(64, scan_, true) ATTN_SHORT(128, scan_, true) ATTN_SHORT(256, scan_, true)
 // Head width 192 (deepseek2's MLA with attn_kv_b: 128 + 64): one head per block, 192 of the 256
 // threads carry the value walk; no rope form and no fused quantization (a head is not a whole
 // number of 256-blocks, and MLA's output goes through mla_merge first).
 extern "C" __global__ void __launch_bounds__(256) attn_short_192(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
         float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
-    PDL_ENTRY(); attn_short_impl<192, false>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}); }
+    PDL_ENTRY(); attn_short_impl<192, false, false>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}); }
+extern "C" __global__ void __launch_bounds__(256) attn_short_scan_192(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
+        float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
+    PDL_ENTRY(); attn_short_impl<192, false, true>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}); }
 
 """#
 }

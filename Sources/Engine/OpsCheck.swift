@@ -724,9 +724,10 @@ public enum OpsCheck {
         // Short-context attention in one kernel (attn_short_*) against scores + sequential pass:
         // bit-equal outputs (over NaNs) and, when fused, activations; partial head groups
         // (9 heads at D 64), windows, several tokens, a chunk boundary at 32 keys.
-        let shortWas = gpu.shortAttention, short192Was = gpu.shortAttention192
+        // Both forms of the one kernel: the walk, and the factor scan (SWIFTKT_CUDA_ATTN_SCAN).
+        let shortWas = gpu.shortAttention, short192Was = gpu.shortAttention192, scanWas = gpu.attentionScan
         gpu.shortAttention192 = true  // checked whether or not the decoder uses it (SWIFTKT_CUDA_SHORT_192)
-        defer { gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was }  // also when a check throws
+        defer { gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was; gpu.attentionScan = scanWas }  // also when a check throws
         for (tokens, start, heads, kvHeads, headDim, window, weightType) in
             [(1, 0, 32, 8, 128, 0, GGMLType.q4_K), (1, 200, 32, 8, 128, 0, .q6_K), (1, 37, 9, 3, 64, 0, .q4_1), (3, 200, 4, 1, 256, 64, .q8_0),
              (1, 255, 16, 16, 32, 0, .q4_0), (5, 100, 8, 2, 128, 50, .q4_K), (1, 31, 12, 4, 64, 0, .q8_0), (2, 62, 3, 1, 256, 0, .q4_K),
@@ -741,8 +742,9 @@ public enum OpsCheck {
             let nans = [Float](repeating: .nan, count: tokens * n)
             for quantized in [false, true] {
                 var outs: [DeviceBuffer] = [], acts: [QuantizedActivationsGPU] = [], fusedBoth = true
-                for short in [true, false] {
+                for (short, scan) in [(true, false), (true, true), (false, false)] {
                     gpu.shortAttention = short
+                    gpu.attentionScan = scan
                     let out = try gpu.allocator.allocate(tokens * n * 4)
                     try nans.withUnsafeBytes { try gpu.copy(toDevice: out.pointer, from: $0.baseAddress!, bytes: $0.count) }
                     let act = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens)
@@ -754,22 +756,25 @@ public enum OpsCheck {
                     outs.append(out); acts.append(act)
                 }
                 try gpu.synchronize()
-                let a = try gpu.download(outs[0].pointer, count: tokens * n), b = try gpu.download(outs[1].pointer, count: tokens * n)
-                var differ = !applies || a.contains { $0.isNaN } || a.map(\.bitPattern) != b.map(\.bitPattern) || !fusedBoth
-                if quantized, n % 256 == 0, 256 % headDim == 0 {
-                    differ = try differ || activationsDiffer(acts[0], acts[1], count: tokens * n, k: GPUOps.isK(weightType))
+                let b = try gpu.download(outs[2].pointer, count: tokens * n)
+                for (i, form) in [(0, "walk"), (1, "factor scan")] {
+                    let a = try gpu.download(outs[i].pointer, count: tokens * n)
+                    var differ = !applies || a.contains { $0.isNaN } || a.map(\.bitPattern) != b.map(\.bitPattern) || !fusedBoth
+                    if quantized, n % 256 == 0, 256 % headDim == 0 {
+                        differ = try differ || activationsDiffer(acts[i], acts[2], count: tokens * n, k: GPUOps.isK(weightType))
+                    }
+                    record("attention short (one kernel, \(form)) = two kernels", "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)"
+                           + (window > 0 ? ", window \(window)" : "") + (quantized ? " + quantize for \(weightType.name)" : ""), differ ? 1 : 0, 0)
                 }
-                record("attention short (one kernel) = two kernels", "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)"
-                       + (window > 0 ? ", window \(window)" : "") + (quantized ? " + quantize for \(weightType.name)" : ""), differ ? 1 : 0, 0)
             }
         }
-        gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was
+        gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was; gpu.attentionScan = scanWas
         // The decode step's rope + KV store inside the short attention kernel against rope_store
         // then the kernel without: outputs, activations and the cache rows written at p, bit-equal
         // (checked whether or not the decoder uses it: SWIFTKT_CUDA_SHORT_ROPE).
-        let ropeWas = (gpu.shortAttention, gpu.shortAttentionRope)
+        let ropeWas = (gpu.shortAttention, gpu.shortAttentionRope, gpu.attentionScan)
         gpu.shortAttention = true; gpu.shortAttentionRope = true
-        defer { (gpu.shortAttention, gpu.shortAttentionRope) = ropeWas }  // also when a check throws
+        defer { (gpu.shortAttention, gpu.shortAttentionRope, gpu.attentionScan) = ropeWas }  // also when a check throws
         for (start, heads, kvHeads, headDim, rotDim, neox, window, freqs, ropeScale) in
             [(0, 32, 8, 128, 128, false, 0, false, Float(1)), (100, 9, 3, 64, 64, false, 0, false, 1), (37, 4, 1, 256, 256, true, 16, false, 1),
              (200, 8, 2, 128, 64, true, 0, true, 4), (254, 16, 16, 32, 32, false, 0, false, 1), (5, 12, 4, 64, 32, true, 0, true, 1)] {
@@ -782,7 +787,8 @@ public enum OpsCheck {
             var outs: [[Float]] = [], caches: [[UInt8]] = [], acts: [QuantizedActivationsGPU] = [], fusedFlags: [Bool] = []
             var kept: [DeviceBuffer] = []  // both runs' outputs stay allocated (no reuse of the first's bytes)
             let nans = [Float](repeating: .nan, count: n)
-            for inKernel in [true, false] {
+            for (inKernel, scan) in [(true, false), (true, true), (false, false)] {
+                gpu.attentionScan = scan
                 let dk = try cacheK.withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
                 let dv = try cacheV.withUnsafeBytes { try uploadBytes($0.baseAddress!, $0.count) }
                 let dq = try upload(q), dkNew = try upload(k), dvNew = try upload(v)
@@ -807,16 +813,18 @@ public enum OpsCheck {
                 acts.append(act)
             }
             let k256 = GPUOps.isK(weightType)
-            let actsDiffer = try fusedFlags[0] && activationsDiffer(acts[0], acts[1], count: n, k: k256)
-            let differ = outs[0].contains { $0.isNaN } || outs[0].map(\.bitPattern) != outs[1].map(\.bitPattern) || caches[0] != caches[1]
-                || fusedFlags[0] != fusedFlags[1] || actsDiffer
+            for (i, form) in [(0, ""), (1, ", factor scan")] {
+                let actsDiffer = try fusedFlags[i] && activationsDiffer(acts[i], acts[2], count: n, k: k256)
+                let differ = outs[i].contains { $0.isNaN } || outs[i].map(\.bitPattern) != outs[2].map(\.bitPattern) || caches[i] != caches[2]
+                    || fusedFlags[i] != fusedFlags[2] || actsDiffer
+                record("attention short + rope + KV store in one kernel\(form) = rope_store + kernel",
+                       "1 q @ \(start), \(heads)/\(kvHeads) heads × \(headDim), rope \(rotDim)\(neox ? " neox" : "")"
+                       + (freqs ? " freq factors" : "") + (ropeScale != 1 ? " scale \(Int(ropeScale))" : "") + (window > 0 ? ", window \(window)" : ""),
+                       differ ? 1 : 0, 0)
+            }
             _ = kept
-            record("attention short + rope + KV store in one kernel = rope_store + kernel",
-                   "1 q @ \(start), \(heads)/\(kvHeads) heads × \(headDim), rope \(rotDim)\(neox ? " neox" : "")"
-                   + (freqs ? " freq factors" : "") + (ropeScale != 1 ? " scale \(Int(ropeScale))" : "") + (window > 0 ? ", window \(window)" : ""),
-                   differ ? 1 : 0, 0)
         }
-        (gpu.shortAttention, gpu.shortAttentionRope) = ropeWas
+        (gpu.shortAttention, gpu.shortAttentionRope, gpu.attentionScan) = ropeWas
         try mlaChecks(gpu: gpu, rng: &rng, record: record)
         try samplingChecks(gpu: gpu, rng: &rng, record: record)
         try marlinChecks(gpu: gpu, rng: &rng, pool: pool, record: record)
