@@ -79,6 +79,17 @@ public enum OpsCheck {
             return b
         }
         func uploadInts(_ v: [Int32]) throws -> DeviceBuffer { try gpu.upload(ints: v) }
+        // A random q4_K matrix on the device (the buffer keeps it allocated).
+        func uploadQ4K(rows: Int, cols: Int) throws -> (DeviceMatrix, DeviceBuffer) {
+            let host = try HostMatrix(.q4_K, rows: rows, cols: cols, rng: &rng)
+            let b = try uploadBytes(host.data, host.bytes)
+            return (DeviceMatrix(type: .q4_K, rows: rows, cols: cols, pointer: b.pointer), b)
+        }
+        // The bits of n q8_K activations (bytes, per-32 sums, per-256 scales) after the floats at `floats`.
+        func q8KBits(_ a: QuantizedActivationsGPU, n: Int, after floats: [CUdeviceptr]) throws -> [UInt32] {
+            try (floats.map { try gpu.download($0, count: n) } + [gpu.download(a.q.pointer, count: n / 4),
+                 gpu.download(a.ai.pointer, count: n / 32), gpu.download(a.ak.pointer, count: n / 256)]).flatMap { $0.map(\.bitPattern) }
+        }
         func downloadInts(_ p: CUdeviceptr, _ n: Int) throws -> [Int32] {
             var out = [Int32](repeating: 0, count: n)
             try gpu.synchronize()
@@ -158,13 +169,8 @@ public enum OpsCheck {
         // = mmv1_q4_K bit for bit: widths of 1, 2 and 3.5 pairs per lane, rows in two matrices.
         for cols in [2048, 4096, 7168] {
             let shapes = [45, 20]
-            var mats: [DeviceMatrix] = [], bufs: [DeviceBuffer] = []
-            for rows in shapes {
-                let host = try HostMatrix(.q4_K, rows: rows, cols: cols, rng: &rng)
-                let b = try uploadBytes(host.data, host.bytes)
-                bufs.append(b)
-                mats.append(DeviceMatrix(type: .q4_K, rows: rows, cols: cols, pointer: b.pointer))
-            }
+            let uploaded = try shapes.map { try uploadQ4K(rows: $0, cols: cols) }
+            let mats = uploaded.map(\.0), bufs = uploaded.map(\.1)
             let dx = try upload(random(cols, &rng))
             let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
             let preloading = gpu.preloadPairs
@@ -190,13 +196,8 @@ public enum OpsCheck {
         // quantization in one launch (mmv1g*_q4_K) = linearMany([gate, up]) + glu_q, byte for byte
         // (h and the quantized buffers), three launches in a row (the superblock counters reset).
         for (rows, cols, activation) in [(512, 4096, GPUOps.Activation.silu), (768, 2048, .gelu), (256, 2304, .geluTable)] {
-            var mats: [DeviceMatrix] = [], bufs: [DeviceBuffer] = []
-            for _ in 0..<2 {
-                let host = try HostMatrix(.q4_K, rows: rows, cols: cols, rng: &rng)
-                let b = try uploadBytes(host.data, host.bytes)
-                bufs.append(b)
-                mats.append(DeviceMatrix(type: .q4_K, rows: rows, cols: cols, pointer: b.pointer))
-            }
+            let uploaded = try (0..<2).map { _ in try uploadQ4K(rows: rows, cols: cols) }
+            let mats = uploaded.map(\.0), bufs = uploaded.map(\.1)
             let dx = try upload(random(cols, &rng))
             let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
             let apart = try QuantizedActivationsGPU(gpu: gpu, n: rows, tokens: 1), fused = try QuantizedActivationsGPU(gpu: gpu, n: rows, tokens: 1)
@@ -205,18 +206,14 @@ public enum OpsCheck {
             try GPUOps.linearMany(gpu, mats, x: dx.pointer, act: act, ys: [g.pointer, u.pointer], tokens: 1)
             _ = try GPUOps.gluQuantized(gpu, gate: g.pointer, up: u.pointer, tokens: 1, n: rows, activation: activation, act: apart,
                                         weightType: .q4_K)
-            func bits(_ a: QuantizedActivationsGPU, _ h: CUdeviceptr) throws -> [UInt32] {
-                try [gpu.download(h, count: rows), gpu.download(a.q.pointer, count: rows / 4), gpu.download(a.ai.pointer, count: rows / 32),
-                     gpu.download(a.ak.pointer, count: rows / 256)].flatMap { $0.map(\.bitPattern) }
-            }
-            let want = try bits(apart, g.pointer)
+            let want = try q8KBits(apart, n: rows, after: [g.pointer])
             var differ = false
             for _ in 0..<3 {
                 let h = try upload([Float](repeating: .nan, count: rows))
                 for buf in [fused.q, fused.ai, fused.ak] { try gpu.driver.zero(buf.pointer, bytes: buf.bytes, stream: gpu.stream) }
                 try GPUOps.linearGateUpGLU(gpu, gate: mats[0], up: mats[1], x: dx.pointer, act: act, h: h.pointer, activation: activation,
                                            downType: .q4_K, out: fused)
-                let got = try bits(fused, h.pointer)
+                let got = try q8KBits(fused, n: rows, after: [h.pointer])
                 differ = differ || got != want
             }
             record("gate/up GEMV + \(activation) + q8_K in one launch = linear + glu_q (3 launches)", "[\(rows)|\(rows), \(cols)] × 1 tok",
@@ -228,22 +225,16 @@ public enum OpsCheck {
         // quantization in its last block (mmv1n*_q4_K) = linear + add_rms_norm4q_K, byte for byte
         // (residual, h and the quantized buffers), three launches in a row (the counter resets).
         for (rows, cols) in [(4096, 4096), (2048, 5632), (256, 512)] {
-            let host = try HostMatrix(.q4_K, rows: rows, cols: cols, rng: &rng)
-            let wb = try uploadBytes(host.data, host.bytes)
-            let m = DeviceMatrix(type: .q4_K, rows: rows, cols: cols, pointer: wb.pointer)
+            let (m, wb) = try uploadQ4K(rows: rows, cols: cols)
             let dx = try upload(random(cols, &rng)), weight = try upload(random(rows, &rng)), residual0 = random(rows, &rng)
             let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
             let apart = try QuantizedActivationsGPU(gpu: gpu, n: rows, tokens: 1), fused = try QuantizedActivationsGPU(gpu: gpu, n: rows, tokens: 1)
-            func bits(_ a: QuantizedActivationsGPU, _ x: CUdeviceptr, _ h: CUdeviceptr) throws -> [UInt32] {
-                try [gpu.download(x, count: rows), gpu.download(h, count: rows), gpu.download(a.q.pointer, count: rows / 4),
-                     gpu.download(a.ai.pointer, count: rows / 32), gpu.download(a.ak.pointer, count: rows / 256)].flatMap { $0.map(\.bitPattern) }
-            }
             let y = try upload([Float](repeating: .nan, count: rows)), xa = try upload(residual0), ha = try upload([Float](repeating: .nan, count: rows))
             GPUOps.invalidate(act)
             try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: y.pointer, tokens: 1)
             _ = try GPUOps.addRMSNorm(gpu, x: xa.pointer, y: y.pointer, weight: weight.pointer, out: ha.pointer, rows: 1, n: rows, eps: 1e-5,
                                       quantize: (apart, .q4_K))
-            let want = try bits(apart, xa.pointer, ha.pointer)
+            let want = try q8KBits(apart, n: rows, after: [xa.pointer, ha.pointer])
             var differ = false
             for _ in 0..<3 {
                 let yf = try upload([Float](repeating: .nan, count: rows)), xf = try upload(residual0)
@@ -251,7 +242,7 @@ public enum OpsCheck {
                 for buf in [fused.q, fused.ai, fused.ak] { try gpu.driver.zero(buf.pointer, bytes: buf.bytes, stream: gpu.stream) }
                 try GPUOps.linearAddNorm(gpu, m, x: dx.pointer, act: act, y: yf.pointer, residual: xf.pointer, weight: weight.pointer, eps: 1e-5,
                                          h: hf.pointer, nextType: .q4_K, out: fused)
-                let got = try bits(fused, xf.pointer, hf.pointer)
+                let got = try q8KBits(fused, n: rows, after: [xf.pointer, hf.pointer])
                 differ = differ || got != want
             }
             record("linear q4_K + residual add + rms_norm + q8_K in one launch = linear + add_rms_norm4q_K (3 launches)",
