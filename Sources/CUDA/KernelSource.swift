@@ -933,7 +933,8 @@ template <int PRE> DEV void mmv1g_impl(const u8* Wg, const u8* Wu, int n, u64 ro
     int r = min(i, n - 1);
     const u8* rows[2] = {Wg + (u64)r * rowBytes, Wu + (u64)r * rowBytes};
     float g, u;
-    if (mmv1_two<PRE>(rows, have, cols / 64, aq, ai, ak, g, u) && lane == 0) h[i] = glu_act(g, act) * u;
+    // Each writer fences its own store before the block's counter moves (the last block reads them).
+    if (mmv1_two<PRE>(rows, have, cols / 64, aq, ai, ak, g, u) && lane == 0) { h[i] = glu_act(g, act) * u; __threadfence(); }
     int sb = blockIdx.x / 64;
     __syncthreads();
     if (t == 0) {
@@ -1047,6 +1048,7 @@ template <int PRE> DEV void mmv1n_impl(MATS, u64 rowBytes, int cols, const i8* _
     Sel s0, s1; bool two; float v0, v1;
     if (mmv1_rows<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, 0, s0, s1, two, v0, v1) && (threadIdx.x & 31) == 0) {
         s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1;
+        __threadfence();  // each writer's own stores, before the block's counter moves
     }
     __syncthreads();
     if (threadIdx.x == 0) {
