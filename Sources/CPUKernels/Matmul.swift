@@ -35,7 +35,7 @@ public struct WeightMatrix: @unchecked Sendable {
         guard fileMapped else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = (Int(bitPattern: data) + page - 1) / page * page
-        let end = (Int(bitPattern: data) + rows * rowBytes) / page * page
+        let end = (Int(bitPattern: data) + byteCount) / page * page
         if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
         #endif
     }
@@ -48,13 +48,15 @@ public struct WeightMatrix: @unchecked Sendable {
         guard fileMapped else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let start = Int(bitPattern: data) / page * page
-        let end = (Int(bitPattern: data) + rows * rowBytes + page - 1) / page * page
+        let end = (Int(bitPattern: data) + byteCount + page - 1) / page * page
         if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_RANDOM) }
         #endif
     }
 
     /// Bytes per row.
     @inlinable public var rowBytes: Int { type.byteCount(elements: cols) }
+    /// Bytes of the whole matrix (rows · rowBytes).
+    @inlinable public var byteCount: Int { rows * rowBytes }
 
     /// Pointer to the start of row `r`.
     @inlinable public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }

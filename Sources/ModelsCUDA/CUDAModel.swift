@@ -188,7 +188,7 @@ public final class CUDAModel: @unchecked Sendable {
                                                  + GPUOps.supportedTypes.map(\.name).joined(separator: ", "))
             }
             if let p = uploaded[w.data] { return DeviceMatrix(type: w.type, rows: w.rows, cols: w.cols, pointer: p) }
-            let size = w.rows * w.rowBytes
+            let size = w.byteCount
             let b = try gpu.allocator.allocate(size)
             try gpu.copy(toDevice: b.pointer, from: w.data, bytes: size)
             w.releaseMappedPages()
@@ -214,7 +214,7 @@ public final class CUDAModel: @unchecked Sendable {
             var seen = Set<UnsafeRawPointer>(), weights = 0, copies = 0
             func plan(_ w: WeightMatrix) {
                 guard seen.insert(UnsafeRawPointer(w.data)).inserted else { return }
-                weights += w.rows * w.rowBytes
+                weights += w.byteCount
                 if GPUOps.marlinTypes.contains(w.type) && w.rows % 16 == 0 && w.cols % 64 == 0 {
                     let size = GPUOps.marlinBytes(rows: w.rows, cols: w.cols)
                     copies += size.q + size.s

@@ -156,8 +156,8 @@ public struct ExpertsCPU: ExpertsOperator {
                 mark()
                 var gateUp = 0, down = 0
                 for id in 0..<e.count where start[id + 1] > start[id] {
-                    gateUp += e.gate[id].rows * e.gate[id].rowBytes + e.up[id].rows * e.up[id].rowBytes
-                    down += e.down[id].rows * e.down[id].rowBytes
+                    gateUp += e.gate[id].byteCount + e.up[id].byteCount
+                    down += e.down[id].byteCount
                 }
                 ExpertsPhaseProfile.add((1..<marks.count).map { marks[$0] - marks[$0 - 1] }, gateUpBytes: gateUp, downBytes: down)
             }
