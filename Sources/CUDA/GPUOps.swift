@@ -24,8 +24,9 @@ public final class QuantizedActivationsGPU: @unchecked Sendable {
     /// What the buffers hold now: (source pointer, tokens, K format) — reused when the next
     /// matmul reads the same input in the same format (q, k and v; gate and up).
     var holds: (CUdeviceptr, Int, Bool)?
-    /// One counter per 256-element superblock for kernels whose blocks quantize into these buffers
-    /// as they complete superblocks (`mmv1g*_q4_K`); zero between launches.
+    /// Counters (one per 256-element superblock) for kernels whose last block to finish a piece
+    /// quantizes it into these buffers (`mmv1g*_q4_K` per superblock, `mmv1n*_q4_K` the first one
+    /// for the whole row); zero between launches.
     public let counters: DeviceBuffer
 
     public init(gpu: GPU, n: Int, tokens: Int) throws {
@@ -328,11 +329,11 @@ public enum GPUOps {
     /// 256, a down projection of a K type (q8_K activations) reading `out`.
     public static func gluGEMVApplies(gate: DeviceMatrix, up: DeviceMatrix, downType: GGMLType, out: QuantizedActivationsGPU) -> Bool {
         gate.type == .q4_K && up.type == .q4_K && gate.rows == up.rows && gate.cols == up.cols && gate.rows % 256 == 0
-            && isK(downType) && !isFloat(downType) && out.n == gate.rows
+            && isK(downType) && out.n == gate.rows
     }
 
     /// One token's h = act(gate · x) · (up · x) into `h`, quantized to q8_K into `out` for the down
-    /// projection, in one launch (`mmv1g*_q4_K`, preloading as `GPU.preloadPairs`): the same bytes
+    /// projection, in one launch (`mmv1g*_q4_K`, preloading as `GPU.preload(blocks:)`): the same bytes
     /// as linearMany([gate, up]) followed by gluQuantized.
     public static func linearGateUpGLU(_ gpu: GPU, gate: DeviceMatrix, up: DeviceMatrix, x: CUdeviceptr, act: QuantizedActivationsGPU,
                                        h: CUdeviceptr, activation: Activation, downType: GGMLType, out: QuantizedActivationsGPU) throws {
@@ -358,7 +359,7 @@ public enum GPUOps {
     /// Whether `linearAddNorm` takes these: a q4_K matrix whose rows (a multiple of 256, at most
     /// 4 096) are the norm's width, the next matrix of a K type reading `out`.
     public static func normGEMVApplies(_ w: DeviceMatrix, normWidth: Int, nextType: GGMLType, out: QuantizedActivationsGPU) -> Bool {
-        w.type == .q4_K && w.rows == normWidth && w.rows % 256 == 0 && w.rows <= 4096 && isK(nextType) && !isFloat(nextType)
+        w.type == .q4_K && w.rows == normWidth && w.rows % 256 == 0 && w.rows <= 4096 && isK(nextType)
             && out.n == w.rows
     }
 

@@ -27,7 +27,7 @@ template <int D, bool ROPE, bool SCAN> DEV void attn_short_impl(const float* q, 
     constexpr int G = 256 / D, NJ = D / 32, WPH = 8 / G, KPW = ASH_CH / WPH;
     __shared__ __align__(16) u16 ks[ASH_CH][256];
     __shared__ __align__(16) u16 vs[ASH_CH][256];
-    __shared__ float ss[G][ASH_CH], fms[G][ASH_CH], fw[G][ASH_CH];
+    __shared__ float ss[G][ASH_CH], fms[SCAN ? G : 1][ASH_CH], fw[SCAN ? G : 1][ASH_CH];  // factors: SCAN only
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, t = blockIdx.y, h0 = blockIdx.x * G;
     int group = H / KVH, W = KVH * D;
     int p = pos[t], lo = window > 0 ? max(0, p - window + 1) : 0, count = p - lo + 1;

@@ -917,16 +917,32 @@ extern "C" __global__ void __launch_bounds__(256) glu_q(float* gate, const float
     else q8_K_block(a, blockIdx.x, q, ak, ai);
 }
 
+// Whether this block is the last of `arrivals` blocks to reach the counter *cnt — the one that
+// then reads what the others wrote (each writer fenced its own stores before the barrier here).
+// That block resets the counter for the next launch. Every thread of the block calls it.
+DEV bool last_arrival(int* cnt, int arrivals) {
+    __shared__ int last;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        last = atomicAdd(cnt, 1) == arrivals - 1;
+        if (last) *cnt = 0;
+    }
+    __syncthreads();
+    if (last) __threadfence();
+    return last;
+}
+
 // A decode step's gate and up GEMVs with glu_q's work in the epilogue (`SWIFTKT_CUDA_GLU_GEMV=1`):
 // warp i of the grid takes row i of gate and of up (one two-row q4_K dot, as mmv1_q4_K's, with
 // its first PRE pairs preloaded), lane 0 writes h[i] = act(gate · x) · (up · x) as glu_q; the
-// block that completes a 256-element superblock (cnt[sb] counts its 64 blocks; that block resets
-// it for the next step) quantizes it for the down projection as q8_K_block would. The same
+// block that completes a 256-element superblock (last_arrival on cnt[sb], over its 64 blocks)
+// quantizes it for the down projection as q8_K_block would. The same
 // bytes as mmv1_q4_K + glu_q. n a multiple of 256; grid n / 4, 128 threads.
 template <int PRE> DEV void mmv1g_impl(const u8* Wg, const u8* Wu, int n, u64 rowBytes, int cols, const i8* __restrict__ aq,
                                        const int* __restrict__ ai, const float* __restrict__ ak, int act, float* h, i8* qo,
                                        float* ako, int* aio, int* cnt) {
-    __shared__ float sa[4], sv[4], smx; __shared__ int si[4], last;
+    __shared__ float sa[4], sv[4], smx; __shared__ int si[4];
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, t = threadIdx.x;
     int i = blockIdx.x * 4 + warp;
     bool have = i < n;
@@ -936,14 +952,7 @@ template <int PRE> DEV void mmv1g_impl(const u8* Wg, const u8* Wu, int n, u64 ro
     // Each writer fences its own store before the block's counter moves (the last block reads them).
     if (mmv1_two<PRE>(rows, have, cols / 64, aq, ai, ak, g, u) && lane == 0) { h[i] = glu_act(g, act) * u; __threadfence(); }
     int sb = blockIdx.x / 64;
-    __syncthreads();
-    if (t == 0) {
-        __threadfence();
-        last = atomicAdd(&cnt[sb], 1) == 63;
-    }
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
+    if (!last_arrival(&cnt[sb], 64)) return;
     // The superblock, two elements per thread: q8_K_block's largest magnitude (first index on ties).
     float e0 = __ldcg(h + (u64)sb * 256 + 2 * t), e1 = __ldcg(h + (u64)sb * 256 + 2 * t + 1);
     float a = fabsf(e0), val = e0; int idx = 2 * t;
@@ -955,7 +964,6 @@ template <int PRE> DEV void mmv1g_impl(const u8* Wg, const u8* Wu, int n, u64 ro
         float best = sa[0], bv = sv[0]; int bi = si[0];
         for (int k = 1; k < 4; k++) if (sa[k] > best || (sa[k] == best && si[k] < bi)) { best = sa[k]; bi = si[k]; bv = sv[k]; }
         smx = best == 0.f ? 0.f : bv;
-        cnt[sb] = 0;
     }
     __syncthreads();
     float mx = smx;
@@ -1038,28 +1046,19 @@ DEV void add_norm_q8K_128(float* x, const float* y, const float* w, float* out, 
 
 // A decode step's one-matrix q4_K GEMV (the output projection, down) with the residual add and
 // the next norm in its epilogue (`SWIFTKT_CUDA_NORM_GEMV=1`): mmv1_q4_K's rows into y0, then the
-// grid's last block (cnt[0] counts the blocks; that block resets it) does add_rms_norm4q_K's
+// grid's last block (last_arrival on cnt[0]) does add_rms_norm4q_K's
 // work on x, y0 into out and the q8_K buffers. The same bytes as mmv1_q4_K + add_rms_norm4q_K.
 // n0 (the row count) a multiple of 256, at most 4 096; grid ceil(n0 / 8), 128 threads.
 template <int PRE> DEV void mmv1n_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
                                        const float* __restrict__ ak, float* x, const float* nw, float* out, float eps, i8* qo,
                                        float* ako, int* aio, int* cnt) {
-    __shared__ int last;
     Sel s0, s1; bool two; float v0, v1;
     if (mmv1_rows<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, 0, s0, s1, two, v0, v1) && (threadIdx.x & 31) == 0) {
         s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1;
         __threadfence();  // each writer's own stores, before the block's counter moves
     }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        __threadfence();
-        last = atomicAdd(cnt, 1) == (int)gridDim.x - 1;
-    }
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
+    if (!last_arrival(cnt, (int)gridDim.x)) return;
     add_norm_q8K_128(x, y0, nw, out, n0, eps, qo, ako, aio);
-    if (threadIdx.x == 0) cnt[0] = 0;
 }
 #define MMV1N(NAME, PRE) extern "C" __global__ void __launch_bounds__(128) NAME(MATS, u64 rowBytes, int cols, \
         const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, float* x, const float* nw, float* out, \
