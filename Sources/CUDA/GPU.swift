@@ -66,10 +66,10 @@ public final class GPU: @unchecked Sendable {
     /// values bit for bit by construction) instead of the walk computing them key by key.
     /// `SWIFTKT_CUDA_ATTN_SCAN=1`; off until measured on a GPU.
     public var attentionScan: Bool
-    /// Pairs preloaded by one-token q4_K GEMVs whose grid fits one wave (at most 5 blocks per
-    /// multiprocessor: the output and down projections of an 8B model), instead of `preloadPairs`;
-    /// nil keeps `preloadPairs` for all. `SWIFTKT_CUDA_PRELOAD_WAVE=0|1|2`; not yet measured.
-    public var preloadOneWave: Int?
+    /// The short attention (without the rope) in phases (KernelSource+Decode `attn_phased_*`:
+    /// every score, then every factor, then the walk over staged values; the same bits as the
+    /// walk and the scan), instead of chunk by chunk. `SWIFTKT_CUDA_ATTN_PHASED=1`; off until measured.
+    public var attentionPhased: Bool
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {
@@ -97,16 +97,9 @@ public final class GPU: @unchecked Sendable {
         shortAttention192 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_192"] != "0"
         debugSkip = Set((ProcessInfo.processInfo.environment["SWIFTKT_CUDA_DEBUG_SKIP"] ?? "").split(separator: ",").map(String.init))
         attentionScan = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_ATTN_SCAN"] == "1"
-        preloadOneWave = Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD_WAVE"] ?? "").map { min(max($0, 0), 2) }
+        attentionPhased = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_ATTN_PHASED"] == "1"
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
         allocator = CachingAllocator(driver: driver)
-    }
-
-    /// The pairs a one-token q4_K GEMV of `blocks` blocks preloads (`preloadPairs`, or
-    /// `preloadOneWave` for a grid of one wave).
-    public func preload(blocks: Int) -> Int {
-        if let w = preloadOneWave, blocks <= 5 * device.multiprocessors { return w }
-        return preloadPairs
     }
 
     /// Per-kernel GPU times (SWIFTKT_PROFILE_KERNELS=1; nil otherwise).

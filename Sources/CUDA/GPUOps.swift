@@ -24,10 +24,6 @@ public final class QuantizedActivationsGPU: @unchecked Sendable {
     /// What the buffers hold now: (source pointer, tokens, K format) — reused when the next
     /// matmul reads the same input in the same format (q, k and v; gate and up).
     var holds: (CUdeviceptr, Int, Bool)?
-    /// Counters (one per 256-element superblock) for kernels whose last block to finish a piece
-    /// quantizes it into these buffers (`mmv1g*_q4_K` per superblock, `mmv1n*_q4_K` the first one
-    /// for the whole row); zero between launches.
-    public let counters: DeviceBuffer
 
     public init(gpu: GPU, n: Int, tokens: Int) throws {
         self.n = n; self.tokens = tokens
@@ -36,8 +32,6 @@ public final class QuantizedActivationsGPU: @unchecked Sendable {
         as_ = try gpu.allocator.allocate(n / 32 * tokens * 4)
         ai = try gpu.allocator.allocate(n / 32 * tokens * 4)
         ak = try gpu.allocator.allocate(max(n / 256, 1) * tokens * 4)
-        counters = try gpu.allocator.allocate(max(n / 256, 1) * 4)
-        try gpu.driver.zero(counters.pointer, bytes: counters.bytes, stream: gpu.stream)
     }
 }
 
@@ -130,8 +124,7 @@ public enum GPUOps {
                                           .u64(UInt64(w.rowBytes)), .int(Int32(w.cols))]
         if tokens == 1 && w.type == .q4_K {
             // The decode step's kernel: two rows per warp, eight per block.
-            let pre = gpu.preload(blocks: blocks(totalRows, 8))
-            let name = pre > 0 ? "mmv1p\(pre)_q4_K" : "mmv1_q4_K"
+            let name = gpu.preloadPairs > 0 ? "mmv1p\(gpu.preloadPairs)_q4_K" : "mmv1_q4_K"
             try gpu.launch(name, grid: (blocks(totalRows, 8), 1, 1), block: 128,
                            matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + pf)
             return
@@ -167,8 +160,7 @@ public enum GPUOps {
         }
         try quantize(gpu, x: x, tokens: 1, weightType: .q4_K, act: act)
         let rows = q.rows + k.rows + v.rows
-        let pre = gpu.preload(blocks: blocks(rows, 8))
-        let name = pre > 0 ? "mmv1rp\(pre)_q4_K" : "mmv1r_q4_K"
+        let name = gpu.preloadPairs > 0 ? "mmv1rp\(gpu.preloadPairs)_q4_K" : "mmv1r_q4_K"
         try gpu.launch(name, grid: (blocks(rows, 8), 1, 1), block: 128,
                        [.pointer(q.pointer), .pointer(k.pointer), .pointer(v.pointer), .int(Int32(q.rows)), .int(Int32(k.rows)),
                         .int(Int32(v.rows)), .pointer(yq), .pointer(yk), .pointer(yv), .u64(UInt64(q.rowBytes)), .int(Int32(q.cols)),
@@ -321,70 +313,6 @@ public enum GPUOps {
         return true
     }
 
-    /// `SWIFTKT_CUDA_GLU_GEMV=1`: a decode step's gate and up GEMVs also apply the activation and
-    /// quantize for the down projection (`linearGateUpGLU`) instead of glu_q's launch.
-    public static let gluGEMVEnabled = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GLU_GEMV"] == "1"
-
-    /// Whether `linearGateUpGLU` takes these: q4_K gate and up of one shape, rows a multiple of
-    /// 256, a down projection of a K type (q8_K activations) reading `out`.
-    public static func gluGEMVApplies(gate: DeviceMatrix, up: DeviceMatrix, downType: GGMLType, out: QuantizedActivationsGPU) -> Bool {
-        gate.type == .q4_K && up.type == .q4_K && gate.rows == up.rows && gate.cols == up.cols && gate.rows % 256 == 0
-            && isK(downType) && out.n == gate.rows
-    }
-
-    /// One token's h = act(gate · x) · (up · x) into `h`, quantized to q8_K into `out` for the down
-    /// projection, in one launch (`mmv1g*_q4_K`, preloading as `GPU.preload(blocks:)`): the same bytes
-    /// as linearMany([gate, up]) followed by gluQuantized.
-    public static func linearGateUpGLU(_ gpu: GPU, gate: DeviceMatrix, up: DeviceMatrix, x: CUdeviceptr, act: QuantizedActivationsGPU,
-                                       h: CUdeviceptr, activation: Activation, downType: GGMLType, out: QuantizedActivationsGPU) throws {
-        guard gluGEMVApplies(gate: gate, up: up, downType: downType, out: out), act.n == gate.cols else {
-            throw CUDAError.invalidArgument("gate/up GEMV with the activation for \(gate.type.name) [\(gate.rows), \(gate.cols)] and "
-                                            + "\(up.type.name) [\(up.rows), \(up.cols)] into \(downType.name) activations of \(out.n)")
-        }
-        try quantize(gpu, x: x, tokens: 1, weightType: .q4_K, act: act)
-        let pre = gpu.preload(blocks: gate.rows / 4)
-        let name = pre > 0 ? "mmv1gp\(pre)_q4_K" : "mmv1g_q4_K"
-        try gpu.launch(name, grid: (gate.rows / 4, 1, 1), block: 128,
-                       [.pointer(gate.pointer), .pointer(up.pointer), .int(Int32(gate.rows)), .u64(UInt64(gate.rowBytes)),
-                        .int(Int32(gate.cols)), .pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer),
-                        .int(activation.rawValue), .pointer(h), .pointer(out.q.pointer), .pointer(out.ak.pointer), .pointer(out.ai.pointer),
-                        .pointer(out.counters.pointer)])
-        out.holds = (h, 1, true)
-    }
-
-    /// `SWIFTKT_CUDA_NORM_GEMV=1`: a decode step's output and down projections also do the residual
-    /// add and the next norm with its quantization (`linearAddNorm`) instead of add_rms_norm4q_K's launch.
-    public static let normGEMVEnabled = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_NORM_GEMV"] == "1"
-
-    /// Whether `linearAddNorm` takes these: a q4_K matrix whose rows (a multiple of 256, at most
-    /// 4 096) are the norm's width, the next matrix of a K type reading `out`.
-    public static func normGEMVApplies(_ w: DeviceMatrix, normWidth: Int, nextType: GGMLType, out: QuantizedActivationsGPU) -> Bool {
-        w.type == .q4_K && w.rows == normWidth && w.rows % 256 == 0 && w.rows <= 4096 && isK(nextType)
-            && out.n == w.rows
-    }
-
-    /// One token's y = W · x, then residual += y and h = rms_norm(residual) · weight quantized to
-    /// q8_K into `out`, in one launch (`mmv1n*_q4_K`: the grid's last block does the norm): the
-    /// same bytes as linear + addRMSNorm(quantize:).
-    public static func linearAddNorm(_ gpu: GPU, _ w: DeviceMatrix, x: CUdeviceptr, act: QuantizedActivationsGPU, y: CUdeviceptr,
-                                     residual: CUdeviceptr, weight: CUdeviceptr, eps: Float, h: CUdeviceptr, nextType: GGMLType,
-                                     out: QuantizedActivationsGPU) throws {
-        guard normGEMVApplies(w, normWidth: w.rows, nextType: nextType, out: out), act.n == w.cols else {
-            throw CUDAError.invalidArgument("GEMV with the residual add and norm for \(w.type.name) [\(w.rows), \(w.cols)] into "
-                                            + "\(nextType.name) activations of \(out.n)")
-        }
-        try quantize(gpu, x: x, tokens: 1, weightType: .q4_K, act: act)
-        let pre = gpu.preload(blocks: blocks(w.rows, 8))
-        let name = pre > 0 ? "mmv1np\(pre)_q4_K" : "mmv1n_q4_K"
-        try gpu.launch(name, grid: (blocks(w.rows, 8), 1, 1), block: 128,
-                       [.pointer(w.pointer), .pointer(w.pointer), .pointer(w.pointer), .int(Int32(w.rows)), .int(0), .int(0),
-                        .pointer(y), .pointer(y), .pointer(y), .u64(UInt64(w.rowBytes)), .int(Int32(w.cols)),
-                        .pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer),
-                        .pointer(residual), .pointer(weight), .pointer(h), .float(eps),
-                        .pointer(out.q.pointer), .pointer(out.ak.pointer), .pointer(out.ai.pointer), .pointer(out.counters.pointer)])
-        out.holds = (h, 1, true)
-    }
-
     /// gate ← act(gate) · up.
     public static func glu(_ gpu: GPU, gate: CUdeviceptr, up: CUdeviceptr, count: Int, activation: Activation) throws {
         try gpu.launch("glu", grid: (blocks(count, 256), 1, 1), block: 256,
@@ -482,8 +410,9 @@ public enum GPUOps {
                 args += [.pointer(rope.k), .pointer(rope.v), .int(Int32(rope.rotDim)), .float(ropeThetaScale(base: rope.base, rotDim: rope.rotDim)),
                          .float(rope.scale), .pointer(rope.freqFactors ?? 0), .int(rope.neox ? 1 : 0)]
             }
-            try gpu.launch("attn_short_\(rope != nil ? "rope_" : "")\(gpu.attentionScan ? "scan_" : "")\(headDim)", grid: ((heads + perBlock - 1) / perBlock, tokens, 1),
-                           block: 256, args)
+            let name = rope == nil && gpu.attentionPhased ? "attn_phased_\(headDim)"
+                : "attn_short_\(rope != nil ? "rope_" : "")\(gpu.attentionScan ? "scan_" : "")\(headDim)"
+            try gpu.launch(name, grid: ((heads + perBlock - 1) / perBlock, tokens, 1), block: 256, args)
             if let (a, k) = fused { a.holds = (out, tokens, k) }
             return fused != nil
         }

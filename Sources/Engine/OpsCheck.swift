@@ -85,11 +85,6 @@ public enum OpsCheck {
             let b = try uploadBytes(host.data, host.bytes)
             return (DeviceMatrix(type: .q4_K, rows: rows, cols: cols, pointer: b.pointer), b)
         }
-        // The bits of n q8_K activations (bytes, per-32 sums, per-256 scales) after the floats at `floats`.
-        func q8KBits(_ a: QuantizedActivationsGPU, n: Int, after floats: [CUdeviceptr]) throws -> [UInt32] {
-            try (floats.map { try gpu.download($0, count: n) } + [gpu.download(a.q.pointer, count: n / 4),
-                 gpu.download(a.ai.pointer, count: n / 32), gpu.download(a.ak.pointer, count: n / 256)]).flatMap { $0.map(\.bitPattern) }
-        }
         func downloadInts(_ p: CUdeviceptr, _ n: Int) throws -> [Int32] {
             var out = [Int32](repeating: 0, count: n)
             try gpu.synchronize()
@@ -190,64 +185,6 @@ public enum OpsCheck {
                 record("linear q4_K 1 tok, \(pre) pair(s) preloaded before the wait = mmv1_q4_K", "[45|20, \(cols)]", same ? 0 : 1, 0)
             }
             _ = (bufs, kept)
-        }
-
-        // A decode step's gate and up with the activation and the down projection's q8_K
-        // quantization in one launch (mmv1g*_q4_K) = linearMany([gate, up]) + glu_q, byte for byte
-        // (h and the quantized buffers), three launches in a row (the superblock counters reset).
-        for (rows, cols, activation) in [(512, 4096, GPUOps.Activation.silu), (768, 2048, .gelu), (256, 2304, .geluTable)] {
-            let uploaded = try (0..<2).map { _ in try uploadQ4K(rows: rows, cols: cols) }
-            let mats = uploaded.map(\.0), bufs = uploaded.map(\.1)
-            let dx = try upload(random(cols, &rng))
-            let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
-            let apart = try QuantizedActivationsGPU(gpu: gpu, n: rows, tokens: 1), fused = try QuantizedActivationsGPU(gpu: gpu, n: rows, tokens: 1)
-            let g = try upload([Float](repeating: .nan, count: rows)), u = try upload([Float](repeating: .nan, count: rows))
-            GPUOps.invalidate(act)
-            try GPUOps.linearMany(gpu, mats, x: dx.pointer, act: act, ys: [g.pointer, u.pointer], tokens: 1)
-            _ = try GPUOps.gluQuantized(gpu, gate: g.pointer, up: u.pointer, tokens: 1, n: rows, activation: activation, act: apart,
-                                        weightType: .q4_K)
-            let want = try q8KBits(apart, n: rows, after: [g.pointer])
-            var differ = false
-            for _ in 0..<3 {
-                let h = try upload([Float](repeating: .nan, count: rows))
-                for buf in [fused.q, fused.ai, fused.ak] { try gpu.driver.zero(buf.pointer, bytes: buf.bytes, stream: gpu.stream) }
-                try GPUOps.linearGateUpGLU(gpu, gate: mats[0], up: mats[1], x: dx.pointer, act: act, h: h.pointer, activation: activation,
-                                           downType: .q4_K, out: fused)
-                let got = try q8KBits(fused, n: rows, after: [h.pointer])
-                differ = differ || got != want
-            }
-            record("gate/up GEMV + \(activation) + q8_K in one launch = linear + glu_q (3 launches)", "[\(rows)|\(rows), \(cols)] × 1 tok",
-                   differ ? 1 : 0, 0)
-            _ = bufs
-        }
-
-        // A decode step's output / down projection with the residual add and the next norm's q8_K
-        // quantization in its last block (mmv1n*_q4_K) = linear + add_rms_norm4q_K, byte for byte
-        // (residual, h and the quantized buffers), three launches in a row (the counter resets).
-        for (rows, cols) in [(4096, 4096), (2048, 5632), (256, 512)] {
-            let (m, wb) = try uploadQ4K(rows: rows, cols: cols)
-            let dx = try upload(random(cols, &rng)), weight = try upload(random(rows, &rng)), residual0 = random(rows, &rng)
-            let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
-            let apart = try QuantizedActivationsGPU(gpu: gpu, n: rows, tokens: 1), fused = try QuantizedActivationsGPU(gpu: gpu, n: rows, tokens: 1)
-            let y = try upload([Float](repeating: .nan, count: rows)), xa = try upload(residual0), ha = try upload([Float](repeating: .nan, count: rows))
-            GPUOps.invalidate(act)
-            try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: y.pointer, tokens: 1)
-            _ = try GPUOps.addRMSNorm(gpu, x: xa.pointer, y: y.pointer, weight: weight.pointer, out: ha.pointer, rows: 1, n: rows, eps: 1e-5,
-                                      quantize: (apart, .q4_K))
-            let want = try q8KBits(apart, n: rows, after: [xa.pointer, ha.pointer])
-            var differ = false
-            for _ in 0..<3 {
-                let yf = try upload([Float](repeating: .nan, count: rows)), xf = try upload(residual0)
-                let hf = try upload([Float](repeating: .nan, count: rows))
-                for buf in [fused.q, fused.ai, fused.ak] { try gpu.driver.zero(buf.pointer, bytes: buf.bytes, stream: gpu.stream) }
-                try GPUOps.linearAddNorm(gpu, m, x: dx.pointer, act: act, y: yf.pointer, residual: xf.pointer, weight: weight.pointer, eps: 1e-5,
-                                         h: hf.pointer, nextType: .q4_K, out: fused)
-                let got = try q8KBits(fused, n: rows, after: [xf.pointer, hf.pointer])
-                differ = differ || got != want
-            }
-            record("linear q4_K + residual add + rms_norm + q8_K in one launch = linear + add_rms_norm4q_K (3 launches)",
-                   "[\(rows), \(cols)] × 1 tok", differ ? 1 : 0, 0)
-            _ = wb
         }
 
         // Dequantization to f16 (the prefill GEMM's weights): the CPU's rows rounded to f16.
@@ -714,15 +651,19 @@ public enum OpsCheck {
         }
         // Short-context attention in one kernel (attn_short_*) against scores + sequential pass:
         // bit-equal outputs (over NaNs) and, when fused, activations; partial head groups
-        // (9 heads at D 64), windows, several tokens, a chunk boundary at 32 keys.
-        // Both forms of the one kernel: the walk, and the factor scan (SWIFTKT_CUDA_ATTN_SCAN).
-        let shortWas = gpu.shortAttention, short192Was = gpu.shortAttention192, scanWas = gpu.attentionScan
+        // (9 heads at D 64), windows, several tokens, a chunk boundary at 32 keys, contexts of
+        // several super-chunks. Every form of the one kernel: the walk, the factor scan
+        // (SWIFTKT_CUDA_ATTN_SCAN), the phases (attn_phased_*, SWIFTKT_CUDA_ATTN_PHASED).
+        let shortWas = gpu.shortAttention, short192Was = gpu.shortAttention192, scanWas = gpu.attentionScan, phasedWas = gpu.attentionPhased
         gpu.shortAttention192 = true  // checked whether or not the decoder uses it (SWIFTKT_CUDA_SHORT_192)
-        defer { gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was; gpu.attentionScan = scanWas }  // also when a check throws
+        defer {  // also when a check throws
+            gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was; gpu.attentionScan = scanWas; gpu.attentionPhased = phasedWas
+        }
         for (tokens, start, heads, kvHeads, headDim, window, weightType) in
             [(1, 0, 32, 8, 128, 0, GGMLType.q4_K), (1, 200, 32, 8, 128, 0, .q6_K), (1, 37, 9, 3, 64, 0, .q4_1), (3, 200, 4, 1, 256, 64, .q8_0),
              (1, 255, 16, 16, 32, 0, .q4_0), (5, 100, 8, 2, 128, 50, .q4_K), (1, 31, 12, 4, 64, 0, .q8_0), (2, 62, 3, 1, 256, 0, .q4_K),
-             (1, 40, 16, 16, 192, 0, .q4_K), (3, 100, 4, 4, 192, 30, .q8_0)] {
+             (1, 40, 16, 16, 192, 0, .q4_K), (3, 100, 4, 4, 192, 30, .q8_0), (1, 700, 32, 8, 128, 0, .q4_K), (2, 1100, 9, 3, 64, 0, .q8_0),
+             (1, 300, 4, 2, 256, 0, .q4_K), (1, 2100, 16, 16, 32, 1500, .q4_0), (1, 130, 8, 2, 192, 0, .q4_K)] {
             let ctx = start + tokens, kvw = kvHeads * headDim, n = heads * headDim
             // A case the short kernel does not take would compare the two kernels with themselves.
             let applies = ctx <= GPUOps.shortAttentionMaxKeys && GPUOps.shortAttentionHeadDims.contains(headDim)
@@ -733,9 +674,10 @@ public enum OpsCheck {
             let nans = [Float](repeating: .nan, count: tokens * n)
             for quantized in [false, true] {
                 var outs: [DeviceBuffer] = [], acts: [QuantizedActivationsGPU] = [], fusedBoth = true
-                for (short, scan) in [(true, false), (true, true), (false, false)] {
+                for (short, scan, phased) in [(true, false, false), (true, true, false), (true, false, true), (false, false, false)] {
                     gpu.shortAttention = short
                     gpu.attentionScan = scan
+                    gpu.attentionPhased = phased
                     let out = try gpu.allocator.allocate(tokens * n * 4)
                     try nans.withUnsafeBytes { try gpu.copy(toDevice: out.pointer, from: $0.baseAddress!, bytes: $0.count) }
                     let act = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens)
@@ -747,19 +689,19 @@ public enum OpsCheck {
                     outs.append(out); acts.append(act)
                 }
                 try gpu.synchronize()
-                let b = try gpu.download(outs[2].pointer, count: tokens * n)
-                for (i, form) in [(0, "walk"), (1, "factor scan")] {
+                let b = try gpu.download(outs[3].pointer, count: tokens * n)
+                for (i, form) in [(0, "walk"), (1, "factor scan"), (2, "phases")] {
                     let a = try gpu.download(outs[i].pointer, count: tokens * n)
                     var differ = !applies || a.contains { $0.isNaN } || a.map(\.bitPattern) != b.map(\.bitPattern) || !fusedBoth
                     if quantized, n % 256 == 0, 256 % headDim == 0 {
-                        differ = try differ || activationsDiffer(acts[i], acts[2], count: tokens * n, k: GPUOps.isK(weightType))
+                        differ = try differ || activationsDiffer(acts[i], acts[3], count: tokens * n, k: GPUOps.isK(weightType))
                     }
                     record("attention short (one kernel, \(form)) = two kernels", "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)"
                            + (window > 0 ? ", window \(window)" : "") + (quantized ? " + quantize for \(weightType.name)" : ""), differ ? 1 : 0, 0)
                 }
             }
         }
-        gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was; gpu.attentionScan = scanWas
+        gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was; gpu.attentionScan = scanWas; gpu.attentionPhased = phasedWas
         // The decode step's rope + KV store inside the short attention kernel against rope_store
         // then the kernel without: outputs, activations and the cache rows written at p, bit-equal
         // (checked whether or not the decoder uses it: SWIFTKT_CUDA_SHORT_ROPE).
@@ -886,8 +828,8 @@ public enum OpsCheck {
         }
         // Decode attention with the CPU's numerics (the default rules): the one-kernel short form
         // against scores + sequential pass, 64 to 4 096 positions (what set shortAttentionMaxKeys).
-        let shortWas = gpu.shortAttention
-        defer { gpu.shortAttention = shortWas }
+        let shortWas = gpu.shortAttention, phasedWas = gpu.attentionPhased
+        defer { gpu.shortAttention = shortWas; gpu.attentionPhased = phasedWas }
         for ctx in [64, 256, 512, 1024, 4096] {
             let heads = 32, kvHeads = 8, d = 128
             let kv = try gpu.allocator.allocate(ctx * kvHeads * d * 2), vv = try gpu.allocator.allocate(ctx * kvHeads * d * 2)
@@ -895,8 +837,9 @@ public enum OpsCheck {
             try gpu.driver.zero(vv.pointer, bytes: vv.bytes, stream: gpu.stream)
             let dq = try gpu.upload(random(heads * d, &rng)), dp = try gpu.upload(ints: [Int32(ctx - 1)])
             let dout = try gpu.allocator.allocate(heads * d * 4), scores = try gpu.allocator.allocate(heads * ctx * 4)
-            for short in [true, false] {
+            for (form, short, phased) in [("one kernel", true, false), ("phases", true, true), ("two kernels", false, false)] {
                 gpu.shortAttention = short
+                gpu.attentionPhased = phased
                 let t = try time {
                     // maxKeys at the bound lets the short kernel take every length here.
                     try GPUOps.attentionCPUNumerics(gpu, q: dq.pointer, keys: kv.pointer, values: vv.pointer, positions: dp.pointer,
@@ -904,12 +847,12 @@ public enum OpsCheck {
                                                     headDim: d, scale: 0.088, window: 0,
                                                     maxKeys: short ? min(ctx, GPUOps.shortAttentionMaxKeys) : ctx)
                 }
-                let r = OpsPerfResult(op: short ? "attention decode, CPU numerics, one kernel" : "attention decode, CPU numerics, two kernels",
+                let r = OpsPerfResult(op: "attention decode, CPU numerics, \(form)",
                                       shape: "32/8 heads × 128, \(ctx) positions", microseconds: t, bytes: 2 * ctx * kvHeads * d * 2)
                 out.append(r); progress(r)
             }
         }
-        gpu.shortAttention = shortWas
+        gpu.shortAttention = shortWas; gpu.attentionPhased = phasedWas
         // Small batches on q4_K: the 8-bit GEMV kernels (8 tokens per weight read), the f16
         // dequantization + cuBLAS GEMM, and the Marlin GEMM on the repacked weights.
         for (rows, cols) in [(4096, 4096), (14336, 4096), (4096, 14336)] {

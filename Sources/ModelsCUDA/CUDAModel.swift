@@ -703,26 +703,17 @@ public final class CUDADecoder: @unchecked Sendable {
         let layer0 = model.layers[0]
         try norm(layer0.attentionNorm, x.pointer, h.pointer, rows: n, feeding: layer0.q.matrix)
         for (index, L) in model.layers.enumerated() {
-            let ffnInput = L.ffnLins.first
-            // A dense layer's output and down projections may do the residual add and the next norm
-            // themselves (linearThenAddNorm); `normed` says they did.
-            var normed = false
-            let dense: Bool
-            if case .gpu = L.ffn { dense = true } else { dense = false }
             if let mla = L.mla {
                 try latentAttention(L, mla, layer: index, tokens: n, maxKeys: maxKeys)
             } else {
-                normed = try selfAttention(L, layer: index, tokens: n, maxKeys: maxKeys,
-                                           thenAddNorm: dense && L.postAttentionNorm == nil ? L.ffnNorm : nil, feeding: ffnInput?.matrix)
+                try selfAttention(L, layer: index, tokens: n, maxKeys: maxKeys)
             }
             if let pn = L.postAttentionNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
-            if !normed { try addNorm(L.ffnNorm, y: o.pointer, feeding: ffnInput?.matrix, tokens: n) }
-            normed = false
-            let next = index + 1 < model.layers.count ? model.layers[index + 1] : nil
+            let ffnInput = L.ffnLins.first
+            try addNorm(L.ffnNorm, y: o.pointer, feeding: ffnInput?.matrix, tokens: n)
             switch L.ffn {
             case let .gpu(gate, up, down, gelu):
-                normed = try gatedMLP(gate: gate, up: up, down: down, gelu: gelu, out: o.pointer, tokens: n,
-                                      thenAddNorm: L.postFFNNorm == nil ? next?.attentionNorm : nil, feeding: next?.q.matrix)
+                try gatedMLP(gate: gate, up: up, down: down, gelu: gelu, out: o.pointer, tokens: n)
             case let .cpu(block, shared):
                 if let moe = block as? MoEFeedForward, model.streamer?.layers[index] != nil, routed != nil,
                    n >= model.numerics.expertsOnGPUMinTokens {
@@ -732,8 +723,9 @@ public final class CUDADecoder: @unchecked Sendable {
                 }
             }
             if let pn = L.postFFNNorm { try norm(pn, o.pointer, o.pointer, rows: n) }
-            if let next {
-                if !normed { try addNorm(next.attentionNorm, y: o.pointer, feeding: next.q.matrix, tokens: n) }
+            if index + 1 < model.layers.count {
+                let next = model.layers[index + 1]
+                try addNorm(next.attentionNorm, y: o.pointer, feeding: next.q.matrix, tokens: n)
             } else {
                 try GPUOps.add(gpu, x: x.pointer, y: o.pointer, count: n * d)
             }
@@ -750,10 +742,7 @@ public final class CUDADecoder: @unchecked Sendable {
 
     /// A layer's attention (SelfAttention): q, k, v from h, rope and the KV store (in the q/k/v
     /// GEMV, the short attention kernel or rope_store), attention, the output projection into o.
-    /// With `thenAddNorm`, the output projection may also do the residual add and that norm
-    /// (linearThenAddNorm); returns whether it did.
-    private func selfAttention(_ L: CUDAModel.Layer, layer index: Int, tokens n: Int, maxKeys: Int,
-                               thenAddNorm: CUDAModel.Norm? = nil, feeding: DeviceMatrix? = nil) throws -> Bool {
+    private func selfAttention(_ L: CUDAModel.Layer, layer index: Int, tokens n: Int, maxKeys: Int) throws {
         // A decode step's q/k/v GEMV may rotate and store the keys itself (qkvRopeEnabled).
         let ropeInGEMV = n == 1 && GPUOps.qkvRopeEnabled && L.qNorm == nil && L.kNorm == nil
             && [L.q, L.k, L.v].allSatisfy({ $0.bias == nil })
@@ -790,26 +779,7 @@ public final class CUDADecoder: @unchecked Sendable {
                                                                         base: L.rope.base, scale: L.rope.scale,
                                                                         freqFactors: L.ropeFactors, neox: L.rope.neox) : nil)
         prequantized = fused ? attn.pointer : nil
-        if skipped("o", n) { return false }
-        return try linearThenAddNorm(L.o, input: attn.pointer, out: o.pointer, norm: thenAddNorm, feeding: feeding, tokens: n)
-    }
-
-    /// out = lin · input; then, for a decode step when GPUOps.normGEMVEnabled and the shapes
-    /// allow, x += out and h = norm(x) quantized for `matrix` by the GEMV's last block
-    /// (GPUOps.linearAddNorm). Returns whether the add and norm were done.
-    private func linearThenAddNorm(_ lin: CUDAModel.Lin, input: CUdeviceptr, out: CUdeviceptr, norm: CUDAModel.Norm?,
-                                   feeding matrix: DeviceMatrix?, tokens n: Int) throws -> Bool {
-        if let norm, n == 1, GPUOps.normGEMVEnabled, lin.bias == nil, !skipped("norm", n), let inAct = acts[lin.matrix.cols],
-           let (outAct, type) = quantizeTarget(matrix, tokens: n),
-           GPUOps.normGEMVApplies(lin.matrix, normWidth: norm.n, nextType: type, out: outAct) {
-            if prequantized != input { GPUOps.invalidate(inAct) }
-            try GPUOps.linearAddNorm(gpu, lin.matrix, x: input, act: inAct, y: out, residual: x.pointer, weight: norm.weight, eps: norm.eps,
-                                     h: h.pointer, nextType: type, out: outAct)
-            prequantized = h.pointer
-            return true
-        }
-        try linears([(lin, out)], input: input, tokens: n)
-        return false
+        if !skipped("o", n) { try linears([(L.o, o.pointer)], input: attn.pointer, tokens: n) }
     }
 
     /// Attention of qb over layer `index`'s cache into attn, for `visible` keys at most: the CPU's
@@ -920,7 +890,7 @@ public final class CUDADecoder: @unchecked Sendable {
     /// sharedGateOut): the dense MLP's kernels.
     private func sharedExpert(_ s: CUDAModel.SharedExpert, tokens n: Int) throws {
         guard let sharedOut, let sharedGateOut else { throw CUDAModelError.unsupported("a shared expert on the GPU without its buffers") }
-        _ = try gatedMLP(gate: s.gate, up: s.up, down: s.down, gelu: s.gelu, out: sharedOut.pointer, tokens: n)
+        try gatedMLP(gate: s.gate, up: s.up, down: s.down, gelu: s.gelu, out: sharedOut.pointer, tokens: n)
         if let sg = s.sharedGate {
             try linears([(sg, sharedGateOut.pointer)], input: h.pointer, tokens: n)
         }
@@ -928,23 +898,10 @@ public final class CUDADecoder: @unchecked Sendable {
 
     /// A gated MLP on h into `out`: gate and up, the activation (quantizing for down when it
     /// can), down.
-    /// With `thenAddNorm`, down may also do the residual add and that norm (linearThenAddNorm);
-    /// returns whether it did.
     private func gatedMLP(gate: CUDAModel.Lin, up: CUDAModel.Lin, down: CUDAModel.Lin, gelu: Bool, out: CUdeviceptr,
-                          tokens n: Int, thenAddNorm: CUDAModel.Norm? = nil, feeding: DeviceMatrix? = nil) throws -> Bool {
-        let activation: GPUOps.Activation = gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu
-        // One token: gate, up and the activation in one launch (GPUOps.gluGEMVEnabled).
-        if n == 1, GPUOps.gluGEMVEnabled, gate.bias == nil, up.bias == nil, let inAct = acts[gate.matrix.cols],
-           let (outAct, type) = quantizeTarget(down.matrix, tokens: n),
-           GPUOps.gluGEMVApplies(gate: gate.matrix, up: up.matrix, downType: type, out: outAct) {
-            if prequantized != h.pointer { GPUOps.invalidate(inAct) }
-            try GPUOps.linearGateUpGLU(gpu, gate: gate.matrix, up: up.matrix, x: h.pointer, act: inAct, h: g.pointer,
-                                       activation: activation, downType: type, out: outAct)
-            prequantized = g.pointer
-            if skipped("down", n) { return false }
-            return try linearThenAddNorm(down, input: g.pointer, out: out, norm: thenAddNorm, feeding: feeding, tokens: n)
-        }
+                          tokens n: Int) throws {
         if !skipped("gateup", n) { try linears([(gate, g.pointer), (up, u.pointer)], input: h.pointer, tokens: n) }
+        let activation: GPUOps.Activation = gelu ? (model.numerics.geluTable ? .geluTable : .gelu) : .silu
         if skipped("glu", n) {
             prequantized = g.pointer
         } else if let (act, type) = quantizeTarget(down.matrix, tokens: n) {
@@ -953,8 +910,7 @@ public final class CUDADecoder: @unchecked Sendable {
         } else {
             try GPUOps.glu(gpu, gate: g.pointer, up: u.pointer, count: n * gate.matrix.rows, activation: activation)
         }
-        if skipped("down", n) { return false }
-        return try linearThenAddNorm(down, input: g.pointer, out: out, norm: thenAddNorm, feeding: feeding, tokens: n)
+        if !skipped("down", n) { try linears([(down, out)], input: g.pointer, tokens: n) }
     }
 
     /// Whether `SWIFTKT_CUDA_DEBUG_SKIP` leaves this family of a one-token step's kernels out
