@@ -161,7 +161,7 @@ template <int D, bool ROPE, bool SCAN> DEV void attn_short_impl(const float* q, 
             }
         }
         } else {
-        // SCAN (`SWIFTKT_CUDA_ATTN_SCAN=1`): the chunk's softmax factors once per head (warp g,
+        // SCAN (the default; `SWIFTKT_CUDA_ATTN_SCAN=0` walks): the chunk's softmax factors once per head (warp g,
         // lane = key): the running maximum before each key by a scan instead of the walk (take
         // the later only when greater, so ties, NaN and -inf keep the earlier, as the walk's
         // `s > m`), then the walk's ms, w; the walk then carries only the f16 multiply-adds.
@@ -249,22 +249,24 @@ extern "C" __global__ void __launch_bounds__(256) attn_short_scan_192(const floa
 // grid (ceil(H / G), T), block 256; fmt as attn_short_*.
 template <int D> DEV void attn_phased_impl(const float* q, u16* K, u16* V, const int* pos, int H, int KVH, float scale, int window,
                                           float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
-    constexpr int G = 256 / D, NJ = D / 32, WPH = 8 / G, SC = 1024 / G, NP = SC / 32;
+    // KP keys per warp and pass of phase A (their loads issued together).
+    constexpr int G = 256 / D, NJ = D / 32, WPH = 8 / G, SC = 1024 / G, NP = SC / 32, KP = NJ <= 4 ? 16 : 8;
     __shared__ float fa[G][SC], fb[G][SC], pm[G][NP], mrun[2][G];
+    __shared__ unsigned upm[G][NP];  // per piece: the keys whose score raises the maximum (ms ≠ 1 possible)
     __shared__ __align__(16) u16 vs[2][32][256];
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, t = blockIdx.y, h0 = blockIdx.x * G;
     int group = H / KVH, W = KVH * D;
     int p = pos[t], lo = window > 0 ? max(0, p - window + 1) : 0, count = p - lo + 1;
     // The block's KV heads: bytes [kb0, kb1) of each cache row.
     int kb0 = (h0 / group) * D * 2, kb1 = ((min(h0 + G, H) - 1) / group + 1) * D * 2;
-    int l0 = kb0 & ~127, lines = (kb1 - l0 + 127) >> 7;
+    // Lane r < 2 · lines of a group of 2 · lines lanes takes line r of a key's K and V rows
+    // (lines ≤ 5: at least three groups per warp), each group a key, eight warps.
+    int l0 = kb0 & ~127, lines = (kb1 - l0 + 127) >> 7, nl = 2 * lines, kstep = 32 / nl, pkey = lane / nl, pr = lane % nl;
+    const char* pbase = (const char*)(pr < lines ? K : V) + l0 + 128 * (pr < lines ? pr : pr - lines);
     auto prefetch = [&](int k0, int n) {
-        for (int i = tid; i < 2 * n * lines; i += 256) {
-            int key = i / (2 * lines), r = i % (2 * lines);
-            const u16* base = r < lines ? K : V;
-            const char* a = (const char*)(base + (u64)(k0 + key) * W) + l0 + 128 * (r % lines);
-            asm volatile("prefetch.global.L2 [%0];" :: "l"(a));
-        }
+        if (pkey < kstep)
+            for (int key = warp * kstep + pkey; key < n; key += 8 * kstep)
+                asm volatile("prefetch.global.L2 [%0];" :: "l"(pbase + (u64)(k0 + key) * W * 2));
     };
     prefetch(lo, min(count, SC));
     PDL_ENTRY();
@@ -306,29 +308,42 @@ template <int D> DEV void attn_phased_impl(const float* q, u16* K, u16* V, const
         loadV(k0, k0 + n);
         // A: scores into fb.
         if (wok) {
-            for (int i0 = wsub; i0 < n; i0 += 8 * WPH) {
-                float kv[8][NJ];
+            for (int i0 = wsub; i0 < n; i0 += KP * WPH) {
+                float kv[KP][NJ];
 #pragma unroll
-                for (int u = 0; u < 8; u++) {
+                for (int u = 0; u < KP; u++) {
                     const u16* kr = Kw + (u64)(k0 + min(i0 + u * WPH, n - 1)) * W;
 #pragma unroll
                     for (int j = 0; j < NJ; j++) kv[u][j] = h2f(kr[32 * j]);
                 }
-                float part_[8];
+                float part_[KP];
 #pragma unroll
-                for (int u = 0; u < 8; u++) {
+                for (int u = 0; u < KP; u++) {
                     float a = 0.f;
 #pragma unroll
                     for (int j = 0; j < NJ; j++) a += qv[j] * kv[u][j];
                     part_[u] = a;
                 }
+                // attn_scores_f16q's butterfly (partners 16, 8, 4, 2, 1; own value first) as a
+                // reduce-scatter: at the first levels a lane keeps half of its keys (the upper half
+                // when its partner bit is set) and adds the partner's values of those keys, so
+                // key u's sum (the same bits) ends in the 32 / KP lanes from u · 32 / KP.
 #pragma unroll
-                for (int o = 16; o > 0; o >>= 1)
+                for (int lvl = 0; lvl < 5; lvl++) {
+                    const int o = 16 >> lvl, h = KP >> (lvl + 1);
+                    if (h >= 1) {
+                        bool hi = lane & o;
 #pragma unroll
-                    for (int u = 0; u < 8; u++) part_[u] += __shfl_xor_sync(0xffffffffu, part_[u], o);
-                if (lane == 0)
-#pragma unroll
-                    for (int u = 0; u < 8; u++) if (i0 + u * WPH < n) fb[wg][i0 + u * WPH] = part_[u] * scale;
+                        for (int i = 0; i < (h >= 1 ? h : 1); i++) {
+                            float send = hi ? part_[i] : part_[i + h], keep = hi ? part_[i + h] : part_[i];
+                            part_[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+                        }
+                    } else {
+                        part_[0] += __shfl_xor_sync(0xffffffffu, part_[0], o);
+                    }
+                }
+                int key = i0 + (lane / (32 / KP)) * WPH;
+                if (lane % (32 / KP) == 0 && key < n) fb[wg][key] = part_[0] * scale;
             }
         }
         if (k0 + SC <= p) prefetch(k0 + SC, min(SC, p - k0 - SC + 1));
@@ -366,6 +381,8 @@ template <int D> DEV void attn_phased_impl(const float* q, u16* K, u16* V, const
             bool up = s > before;
             fa[gg][k] = up ? expf(before - s) : 1.f;
             fb[gg][k] = up ? 1.f : expf(s - before);
+            unsigned ups = __ballot_sync(0xffffffffu, up);
+            if (lane == 0) upm[gg][pc] = ups;
             // The piece that ends the super-chunk carries the maximum on.
             float last = __shfl_sync(0xffffffffu, x, 31);
             if (pc == npc - 1 && lane == 0) mrun[(sc + 1) & 1][gg] = last > carry ? last : carry;
@@ -381,7 +398,18 @@ template <int D> DEV void attn_phased_impl(const float* q, u16* K, u16* V, const
                 int nk = min(32, n - 32 * c);
                 const float* mf = fa[g] + 32 * c;
                 const float* wf = fb[g] + 32 * c;
+                unsigned ups = upm[g][c];
                 for (int k8 = 0; k8 < nk; k8 += 8) {
+                    if (k8 + 8 <= nk && ((ups >> k8) & 0xffu) == 0) {
+                        // Eight keys, none raising the maximum (ms = 1): the multiply-adds alone,
+                        // no branch between them (fma(sum, 1, w) = sum + w).
+                        float wv[8], vv[8];
+#pragma unroll
+                        for (int u = 0; u < 8; u++) { wv[u] = wf[k8 + u]; vv[u] = h2f(vs[b][k8 + u][tid]); }
+#pragma unroll
+                        for (int u = 0; u < 8; u++) { acc = h2f(f2h(fmaf(vv[u], wv[u], acc))); sum = sum + wv[u]; }
+                        continue;
+                    }
                     float mv[8], wv[8], vv[8];
 #pragma unroll
                     for (int u = 0; u < 8; u++) { mv[u] = mf[k8 + u]; wv[u] = wf[k8 + u]; vv[u] = h2f(vs[b][k8 + u][tid]); }

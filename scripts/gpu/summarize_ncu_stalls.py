@@ -31,6 +31,8 @@ if raw:
               + ", ".join(f"{n} {v:.2f}" for v, n in vals[:7]))
 if len(sys.argv) > 2:
     sass = rows(sys.argv[2])
+    # Rows before the one that names the columns ("Address", "Source", …) name the kernel.
+    while sass and "Source" not in sass[0]: sass = sass[1:]
     if sass:
         head = sass[0]
         try:
@@ -46,3 +48,18 @@ if len(sys.argv) > 2:
         print(f"{total} stall samples; the {top} hottest instructions (sample share, index, SASS):")
         for v, i, t in sorted(lines, reverse=True)[:top]:
             print(f"  {100 * v / total:5.1f} %  #{i:4d}  {t}")
+        # Executed instructions (warp level) by opcode.
+        try:
+            e = head.index("Instructions Executed")
+            ops = {}
+            for r in sass[1:]:
+                try: n = int(float(r[e] or 0))
+                except (ValueError, IndexError): continue
+                op = r[src].split()[0] if r[src].split() else "?"
+                if op.startswith("@"): op = r[src].split()[1] if len(r[src].split()) > 1 else op
+                ops[op.split(".")[0]] = ops.get(op.split(".")[0], 0) + n
+            allops = sum(ops.values()) or 1
+            print(f"{allops} warp instructions executed; by opcode: "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(ops.items(), key=lambda kv: -kv[1])[:16]))
+        except ValueError:
+            pass
