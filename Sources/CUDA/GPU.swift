@@ -67,10 +67,6 @@ public final class GPU: @unchecked Sendable {
     /// On by default (H100, 8B tg128 +0.5–1 % in three calls, session 14); `SWIFTKT_CUDA_ATTN_SCAN=0`
     /// keeps the walk.
     public var attentionScan: Bool
-    /// The short attention (without the rope) in phases (KernelSource+Decode `attn_phased_*`:
-    /// every score, then every factor, then the walk over staged values; the same bits as the
-    /// walk and the scan), instead of chunk by chunk. `SWIFTKT_CUDA_ATTN_PHASED=1`; off until measured.
-    public var attentionPhased: Bool
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {
@@ -98,7 +94,6 @@ public final class GPU: @unchecked Sendable {
         shortAttention192 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_192"] != "0"
         debugSkip = Set((ProcessInfo.processInfo.environment["SWIFTKT_CUDA_DEBUG_SKIP"] ?? "").split(separator: ",").map(String.init))
         attentionScan = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_ATTN_SCAN"] != "0"
-        attentionPhased = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_ATTN_PHASED"] == "1"
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
         allocator = CachingAllocator(driver: driver)
     }

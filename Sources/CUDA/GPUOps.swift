@@ -410,9 +410,8 @@ public enum GPUOps {
                 args += [.pointer(rope.k), .pointer(rope.v), .int(Int32(rope.rotDim)), .float(ropeThetaScale(base: rope.base, rotDim: rope.rotDim)),
                          .float(rope.scale), .pointer(rope.freqFactors ?? 0), .int(rope.neox ? 1 : 0)]
             }
-            let name = rope == nil && gpu.attentionPhased ? "attn_phased_\(headDim)"
-                : "attn_short_\(rope != nil ? "rope_" : "")\(gpu.attentionScan ? "scan_" : "")\(headDim)"
-            try gpu.launch(name, grid: ((heads + perBlock - 1) / perBlock, tokens, 1), block: 256, args)
+            try gpu.launch("attn_short_\(rope != nil ? "rope_" : "")\(gpu.attentionScan ? "scan_" : "")\(headDim)",
+                           grid: ((heads + perBlock - 1) / perBlock, tokens, 1), block: 256, args)
             if let (a, k) = fused { a.holds = (out, tokens, k) }
             return fused != nil
         }

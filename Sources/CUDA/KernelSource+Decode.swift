@@ -28,6 +28,7 @@ template <int D, bool ROPE, bool SCAN> DEV void attn_short_impl(const float* q, 
     __shared__ __align__(16) u16 ks[ASH_CH][256];
     __shared__ __align__(16) u16 vs[ASH_CH][256];
     __shared__ float ss[G][ASH_CH], fms[SCAN ? G : 1][ASH_CH], fw[SCAN ? G : 1][ASH_CH];  // factors: SCAN only
+    __shared__ unsigned upms[SCAN ? G : 1];  // SCAN: the chunk's keys that raise the maximum
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, t = blockIdx.y, h0 = blockIdx.x * G;
     int group = H / KVH, W = KVH * D;
     int p = pos[t], lo = window > 0 ? max(0, p - window + 1) : 0, count = p - lo + 1;
@@ -133,13 +134,26 @@ template <int D, bool ROPE, bool SCAN> DEV void attn_short_impl(const float* q, 
                 for (int j = 0; j < NJ; j++) a += qv[j] * h2f(kr[32 * j]);
                 part_[u] = a;
             }
+            // warp_sum's butterfly (partners 16, 8, 4, 2, 1; own value first) as a reduce-scatter:
+            // while a lane holds several keys it keeps half of them (the upper half when its
+            // partner bit is set) and adds its partner's values of those, so each key's sum has
+            // warp_sum's pairs, the same bits, and ends in the 32 / KPW lanes from u · 32 / KPW.
 #pragma unroll
-            for (int o = 16; o > 0; o >>= 1)
+            for (int lvl = 0; lvl < 5; lvl++) {
+                const int o = 16 >> lvl, hk = KPW >> (lvl + 1);
+                if (hk >= 1) {
+                    bool hi = lane & o;
 #pragma unroll
-                for (int u = 0; u < KPW; u++) part_[u] += __shfl_xor_sync(0xffffffffu, part_[u], o);
-            if (lane == 0)
-#pragma unroll
-                for (int u = 0; u < KPW; u++) if (wsub + u * WPH < n) ss[wg][wsub + u * WPH] = part_[u] * scale;
+                    for (int i = 0; i < (hk >= 1 ? hk : 1); i++) {
+                        float send = hi ? part_[i] : part_[i + hk], keep = hi ? part_[i + hk] : part_[i];
+                        part_[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+                    }
+                } else {
+                    part_[0] += __shfl_xor_sync(0xffffffffu, part_[0], o);
+                }
+            }
+            int key = wsub + (lane / (32 / KPW)) * WPH;
+            if (lane % (32 / KPW) == 0 && key < n) ss[wg][key] = part_[0] * scale;
         }
         __syncthreads();
         if constexpr (!SCAN) {
@@ -177,14 +191,27 @@ template <int D, bool ROPE, bool SCAN> DEV void attn_short_impl(const float* q, 
             bool up = s > before;
             fms[warp][lane] = up ? expf(before - s) : 1.f;
             fw[warp][lane] = up ? 1.f : expf(s - before);
+            unsigned ups = __ballot_sync(0xffffffffu, up);
+            if (lane == 0) upms[warp] = ups;
             float last = __shfl_sync(0xffffffffu, x, 31);
             if (last > m) m = last;
         }
         __syncthreads();
         if (ok) {
             // Eight keys' factors and values read at once, then the in-order f16 recurrence (with
-            // ms = 1 the walk's acc · ms rounding is the identity, so it is skipped).
+            // ms = 1 the walk's acc · ms rounding is the identity, so it is skipped). Eight keys
+            // none of which raises the maximum take the multiply-adds alone, without a branch
+            // between them (fma(sum, 1, w) = sum + w).
+            unsigned ups = upms[g];
             for (int k8 = 0; k8 < n; k8 += 8) {
+                if (k8 + 8 <= n && ((ups >> k8) & 0xffu) == 0) {
+                    float wv[8], vv[8];
+#pragma unroll
+                    for (int u = 0; u < 8; u++) { wv[u] = fw[g][k8 + u]; vv[u] = h2f(vs[k8 + u][tid]); }
+#pragma unroll
+                    for (int u = 0; u < 8; u++) { acc = h2f(f2h(fmaf(vv[u], wv[u], acc))); sum = sum + wv[u]; }
+                    continue;
+                }
                 float mv[8], wv[8], vv[8];
 #pragma unroll
                 for (int u = 0; u < 8; u++) { mv[u] = fms[g][k8 + u]; wv[u] = fw[g][k8 + u]; vv[u] = h2f(vs[k8 + u][tid]); }
@@ -231,211 +258,6 @@ extern "C" __global__ void __launch_bounds__(256) attn_short_192(const float* q,
 extern "C" __global__ void __launch_bounds__(256) attn_short_scan_192(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
         float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
     PDL_ENTRY(); attn_short_impl<192, false, true>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}); }
-
-// ---------------------------------------------------------------------------------------------
-// The short attention in phases (`attn_phased_*`): the same bits as attn_short_* (walk or scan
-// form) and the two kernels, with fewer waits per key. Per super-chunk of SC keys (SC · G = 1024):
-//   before the dependent-launch wait: the super-chunk's key and value rows of the block's KV heads
-//     are prefetched into L2 (they are older than the kernel before, or written by it: L2 is
-//     coherent, only registers are filled after the wait);
-//   A. every key's score, straight from the cache (a warp per key, eight keys per pass with their
-//      loads issued together; the lanes' elements, products and warp sum of attn_scores_f16q);
-//   B. the softmax factors of attn_short_scan: each 32-key piece scanned by a warp (B1), then each
-//      key's running maximum before it = the first maximum of the carry-in (the super-chunks
-//      before), the earlier pieces' maxima and its piece's prefix (B2; the operation "the later
-//      only when greater" is associative, so pieces scan in parallel);
-//   C. the per-element f16 walk over 32-key chunks of values staged in shared memory, two
-//      buffers, the next chunk's loads in flight while this one is walked: one barrier per chunk.
-// grid (ceil(H / G), T), block 256; fmt as attn_short_*.
-template <int D> DEV void attn_phased_impl(const float* q, u16* K, u16* V, const int* pos, int H, int KVH, float scale, int window,
-                                          float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
-    // KP keys per warp and pass of phase A (their loads issued together).
-    constexpr int G = 256 / D, NJ = D / 32, WPH = 8 / G, SC = 1024 / G, NP = SC / 32, KP = NJ <= 4 ? 16 : 8;
-    __shared__ float fa[G][SC], fb[G][SC], pm[G][NP], mrun[2][G];
-    __shared__ unsigned upm[G][NP];  // per piece: the keys whose score raises the maximum (ms ≠ 1 possible)
-    __shared__ __align__(16) u16 vs[2][32][256];
-    int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, t = blockIdx.y, h0 = blockIdx.x * G;
-    int group = H / KVH, W = KVH * D;
-    int p = pos[t], lo = window > 0 ? max(0, p - window + 1) : 0, count = p - lo + 1;
-    // The block's KV heads: bytes [kb0, kb1) of each cache row.
-    int kb0 = (h0 / group) * D * 2, kb1 = ((min(h0 + G, H) - 1) / group + 1) * D * 2;
-    // Lane r < 2 · lines of a group of 2 · lines lanes takes line r of a key's K and V rows
-    // (lines ≤ 5: at least three groups per warp), each group a key, eight warps.
-    int l0 = kb0 & ~127, lines = (kb1 - l0 + 127) >> 7, nl = 2 * lines, kstep = 32 / nl, pkey = lane / nl, pr = lane % nl;
-    const char* pbase = (const char*)(pr < lines ? K : V) + l0 + 128 * (pr < lines ? pr : pr - lines);
-    auto prefetch = [&](int k0, int n) {
-        if (pkey < kstep)
-            for (int key = warp * kstep + pkey; key < n; key += 8 * kstep)
-                asm volatile("prefetch.global.L2 [%0];" :: "l"(pbase + (u64)(k0 + key) * W * 2));
-    };
-    prefetch(lo, min(count, SC));
-    PDL_ENTRY();
-    // Staging of values: piece i = tid + 256c is key i / 32 of the chunk, slots 8 · (i % 32) … + 7
-    // (slot g · D + d: element d of the block's head g, from that head's KV head).
-    int skey[4], scol[4];
-    bool sok[4];
-#pragma unroll
-    for (int c = 0; c < 4; c++) {
-        int i = tid + 256 * c, slot = (i & 31) * 8, g = slot / D;
-        skey[c] = i >> 5;
-        sok[c] = g < G && h0 + g < H;
-        scol[c] = ((h0 + g) / group) * D + slot % D;
-    }
-    uint4 rv[4];
-    auto loadV = [&](int k0, int kend) {  // keys k0 … k0 + 31 below kend
-#pragma unroll
-        for (int c = 0; c < 4; c++) {
-            int k = k0 + skey[c];
-            rv[c] = sok[c] && k < kend ? *(const uint4*)(V + (u64)k * W + scol[c]) : make_uint4(0, 0, 0, 0);
-        }
-    };
-    // Phase A's warp: head wg, keys wsub, wsub + WPH, …; the query rounded to f16.
-    int wg = warp / WPH, wsub = warp % WPH;
-    bool wok = h0 + wg < H;
-    const u16* Kw = K + ((min(h0 + wg, H - 1)) / group) * D + lane;
-    float qv[NJ];
-    {
-        const float* qr = q + ((u64)t * H + min(h0 + wg, H - 1)) * D;
-#pragma unroll
-        for (int j = 0; j < NJ; j++) qv[j] = h2f(f2h(qr[lane + 32 * j]));
-    }
-    int g = tid / D;
-    bool ok = g < G && h0 + g < H;
-    if (tid < G) mrun[0][tid] = NEG_INF;
-    float sum = 0.f, acc = 0.f;
-    for (int k0 = lo, sc = 0; k0 <= p; k0 += SC, sc++) {
-        int n = min(SC, p - k0 + 1), npc = (n + 31) / 32, nch = npc;
-        loadV(k0, k0 + n);
-        // A: scores into fb.
-        if (wok) {
-            for (int i0 = wsub; i0 < n; i0 += KP * WPH) {
-                float kv[KP][NJ];
-#pragma unroll
-                for (int u = 0; u < KP; u++) {
-                    const u16* kr = Kw + (u64)(k0 + min(i0 + u * WPH, n - 1)) * W;
-#pragma unroll
-                    for (int j = 0; j < NJ; j++) kv[u][j] = h2f(kr[32 * j]);
-                }
-                float part_[KP];
-#pragma unroll
-                for (int u = 0; u < KP; u++) {
-                    float a = 0.f;
-#pragma unroll
-                    for (int j = 0; j < NJ; j++) a += qv[j] * kv[u][j];
-                    part_[u] = a;
-                }
-                // attn_scores_f16q's butterfly (partners 16, 8, 4, 2, 1; own value first) as a
-                // reduce-scatter: at the first levels a lane keeps half of its keys (the upper half
-                // when its partner bit is set) and adds the partner's values of those keys, so
-                // key u's sum (the same bits) ends in the 32 / KP lanes from u · 32 / KP.
-#pragma unroll
-                for (int lvl = 0; lvl < 5; lvl++) {
-                    const int o = 16 >> lvl, h = KP >> (lvl + 1);
-                    if (h >= 1) {
-                        bool hi = lane & o;
-#pragma unroll
-                        for (int i = 0; i < (h >= 1 ? h : 1); i++) {
-                            float send = hi ? part_[i] : part_[i + h], keep = hi ? part_[i + h] : part_[i];
-                            part_[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
-                        }
-                    } else {
-                        part_[0] += __shfl_xor_sync(0xffffffffu, part_[0], o);
-                    }
-                }
-                int key = i0 + (lane / (32 / KP)) * WPH;
-                if (lane % (32 / KP) == 0 && key < n) fb[wg][key] = part_[0] * scale;
-            }
-        }
-        if (k0 + SC <= p) prefetch(k0 + SC, min(SC, p - k0 - SC + 1));
-        __syncthreads();
-        // B1: each piece's inclusive running maximum (NaN and -inf as -inf) into fa, its last into pm.
-        for (int w = warp; w < G * npc; w += 8) {
-            int gg = w / npc, pc = w % npc, k = pc * 32 + lane;
-            if (h0 + gg >= H) continue;
-            float s = k < n ? fb[gg][k] : NEG_INF, x = s > NEG_INF ? s : NEG_INF;
-#pragma unroll
-            for (int o = 1; o < 32; o <<= 1) {
-                float y = __shfl_up_sync(0xffffffffu, x, o);
-                if (lane >= o && !(x > y)) x = y;
-            }
-            fa[gg][k] = x;
-            if (lane == 31) pm[gg][pc] = x;
-        }
-        __syncthreads();
-        // B2: the carry into each piece (the maximum so far, then the earlier pieces' in order),
-        // each key's maximum before it, and the walk's factors: fa = ms, fb = w.
-        for (int w = warp; w < G * npc; w += 8) {
-            int gg = w / npc, pc = w % npc, k = pc * 32 + lane;
-            if (h0 + gg >= H) continue;
-            float c = lane < pc ? pm[gg][lane] : NEG_INF;
-#pragma unroll
-            for (int o = 1; o < 32; o <<= 1) {
-                float y = __shfl_up_sync(0xffffffffu, c, o);
-                if (lane >= o && !(c > y)) c = y;
-            }
-            float before0 = mrun[sc & 1][gg], pre = __shfl_sync(0xffffffffu, c, max(pc - 1, 0));
-            float carry = pc > 0 && pre > before0 ? pre : before0;
-            float x = fa[gg][k], s = k < n ? fb[gg][k] : NEG_INF;
-            float before = __shfl_up_sync(0xffffffffu, x, 1);
-            before = lane == 0 || !(before > carry) ? carry : before;
-            bool up = s > before;
-            fa[gg][k] = up ? expf(before - s) : 1.f;
-            fb[gg][k] = up ? 1.f : expf(s - before);
-            unsigned ups = __ballot_sync(0xffffffffu, up);
-            if (lane == 0) upm[gg][pc] = ups;
-            // The piece that ends the super-chunk carries the maximum on.
-            float last = __shfl_sync(0xffffffffu, x, 31);
-            if (pc == npc - 1 && lane == 0) mrun[(sc + 1) & 1][gg] = last > carry ? last : carry;
-        }
-        // C: the walk, chunk by chunk.
-        for (int c = 0; c < nch; c++) {
-            int b = c & 1;
-#pragma unroll
-            for (int cc = 0; cc < 4; cc++) *(uint4*)&vs[b][skey[cc]][((tid + 256 * cc) & 31) * 8] = rv[cc];
-            if (c + 1 < nch) loadV(k0 + 32 * (c + 1), k0 + n);
-            __syncthreads();
-            if (ok) {
-                int nk = min(32, n - 32 * c);
-                const float* mf = fa[g] + 32 * c;
-                const float* wf = fb[g] + 32 * c;
-                unsigned ups = upm[g][c];
-                for (int k8 = 0; k8 < nk; k8 += 8) {
-                    if (k8 + 8 <= nk && ((ups >> k8) & 0xffu) == 0) {
-                        // Eight keys, none raising the maximum (ms = 1): the multiply-adds alone,
-                        // no branch between them (fma(sum, 1, w) = sum + w).
-                        float wv[8], vv[8];
-#pragma unroll
-                        for (int u = 0; u < 8; u++) { wv[u] = wf[k8 + u]; vv[u] = h2f(vs[b][k8 + u][tid]); }
-#pragma unroll
-                        for (int u = 0; u < 8; u++) { acc = h2f(f2h(fmaf(vv[u], wv[u], acc))); sum = sum + wv[u]; }
-                        continue;
-                    }
-                    float mv[8], wv[8], vv[8];
-#pragma unroll
-                    for (int u = 0; u < 8; u++) { mv[u] = mf[k8 + u]; wv[u] = wf[k8 + u]; vv[u] = h2f(vs[b][k8 + u][tid]); }
-#pragma unroll
-                    for (int u = 0; u < 8; u++) {
-                        if (k8 + u >= nk) break;
-                        if (mv[u] != 1.f) acc = h2f(f2h(acc * mv[u]));
-                        acc = h2f(f2h(fmaf(vv[u], wv[u], acc)));
-                        sum = fmaf(sum, mv[u], wv[u]);
-                    }
-                }
-            }
-        }
-        __syncthreads();
-    }
-    float r = acc * (1.f / sum);
-    if (fmt < 0) {
-        if (ok) out[((u64)t * H + h0 + g) * D + tid % D] = r;
-    } else {
-        attn_out_q(r, t, H, D, out, fmt, qo, ad, as, ai, ak);
-    }
-}
-#define ATTN_PHASED(D) extern "C" __global__ void __launch_bounds__(256) attn_phased_##D(const float* q, u16* K, u16* V, \
-        const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, \
-        float* ak) { attn_phased_impl<D>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak); }
-ATTN_PHASED(32) ATTN_PHASED(64) ATTN_PHASED(128) ATTN_PHASED(192) ATTN_PHASED(256)
 
 """#
 }

@@ -652,13 +652,11 @@ public enum OpsCheck {
         // Short-context attention in one kernel (attn_short_*) against scores + sequential pass:
         // bit-equal outputs (over NaNs) and, when fused, activations; partial head groups
         // (9 heads at D 64), windows, several tokens, a chunk boundary at 32 keys, contexts of
-        // several super-chunks. Every form of the one kernel: the walk, the factor scan
-        // (SWIFTKT_CUDA_ATTN_SCAN), the phases (attn_phased_*, SWIFTKT_CUDA_ATTN_PHASED).
-        let shortWas = gpu.shortAttention, short192Was = gpu.shortAttention192, scanWas = gpu.attentionScan, phasedWas = gpu.attentionPhased
+        // many chunks. Both forms of the one kernel: the walk (SWIFTKT_CUDA_ATTN_SCAN=0) and the
+        // factor scan (the default).
+        let shortWas = gpu.shortAttention, short192Was = gpu.shortAttention192, scanWas = gpu.attentionScan
         gpu.shortAttention192 = true  // checked whether or not the decoder uses it (SWIFTKT_CUDA_SHORT_192)
-        defer {  // also when a check throws
-            gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was; gpu.attentionScan = scanWas; gpu.attentionPhased = phasedWas
-        }
+        defer { gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was; gpu.attentionScan = scanWas }  // also when a check throws
         for (tokens, start, heads, kvHeads, headDim, window, weightType) in
             [(1, 0, 32, 8, 128, 0, GGMLType.q4_K), (1, 200, 32, 8, 128, 0, .q6_K), (1, 37, 9, 3, 64, 0, .q4_1), (3, 200, 4, 1, 256, 64, .q8_0),
              (1, 255, 16, 16, 32, 0, .q4_0), (5, 100, 8, 2, 128, 50, .q4_K), (1, 31, 12, 4, 64, 0, .q8_0), (2, 62, 3, 1, 256, 0, .q4_K),
@@ -674,10 +672,9 @@ public enum OpsCheck {
             let nans = [Float](repeating: .nan, count: tokens * n)
             for quantized in [false, true] {
                 var outs: [DeviceBuffer] = [], acts: [QuantizedActivationsGPU] = [], fusedBoth = true
-                for (short, scan, phased) in [(true, false, false), (true, true, false), (true, false, true), (false, false, false)] {
+                for (short, scan) in [(true, false), (true, true), (false, false)] {
                     gpu.shortAttention = short
                     gpu.attentionScan = scan
-                    gpu.attentionPhased = phased
                     let out = try gpu.allocator.allocate(tokens * n * 4)
                     try nans.withUnsafeBytes { try gpu.copy(toDevice: out.pointer, from: $0.baseAddress!, bytes: $0.count) }
                     let act = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens)
@@ -689,19 +686,19 @@ public enum OpsCheck {
                     outs.append(out); acts.append(act)
                 }
                 try gpu.synchronize()
-                let b = try gpu.download(outs[3].pointer, count: tokens * n)
-                for (i, form) in [(0, "walk"), (1, "factor scan"), (2, "phases")] {
+                let b = try gpu.download(outs[2].pointer, count: tokens * n)
+                for (i, form) in [(0, "walk"), (1, "factor scan")] {
                     let a = try gpu.download(outs[i].pointer, count: tokens * n)
                     var differ = !applies || a.contains { $0.isNaN } || a.map(\.bitPattern) != b.map(\.bitPattern) || !fusedBoth
                     if quantized, n % 256 == 0, 256 % headDim == 0 {
-                        differ = try differ || activationsDiffer(acts[i], acts[3], count: tokens * n, k: GPUOps.isK(weightType))
+                        differ = try differ || activationsDiffer(acts[i], acts[2], count: tokens * n, k: GPUOps.isK(weightType))
                     }
                     record("attention short (one kernel, \(form)) = two kernels", "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)"
                            + (window > 0 ? ", window \(window)" : "") + (quantized ? " + quantize for \(weightType.name)" : ""), differ ? 1 : 0, 0)
                 }
             }
         }
-        gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was; gpu.attentionScan = scanWas; gpu.attentionPhased = phasedWas
+        gpu.shortAttention = shortWas; gpu.shortAttention192 = short192Was; gpu.attentionScan = scanWas
         // The decode step's rope + KV store inside the short attention kernel against rope_store
         // then the kernel without: outputs, activations and the cache rows written at p, bit-equal
         // (checked whether or not the decoder uses it: SWIFTKT_CUDA_SHORT_ROPE).
@@ -828,8 +825,8 @@ public enum OpsCheck {
         }
         // Decode attention with the CPU's numerics (the default rules): the one-kernel short form
         // against scores + sequential pass, 64 to 4 096 positions (what set shortAttentionMaxKeys).
-        let shortWas = gpu.shortAttention, phasedWas = gpu.attentionPhased
-        defer { gpu.shortAttention = shortWas; gpu.attentionPhased = phasedWas }
+        let shortWas = gpu.shortAttention, scanWas = gpu.attentionScan
+        defer { gpu.shortAttention = shortWas; gpu.attentionScan = scanWas }
         for ctx in [64, 256, 512, 1024, 4096] {
             let heads = 32, kvHeads = 8, d = 128
             let kv = try gpu.allocator.allocate(ctx * kvHeads * d * 2), vv = try gpu.allocator.allocate(ctx * kvHeads * d * 2)
@@ -837,9 +834,9 @@ public enum OpsCheck {
             try gpu.driver.zero(vv.pointer, bytes: vv.bytes, stream: gpu.stream)
             let dq = try gpu.upload(random(heads * d, &rng)), dp = try gpu.upload(ints: [Int32(ctx - 1)])
             let dout = try gpu.allocator.allocate(heads * d * 4), scores = try gpu.allocator.allocate(heads * ctx * 4)
-            for (form, short, phased) in [("one kernel", true, false), ("phases", true, true), ("two kernels", false, false)] {
+            for (form, short, scan) in [("one kernel, walk", true, false), ("one kernel, scan", true, true), ("two kernels", false, false)] {
                 gpu.shortAttention = short
-                gpu.attentionPhased = phased
+                gpu.attentionScan = scan
                 let t = try time {
                     // maxKeys at the bound lets the short kernel take every length here.
                     try GPUOps.attentionCPUNumerics(gpu, q: dq.pointer, keys: kv.pointer, values: vv.pointer, positions: dp.pointer,
@@ -852,7 +849,7 @@ public enum OpsCheck {
                 out.append(r); progress(r)
             }
         }
-        gpu.shortAttention = shortWas; gpu.attentionPhased = phasedWas
+        gpu.shortAttention = shortWas; gpu.attentionScan = scanWas
         // Small batches on q4_K: the 8-bit GEMV kernels (8 tokens per weight read), the f16
         // dequantization + cuBLAS GEMM, and the Marlin GEMM on the repacked weights.
         for (rows, cols) in [(4096, 4096), (14336, 4096), (4096, 14336)] {

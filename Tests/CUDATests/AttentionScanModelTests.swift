@@ -1,10 +1,10 @@
 // A model, in Swift, of the short attention kernel's two forms (KernelSource+Decode
 // `attn_short_impl`): the walk, which finds each key's softmax factors as it goes, and the factor
-// scan (`SWIFTKT_CUDA_ATTN_SCAN=1`), which takes them from a warp's inclusive scan of the chunk's
+// scan (the default; `SWIFTKT_CUDA_ATTN_SCAN=0` walks), which takes them from a warp's inclusive scan of the chunk's
 // scores first. The kernel claims they give the same bits; this checks the claim on the machine
 // without a GPU, on scores with ties, signed zeros, NaN and infinities, over chunks of 32 keys
-// with a short last one; and the phased form (`attn_phased_*`: pieces scanned apart, then joined).
-// Both sides use the same expf, so what is tested is the algorithm.
+// with a short last one. Both sides use the same expf, so what is tested is the algorithm. Also the
+// score phase's reduce-scatter against warp_sum's butterfly.
 import Foundation
 import XCTest
 
@@ -62,64 +62,13 @@ final class AttentionScanModelTests: XCTestCase {
         return (acc, sum)
     }
 
-    /// The kernel's warp scan of 32 lanes (shfl_up by 1, 2, 4, 8, 16; take the earlier unless
-    /// the later is greater).
-    private func laneScan(_ v: [Float]) -> [Float] {
-        var x = v, o = 1
-        while o < 32 {
-            let before = x
-            for lane in o..<32 where !(before[lane] > before[lane - o]) { x[lane] = before[lane - o] }
-            o <<= 1
-        }
-        return x
-    }
-
-    /// The phased form (`attn_phased_*`): per super-chunk of `sc` keys, every 32-key piece scanned
-    /// apart (B1), then each piece's carry from the maximum so far and the earlier pieces' maxima
-    /// scanned across lanes (B2), each key's maximum before it and its factors; then the walk.
-    private func phased(_ scores: [Float], _ values: [Float], sc: Int) -> (acc: Float, sum: Float) {
-        var mrun = -Float.infinity, sum: Float = 0, acc: Float = 0
-        var k0 = 0
-        while k0 < scores.count {
-            let n = min(sc, scores.count - k0), npc = (n + 31) / 32
-            let s = (0..<(npc * 32)).map { $0 < n ? scores[k0 + $0] : -Float.infinity }
-            var prefix: [[Float]] = [], pm: [Float] = []
-            for pc in 0..<npc {
-                let x = laneScan((0..<32).map { s[pc * 32 + $0] > -Float.infinity ? s[pc * 32 + $0] : -Float.infinity })
-                prefix.append(x); pm.append(x[31])
-            }
-            var ms = [Float](repeating: 1, count: npc * 32), w = ms, next = mrun
-            for pc in 0..<npc {
-                let c = laneScan((0..<32).map { $0 < pc ? pm[$0] : -Float.infinity })
-                let pre = c[max(pc - 1, 0)]
-                let carry = pc > 0 && pre > mrun ? pre : mrun
-                for lane in 0..<32 {
-                    var before = lane == 0 ? prefix[pc][0] : prefix[pc][lane - 1]
-                    before = lane == 0 || !(before > carry) ? carry : before
-                    let k = pc * 32 + lane, up = s[k] > before
-                    ms[k] = up ? expf(before - s[k]) : 1
-                    w[k] = up ? 1 : expf(s[k] - before)
-                }
-                if pc == npc - 1 { next = prefix[pc][31] > carry ? prefix[pc][31] : carry }
-            }
-            mrun = next
-            for u in 0..<n {
-                if ms[u] != 1 { acc = f16(acc * ms[u]) }
-                acc = f16(fmaf(values[k0 + u], w[u], acc))
-                sum = fmaf(sum, ms[u], w[u])
-            }
-            k0 += n
-        }
-        return (acc, sum)
-    }
-
     func testScanGivesTheWalksBits() {
         var seed: UInt64 = 0x5EED
         func next() -> UInt64 { seed = seed &* 6364136223846793005 &+ 1442695040888963407; return seed >> 11 }
         let specials: [Float] = [0, -0.0, .nan, -.infinity, .infinity, 3, 3, -2, 40, 40]
         var mismatches = 0
         for trial in 0..<3000 {
-            let count = 1 + Int(next() % 300)
+            let count = 1 + Int(next() % 150)
             var scores: [Float] = [], values: [Float] = []
             for _ in 0..<count {
                 let r = next() % 100
@@ -130,17 +79,57 @@ final class AttentionScanModelTests: XCTestCase {
                 else { scores.append(Float(Int64(next() % 2000) - 1000) / 97) }
                 values.append(f16(Float(Int64(next() % 2000) - 1000) / 311))
             }
-            let a = walk(scores, values)
-            // The scan chunk by chunk; the phased form with super-chunks of 64 and 128 keys (the
-            // kernel's are 128 to 1 024: several super-chunks and pieces per super-chunk here).
-            for (form, b) in [("scan", scanned(scores, values)), ("phased 64", phased(scores, values, sc: 64)),
-                              ("phased 128", phased(scores, values, sc: 128))]
-            where a.acc.bitPattern != b.acc.bitPattern || a.sum.bitPattern != b.sum.bitPattern {
+            let a = walk(scores, values), b = scanned(scores, values)
+            if a.acc.bitPattern != b.acc.bitPattern || a.sum.bitPattern != b.sum.bitPattern {
                 mismatches += 1
-                if mismatches < 4 { XCTFail("trial \(trial): walk \(a), \(form) \(b), \(count) keys") }
+                if mismatches < 4 { XCTFail("trial \(trial): walk \(a), scan \(b), \(count) keys") }
             }
         }
         XCTAssertEqual(mismatches, 0)
+    }
+
+    /// The score phase's reduce-scatter (attn_short_impl): 32 lanes with KPW keys' partial sums
+    /// each; at partner distance o, while a lane holds h ≥ 1 keys' sums it keeps half (the upper
+    /// half when its bit o is set) and adds its partner's values of them, then plain xor steps.
+    /// Every key's sum must be warp_sum's (the butterfly 16, 8, 4, 2, 1) bit for bit, in the lanes
+    /// the kernel stores it from (lane / (32 / KPW)).
+    func testReduceScatterGivesTheButterflysBits() {
+        var seed: UInt64 = 0xB17
+        func next() -> UInt64 { seed = seed &* 6364136223846793005 &+ 1442695040888963407; return seed >> 11 }
+        for kpw in [4, 8, 16, 32] {
+            for _ in 0..<200 {
+                let parts: [[Float]] = (0..<32).map { _ in
+                    (0..<kpw).map { _ in Float(Int64(next() % 20_000) - 10_000) / 7 * Float(1 << Int(next() % 12)) }
+                }
+                // warp_sum per key: every lane ends with the same bits; lane 0's are the reference.
+                var butterfly = parts
+                for o in [16, 8, 4, 2, 1] {
+                    let before = butterfly
+                    for lane in 0..<32 { for u in 0..<kpw { butterfly[lane][u] = before[lane][u] + before[lane ^ o][u] } }
+                }
+                var v = parts
+                for lvl in 0..<5 {
+                    let o = 16 >> lvl, h = kpw >> (lvl + 1), before = v
+                    for lane in 0..<32 {
+                        let partner = lane ^ o
+                        if h >= 1 {
+                            let hi = lane & o != 0, partnerHi = partner & o != 0
+                            for i in 0..<h {
+                                let keep = hi ? before[lane][i + h] : before[lane][i]
+                                let received = partnerHi ? before[partner][i] : before[partner][i + h]
+                                v[lane][i] = keep + received
+                            }
+                        } else {
+                            v[lane][0] = before[lane][0] + before[partner][0]
+                        }
+                    }
+                }
+                for lane in 0..<32 {
+                    let key = lane / (32 / kpw)
+                    XCTAssertEqual(v[lane][0].bitPattern, butterfly[0][key].bitPattern, "KPW \(kpw), lane \(lane), key \(key)")
+                }
+            }
+        }
     }
 
     /// The comparison can fail: a scan that counts each key's own score in the maximum before
@@ -150,16 +139,5 @@ final class AttentionScanModelTests: XCTestCase {
         let a = walk(scores, values), b = scanned(scores, values, inclusive: true)
         XCTAssertNotEqual(a.acc.bitPattern, b.acc.bitPattern)
         XCTAssertEqual(walk(scores, values).acc.bitPattern, scanned(scores, values).acc.bitPattern)
-    }
-
-    /// A phased form that drops the carry of the maximum between super-chunks differs.
-    func testAPhasedCarryBugDiffers() {
-        let scores: [Float] = (0..<100).map { $0 == 3 ? 50 : Float($0 % 7) }, values: [Float] = (0..<100).map { f16(Float($0 % 5) / 4) }
-        let a = walk(scores, values)
-        XCTAssertEqual(a.acc.bitPattern, phased(scores, values, sc: 64).acc.bitPattern)
-        // Each super-chunk on its own (a carry of -inf): the second one's keys are weighed against their own maximum.
-        let first = phased(Array(scores[..<64]), Array(values[..<64]), sc: 64)
-        let second = phased(Array(scores[64...]), Array(values[64...]), sc: 64)
-        XCTAssertNotEqual(a.sum.bitPattern, (first.sum + second.sum).bitPattern)
     }
 }

@@ -4,7 +4,7 @@
 # Writes OUT/NAME.ncu-rep, OUT/NAME-details.txt (launch, occupancy, warp-state sections) and
 # OUT/NAME-raw.csv, OUT/NAME-sass.csv (per-instruction warp-stall samples), and prints the stall
 # summary (summarize_ncu_stalls.py).
-# Env: passed through (e.g. SWIFTKT_CUDA_ATTN_PHASED=1). N tokens (-n) default 128.
+# Env: passed through (e.g. SWIFTKT_CUDA_ATTN_SCAN=0). N tokens (-n) default 128.
 # Usage: scripts/gpu/ncu_kernels.sh SWIFTKT_BINARY MODEL OUT_DIR NAME KERNEL_REGEX LAUNCH_SKIP LAUNCH_COUNT
 set -uo pipefail
 bin=$1; model=$2; out=$3; name=$4; regex=$5; skip=$6; count=$7
