@@ -175,10 +175,11 @@ template <int D, bool ROPE, bool SCAN> DEV void attn_short_impl(const float* q, 
             }
         }
         } else {
-        // SCAN (the default; `SWIFTKT_CUDA_ATTN_SCAN=0` walks): the chunk's softmax factors once per head (warp g,
-        // lane = key): the running maximum before each key by a scan instead of the walk (take
-        // the later only when greater, so ties, NaN and -inf keep the earlier, as the walk's
-        // `s > m`), then the walk's ms, w; the walk then carries only the f16 multiply-adds.
+        // SCAN (the default; `SWIFTKT_CUDA_ATTN_SCAN=0` walks): the chunk's softmax factors once
+        // per head (warp g, lane = key): the running maximum before each key by a scan instead of
+        // the walk (take the later only when greater, so ties, NaN and -inf keep the earlier, as
+        // the walk's `s > m`), then the walk's ms, w; the walk then carries only the f16
+        // multiply-adds. A ballot marks the keys that raise the maximum (ms may differ from 1).
         if (warp < G && h0 + warp < H) {
             float s = lane < n ? ss[warp][lane] : NEG_INF, x = s > NEG_INF ? s : NEG_INF;
 #pragma unroll

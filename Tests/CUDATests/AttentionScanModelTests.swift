@@ -1,10 +1,10 @@
 // A model, in Swift, of the short attention kernel's two forms (KernelSource+Decode
 // `attn_short_impl`): the walk, which finds each key's softmax factors as it goes, and the factor
-// scan (the default; `SWIFTKT_CUDA_ATTN_SCAN=0` walks), which takes them from a warp's inclusive scan of the chunk's
-// scores first. The kernel claims they give the same bits; this checks the claim on the machine
-// without a GPU, on scores with ties, signed zeros, NaN and infinities, over chunks of 32 keys
-// with a short last one. Both sides use the same expf, so what is tested is the algorithm. Also the
-// score phase's reduce-scatter against warp_sum's butterfly.
+// scan (the default; `SWIFTKT_CUDA_ATTN_SCAN=0` walks), which takes them from a warp's inclusive
+// scan of the chunk's scores first. The kernel claims they give the same bits; this checks the
+// claim on the machine without a GPU, on scores with ties, signed zeros, NaN and infinities, over
+// chunks of 32 keys with a short last one. Both sides use the same expf, so what is tested is the
+// algorithm. Also the score phase's reduce-scatter against warp_sum's butterfly.
 import Foundation
 import XCTest
 
