@@ -143,8 +143,10 @@ template <int D, bool ROPE, bool SCAN> DEV void attn_short_impl(const float* q, 
                 const int o = 16 >> lvl, hk = KPW >> (lvl + 1);
                 if (hk >= 1) {
                     bool hi = lane & o;
+                    // A constant bound, so that part_ stays in registers once unrolled.
 #pragma unroll
-                    for (int i = 0; i < (hk >= 1 ? hk : 1); i++) {
+                    for (int i = 0; i < KPW / 2; i++) {
+                        if (i >= hk) continue;
                         float send = hi ? part_[i] : part_[i + hk], keep = hi ? part_[i + hk] : part_[i];
                         part_[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
                     }

@@ -24,8 +24,9 @@ final class AttentionScanModelTests: XCTestCase {
     }
 
     /// The scan form: per chunk of 32, lane k's score, the kernel's shfl_up scan (take the
-    /// earlier unless the later is greater), the maximum before each key, the factors; then the
-    /// walk with only the multiply-adds (the rescale skipped when ms is 1).
+    /// earlier unless the later is greater), the maximum before each key, the factors and the
+    /// ballot of keys that raise it; then the walk with only the multiply-adds (the rescale
+    /// skipped when ms is 1), eight keys at a time with sum + w when the ballot has none of them.
     /// `inclusive` plants a bug (each key's own score in "the maximum before it").
     private func scanned(_ scores: [Float], _ values: [Float], inclusive: Bool = false) -> (acc: Float, sum: Float) {
         var m = -Float.infinity, sum: Float = 0, acc: Float = 0
@@ -44,18 +45,31 @@ final class AttentionScanModelTests: XCTestCase {
                 o <<= 1
             }
             var ms = [Float](repeating: 1, count: 32), w = [Float](repeating: 1, count: 32)
+            var ups: UInt32 = 0
             for lane in 0..<32 {
                 var before = inclusive ? x[lane] : lane == 0 ? x[0] : x[lane - 1]
                 before = (lane == 0 && !inclusive) || !(before > m) ? m : before
                 let up = s[lane] > before
                 ms[lane] = up ? expf(before - s[lane]) : 1
                 w[lane] = up ? 1 : expf(s[lane] - before)
+                if up { ups |= 1 << UInt32(lane) }
             }
             if x[31] > m { m = x[31] }
-            for u in 0..<n {
-                if ms[u] != 1 { acc = f16(acc * ms[u]) }
-                acc = f16(fmaf(values[k0 + u], w[u], acc))
-                sum = fmaf(sum, ms[u], w[u])
+            var k8 = 0
+            while k8 < n {
+                if k8 + 8 <= n && (ups >> UInt32(k8)) & 0xff == 0 {
+                    for u in k8..<(k8 + 8) {
+                        acc = f16(fmaf(values[k0 + u], w[u], acc))
+                        sum = sum + w[u]
+                    }
+                } else {
+                    for u in k8..<min(k8 + 8, n) {
+                        if ms[u] != 1 { acc = f16(acc * ms[u]) }
+                        acc = f16(fmaf(values[k0 + u], w[u], acc))
+                        sum = fmaf(sum, ms[u], w[u])
+                    }
+                }
+                k8 += 8
             }
             k0 += n
         }
@@ -88,47 +102,71 @@ final class AttentionScanModelTests: XCTestCase {
         XCTAssertEqual(mismatches, 0)
     }
 
-    /// The score phase's reduce-scatter (attn_short_impl): 32 lanes with KPW keys' partial sums
-    /// each; at partner distance o, while a lane holds h ≥ 1 keys' sums it keeps half (the upper
-    /// half when its bit o is set) and adds its partner's values of them, then plain xor steps.
-    /// Every key's sum must be warp_sum's (the butterfly 16, 8, 4, 2, 1) bit for bit, in the lanes
-    /// the kernel stores it from (lane / (32 / KPW)).
+    /// The score phase's reduce-scatter (attn_short_impl) over 32 lanes holding KPW keys' partial
+    /// sums each: at partner distance o, while a lane holds h ≥ 1 keys' sums it keeps half (the
+    /// upper half when its bit o is set) and adds its partner's values of them, then plain xor
+    /// steps. Returns each lane's final value. `keepWrongHalf` plants a bug.
+    private func reduceScatter(_ parts: [[Float]], keepWrongHalf: Bool = false) -> [Float] {
+        let kpw = parts[0].count
+        var v = parts
+        for lvl in 0..<5 {
+            let o = 16 >> lvl, h = kpw >> (lvl + 1), before = v
+            for lane in 0..<32 {
+                let partner = lane ^ o
+                if h >= 1 {
+                    let hi = (lane & o != 0) != keepWrongHalf, partnerHi = (partner & o != 0) != keepWrongHalf
+                    for i in 0..<h {
+                        let keep = hi ? before[lane][i + h] : before[lane][i]
+                        let received = partnerHi ? before[partner][i] : before[partner][i + h]
+                        v[lane][i] = keep + received
+                    }
+                } else {
+                    v[lane][0] = before[lane][0] + before[partner][0]
+                }
+            }
+        }
+        return v.map { $0[0] }
+    }
+
+    /// warp_sum's butterfly (16, 8, 4, 2, 1) per key: lane 0's sums (every lane's are the same bits).
+    private func butterfly(_ parts: [[Float]]) -> [Float] {
+        var b = parts
+        for o in [16, 8, 4, 2, 1] {
+            let before = b
+            for lane in 0..<32 { for u in 0..<b[0].count { b[lane][u] = before[lane][u] + before[lane ^ o][u] } }
+        }
+        return b[0]
+    }
+
+    private func randomParts(kpw: Int, _ next: () -> UInt64) -> [[Float]] {
+        (0..<32).map { _ in (0..<kpw).map { _ in Float(Int64(next() % 20_000) - 10_000) / 7 * Float(1 << Int(next() % 12)) } }
+    }
+
+    /// Every key's sum from the reduce-scatter is warp_sum's bit for bit, in the lanes the kernel
+    /// stores it from (lane / (32 / KPW)), for the kernel's KPW of 4, 8, 16 and 32.
     func testReduceScatterGivesTheButterflysBits() {
         var seed: UInt64 = 0xB17
         func next() -> UInt64 { seed = seed &* 6364136223846793005 &+ 1442695040888963407; return seed >> 11 }
         for kpw in [4, 8, 16, 32] {
             for _ in 0..<200 {
-                let parts: [[Float]] = (0..<32).map { _ in
-                    (0..<kpw).map { _ in Float(Int64(next() % 20_000) - 10_000) / 7 * Float(1 << Int(next() % 12)) }
-                }
-                // warp_sum per key: every lane ends with the same bits; lane 0's are the reference.
-                var butterfly = parts
-                for o in [16, 8, 4, 2, 1] {
-                    let before = butterfly
-                    for lane in 0..<32 { for u in 0..<kpw { butterfly[lane][u] = before[lane][u] + before[lane ^ o][u] } }
-                }
-                var v = parts
-                for lvl in 0..<5 {
-                    let o = 16 >> lvl, h = kpw >> (lvl + 1), before = v
-                    for lane in 0..<32 {
-                        let partner = lane ^ o
-                        if h >= 1 {
-                            let hi = lane & o != 0, partnerHi = partner & o != 0
-                            for i in 0..<h {
-                                let keep = hi ? before[lane][i + h] : before[lane][i]
-                                let received = partnerHi ? before[partner][i] : before[partner][i + h]
-                                v[lane][i] = keep + received
-                            }
-                        } else {
-                            v[lane][0] = before[lane][0] + before[partner][0]
-                        }
-                    }
-                }
+                let parts = randomParts(kpw: kpw, next)
+                let want = butterfly(parts), got = reduceScatter(parts)
                 for lane in 0..<32 {
                     let key = lane / (32 / kpw)
-                    XCTAssertEqual(v[lane][0].bitPattern, butterfly[0][key].bitPattern, "KPW \(kpw), lane \(lane), key \(key)")
+                    XCTAssertEqual(got[lane].bitPattern, want[key].bitPattern, "KPW \(kpw), lane \(lane), key \(key)")
                 }
             }
+        }
+    }
+
+    /// The comparison can fail: keeping the other half at each level sums other keys' values.
+    func testAPlantedReduceScatterBugDiffers() {
+        var seed: UInt64 = 0xBAD
+        func next() -> UInt64 { seed = seed &* 6364136223846793005 &+ 1442695040888963407; return seed >> 11 }
+        for kpw in [4, 8, 16, 32] {
+            let parts = randomParts(kpw: kpw, next)
+            let want = butterfly(parts), got = reduceScatter(parts, keepWrongHalf: true)
+            XCTAssertTrue((0..<32).contains { got[$0].bitPattern != want[$0 / (32 / kpw)].bitPattern }, "KPW \(kpw)")
         }
     }
 
