@@ -572,12 +572,17 @@ DEV void q4K_pair_step(const u8* const rows[2], int pi, const i8* __restrict__ a
 // the L2 prefetch hint (pf) is not issued. Loading before the wait assumes that the kernel before
 // never writes weights (true of every decode kernel; expert streaming copies on its own stream
 // and joins with an event before its prefill kernels).
-// The two rows' sums (mmv1_rows below): the first PRE pairs loaded
-// before the wait, then the rest; false (after the wait) when the warp has no rows.
-template <int PRE> DEV bool mmv1_two(const u8* const rows[2], bool have, int pairs, const i8* __restrict__ aq,
-                                     const int* __restrict__ ai, const float* __restrict__ ak, float& v0, float& v1) {
-    int lane = threadIdx.x & 31;
+template <int PRE> DEV bool mmv1_rows(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
+                                      const float* __restrict__ ak, int pf, Sel& s0, Sel& s1, bool& two, float& v0, float& v1) {
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, pairs = cols / 64;
+    int g = (blockIdx.x * 4 + warp) * 2;
+    s0 = Sel{}; s1 = Sel{};
+    bool have = select3(g, MATS_ARGS, s0);
+    two = have && select3(g + 1, MATS_ARGS, s1);
+    if (!two) s1 = s0;
+    const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
     uint4 h[PRE > 0 ? PRE : 1][2], qa[PRE > 0 ? PRE : 1][2], qb[PRE > 0 ? PRE : 1][2];
+    if constexpr (PRE == 0) prefetch_warp_rows(MATS_ARGS, rowBytes, 2, pf);
 #pragma unroll
     for (int i = 0; i < PRE; i++)
         if (have && lane + 32 * i < pairs) q4K_pair_load(rows, lane + 32 * i, h[i], qa[i], qb[i]);
@@ -595,18 +600,6 @@ template <int PRE> DEV bool mmv1_two(const u8* const rows[2], bool have, int pai
     for (int pi = lane + 32 * PRE; pi < pairs; pi += 32) q4K_pair_step(rows, pi, aq, ai, ak, acc);
     v0 = warp_sum(acc[0]); v1 = warp_sum(acc[1]);
     return true;
-}
-template <int PRE> DEV bool mmv1_rows(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
-                                      const float* __restrict__ ak, int pf, Sel& s0, Sel& s1, bool& two, float& v0, float& v1) {
-    int warp = threadIdx.x >> 5;
-    int g = (blockIdx.x * 4 + warp) * 2;
-    s0 = Sel{}; s1 = Sel{};
-    bool have = select3(g, MATS_ARGS, s0);
-    two = have && select3(g + 1, MATS_ARGS, s1);
-    if (!two) s1 = s0;
-    const u8* rows[2] = {s0.W + (u64)s0.r * rowBytes, s1.W + (u64)s1.r * rowBytes};
-    if constexpr (PRE == 0) prefetch_warp_rows(MATS_ARGS, rowBytes, 2, pf);
-    return mmv1_two<PRE>(rows, have, cols / 64, aq, ai, ak, v0, v1);
 }
 
 // q4_K, one token (the decode step): a warp takes two rows, so each lane's activation loads

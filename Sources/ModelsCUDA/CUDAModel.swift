@@ -916,7 +916,7 @@ public final class CUDADecoder: @unchecked Sendable {
     /// Whether `SWIFTKT_CUDA_DEBUG_SKIP` leaves this family of a one-token step's kernels out
     /// (GPU.debugSkip: a measurement, the step's results are then wrong).
     private func skipped(_ family: String, _ tokens: Int) -> Bool {
-        tokens == 1 && !gpu.debugSkip.isEmpty && gpu.debugSkip.contains(family)
+        tokens == 1 && gpu.debugSkip.contains(family)
     }
 
     /// The CPU block's result (hostOut) up into o, plus the GPU's shared expert when it has one.
