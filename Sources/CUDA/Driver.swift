@@ -97,6 +97,7 @@ public final class Driver: @unchecked Sendable {
     private let cuMemHostRegister: FnHostRegister
     private let cuMemHostUnregister: FnHostUnregister
     private let cuEventSynchronize: FnEvent
+    private let cuEventDestroy: FnEvent
     private let cuEventElapsedTime: FnElapsed
     private let cuMemcpyHtoDAsync: FnHtoDAsync
     private let cuMemcpyDtoHAsync: FnDtoHAsync
@@ -147,6 +148,7 @@ public final class Driver: @unchecked Sendable {
         cuMemHostRegister = try lib.function("cuMemHostRegister_v2", as: FnHostRegister.self)
         cuMemHostUnregister = try lib.function("cuMemHostUnregister", as: FnHostUnregister.self)
         cuEventSynchronize = try lib.function("cuEventSynchronize", as: FnEvent.self)
+        cuEventDestroy = try lib.function("cuEventDestroy_v2", as: FnEvent.self)
         cuEventElapsedTime = try lib.function("cuEventElapsedTime", as: FnElapsed.self)
         cuMemcpyHtoDAsync = try lib.function("cuMemcpyHtoDAsync_v2", as: FnHtoDAsync.self)
         cuMemcpyDtoHAsync = try lib.function("cuMemcpyDtoHAsync_v2", as: FnDtoHAsync.self)
@@ -316,6 +318,7 @@ public final class Driver: @unchecked Sendable {
 
     public func record(_ event: CUevent, on stream: CUstream?) throws { try check("cuEventRecord", cuEventRecord(event, stream)) }
     public func synchronize(event: CUevent) throws { try check("cuEventSynchronize", cuEventSynchronize(event)) }
+    public func destroy(event: CUevent) { _ = cuEventDestroy(event) }
     /// Work queued on `stream` after this waits for `event`'s recorded point.
     public func wait(_ stream: CUstream?, for event: CUevent) throws {
         try check("cuStreamWaitEvent", cuStreamWaitEvent(stream, event, 0))

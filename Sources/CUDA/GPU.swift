@@ -67,6 +67,12 @@ public final class GPU: @unchecked Sendable {
     /// On by default (H100, 8B: tg128 467 against 458–459 t/s, tg1024 349 against 291; session
     /// 14); `SWIFTKT_CUDA_ATTN_SCAN=0` keeps the walk.
     public var attentionScan: Bool
+    /// Measurement only: the decode step (counted from 1) whose kernels write their warps'
+    /// times (`SWIFTKT_CUDA_TIMELINE=N`; the kernels are then compiled with SWIFTKT_TIMELINE,
+    /// KernelSource's `TimelineMark`), for the CUDA decoder's timeline report on standard error.
+    public let timelineStep: Int?
+    /// While not nil, every launch's kernel name is appended (the names of a captured graph).
+    public var launchLog: [String]?
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {
@@ -82,8 +88,9 @@ public final class GPU: @unchecked Sendable {
         context = try driver.primaryContext(device)
         stream = try driver.makeStream()
         let started = Date()
+        timelineStep = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_TIMELINE"].flatMap { Int($0) }.map { max($0, 1) }
         let cubin = try NVRTC().compile(source: KernelSource.all, name: "swiftkt-ops", architecture: device.architecture,
-                                        options: ["-lineinfo"])
+                                        options: ["-lineinfo"] + (timelineStep != nil ? ["-DSWIFTKT_TIMELINE"] : []))
         compileSeconds = Date().timeIntervalSince(started)
         module = try driver.loadModule(image: cubin)
         programmaticLaunch = device.computeCapability.major >= 9 && driver.hasLaunchEx
@@ -146,6 +153,7 @@ public final class GPU: @unchecked Sendable {
             pointers.append(slot)
         }
         guard grid.0 > 0, grid.1 > 0, grid.2 > 0 else { return }
+        launchLog?.append(name)
         var timed: (CUevent, CUevent)?
         if let kernelProfile {
             timed = try kernelProfile.events(driver)

@@ -214,9 +214,9 @@ public enum GPUOps {
     /// The norm kernel family `kernel` (rms_norm or add_rms_norm, whose arguments `args` are):
     /// fused with the quantization when asked and the row allows, else vectorized, else scalar.
     private static func norm(_ gpu: GPU, kernel: String, _ args: [KernelArgument], out: CUdeviceptr, rows: Int, n: Int,
-                             quantize: (QuantizedActivationsGPU, GGMLType)?) throws -> Bool {
+                             quantize: (QuantizedActivationsGPU, GGMLType)?, xReady: Bool = false) throws -> Bool {
         if let (act, type) = quantize, let fused = fusedQuantize(n: n, rows: rows, act: act, type: type, prefix: kernel + "4q_") {
-            try gpu.launch(fused, grid: (rows, 1, 1), block: (n / 4 + 31) / 32 * 32, args + actArgs(act))
+            try gpu.launch(fused, grid: (rows, 1, 1), block: (n / 4 + 31) / 32 * 32, args + actArgs(act) + [.int(xReady ? 1 : 0)])
             act.holds = (out, rows, isK(type))
             return true
         }
@@ -282,12 +282,16 @@ public enum GPUOps {
     }
 
     /// x += y, then out = x / rms(x) · w (rows of n): a residual add and the next norm in one
-    /// pass; `quantize` as in `rmsNorm`.
+    /// pass; `quantize` as in `rmsNorm`. `xReady`: the kernel launched just before this one does
+    /// not write x, so the fused kernel may read x before it waits for that kernel (x's writer,
+    /// launched earlier, is complete once that kernel's blocks have passed their own wait),
+    /// leaving only y's loads after the wait. A decode step's residual qualifies: its writer is
+    /// the add_norm before the attention or the feed-forward block.
     @discardableResult
     public static func addRMSNorm(_ gpu: GPU, x: CUdeviceptr, y: CUdeviceptr, weight: CUdeviceptr, out: CUdeviceptr, rows: Int, n: Int,
-                                  eps: Float, quantize: (QuantizedActivationsGPU, GGMLType)? = nil) throws -> Bool {
+                                  eps: Float, quantize: (QuantizedActivationsGPU, GGMLType)? = nil, xReady: Bool = false) throws -> Bool {
         try norm(gpu, kernel: "add_rms_norm", [.pointer(x), .pointer(y), .pointer(weight), .pointer(out), .int(Int32(n)), .float(eps)],
-                 out: out, rows: rows, n: n, quantize: quantize)
+                 out: out, rows: rows, n: n, quantize: quantize, xReady: xReady)
     }
 
     public enum Activation: Int32, Sendable {

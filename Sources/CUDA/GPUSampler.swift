@@ -55,9 +55,14 @@ public final class GPUSampler: @unchecked Sendable {
         return (count, (n + count - 1) / count)
     }
 
+    /// Where the picked [id, kept] lands on the device (a chained decode step reads the id there).
+    public var resultPointer: CUdeviceptr { result.pointer }
+
     /// Queues the sampling of `logits` (n = vocabulary floats; penalties are applied in place)
-    /// on the stream; `pickedToken()` then waits and returns the id.
-    public func enqueue(logits: CUdeviceptr, _ s: GPUSampling) throws {
+    /// on the stream; `pickedToken()` then waits and returns the id. With `copyTo` the [id, kept]
+    /// words go to that page-locked slot instead (read it with `token(at:)` once the stream is
+    /// past the copy).
+    public func enqueue(logits: CUdeviceptr, _ s: GPUSampling, copyTo: UnsafeMutableRawPointer? = nil) throws {
         let n = vocabulary
         greedy = s.temperature <= 0
         if !s.penalties.isEmpty && (s.repeatPenalty != 1 || s.frequencyPenalty != 0 || s.presencePenalty != 0) {
@@ -95,7 +100,14 @@ public final class GPUSampler: @unchecked Sendable {
                            [.pointer(candidateKeys.pointer), .pointer(candidateIds.pointer), .int(Int32(count * k)), .int(Int32(k)),
                             .float(s.topP), .float(s.minP), .float(s.temperature), .float(s.draw), .pointer(result.pointer)])
         }
-        try gpu.driver.copyAsync(toHost: pinned + pinnedEntries * 8, from: result.pointer, bytes: 8, stream: gpu.stream)
+        try gpu.driver.copyAsync(toHost: copyTo ?? pinned + pinnedEntries * 8, from: result.pointer, bytes: 8, stream: gpu.stream)
+    }
+
+    /// The token id in a slot that `enqueue(copyTo:)` filled (a row of −inf or NaN leaves argmax
+    /// without a pick: token 0, as the host's argmax).
+    public func token(at slot: UnsafeRawPointer) -> Int32 {
+        let t = slot.load(as: Int32.self)
+        return t >= 0 && Int(t) < vocabulary ? t : 0
     }
 
     /// Waits for the stream and returns the token `enqueue` picked (and, when sampled, how many
@@ -103,9 +115,7 @@ public final class GPUSampler: @unchecked Sendable {
     public func pickedToken() throws -> (token: Int32, kept: Int) {
         try gpu.synchronize()
         let r = (pinned + pinnedEntries * 8).assumingMemoryBound(to: Int32.self)
-        // A row of −inf or NaN leaves argmax without a pick: token 0, as the host's argmax.
-        let token = r[0] >= 0 && Int(r[0]) < vocabulary ? r[0] : 0
-        return (token, greedy ? 1 : Int(r[1]))
+        return (token(at: r), greedy ? 1 : Int(r[1]))
     }
 
     /// Samples `logits` now (enqueue, then wait).

@@ -20,9 +20,12 @@ extension KernelSource {
 // the KV heads whose first query head it holds, and reads key p from its own copy (the others
 // may not have written theirs yet). Bit-equal to rope_store followed by the kernel without.
 struct RopeArgs { const float* k; const float* v; int rotDim; float thetaScale; float scale; const float* freq; int neox; };
-template <int D, bool ROPE, bool SCAN> DEV void attn_short_impl(const float* q, u16* K, u16* V, const int* pos, int H, int KVH, float scale,
-                                                     int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak,
-                                                     RopeArgs ra) {
+// `wait()` waits for the kernel before (the queries and this chunk's keys and values come from
+// it). Without ROPE the first chunk's keys at positions before pos[0] — cache rows of earlier
+// steps, complete when this kernel's blocks start — load before it.
+template <int D, bool ROPE, bool SCAN, typename Wait> DEV void attn_short_impl(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
+                                                     float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai,
+                                                     float* ak, RopeArgs ra, Wait wait) {
     // Heads per block, a lane's elements, warps per head, keys per warp and chunk.
     constexpr int G = 256 / D, NJ = D / 32, WPH = 8 / G, KPW = ASH_CH / WPH;
     __shared__ __align__(16) u16 ks[ASH_CH][256];
@@ -76,6 +79,32 @@ template <int D, bool ROPE, bool SCAN> DEV void attn_short_impl(const float* q, 
     int g = tid / D;
     bool ok = g < G && h0 + g < H;
     float qv[NJ];
+    if constexpr (!ROPE) {
+        // The first chunk: keys before pos[0] now, the chunk's own keys (k ≥ pos[0]) once the
+        // kernel before has written them.
+        const int p0 = pos[0];
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            int k = lo + skey[c];
+            if (sok[c] && k <= p && k < p0) {
+                rk[c] = *(const uint4*)(K + (u64)k * W + scol[c]);
+                rv[c] = *(const uint4*)(V + (u64)k * W + scol[c]);
+            } else {
+                rk[c] = make_uint4(0, 0, 0, 0); rv[c] = rk[c];
+            }
+        }
+        wait();
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            int k = lo + skey[c];
+            if (sok[c] && k <= p && k >= p0) {
+                rk[c] = *(const uint4*)(K + (u64)k * W + scol[c]);
+                rv[c] = *(const uint4*)(V + (u64)k * W + scol[c]);
+            }
+        }
+    } else {
+        wait();
+    }
     if constexpr (ROPE) {
         // The first chunk's cached keys and values start loading before the rope.
         load(lo, false);
@@ -117,7 +146,6 @@ template <int D, bool ROPE, bool SCAN> DEV void attn_short_impl(const float* q, 
     }
     float m = NEG_INF, sum = 0.f, acc = 0.f;
     int chunks = (count + ASH_CH - 1) / ASH_CH;
-    if constexpr (!ROPE) load(lo, false);
     store();
     __syncthreads();
     for (int c = 0; c < chunks; c++) {
@@ -244,12 +272,12 @@ template <int D, bool ROPE, bool SCAN> DEV void attn_short_impl(const float* q, 
 #define ATTN_SHORT(D, SFX, SCAN) extern "C" __global__ void __launch_bounds__(256) attn_short_##SFX##D(const float* q, u16* K, \
         u16* V, const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, \
         float* ak) { \
-    PDL_ENTRY(); attn_short_impl<D, false, SCAN>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, RopeArgs{}); } \
+    TL_BEGIN(); attn_short_impl<D, false, SCAN>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); } \
     extern "C" __global__ void __launch_bounds__(256) attn_short_rope_##SFX##D(const float* q, u16* K, u16* V, \
         const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak, \
         const float* k, const float* v, int rotDim, float thetaScale, float ropeScale, const float* freq, int neox) { \
-    PDL_ENTRY(); attn_short_impl<D, true, SCAN>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, \
-                                                RopeArgs{k, v, rotDim, thetaScale, ropeScale, freq, neox}); }
+    TL_BEGIN(); attn_short_impl<D, true, SCAN>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, \
+                                               RopeArgs{k, v, rotDim, thetaScale, ropeScale, freq, neox}, PDL_WAIT_HERE); }
 ATTN_SHORT(32, , false) ATTN_SHORT(64, , false) ATTN_SHORT(128, , false) ATTN_SHORT(256, , false)
 ATTN_SHORT(32, scan_, true) ATTN_SHORT(64, scan_, true) ATTN_SHORT(128, scan_, true) ATTN_SHORT(256, scan_, true)
 // Head width 192 (deepseek2's MLA with attn_kv_b: 128 + 64): one head per block, 192 of the 256
@@ -257,10 +285,10 @@ ATTN_SHORT(32, scan_, true) ATTN_SHORT(64, scan_, true) ATTN_SHORT(128, scan_, t
 // number of 256-blocks, and MLA's output goes through mla_merge first).
 extern "C" __global__ void __launch_bounds__(256) attn_short_192(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
         float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
-    PDL_ENTRY(); attn_short_impl<192, false, false>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}); }
+    TL_BEGIN(); attn_short_impl<192, false, false>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); }
 extern "C" __global__ void __launch_bounds__(256) attn_short_scan_192(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
         float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
-    PDL_ENTRY(); attn_short_impl<192, false, true>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}); }
+    TL_BEGIN(); attn_short_impl<192, false, true>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); }
 
 """#
 }

@@ -36,10 +36,49 @@ typedef unsigned long long u64;
 // (and their writes to be visible) before touching memory, then lets the next kernel's blocks
 // be scheduled; launched without the attribute both are no-ops.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define PDL_ENTRY() asm volatile("griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;" ::: "memory")
+#define PDL_WAIT() asm volatile("griddepcontrol.wait;\n\tgriddepcontrol.launch_dependents;" ::: "memory")
 #else
-#define PDL_ENTRY()
+#define PDL_WAIT()
 #endif
+#if defined(SWIFTKT_TIMELINE)
+// The decode step's timeline (GPU.timeline, `SWIFTKT_CUDA_TIMELINE`; compiled in only then):
+// while tl_on, lane 0 of every warp that passes PDL_ENTRY writes {grid, start, release, end}
+// (%gridid; %globaltimer ns when the warp reaches the wait — after any preload —, when the wait
+// returns, when the function holding PDL_ENTRY returns) into its multiprocessor's region.
+__device__ unsigned long long* tl_records;
+__device__ unsigned* tl_counts;
+__device__ int tl_on, tl_capacity;
+extern "C" __global__ void timeline_set(unsigned long long* records, unsigned* counts, int capacity, int on) {
+    PDL_WAIT();
+    tl_records = records; tl_counts = counts; tl_capacity = capacity; tl_on = on;
+}
+static __device__ __forceinline__ unsigned long long tl_now() { unsigned long long t; asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); return t; }
+struct TimelineMark {
+    unsigned long long t0, t1;
+    __device__ TimelineMark() { t0 = tl_now(); t1 = t0; }
+    __device__ void released() { t1 = tl_now(); }
+    __device__ ~TimelineMark() {
+        if (!tl_on || (threadIdx.x & 31) != 0) return;
+        unsigned long long t2 = tl_now(), grid;
+        unsigned sm;
+        asm volatile("mov.u64 %0, %%gridid;" : "=l"(grid));
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        unsigned i = atomicAdd(&tl_counts[sm], 1u);
+        if (i >= (unsigned)tl_capacity) return;
+        unsigned long long* r = tl_records + ((unsigned long long)sm * tl_capacity + i) * 4;
+        r[0] = grid; r[1] = t0; r[2] = t1; r[3] = t2;
+    }
+};
+#define TL_BEGIN() TimelineMark tl_mark_
+#define TL_RELEASED() tl_mark_.released()
+#else
+#define TL_BEGIN()
+#define TL_RELEASED()
+#endif
+#define PDL_ENTRY() TL_BEGIN(); PDL_WAIT(); TL_RELEASED()
+// For kernels that load what no kernel writes (weights, cache rows of earlier steps) before
+// the wait: TL_BEGIN() at the kernel's top, PDL_WAIT_HERE where it waits.
+#define PDL_WAIT_HERE [&] { PDL_WAIT(); TL_RELEASED(); }
 
 DEV float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
 DEV u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
@@ -572,10 +611,12 @@ DEV void q4K_pair_step(const u8* const rows[2], int pi, const i8* __restrict__ a
 // the L2 prefetch hint (pf) is not issued. Loading before the wait assumes that the kernel before
 // never writes weights (true of every decode kernel; expert streaming copies on its own stream
 // and joins with an event before its prefill kernels).
-template <int PRE> DEV bool mmv1_rows(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
-                                      const float* __restrict__ ak, int pf, Sel& s0, Sel& s1, bool& two, float& v0, float& v1) {
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, pairs = cols / 64;
-    int g = (blockIdx.x * 4 + warp) * 2;
+// The warp takes rows g and g + 1. `pre(s0, have)` runs after the preload is issued and `wait()`
+// after it (mmv1r: the rope's angle in between).
+template <int PRE, typename Pre, typename Wait> DEV bool mmv1_rows(int g, MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
+                                                                   const int* __restrict__ ai, const float* __restrict__ ak, int pf, Sel& s0,
+                                                                   Sel& s1, bool& two, float& v0, float& v1, Pre pre, Wait wait) {
+    int lane = threadIdx.x & 31, pairs = cols / 64;
     s0 = Sel{}; s1 = Sel{};
     bool have = select3(g, MATS_ARGS, s0);
     two = have && select3(g + 1, MATS_ARGS, s1);
@@ -586,7 +627,8 @@ template <int PRE> DEV bool mmv1_rows(MATS, u64 rowBytes, int cols, const i8* __
 #pragma unroll
     for (int i = 0; i < PRE; i++)
         if (have && lane + 32 * i < pairs) q4K_pair_load(rows, lane + 32 * i, h[i], qa[i], qb[i]);
-    PDL_ENTRY();
+    pre(s0, have);
+    wait();
     if (!have) return false;
     float acc[2] = {0.f, 0.f};
 #pragma unroll
@@ -609,10 +651,22 @@ template <int PRE> DEV bool mmv1_rows(MATS, u64 rowBytes, int cols, const i8* __
 // preload 1 / 2 pairs (`SWIFTKT_CUDA_PRELOAD=1|2`, GPU.preloadPairs).
 #define MMV1(NAME, PRE) extern "C" __global__ void __launch_bounds__(128) NAME(MATS, u64 rowBytes, int cols, \
         const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf) { \
+    TL_BEGIN(); \
     Sel s0, s1; bool two; float v0, v1; \
-    if (mmv1_rows<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, s0, s1, two, v0, v1) && (threadIdx.x & 31) == 0) { \
+    if (mmv1_rows<PRE>((blockIdx.x * 4 + (threadIdx.x >> 5)) * 2, MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, s0, s1, two, v0, v1, \
+                       [](const Sel&, bool) {}, PDL_WAIT_HERE) && (threadIdx.x & 31) == 0) { \
         s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; } }
 MMV1(mmv1_q4_K, 0) MMV1(mmv1p1_q4_K, 1) MMV1(mmv1p2_q4_K, 2)
+
+// Rope's angle for pair i at position p: its cosine and sine (theta_i = p / scale · thetaScale^i
+// by repeated products, as the CPU; divided by the frequency factor when given). It depends on
+// the position only, so kernels compute it before they wait for the kernel before.
+DEV void rope_angle(int p, int i, float thetaScale, float scale, const float* freq, float& c, float& s) {
+    float theta = (float)p / scale;
+    for (int k = 0; k < i; k++) theta *= thetaScale;
+    float angle = freq ? theta / freq[i] : theta;
+    c = cosf(angle); s = sinf(angle);
+}
 
 // mmv1_q4_K for q, k and v of a decode step with rope and the KV-cache store in its epilogue
 // (normal rope: the pair (2i, 2i + 1) is the warp's two rows): rows of W0 are queries, rotated
@@ -623,18 +677,24 @@ MMV1(mmv1_q4_K, 0) MMV1(mmv1p1_q4_K, 1) MMV1(mmv1p2_q4_K, 2)
 template <int PRE> DEV void mmv1r_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
                                        const float* __restrict__ ak, int pf, const int* pos, u16* K, u16* V, int headDim, int rotDim,
                                        float thetaScale, float scale, const float* freq) {
+    TL_BEGIN();
     Sel s0, s1; bool two; float v0, v1;
-    if (!mmv1_rows<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, s0, s1, two, v0, v1) || (threadIdx.x & 31) != 0) return;
+    // The pair's angle (rope_pair's rope_angle, pair i = d / 2 of the normal rotation) before the
+    // wait: it depends on the position only, which the step's kernels never write.
+    float c = 0.f, sn = 0.f;
+    auto angle = [&](const Sel& s, bool have) {
+        if (!have || (threadIdx.x & 31) != 0) return;
+        const bool v = s.W == W2 && n2 > 0 && s.y == y2;
+        const int dd = s.r % headDim;
+        if (!v && dd < rotDim) rope_angle(pos[0], dd / 2, thetaScale, scale, freq, c, sn);
+    };
+    if (!mmv1_rows<PRE>((blockIdx.x * 4 + (threadIdx.x >> 5)) * 2, MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, s0, s1, two, v0, v1, angle,
+                        PDL_WAIT_HERE) || (threadIdx.x & 31) != 0) return;
     // The two rows belong to one matrix (n0, n1 even) and one head (headDim even).
     const int p = pos[0], r = s0.r, d = r % headDim, width = n1;
     const bool isV = s0.W == W2 && n2 > 0 && s0.y == y2, isK = !isV && s0.W == W1 && s0.y == y1;
     if (!isV && d < rotDim) {
-        // rope_pair's expressions for pair i = d / 2 of the normal rotation.
-        int i = d / 2;
-        float theta = (float)p / scale;
-        for (int k = 0; k < i; k++) theta *= thetaScale;
-        float angle = freq ? theta / freq[i] : theta;
-        float c = cosf(angle), sn = sinf(angle);
+        // rope_pair's rotation.
         float x0 = v0, x1 = v1;
         v0 = fmaf(x0, c, -(x1 * sn));
         v1 = fmaf(x0, sn, x1 * c);
@@ -646,8 +706,8 @@ template <int PRE> DEV void mmv1r_impl(MATS, u64 rowBytes, int cols, const i8* _
     }
 }
 #define MMV1R(NAME, PRE) extern "C" __global__ void __launch_bounds__(128) NAME(MATS, u64 rowBytes, int cols, \
-        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf, const int* pos, u16* K, u16* V, \
-        int headDim, int rotDim, float thetaScale, float scale, const float* freq) { \
+        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf, const int* pos, u16* K, \
+        u16* V, int headDim, int rotDim, float thetaScale, float scale, const float* freq) { \
     mmv1r_impl<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, pos, K, V, headDim, rotDim, thetaScale, scale, freq); }
 MMV1R(mmv1r_q4_K, 0) MMV1R(mmv1rp1_q4_K, 1) MMV1R(mmv1rp2_q4_K, 2)
 
@@ -735,8 +795,11 @@ DEV double block_dsum(double s, double* part) {
     return part[0];
 }
 // `res` (optional) receives the thread's V outputs (zeros past the row), for a fused consumer.
-template <int V, bool ADD> DEV void norm4_impl(float* x, const float* y, const float* w, float* out, int n, float eps,
-                                               float4* res = nullptr) {
+// `wait()` is called before any load of what the kernel before may write; the weights w (which
+// no kernel writes) load before it, and x too when `early` (the caller knows that x was last
+// written at least two kernels before: then it is complete when this kernel's blocks start).
+template <int V, bool ADD, typename Wait> DEV void norm4_impl(float* x, const float* y, const float* w, float* out, int n, float eps,
+                                                              float4* res, bool early, Wait wait) {
     __shared__ double part[32];
     int n4 = n >> 2;
     float4* xr = (float4*)(x + (u64)blockIdx.x * n);
@@ -747,7 +810,13 @@ template <int V, bool ADD> DEV void norm4_impl(float* x, const float* y, const f
 #pragma unroll
     for (int k = 0; k < V; k++) {
         int i = threadIdx.x + k * blockDim.x;
-        if (i < n4) { v[k] = xr[i]; g[k] = wr[i]; if (ADD) b[k] = yr[i]; }
+        if (i < n4) { g[k] = wr[i]; if (early) v[k] = xr[i]; }
+    }
+    wait();
+#pragma unroll
+    for (int k = 0; k < V; k++) {
+        int i = threadIdx.x + k * blockDim.x;
+        if (i < n4) { if (!early) v[k] = xr[i]; if (ADD) b[k] = yr[i]; }
     }
     double s = 0;
 #pragma unroll
@@ -771,8 +840,8 @@ template <int V, bool ADD> DEV void norm4_impl(float* x, const float* y, const f
     }
 }
 #define NORM4(V) \
-    extern "C" __global__ void __launch_bounds__(1024) rms_norm4_##V(float* x, const float* w, float* out, int n, float eps) { PDL_ENTRY(); norm4_impl<V, false>(x, x, w, out, n, eps); } \
-    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4_##V(float* x, const float* y, const float* w, float* out, int n, float eps) { PDL_ENTRY(); norm4_impl<V, true>(x, y, w, out, n, eps); }
+    extern "C" __global__ void __launch_bounds__(1024) rms_norm4_##V(float* x, const float* w, float* out, int n, float eps) { TL_BEGIN(); norm4_impl<V, false>(x, x, w, out, n, eps, nullptr, false, PDL_WAIT_HERE); } \
+    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4_##V(float* x, const float* y, const float* w, float* out, int n, float eps) { TL_BEGIN(); norm4_impl<V, true>(x, y, w, out, n, eps, nullptr, false, PDL_WAIT_HERE); }
 NORM4(1) NORM4(2) NORM4(4) NORM4(8)
 
 // The V = 1 norms with the next matmul's activation quantization fused in (the decode step's
@@ -780,14 +849,14 @@ NORM4(1) NORM4(2) NORM4(4) NORM4(8)
 // quantize_q8_32 / quantize_q8_K would from `out`. FMT 0: q8_0/q8_1 per 32 (8 threads);
 // FMT 1: q8_K per 256 (64 threads = 2 warps; the largest magnitude, first index on ties,
 // through shared memory). Needs n / 4 ≤ 1024 threads and n a multiple of 32 (256 for q8_K).
-template <bool ADD, int FMT> DEV void norm4q_impl(float* x, const float* y, const float* w, float* out, int n, float eps,
-                                                  i8* q, float* ad, float* as, int* ai, float* ak) {
+template <bool ADD, int FMT, typename Wait> DEV void norm4q_impl(float* x, const float* y, const float* w, float* out, int n, float eps,
+                                                  i8* q, float* ad, float* as, int* ai, float* ak, bool early, Wait wait) {
     __shared__ float cabs[32], cval[32]; __shared__ int cidx[32];
     int n4 = n >> 2, i = threadIdx.x, lane = i & 31, warp = i >> 5;
     bool on = i < n4;
     u64 rowBase = (u64)blockIdx.x * n;
     float4 o;
-    norm4_impl<1, ADD>(x, y, w, out, n, eps, &o);
+    norm4_impl<1, ADD>(x, y, w, out, n, eps, &o, early, wait);
     float e[4] = {o.x, o.y, o.z, o.w};
     int qi[4];
     if (FMT == 0) {
@@ -827,24 +896,27 @@ template <bool ADD, int FMT> DEV void norm4q_impl(float* x, const float* y, cons
         ((u32*)(q + rowBase))[i] = packed;
     }
 }
+// early: x may be read before the wait (GPUOps.addRMSNorm's xReady).
 #define NORM4Q(FMT, sfx) \
-    extern "C" __global__ void __launch_bounds__(1024) rms_norm4q_##sfx(float* x, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak) { PDL_ENTRY(); norm4q_impl<false, FMT>(x, x, w, out, n, eps, q, ad, as, ai, ak); } \
-    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4q_##sfx(float* x, const float* y, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak) { PDL_ENTRY(); norm4q_impl<true, FMT>(x, y, w, out, n, eps, q, ad, as, ai, ak); }
+    extern "C" __global__ void __launch_bounds__(1024) rms_norm4q_##sfx(float* x, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak, int early) { TL_BEGIN(); norm4q_impl<false, FMT>(x, x, w, out, n, eps, q, ad, as, ai, ak, early, PDL_WAIT_HERE); } \
+    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4q_##sfx(float* x, const float* y, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak, int early) { TL_BEGIN(); norm4q_impl<true, FMT>(x, y, w, out, n, eps, q, ad, as, ai, ak, early, PDL_WAIT_HERE); }
 NORM4Q(0, 32) NORM4Q(1, K)
 
 // Rotary embedding in place on x [T, heads, headDim] and, in the same launch, on x2 [T, heads2,
 // headDim] (queries and keys); grid (T, heads + heads2), block rotDim / 2.
 // theta_i = pos / scale · base^(-2i / rotDim) (by repeated products, as the CPU), divided by
 // freq[i] when given; normal rope rotates pairs (2i, 2i+1), neox (i, i + rotDim / 2).
-DEV void rope_pair(float* v, int p, int i, int half, float thetaScale, float scale, const float* freq, int neox, float& ra, float& rb, int& a, int& b) {
-    float theta = (float)p / scale;
-    for (int k = 0; k < i; k++) theta *= thetaScale;
-    float angle = freq ? theta / freq[i] : theta;
-    float c = cosf(angle), s = sinf(angle);
+// The rotation of pair i's two values by rope_angle's cosine and sine.
+DEV void rope_rotate(const float* v, int i, int half, int neox, float c, float s, float& ra, float& rb, int& a, int& b) {
     a = neox ? i : 2 * i; b = neox ? i + half : 2 * i + 1;
     float x0 = v[a], x1 = v[b];
     ra = fmaf(x0, c, -(x1 * s));
     rb = fmaf(x0, s, x1 * c);
+}
+DEV void rope_pair(float* v, int p, int i, int half, float thetaScale, float scale, const float* freq, int neox, float& ra, float& rb, int& a, int& b) {
+    float c, s;
+    rope_angle(p, i, thetaScale, scale, freq, c, s);
+    rope_rotate(v, i, half, neox, c, s, ra, rb, a, b);
 }
 extern "C" __global__ void rope(float* x, float* x2, const int* pos, int heads, int heads2, int headDim, int rotDim,
                                 float thetaScale, float scale, const float* freq, int neox) { PDL_ENTRY();
@@ -860,8 +932,14 @@ extern "C" __global__ void rope(float* x, float* x2, const int* pos, int heads, 
 // (rope then store_kv in one launch): q [T, heads, headDim], k, v [T, kvHeads, headDim] into
 // K, V [capacity, kvHeads · headDim]; grid (T, heads + 2 · kvHeads), block ≥ rotDim / 2.
 extern "C" __global__ void rope_store(float* q, float* k, const float* v, u16* K, u16* V, const int* pos, int heads, int kvHeads,
-                                      int headDim, int rotDim, float thetaScale, float scale, const float* freq, int neox) { PDL_ENTRY();
+                                      int headDim, int rotDim, float thetaScale, float scale, const float* freq, int neox) {
+    TL_BEGIN();
     int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = rotDim / 2, width = kvHeads * headDim;
+    // The positions come before the step's kernels (a copy or chain_token), the frequencies with
+    // the weights: the angle is ready before the wait.
+    float c = 0.f, sn = 0.f;
+    if (i < half && h < heads + kvHeads) rope_angle(pos[t], i, thetaScale, scale, freq, c, sn);
+    PDL_WAIT(); TL_RELEASED();
     u64 row = (u64)pos[t] * width;
     if (h >= heads + kvHeads) {
         int vh = h - heads - kvHeads;
@@ -874,7 +952,7 @@ extern "C" __global__ void rope_store(float* q, float* k, const float* v, u16* K
     u16* dst = key ? K + row + (h - heads) * headDim : nullptr;
     if (i < half) {
         float ra, rb; int a, b;
-        rope_pair(x, pos[t], i, half, thetaScale, scale, freq, neox, ra, rb, a, b);
+        rope_rotate(x, i, half, neox, c, sn, ra, rb, a, b);
         x[a] = ra; x[b] = rb;
         if (key) { dst[a] = f2h(ra); dst[b] = f2h(rb); }
     }

@@ -36,5 +36,18 @@ protocol DeviceSamplingBackend: ForwardBackend {
     func forwardSampling(tokens: [Int32], startPosition: Int, sampling: GPUSampling) throws -> Int32
 }
 
-extension CUDADecoder: DeviceSamplingBackend {}
+/// A device-sampling backend that can queue the next one-token step before the host has read
+/// the token it runs: that token is the last pick, still on the device. `Session.generate`
+/// queues step n + 1, then handles token n (stop checks, the caller's event), then takes the
+/// pick of step n + 1, so the device does not wait for the host between tokens.
+protocol ChainedSamplingBackend: DeviceSamplingBackend {
+    /// Whether chained steps can run now (else the session steps one token at a time).
+    var canChain: Bool { get }
+    /// Queues the step of the last picked token at `position` and the pick after it.
+    func enqueueChained(position: Int, sampling: GPUSampling) throws
+    /// Waits for the oldest queued step's pick.
+    func takeChained() throws -> Int32
+}
+
+extension CUDADecoder: ChainedSamplingBackend {}
 extension CUDASplitDecoder: DeviceSamplingBackend {}

@@ -184,6 +184,7 @@ public enum OpsCheck {
                 let same = try outputs(pre).map(\.bitPattern) == plain.map(\.bitPattern) && !plain.contains(where: \.isNaN)
                 record("linear q4_K 1 tok, \(pre) pair(s) preloaded before the wait = mmv1_q4_K", "[45|20, \(cols)]", same ? 0 : 1, 0)
             }
+
             _ = (bufs, kept)
         }
 
@@ -580,14 +581,15 @@ public enum OpsCheck {
             for (i, j) in [(1, 2), (5, 9), (3, 200)] where j < n {
                 x[i] = 40; x[j] = -40; w[i] = 1; w[j] = 1
             }
-            for add in [false, true] {
+            // (early: x read before the wait, as a decode step's add_norm does.)
+            for (add, early) in [(false, false), (true, false), (true, true)] {
                 let dx1 = try upload(x), dx2 = try upload(x), dy = try upload(y), dw = try upload(w)
                 let out1 = try gpu.allocator.allocate(rows * n * 4), out2 = try gpu.allocator.allocate(rows * n * 4)
                 let fused = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: rows), plain = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: rows)
                 let didFuse: Bool
                 if add {
                     didFuse = try GPUOps.addRMSNorm(gpu, x: dx1.pointer, y: dy.pointer, weight: dw.pointer, out: out1.pointer, rows: rows, n: n,
-                                                    eps: 1e-6, quantize: (fused, weightType))
+                                                    eps: 1e-6, quantize: (fused, weightType), xReady: early)
                     try GPUOps.addRMSNorm(gpu, x: dx2.pointer, y: dy.pointer, weight: dw.pointer, out: out2.pointer, rows: rows, n: n, eps: 1e-6)
                 } else {
                     didFuse = try GPUOps.rmsNorm(gpu, x: dx1.pointer, weight: dw.pointer, out: out1.pointer, rows: rows, n: n, eps: 1e-6,
@@ -598,7 +600,8 @@ public enum OpsCheck {
                 try gpu.synchronize()
                 let differ = try bytes(out1, rows * n * 4) != bytes(out2, rows * n * 4) || bytes(dx1, rows * n * 4) != bytes(dx2, rows * n * 4)
                     || activationsDiffer(fused, plain, count: rows * n, k: GPUOps.isK(weightType))
-                record("\(add ? "add + " : "")rms_norm + quantize fused", "\(rows) × \(n) for \(weightType.name)", didFuse && !differ ? 0 : 1, 0)
+                record("\(add ? "add + " : "")rms_norm + quantize fused\(early ? ", x before the wait" : "")", "\(rows) × \(n) for \(weightType.name)",
+                       didFuse && !differ ? 0 : 1, 0)
             }
         }
         // GLU with the quantization fused in, likewise.

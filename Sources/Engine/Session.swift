@@ -62,6 +62,9 @@ public final class Session: @unchecked Sendable {
         return b
     }
 
+    /// Tests: runs the session's passes on `backend` instead of the model's own.
+    func use(backend: ForwardBackend) { backendStorage = backend }
+
     public var contextSize: Int { model.contextSize }
 
     /// Forgets the conversation (the cache is reused).
@@ -98,7 +101,7 @@ public final class Session: @unchecked Sendable {
             let chunkMode: LogitsMode = end <= firstWanted ? .none : .from(max(firstWanted - start, 0))
             let logits = try backend.forward(tokens: chunk, startPosition: tokens.count, mode: chunkMode)
             tokens += chunk
-            result += logits
+            if result.isEmpty { result = logits } else { result += logits }
             start = end
         }
         return result
@@ -146,6 +149,17 @@ public final class Session: @unchecked Sendable {
             parameters.logitsObserver?(logits)
             return sampler.sample(logits, history: tokens)
         }
+        // Chained steps: when the picks need no history (no penalties) and the first one was made
+        // on the device, the device runs the step of token n while the host handles n, with the
+        // step of n + 1 — whose token the device picks itself — already queued behind it, so it
+        // never waits for the host between tokens.
+        let chain = device as? ChainedSamplingBackend
+        func queueNext(position: Int) throws -> Bool {
+            guard let chain, chain.canChain, !parameters.sampling.hasPenalties,
+                  let request = sampler.deviceRequest(history: [], vocabulary: model.model.vocab) else { return false }
+            try chain.enqueueChained(position: position, sampling: request)
+            return true
+        }
         guard !prompt.isEmpty else { throw EngineError.emptyPrompt }
         var next = try step(prompt)
         stats.prefillSeconds = Date().timeIntervalSince(started)
@@ -153,18 +167,32 @@ public final class Session: @unchecked Sendable {
         var decoder = model.tokenizer.makeStreamDecoder()
         var stops = StopStringFilter(parameters.stopStrings)
         var finished = false
+        var ahead = false  // the step of `next` is queued (chained)
         while !finished {
             if stats.generatedTokens >= parameters.maxTokens { stats.stopReason = .maxTokens; break }
             if parameters.stopAtEndOfGeneration && model.tokenizer.isEndOfGeneration(next) {
                 stats.stopReason = .endOfGeneration; break
             }
             stats.generatedTokens += 1
+            // The steps of `next` and of the token after it go to the device now where steps will
+            // follow unless the text or the caller stops the generation (then they are abandoned:
+            // their cache rows lie past `tokens`, to be overwritten).
+            let counted = stats.generatedTokens
+            if !ahead, tokens.count < contextSize, counted < parameters.maxTokens { ahead = try queueNext(position: tokens.count) }
+            let aheadOfNext = try ahead && tokens.count + 1 < contextSize && counted + 1 < parameters.maxTokens
+                && queueNext(position: tokens.count + 1)
             let (text, hitStop) = stops.feed(decoder.append(next))
             if !(try onEvent(.token(id: next, text: text))) { break }
             if hitStop { stats.stopReason = .stopString; finished = true; break }
             if tokens.count >= contextSize { stats.stopReason = .contextFull; break }
             if stats.generatedTokens >= parameters.maxTokens { stats.stopReason = .maxTokens; break }
-            next = try step([next])
+            if ahead {
+                tokens.append(next)
+                next = try chain!.takeChained()
+                ahead = aheadOfNext
+            } else {
+                next = try step([next])
+            }
         }
         if !finished {
             let tail = stops.finish(decoder.flush())

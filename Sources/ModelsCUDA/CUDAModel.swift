@@ -367,6 +367,9 @@ public final class CUDAModel: @unchecked Sendable {
     public var kvBytesPerPosition: Int { layers.reduce(0) { $0 + 2 * 2 * $1.kvHeads * $1.headDim } }
 }
 
+/// An address inside a buffer that something else owns.
+struct DevicePointer { let pointer: CUdeviceptr }
+
 public final class CUDADecoder: @unchecked Sendable {
     public let model: CUDAModel
     public let capacity: Int
@@ -374,7 +377,11 @@ public final class CUDADecoder: @unchecked Sendable {
     let gpu: GPU
     // (Internal, not private, where CUDAModel+MLA.swift's latent attention uses them.)
     private(set) var keys: [DeviceBuffer] = [], values: [DeviceBuffer] = []
-    let x, h, o, qb, kb, vb, attn, g, u, scratch, scores, logits, ids, positions: DeviceBuffer
+    let x, h, o, qb, kb, vb, attn, g, u, scratch, scores, logits: DeviceBuffer
+    /// A chunk's token ids (`maxBatch` words) and then their positions, one buffer so that one
+    /// copy uploads both; `ids` and `positions` point into it.
+    private let tokenInputs: DeviceBuffer
+    let ids, positions: DevicePointer
     /// Multi-head latent attention's intermediates (nil without MLA layers).
     let latent: LatentBuffers?
     /// f16 weights and activations of the GEMM path (nil when it is off or cuBLAS is missing).
@@ -484,7 +491,8 @@ public final class CUDADecoder: @unchecked Sendable {
         }
         // Logits only where the LM head is (a split model's earlier pieces have none).
         logits = try floats(model.isLast ? b * m.vocab : 1)
-        ids = try gpu.allocator.allocate(b * 4); positions = try gpu.allocator.allocate(b * 4)
+        tokenInputs = try gpu.allocator.allocate(2 * b * 4)
+        ids = DevicePointer(pointer: tokenInputs.pointer); positions = DevicePointer(pointer: tokenInputs.pointer + CUdeviceptr(b * 4))
         staging = try gpu.driver.allocatePinned(2 * b * 4)
         logitsPinned = try gpu.driver.allocatePinned(model.isLast ? m.vocab * 4 : 256)
         let expertWidths = model.streamer?.layers.values.map(\.gate.rows) ?? []
@@ -535,6 +543,7 @@ public final class CUDADecoder: @unchecked Sendable {
             && (model.streamer == nil || model.numerics.expertsOnGPUMinTokens > 1)
         useSegmentGraphs = hybridGraphs && (env["SWIFTKT_CUDA_HYBRID_GRAPHS"] ?? "1") == "1"
         useHostNodes = hybridGraphs && env["SWIFTKT_CUDA_HYBRID_GRAPHS"] == "host"
+        chainable = useGraphs && model.isLast && model.embedding != nil && env["SWIFTKT_CUDA_CHAIN"] != "0"
     }
 
     deinit {
@@ -542,6 +551,8 @@ public final class CUDADecoder: @unchecked Sendable {
         for g in segmentGraphs.values.joined() { gpu.driver.destroy(graph: g) }
         try? gpu.driver.freePinned(staging)
         try? gpu.driver.freePinned(logitsPinned)
+        if let chainSlots { try? gpu.driver.freePinned(chainSlots) }
+        for e in chainEvents { gpu.driver.destroy(event: e) }
         if let hostIn { try? gpu.driver.freePinned(hostIn) }
         if let hostOut { try? gpu.driver.freePinned(hostOut) }
         if let routerLogits { try? gpu.driver.freePinned(routerLogits.host) }
@@ -569,15 +580,71 @@ public final class CUDADecoder: @unchecked Sendable {
         guard n > 0 else { return ([], nil) }
         try validate(tokens: tokens, startPosition: startPosition)
         try gpu.makeCurrent()
+        // Chained picks not taken are abandoned (the stream still orders this run after them).
+        chainQueued.removeAll()
+        pickOnDevice = false
         var result: [Float] = []
         var token: Int32?
         for c in CUDADecoder.chunks(count: n, maxBatch: maxBatch, mode: mode) {
             let out = try chunk(Array(tokens[c.start..<c.end]), startPosition: startPosition + c.start, first: c.first, rows: c.rows,
                                 sampling: c.end == n ? sampling : nil)
-            result += out.logits
+            // (One chunk's logits are taken whole, not copied: 0.5 MB a decode step at 128 k words.)
+            if result.isEmpty { result = out.logits } else { result += out.logits }
             token = out.token ?? token
         }
+        pickOnDevice = sampling != nil && token != nil
         return (result, token)
+    }
+
+    // MARK: Chained decode steps
+
+    /// Whether `enqueueChained` can run now: the last run picked its next token on the GPU, and
+    /// a decode step is one captured graph (not with CPU blocks, graphs off or kernels timed one
+    /// by one) on the piece that ends the model. `SWIFTKT_CUDA_CHAIN=0` turns chaining off (each
+    /// step then waits for the host).
+    public var canChain: Bool { pickOnDevice && chainable }
+    /// (Read once: ProcessInfo's environment is rebuilt on every read, costly per token.)
+    private let chainable: Bool
+
+    /// Queues a one-token decode step at `position` whose token is the one the last sampling on
+    /// this decoder picked — still on the device, not yet read by the host — and then the pick
+    /// of the token after it (`sampling`). The host reads the picks in order with `takeChained`,
+    /// so it can queue step n + 1 before it waits for step n's token and the GPU never waits for
+    /// the host between tokens. A step queued and never taken is abandoned (the next `forward`
+    /// or `forwardSampling` drops it); what it wrote past the session's tokens is overwritten
+    /// later, as after a rewind.
+    public func enqueueChained(position: Int, sampling: GPUSampling) throws {
+        guard canChain, let sampler else {
+            throw CUDAError.invalidArgument("a chained decode step needs a token picked on the GPU before it and one captured graph per step")
+        }
+        guard chainQueued.count < 2 else { throw CUDAError.invalidArgument("at most two chained decode steps wait to be taken") }
+        guard position >= 0, position < capacity else {
+            throw ModelError.contextOverflow(needed: position + 1, capacity: capacity)
+        }
+        try gpu.makeCurrent()
+        if chainSlots == nil {
+            chainSlots = try gpu.driver.allocatePinned(16)
+            chainEvents = [try gpu.driver.makeEvent(), try gpu.driver.makeEvent()]
+        }
+        try gpu.launch("chain_token", grid: (1, 1, 1), block: 32,
+                       [.pointer(sampler.resultPointer), .int(Int32(model.model.vocab)), .pointer(ids.pointer), .pointer(positions.pointer),
+                        .int(Int32(position))])
+        try launchDecodeGraph(startPosition: position, rows: 1)
+        let slot = chainNext
+        chainNext ^= 1
+        try sampler.enqueue(logits: logits.pointer, sampling, copyTo: chainSlots! + 8 * slot)
+        try gpu.driver.record(chainEvents[slot], on: gpu.stream)
+        chainQueued.append(slot)
+    }
+
+    /// Waits for the oldest chained step's pick and returns it.
+    public func takeChained() throws -> Int32 {
+        guard !chainQueued.isEmpty, let sampler, let slots = chainSlots else {
+            throw CUDAError.invalidArgument("no chained decode step is waiting to be taken")
+        }
+        let slot = chainQueued.removeFirst()
+        try gpu.driver.synchronize(event: chainEvents[slot])
+        return sampler.token(at: slots + 8 * slot)
     }
 
     /// A run of `n` tokens as chunks of at most `maxBatch`, each with the rows of logits `mode`
@@ -627,6 +694,16 @@ public final class CUDADecoder: @unchecked Sendable {
 
     /// The sampler's device scratch, made on first use.
     private var sampler: GPUSampler?
+    /// `SWIFTKT_CUDA_TIMELINE`'s state (CUDAModel+Timeline.swift).
+    var timeline = TimelineState()
+    /// Chained steps (`enqueueChained`): whether the sampler's result holds the pick of the
+    /// token after the newest position run; two page-locked [id, kept] slots and their events,
+    /// used in turn; the slots queued and not yet taken, oldest first.
+    private var pickOnDevice = false
+    private var chainSlots: UnsafeMutableRawPointer?
+    private var chainEvents: [CUevent] = []
+    private var chainNext = 0
+    private var chainQueued: [Int] = []
 
     /// One chunk: its kernels (a decode step as a captured graph), then its logits or sampled
     /// token. A piece of a split model that does not end it asks no rows and finishes with x.
@@ -634,36 +711,13 @@ public final class CUDADecoder: @unchecked Sendable {
                sampling: GPUSampling?) throws -> (logits: [Float], token: Int32?) {
         let n = tokens.count
         defer { if let profile = gpu.kernelProfile { reportKernels(profile, tokens: n) } }
+        // The staging words mirror tokenInputs: ids from 0, positions from maxBatch; one upload.
         let st = staging.assumingMemoryBound(to: Int32.self)
-        for (i, t) in tokens.enumerated() { st[i] = t; st[n + i] = Int32(startPosition + i) }
-        try gpu.driver.copyAsync(toDevice: ids.pointer, from: staging, bytes: n * 4, stream: gpu.stream)
-        try gpu.driver.copyAsync(toDevice: positions.pointer, from: staging + n * 4, bytes: n * 4, stream: gpu.stream)
+        for (i, t) in tokens.enumerated() { st[i] = t; st[maxBatch + i] = Int32(startPosition + i) }
+        try gpu.driver.copyAsync(toDevice: tokenInputs.pointer, from: staging, bytes: (maxBatch + n) * 4, stream: gpu.stream)
         let vocab = model.model.vocab
         if n == 1, first == 0, rows == (model.isLast ? 1 : 0), useGraphs || useSegmentGraphs || useHostNodes {
-            let bound = startPosition < GPUOps.shortAttentionMaxKeys ? min(GPUOps.shortAttentionMaxKeys, capacity) : capacity
-            if useSegmentGraphs {
-                try decodeInSegments(bound: bound, rows: rows)
-            } else {
-                // One graph for the step (with the CPU blocks as host nodes under useHostNodes).
-                if decodeGraphs[bound] == nil {
-                    capturingHostNodes = useHostNodes
-                    defer { capturingHostNodes = false }
-                    try gpu.driver.beginCapture(gpu.stream)
-                    do {
-                        try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: rows)
-                    } catch {
-                        if let g = try? gpu.driver.endCapture(gpu.stream) { gpu.driver.destroy(graph: g) }
-                        throw error
-                    }
-                    decodeGraphs[bound] = try gpu.driver.endCapture(gpu.stream)
-                }
-                try gpu.driver.launch(graph: decodeGraphs[bound]!, stream: gpu.stream)
-                if useHostNodes {
-                    // A host node's error surfaces once the step is done.
-                    try gpu.synchronize()
-                    if let error = hostNodeError.take() { throw error }
-                }
-            }
+            try launchDecodeGraph(startPosition: startPosition, rows: rows)
         } else {
             try enqueue(tokens: n, maxKeys: startPosition + n, first: first, rows: rows)
         }
@@ -678,6 +732,41 @@ public final class CUDADecoder: @unchecked Sendable {
             return (Array(UnsafeBufferPointer(start: logitsPinned.assumingMemoryBound(to: Float.self), count: vocab)), nil)
         }
         return (try gpu.download(logits.pointer, count: rows * vocab), nil)
+    }
+
+    /// A one-token step (token and position already on the device) as its captured graph,
+    /// captured on first use per context bucket.
+    private func launchDecodeGraph(startPosition: Int, rows: Int) throws {
+        let bound = startPosition < GPUOps.shortAttentionMaxKeys ? min(GPUOps.shortAttentionMaxKeys, capacity) : capacity
+        if useSegmentGraphs {
+            try decodeInSegments(bound: bound, rows: rows)
+            return
+        }
+        // One graph for the step (with the CPU blocks as host nodes under useHostNodes).
+        if decodeGraphs[bound] == nil {
+            capturingHostNodes = useHostNodes
+            defer { capturingHostNodes = false; gpu.launchLog = nil }
+            if gpu.timelineStep != nil { gpu.launchLog = [] }
+            try gpu.driver.beginCapture(gpu.stream)
+            do {
+                try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: rows)
+            } catch {
+                if let g = try? gpu.driver.endCapture(gpu.stream) { gpu.driver.destroy(graph: g) }
+                throw error
+            }
+            decodeGraphs[bound] = try gpu.driver.endCapture(gpu.stream)
+            timeline.names[bound] = gpu.launchLog
+        }
+        timeline.steps += 1
+        let timed = gpu.timelineStep == timeline.steps
+        if timed { try timelineBegin() }
+        try gpu.driver.launch(graph: decodeGraphs[bound]!, stream: gpu.stream)
+        if timed { try timelineEnd(names: timeline.names[bound] ?? nil) }
+        if useHostNodes {
+            // A host node's error surfaces once the step is done.
+            try gpu.synchronize()
+            if let error = hostNodeError.take() { throw error }
+        }
     }
 
     /// SWIFTKT_PROFILE_KERNELS=1: every 32 decode steps, their kernels' times to standard error
@@ -1210,8 +1299,10 @@ public final class CUDADecoder: @unchecked Sendable {
     private func addNorm(_ n: CUDAModel.Norm, y: CUdeviceptr, feeding matrix: DeviceMatrix?, tokens: Int) throws {
         let target = quantizeTarget(matrix, tokens: tokens)
         if skipped("norm", tokens) { prequantized = target != nil ? h.pointer : nil; return }
+        // (x was last written by the add_norm before the attention or feed-forward block, or by
+        // the embedding at the step's start: never by one of the two kernels just before.)
         prequantized = try GPUOps.addRMSNorm(gpu, x: x.pointer, y: y, weight: n.weight, out: h.pointer, rows: tokens, n: n.n, eps: n.eps,
-                                             quantize: target) ? h.pointer : nil
+                                             quantize: target, xReady: true) ? h.pointer : nil
     }
 
     /// Linear layers reading the same input: its activations are quantized (or converted to f16

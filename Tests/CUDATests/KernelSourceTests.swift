@@ -38,7 +38,7 @@ final class KernelSourceTests: XCTestCase {
         var launched = ["quantize_q8_32", "quantize_q8_K", "rms_norm", "rope", "glu", "add", "add_bias", "softcap", "store_kv",
                         "argmax_rows", "attn_split", "attn_combine", "attn_scores_f16q", "attn_seq_f16acc", "add_rms_norm", "to_f16"]
         launched += ["mmv1_q4_K", "mmv1p1_q4_K", "mmv1p2_q4_K", "mmv1r_q4_K", "mmv1rp1_q4_K", "mmv1rp2_q4_K", "attn_short_192", "attn_short_scan_192", "glu_q", "apply_penalties", "sample_topk_slices", "sample_finish", "marlin_reduce"]
-        launched += ["mla_rope", "mla_store", "mla_merge"]
+        launched += ["mla_rope", "mla_store", "mla_merge", "chain_token", "timeline_set"]
         launched += (1...8).map { "marlin_q4_\($0)" } + GPUOps.marlinTypes.map { "marlin_repack_" + $0.name }
         for t in GPUOps.supportedTypes {
             launched.append("embed_" + t.name)
@@ -75,6 +75,12 @@ final class KernelSourceTests: XCTestCase {
             XCTAssertEqual(try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: arch, options: ["-lineinfo"],
                                              cacheDirectory: cache), cubin)
         }
+        // SWIFTKT_CUDA_TIMELINE's build (every kernel with TimelineMark) compiles too, to another cubin.
+        let timeline = try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90",
+                                         options: ["-lineinfo", "-DSWIFTKT_TIMELINE"], cacheDirectory: cache)
+        XCTAssertGreaterThan(timeline.count, 10_000)
+        XCTAssertNotEqual(timeline, try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90", options: ["-lineinfo"],
+                                                      cacheDirectory: cache))
     }
 
     func testCompileErrorsCarryTheLog() throws {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compiles the CUDA kernel source (the raw strings of Sources/CUDA/KernelSource*.swift, in
 KernelSource.all's order) with the NVRTC that scripts/test.sh installs, no GPU needed, and prints
-ptxas' registers / shared memory / spills per kernel. Usage: scripts/dev/kernel_regs.py [ARCH] [NAME-FILTER]"""
+ptxas' registers / shared memory / spills per kernel. Usage: scripts/dev/kernel_regs.py [ARCH] [NAME-FILTER]; SWIFTKT_NVRTC_EXTRA="-DNAME …" adds options."""
 import ctypes, os, re, sys
 root = os.path.join(os.path.dirname(__file__), "..", "..", "Sources", "CUDA")
 parts = []
@@ -17,7 +17,7 @@ arch = sys.argv[1] if len(sys.argv) > 1 else "sm_90"
 flt = sys.argv[2] if len(sys.argv) > 2 else ""
 prog = ctypes.c_void_p()
 assert nv.nvrtcCreateProgram(ctypes.byref(prog), source, b"swiftkt-ops.cu", 0, None, None) == 0
-opts = [b"--gpu-architecture=" + arch.encode(), b"-default-device", b"-std=c++17", b"-lineinfo", b"--ptxas-options=-v"]
+opts = [b"--gpu-architecture=" + arch.encode(), b"-default-device", b"-std=c++17", b"-lineinfo", b"--ptxas-options=-v"] + [o.encode() for o in os.environ.get("SWIFTKT_NVRTC_EXTRA", "").split()]
 arr = (ctypes.c_char_p * len(opts))(*opts)
 rc = nv.nvrtcCompileProgram(prog, len(opts), arr)
 size = ctypes.c_size_t()
