@@ -54,7 +54,7 @@ public enum GPUOps {
 
     /// out [count, cols] = rows `ids` of `table` · scale.
     public static func embed(_ gpu: GPU, table: DeviceMatrix, ids: CUdeviceptr, count: Int, scale: Float, out: CUdeviceptr) throws {
-        try gpu.launch("embed_" + suffix(table.type), grid: (count, 1, 1), block: 256,
+        try gpu.launch("embed_" + suffix(table.type), grid: (count, max(1, min(16, table.cols / 256)), 1), block: 256,
                        [.pointer(table.pointer), .u64(UInt64(table.rowBytes)), .int(Int32(table.cols)), .pointer(ids),
                         .float(scale), .pointer(out)])
     }

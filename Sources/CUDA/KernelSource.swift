@@ -177,10 +177,12 @@ template <int T> DEV float dq(const u8* row, int i) {
 }
 
 // out [count, cols] = rows ids[t] of W, times scale.
+// grid (tokens, pieces of the row): a one-token step's row over 16 blocks of one element per
+// thread, so its loads are in flight together (one block of 16 in turn took 6.7 µs on an H100).
 template <int T> DEV void embed_impl(const u8* W, u64 rowBytes, int cols, const int* ids, float scale, float* out) {
     int t = blockIdx.x;
     const u8* row = W + (u64)ids[t] * rowBytes;
-    for (int i = threadIdx.x; i < cols; i += blockDim.x) out[(u64)t * cols + i] = dq<T>(row, i) * scale;
+    for (int i = blockIdx.y * blockDim.x + threadIdx.x; i < cols; i += blockDim.x * gridDim.y) out[(u64)t * cols + i] = dq<T>(row, i) * scale;
 }
 #define EMBED(T, name) extern "C" __global__ void name(const u8* W, u64 rowBytes, int cols, const int* ids, float scale, float* out) { PDL_ENTRY(); embed_impl<T>(W, rowBytes, cols, ids, scale, out); }
 EMBED(F32, embed_f32) EMBED(F16, embed_f16) EMBED(BF16, embed_bf16) EMBED(Q4_0, embed_q4_0) EMBED(Q4_1, embed_q4_1)
