@@ -68,7 +68,7 @@ public final class GPU: @unchecked Sendable {
     /// 14); `SWIFTKT_CUDA_ATTN_SCAN=0` keeps the walk.
     public var attentionScan: Bool
     /// Measurement only: the decode step (counted from 1) whose kernels write their warps'
-    /// times (`SWIFTKT_CUDA_TIMELINE=N`; the kernels are then compiled with SWIFTKT_TIMELINE,
+    /// times (`SWIFTKT_CUDA_TIMELINE=N`, N ≥ 1; the kernels are then compiled with SWIFTKT_TIMELINE,
     /// KernelSource's `TimelineMark`), for the CUDA decoder's timeline report on standard error.
     public let timelineStep: Int?
     /// While not nil, every launch's kernel name is appended (the names of a captured graph).
@@ -88,7 +88,7 @@ public final class GPU: @unchecked Sendable {
         context = try driver.primaryContext(device)
         stream = try driver.makeStream()
         let started = Date()
-        timelineStep = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_TIMELINE"].flatMap { Int($0) }.map { max($0, 1) }
+        timelineStep = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_TIMELINE"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil }
         let cubin = try NVRTC().compile(source: KernelSource.all, name: "swiftkt-ops", architecture: device.architecture,
                                         options: ["-lineinfo"] + (timelineStep != nil ? ["-DSWIFTKT_TIMELINE"] : []))
         compileSeconds = Date().timeIntervalSince(started)

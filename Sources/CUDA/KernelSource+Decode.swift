@@ -81,14 +81,15 @@ template <int D, bool ROPE, bool SCAN, typename Wait> DEV void attn_short_impl(c
     float qv[NJ];
     if constexpr (!ROPE) {
         // The first chunk: keys before pos[0] now, the chunk's own keys (k ≥ pos[0]) once the
-        // kernel before has written them.
+        // kernel before has written them. The early loads bypass L1 (ld.global.cg): the rows
+        // come from L2, where the completed writes of earlier steps are.
         const int p0 = pos[0];
 #pragma unroll
         for (int c = 0; c < 4; c++) {
             int k = lo + skey[c];
             if (sok[c] && k <= p && k < p0) {
-                rk[c] = *(const uint4*)(K + (u64)k * W + scol[c]);
-                rv[c] = *(const uint4*)(V + (u64)k * W + scol[c]);
+                rk[c] = __ldcg((const uint4*)(K + (u64)k * W + scol[c]));
+                rv[c] = __ldcg((const uint4*)(V + (u64)k * W + scol[c]));
             } else {
                 rk[c] = make_uint4(0, 0, 0, 0); rv[c] = rk[c];
             }

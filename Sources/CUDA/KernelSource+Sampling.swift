@@ -175,10 +175,11 @@ extern "C" __global__ void __launch_bounds__(1024) sample_finish(const u32* ckey
     }
 }
 // A chained decode step's input (CUDADecoder.enqueueChained): the token the last sampling picked
-// (out[0] of argmax or sample_finish; outside 0 ..< vocab — a row without a pick — token 0, as
-// GPUSampler.pickedToken reads it) and the step's position, where the decode graph reads them.
-extern "C" __global__ void chain_token(const int* picked, int vocab, int* ids, int* positions, int pos) { PDL_ENTRY();
-    if (threadIdx.x == 0 && blockIdx.x == 0) { int t = picked[0]; ids[0] = t >= 0 && t < vocab ? t : 0; positions[0] = pos; }
+// (out[0] of argmax or sample_finish; outside 0 ..< rows of the embedding table — a row without a
+// pick — token 0, as GPUSampler.pickedToken reads it) and the step's position, where the decode
+// graph reads them.
+extern "C" __global__ void chain_token(const int* picked, int rows, int* ids, int* positions, int pos) { PDL_ENTRY();
+    if (threadIdx.x == 0 && blockIdx.x == 0) { int t = picked[0]; ids[0] = t >= 0 && t < rows ? t : 0; positions[0] = pos; }
 }
 """#
 }

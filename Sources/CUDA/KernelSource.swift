@@ -41,10 +41,12 @@ typedef unsigned long long u64;
 #define PDL_WAIT()
 #endif
 #if defined(SWIFTKT_TIMELINE)
-// The decode step's timeline (GPU.timeline, `SWIFTKT_CUDA_TIMELINE`; compiled in only then):
-// while tl_on, lane 0 of every warp that passes PDL_ENTRY writes {grid, start, release, end}
-// (%gridid; %globaltimer ns when the warp reaches the wait — after any preload —, when the wait
-// returns, when the function holding PDL_ENTRY returns) into its multiprocessor's region.
+// The decode step's timeline (GPU.timelineStep, `SWIFTKT_CUDA_TIMELINE`; compiled in only then):
+// while tl_on, lane 0 of every warp writes {grid, start, release, end} into its multiprocessor's
+// region: %gridid; %globaltimer ns at TL_BEGIN (the kernel's entry where it works before the
+// wait, else just before the wait), when the wait returns, and when the scope holding TL_BEGIN
+// ends.
+#define TL_SLOTS 256  // multiprocessor regions (TimelineState.slots)
 __device__ unsigned long long* tl_records;
 __device__ unsigned* tl_counts;
 __device__ int tl_on, tl_capacity;
@@ -63,6 +65,7 @@ struct TimelineMark {
         unsigned sm;
         asm volatile("mov.u64 %0, %%gridid;" : "=l"(grid));
         asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        if (sm >= TL_SLOTS) return;
         unsigned i = atomicAdd(&tl_counts[sm], 1u);
         if (i >= (unsigned)tl_capacity) return;
         unsigned long long* r = tl_records + ((unsigned long long)sm * tl_capacity + i) * 4;
@@ -812,7 +815,7 @@ template <int V, bool ADD, typename Wait> DEV void norm4_impl(float* x, const fl
 #pragma unroll
     for (int k = 0; k < V; k++) {
         int i = threadIdx.x + k * blockDim.x;
-        if (i < n4) { g[k] = wr[i]; if (early) v[k] = xr[i]; }
+        if (i < n4) { g[k] = wr[i]; if (early) v[k] = __ldcg(&xr[i]); }  // (x from L2, not a stale L1 line)
     }
     wait();
 #pragma unroll

@@ -1,9 +1,9 @@
 // The decode step's timeline from the kernels' own clocks (`SWIFTKT_CUDA_TIMELINE=N`): with the
 // kernels compiled with SWIFTKT_TIMELINE, lane 0 of every warp writes {grid, start, release, end}
-// in %globaltimer nanoseconds (KernelSource `TimelineMark`: start when the warp reaches
-// `griddepcontrol.wait`, after any preload; release when the wait returns, i.e. when the kernel
-// before has completed and its writes are visible; end when the function holding the wait
-// returns). The lent machines have no Nsight Systems to read a captured graph's timeline; this
+// in %globaltimer nanoseconds (KernelSource `TimelineMark`: start at the kernel's entry where it
+// works before `griddepcontrol.wait` — preloads, early loads —, else just before the wait;
+// release when the wait returns, i.e. when the kernel before has completed and its writes are
+// visible; end when the kernel, or the device function holding the wait, returns). The lent machines have no Nsight Systems to read a captured graph's timeline; this
 // is its stand-in. `KernelTimeline.report` groups the records by grid and prints, per launch
 // and per kernel name, how long each ran after its release and how long it waited between the
 // end of the kernel before and its own release (the dependent launch's hand-over).

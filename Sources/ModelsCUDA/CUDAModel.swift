@@ -547,6 +547,8 @@ public final class CUDADecoder: @unchecked Sendable {
     }
 
     deinit {
+        // Chained steps never taken may still run (their copies land in chainSlots).
+        if !chainQueued.isEmpty { try? gpu.synchronize() }
         for g in decodeGraphs.values { gpu.driver.destroy(graph: g) }
         for g in segmentGraphs.values.joined() { gpu.driver.destroy(graph: g) }
         try? gpu.driver.freePinned(staging)
@@ -626,9 +628,11 @@ public final class CUDADecoder: @unchecked Sendable {
             chainSlots = try gpu.driver.allocatePinned(16)
             chainEvents = [try gpu.driver.makeEvent(), try gpu.driver.makeEvent()]
         }
+        // (A pick past the embedding table — a head wider than the table — runs as token 0 and
+        // makes takeChained throw, as `validate` does for a step one at a time.)
         try gpu.launch("chain_token", grid: (1, 1, 1), block: 32,
-                       [.pointer(sampler.resultPointer), .int(Int32(model.model.vocab)), .pointer(ids.pointer), .pointer(positions.pointer),
-                        .int(Int32(position))])
+                       [.pointer(sampler.resultPointer), .int(Int32(model.model.tokenEmbedding.rows)), .pointer(ids.pointer),
+                        .pointer(positions.pointer), .int(Int32(position))])
         try launchDecodeGraph(startPosition: position, rows: 1)
         let slot = chainNext
         chainNext ^= 1
@@ -644,7 +648,12 @@ public final class CUDADecoder: @unchecked Sendable {
         }
         let slot = chainQueued.removeFirst()
         try gpu.driver.synchronize(event: chainEvents[slot])
-        return sampler.token(at: slots + 8 * slot)
+        let token = sampler.token(at: slots + 8 * slot)
+        guard Int(token) < model.model.tokenEmbedding.rows else {
+            throw ModelError.invalidHyperparameter(key: "token id", value: "\(token)",
+                                                   reason: "outside the vocabulary of \(model.model.tokenEmbedding.rows)")
+        }
+        return token
     }
 
     /// A run of `n` tokens as chunks of at most `maxBatch`, each with the rows of logits `mode`
