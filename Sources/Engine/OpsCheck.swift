@@ -582,11 +582,22 @@ public enum OpsCheck {
                 x[i] = 40; x[j] = -40; w[i] = 1; w[j] = 1
             }
             // (early: x read before the wait, as a decode step's add_norm does.)
+            var kept: [DeviceBuffer] = []
+            defer { _ = kept }
             for (add, early) in [(false, false), (true, false), (true, true)] {
                 let dx1 = try upload(x), dx2 = try upload(x), dy = try upload(y), dw = try upload(w)
                 let out1 = try gpu.allocator.allocate(rows * n * 4), out2 = try gpu.allocator.allocate(rows * n * 4)
                 let fused = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: rows), plain = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: rows)
                 let didFuse: Bool
+                if early {
+                    // As in a decode step: x written by a kernel two launches before the norm (x += d,
+                    // then a kernel on other memory), so that a stale early read of x would show.
+                    let dd = try upload(random(rows * n, &rng)), other = try upload(random(rows * n, &rng))
+                    try gpu.synchronize()
+                    for dx in [dx2, dx1] { try GPUOps.add(gpu, x: dx.pointer, y: dd.pointer, count: rows * n) }
+                    try GPUOps.add(gpu, x: other.pointer, y: dd.pointer, count: rows * n)
+                    kept += [dd, other]
+                }
                 if add {
                     didFuse = try GPUOps.addRMSNorm(gpu, x: dx1.pointer, y: dy.pointer, weight: dw.pointer, out: out1.pointer, rows: rows, n: n,
                                                     eps: 1e-6, quantize: (fused, weightType), xReady: early)
