@@ -153,12 +153,21 @@ public final class Session: @unchecked Sendable {
         // on the device, the device runs the step of token n while the host handles n, with the
         // step of n + 1 — whose token the device picks itself — already queued behind it, so it
         // never waits for the host between tokens.
+        // A step that cannot be queued is run one at a time instead, where a failure surfaces at
+        // the point it would have without chaining (after the token before has been handed out).
         let chain = device as? ChainedSamplingBackend
-        func queueNext(position: Int) throws -> Bool {
+        var sampledAhead: GPUSampling?
+        func queueNext(position: Int) -> Bool {
             guard let chain, chain.canChain, !parameters.sampling.hasPenalties,
-                  let request = sampler.deviceRequest(history: [], vocabulary: model.model.vocab) else { return false }
-            try chain.enqueueChained(position: position, sampling: request)
-            return true
+                  let request = sampledAhead ?? sampler.deviceRequest(history: [], vocabulary: model.model.vocab) else { return false }
+            do {
+                try chain.enqueueChained(position: position, sampling: request)
+                sampledAhead = nil
+                return true
+            } catch {
+                sampledAhead = request  // (its draw is the next step's, whichever way it runs)
+                return false
+            }
         }
         guard !prompt.isEmpty else { throw EngineError.emptyPrompt }
         var next = try step(prompt)
@@ -178,8 +187,8 @@ public final class Session: @unchecked Sendable {
             // follow unless the text or the caller stops the generation (then they are abandoned:
             // their cache rows lie past `tokens`, to be overwritten).
             let counted = stats.generatedTokens
-            if !ahead, tokens.count < contextSize, counted < parameters.maxTokens { ahead = try queueNext(position: tokens.count) }
-            let aheadOfNext = try ahead && tokens.count + 1 < contextSize && counted + 1 < parameters.maxTokens
+            if !ahead, tokens.count < contextSize, counted < parameters.maxTokens { ahead = queueNext(position: tokens.count) }
+            let aheadOfNext = ahead && tokens.count + 1 < contextSize && counted + 1 < parameters.maxTokens
                 && queueNext(position: tokens.count + 1)
             let (text, hitStop) = stops.feed(decoder.append(next))
             if !(try onEvent(.token(id: next, text: text))) { break }
@@ -190,6 +199,10 @@ public final class Session: @unchecked Sendable {
                 tokens.append(next)
                 next = try chain!.takeChained()
                 ahead = aheadOfNext
+            } else if let request = sampledAhead, let device {
+                // A chained step failed to queue: this step one at a time, with the draw it took.
+                sampledAhead = nil
+                next = try evaluateSampling([next], device: device, request: request)
             } else {
                 next = try step([next])
             }

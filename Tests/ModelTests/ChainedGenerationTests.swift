@@ -22,6 +22,9 @@ final class ScriptedChainBackend: ChainedSamplingBackend {
     private(set) var chainedSteps = 0
     private var pick: Int32?
     private var queue: [Int32] = []
+    /// Attempts to chain (counted from 0) that fail as a device error would, changing nothing.
+    var failing: Set<Int> = []
+    private var attempts = 0
 
     init(capacity: Int, vocab: Int, chains: Bool, script: @escaping (Int32, Int) -> Int32) {
         self.capacity = capacity; self.vocab = vocab; self.chains = chains; self.script = script
@@ -51,6 +54,8 @@ final class ScriptedChainBackend: ChainedSamplingBackend {
     var canChain: Bool { chains && pick != nil }
 
     func enqueueChained(position: Int, sampling: GPUSampling) throws {
+        attempts += 1
+        if failing.contains(attempts - 1) { throw EngineError.invalidOption("planted failure") }
         guard let t = pick, queue.count < 2, position < capacity else { throw EngineError.invalidOption("bad chained step") }
         evaluated[position] = t
         draws.append(sampling.draw)
@@ -95,10 +100,11 @@ final class ChainedGenerationTests: XCTestCase {
 
     /// One generation with the scripted backend, chained or not.
     func generate(chains: Bool, prompt: [Int32] = [1, 5, 9], parameters: GenerationParameters,
-                  stopAfter: Int? = nil, script: @escaping (Int32, Int) -> Int32) throws -> (Outcome, ScriptedChainBackend) {
+                  stopAfter: Int? = nil, failing: Set<Int> = [], script: @escaping (Int32, Int) -> Int32) throws -> (Outcome, ScriptedChainBackend) {
         let model = try loaded()
         let session = model.makeSession()
         let backend = ScriptedChainBackend(capacity: model.contextSize, vocab: model.model.vocab, chains: chains, script: script)
+        backend.failing = failing
         session.use(backend: backend)
         var out = Outcome()
         let stats = try session.generate(prompt: prompt, parameters: parameters) { event in
@@ -122,11 +128,12 @@ final class ChainedGenerationTests: XCTestCase {
         return { t, p in 40 + (t &* 7 &+ Int32(p) &* 3) % (v - 60) }
     }
 
-    func compare(_ parameters: GenerationParameters, prompt: [Int32] = [1, 5, 9], stopAfter: Int? = nil,
+    func compare(_ parameters: GenerationParameters, prompt: [Int32] = [1, 5, 9], stopAfter: Int? = nil, failing: Set<Int> = [],
                  script: ((Int32, Int) -> Int32)? = nil, expectChained: Bool = true, file: StaticString = #filePath, line: UInt = #line) throws -> Outcome {
         let s = try script ?? walk(loaded())
         let (plain, _) = try generate(chains: false, prompt: prompt, parameters: parameters, stopAfter: stopAfter, script: s)
-        let (chained, backend) = try generate(chains: true, prompt: prompt, parameters: parameters, stopAfter: stopAfter, script: s)
+        let (chained, backend) = try generate(chains: true, prompt: prompt, parameters: parameters, stopAfter: stopAfter, failing: failing,
+                                              script: s)
         XCTAssertEqual(chained.ids, plain.ids, "tokens", file: file, line: line)
         XCTAssertEqual(chained.text, plain.text, "text", file: file, line: line)
         XCTAssertEqual(chained.reason, plain.reason, "stop reason", file: file, line: line)
@@ -199,6 +206,15 @@ final class ChainedGenerationTests: XCTestCase {
         let out = try compare(p)
         XCTAssertEqual(out.reason, .stopString)
         XCTAssertFalse(out.text.contains(p.stopStrings[0]))
+    }
+
+    // Steps that fail to queue (attempts 0, 3, 4 and 9: the step of the token in hand, the one
+    // after it, both in a row) run one at a time with the draw they took: nothing changes.
+    func testStepsThatFailToQueueRunOneAtATime() throws {
+        var p = GenerationParameters()
+        p.sampling.temperature = 0.7; p.maxTokens = 14
+        let out = try compare(p, failing: [0, 3, 4, 9])
+        XCTAssertEqual(out.ids.count, 14)
     }
 
     func testPenaltiesStepOneAtATime() throws {
