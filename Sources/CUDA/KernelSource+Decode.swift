@@ -49,6 +49,14 @@ template <int D, bool ROPE, bool SCAN, typename Wait> DEV void attn_short_impl(c
     __shared__ float qs[ROPE ? 256 : 1], kf[ROPE ? 256 : 1];
     __shared__ __align__(16) u16 knew[ROPE ? 256 : 8], vnew[ROPE ? 256 : 8];
     uint4 rk[4], rv[4];
+    // Piece c of cache row k into rk[c], rv[c]; `l2`: through L2 only (ld.global.cg), for rows
+    // read before the wait, so that no stale L1 line can be read.
+    auto fetch = [&](int c, int k, bool l2) {
+        const uint4* kp = (const uint4*)(K + (u64)k * W + scol[c]);
+        const uint4* vp = (const uint4*)(V + (u64)k * W + scol[c]);
+        rk[c] = l2 ? __ldcg(kp) : *kp;
+        rv[c] = l2 ? __ldcg(vp) : *vp;
+    };
     // With ROPE key p comes from this block's own row (knew, vnew), once `fresh`.
     auto load = [&](int k0, bool fresh) {
 #pragma unroll
@@ -58,8 +66,7 @@ template <int D, bool ROPE, bool SCAN, typename Wait> DEV void attn_short_impl(c
                 int slot = ((tid + 256 * c) & 31) * 8;
                 if (fresh) { rk[c] = *(const uint4*)&knew[slot]; rv[c] = *(const uint4*)&vnew[slot]; }
             } else if (sok[c] && k <= p) {
-                rk[c] = *(const uint4*)(K + (u64)k * W + scol[c]);
-                rv[c] = *(const uint4*)(V + (u64)k * W + scol[c]);
+                fetch(c, k, false);
             } else {
                 rk[c] = make_uint4(0, 0, 0, 0); rv[c] = rk[c];
             }
@@ -80,28 +87,20 @@ template <int D, bool ROPE, bool SCAN, typename Wait> DEV void attn_short_impl(c
     bool ok = g < G && h0 + g < H;
     float qv[NJ];
     if constexpr (!ROPE) {
-        // The first chunk: keys before pos[0] now, the chunk's own keys (k ≥ pos[0]) once the
-        // kernel before has written them. The early loads bypass L1 (ld.global.cg): the rows
-        // come from L2, where the completed writes of earlier steps are.
+        // The first chunk: keys before pos[0] now (from L2: the completed writes of earlier
+        // steps), the chunk's own keys (k ≥ pos[0]) once the kernel before has written them.
         const int p0 = pos[0];
 #pragma unroll
         for (int c = 0; c < 4; c++) {
             int k = lo + skey[c];
-            if (sok[c] && k <= p && k < p0) {
-                rk[c] = __ldcg((const uint4*)(K + (u64)k * W + scol[c]));
-                rv[c] = __ldcg((const uint4*)(V + (u64)k * W + scol[c]));
-            } else {
-                rk[c] = make_uint4(0, 0, 0, 0); rv[c] = rk[c];
-            }
+            if (sok[c] && k <= p && k < p0) fetch(c, k, true);
+            else { rk[c] = make_uint4(0, 0, 0, 0); rv[c] = rk[c]; }
         }
         wait();
 #pragma unroll
         for (int c = 0; c < 4; c++) {
             int k = lo + skey[c];
-            if (sok[c] && k <= p && k >= p0) {
-                rk[c] = *(const uint4*)(K + (u64)k * W + scol[c]);
-                rv[c] = *(const uint4*)(V + (u64)k * W + scol[c]);
-            }
+            if (sok[c] && k <= p && k >= p0) fetch(c, k, false);
         }
     } else {
         wait();

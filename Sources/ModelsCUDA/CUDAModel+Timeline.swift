@@ -8,7 +8,7 @@ import Foundation
 struct TimelineState {
     /// Decode graph launches so far; each graph's kernel names in launch order, per bucket.
     var steps = 0
-    var names: [Int: [String]?] = [:]
+    var names: [Int: [String]] = [:]
     var records: DeviceBuffer?, counts: DeviceBuffer?
     /// Multiprocessor slots (%smid) and records per slot.
     static let slots = 256, capacity = 8192

@@ -649,10 +649,7 @@ public final class CUDADecoder: @unchecked Sendable {
         let slot = chainQueued.removeFirst()
         try gpu.driver.synchronize(event: chainEvents[slot])
         let token = sampler.token(at: slots + 8 * slot)
-        guard Int(token) < model.model.tokenEmbedding.rows else {
-            throw ModelError.invalidHyperparameter(key: "token id", value: "\(token)",
-                                                   reason: "outside the vocabulary of \(model.model.tokenEmbedding.rows)")
-        }
+        try validate(tokens: [token], startPosition: 0)  // (the embedding table's rows, as for a step one at a time)
         return token
     }
 
@@ -764,13 +761,13 @@ public final class CUDADecoder: @unchecked Sendable {
                 throw error
             }
             decodeGraphs[bound] = try gpu.driver.endCapture(gpu.stream)
-            timeline.names[bound] = gpu.launchLog
+            if let log = gpu.launchLog { timeline.names[bound] = log }
         }
         timeline.steps += 1
         let timed = gpu.timelineStep == timeline.steps
         if timed { try timelineBegin() }
         try gpu.driver.launch(graph: decodeGraphs[bound]!, stream: gpu.stream)
-        if timed { try timelineEnd(names: timeline.names[bound] ?? nil) }
+        if timed { try timelineEnd(names: timeline.names[bound]) }
         if useHostNodes {
             // A host node's error surfaces once the step is done.
             try gpu.synchronize()
