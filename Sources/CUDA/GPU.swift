@@ -67,6 +67,12 @@ public final class GPU: @unchecked Sendable {
     /// On by default (H100, 8B: tg128 467 against 458–459 t/s, tg1024 349 against 291; session
     /// 14); `SWIFTKT_CUDA_ATTN_SCAN=0` keeps the walk.
     public var attentionScan: Bool
+    /// One-token q4_K GEMVs issue each sub-block pair's weight loads before the products of the
+    /// pair before (KernelSource `mmv1s_q4_K`, `mmv1p1s_q4_K`: two pairs in flight a lane, more
+    /// registers: five blocks a multiprocessor instead of six; the same sums). `SWIFTKT_CUDA_GEMV_PIPE`:
+    /// 0 off, 1 every matrix, 2 rows of at least 8192 columns only (the down projection's long
+    /// rows), 3 those and every grid that fits one wave at five blocks a multiprocessor.
+    public var gemvPipe: Int
     /// Measurement only: the decode step (counted from 1) whose kernels write their warps'
     /// times (`SWIFTKT_CUDA_TIMELINE=N`, N ≥ 1; the kernels are then compiled with SWIFTKT_TIMELINE,
     /// KernelSource's `TimelineMark`), for the CUDA decoder's timeline report on standard error.
@@ -102,6 +108,7 @@ public final class GPU: @unchecked Sendable {
         debugSkip = Set((ProcessInfo.processInfo.environment["SWIFTKT_CUDA_DEBUG_SKIP"] ?? "").split(separator: ",").map(String.init))
         attentionScan = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_ATTN_SCAN"] != "0"
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
+        gemvPipe = Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GEMV_PIPE"] ?? "") ?? 0
         allocator = CachingAllocator(driver: driver)
     }
 

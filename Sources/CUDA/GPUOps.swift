@@ -124,7 +124,9 @@ public enum GPUOps {
                                           .u64(UInt64(w.rowBytes)), .int(Int32(w.cols))]
         if tokens == 1 && w.type == .q4_K {
             // The decode step's kernel: two rows per warp, eight per block.
-            let name = gpu.preloadPairs > 0 ? "mmv1p\(gpu.preloadPairs)_q4_K" : "mmv1_q4_K"
+            let oneWave = blocks(totalRows, 8) <= 5 * gpu.device.multiprocessors
+            let pipe = gpu.preloadPairs < 2 && (gpu.gemvPipe == 1 || (gpu.gemvPipe >= 2 && w.cols >= 8192) || (gpu.gemvPipe == 3 && oneWave))
+            let name = (gpu.preloadPairs > 0 ? "mmv1p\(gpu.preloadPairs)" : "mmv1") + (pipe ? "s" : "") + "_q4_K"
             try gpu.launch(name, grid: (blocks(totalRows, 8), 1, 1), block: 128,
                            matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + pf)
             return

@@ -168,11 +168,12 @@ public enum OpsCheck {
             let mats = uploaded.map(\.0), bufs = uploaded.map(\.1)
             let dx = try upload(random(cols, &rng))
             let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
-            let preloading = gpu.preloadPairs
-            defer { gpu.preloadPairs = preloading }
+            let preloading = gpu.preloadPairs, piping = gpu.gemvPipe
+            defer { gpu.preloadPairs = preloading; gpu.gemvPipe = piping }
             var kept: [DeviceBuffer] = []  // every run's outputs stay allocated and start as NaN
-            func outputs(_ pre: Int) throws -> [Float] {
+            func outputs(_ pre: Int, pipe: Bool = false) throws -> [Float] {
                 gpu.preloadPairs = pre
+                gpu.gemvPipe = pipe ? 1 : 0
                 let ys = try shapes.map { try upload([Float](repeating: .nan, count: $0)) }
                 kept += ys
                 GPUOps.invalidate(act)
@@ -183,6 +184,10 @@ public enum OpsCheck {
             for pre in [1, 2] {
                 let same = try outputs(pre).map(\.bitPattern) == plain.map(\.bitPattern) && !plain.contains(where: \.isNaN)
                 record("linear q4_K 1 tok, \(pre) pair(s) preloaded before the wait = mmv1_q4_K", "[45|20, \(cols)]", same ? 0 : 1, 0)
+            }
+            for pre in [0, 1] {
+                let same = try outputs(pre, pipe: true).map(\.bitPattern) == plain.map(\.bitPattern) && !plain.contains(where: \.isNaN)
+                record("linear q4_K 1 tok, \(pre) pair(s) preloaded, next pair's loads ahead = mmv1_q4_K", "[45|20, \(cols)]", same ? 0 : 1, 0)
             }
 
             _ = (bufs, kept)
@@ -618,7 +623,11 @@ public enum OpsCheck {
         // GLU with the quantization fused in, likewise.
         for (tokens, n, weightType, activation) in [(1, 1536, GGMLType.q4_1, GPUOps.Activation.silu), (3, 2048, .q4_K, .geluTable),
                                                     (1, 14336, .q6_K, .silu), (2, 96, .q8_0, .gelu)] {
-            let gate = random(tokens * n, &rng, scale: 3), up = random(tokens * n, &rng)
+            var gate = random(tokens * n, &rng, scale: 3), up = random(tokens * n, &rng)
+            // Equal products of opposite sign (q8_K keeps the first), within a warp and across warps.
+            for (i, j) in [(1, 2), (5, 70), (3, 200)] where j < gate.count {
+                gate[i] = 6; up[i] = 5; gate[j] = 6; up[j] = -5
+            }
             let g1 = try upload(gate), g2 = try upload(gate), du = try upload(up)
             let fused = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens), plain = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens)
             let didFuse = try GPUOps.gluQuantized(gpu, gate: g1.pointer, up: du.pointer, tokens: tokens, n: n, activation: activation,
@@ -810,12 +819,18 @@ public enum OpsCheck {
                 let dx = try gpu.upload(random(cols, &rng)), dy = try gpu.allocator.allocate(rows * 4)
                 let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
                 let m = DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer)
-                let t = try time {
-                    GPUOps.invalidate(act)
-                    try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: dy.pointer, tokens: 1)
+                let pipeWas = gpu.gemvPipe
+                defer { gpu.gemvPipe = pipeWas }
+                for pipe in type == .q4_K ? [0, 1] : [gpu.gemvPipe] {
+                    gpu.gemvPipe = pipe
+                    let t = try time {
+                        GPUOps.invalidate(act)
+                        try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: dy.pointer, tokens: 1)
+                    }
+                    let r = OpsPerfResult(op: "linear \(type.name) (1 token)" + (pipe == 1 ? ", next pair's loads ahead" : ""),
+                                          shape: "[\(rows), \(cols)]", microseconds: t, bytes: bytes)
+                    out.append(r); progress(r)
                 }
-                let r = OpsPerfResult(op: "linear \(type.name) (1 token)", shape: "[\(rows), \(cols)]", microseconds: t, bytes: bytes)
-                out.append(r); progress(r)
             }
         }
         // Decode attention, Llama-3-8B shape, 4096 cached positions.
@@ -864,6 +879,27 @@ public enum OpsCheck {
             }
         }
         gpu.shortAttention = shortWas; gpu.attentionScan = scanWas
+        // The decode step's small fused kernels on the 8B shape: add + norm + q8_K quantization
+        // (a row of 4096) and GLU + q8_K quantization (14336). Launched back to back without
+        // a graph, so the launch is part of the time.
+        do {
+            let n = 4096, ff = 14336
+            let dx = try gpu.upload(random(n, &rng)), dy = try gpu.upload(random(n, &rng)), dw = try gpu.upload(random(n, &rng))
+            let dout = try gpu.allocator.allocate(n * 4), act = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: 1)
+            let tn = try time {
+                _ = try GPUOps.addRMSNorm(gpu, x: dx.pointer, y: dy.pointer, weight: dw.pointer, out: dout.pointer, rows: 1, n: n,
+                                          eps: 1e-6, quantize: (act, .q4_K), xReady: true)
+            }
+            let rn = OpsPerfResult(op: "add + rms_norm + quantize q8_K", shape: "1 × \(n)", microseconds: tn, bytes: 4 * n * 5)
+            out.append(rn); progress(rn)
+            let dg = try gpu.upload(random(ff, &rng)), du = try gpu.upload(random(ff, &rng))
+            let actFF = try QuantizedActivationsGPU(gpu: gpu, n: ff, tokens: 1)
+            let tg = try time {
+                _ = try GPUOps.gluQuantized(gpu, gate: dg.pointer, up: du.pointer, tokens: 1, n: ff, activation: .silu, act: actFF, weightType: .q4_K)
+            }
+            let rg = OpsPerfResult(op: "glu + quantize q8_K", shape: "1 × \(ff)", microseconds: tg, bytes: 4 * ff * 3 + ff)
+            out.append(rg); progress(rg)
+        }
         // Small batches on q4_K: the 8-bit GEMV kernels (8 tokens per weight read), the f16
         // dequantization + cuBLAS GEMM, and the Marlin GEMM on the repacked weights.
         for (rows, cols) in [(4096, 4096), (14336, 4096), (4096, 14336)] {

@@ -27,7 +27,7 @@ final class KernelSourceTests: XCTestCase {
         }
         for g in matches(#"MMVQ\(\w+, (\w+)\)"#) where g[0] != "name" { names.insert(g[0] + "_1") }
         for g in matches(#"MARLIN\((\d)\)"#) { names.insert("marlin_q4_" + g[0]) }
-        for g in matches(#"MMV1R?\((\w+), \d+\)"#) { names.insert(g[0]) }
+        for g in matches(#"MMV1R?\((\w+), \d+(?:, \w+)?\)"#) { names.insert(g[0]) }
         for g in matches(#"NORM4\((\d)\)"#) { names.insert("rms_norm4_" + g[0]); names.insert("add_rms_norm4_" + g[0]) }
         for g in matches(#"NORM4Q\(\d, (\w+)\)"#) { names.insert("rms_norm4q_" + g[0]); names.insert("add_rms_norm4q_" + g[0]) }
         return names
@@ -37,7 +37,7 @@ final class KernelSourceTests: XCTestCase {
         let defined = Self.definedKernels()
         var launched = ["quantize_q8_32", "quantize_q8_K", "rms_norm", "rope", "glu", "add", "add_bias", "softcap", "store_kv",
                         "argmax_rows", "attn_split", "attn_combine", "attn_scores_f16q", "attn_seq_f16acc", "add_rms_norm", "to_f16"]
-        launched += ["mmv1_q4_K", "mmv1p1_q4_K", "mmv1p2_q4_K", "mmv1r_q4_K", "mmv1rp1_q4_K", "mmv1rp2_q4_K", "attn_short_192", "attn_short_scan_192", "glu_q", "apply_penalties", "sample_topk_slices", "sample_finish", "marlin_reduce"]
+        launched += ["mmv1_q4_K", "mmv1p1_q4_K", "mmv1p2_q4_K", "mmv1s_q4_K", "mmv1p1s_q4_K", "mmv1r_q4_K", "mmv1rp1_q4_K", "mmv1rp2_q4_K", "attn_short_192", "attn_short_scan_192", "glu_q", "apply_penalties", "sample_topk_slices", "sample_finish", "marlin_reduce"]
         launched += ["mla_rope", "mla_store", "mla_merge", "chain_token", "timeline_set"]
         launched += (1...8).map { "marlin_q4_\($0)" } + GPUOps.marlinTypes.map { "marlin_repack_" + $0.name }
         for t in GPUOps.supportedTypes {
