@@ -108,7 +108,7 @@ public final class GPU: @unchecked Sendable {
         debugSkip = Set((ProcessInfo.processInfo.environment["SWIFTKT_CUDA_DEBUG_SKIP"] ?? "").split(separator: ",").map(String.init))
         attentionScan = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_ATTN_SCAN"] != "0"
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
-        gemvPipe = Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GEMV_PIPE"] ?? "") ?? 0
+        gemvPipe = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GEMV_PIPE"] ?? "") ?? 0, 0), 3)
         allocator = CachingAllocator(driver: driver)
     }
 

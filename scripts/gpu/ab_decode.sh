@@ -10,7 +10,12 @@
 # Usage: scripts/gpu/ab_decode.sh WORK_DIR OUT_DIR ENTRY…
 set -uo pipefail
 work=$1; out=$2; shift 2
-bin=${1#*=}; bin=${bin%%+*}  # the first entry's binary makes the model
+# entry → label, binary, environment assignments
+parse() { label=${1%%=*}; local rest=${1#*=}; ebin=${rest%%+*}; envs=(DEFAULT=1)
+    local tail=${rest#"$ebin"}; for a in ${tail//+/ }; do envs+=("$a"); done; }
+# The parsed entry's greedy text, hashed.
+greedy() { env "${envs[@]}" timeout 60 "$ebin" run -m "$m8" -p "The capital of France is" -n 48 --temp 0 2>/dev/null | md5sum; }
+parse "$1"; bin=$ebin  # the first entry's binary makes the model
 source "$(dirname "$0")/common.sh"
 m8="$work/llama3-8b-q4_K.gguf"
 (synth "$m8" --arch llama --shape llama3-8b --type q4_K --seed 1) &
@@ -20,9 +25,6 @@ if [ -n "${OPS:-}" ]; then
     grep -E "^perf (device copy|linear q4_K \(1|add \+ rms_norm)" "$out/ops-check.log" | head -12
 fi
 wait; echo "8B ready $(el)"
-# entry → label, binary, environment assignments
-parse() { label=${1%%=*}; local rest=${1#*=}; ebin=${rest%%+*}; envs=(DEFAULT=1)
-    local tail=${rest#"$ebin"}; for a in ${tail//+/ }; do envs+=("$a"); done; }
 for round in $(seq 1 "${ROUNDS:-3}"); do
     for e in "$@"; do
         parse "$e"
@@ -31,10 +33,10 @@ for round in $(seq 1 "${ROUNDS:-3}"); do
     done
     echo "$(el)"
 done
-parse "$1"; base=$(env "${envs[@]}" timeout 60 "$ebin" run -m "$m8" -p "The capital of France is" -n 48 --temp 0 2>/dev/null | md5sum)
+parse "$1"; base=$(greedy)
 for e in "${@:2}"; do
     parse "$e"
-    [ "$(env "${envs[@]}" timeout 60 "$ebin" run -m "$m8" -p "The capital of France is" -n 48 --temp 0 2>/dev/null | md5sum)" = "$base" ] \
+    [ "$(greedy)" = "$base" ] \
         && echo "greedy text of $label: same as $1" || echo "greedy text of $label: DIFFERS from $1"
 done
 if [ -n "${TIMELINE:-}" ]; then
