@@ -67,12 +67,14 @@ public final class GPU: @unchecked Sendable {
     /// On by default (H100, 8B: tg128 467 against 458–459 t/s, tg1024 349 against 291; session
     /// 14); `SWIFTKT_CUDA_ATTN_SCAN=0` keeps the walk.
     public var attentionScan: Bool
-    /// One-token q4_K GEMVs issue each sub-block pair's weight loads before the products of the
-    /// pair before (KernelSource `mmv1s_q4_K`, `mmv1p1s_q4_K`: two pairs in flight a lane, more
-    /// registers: five blocks a multiprocessor instead of six; the same sums). `SWIFTKT_CUDA_GEMV_PIPE`:
-    /// 0 off, 1 every matrix, 2 rows of at least 8192 columns only (the down projection's long
-    /// rows), 3 those and every grid that fits one wave at five blocks a multiprocessor.
-    public var gemvPipe: Int
+    /// `numerics: fast` attention of chunks below the tiled kernel's size and up to
+    /// `GPUOps.shortAttentionF32MaxKeys` keys runs as one kernel in f32 (`attn_short_f32_*`:
+    /// the short kernel's blocks and staging, an online softmax over its chunks) instead of
+    /// split-K + combine. `SWIFTKT_CUDA_SHORT_F32=0` keeps split-K.
+    public var shortAttentionF32: Bool
+    /// The bound on visible keys for that kernel (GPUOps.shortAttentionF32MaxKeys; the ops
+    /// check's timing raises it to time the kernel past it).
+    public var shortAttentionF32MaxKeys = GPUOps.shortAttentionF32MaxKeys
     /// Measurement only: the decode step (counted from 1) whose kernels write their warps'
     /// times (`SWIFTKT_CUDA_TIMELINE=N`, N ≥ 1; the kernels are then compiled with SWIFTKT_TIMELINE,
     /// KernelSource's `TimelineMark`), for the CUDA decoder's timeline report on standard error.
@@ -107,8 +109,8 @@ public final class GPU: @unchecked Sendable {
         shortAttention192 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_192"] != "0"
         debugSkip = Set((ProcessInfo.processInfo.environment["SWIFTKT_CUDA_DEBUG_SKIP"] ?? "").split(separator: ",").map(String.init))
         attentionScan = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_ATTN_SCAN"] != "0"
+        shortAttentionF32 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_F32"] != "0"
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
-        gemvPipe = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_GEMV_PIPE"] ?? "") ?? 0, 0), 3)
         allocator = CachingAllocator(driver: driver)
     }
 

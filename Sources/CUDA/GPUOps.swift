@@ -124,9 +124,7 @@ public enum GPUOps {
                                           .u64(UInt64(w.rowBytes)), .int(Int32(w.cols))]
         if tokens == 1 && w.type == .q4_K {
             // The decode step's kernel: two rows per warp, eight per block.
-            let oneWave = blocks(totalRows, 8) <= 5 * gpu.device.multiprocessors
-            let pipe = gpu.preloadPairs < 2 && (gpu.gemvPipe == 1 || (gpu.gemvPipe >= 2 && w.cols >= 8192) || (gpu.gemvPipe == 3 && oneWave))
-            let name = (gpu.preloadPairs > 0 ? "mmv1p\(gpu.preloadPairs)" : "mmv1") + (pipe ? "s" : "") + "_q4_K"
+            let name = gpu.preloadPairs > 0 ? "mmv1p\(gpu.preloadPairs)_q4_K" : "mmv1_q4_K"
             try gpu.launch(name, grid: (blocks(totalRows, 8), 1, 1), block: 128,
                            matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + pf)
             return
@@ -478,6 +476,18 @@ public enum GPUOps {
         return (act, isK(type))
     }
 
+    /// `attention` (f32, `numerics: fast`) runs as one kernel, a block walking all of 256 / headDim
+    /// heads' keys in chunks (`attn_short_f32_<D>`), for chunks below the tiled kernel's size and
+    /// up to this many visible keys; split-K + combine beyond, where one block a head pair is too
+    /// few for the cache's reads. The decoder captures its one-token step for this bound while
+    /// the position is below it (`CUDADecoder.launchDecodeGraph`).
+    public static let shortAttentionF32MaxKeys = 1024
+
+    public static func shortAttentionF32Applies(_ gpu: GPU, tokens: Int, maxKeys: Int, headDim: Int) -> Bool {
+        gpu.shortAttentionF32 && tokens < tiledAttentionMinTokens && maxKeys <= gpu.shortAttentionF32MaxKeys
+            && [32, 64, 128, 256].contains(headDim)
+    }
+
     /// Head dimensions the tiled prefill attention kernel takes, and the chunk size from which
     /// the model uses it (below, split-K spreads few queries over more blocks).
     public static let tiledAttentionHeadDims: Set<Int> = [64, 128, 256]
@@ -513,12 +523,22 @@ public enum GPUOps {
             throw CUDAError.invalidArgument("CUDA attention needs headDim a multiple of 32 up to 256 and heads % kvHeads == 0; "
                                             + "got headDim \(headDim), heads \(heads), kvHeads \(kvHeads)")
         }
+        let fused = fusedQuantization(quantize, tokens: tokens, heads: heads, headDim: headDim)
+        if shortAttentionF32Applies(gpu, tokens: tokens, maxKeys: maxKeys, headDim: headDim) {
+            let perBlock = 256 / headDim
+            try gpu.launch("attn_short_f32_\(headDim)", grid: ((heads + perBlock - 1) / perBlock, tokens, 1), block: 256,
+                           [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
+                            .float(scale), .int(Int32(window)), .pointer(out), .int(Int32(fused.map { $0.1 ? 1 : 0 } ?? -1))]
+                            + (fused.map { actArgs($0.0) } ?? Array(repeating: .pointer(0), count: 5)))
+            if let (a, k) = fused { a.holds = (out, tokens, k) }
+            return fused != nil
+        }
         let splitLen = (maxKeys + splits - 1) / splits
         try gpu.launch("attn_split", grid: (heads, tokens, splits), block: 128,
                        [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
                         .int(Int32(headDim)), .float(scale), .int(Int32(window)), .int(Int32(max(splitLen, 1))), .pointer(scratch)])
         let args: [KernelArgument] = [.pointer(scratch), .int(Int32(heads)), .int(Int32(headDim)), .int(Int32(splits)), .pointer(out)]
-        if let (act, k) = fusedQuantization(quantize, tokens: tokens, heads: heads, headDim: headDim) {
+        if let (act, k) = fused {
             try gpu.launch("attn_combine_q", grid: (heads * headDim / 256, tokens, 1), block: 256, args + [.int(k ? 1 : 0)] + actArgs(act))
             act.holds = (out, tokens, k)
             return true

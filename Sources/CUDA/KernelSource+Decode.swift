@@ -13,6 +13,11 @@ extension KernelSource {
 // key of a head goes through one block, so it serves short contexts (the decode step's graph is
 // captured per context bucket). grid (ceil(H / G), T), block 256; fmt < 0: no quantization, else
 // as attn_seq_f16acc_q (then H · D is a multiple of 256).
+// MODE: 0 the walk, 1 the walk's factors from a scan (both the CPU's numerics, bit for bit), 2 f32
+// (`numerics: fast`, attn_short_f32_<D>): the query as given, and per chunk the heads' maximum,
+// factors exp(s - m) and their sum from one warp a head, then every output element's products
+// summed in four independent chains and added to its rescaled accumulator — an online softmax
+// over chunks in f32 with no serial chain per key (attn_split's arithmetic, another order).
 #define ASH_CH 32
 // With ROPE (one token, T = 1): q and k not yet rotated, k and v not yet in the cache — the
 // rope and the cache store of rope_store done here: the block rotates its heads' queries and its
@@ -23,14 +28,17 @@ struct RopeArgs { const float* k; const float* v; int rotDim; float thetaScale; 
 // `wait()` waits for the kernel before (the queries and this chunk's keys and values come from
 // it). Without ROPE the first chunk's keys at positions before pos[0] — cache rows of earlier
 // steps, complete when this kernel's blocks start — load before it.
-template <int D, bool ROPE, bool SCAN, typename Wait> DEV void attn_short_impl(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
+template <int D, bool ROPE, int MODE, typename Wait> DEV void attn_short_impl(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
                                                      float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai,
                                                      float* ak, RopeArgs ra, Wait wait) {
     // Heads per block, a lane's elements, warps per head, keys per warp and chunk.
     constexpr int G = 256 / D, NJ = D / 32, WPH = 8 / G, KPW = ASH_CH / WPH;
+    constexpr bool SCAN = MODE == 1, F32 = MODE == 2;
     __shared__ __align__(16) u16 ks[ASH_CH][256];
     __shared__ __align__(16) u16 vs[ASH_CH][256];
-    __shared__ float ss[G][ASH_CH], fms[SCAN ? G : 1][ASH_CH], fw[SCAN ? G : 1][ASH_CH];  // factors: SCAN only
+    // Factors (SCAN, F32 only): SCAN ms and w per key; F32 w per key, fms[g][0 / 1] the chunk's
+    // rescaling of what came before and its sum of w.
+    __shared__ float ss[G][ASH_CH], fms[MODE ? G : 1][ASH_CH], fw[MODE ? G : 1][ASH_CH];
     __shared__ unsigned upms[SCAN ? G : 1];  // SCAN: the chunk's keys that raise the maximum
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, t = blockIdx.y, h0 = blockIdx.x * G;
     int group = H / KVH, W = KVH * D;
@@ -138,11 +146,11 @@ template <int D, bool ROPE, bool SCAN, typename Wait> DEV void attn_short_impl(c
             if (sok[c] && lo + skey[c] == p) { rk[c] = *(const uint4*)&knew[slot]; rv[c] = *(const uint4*)&vnew[slot]; }
         }
 #pragma unroll
-        for (int j = 0; j < NJ; j++) qv[j] = h2f(f2h(qs[wg * D + lane + 32 * j]));
+        for (int j = 0; j < NJ; j++) qv[j] = F32 ? qs[wg * D + lane + 32 * j] : h2f(f2h(qs[wg * D + lane + 32 * j]));
     } else {
         const float* qr = q + ((u64)t * H + min(h0 + wg, H - 1)) * D;
 #pragma unroll
-        for (int j = 0; j < NJ; j++) qv[j] = h2f(f2h(qr[lane + 32 * j]));
+        for (int j = 0; j < NJ; j++) qv[j] = F32 ? qr[lane + 32 * j] : h2f(f2h(qr[lane + 32 * j]));
     }
     float m = NEG_INF, sum = 0.f, acc = 0.f;
     int chunks = (count + ASH_CH - 1) / ASH_CH;
@@ -186,7 +194,35 @@ template <int D, bool ROPE, bool SCAN, typename Wait> DEV void attn_short_impl(c
             if (lane % (32 / KPW) == 0 && key < n) ss[wg][key] = part_[0] * scale;
         }
         __syncthreads();
-        if constexpr (!SCAN) {
+        if constexpr (F32) {
+        // The chunk's maximum, factors and their sum per head (warp g, lane = key), then every
+        // output element: acc · (the rescaling) + the chunk's products in four chains.
+        if (warp < G && h0 + warp < H) {
+            float s = lane < n ? ss[warp][lane] : NEG_INF, cm = s;
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) cm = fmaxf(cm, __shfl_xor_sync(0xffffffffu, cm, o));
+            float mn = fmaxf(m, cm), w = lane < n ? expf(s - mn) : 0.f;
+            fw[warp][lane] = w;
+            float ws = warp_sum(w);
+            if (lane == 0) { fms[warp][0] = m == NEG_INF ? 0.f : expf(m - mn); fms[warp][1] = ws; }
+            m = mn;
+        }
+        __syncthreads();
+        if (ok) {
+            float c0 = 0.f, c1 = 0.f, c2 = 0.f, c3 = 0.f;
+            int k = 0;
+            for (; k + 4 <= n; k += 4) {
+                c0 = fmaf(fw[g][k], h2f(vs[k][tid]), c0);
+                c1 = fmaf(fw[g][k + 1], h2f(vs[k + 1][tid]), c1);
+                c2 = fmaf(fw[g][k + 2], h2f(vs[k + 2][tid]), c2);
+                c3 = fmaf(fw[g][k + 3], h2f(vs[k + 3][tid]), c3);
+            }
+            for (; k < n; k++) c0 = fmaf(fw[g][k], h2f(vs[k][tid]), c0);
+            float r = fms[g][0];
+            acc = fmaf(acc, r, (c0 + c1) + (c2 + c3));
+            sum = fmaf(sum, r, fms[g][1]);
+        }
+        } else if constexpr (!SCAN) {
         if (ok) {
             // Eight keys' scores and values read at once, then the in-order recurrence.
             for (int k8 = 0; k8 < n; k8 += 8) {
@@ -269,26 +305,31 @@ template <int D, bool ROPE, bool SCAN, typename Wait> DEV void attn_short_impl(c
         attn_out_q(r, t, H, D, out, fmt, qo, ad, as, ai, ak);
     }
 }
-#define ATTN_SHORT(D, SFX, SCAN) extern "C" __global__ void __launch_bounds__(256) attn_short_##SFX##D(const float* q, u16* K, \
+#define ATTN_SHORT(D, SFX, MODE) extern "C" __global__ void __launch_bounds__(256) attn_short_##SFX##D(const float* q, u16* K, \
         u16* V, const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, \
         float* ak) { \
-    TL_BEGIN(); attn_short_impl<D, false, SCAN>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); } \
+    TL_BEGIN(); attn_short_impl<D, false, MODE>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); } \
     extern "C" __global__ void __launch_bounds__(256) attn_short_rope_##SFX##D(const float* q, u16* K, u16* V, \
         const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak, \
         const float* k, const float* v, int rotDim, float thetaScale, float ropeScale, const float* freq, int neox) { \
-    TL_BEGIN(); attn_short_impl<D, true, SCAN>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, \
+    TL_BEGIN(); attn_short_impl<D, true, MODE>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, \
                                                RopeArgs{k, v, rotDim, thetaScale, ropeScale, freq, neox}, PDL_WAIT_HERE); }
-ATTN_SHORT(32, , false) ATTN_SHORT(64, , false) ATTN_SHORT(128, , false) ATTN_SHORT(256, , false)
-ATTN_SHORT(32, scan_, true) ATTN_SHORT(64, scan_, true) ATTN_SHORT(128, scan_, true) ATTN_SHORT(256, scan_, true)
+ATTN_SHORT(32, , 0) ATTN_SHORT(64, , 0) ATTN_SHORT(128, , 0) ATTN_SHORT(256, , 0)
+ATTN_SHORT(32, scan_, 1) ATTN_SHORT(64, scan_, 1) ATTN_SHORT(128, scan_, 1) ATTN_SHORT(256, scan_, 1)
+// f32 (`numerics: fast`; GPUOps.attention for chunks below the tiled kernel's): no rope form.
+#define ATTN_SHORT_F32(D) extern "C" __global__ void __launch_bounds__(256) attn_short_f32_##D(const float* q, u16* K, u16* V, \
+        const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) { \
+    TL_BEGIN(); attn_short_impl<D, false, 2>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); }
+ATTN_SHORT_F32(32) ATTN_SHORT_F32(64) ATTN_SHORT_F32(128) ATTN_SHORT_F32(256)
 // Head width 192 (deepseek2's MLA with attn_kv_b: 128 + 64): one head per block, 192 of the 256
 // threads carry the value walk; no rope form and no fused quantization (a head is not a whole
 // number of 256-blocks, and MLA's output goes through mla_merge first).
 extern "C" __global__ void __launch_bounds__(256) attn_short_192(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
         float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
-    TL_BEGIN(); attn_short_impl<192, false, false>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); }
+    TL_BEGIN(); attn_short_impl<192, false, 0>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); }
 extern "C" __global__ void __launch_bounds__(256) attn_short_scan_192(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
         float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
-    TL_BEGIN(); attn_short_impl<192, false, true>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); }
+    TL_BEGIN(); attn_short_impl<192, false, 1>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); }
 
 """#
 }

@@ -617,10 +617,8 @@ DEV void q4K_pair_step(const u8* const rows[2], int pi, const i8* __restrict__ a
 // never writes weights (true of every decode kernel; expert streaming copies on its own stream
 // and joins with an event before its prefill kernels).
 // The warp takes rows g and g + 1. `pre(s0, have)` runs after the preload is issued and `wait()`
-// after it (mmv1r: the rope's angle in between). PIPE: each pair's weight loads are issued before
-// the products of the pair before it (the first right after the wait), so a lane has two pairs in
-// flight instead of one load round trip per pair; the same products in the same order.
-template <int PRE, bool PIPE = false, typename Pre, typename Wait> DEV bool mmv1_rows(int g, MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
+// after it (mmv1r: the rope's angle in between).
+template <int PRE, typename Pre, typename Wait> DEV bool mmv1_rows(int g, MATS, u64 rowBytes, int cols, const i8* __restrict__ aq,
                                                                    const int* __restrict__ ai, const float* __restrict__ ak, int pf, Sel& s0,
                                                                    Sel& s1, bool& two, float& v0, float& v1, Pre pre, Wait wait) {
     int lane = threadIdx.x & 31, pairs = cols / 64;
@@ -638,8 +636,6 @@ template <int PRE, bool PIPE = false, typename Pre, typename Wait> DEV bool mmv1
     wait();
     if (!have) return false;
     float acc[2] = {0.f, 0.f};
-    uint4 nh[2], nqa[2], nqb[2];  // PIPE: the next pair's weights, in flight
-    if (PIPE && lane + 32 * PRE < pairs) q4K_pair_load(rows, lane + 32 * PRE, nh, nqa, nqb);
 #pragma unroll
     for (int i = 0; i < PRE; i++) {
         int pi = lane + 32 * i;
@@ -648,16 +644,7 @@ template <int PRE, bool PIPE = false, typename Pre, typename Wait> DEV bool mmv1
             q4K_pair_dot(h[i], qa[i], qb[i], pi, a.a4, a.mi, a.dK, acc);
         }
     }
-    if constexpr (PIPE) {
-        for (int pi = lane + 32 * PRE; pi < pairs; pi += 32) {
-            uint4 ch[2] = {nh[0], nh[1]}, ca[2] = {nqa[0], nqa[1]}, cb[2] = {nqb[0], nqb[1]};
-            if (pi + 32 < pairs) q4K_pair_load(rows, pi + 32, nh, nqa, nqb);
-            Q4KPairActs a = q4K_pair_acts(pi, aq, ai, ak);
-            q4K_pair_dot(ch, ca, cb, pi, a.a4, a.mi, a.dK, acc);
-        }
-    } else {
-        for (int pi = lane + 32 * PRE; pi < pairs; pi += 32) q4K_pair_step(rows, pi, aq, ai, ak, acc);
-    }
+    for (int pi = lane + 32 * PRE; pi < pairs; pi += 32) q4K_pair_step(rows, pi, aq, ai, ak, acc);
     v0 = warp_sum(acc[0]); v1 = warp_sum(acc[1]);
     return true;
 }
@@ -667,16 +654,14 @@ template <int PRE, bool PIPE = false, typename Pre, typename Wait> DEV bool mmv1
 // arithmetic. grid ceil(rows / 8), 128 threads. 2.5–3.1 TB/s on an H100 for the matrices of
 // an 8B model (scripts/gpu/lab: 1.5–1.8× mmvq_q4_K at one token). mmv1p1_q4_K / mmv1p2_q4_K
 // preload 1 / 2 pairs (`SWIFTKT_CUDA_PRELOAD=1|2`, GPU.preloadPairs).
-#define MMV1_BOUNDS_false __launch_bounds__(128)
-#define MMV1_BOUNDS_true __launch_bounds__(128, 5)  // (≤ 102 registers: five blocks a multiprocessor)
-#define MMV1(NAME, PRE, PIPE) extern "C" __global__ void MMV1_BOUNDS_##PIPE NAME(MATS, u64 rowBytes, int cols, \
+#define MMV1(NAME, PRE) extern "C" __global__ void __launch_bounds__(128) NAME(MATS, u64 rowBytes, int cols, \
         const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf) { \
     TL_BEGIN(); \
     Sel s0, s1; bool two; float v0, v1; \
-    if (mmv1_rows<PRE, PIPE>((blockIdx.x * 4 + (threadIdx.x >> 5)) * 2, MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, s0, s1, two, v0, v1, \
-                             [](const Sel&, bool) {}, PDL_WAIT_HERE) && (threadIdx.x & 31) == 0) { \
+    if (mmv1_rows<PRE>((blockIdx.x * 4 + (threadIdx.x >> 5)) * 2, MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, s0, s1, two, v0, v1, \
+                       [](const Sel&, bool) {}, PDL_WAIT_HERE) && (threadIdx.x & 31) == 0) { \
         s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; } }
-MMV1(mmv1_q4_K, 0, false) MMV1(mmv1p1_q4_K, 1, false) MMV1(mmv1p2_q4_K, 2, false) MMV1(mmv1s_q4_K, 0, true) MMV1(mmv1p1s_q4_K, 1, true)
+MMV1(mmv1_q4_K, 0) MMV1(mmv1p1_q4_K, 1) MMV1(mmv1p2_q4_K, 2)
 
 // Rope's angle for pair i at position p: its cosine and sine (theta_i = p / scale · thetaScale^i
 // by repeated products, as the CPU; divided by the frequency factor when given). It depends on

@@ -168,12 +168,11 @@ public enum OpsCheck {
             let mats = uploaded.map(\.0), bufs = uploaded.map(\.1)
             let dx = try upload(random(cols, &rng))
             let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
-            let preloading = gpu.preloadPairs, piping = gpu.gemvPipe
-            defer { gpu.preloadPairs = preloading; gpu.gemvPipe = piping }
+            let preloading = gpu.preloadPairs
+            defer { gpu.preloadPairs = preloading }
             var kept: [DeviceBuffer] = []  // every run's outputs stay allocated and start as NaN
-            func outputs(_ pre: Int, pipe: Bool = false) throws -> [Float] {
+            func outputs(_ pre: Int) throws -> [Float] {
                 gpu.preloadPairs = pre
-                gpu.gemvPipe = pipe ? 1 : 0
                 let ys = try shapes.map { try upload([Float](repeating: .nan, count: $0)) }
                 kept += ys
                 GPUOps.invalidate(act)
@@ -184,10 +183,6 @@ public enum OpsCheck {
             for pre in [1, 2] {
                 let same = try outputs(pre).map(\.bitPattern) == plain.map(\.bitPattern) && !plain.contains(where: \.isNaN)
                 record("linear q4_K 1 tok, \(pre) pair(s) preloaded before the wait = mmv1_q4_K", "[45|20, \(cols)]", same ? 0 : 1, 0)
-            }
-            for pre in [0, 1] {
-                let same = try outputs(pre, pipe: true).map(\.bitPattern) == plain.map(\.bitPattern) && !plain.contains(where: \.isNaN)
-                record("linear q4_K 1 tok, \(pre) pair(s) preloaded, next pair's loads ahead = mmv1_q4_K", "[45|20, \(cols)]", same ? 0 : 1, 0)
             }
 
             _ = (bufs, kept)
@@ -479,7 +474,9 @@ public enum OpsCheck {
                                                                   (64, 0, 9, 3, 64, 0), (5, 40, 4, 1, 256, 16), (1, 1000, 4, 4, 128, 512),
                                                                   (1, 5, 4, 2, 128, 0), (200, 0, 8, 2, 128, 0), (70, 30, 8, 8, 128, 20),
                                                                   (33, 500, 4, 2, 64, 0), (40, 9, 3, 1, 256, 0),
-                                                                  (1, 700, 16, 16, 192, 0), (24, 40, 2, 2, 192, 0), (70, 10, 3, 3, 192, 0)] {
+                                                                  (1, 700, 16, 16, 192, 0), (24, 40, 2, 2, 192, 0), (70, 10, 3, 3, 192, 0),
+                                                                  (3, 31, 9, 3, 64, 0), (1, 1023, 32, 8, 128, 0), (2, 100, 12, 4, 32, 0),
+                                                                  (9, 60, 6, 2, 128, 25)] {
             let ctx = start + tokens, kvw = kvHeads * headDim
             let q = random(tokens * heads * headDim, &rng)
             let kf = random(ctx * kvw, &rng).map { halfToFloat(floatToHalf($0)) }
@@ -514,11 +511,24 @@ public enum OpsCheck {
             let visible = window > 0 ? min(window, ctx) : ctx
             let splits = GPUOps.attentionSplits(gpu: gpu, tokens: tokens, heads: heads, keys: visible, maxSplits: 64)
             let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: tokens, heads: heads, headDim: headDim, splits: splits) * 4)
-            try GPUOps.attention(gpu, q: dq.pointer, keys: dk.pointer, values: dv.pointer, positions: dp.pointer, out: dout.pointer,
-                                 scratch: scratch.pointer, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
-                                 window: window, maxKeys: visible, splits: splits)
             let what = "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)\(window > 0 ? ", window \(window)" : "")"
-            record("attention split-K", what + ", \(splits) splits", normalizedError(try gpu.download(dout.pointer, count: ref.count), ref), 1e-5)
+            // Split-K, then (where it applies) the f32 one-kernel form that `attention` takes for
+            // short chunks, each over NaNs.
+            let f32Was = gpu.shortAttentionF32
+            defer { gpu.shortAttentionF32 = f32Was }
+            for f32 in [false, true] {
+                gpu.shortAttentionF32 = f32
+                if f32 && !GPUOps.shortAttentionF32Applies(gpu, tokens: tokens, maxKeys: visible, headDim: headDim) { continue }
+                try [Float](repeating: .nan, count: ref.count).withUnsafeBytes {
+                    try gpu.copy(toDevice: dout.pointer, from: $0.baseAddress!, bytes: $0.count)
+                }
+                try GPUOps.attention(gpu, q: dq.pointer, keys: dk.pointer, values: dv.pointer, positions: dp.pointer, out: dout.pointer,
+                                     scratch: scratch.pointer, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
+                                     window: window, maxKeys: visible, splits: splits)
+                record(f32 ? "attention f32, one kernel" : "attention split-K", what + (f32 ? "" : ", \(splits) splits"),
+                       normalizedError(try gpu.download(dout.pointer, count: ref.count), ref), 1e-5)
+            }
+            gpu.shortAttentionF32 = f32Was
             if GPUOps.tiledAttentionHeadDims.contains(headDim) {
                 // Over NaNs, so that an output the kernel fails to write shows.
                 try [Float](repeating: .nan, count: ref.count).withUnsafeBytes {
@@ -650,7 +660,10 @@ public enum OpsCheck {
             let scores = try gpu.allocator.allocate(tokens * heads * ctx * 4)
             let splits = GPUOps.attentionSplits(gpu: gpu, tokens: tokens, heads: heads, keys: ctx, maxSplits: 64)
             let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: tokens, heads: heads, headDim: headDim, splits: splits) * 4)
-            for cpuNumerics in [true, false] {
+            let f32Was = gpu.shortAttentionF32
+            defer { gpu.shortAttentionF32 = f32Was }
+            for (form, cpuNumerics, f32) in [("CPU numerics", true, false), ("split-K", false, false), ("f32, one kernel", false, true)] {
+                gpu.shortAttentionF32 = f32
                 let out1 = try gpu.allocator.allocate(tokens * n * 4), out2 = try gpu.allocator.allocate(tokens * n * 4)
                 let fused = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens), plain = try QuantizedActivationsGPU(gpu: gpu, n: n, tokens: tokens)
                 var didFuse = false
@@ -668,9 +681,10 @@ public enum OpsCheck {
                 try gpu.synchronize()
                 let differ = try bytes(out1, tokens * n * 4) != bytes(out2, tokens * n * 4)
                     || activationsDiffer(fused, plain, count: tokens * n, k: GPUOps.isK(weightType))
-                record("attention\(cpuNumerics ? " CPU numerics" : " split-K") + quantize fused",
+                record("attention \(form) + quantize fused",
                        "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim) for \(weightType.name)", didFuse && !differ ? 0 : 1, 0)
             }
+            gpu.shortAttentionF32 = f32Was
         }
         // Short-context attention in one kernel (attn_short_*) against scores + sequential pass:
         // bit-equal outputs (over NaNs) and, when fused, activations; partial head groups
@@ -819,22 +833,20 @@ public enum OpsCheck {
                 let dx = try gpu.upload(random(cols, &rng)), dy = try gpu.allocator.allocate(rows * 4)
                 let act = try QuantizedActivationsGPU(gpu: gpu, n: cols, tokens: 1)
                 let m = DeviceMatrix(type: type, rows: rows, cols: cols, pointer: dw.pointer)
-                let pipeWas = gpu.gemvPipe
-                defer { gpu.gemvPipe = pipeWas }
-                for pipe in type == .q4_K ? [0, 1] : [gpu.gemvPipe] {
-                    gpu.gemvPipe = pipe
-                    let t = try time {
-                        GPUOps.invalidate(act)
-                        try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: dy.pointer, tokens: 1)
-                    }
-                    let r = OpsPerfResult(op: "linear \(type.name) (1 token)" + (pipe == 1 ? ", next pair's loads ahead" : ""),
-                                          shape: "[\(rows), \(cols)]", microseconds: t, bytes: bytes)
-                    out.append(r); progress(r)
+                let t = try time {
+                    GPUOps.invalidate(act)
+                    try GPUOps.linear(gpu, m, x: dx.pointer, act: act, y: dy.pointer, tokens: 1)
                 }
+                let r = OpsPerfResult(op: "linear \(type.name) (1 token)", shape: "[\(rows), \(cols)]", microseconds: t, bytes: bytes)
+                out.append(r); progress(r)
             }
         }
-        // Decode attention, Llama-3-8B shape, 4096 cached positions.
-        for ctx in [512, 4096] {
+        // Decode attention in f32 (`numerics: fast`), Llama-3-8B shape: split-K + combine, and
+        // the one kernel (timed past its bound too, which set shortAttentionF32MaxKeys).
+        let f32Was = gpu.shortAttentionF32, f32BoundWas = gpu.shortAttentionF32MaxKeys
+        defer { gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas }
+        gpu.shortAttentionF32MaxKeys = .max
+        for ctx in [64, 256, 512, 1024, 4096] {
             let heads = 32, kvHeads = 8, d = 128
             let kv = try gpu.allocator.allocate(ctx * kvHeads * d * 2), vv = try gpu.allocator.allocate(ctx * kvHeads * d * 2)
             try gpu.driver.zero(kv.pointer, bytes: kv.bytes, stream: gpu.stream)
@@ -843,15 +855,19 @@ public enum OpsCheck {
             let dout = try gpu.allocator.allocate(heads * d * 4)
             let splits = GPUOps.attentionSplits(gpu: gpu, tokens: 1, heads: heads, keys: ctx, maxSplits: 64)
             let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: 1, heads: heads, headDim: d, splits: splits) * 4)
-            let t = try time {
-                try GPUOps.attention(gpu, q: dq.pointer, keys: kv.pointer, values: vv.pointer, positions: dp.pointer, out: dout.pointer,
-                                     scratch: scratch.pointer, tokens: 1, heads: heads, kvHeads: kvHeads, headDim: d,
-                                     scale: 0.088, window: 0, maxKeys: ctx, splits: splits)
+            for f32 in [false, true] {
+                gpu.shortAttentionF32 = f32
+                let t = try time {
+                    try GPUOps.attention(gpu, q: dq.pointer, keys: kv.pointer, values: vv.pointer, positions: dp.pointer, out: dout.pointer,
+                                         scratch: scratch.pointer, tokens: 1, heads: heads, kvHeads: kvHeads, headDim: d,
+                                         scale: 0.088, window: 0, maxKeys: ctx, splits: splits)
+                }
+                let r = OpsPerfResult(op: f32 ? "attention decode, f32, one kernel" : "attention decode (\(splits) splits)",
+                                      shape: "32/8 heads × 128, \(ctx) positions", microseconds: t, bytes: 2 * ctx * kvHeads * d * 2)
+                out.append(r); progress(r)
             }
-            let r = OpsPerfResult(op: "attention decode (\(splits) splits)", shape: "32/8 heads × 128, \(ctx) positions",
-                                  microseconds: t, bytes: 2 * ctx * kvHeads * d * 2)
-            out.append(r); progress(r)
         }
+        gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas
         // Decode attention with the CPU's numerics (the default rules): the one-kernel short form
         // against scores + sequential pass, 64 to 4 096 positions (what set shortAttentionMaxKeys).
         let shortWas = gpu.shortAttention, scanWas = gpu.attentionScan

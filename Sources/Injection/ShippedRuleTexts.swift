@@ -103,8 +103,8 @@ enum ShippedRuleTexts {
         "cuda-fast.yaml": #"""
 # rules/cuda.yaml tuned for speed over agreement with the CPU path: short prompt chunks (2-64
 # tokens) through the Marlin-class 4-bit tensor-core GEMM (f16 activations instead of the CPU's
-# 8-bit ones) and f32 split-K attention everywhere. Logits stay within the CPU path's spread from
-# the exact float reference, but greedy tokens may take the other side of a near tie.
+# 8-bit ones) and f32 attention everywhere. Logits stay within the CPU path's spread from the
+# exact float reference, but greedy tokens may take the other side of a near tie.
 - match:
     class: Linear
   replace:
@@ -126,7 +126,8 @@ enum ShippedRuleTexts {
     class: AttentionCUDA
     kwargs:
       device: "cuda:0"
-      # Split-K f32 flash decoding for every chunk (not llama.cpp's CPU f16 numerics).
+      # f32 attention (not llama.cpp's CPU f16 numerics): chunks below 16 tokens with up to 1 024
+      # keys in view in one kernel (attn_short_f32_*), longer ones split-K, prompts in tiles.
       numerics: fast
 - match:
     class: MLP
@@ -262,9 +263,10 @@ enum ShippedRuleTexts {
         "cuda.yaml": #"""
 # A dense model (llama, qwen2, qwen3, gemma3) entirely on the first GPU: weights uploaded in
 # their GGUF blocks, linear layers as integer dot products on 8-bit activations, an f16 KV
-# cache with split-K attention, decode steps replayed as a CUDA graph; long prompt chunks through
-# f16 cuBLAS. Numerics follow the CPU path (same greedy tokens); rules/cuda-fast.yaml trades that
-# for speed. Mixtures of experts keep their experts on the CPU (rules/cuda-moe.yaml).
+# cache with attention in llama.cpp's CPU numerics, decode steps replayed as a CUDA graph;
+# long prompt chunks through f16 cuBLAS. Numerics follow the CPU path (same greedy tokens);
+# rules/cuda-fast.yaml trades that for speed. Mixtures of experts keep their experts on the CPU
+# (rules/cuda-moe.yaml).
 - match:
     class: Linear
   replace:

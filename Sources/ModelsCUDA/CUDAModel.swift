@@ -743,7 +743,10 @@ public final class CUDADecoder: @unchecked Sendable {
     /// A one-token step (token and position already on the device) as its captured graph,
     /// captured on first use per context bucket.
     private func launchDecodeGraph(startPosition: Int, rows: Int) throws {
-        let bound = startPosition < GPUOps.shortAttentionMaxKeys ? min(GPUOps.shortAttentionMaxKeys, capacity) : capacity
+        // Below the one-kernel attention's bound (unbounded with the CPU's numerics) the step is
+        // captured for that bound, from there on for the whole cache.
+        let limit = model.numerics.attentionLikeCPU || !gpu.shortAttentionF32 ? GPUOps.shortAttentionMaxKeys : gpu.shortAttentionF32MaxKeys
+        let bound = startPosition < limit ? min(limit, capacity) : capacity
         if useSegmentGraphs {
             try decodeInSegments(bound: bound, rows: rows)
             return
