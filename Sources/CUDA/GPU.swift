@@ -70,7 +70,8 @@ public final class GPU: @unchecked Sendable {
     /// `numerics: fast` attention of chunks below the tiled kernel's size and up to
     /// `GPUOps.shortAttentionF32MaxKeys` keys runs as one kernel in f32 (`attn_short_f32_*`:
     /// the short kernel's blocks and staging, an online softmax over its chunks) instead of
-    /// split-K + combine. `SWIFTKT_CUDA_SHORT_F32=0` keeps split-K.
+    /// split-K + combine. Off until measured on a GPU: `SWIFTKT_CUDA_SHORT_F32=1` turns it on
+    /// (the ops check compares it with the exact reference either way).
     public var shortAttentionF32: Bool
     /// The bound on visible keys for that kernel (GPUOps.shortAttentionF32MaxKeys; the ops
     /// check's timing raises it to time the kernel past it).
@@ -109,7 +110,7 @@ public final class GPU: @unchecked Sendable {
         shortAttention192 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_192"] != "0"
         debugSkip = Set((ProcessInfo.processInfo.environment["SWIFTKT_CUDA_DEBUG_SKIP"] ?? "").split(separator: ",").map(String.init))
         attentionScan = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_ATTN_SCAN"] != "0"
-        shortAttentionF32 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_F32"] != "0"
+        shortAttentionF32 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_F32"] == "1"
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
         allocator = CachingAllocator(driver: driver)
     }
