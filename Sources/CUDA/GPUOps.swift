@@ -485,7 +485,7 @@ public enum GPUOps {
 
     public static func shortAttentionF32Applies(_ gpu: GPU, tokens: Int, maxKeys: Int, headDim: Int) -> Bool {
         gpu.shortAttentionF32 && tokens < tiledAttentionMinTokens && maxKeys <= gpu.shortAttentionF32MaxKeys
-            && [32, 64, 128, 256].contains(headDim)
+            && shortAttentionHeadDims.contains(headDim) && 256 % headDim == 0  // (no width-192 form)
     }
 
     /// Head dimensions the tiled prefill attention kernel takes, and the chunk size from which
