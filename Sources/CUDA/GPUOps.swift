@@ -405,19 +405,13 @@ public enum GPUOps {
                                             + "rope over \(rope.rotDim): not available (shortAttentionTakesRope)")
         }
         if shortAttentionApplies(gpu, maxKeys: maxKeys, headDim: headDim) {
-            let perBlock = 256 / headDim
-            let act: [KernelArgument] = fused.map { actArgs($0.0) } ?? Array(repeating: .pointer(0), count: 5)
-            var args: [KernelArgument] = [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)),
-                                          .int(Int32(kvHeads)), .float(scale), .int(Int32(window)), .pointer(out),
-                                          .int(Int32(fused.map { $0.1 ? 1 : 0 } ?? -1))] + act
-            if let rope {
-                args += [.pointer(rope.k), .pointer(rope.v), .int(Int32(rope.rotDim)), .float(ropeThetaScale(base: rope.base, rotDim: rope.rotDim)),
-                         .float(rope.scale), .pointer(rope.freqFactors ?? 0), .int(rope.neox ? 1 : 0)]
-            }
-            try gpu.launch("attn_short_\(rope != nil ? "rope_" : "")\(gpu.attentionScan ? "scan_" : "")\(headDim)",
-                           grid: ((heads + perBlock - 1) / perBlock, tokens, 1), block: 256, args)
-            if let (a, k) = fused { a.holds = (out, tokens, k) }
-            return fused != nil
+            let ropeArgs: [KernelArgument] = rope.map {
+                [.pointer($0.k), .pointer($0.v), .int(Int32($0.rotDim)), .float(ropeThetaScale(base: $0.base, rotDim: $0.rotDim)),
+                 .float($0.scale), .pointer($0.freqFactors ?? 0), .int($0.neox ? 1 : 0)]
+            } ?? []
+            return try launchShortAttention(gpu, "attn_short_\(rope != nil ? "rope_" : "")\(gpu.attentionScan ? "scan_" : "")\(headDim)",
+                                            q: q, keys: keys, values: values, positions: positions, out: out, tokens: tokens, heads: heads,
+                                            kvHeads: kvHeads, headDim: headDim, scale: scale, window: window, fused: fused, extra: ropeArgs)
         }
         // Four blocks per (head, token) spread the keys of one decode step over more of the GPU.
         try gpu.launch("attn_scores_f16q", grid: (heads, tokens, tokens == 1 ? 4 : 1), block: 256,
@@ -476,11 +470,29 @@ public enum GPUOps {
         return (act, isK(type))
     }
 
+    /// One kernel of the short attention family (`attn_short_*`, KernelSource+Decode): a block of
+    /// 256 threads for 256 / headDim heads of a token, the output quantized when `fused`
+    /// (`fusedQuantization`), `extra` after the common arguments (the rope form's). Returns
+    /// whether it quantized.
+    private static func launchShortAttention(_ gpu: GPU, _ name: String, q: CUdeviceptr, keys: CUdeviceptr, values: CUdeviceptr,
+                                             positions: CUdeviceptr, out: CUdeviceptr, tokens: Int, heads: Int, kvHeads: Int,
+                                             headDim: Int, scale: Float, window: Int, fused: (QuantizedActivationsGPU, Bool)?,
+                                             extra: [KernelArgument] = []) throws -> Bool {
+        let perBlock = 256 / headDim
+        let act: [KernelArgument] = fused.map { actArgs($0.0) } ?? Array(repeating: .pointer(0), count: 5)
+        try gpu.launch(name, grid: ((heads + perBlock - 1) / perBlock, tokens, 1), block: 256,
+                       [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
+                        .float(scale), .int(Int32(window)), .pointer(out), .int(Int32(fused.map { $0.1 ? 1 : 0 } ?? -1))] + act + extra)
+        if let (a, k) = fused { a.holds = (out, tokens, k) }
+        return fused != nil
+    }
+
     /// `attention` (f32, `numerics: fast`) runs as one kernel, a block walking all of 256 / headDim
     /// heads' keys in chunks (`attn_short_f32_<D>`), for chunks below the tiled kernel's size and
     /// up to this many visible keys; split-K + combine beyond, where one block a head pair is too
     /// few for the cache's reads. The decoder captures its one-token step for this bound while
-    /// the position is below it (`CUDADecoder.launchDecodeGraph`).
+    /// the position is below it (`CUDADecoder.launchDecodeGraph`). 1 024 is a guess until the
+    /// ops check's timings of both forms (64 – 4 096 positions) have run on a GPU.
     public static let shortAttentionF32MaxKeys = 1024
 
     public static func shortAttentionF32Applies(_ gpu: GPU, tokens: Int, maxKeys: Int, headDim: Int) -> Bool {
@@ -525,13 +537,9 @@ public enum GPUOps {
         }
         let fused = fusedQuantization(quantize, tokens: tokens, heads: heads, headDim: headDim)
         if shortAttentionF32Applies(gpu, tokens: tokens, maxKeys: maxKeys, headDim: headDim) {
-            let perBlock = 256 / headDim
-            try gpu.launch("attn_short_f32_\(headDim)", grid: ((heads + perBlock - 1) / perBlock, tokens, 1), block: 256,
-                           [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
-                            .float(scale), .int(Int32(window)), .pointer(out), .int(Int32(fused.map { $0.1 ? 1 : 0 } ?? -1))]
-                            + (fused.map { actArgs($0.0) } ?? Array(repeating: .pointer(0), count: 5)))
-            if let (a, k) = fused { a.holds = (out, tokens, k) }
-            return fused != nil
+            return try launchShortAttention(gpu, "attn_short_f32_\(headDim)", q: q, keys: keys, values: values, positions: positions,
+                                            out: out, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
+                                            window: window, fused: fused)
         }
         let splitLen = (maxKeys + splits - 1) / splits
         try gpu.launch("attn_split", grid: (heads, tokens, splits), block: 128,

@@ -528,7 +528,6 @@ public enum OpsCheck {
                 record(f32 ? "attention f32, one kernel" : "attention split-K", what + (f32 ? "" : ", \(splits) splits"),
                        normalizedError(try gpu.download(dout.pointer, count: ref.count), ref), 1e-5)
             }
-            gpu.shortAttentionF32 = f32Was
             if GPUOps.tiledAttentionHeadDims.contains(headDim) {
                 // Over NaNs, so that an output the kernel fails to write shows.
                 try [Float](repeating: .nan, count: ref.count).withUnsafeBytes {
@@ -684,7 +683,6 @@ public enum OpsCheck {
                 record("attention \(form) + quantize fused",
                        "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim) for \(weightType.name)", didFuse && !differ ? 0 : 1, 0)
             }
-            gpu.shortAttentionF32 = f32Was
         }
         // Short-context attention in one kernel (attn_short_*) against scores + sequential pass:
         // bit-equal outputs (over NaNs) and, when fused, activations; partial head groups
@@ -842,7 +840,7 @@ public enum OpsCheck {
             }
         }
         // Decode attention in f32 (`numerics: fast`), Llama-3-8B shape: split-K + combine, and
-        // the one kernel (timed past its bound too, which set shortAttentionF32MaxKeys).
+        // the one kernel, timed past its bound too (to set shortAttentionF32MaxKeys).
         let f32Was = gpu.shortAttentionF32, f32BoundWas = gpu.shortAttentionF32MaxKeys
         defer { gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas }
         gpu.shortAttentionF32MaxKeys = .max

@@ -48,7 +48,6 @@ final class AttentionF32ModelTests: XCTestCase {
 
     func testChunkedOnlineSoftmaxMatchesExact() {
         var rng = SeededGenerator(seed: 17)
-        var worst = 0.0
         for count in [1, 2, 5, 31, 32, 33, 63, 64, 65, 100, 257, 1_100] {
             for spread in [Float(1), 30, 200] {
                 // Scores rising over the keys too, so that later chunks raise the maximum.
@@ -57,11 +56,9 @@ final class AttentionF32ModelTests: XCTestCase {
                 let (acc, sum) = chunked(scores, values)
                 let got = Double(acc / sum), want = exact(scores, values)
                 let err = abs(got - want) / max(1, abs(want))
-                worst = max(worst, err)
                 XCTAssertLessThan(err, 1e-5, "\(count) keys, spread \(spread): \(got) against \(want)")
             }
         }
-        XCTAssertLessThan(worst, 1e-5)
     }
 
     func testPlantedBugIsCaught() {
