@@ -89,9 +89,17 @@ public final class GPU: @unchecked Sendable {
     /// split-K + combine. Off until measured on a GPU: `SWIFTKT_CUDA_SHORT_F32=1` turns it on
     /// (the ops check compares it with the exact reference either way).
     public var shortAttentionF32: Bool
-    /// The bound on visible keys for that kernel (GPUOps.shortAttentionF32MaxKeys; the ops
-    /// check's timing raises it to time the kernel past it).
-    public var shortAttentionF32MaxKeys = GPUOps.shortAttentionF32MaxKeys
+    /// Split-K attention (`numerics: fast`) cuts its splits from each query's visible keys
+    /// (`attn_split_pos_<D>`, keys four at a time per warp with their loads first) instead of
+    /// from the cache's bound (`attn_split`): a decode graph captured for a long cache then
+    /// spreads a short context over all its splits instead of one. Off until measured:
+    /// `SWIFTKT_CUDA_SPLIT_POS=1`.
+    public var splitFromPosition: Bool
+    /// The bound on visible keys for that kernel (GPUOps.shortAttentionF32MaxKeys, or
+    /// `SWIFTKT_CUDA_SHORT_F32_KEYS=N` to measure another; the ops check's timing raises it to
+    /// time the kernel past it).
+    public var shortAttentionF32MaxKeys = Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_F32_KEYS"] ?? "")
+        .flatMap { $0 > 0 ? $0 : nil } ?? GPUOps.shortAttentionF32MaxKeys
     /// Measurement only: the decode step (counted from 1) whose kernels write their warps'
     /// times (`SWIFTKT_CUDA_TIMELINE=N`, N ≥ 1; the kernels are then compiled with SWIFTKT_TIMELINE,
     /// KernelSource's `TimelineMark`), for the CUDA decoder's timeline report on standard error.
@@ -127,6 +135,7 @@ public final class GPU: @unchecked Sendable {
         debugSkip = Set((ProcessInfo.processInfo.environment["SWIFTKT_CUDA_DEBUG_SKIP"] ?? "").split(separator: ",").map(String.init))
         attentionScan = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_ATTN_SCAN"] != "0"
         shortAttentionF32 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_F32"] == "1"
+        splitFromPosition = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SPLIT_POS"] == "1"
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
         preloadWavePercent = max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD_WAVE"] ?? "") ?? 0, 0)
         allocator = CachingAllocator(driver: driver)

@@ -545,10 +545,16 @@ public enum GPUOps {
                                             out: out, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
                                             window: window, fused: fused)
         }
-        let splitLen = (maxKeys + splits - 1) / splits
-        try gpu.launch("attn_split", grid: (heads, tokens, splits), block: 128,
-                       [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
-                        .int(Int32(headDim)), .float(scale), .int(Int32(window)), .int(Int32(max(splitLen, 1))), .pointer(scratch)])
+        if gpu.splitFromPosition {
+            try gpu.launch("attn_split_pos_\(headDim)", grid: (heads, tokens, splits), block: 128,
+                           [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
+                            .float(scale), .int(Int32(window)), .pointer(scratch)])
+        } else {
+            let splitLen = (maxKeys + splits - 1) / splits
+            try gpu.launch("attn_split", grid: (heads, tokens, splits), block: 128,
+                           [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
+                            .int(Int32(headDim)), .float(scale), .int(Int32(window)), .int(Int32(max(splitLen, 1))), .pointer(scratch)])
+        }
         let args: [KernelArgument] = [.pointer(scratch), .int(Int32(heads)), .int(Int32(headDim)), .int(Int32(splits)), .pointer(out)]
         if let (act, k) = fused {
             try gpu.launch("attn_combine_q", grid: (heads * headDim / 256, tokens, 1), block: 256, args + [.int(k ? 1 : 0)] + actArgs(act))

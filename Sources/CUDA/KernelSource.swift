@@ -1081,10 +1081,31 @@ extern "C" __global__ void argmax_finish(const float* part, int S, int rows, int
 // merges its warps and writes part[(t · H + h) · S + s] = (max, sum, acc[D]).
 
 #define MAXJ 8  // headDim ≤ 256
-extern "C" __global__ void __launch_bounds__(128) attn_split(const float* q, const u16* K, const u16* V, const int* pos, int H, int KVH, int D,
-                                   float scale, int window, int splitLen, float* part) { PDL_ENTRY();
+// The block's four warps' (m, l, acc) merged into part[(t · H + h) · S + s] = (max, sum, acc[D]).
+DEV void attn_split_store(float m, float l, const float* acc, int nj, int D, int h, int t, int s, int H, int S, float* part) {
     __shared__ float sm[4], sl[4];
     __shared__ float sacc[4][256];
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (lane == 0) { sm[warp] = m; sl[warp] = l; }
+#pragma unroll
+    for (int j = 0; j < MAXJ; j++) if (j < nj) sacc[warp][lane + 32 * j] = acc[j];
+    __syncthreads();
+    float M = fmaxf(fmaxf(sm[0], sm[1]), fmaxf(sm[2], sm[3]));
+    float* out = part + (((u64)t * H + h) * S + s) * (D + 2);
+    if (M == NEG_INF) {
+        for (int i = threadIdx.x; i < D; i += 128) out[2 + i] = 0.f;
+        if (threadIdx.x == 0) { out[0] = NEG_INF; out[1] = 0.f; }
+        return;
+    }
+    float f[4];
+    for (int w = 0; w < 4; w++) f[w] = sm[w] == NEG_INF ? 0.f : expf(sm[w] - M);
+    for (int i = threadIdx.x; i < D; i += 128)
+        out[2 + i] = sacc[0][i] * f[0] + sacc[1][i] * f[1] + sacc[2][i] * f[2] + sacc[3][i] * f[3];
+    if (threadIdx.x == 0) { out[0] = M; out[1] = sl[0] * f[0] + sl[1] * f[1] + sl[2] * f[2] + sl[3] * f[3]; }
+}
+
+extern "C" __global__ void __launch_bounds__(128) attn_split(const float* q, const u16* K, const u16* V, const int* pos, int H, int KVH, int D,
+                                   float scale, int window, int splitLen, float* part) { PDL_ENTRY();
     int h = blockIdx.x, t = blockIdx.y, s = blockIdx.z, S = gridDim.z;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int kvh = h / (H / KVH), W = KVH * D, nj = D / 32;
@@ -1109,23 +1130,70 @@ extern "C" __global__ void __launch_bounds__(128) attn_split(const float* q, con
         for (int j = 0; j < MAXJ; j++) if (j < nj) acc[j] = acc[j] * corr + pr * h2f(vr[lane + 32 * j]);
         m = mn;
     }
-    if (lane == 0) { sm[warp] = m; sl[warp] = l; }
-#pragma unroll
-    for (int j = 0; j < MAXJ; j++) if (j < nj) sacc[warp][lane + 32 * j] = acc[j];
-    __syncthreads();
-    float M = fmaxf(fmaxf(sm[0], sm[1]), fmaxf(sm[2], sm[3]));
-    float* out = part + (((u64)t * H + h) * S + s) * (D + 2);
-    if (M == NEG_INF) {
-        for (int i = threadIdx.x; i < D; i += 128) out[2 + i] = 0.f;
-        if (threadIdx.x == 0) { out[0] = NEG_INF; out[1] = 0.f; }
-        return;
-    }
-    float f[4];
-    for (int w = 0; w < 4; w++) f[w] = sm[w] == NEG_INF ? 0.f : expf(sm[w] - M);
-    for (int i = threadIdx.x; i < D; i += 128)
-        out[2 + i] = sacc[0][i] * f[0] + sacc[1][i] * f[1] + sacc[2][i] * f[2] + sacc[3][i] * f[3];
-    if (threadIdx.x == 0) { out[0] = M; out[1] = sl[0] * f[0] + sl[1] * f[1] + sl[2] * f[2] + sl[3] * f[3]; }
+    attn_split_store(m, l, acc, nj, D, h, t, s, H, S, part);
 }
+
+// attn_split with the splits cut from each query's visible keys (not from the cache's bound,
+// so that every split has work at short positions: a decode graph is captured for the cache's
+// length) and each warp's keys taken four at a time, their K and V loads issued before any
+// arithmetic. The same partials format; another order of the same f32 sums. NJ = D / 32.
+template <int NJ> DEV void attn_split_pos_impl(const float* q, const u16* K, const u16* V, const int* pos, int H, int KVH, float scale,
+                                               int window, float* part) {
+    constexpr int D = NJ * 32;
+    int h = blockIdx.x, t = blockIdx.y, s = blockIdx.z, S = gridDim.z;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int kvh = h / (H / KVH), W = KVH * D;
+    int p = pos[t];
+    int lo = window > 0 ? max(0, p - window + 1) : 0;
+    int len = (p + 1 - lo + S - 1) / S;
+    int begin = lo + s * len, end = min(p + 1, begin + len);
+    float qv[NJ], acc[NJ];
+    const float* qr = q + ((u64)t * H + h) * D;
+#pragma unroll
+    for (int j = 0; j < NJ; j++) { qv[j] = qr[lane + 32 * j]; acc[j] = 0.f; }
+    float m = NEG_INF, l = 0.f;
+    for (int k0 = begin + warp; k0 < end; k0 += 16) {
+        u16 kh[4][NJ], vh[4][NJ];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            int k = min(k0 + 4 * u, end - 1);
+            const u16* kr = K + (u64)k * W + kvh * D;
+            const u16* vr = V + (u64)k * W + kvh * D;
+#pragma unroll
+            for (int j = 0; j < NJ; j++) { kh[u][j] = kr[lane + 32 * j]; vh[u][j] = vr[lane + 32 * j]; }
+        }
+        float sc[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            float part_ = 0.f;
+#pragma unroll
+            for (int j = 0; j < NJ; j++) part_ += qv[j] * h2f(kh[u][j]);
+            sc[u] = k0 + 4 * u < end ? warp_sum(part_) * scale : NEG_INF;
+        }
+        float mn = fmaxf(fmaxf(m, fmaxf(sc[0], sc[1])), fmaxf(sc[2], sc[3]));  // finite: key k0 is visible
+        float corr = expf(m - mn);
+        l *= corr;
+#pragma unroll
+        for (int j = 0; j < NJ; j++) acc[j] *= corr;
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            float pr = expf(sc[u] - mn);  // 0 for the group's keys past the end
+            l += pr;
+#pragma unroll
+            for (int j = 0; j < NJ; j++) acc[j] = fmaf(pr, h2f(vh[u][j]), acc[j]);
+        }
+        m = mn;
+    }
+    float accs[MAXJ];
+#pragma unroll
+    for (int j = 0; j < MAXJ; j++) accs[j] = j < NJ ? acc[j] : 0.f;
+    attn_split_store(m, l, accs, NJ, D, h, t, s, H, S, part);
+}
+#define ATTN_SPLIT_POS(D) extern "C" __global__ void __launch_bounds__(128) attn_split_pos_##D(const float* q, const u16* K, const u16* V, \
+        const int* pos, int H, int KVH, float scale, int window, float* part) { PDL_ENTRY(); \
+    attn_split_pos_impl<D / 32>(q, K, V, pos, H, KVH, scale, window, part); }
+ATTN_SPLIT_POS(32) ATTN_SPLIT_POS(64) ATTN_SPLIT_POS(96) ATTN_SPLIT_POS(128) ATTN_SPLIT_POS(160) ATTN_SPLIT_POS(192)
+ATTN_SPLIT_POS(224) ATTN_SPLIT_POS(256)
 
 // llama.cpp's CPU flash-attention numerics (its path for < 64 queries), for GPU results that
 // follow the CPU's token for token: the query rounded to f16, scores in float, an online softmax

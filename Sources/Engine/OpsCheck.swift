@@ -476,7 +476,7 @@ public enum OpsCheck {
                                                                   (33, 500, 4, 2, 64, 0), (40, 9, 3, 1, 256, 0),
                                                                   (1, 700, 16, 16, 192, 0), (24, 40, 2, 2, 192, 0), (70, 10, 3, 3, 192, 0),
                                                                   (3, 31, 9, 3, 64, 0), (1, 1023, 32, 8, 128, 0), (2, 100, 12, 4, 32, 0),
-                                                                  (9, 60, 6, 2, 128, 25)] {
+                                                                  (9, 60, 6, 2, 128, 25), (2, 77, 6, 3, 96, 0), (1, 150, 5, 5, 160, 40)] {
             let ctx = start + tokens, kvw = kvHeads * headDim
             let q = random(tokens * heads * headDim, &rng)
             let kf = random(ctx * kvw, &rng).map { halfToFloat(floatToHalf($0)) }
@@ -509,23 +509,29 @@ public enum OpsCheck {
             let dq = try upload(q), dp = try uploadInts((0..<tokens).map { Int32(start + $0) })
             let dout = try gpu.allocator.allocate(ref.count * 4)
             let visible = window > 0 ? min(window, ctx) : ctx
-            let splits = GPUOps.attentionSplits(gpu: gpu, tokens: tokens, heads: heads, keys: visible, maxSplits: 64)
-            let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: tokens, heads: heads, headDim: headDim, splits: splits) * 4)
             let what = "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)\(window > 0 ? ", window \(window)" : "")"
-            // Split-K, then (where it applies) the f32 one-kernel form that `attention` takes for
-            // short chunks, each over NaNs.
-            let f32Was = gpu.shortAttentionF32
-            defer { gpu.shortAttentionF32 = f32Was }
-            for f32 in [false, true] {
+            // Split-K with the splits cut from the bound and from each query's position, over a
+            // bound of exactly the visible keys and over one 4× longer (as a decode graph
+            // captured for a long cache), then (where it applies) the f32 one-kernel form that
+            // `attention` takes for short chunks; each over NaNs.
+            let f32Was = gpu.shortAttentionF32, posWas = gpu.splitFromPosition
+            defer { gpu.shortAttentionF32 = f32Was; gpu.splitFromPosition = posWas }
+            for (form, f32, fromPosition, bound) in [("split-K", false, false, visible), ("split-K, splits from the position", false, true, visible),
+                                                     ("split-K, cache 4× longer", false, false, 4 * visible + 64),
+                                                     ("split-K, splits from the position, cache 4× longer", false, true, 4 * visible + 64),
+                                                     ("f32, one kernel", true, false, visible)] {
                 gpu.shortAttentionF32 = f32
-                if f32 && !GPUOps.shortAttentionF32Applies(gpu, tokens: tokens, maxKeys: visible, headDim: headDim) { continue }
+                gpu.splitFromPosition = fromPosition
+                if f32 && !GPUOps.shortAttentionF32Applies(gpu, tokens: tokens, maxKeys: bound, headDim: headDim) { continue }
+                let splits = GPUOps.attentionSplits(gpu: gpu, tokens: tokens, heads: heads, keys: bound, maxSplits: 64)
+                let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: tokens, heads: heads, headDim: headDim, splits: splits) * 4)
                 try [Float](repeating: .nan, count: ref.count).withUnsafeBytes {
                     try gpu.copy(toDevice: dout.pointer, from: $0.baseAddress!, bytes: $0.count)
                 }
                 try GPUOps.attention(gpu, q: dq.pointer, keys: dk.pointer, values: dv.pointer, positions: dp.pointer, out: dout.pointer,
                                      scratch: scratch.pointer, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
-                                     window: window, maxKeys: visible, splits: splits)
-                record(f32 ? "attention f32, one kernel" : "attention split-K", what + (f32 ? "" : ", \(splits) splits"),
+                                     window: window, maxKeys: bound, splits: splits)
+                record("attention \(form)", what + (f32 ? "" : ", \(splits) splits"),
                        normalizedError(try gpu.download(dout.pointer, count: ref.count), ref), 1e-5)
             }
             if GPUOps.tiledAttentionHeadDims.contains(headDim) {
@@ -839,33 +845,40 @@ public enum OpsCheck {
                 out.append(r); progress(r)
             }
         }
-        // Decode attention in f32 (`numerics: fast`), Llama-3-8B shape: split-K + combine, and
-        // the one kernel, timed past its bound too (to set shortAttentionF32MaxKeys).
-        let f32Was = gpu.shortAttentionF32, f32BoundWas = gpu.shortAttentionF32MaxKeys
-        defer { gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas }
+        // Decode attention in f32 (`numerics: fast`), Llama-3-8B shape: split-K + combine with
+        // the splits cut from the bound and from the position, over a bound of the positions and
+        // of a 4 096-key cache (what a decode graph captured for a long cache runs at a short
+        // position), and the one kernel, timed past its bound too (to set shortAttentionF32MaxKeys).
+        let f32Was = gpu.shortAttentionF32, f32BoundWas = gpu.shortAttentionF32MaxKeys, posWas = gpu.splitFromPosition
+        defer { gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas; gpu.splitFromPosition = posWas }
         gpu.shortAttentionF32MaxKeys = .max
         for ctx in [64, 256, 512, 1024, 4096] {
-            let heads = 32, kvHeads = 8, d = 128
+            let heads = 32, kvHeads = 8, d = 128, cache = 4096
             let kv = try gpu.allocator.allocate(ctx * kvHeads * d * 2), vv = try gpu.allocator.allocate(ctx * kvHeads * d * 2)
             try gpu.driver.zero(kv.pointer, bytes: kv.bytes, stream: gpu.stream)
             try gpu.driver.zero(vv.pointer, bytes: vv.bytes, stream: gpu.stream)
             let dq = try gpu.upload(random(heads * d, &rng)), dp = try gpu.upload(ints: [Int32(ctx - 1)])
             let dout = try gpu.allocator.allocate(heads * d * 4)
-            let splits = GPUOps.attentionSplits(gpu: gpu, tokens: 1, heads: heads, keys: ctx, maxSplits: 64)
-            let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: 1, heads: heads, headDim: d, splits: splits) * 4)
-            for f32 in [false, true] {
+            let most = GPUOps.attentionSplits(gpu: gpu, tokens: 1, heads: heads, keys: cache, maxSplits: 64)
+            let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: 1, heads: heads, headDim: d, splits: most) * 4)
+            var forms = [(false, false, ctx), (false, true, ctx), (true, false, ctx)]
+            if ctx < cache { forms += [(false, false, cache), (false, true, cache)] }
+            for (f32, fromPosition, bound) in forms {
                 gpu.shortAttentionF32 = f32
+                gpu.splitFromPosition = fromPosition
+                let splits = GPUOps.attentionSplits(gpu: gpu, tokens: 1, heads: heads, keys: bound, maxSplits: 64)
                 let t = try time {
                     try GPUOps.attention(gpu, q: dq.pointer, keys: kv.pointer, values: vv.pointer, positions: dp.pointer, out: dout.pointer,
                                          scratch: scratch.pointer, tokens: 1, heads: heads, kvHeads: kvHeads, headDim: d,
-                                         scale: 0.088, window: 0, maxKeys: ctx, splits: splits)
+                                         scale: 0.088, window: 0, maxKeys: bound, splits: splits)
                 }
-                let r = OpsPerfResult(op: f32 ? "attention decode, f32, one kernel" : "attention decode (\(splits) splits)",
-                                      shape: "32/8 heads × 128, \(ctx) positions", microseconds: t, bytes: 2 * ctx * kvHeads * d * 2)
+                let op = f32 ? "attention decode, f32, one kernel"
+                    : "attention decode (\(splits) splits\(fromPosition ? " from the position" : "")\(bound > ctx ? ", cache of \(bound)" : ""))"
+                let r = OpsPerfResult(op: op, shape: "32/8 heads × 128, \(ctx) positions", microseconds: t, bytes: 2 * ctx * kvHeads * d * 2)
                 out.append(r); progress(r)
             }
         }
-        gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas
+        gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas; gpu.splitFromPosition = posWas
         // Decode attention with the CPU's numerics (the default rules): the one-kernel short form
         // against scores + sequential pass, 64 to 4 096 positions (what set shortAttentionMaxKeys).
         let shortWas = gpu.shortAttention, scanWas = gpu.attentionScan

@@ -32,6 +32,7 @@ final class KernelSourceTests: XCTestCase {
         for g in matches(#"NORM4Q\(\d, (\w+)\)"#) { names.insert("rms_norm4q_" + g[0]); names.insert("add_rms_norm4q_" + g[0]) }
         for g in matches(#"ATTN_SHORT\((\d+), (\w*), \d\)"#) { names.insert("attn_short_\(g[1])\(g[0])"); names.insert("attn_short_rope_\(g[1])\(g[0])") }
         for g in matches(#"ATTN_SHORT_F32\((\d+)\)"#) { names.insert("attn_short_f32_" + g[0]) }
+        for g in matches(#"ATTN_SPLIT_POS\((\d+)\)"#) { names.insert("attn_split_pos_" + g[0]) }
         return names
     }
 
@@ -44,6 +45,7 @@ final class KernelSourceTests: XCTestCase {
         for d in GPUOps.shortAttentionHeadDims where d != 192 {
             launched += ["attn_short_\(d)", "attn_short_scan_\(d)", "attn_short_rope_\(d)", "attn_short_rope_scan_\(d)", "attn_short_f32_\(d)"]
         }
+        launched += (1...8).map { "attn_split_pos_\(32 * $0)" }  // every head width `attention` takes
         launched += (1...8).map { "marlin_q4_\($0)" } + GPUOps.marlinTypes.map { "marlin_repack_" + $0.name }
         for t in GPUOps.supportedTypes {
             launched.append("embed_" + t.name)
