@@ -37,8 +37,6 @@ public final class Driver: @unchecked Sendable {
     typealias FnLaunch = @convention(c) (CUfunction, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, OpaquePointer?,
                                          UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> CUresult
     typealias FnSync = @convention(c) () -> CUresult
-    /// cuOccupancyMaxActiveBlocksPerMultiprocessor(int* numBlocks, CUfunction, int blockSize, size_t dynamicSMem).
-    typealias FnOccupancy = @convention(c) (UnsafeMutablePointer<Int32>, CUfunction, Int32, Int) -> CUresult
     typealias FnErrorName = @convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult
     typealias FnStreamCreate = @convention(c) (UnsafeMutablePointer<CUstream?>, UInt32) -> CUresult
     typealias FnStream = @convention(c) (CUstream?) -> CUresult
@@ -89,7 +87,6 @@ public final class Driver: @unchecked Sendable {
     /// Present from CUDA 12: launches with attributes (programmatic dependent launch).
     private let cuLaunchKernelEx: FnLaunchEx?
     private let cuLaunchHostFunc: FnLaunchHost?
-    private let cuOccupancyMaxActiveBlocksPerMultiprocessor: FnOccupancy?
     private let cuCtxSynchronize: FnSync
     private let cuGetErrorName: FnErrorName
     private let cuStreamCreate: FnStreamCreate
@@ -141,7 +138,6 @@ public final class Driver: @unchecked Sendable {
         cuLaunchKernel = try lib.function("cuLaunchKernel", as: FnLaunch.self)
         cuLaunchKernelEx = try? lib.function("cuLaunchKernelEx", as: FnLaunchEx.self)
         cuLaunchHostFunc = try? lib.function("cuLaunchHostFunc", as: FnLaunchHost.self)
-        cuOccupancyMaxActiveBlocksPerMultiprocessor = try? lib.function("cuOccupancyMaxActiveBlocksPerMultiprocessor", as: FnOccupancy.self)
         cuCtxSynchronize = try lib.function("cuCtxSynchronize", as: FnSync.self)
         cuGetErrorName = try lib.function("cuGetErrorName", as: FnErrorName.self)
         cuStreamCreate = try lib.function("cuStreamCreate", as: FnStreamCreate.self)
@@ -238,15 +234,6 @@ public final class Driver: @unchecked Sendable {
         var module: CUmodule?
         try image.withUnsafeBytes { try check("cuModuleLoadData", cuModuleLoadData(&module, $0.baseAddress!)) }
         return module!
-    }
-
-    /// How many blocks of `threads` threads of kernel `f` (no dynamic shared memory) one
-    /// multiprocessor holds at once; nil where the driver lacks the query.
-    public func residentBlocks(_ f: CUfunction, threads: Int, name: String) throws -> Int? {
-        guard let query = cuOccupancyMaxActiveBlocksPerMultiprocessor else { return nil }
-        var n: Int32 = 0
-        try check("cuOccupancyMaxActiveBlocksPerMultiprocessor(\(name), \(threads) threads)", query(&n, f, Int32(threads), 0))
-        return Int(n)
     }
 
     public func function(_ module: CUmodule, _ name: String) throws -> CUfunction {

@@ -56,22 +56,6 @@ public final class GPU: @unchecked Sendable {
     /// dependent launch there is no earlier kernel to overlap). Those kernels skip the L2
     /// prefetch hint (`prefetchWeights`).
     public var preloadPairs: Int
-    /// Measurement switch (`SWIFTKT_CUDA_PRELOAD_WAVE=P`, a percentage; 0 = off, the default): a
-    /// one-token q4_K GEMV whose grid is at most P % of the blocks of `mmv1p2_q4_K` the device
-    /// holds at once (its first wave: the o and down projections of an 8B model at 100, q/k/v
-    /// too at 125) preloads two pairs instead of `preloadPairs`: for 4 096-wide rows that is the
-    /// whole row, loaded while the kernel before it (the attention, glu) runs. Not yet measured.
-    public var preloadWavePercent: Int
-    /// Blocks of `mmv1p2_q4_K` (128 threads) resident at once on the device (cached).
-    public func preloadTwoWave() throws -> Int {
-        lock.lock(); let cached = preloadTwoWaveBlocks; lock.unlock()
-        if let cached { return cached }
-        let name = "mmv1p2_q4_K"
-        let perSM = try driver.residentBlocks(try function(name), threads: 128, name: name) ?? 0
-        lock.lock(); preloadTwoWaveBlocks = perSM * device.multiprocessors; lock.unlock()
-        return perSM * device.multiprocessors
-    }
-    private var preloadTwoWaveBlocks: Int?
     /// Measurement only: decode kernels the CUDA decoder leaves out (`SWIFTKT_CUDA_DEBUG_SKIP`,
     /// a comma list of norm, rope, attn, glu, qkv, o, gateup, down). The results are wrong; the
     /// step's time without a family, against the default's, is what that family costs inside
@@ -137,7 +121,6 @@ public final class GPU: @unchecked Sendable {
         shortAttentionF32 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_F32"] == "1"
         splitFromPosition = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SPLIT_POS"] == "1"
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
-        preloadWavePercent = max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD_WAVE"] ?? "") ?? 0, 0)
         allocator = CachingAllocator(driver: driver)
     }
 

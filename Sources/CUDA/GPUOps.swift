@@ -124,11 +124,7 @@ public enum GPUOps {
                                           .u64(UInt64(w.rowBytes)), .int(Int32(w.cols))]
         if tokens == 1 && w.type == .q4_K {
             // The decode step's kernel: two rows per warp, eight per block.
-            var pairs = gpu.preloadPairs
-            if gpu.preloadWavePercent > 0, blocks(totalRows, 8) * 100 <= (try gpu.preloadTwoWave()) * gpu.preloadWavePercent {
-                pairs = 2  // the grid's first wave holds (nearly) all of it: whole rows before the wait
-            }
-            let name = pairs > 0 ? "mmv1p\(pairs)_q4_K" : "mmv1_q4_K"
+            let name = gpu.preloadPairs > 0 ? "mmv1p\(gpu.preloadPairs)_q4_K" : "mmv1_q4_K"
             try gpu.launch(name, grid: (blocks(totalRows, 8), 1, 1), block: 128,
                            matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + pf)
             return
