@@ -70,15 +70,10 @@ public final class GPU: @unchecked Sendable {
     /// `numerics: fast` attention of chunks below the tiled kernel's size and up to
     /// `GPUOps.shortAttentionF32MaxKeys` keys runs as one kernel in f32 (`attn_short_f32_*`:
     /// the short kernel's blocks and staging, an online softmax over its chunks) instead of
-    /// split-K + combine. Off until measured on a GPU: `SWIFTKT_CUDA_SHORT_F32=1` turns it on
-    /// (the ops check compares it with the exact reference either way).
+    /// split-K + combine. On by default (H100, 8B, cuda-fast.yaml: tg128 482 against 466–469 t/s,
+    /// session 18); `SWIFTKT_CUDA_SHORT_F32=0` keeps split-K (the ops check compares both with
+    /// the exact reference either way).
     public var shortAttentionF32: Bool
-    /// Split-K attention (`numerics: fast`) cuts its splits from each query's visible keys
-    /// (`attn_split_pos_<D>`, keys four at a time per warp with their loads first) instead of
-    /// from the cache's bound (`attn_split`): a decode graph captured for a long cache then
-    /// spreads a short context over all its splits instead of one. Off until measured:
-    /// `SWIFTKT_CUDA_SPLIT_POS=1`.
-    public var splitFromPosition: Bool
     /// The bound on visible keys for that kernel (GPUOps.shortAttentionF32MaxKeys, or
     /// `SWIFTKT_CUDA_SHORT_F32_KEYS=N` to measure another; the ops check's timing raises it to
     /// time the kernel past it).
@@ -118,8 +113,7 @@ public final class GPU: @unchecked Sendable {
         shortAttention192 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_192"] != "0"
         debugSkip = Set((ProcessInfo.processInfo.environment["SWIFTKT_CUDA_DEBUG_SKIP"] ?? "").split(separator: ",").map(String.init))
         attentionScan = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_ATTN_SCAN"] != "0"
-        shortAttentionF32 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_F32"] == "1"
-        splitFromPosition = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SPLIT_POS"] == "1"
+        shortAttentionF32 = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_F32"] != "0"
         preloadPairs = min(max(Int(ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PRELOAD"] ?? "") ?? (programmaticLaunch ? 1 : 0), 0), 2)
         allocator = CachingAllocator(driver: driver)
     }

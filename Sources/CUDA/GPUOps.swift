@@ -491,9 +491,11 @@ public enum GPUOps {
     /// heads' keys in chunks (`attn_short_f32_<D>`), for chunks below the tiled kernel's size and
     /// up to this many visible keys; split-K + combine beyond, where one block a head pair is too
     /// few for the cache's reads. The decoder captures its one-token step for this bound while
-    /// the position is below it (`CUDADecoder.launchDecodeGraph`). 1 024 is a guess until the
-    /// ops check's timings of both forms (64 – 4 096 positions) have run on a GPU.
-    public static let shortAttentionF32MaxKeys = 1024
+    /// the position is below it (`CUDADecoder.launchDecodeGraph`). Set from the ops check's
+    /// timings on an H100 (session 18, 8B heads): the one kernel 4.6 µs at 64 positions against
+    /// 7.0–7.1 for split-K, 14.5 against 7.3–8.2 at 256 (it grows ~0.054 µs a key, split-K
+    /// ~0.006); 8B tg128 under rules/cuda-fast.yaml 482 against 466–469 t/s with split-K alone.
+    public static let shortAttentionF32MaxKeys = 128
 
     public static func shortAttentionF32Applies(_ gpu: GPU, tokens: Int, maxKeys: Int, headDim: Int) -> Bool {
         gpu.shortAttentionF32 && tokens < tiledAttentionMinTokens && maxKeys <= gpu.shortAttentionF32MaxKeys
@@ -541,16 +543,10 @@ public enum GPUOps {
                                             out: out, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
                                             window: window, fused: fused)
         }
-        if gpu.splitFromPosition {
-            try gpu.launch("attn_split_pos_\(headDim)", grid: (heads, tokens, splits), block: 128,
-                           [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
-                            .float(scale), .int(Int32(window)), .pointer(scratch)])
-        } else {
-            let splitLen = (maxKeys + splits - 1) / splits
-            try gpu.launch("attn_split", grid: (heads, tokens, splits), block: 128,
-                           [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
-                            .int(Int32(headDim)), .float(scale), .int(Int32(window)), .int(Int32(max(splitLen, 1))), .pointer(scratch)])
-        }
+        // Each query's visible keys cut into `splits` ranges (from its position, not from maxKeys).
+        try gpu.launch("attn_split_\(headDim)", grid: (heads, tokens, splits), block: 128,
+                       [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
+                        .float(scale), .int(Int32(window)), .pointer(scratch)])
         let args: [KernelArgument] = [.pointer(scratch), .int(Int32(heads)), .int(Int32(headDim)), .int(Int32(splits)), .pointer(out)]
         if let (act, k) = fused {
             try gpu.launch("attn_combine_q", grid: (heads * headDim / 256, tokens, 1), block: 256, args + [.int(k ? 1 : 0)] + actArgs(act))

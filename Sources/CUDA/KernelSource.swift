@@ -1077,8 +1077,12 @@ extern "C" __global__ void argmax_finish(const float* part, int S, int rows, int
 // ---------------------------------------------------------------------------------------------
 // Attention over the f16 cache, split-K. q [T, H, D] float; K, V [capacity, KVH · D] f16;
 // key k is visible to the query at position p when k ≤ p and, with a window w > 0, k > p − w.
-// grid (H, T, S), block 128: warps take keys in turn with an online softmax each, then the block
-// merges its warps and writes part[(t · H + h) · S + s] = (max, sum, acc[D]).
+// grid (H, T, S), block 128: split s takes the query's visible keys [lo + s·len, lo + (s+1)·len)
+// with len = ⌈visible / S⌉ (cut from the query's position, not from the cache's bound: a decode
+// graph is captured for a long cache, and a short context then still spreads over every split);
+// warp w of the block takes its keys begin + w + 4i four at a time, their K and V loads issued
+// before any arithmetic, with an online softmax; the block merges its warps and writes
+// part[(t · H + h) · S + s] = (max, sum, acc[D]); attn_combine merges the splits.
 
 #define MAXJ 8  // headDim ≤ 256
 // The block's four warps' (m, l, acc) merged into part[(t · H + h) · S + s] = (max, sum, acc[D]).
@@ -1104,40 +1108,8 @@ DEV void attn_split_store(float m, float l, const float* acc, int nj, int D, int
     if (threadIdx.x == 0) { out[0] = M; out[1] = sl[0] * f[0] + sl[1] * f[1] + sl[2] * f[2] + sl[3] * f[3]; }
 }
 
-extern "C" __global__ void __launch_bounds__(128) attn_split(const float* q, const u16* K, const u16* V, const int* pos, int H, int KVH, int D,
-                                   float scale, int window, int splitLen, float* part) { PDL_ENTRY();
-    int h = blockIdx.x, t = blockIdx.y, s = blockIdx.z, S = gridDim.z;
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int kvh = h / (H / KVH), W = KVH * D, nj = D / 32;
-    int p = pos[t];
-    int lo = window > 0 ? max(0, p - window + 1) : 0;
-    int begin = lo + s * splitLen, end = min(p + 1, lo + (s + 1) * splitLen);
-    float qv[MAXJ], acc[MAXJ];
-    const float* qr = q + ((u64)t * H + h) * D;
-#pragma unroll
-    for (int j = 0; j < MAXJ; j++) { qv[j] = j < nj ? qr[lane + 32 * j] : 0.f; acc[j] = 0.f; }
-    float m = NEG_INF, l = 0.f;
-    for (int k = begin + warp; k < end; k += 4) {
-        const u16* kr = K + (u64)k * W + kvh * D;
-        float part_ = 0.f;
-#pragma unroll
-        for (int j = 0; j < MAXJ; j++) if (j < nj) part_ += qv[j] * h2f(kr[lane + 32 * j]);
-        float sc = warp_sum(part_) * scale;
-        float mn = fmaxf(m, sc), corr = expf(m - mn), pr = expf(sc - mn);
-        l = l * corr + pr;
-        const u16* vr = V + (u64)k * W + kvh * D;
-#pragma unroll
-        for (int j = 0; j < MAXJ; j++) if (j < nj) acc[j] = acc[j] * corr + pr * h2f(vr[lane + 32 * j]);
-        m = mn;
-    }
-    attn_split_store(m, l, acc, nj, D, h, t, s, H, S, part);
-}
-
-// attn_split with the splits cut from each query's visible keys (not from the cache's bound,
-// so that every split has work at short positions: a decode graph is captured for the cache's
-// length) and each warp's keys taken four at a time, their K and V loads issued before any
-// arithmetic. The same partials format; another order of the same f32 sums. NJ = D / 32.
-template <int NJ> DEV void attn_split_pos_impl(const float* q, const u16* K, const u16* V, const int* pos, int H, int KVH, float scale,
+// NJ = D / 32.
+template <int NJ> DEV void attn_split_impl(const float* q, const u16* K, const u16* V, const int* pos, int H, int KVH, float scale,
                                                int window, float* part) {
     constexpr int D = NJ * 32;
     int h = blockIdx.x, t = blockIdx.y, s = blockIdx.z, S = gridDim.z;
@@ -1189,11 +1161,11 @@ template <int NJ> DEV void attn_split_pos_impl(const float* q, const u16* K, con
     for (int j = 0; j < MAXJ; j++) accs[j] = j < NJ ? acc[j] : 0.f;
     attn_split_store(m, l, accs, NJ, D, h, t, s, H, S, part);
 }
-#define ATTN_SPLIT_POS(D) extern "C" __global__ void __launch_bounds__(128) attn_split_pos_##D(const float* q, const u16* K, const u16* V, \
+#define ATTN_SPLIT(D) extern "C" __global__ void __launch_bounds__(128) attn_split_##D(const float* q, const u16* K, const u16* V, \
         const int* pos, int H, int KVH, float scale, int window, float* part) { PDL_ENTRY(); \
-    attn_split_pos_impl<D / 32>(q, K, V, pos, H, KVH, scale, window, part); }
-ATTN_SPLIT_POS(32) ATTN_SPLIT_POS(64) ATTN_SPLIT_POS(96) ATTN_SPLIT_POS(128) ATTN_SPLIT_POS(160) ATTN_SPLIT_POS(192)
-ATTN_SPLIT_POS(224) ATTN_SPLIT_POS(256)
+    attn_split_impl<D / 32>(q, K, V, pos, H, KVH, scale, window, part); }
+ATTN_SPLIT(32) ATTN_SPLIT(64) ATTN_SPLIT(96) ATTN_SPLIT(128) ATTN_SPLIT(160) ATTN_SPLIT(192)
+ATTN_SPLIT(224) ATTN_SPLIT(256)
 
 // llama.cpp's CPU flash-attention numerics (its path for < 64 queries), for GPU results that
 // follow the CPU's token for token: the query rounded to f16, scores in float, an online softmax

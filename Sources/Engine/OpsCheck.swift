@@ -510,18 +510,15 @@ public enum OpsCheck {
             let dout = try gpu.allocator.allocate(ref.count * 4)
             let visible = window > 0 ? min(window, ctx) : ctx
             let what = "\(tokens) q @ \(start), \(heads)/\(kvHeads) heads × \(headDim)\(window > 0 ? ", window \(window)" : "")"
-            // Split-K with the splits cut from the bound and from each query's position, over a
-            // bound of exactly the visible keys and over one 4× longer (as a decode graph
-            // captured for a long cache), then (where it applies) the f32 one-kernel form that
-            // `attention` takes for short chunks; each over NaNs.
-            let f32Was = gpu.shortAttentionF32, posWas = gpu.splitFromPosition
-            defer { gpu.shortAttentionF32 = f32Was; gpu.splitFromPosition = posWas }
-            for (form, f32, fromPosition, bound) in [("split-K", false, false, visible), ("split-K, splits from the position", false, true, visible),
-                                                     ("split-K, cache 4× longer", false, false, 4 * visible + 64),
-                                                     ("split-K, splits from the position, cache 4× longer", false, true, 4 * visible + 64),
-                                                     ("f32, one kernel", true, false, visible)] {
+            // Split-K over a bound of exactly the visible keys and over one 4× longer (as a decode
+            // graph captured for a long cache runs it), then the f32 one-kernel form that
+            // `attention` takes for short chunks (checked past its bound too), each over NaNs.
+            let f32Was = gpu.shortAttentionF32, f32BoundWas = gpu.shortAttentionF32MaxKeys
+            defer { gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas }
+            gpu.shortAttentionF32MaxKeys = 1024
+            for (form, f32, bound) in [("split-K", false, visible), ("split-K, cache 4× longer", false, 4 * visible + 64),
+                                       ("f32, one kernel", true, visible)] {
                 gpu.shortAttentionF32 = f32
-                gpu.splitFromPosition = fromPosition
                 if f32 && !GPUOps.shortAttentionF32Applies(gpu, tokens: tokens, maxKeys: bound, headDim: headDim) { continue }
                 let splits = GPUOps.attentionSplits(gpu: gpu, tokens: tokens, heads: heads, keys: bound, maxSplits: 64)
                 let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: tokens, heads: heads, headDim: headDim, splits: splits) * 4)
@@ -665,8 +662,9 @@ public enum OpsCheck {
             let scores = try gpu.allocator.allocate(tokens * heads * ctx * 4)
             let splits = GPUOps.attentionSplits(gpu: gpu, tokens: tokens, heads: heads, keys: ctx, maxSplits: 64)
             let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: tokens, heads: heads, headDim: headDim, splits: splits) * 4)
-            let f32Was = gpu.shortAttentionF32
-            defer { gpu.shortAttentionF32 = f32Was }
+            let f32Was = gpu.shortAttentionF32, f32BoundWas = gpu.shortAttentionF32MaxKeys
+            defer { gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas }
+            gpu.shortAttentionF32MaxKeys = 1024  // the one kernel at 201 keys too
             for (form, cpuNumerics, f32) in [("CPU numerics", true, false), ("split-K", false, false), ("f32, one kernel", false, true)] {
                 gpu.shortAttentionF32 = f32
                 let out1 = try gpu.allocator.allocate(tokens * n * 4), out2 = try gpu.allocator.allocate(tokens * n * 4)
@@ -845,12 +843,12 @@ public enum OpsCheck {
                 out.append(r); progress(r)
             }
         }
-        // Decode attention in f32 (`numerics: fast`), Llama-3-8B shape: split-K + combine with
-        // the splits cut from the bound and from the position, over a bound of the positions and
-        // of a 4 096-key cache (what a decode graph captured for a long cache runs at a short
-        // position), and the one kernel, timed past its bound too (to set shortAttentionF32MaxKeys).
-        let f32Was = gpu.shortAttentionF32, f32BoundWas = gpu.shortAttentionF32MaxKeys, posWas = gpu.splitFromPosition
-        defer { gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas; gpu.splitFromPosition = posWas }
+        // Decode attention in f32 (`numerics: fast`), Llama-3-8B shape: split-K + combine over a
+        // bound of the positions and of a 4 096-key cache (what a decode graph captured for a
+        // long cache runs at a short position), and the one kernel, timed past its bound too
+        // (what set shortAttentionF32MaxKeys).
+        let f32Was = gpu.shortAttentionF32, f32BoundWas = gpu.shortAttentionF32MaxKeys
+        defer { gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas }
         gpu.shortAttentionF32MaxKeys = .max
         for ctx in [64, 256, 512, 1024, 4096] {
             let heads = 32, kvHeads = 8, d = 128, cache = 4096
@@ -861,11 +859,10 @@ public enum OpsCheck {
             let dout = try gpu.allocator.allocate(heads * d * 4)
             let most = GPUOps.attentionSplits(gpu: gpu, tokens: 1, heads: heads, keys: cache, maxSplits: 64)
             let scratch = try gpu.allocator.allocate(GPUOps.attentionScratch(tokens: 1, heads: heads, headDim: d, splits: most) * 4)
-            var forms = [(false, false, ctx), (false, true, ctx), (true, false, ctx)]
-            if ctx < cache { forms += [(false, false, cache), (false, true, cache)] }
-            for (f32, fromPosition, bound) in forms {
+            var forms = [(false, ctx), (true, ctx)]
+            if ctx < cache { forms.append((false, cache)) }
+            for (f32, bound) in forms {
                 gpu.shortAttentionF32 = f32
-                gpu.splitFromPosition = fromPosition
                 let splits = GPUOps.attentionSplits(gpu: gpu, tokens: 1, heads: heads, keys: bound, maxSplits: 64)
                 let t = try time {
                     try GPUOps.attention(gpu, q: dq.pointer, keys: kv.pointer, values: vv.pointer, positions: dp.pointer, out: dout.pointer,
@@ -873,12 +870,12 @@ public enum OpsCheck {
                                          scale: 0.088, window: 0, maxKeys: bound, splits: splits)
                 }
                 let op = f32 ? "attention decode, f32, one kernel"
-                    : "attention decode (\(splits) splits\(fromPosition ? " from the position" : "")\(bound > ctx ? ", cache of \(bound)" : ""))"
+                    : "attention decode (\(splits) splits\(bound > ctx ? ", cache of \(bound)" : ""))"
                 let r = OpsPerfResult(op: op, shape: "32/8 heads × 128, \(ctx) positions", microseconds: t, bytes: 2 * ctx * kvHeads * d * 2)
                 out.append(r); progress(r)
             }
         }
-        gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas; gpu.splitFromPosition = posWas
+        gpu.shortAttentionF32 = f32Was; gpu.shortAttentionF32MaxKeys = f32BoundWas
         // Decode attention with the CPU's numerics (the default rules): the one-kernel short form
         // against scores + sequential pass, 64 to 4 096 positions (what set shortAttentionMaxKeys).
         let shortWas = gpu.shortAttention, scanWas = gpu.attentionScan

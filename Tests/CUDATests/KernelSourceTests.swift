@@ -32,20 +32,20 @@ final class KernelSourceTests: XCTestCase {
         for g in matches(#"NORM4Q\(\d, (\w+)\)"#) { names.insert("rms_norm4q_" + g[0]); names.insert("add_rms_norm4q_" + g[0]) }
         for g in matches(#"ATTN_SHORT\((\d+), (\w*), \d\)"#) { names.insert("attn_short_\(g[1])\(g[0])"); names.insert("attn_short_rope_\(g[1])\(g[0])") }
         for g in matches(#"ATTN_SHORT_F32\((\d+)\)"#) { names.insert("attn_short_f32_" + g[0]) }
-        for g in matches(#"ATTN_SPLIT_POS\((\d+)\)"#) { names.insert("attn_split_pos_" + g[0]) }
+        for g in matches(#"ATTN_SPLIT\((\d+)\)"#) { names.insert("attn_split_" + g[0]) }
         return names
     }
 
     func testEveryLaunchedKernelIsDefined() throws {
         let defined = Self.definedKernels()
         var launched = ["quantize_q8_32", "quantize_q8_K", "rms_norm", "rope", "glu", "add", "add_bias", "softcap", "store_kv",
-                        "argmax_rows", "attn_split", "attn_combine", "attn_scores_f16q", "attn_seq_f16acc", "add_rms_norm", "to_f16"]
+                        "argmax_rows", "attn_combine", "attn_scores_f16q", "attn_seq_f16acc", "add_rms_norm", "to_f16"]
         launched += ["mmv1_q4_K", "mmv1p1_q4_K", "mmv1p2_q4_K", "mmv1r_q4_K", "mmv1rp1_q4_K", "mmv1rp2_q4_K", "attn_short_192", "attn_short_scan_192", "glu_q", "apply_penalties", "sample_topk_slices", "sample_finish", "marlin_reduce"]
         launched += ["mla_rope", "mla_store", "mla_merge", "chain_token", "timeline_set"]
         for d in GPUOps.shortAttentionHeadDims where d != 192 {
             launched += ["attn_short_\(d)", "attn_short_scan_\(d)", "attn_short_rope_\(d)", "attn_short_rope_scan_\(d)", "attn_short_f32_\(d)"]
         }
-        launched += (1...8).map { "attn_split_pos_\(32 * $0)" }  // every head width `attention` takes
+        launched += (1...8).map { "attn_split_\(32 * $0)" }  // every head width `attention` takes
         launched += (1...8).map { "marlin_q4_\($0)" } + GPUOps.marlinTypes.map { "marlin_repack_" + $0.name }
         for t in GPUOps.supportedTypes {
             launched.append("embed_" + t.name)

@@ -1,5 +1,5 @@
-// A model, in Swift, of split-K attention with the splits cut from the position
-// (KernelSource `attn_split_pos_<D>`, `SWIFTKT_CUDA_SPLIT_POS=1`): split s of S takes the
+// A model, in Swift, of split-K attention (`numerics: fast`; KernelSource `attn_split_<D>`),
+// its splits cut from the query's position: split s of S takes the
 // visible keys [lo + s·len, lo + (s + 1)·len) with len = ⌈(p + 1 − lo) / S⌉; warp w of the
 // split's block the keys begin + w + 4i, four at a time (k0, k0 + 4, k0 + 8, k0 + 12) with one
 // maximum per group; the block merges its warps and `attn_combine` the splits. Checked on the
