@@ -525,7 +525,9 @@ public enum GPUOps {
     }
 
     /// out [tokens, heads, headDim] = softmax(q·Kᵀ·scale) · V over the f16 cache, causal (and
-    /// windowed when window > 0). `keys` bounds the visible key count of any query (for the split).
+    /// windowed when window > 0). `maxKeys` bounds the visible key count of any query (it picks
+    /// the one-kernel form or split-K); split-K cuts each query's own visible keys into `splits`
+    /// ranges (`scratch`: `attentionScratch` floats for that many).
     ///
     /// `quantize` as in `attentionCPUNumerics`.
     @discardableResult
