@@ -299,14 +299,25 @@ public struct MachineInfo: Sendable {
 }
 
 public enum BuildInfo {
-    /// `git rev-parse --short HEAD` of the repository holding the executable (else of the
-    /// working directory), read at run time; "unknown" without git. The binary may have
-    /// been built from a working tree that differs from that commit. `SWIFTKT_COMMIT` overrides
-    /// it (a binary copied to a machine where the repository is not its source).
+    /// The commit reports name: `SWIFTKT_COMMIT` if set; else the first line of a file
+    /// `<executable>.commit` beside the binary (`swiftkt.commit`: written where the binary is
+    /// built, so that a copy run on another machine names its source); else `git rev-parse
+    /// --short HEAD` of the repository holding the executable or of the working directory, read
+    /// at run time (the binary may have been built from a working tree that differs from it);
+    /// "unknown" without any of these.
     public static func commit() -> String {
-        if let c = ProcessInfo.processInfo.environment["SWIFTKT_COMMIT"], !c.isEmpty { return c }
-        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").deletingLastPathComponent().path
-        for dir in [exe, FileManager.default.currentDirectoryPath] {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments.first ?? "."
+        return commit(environment: ProcessInfo.processInfo.environment, executable: exe)
+    }
+
+    static func commit(environment: [String: String], executable: String) -> String {
+        if let c = environment["SWIFTKT_COMMIT"], !c.isEmpty { return c }
+        if let text = try? String(contentsOfFile: executable + ".commit", encoding: .utf8),
+           let line = text.split(whereSeparator: \.isNewline).first?.trimmingCharacters(in: .whitespaces), !line.isEmpty {
+            return line
+        }
+        let exeDir = URL(fileURLWithPath: executable).deletingLastPathComponent().path
+        for dir in [exeDir, FileManager.default.currentDirectoryPath] {
             if let hash = git(["-C", dir, "rev-parse", "--short", "HEAD"]), !hash.isEmpty { return hash }
         }
         return "unknown"

@@ -103,4 +103,18 @@ final class BenchmarkTests: XCTestCase {
         options.threads = [0]
         XCTAssertThrowsError(try Benchmark.run(path: "/nonexistent.gguf", options: options))
     }
+
+    func testCommitNameFromEnvironmentThenFileBesideTheBinary() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swiftkt-commit-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let exe = dir.appendingPathComponent("swiftkt").path
+        try "abc1234\nbuilt from a dirty tree\n".write(toFile: exe + ".commit", atomically: true, encoding: .utf8)
+        XCTAssertEqual(BuildInfo.commit(environment: [:], executable: exe), "abc1234")
+        XCTAssertEqual(BuildInfo.commit(environment: ["SWIFTKT_COMMIT": "fff0000"], executable: exe), "fff0000")
+        // An empty file falls through to git (or "unknown"), never to an empty name.
+        try "\n".write(toFile: exe + ".commit", atomically: true, encoding: .utf8)
+        XCTAssertFalse(BuildInfo.commit(environment: [:], executable: exe).isEmpty)
+        XCTAssertNotEqual(BuildInfo.commit(environment: [:], executable: exe), "abc1234")
+    }
 }
