@@ -101,8 +101,11 @@ public final class GPU: @unchecked Sendable {
         stream = try driver.makeStream()
         let started = Date()
         timelineStep = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_TIMELINE"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil }
+        // Measurement only: SWIFTKT_NVRTC_EXTRA="-DNAME …" adds compile options (kernel variants
+        // kept behind a macro until measured; the disk cache's key includes them).
+        let extra = (ProcessInfo.processInfo.environment["SWIFTKT_NVRTC_EXTRA"] ?? "").split(separator: " ").map(String.init)
         let cubin = try NVRTC().compile(source: KernelSource.all, name: "swiftkt-ops", architecture: device.architecture,
-                                        options: ["-lineinfo"] + (timelineStep != nil ? ["-DSWIFTKT_TIMELINE"] : []))
+                                        options: ["-lineinfo"] + (timelineStep != nil ? ["-DSWIFTKT_TIMELINE"] : []) + extra)
         compileSeconds = Date().timeIntervalSince(started)
         module = try driver.loadModule(image: cubin)
         programmaticLaunch = device.computeCapability.major >= 9 && driver.hasLaunchEx

@@ -557,6 +557,31 @@ DEV void mmvq_q4K_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, 
     }
 }
 
+// A 16-byte load of GEMV weights (read once a step). Measurement switches (SWIFTKT_NVRTC_EXTRA):
+// -DSWIFTKT_W_EVICT_FIRST marks the lines evict-first in L2 (and skips L1), so that the 123 MB
+// of weights a layer streams do not evict what the small kernels read back (the residual, the
+// norms' weights, the KV cache); -DSWIFTKT_W_NO_L1 only skips L1; -DSWIFTKT_W_CS streams them
+// (ld.global.cs: evict-first in L1 and L2, scheduled by the compiler).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800 && defined(SWIFTKT_W_EVICT_FIRST)
+DEV uint4 ld_weights16(const void* p) {
+    uint4 v;
+    asm volatile("{\n\t.reg .b64 pol;\n\tcreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n\t"
+                 "ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], pol;\n\t}"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+#elif defined(__CUDA_ARCH__) && defined(SWIFTKT_W_NO_L1)
+DEV uint4 ld_weights16(const void* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+#elif defined(SWIFTKT_W_CS)
+DEV uint4 ld_weights16(const void* p) { return __ldcs((const uint4*)p); }
+#else
+DEV uint4 ld_weights16(const void* p) { return *(const uint4*)p; }
+#endif
+
 // One sub-block pair (pi) of two q4_K rows: the weights' loads (the superblock header and the
 // pair's 32 nibble bytes per row), then the pair's products with the activations, added to acc.
 DEV void q4K_pair_load(const u8* const rows[2], int pi, uint4 h[2], uint4 qa[2], uint4 qb[2]) {
@@ -564,9 +589,8 @@ DEV void q4K_pair_load(const u8* const rows[2], int pi, uint4 h[2], uint4 qa[2],
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         const u8* k = rows[r] + s * 144;
-        h[r] = *(const uint4*)k;
-        const uint4* qp = (const uint4*)(k + 16 + 32 * pr);
-        qa[r] = qp[0]; qb[r] = qp[1];
+        h[r] = ld_weights16(k);
+        qa[r] = ld_weights16(k + 16 + 32 * pr); qb[r] = ld_weights16(k + 32 + 32 * pr);
     }
 }
 DEV void q4K_pair_dot(const uint4 h[2], const uint4 qa[2], const uint4 qb[2], int pi, const int4 a4[4], int2 mi, float dK,
