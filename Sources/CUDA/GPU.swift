@@ -85,6 +85,15 @@ public final class GPU: @unchecked Sendable {
     public let timelineStep: Int?
     /// While not nil, every launch's kernel name is appended (the names of a captured graph).
     public var launchLog: [String]?
+    /// Measurement only (`SWIFTKT_CUDA_HANDOVER=1`, sm_90 with dependent launch): a decode step's
+    /// one-token q4_K GEMVs wait for the kernel before them on a counter of exited threads
+    /// instead of griddepcontrol.wait (KernelSource `hand_wait`; compiled with SWIFTKT_HANDOVER).
+    public let handover: Bool
+    /// While a step counts (between `handBegin` and `handEnd`): the threads of every launch since
+    /// the step's hand_reset. nil otherwise, and after anything not launched through `launch`.
+    public var handCount: UInt64?
+    /// The target a one-token GEMV launched now waits for (0: griddepcontrol.wait).
+    public var handTarget: UInt32 { handCount.map { UInt32(truncatingIfNeeded: $0) } ?? 0 }
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {
@@ -104,12 +113,15 @@ public final class GPU: @unchecked Sendable {
         // Measurement only: SWIFTKT_NVRTC_EXTRA="-DNAME …" adds compile options (kernel variants
         // kept behind a macro until measured; the disk cache's key includes them).
         let extra = (ProcessInfo.processInfo.environment["SWIFTKT_NVRTC_EXTRA"] ?? "").split(separator: " ").map(String.init)
+        let pdl = device.computeCapability.major >= 9 && driver.hasLaunchEx
+            && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PDL"] != "0"
+        handover = pdl && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_HANDOVER"] == "1"
         let cubin = try NVRTC().compile(source: KernelSource.all, name: "swiftkt-ops", architecture: device.architecture,
-                                        options: ["-lineinfo"] + (timelineStep != nil ? ["-DSWIFTKT_TIMELINE"] : []) + extra)
+                                        options: ["-lineinfo"] + (timelineStep != nil ? ["-DSWIFTKT_TIMELINE"] : [])
+                                            + (handover ? ["-DSWIFTKT_HANDOVER"] : []) + extra)
         compileSeconds = Date().timeIntervalSince(started)
         module = try driver.loadModule(image: cubin)
-        programmaticLaunch = device.computeCapability.major >= 9 && driver.hasLaunchEx
-            && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PDL"] != "0"
+        programmaticLaunch = pdl
         prefetchWeights = device.computeCapability.major >= 9 && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PREFETCH"] == "1"
         shortAttentionRope = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ROPE"] == "1"
         shortAttention = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ATTENTION"] != "0"
@@ -187,6 +199,29 @@ public final class GPU: @unchecked Sendable {
             try driver.launch(f, grid: (UInt32(grid.0), UInt32(grid.1), UInt32(grid.2)), block: (UInt32(block), 1, 1),
                               stream: stream, arguments: &pointers, name: name)
         }
+        if let c = handCount { handCount = c + UInt64(grid.0 * grid.1 * grid.2 * block) }
+    }
+
+    /// Starts counting a step's threads for the hand-over targets (`handover` only): queues
+    /// hand_reset, which zeroes the device's counter once the kernels before it are done.
+    public func handBegin() throws {
+        guard handover else { return }
+        handCount = nil
+        try launch("hand_reset", grid: (1, 1, 1), block: 1, [])
+        handCount = 0
+    }
+
+    /// Stops counting: later one-token GEMVs wait with griddepcontrol.wait again.
+    public func handEnd() { handCount = nil }
+
+    /// How many hand-over spins fell back to griddepcontrol.wait so far (a miscounted target).
+    public func handMissed() throws -> UInt32 {
+        guard handover else { return 0 }
+        let b = try allocator.allocate(4)
+        try launch("hand_read", grid: (1, 1, 1), block: 1, [.pointer(b.pointer)])
+        var v: UInt32 = 0
+        try copy(toHost: &v, from: b.pointer, bytes: 4)
+        return v
     }
 
     /// Waits for everything queued on the stream.

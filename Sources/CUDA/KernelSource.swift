@@ -72,16 +72,84 @@ struct TimelineMark {
         r[0] = grid; r[1] = t0; r[2] = t1; r[3] = t2;
     }
 };
-#define TL_BEGIN() TimelineMark tl_mark_
+#define TL_MARK() TimelineMark tl_mark_
 #define TL_RELEASED() tl_mark_.released()
 #else
-#define TL_BEGIN()
+#define TL_MARK()
 #define TL_RELEASED()
 #endif
+// Measurement only (`SWIFTKT_CUDA_HANDOVER=1` compiles with SWIFTKT_HANDOVER, GPU.handover): a
+// decode step's one-token q4_K GEMVs wait for the kernel before them by spinning on a counter
+// instead of griddepcontrol.wait (grid completion + flush, 0.7–1.1 µs a hand-over on an H100).
+// Every kernel that starts with TL_BEGIN / PDL_ENTRY counts its threads into hand_count as
+// they exit (per warp: the lanes leaving together, one release-add); the host sums the threads
+// of every launch since the step's hand_reset, so a GEMV given target T may start once every
+// kernel before it has exited. A spin that runs 200 µs (a launch the host counted but whose
+// kernel does not count itself) falls back to griddepcontrol.wait and bumps hand_missed.
+// -DSWIFTKT_HAND_BACKOFF=NS (SWIFTKT_NVRTC_EXTRA) sleeps NS between polls.
+#if defined(SWIFTKT_HANDOVER) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ unsigned hand_count, hand_missed;
+struct HandMark {
+    __device__ ~HandMark() {
+        unsigned m = __activemask(), lane;
+        __syncwarp(m);
+        asm volatile("mov.u32 %0, %%laneid;" : "=r"(lane));
+        if (lane == (unsigned)(__ffs(m) - 1))
+            asm volatile("red.release.gpu.global.add.u32 [%0], %1;" :: "l"(&hand_count), "r"((unsigned)__popc(m)) : "memory");
+    }
+};
+#define HAND_MARK() HandMark hand_mark_
+DEV void hand_wait(unsigned target) {
+    if (target) {
+        __shared__ int missed;
+        if (threadIdx.x == 0) {
+            unsigned long long t0, t;
+            asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+            int miss = 0;
+            for (;;) {
+                unsigned v;
+                asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(&hand_count) : "memory");
+                if (v >= target) break;
+#if defined(SWIFTKT_HAND_BACKOFF)
+                __nanosleep(SWIFTKT_HAND_BACKOFF);
+#endif
+                asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+                if (t - t0 > 200000ull) { miss = 1; atomicAdd(&hand_missed, 1u); break; }
+            }
+            missed = miss;
+        }
+        __syncthreads();
+        if (!missed) { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); return; }
+    }
+    PDL_WAIT();
+}
+#else
+#define HAND_MARK()
+DEV void hand_wait(unsigned) { PDL_WAIT(); }
+#endif
+// The step's first kernel under SWIFTKT_HANDOVER (counts nothing itself); hand_read copies the
+// fallback count out.
+extern "C" __global__ void hand_reset() {
+    PDL_WAIT();
+#if defined(SWIFTKT_HANDOVER) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    hand_count = 0;
+#endif
+}
+extern "C" __global__ void hand_read(unsigned* out) {
+    PDL_WAIT();
+#if defined(SWIFTKT_HANDOVER) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    out[0] = hand_missed;
+#else
+    out[0] = 0;
+#endif
+}
+#define TL_BEGIN() HAND_MARK(); TL_MARK()
 #define PDL_ENTRY() TL_BEGIN(); PDL_WAIT(); TL_RELEASED()
 // For kernels that load what no kernel writes (weights, cache rows of earlier steps) before
 // the wait: TL_BEGIN() at the kernel's top, PDL_WAIT_HERE where it waits.
 #define PDL_WAIT_HERE [&] { PDL_WAIT(); TL_RELEASED(); }
+// The same for a one-token GEMV given a hand-over target (0: griddepcontrol.wait).
+#define HAND_WAIT_HERE(t) [&] { hand_wait(t); TL_RELEASED(); }
 
 DEV float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
 DEV u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
@@ -679,11 +747,11 @@ template <int PRE, typename Pre, typename Wait> DEV bool mmv1_rows(int g, MATS, 
 // an 8B model (scripts/gpu/lab: 1.5–1.8× mmvq_q4_K at one token). mmv1p1_q4_K / mmv1p2_q4_K
 // preload 1 / 2 pairs (`SWIFTKT_CUDA_PRELOAD=1|2`, GPU.preloadPairs).
 #define MMV1(NAME, PRE) extern "C" __global__ void __launch_bounds__(128) NAME(MATS, u64 rowBytes, int cols, \
-        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf) { \
+        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf, unsigned hand) { \
     TL_BEGIN(); \
     Sel s0, s1; bool two; float v0, v1; \
     if (mmv1_rows<PRE>((blockIdx.x * 4 + (threadIdx.x >> 5)) * 2, MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, s0, s1, two, v0, v1, \
-                       [](const Sel&, bool) {}, PDL_WAIT_HERE) && (threadIdx.x & 31) == 0) { \
+                       [](const Sel&, bool) {}, HAND_WAIT_HERE(hand)) && (threadIdx.x & 31) == 0) { \
         s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; } }
 MMV1(mmv1_q4_K, 0) MMV1(mmv1p1_q4_K, 1) MMV1(mmv1p2_q4_K, 2)
 
@@ -704,7 +772,7 @@ DEV void rope_angle(int p, int i, float thetaScale, float scale, const float* fr
 // expressions, so the results equal mmv1_q4_K + rope_store bit for bit. n0, n1 even (heads ·
 // headDim). grid ceil(rows / 8), 128 threads. mmv1rp<PRE>_q4_K preload as mmv1p<PRE>_q4_K.
 template <int PRE> DEV void mmv1r_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
-                                       const float* __restrict__ ak, int pf, const int* pos, u16* K, u16* V, int headDim, int rotDim,
+                                       const float* __restrict__ ak, int pf, unsigned hand, const int* pos, u16* K, u16* V, int headDim, int rotDim,
                                        float thetaScale, float scale, const float* freq) {
     TL_BEGIN();
     Sel s0, s1; bool two; float v0, v1;
@@ -721,7 +789,7 @@ template <int PRE> DEV void mmv1r_impl(MATS, u64 rowBytes, int cols, const i8* _
         if (!v && dd < rotDim) rope_angle(p, dd / 2, thetaScale, scale, freq, c, sn);
     };
     if (!mmv1_rows<PRE>((blockIdx.x * 4 + (threadIdx.x >> 5)) * 2, MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, s0, s1, two, v0, v1, angle,
-                        PDL_WAIT_HERE) || (threadIdx.x & 31) != 0) return;
+                        HAND_WAIT_HERE(hand)) || (threadIdx.x & 31) != 0) return;
     // The two rows belong to one matrix (n0, n1 even) and one head (headDim even).
     const int r = s0.r, d = r % headDim, width = n1;
     const bool isV = s0.W == W2 && n2 > 0 && s0.y == y2, isK = !isV && s0.W == W1 && s0.y == y1;
@@ -738,9 +806,9 @@ template <int PRE> DEV void mmv1r_impl(MATS, u64 rowBytes, int cols, const i8* _
     }
 }
 #define MMV1R(NAME, PRE) extern "C" __global__ void __launch_bounds__(128) NAME(MATS, u64 rowBytes, int cols, \
-        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf, const int* pos, u16* K, \
+        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf, unsigned hand, const int* pos, u16* K, \
         u16* V, int headDim, int rotDim, float thetaScale, float scale, const float* freq) { \
-    mmv1r_impl<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, pos, K, V, headDim, rotDim, thetaScale, scale, freq); }
+    mmv1r_impl<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, hand, pos, K, V, headDim, rotDim, thetaScale, scale, freq); }
 MMV1R(mmv1r_q4_K, 0) MMV1R(mmv1rp1_q4_K, 1) MMV1R(mmv1rp2_q4_K, 2)
 
 // Float weights (f32 / f16 / bf16) against float activations, same grid.

@@ -549,6 +549,9 @@ public final class CUDADecoder: @unchecked Sendable {
     deinit {
         // Chained steps never taken may still run (their copies land in chainSlots).
         if !chainQueued.isEmpty { try? gpu.synchronize() }
+        if gpu.handover, let missed = try? gpu.handMissed() {
+            FileHandle.standardError.write("swiftkt: hand-over spins that fell back to the dependent-launch wait: \(missed)\n".data(using: .utf8)!)
+        }
         for g in decodeGraphs.values { gpu.driver.destroy(graph: g) }
         for g in segmentGraphs.values.joined() { gpu.driver.destroy(graph: g) }
         try? gpu.driver.freePinned(staging)
@@ -758,6 +761,12 @@ public final class CUDADecoder: @unchecked Sendable {
             if gpu.timelineStep != nil { gpu.launchLog = [] }
             try gpu.driver.beginCapture(gpu.stream)
             do {
+                // SWIFTKT_CUDA_HANDOVER=1 (measurement): the GEMVs' hand-over targets, for
+                // steps of kernels alone (no CPU blocks, whose copies count no threads).
+                defer { gpu.handEnd() }
+                if gpu.handover, !useHostNodes, model.layers.allSatisfy({ if case .gpu = $0.ffn { true } else { false } }) {
+                    try gpu.handBegin()
+                }
                 try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: rows)
             } catch {
                 if let g = try? gpu.driver.endCapture(gpu.stream) { gpu.driver.destroy(graph: g) }

@@ -89,12 +89,14 @@ final class KernelSourceTests: XCTestCase {
         XCTAssertNotEqual(timeline, try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90", options: ["-lineinfo"],
                                                       cacheDirectory: cache))
         // The weight-load measurement switches (SWIFTKT_NVRTC_EXTRA, KernelSource's ld_weights16)
-        // compile too, each to a cubin other than the default's (the switch reached the loads).
+        // and the counted hand-over (SWIFTKT_CUDA_HANDOVER, with and without its poll backoff)
+        // compile too, each to a cubin other than the default's (the switch reached the code).
         let plain = try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90", options: ["-lineinfo"],
                                       cacheDirectory: cache)
-        for define in ["-DSWIFTKT_W_EVICT_FIRST", "-DSWIFTKT_W_NO_L1", "-DSWIFTKT_W_CS"] {
+        for define in ["-DSWIFTKT_W_EVICT_FIRST", "-DSWIFTKT_W_NO_L1", "-DSWIFTKT_W_CS", "-DSWIFTKT_HANDOVER",
+                       "-DSWIFTKT_HANDOVER -DSWIFTKT_HAND_BACKOFF=32"] {
             let variant = try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90",
-                                            options: ["-lineinfo", define], cacheDirectory: cache)
+                                            options: ["-lineinfo"] + define.split(separator: " ").map(String.init), cacheDirectory: cache)
             XCTAssertGreaterThan(variant.count, 10_000, define)
             XCTAssertNotEqual(variant, plain, define)
         }
