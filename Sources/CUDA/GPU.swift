@@ -89,11 +89,16 @@ public final class GPU: @unchecked Sendable {
     /// one-token q4_K GEMVs wait for the kernel before them on a counter of exited threads
     /// instead of griddepcontrol.wait (KernelSource `hand_wait`; compiled with SWIFTKT_HANDOVER).
     public let handover: Bool
+    /// `SWIFTKT_CUDA_HANDOVER=2`: the decode step's small kernels (fused norms, rope_store, the
+    /// short attention, glu_q) wait on the counter too.
+    public let handoverSmall: Bool
     /// While a step counts (between `handBegin` and `handEnd`): the threads of every launch since
     /// the step's hand_reset. nil otherwise, and after anything not launched through `launch`.
     public var handCount: UInt64?
     /// The target a one-token GEMV launched now waits for (0: griddepcontrol.wait).
     public var handTarget: UInt32 { handCount.map { UInt32(truncatingIfNeeded: $0) } ?? 0 }
+    /// The target a small decode kernel launched now waits for (0 unless `handoverSmall`).
+    public var handSmallTarget: KernelArgument { .int(Int32(bitPattern: handoverSmall ? handTarget : 0)) }
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {
@@ -115,7 +120,9 @@ public final class GPU: @unchecked Sendable {
         let extra = (ProcessInfo.processInfo.environment["SWIFTKT_NVRTC_EXTRA"] ?? "").split(separator: " ").map(String.init)
         let pdl = device.computeCapability.major >= 9 && driver.hasLaunchEx
             && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PDL"] != "0"
-        handover = pdl && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_HANDOVER"] == "1"
+        let hand = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_HANDOVER"]
+        handover = pdl && (hand == "1" || hand == "2")
+        handoverSmall = handover && hand == "2"
         let cubin = try NVRTC().compile(source: KernelSource.all, name: "swiftkt-ops", architecture: device.architecture,
                                         options: ["-lineinfo"] + (timelineStep != nil ? ["-DSWIFTKT_TIMELINE"] : [])
                                             + (handover ? ["-DSWIFTKT_HANDOVER"] : []) + extra)

@@ -218,7 +218,7 @@ public enum GPUOps {
     private static func norm(_ gpu: GPU, kernel: String, _ args: [KernelArgument], out: CUdeviceptr, rows: Int, n: Int,
                              quantize: (QuantizedActivationsGPU, GGMLType)?, xReady: Bool = false) throws -> Bool {
         if let (act, type) = quantize, let fused = fusedQuantize(n: n, rows: rows, act: act, type: type, prefix: kernel + "4q_") {
-            try gpu.launch(fused, grid: (rows, 1, 1), block: (n / 4 + 31) / 32 * 32, args + actArgs(act) + [.int(xReady ? 1 : 0)])
+            try gpu.launch(fused, grid: (rows, 1, 1), block: (n / 4 + 31) / 32 * 32, args + actArgs(act) + [.int(xReady ? 1 : 0), gpu.handSmallTarget])
             act.holds = (out, rows, isK(type))
             return true
         }
@@ -280,7 +280,7 @@ public enum GPUOps {
         try gpu.launch("rope_store", grid: (tokens, heads + 2 * kvHeads, 1), block: max(rotDim / 2, 32),
                        [.pointer(q), .pointer(k), .pointer(v), .pointer(keyCache), .pointer(valueCache), .pointer(positions),
                         .int(Int32(heads)), .int(Int32(kvHeads)), .int(Int32(headDim)), .int(Int32(rotDim)), .float(thetaScale),
-                        .float(scale), .pointer(freqFactors ?? 0), .int(neox ? 1 : 0)])
+                        .float(scale), .pointer(freqFactors ?? 0), .int(neox ? 1 : 0), gpu.handSmallTarget])
     }
 
     /// x += y, then out = x / rms(x) · w (rows of n): a residual add and the next norm in one
@@ -314,7 +314,7 @@ public enum GPUOps {
             return false
         }
         try gpu.launch("glu_q", grid: (blocks(count, 256), 1, 1), block: 256,
-                       [.pointer(gate), .pointer(up), .u64(UInt64(count)), .int(activation.rawValue), .int(k ? 1 : 0)] + actArgs(act))
+                       [.pointer(gate), .pointer(up), .u64(UInt64(count)), .int(activation.rawValue), .int(k ? 1 : 0)] + actArgs(act) + [gpu.handSmallTarget])
         act.holds = (gate, tokens, k)
         return true
     }
@@ -484,7 +484,8 @@ public enum GPUOps {
         let act: [KernelArgument] = fused.map { actArgs($0.0) } ?? Array(repeating: .pointer(0), count: 5)
         try gpu.launch(name, grid: ((heads + perBlock - 1) / perBlock, tokens, 1), block: 256,
                        [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
-                        .float(scale), .int(Int32(window)), .pointer(out), .int(Int32(fused.map { $0.1 ? 1 : 0 } ?? -1))] + act + extra)
+                        .float(scale), .int(Int32(window)), .pointer(out), .int(Int32(fused.map { $0.1 ? 1 : 0 } ?? -1))] + act + extra
+                        + [gpu.handSmallTarget])
         if let (a, k) = fused { a.holds = (out, tokens, k) }
         return fused != nil
     }

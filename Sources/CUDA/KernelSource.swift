@@ -86,6 +86,8 @@ struct TimelineMark {
 // of every launch since the step's hand_reset, so a GEMV given target T may start once every
 // kernel before it has exited. A spin that runs 200 µs (a launch the host counted but whose
 // kernel does not count itself) falls back to griddepcontrol.wait and bumps hand_missed.
+// `SWIFTKT_CUDA_HANDOVER=2`: the small kernels between them (the fused norms, rope_store, the
+// short attention, glu_q) wait the same way.
 // -DSWIFTKT_HAND_BACKOFF=NS (SWIFTKT_NVRTC_EXTRA) sleeps NS between polls.
 #if defined(SWIFTKT_HANDOVER) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 __device__ unsigned hand_count, hand_missed;
@@ -998,8 +1000,8 @@ template <bool ADD, int FMT, typename Wait> DEV void norm4q_impl(float* x, const
 }
 // early: x may be read before the wait (GPUOps.addRMSNorm's xReady).
 #define NORM4Q(FMT, sfx) \
-    extern "C" __global__ void __launch_bounds__(1024) rms_norm4q_##sfx(float* x, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak, int early) { TL_BEGIN(); norm4q_impl<false, FMT>(x, x, w, out, n, eps, q, ad, as, ai, ak, early, PDL_WAIT_HERE); } \
-    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4q_##sfx(float* x, const float* y, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak, int early) { TL_BEGIN(); norm4q_impl<true, FMT>(x, y, w, out, n, eps, q, ad, as, ai, ak, early, PDL_WAIT_HERE); }
+    extern "C" __global__ void __launch_bounds__(1024) rms_norm4q_##sfx(float* x, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak, int early, unsigned hand) { TL_BEGIN(); norm4q_impl<false, FMT>(x, x, w, out, n, eps, q, ad, as, ai, ak, early, HAND_WAIT_HERE(hand)); } \
+    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4q_##sfx(float* x, const float* y, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak, int early, unsigned hand) { TL_BEGIN(); norm4q_impl<true, FMT>(x, y, w, out, n, eps, q, ad, as, ai, ak, early, HAND_WAIT_HERE(hand)); }
 NORM4Q(0, 32) NORM4Q(1, K)
 
 // Rotary embedding in place on x [T, heads, headDim] and, in the same launch, on x2 [T, heads2,
@@ -1032,14 +1034,14 @@ extern "C" __global__ void rope(float* x, float* x2, const int* pos, int heads, 
 // (rope then store_kv in one launch): q [T, heads, headDim], k, v [T, kvHeads, headDim] into
 // K, V [capacity, kvHeads · headDim]; grid (T, heads + 2 · kvHeads), block ≥ rotDim / 2.
 extern "C" __global__ void rope_store(float* q, float* k, const float* v, u16* K, u16* V, const int* pos, int heads, int kvHeads,
-                                      int headDim, int rotDim, float thetaScale, float scale, const float* freq, int neox) {
+                                      int headDim, int rotDim, float thetaScale, float scale, const float* freq, int neox, unsigned hand) {
     TL_BEGIN();
     int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = rotDim / 2, width = kvHeads * headDim;
     // The positions come before the step's kernels (a copy or chain_token), the frequencies with
     // the weights: the angle is ready before the wait.
     float c = 0.f, sn = 0.f;
     if (i < half && h < heads + kvHeads) rope_angle(pos[t], i, thetaScale, scale, freq, c, sn);
-    PDL_WAIT(); TL_RELEASED();
+    hand_wait(hand); TL_RELEASED();
     u64 row = (u64)pos[t] * width;
     if (h >= heads + kvHeads) {
         int vh = h - heads - kvHeads;
@@ -1078,7 +1080,7 @@ extern "C" __global__ void glu(float* gate, const float* up, u64 count, int act)
 // glu with the down projection's activation quantization fused in (blocks of 256 threads):
 // fmt 0 q8_0 / q8_1 per warp (count a multiple of 32), fmt 1 q8_K per block (of 256).
 extern "C" __global__ void __launch_bounds__(256) glu_q(float* gate, const float* up, u64 count, int act, int fmt,
-                                                        i8* q, float* ad, float* as, int* ai, float* ak) { PDL_ENTRY();
+                                                        i8* q, float* ad, float* as, int* ai, float* ak, unsigned hand) { TL_BEGIN(); hand_wait(hand); TL_RELEASED();
     u64 i = (u64)blockIdx.x * 256 + threadIdx.x;
     if (fmt == 0 && i >= count) return;  // whole warps (count % 32 == 0)
     if (fmt == 1 && (count & 255)) return;  // q8_K needs whole superblocks (GPUOps checks)
