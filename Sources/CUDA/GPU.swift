@@ -93,7 +93,8 @@ public final class GPU: @unchecked Sendable {
     /// short attention, glu_q) wait on the counter too.
     public let handoverSmall: Bool
     /// While a step counts (between `handBegin` and `handEnd`): the threads of every launch since
-    /// the step's hand_reset. nil otherwise, and after anything not launched through `launch`.
+    /// the step's hand_reset. nil otherwise, and after a copy or a cuBLAS call (work that counts
+    /// no threads; the decoder gives targets only to steps of kernels alone).
     public var handCount: UInt64?
     /// The target a one-token GEMV launched now waits for (0: griddepcontrol.wait).
     public var handTarget: UInt32 { handCount.map { UInt32(truncatingIfNeeded: $0) } ?? 0 }
@@ -214,21 +215,39 @@ public final class GPU: @unchecked Sendable {
     public func handBegin() throws {
         guard handover else { return }
         handCount = nil
-        try launch("hand_reset", grid: (1, 1, 1), block: 1, [])
+        try bookkeeping("hand_reset", [])
         handCount = 0
     }
 
-    /// Stops counting: later one-token GEMVs wait with griddepcontrol.wait again.
-    public func handEnd() { handCount = nil }
+    /// Stops counting and queues hand_check, which compares the device's final count with the
+    /// host's (a difference is counted: `handStatus`). Later kernels wait with
+    /// griddepcontrol.wait again.
+    public func handEnd() throws {
+        guard let expected = handCount else { return }
+        handCount = nil
+        try bookkeeping("hand_check", [.int(Int32(bitPattern: UInt32(truncatingIfNeeded: expected)))])
+    }
 
-    /// How many hand-over spins fell back to griddepcontrol.wait so far (a miscounted target).
-    public func handMissed() throws -> UInt32 {
-        guard handover else { return 0 }
-        let b = try allocator.allocate(4)
-        try launch("hand_read", grid: (1, 1, 1), block: 1, [.pointer(b.pointer)])
-        var v: UInt32 = 0
-        try copy(toHost: &v, from: b.pointer, bytes: 4)
-        return v
+    /// The counted hand-over's errors since the last call, then zeroed: blocks whose spin fell back
+    /// to griddepcontrol.wait (a target the kernels before never reached within 1 ms), and steps
+    /// whose final count differed from the host's (a kernel counting its threads twice or not at
+    /// all). Both 0 when every target was right.
+    public func handStatus() throws -> (fallbacks: UInt32, badSteps: UInt32) {
+        guard handover else { return (0, 0) }
+        let b = try allocator.allocate(8)
+        try bookkeeping("hand_read", [.pointer(b.pointer)])
+        var v: (UInt32, UInt32) = (0, 0)
+        try copy(toHost: &v, from: b.pointer, bytes: 8)
+        return (v.0, v.1)
+    }
+
+    /// A hand-over bookkeeping kernel: one thread, kept out of the launch log (it writes no
+    /// timeline record) and of the count (it counts no threads).
+    private func bookkeeping(_ name: String, _ args: [KernelArgument]) throws {
+        let log = launchLog, count = handCount
+        launchLog = nil; handCount = nil
+        defer { launchLog = log; handCount = count }
+        try launch(name, grid: (1, 1, 1), block: 1, args)
     }
 
     /// Waits for everything queued on the stream.
@@ -240,17 +259,20 @@ public final class GPU: @unchecked Sendable {
     /// driver's synchronous cuMemcpyHtoD may return before a pageable source reaches the device,
     /// and it does not order with a non-blocking stream's kernels.)
     public func copy(toDevice dst: CUdeviceptr, from src: UnsafeRawPointer, bytes: Int) throws {
+        handCount = nil  // a copy counts no threads: no hand-over targets after it
         try driver.copyAsync(toDevice: dst, from: src, bytes: bytes, stream: stream)
         try synchronize()
     }
 
     /// A copy to the host after everything queued on the stream, complete on return.
     public func copy(toHost dst: UnsafeMutableRawPointer, from src: CUdeviceptr, bytes: Int) throws {
+        handCount = nil  // a copy counts no threads: no hand-over targets after it
         try driver.copyAsync(toHost: dst, from: src, bytes: bytes, stream: stream)
         try synchronize()
     }
 
     public func upload(_ src: UnsafeRawPointer, bytes: Int, to dst: CUdeviceptr) throws {
+        handCount = nil  // a copy counts no threads: no hand-over targets after it
         try driver.copyAsync(toDevice: dst, from: src, bytes: bytes, stream: stream)
     }
 

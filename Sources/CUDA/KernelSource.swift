@@ -82,22 +82,37 @@ struct TimelineMark {
 // decode step's one-token q4_K GEMVs wait for the kernel before them by spinning on a counter
 // instead of griddepcontrol.wait (grid completion + flush, 0.7–1.1 µs a hand-over on an H100).
 // Every kernel that starts with TL_BEGIN / PDL_ENTRY counts its threads into hand_count as
-// they exit (per warp: the lanes leaving together, one release-add); the host sums the threads
-// of every launch since the step's hand_reset, so a GEMV given target T may start once every
-// kernel before it has exited. A spin that runs 200 µs (a launch the host counted but whose
-// kernel does not count itself) falls back to griddepcontrol.wait and bumps hand_missed.
-// `SWIFTKT_CUDA_HANDOVER=2`: the small kernels between them (the fused norms, rope_store, the
-// short attention, glu_q) wait the same way.
+// they exit: each warp's lanes leaving together add to a count in shared memory, and the lane
+// that completes the block's count adds the block's threads to hand_count (one gpu-scope
+// release-add a block, as few as a launch's blocks). The host sums the threads of every launch
+// since the step's hand_reset, so a kernel given target T may start once every kernel before it
+// has exited. Thread 0 polls with relaxed loads (an acquiring load would empty the
+// multiprocessor's L1 at every poll), then one acq_rel fence. A spin that runs 1 ms (a launch
+// the host counted whose kernel counts no threads, or a predecessor that long) falls back to
+// griddepcontrol.wait and counts the block in hand_missed; hand_check, the step's last kernel,
+// counts a step whose final count differs from the host's in hand_bad (a kernel counting twice
+// would let the next start early: KernelSourceTests checks the source for that).
+// Mode 1 gives targets to the one-token q4_K GEMVs; `SWIFTKT_CUDA_HANDOVER=2` also to the small
+// kernels between them (the fused norms, rope_store, the short attention, glu_q).
 // -DSWIFTKT_HAND_BACKOFF=NS (SWIFTKT_NVRTC_EXTRA) sleeps NS between polls.
 #if defined(SWIFTKT_HANDOVER) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-__device__ unsigned hand_count, hand_missed;
+__device__ unsigned hand_count, hand_missed, hand_bad;
+__shared__ unsigned hand_exited;
 struct HandMark {
+    __device__ HandMark() {
+        if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) hand_exited = 0;
+        __syncthreads();
+    }
     __device__ ~HandMark() {
         unsigned m = __activemask(), lane;
         __syncwarp(m);
         asm volatile("mov.u32 %0, %%laneid;" : "=r"(lane));
-        if (lane == (unsigned)(__ffs(m) - 1))
-            asm volatile("red.release.gpu.global.add.u32 [%0], %1;" :: "l"(&hand_count), "r"((unsigned)__popc(m)) : "memory");
+        if (lane == (unsigned)(__ffs(m) - 1)) {
+            unsigned n = __popc(m), all = blockDim.x * blockDim.y * blockDim.z, old;
+            asm volatile("atom.acq_rel.cta.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(&hand_exited), "r"(n) : "memory");
+            if (old + n == all)
+                asm volatile("red.release.gpu.global.add.u32 [%0], %1;" :: "l"(&hand_count), "r"(all) : "memory");
+        }
     }
 };
 #define HAND_MARK() HandMark hand_mark_
@@ -110,14 +125,15 @@ DEV void hand_wait(unsigned target) {
             int miss = 0;
             for (;;) {
                 unsigned v;
-                asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(&hand_count) : "memory");
+                asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(&hand_count) : "memory");
                 if (v >= target) break;
 #if defined(SWIFTKT_HAND_BACKOFF)
                 __nanosleep(SWIFTKT_HAND_BACKOFF);
 #endif
                 asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-                if (t - t0 > 200000ull) { miss = 1; atomicAdd(&hand_missed, 1u); break; }
+                if (t - t0 > 1000000ull) { miss = 1; atomicAdd(&hand_missed, 1u); break; }
             }
+            asm volatile("fence.acq_rel.gpu;" ::: "memory");
             missed = miss;
         }
         __syncthreads();
@@ -129,20 +145,28 @@ DEV void hand_wait(unsigned target) {
 #define HAND_MARK()
 DEV void hand_wait(unsigned) { PDL_WAIT(); }
 #endif
-// The step's first kernel under SWIFTKT_HANDOVER (counts nothing itself); hand_read copies the
-// fallback count out.
+// The bookkeeping kernels of SWIFTKT_HANDOVER (they count no threads): hand_reset opens a step
+// (the counter to zero), hand_check closes it (a final count other than the host's `expected`
+// is counted in hand_bad), hand_read copies {hand_missed, hand_bad} out and zeroes them.
 extern "C" __global__ void hand_reset() {
     PDL_WAIT();
 #if defined(SWIFTKT_HANDOVER) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     hand_count = 0;
 #endif
 }
+extern "C" __global__ void hand_check(unsigned expected) {
+    PDL_WAIT();
+#if defined(SWIFTKT_HANDOVER) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (hand_count != expected) atomicAdd(&hand_bad, 1u);
+#endif
+}
 extern "C" __global__ void hand_read(unsigned* out) {
     PDL_WAIT();
 #if defined(SWIFTKT_HANDOVER) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    out[0] = hand_missed;
+    out[0] = hand_missed; out[1] = hand_bad;
+    hand_missed = 0; hand_bad = 0;
 #else
-    out[0] = 0;
+    out[0] = 0; out[1] = 0;
 #endif
 }
 #define TL_BEGIN() HAND_MARK(); TL_MARK()
@@ -687,7 +711,13 @@ DEV void q4K_pair_dot(const uint4 h[2], const uint4 qa[2], const uint4 qb[2], in
 struct Q4KPairActs { int4 a4[4]; int2 mi; float dK; };
 DEV Q4KPairActs q4K_pair_acts(int pi, const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak) {
     const int4* ap = (const int4*)(aq + (u64)pi * 64);
+#if defined(SWIFTKT_HANDOVER)
+    // Written by the kernel before while this one runs, and read after a counter wait rather
+    // than griddepcontrol.wait: through L2 (ld.global.cg), not the read-only path.
+    return Q4KPairActs{{__ldcg(ap), __ldcg(ap + 1), __ldcg(ap + 2), __ldcg(ap + 3)}, __ldcg((const int2*)(ai + 2 * pi)), __ldcg(ak + (pi >> 2))};
+#else
     return Q4KPairActs{{ap[0], ap[1], ap[2], ap[3]}, *(const int2*)(ai + 2 * pi), ak[pi >> 2]};
+#endif
 }
 
 // Pair pi of two rows whole: its activations, then its weights, loaded; then its products.

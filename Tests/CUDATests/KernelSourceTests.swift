@@ -93,7 +93,7 @@ final class KernelSourceTests: XCTestCase {
         let (kernels, helpers) = try Self.kernelGuards()
         XCTAssertGreaterThan(kernels.count, 50, "the scan found the kernels")
         XCTAssertEqual(kernels.filter { $0.guards > 1 }.map(\.name), [], "kernels that would count their threads twice")
-        XCTAssertEqual(kernels.filter { $0.guards == 0 }.map(\.name).sorted(), ["hand_read", "hand_reset", "timeline_set"])
+        XCTAssertEqual(kernels.filter { $0.guards == 0 }.map(\.name).sorted(), ["hand_check", "hand_read", "hand_reset", "timeline_set"])
         // The scan sees through helpers: the q/k/v GEMV with rope counts in mmv1r_impl.
         XCTAssertEqual(helpers, ["mmv1r_impl"])
     }
@@ -151,11 +151,11 @@ final class KernelSourceTests: XCTestCase {
         XCTAssertNotEqual(timeline, try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90", options: ["-lineinfo"],
                                                       cacheDirectory: cache))
         // The weight-load measurement switches (SWIFTKT_NVRTC_EXTRA, KernelSource's ld_weights16)
-        // and the counted hand-over (SWIFTKT_CUDA_HANDOVER, with and without its poll backoff)
+        // and the counted hand-over (SWIFTKT_CUDA_HANDOVER, with its poll backoff)
         // compile too, each to a cubin other than the default's (the switch reached the code).
         let plain = try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90", options: ["-lineinfo"],
                                       cacheDirectory: cache)
-        for define in ["-DSWIFTKT_W_EVICT_FIRST", "-DSWIFTKT_W_NO_L1", "-DSWIFTKT_W_CS", "-DSWIFTKT_HANDOVER",
+        for define in ["-DSWIFTKT_W_EVICT_FIRST", "-DSWIFTKT_W_NO_L1", "-DSWIFTKT_W_CS",
                        "-DSWIFTKT_HANDOVER -DSWIFTKT_HAND_BACKOFF=32"] {
             let variant = try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90",
                                             options: ["-lineinfo"] + define.split(separator: " ").map(String.init), cacheDirectory: cache)
