@@ -56,6 +56,8 @@ public final class LoadedModel: @unchecked Sendable {
     public let model: DecoderModel
     public let tokenizer: Tokenizer
     public let chatTemplate: ChatTemplate?
+    /// Why the file's own chat template did not parse (nil when it did, or there is none).
+    public let chatTemplateError: Error?
     public let options: LoadOptions
     public let context: ForwardContext
     public let contextSize: Int
@@ -80,6 +82,12 @@ public final class LoadedModel: @unchecked Sendable {
                                             + "(rules/cpu-reference.yaml is what --kernels reference selects)")
         }
         guard options.threads >= 1 else { throw EngineError.invalidOption("--threads must be at least 1") }
+        // Each worker is a thread with an 8 MiB stack; far past the cores they only contend, and
+        // a thread that cannot start would leave the pool waiting for it.
+        let cores = ProcessInfo.processInfo.activeProcessorCount, maxThreads = max(64, 4 * cores)
+        guard options.threads <= maxThreads else {
+            throw EngineError.invalidOption("--threads \(options.threads) is more than \(maxThreads) (4 per core; this machine has \(cores) cores)")
+        }
         guard options.batchSize >= 1 else { throw EngineError.invalidOption("--batch-size must be at least 1") }
         self.path = path
         self.options = options
@@ -98,16 +106,35 @@ public final class LoadedModel: @unchecked Sendable {
         tokenizer = try Tokenizer(gguf: file)
         let arch = file.architecture ?? ""
         if let source = file.string(.chatTemplate) {
-            chatTemplate = try? ChatTemplate(source: source)
+            // A template that does not parse is reported when a chat needs it (not at load: `run`
+            // without --chat does not use it).
+            do { chatTemplate = try ChatTemplate(source: source); chatTemplateError = nil } catch {
+                chatTemplate = nil; chatTemplateError = error
+            }
         } else if let name = BuiltinChatTemplates.defaultName(forArchitecture: arch, modelName: file.string(.name)),
                   let source = BuiltinChatTemplates.template(named: name) {
-            chatTemplate = try? ChatTemplate(source: source)
+            chatTemplate = try? ChatTemplate(source: source); chatTemplateError = nil
         } else {
-            chatTemplate = nil
+            chatTemplate = nil; chatTemplateError = nil
         }
         let trained = model.hyperparameters.contextLength
         if let c = options.contextSize, c < 1 { throw EngineError.invalidOption("--ctx-size must be at least 1") }
         contextSize = options.contextSize ?? min(trained, 4096)
+        // The KV cache (f16 rows at the least) must fit this machine's memory: past it the
+        // allocation would abort the process instead of failing.
+        let hp = model.hyperparameters
+        let row = 2 * hp.headCountKV * max(hp.headDim, hp.valueDim) * 2
+        let (perLayer, o1) = contextSize.multipliedReportingOverflow(by: row)
+        let (cacheBytes, o2) = perLayer.multipliedReportingOverflow(by: hp.blockCount)
+        let memory = ProcessInfo.processInfo.physicalMemory
+        if o1 || o2 || UInt64(cacheBytes) > memory {
+            throw EngineError.invalidOption(String(format: "--ctx-size %d needs %@ of KV cache; this machine has %.1f GiB of memory",
+                                                   contextSize, o1 || o2 ? "more than 2^63 bytes" : String(format: "%.1f GiB", Double(cacheBytes) / 1_073_741_824),
+                                                   Double(memory) / 1_073_741_824))
+        }
+        if contextSize > trained {
+            progress("warning: --ctx-size \(contextSize) is past the model's trained context of \(trained) tokens; text past it may degrade")
+        }
         context = ForwardContext(pool: ThreadPool(threads: options.threads), operators: binding,
                                  name: options.rules == nil ? kernels.name : "rules")
         if context.pool.nodeThreads.count > 1 {
@@ -295,7 +322,10 @@ public final class LoadedModel: @unchecked Sendable {
 
     /// Renders a conversation with the model's chat template (or the built-in one for its family).
     public func renderChat(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) throws -> String {
-        guard let template = chatTemplate else { throw EngineError.noChatTemplate(architecture: file.architecture ?? "?") }
+        guard let template = chatTemplate else {
+            if let chatTemplateError { throw EngineError.invalidOption("the model's chat template does not parse: \(chatTemplateError)") }
+            throw EngineError.noChatTemplate(architecture: file.architecture ?? "?")
+        }
         let bos = tokenizer.bosID.map { tokenizer.tokenText($0) } ?? ""
         let eos = tokenizer.eosID.map { tokenizer.tokenText($0) } ?? ""
         return try template.render(messages: messages, addGenerationPrompt: addGenerationPrompt, bosToken: bos, eosToken: eos)

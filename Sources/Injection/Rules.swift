@@ -88,14 +88,60 @@ public struct RuleFile {
     public static let commonKwargs = ["device", "generate_device", "prefill_device", "generate_op", "prefill_op", "prefill_threshold"]
 
     public static func load(path: String, registry: OperatorRegistry = .builtin) throws -> RuleFile {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path) else {
             throw InjectionError(source: path, line: nil, "cannot read the rules file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw InjectionError(source: path, line: nil, "the rules file is not UTF-8 text")
         }
         return try parse(yaml: text, source: path, registry: registry)
     }
 
+    /// The first line (1-based) where `yaml` nests past what the parser can take safely, with
+    /// what: flow collections (`[`, `{`) open more than 100 deep, more than 100 block
+    /// indicators (`- `, `? `) starting one line, or an indentation past 400 columns.
+    /// Quoted text and comments are skipped; nil when none.
+    static func tooDeep(_ yaml: String) -> (line: Int, what: String)? {
+        var flow = 0, line = 1
+        for text in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
+            defer { line += 1 }
+            let chars = Array(text.utf8)
+            var i = 0
+            while i < chars.count, chars[i] == UInt8(ascii: " ") { i += 1 }
+            if i > 400 { return (line, "indented \(i) columns") }
+            var indicators = 0
+            while i + 1 < chars.count, chars[i] == UInt8(ascii: "-") || chars[i] == UInt8(ascii: "?"),
+                  chars[i + 1] == UInt8(ascii: " ") || chars[i + 1] == UInt8(ascii: "\t") {
+                indicators += 1; i += 2
+                while i < chars.count, chars[i] == UInt8(ascii: " ") { i += 1 }
+            }
+            if indicators > 100 { return (line, "\(indicators) block indicators on one line") }
+            var quote: UInt8? = nil
+            while i < chars.count {
+                let c = chars[i]
+                if let q = quote {
+                    if c == q { quote = nil }
+                } else if c == UInt8(ascii: "'") || c == UInt8(ascii: "\"") {
+                    quote = c
+                } else if c == UInt8(ascii: "#") {
+                    break
+                } else if c == UInt8(ascii: "[") || c == UInt8(ascii: "{") {
+                    flow += 1
+                    if flow > 100 { return (line, "flow collections open \(flow) deep") }
+                } else if c == UInt8(ascii: "]") || c == UInt8(ascii: "}") {
+                    flow = max(0, flow - 1)
+                }
+                i += 1
+            }
+        }
+        return nil
+    }
+
     public static func parse(yaml: String, source: String, registry: OperatorRegistry = .builtin) throws -> RuleFile {
         func fail(_ line: Int?, _ message: String) -> InjectionError { InjectionError(source: source, line: line, message) }
+        // The YAML parser recurses once per nesting level: thousands of levels overflow the
+        // stack (a crash, not an error), and a rules file needs a handful.
+        if let (line, what) = tooDeep(yaml) { throw fail(line, "the YAML nests too deeply (\(what)); a rules file needs a few levels") }
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)

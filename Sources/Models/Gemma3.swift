@@ -18,7 +18,7 @@ public enum Gemma3: Architecture {
     public static func load(file: GGUFFile) throws -> DecoderModel {
         let hp = try Hyperparameters(file: file)
         let w = TensorLoader(file: file)
-        let window = file.int(.slidingWindow)
+        let window = try file.checkedInt(.slidingWindow)
         let global = RopeSettings(base: hp.ropeBase, dimensions: hp.ropeDim, scale: hp.ropeScale, neox: true)
         let local = RopeSettings(base: localRopeBase, dimensions: hp.ropeDim, neox: true)
         let layers = try (0..<hp.blockCount).map { i in
@@ -28,6 +28,6 @@ public enum Gemma3: Architecture {
                                           scaleQueries: true)
         }
         return try StandardLayer.assemble(w, hp, layers: layers, embeddingScale: Float(hp.embedding).squareRoot(),
-                                          finalLogitSoftcap: file.float(.finalLogitSoftcapping))
+                                          finalLogitSoftcap: try file.checkedFloat(.finalLogitSoftcapping, positive: true))
     }
 }

@@ -28,40 +28,78 @@ public struct Hyperparameters: Sendable {
     public init(file: GGUFFile) throws {
         guard let arch = file.architecture else { throw ModelError.missingKey("general.architecture") }
         architecture = arch
+        func name(_ key: GGUFKey) -> String { key.resolved(architecture: arch) }
+        func invalid(_ key: GGUFKey, _ value: String, _ reason: String) -> ModelError {
+            .invalidHyperparameter(key: name(key), value: value, reason: reason)
+        }
+        func optionalInt(_ key: GGUFKey, positive: Bool = true) throws -> Int? { try file.checkedInt(key, positive: positive) }
         func required(_ key: GGUFKey) throws -> Int {
-            guard let v = file.int(key) else { throw ModelError.missingKey(key.resolved(architecture: arch)) }
-            guard v > 0 else {
-                throw ModelError.invalidHyperparameter(key: key.resolved(architecture: arch), value: "\(v)", reason: "must be positive")
-            }
+            guard let v = try optionalInt(key) else { throw ModelError.missingKey(name(key)) }
             return v
         }
+        func optionalFloat(_ key: GGUFKey, positive: Bool) throws -> Float? { try file.checkedFloat(key, positive: positive) }
         blockCount = try required(.blockCount)
+        // Every layer has tensors named blk.N.…: a block count past them would only fail later,
+        // after per-layer state for all of them was allocated.
+        let lastLayer = "blk.\(blockCount - 1)."
+        guard file.tensors.contains(where: { $0.name.hasPrefix(lastLayer) }) else {
+            throw invalid(.blockCount, "\(blockCount)", "the file has no tensors of layer \(blockCount - 1) (\(lastLayer)*)")
+        }
         embedding = try required(.embeddingLength)
         headCount = try required(.headCount)
-        headCountKV = file.int(.headCountKV) ?? headCount
+        headCountKV = try optionalInt(.headCountKV) ?? headCount
         feedForward = try required(.feedForwardLength)
-        headDim = file.int(.keyLength) ?? embedding / headCount
-        valueDim = file.int(.valueLength) ?? headDim
-        contextLength = file.int(.contextLength) ?? 2048
-        rmsEpsilon = file.float(.layerNormRMSEpsilon) ?? 1e-5
-        ropeBase = file.float(.ropeFreqBase) ?? 10_000
-        ropeDim = file.int(.ropeDimensionCount) ?? headDim
+        headDim = try optionalInt(.keyLength) ?? embedding / headCount
+        valueDim = try optionalInt(.valueLength) ?? headDim
+        contextLength = try optionalInt(.contextLength) ?? 2048
+        rmsEpsilon = try optionalFloat(.layerNormRMSEpsilon, positive: true) ?? 1e-5
+        ropeBase = try optionalFloat(.ropeFreqBase, positive: true) ?? 10_000
+        ropeDim = try optionalInt(.ropeDimensionCount, positive: false) ?? headDim
         let scalingType = file.string(.ropeScalingType)
-        if scalingType == nil || scalingType == "linear", let f = file.float(.ropeScalingFactor), f > 0 {
+        if scalingType == nil || scalingType == "linear", let f = try optionalFloat(.ropeScalingFactor, positive: false), f > 0 {
             ropeScale = f
         } else {
             ropeScale = 1
         }
         let tokenCount = file.tensor(named: "token_embd.weight")?.shape.last
-        vocab = file.int(.vocabSize) ?? tokenCount ?? 0
-        guard headCountKV > 0, headCount % headCountKV == 0 else {
+        vocab = try optionalInt(.vocabSize) ?? tokenCount ?? 0
+        guard headCount % headCountKV == 0 else {
             throw ModelError.invalidHyperparameter(key: GGUFKey.headCountKV.resolved(architecture: arch),
                                                    value: "\(headCountKV)", reason: "must divide head_count \(headCount)")
         }
         guard vocab > 0 else { throw ModelError.missingKey("\(arch).vocab_size") }
-        guard ropeDim <= headDim, ropeDim % 2 == 0 else {
+        guard ropeDim >= 0, ropeDim <= headDim, ropeDim % 2 == 0 else {
             throw ModelError.invalidHyperparameter(key: GGUFKey.ropeDimensionCount.resolved(architecture: arch),
                                                    value: "\(ropeDim)", reason: "must be even and ≤ head dim \(headDim)")
         }
+    }
+}
+
+extension GGUFFile {
+    /// An integer hyperparameter: nil when absent; an error (not a default) when present with a
+    /// value of another type, or not positive when `positive`.
+    func checkedInt(_ key: GGUFKey, positive: Bool = true) throws -> Int? {
+        guard let value = self[key] else { return nil }
+        let name = keyString(key) ?? key.template
+        guard let v = value.int else {
+            throw ModelError.invalidHyperparameter(key: name, value: "of type \(value.type)", reason: "must be an integer")
+        }
+        guard !positive || v > 0 else { throw ModelError.invalidHyperparameter(key: name, value: "\(v)", reason: "must be positive") }
+        return v
+    }
+
+    /// A float hyperparameter: nil when absent; an error when present with a value of another
+    /// type, not finite, or not positive when `positive` (NaN or infinite epsilons, rope bases
+    /// and softcaps would only give NaN logits).
+    func checkedFloat(_ key: GGUFKey, positive: Bool) throws -> Float? {
+        guard let value = self[key] else { return nil }
+        let name = keyString(key) ?? key.template
+        guard let v = value.float else {
+            throw ModelError.invalidHyperparameter(key: name, value: "of type \(value.type)", reason: "must be a number")
+        }
+        guard v.isFinite, !positive || v > 0 else {
+            throw ModelError.invalidHyperparameter(key: name, value: "\(v)", reason: positive ? "must be positive and finite" : "must be finite")
+        }
+        return v
     }
 }

@@ -43,6 +43,6 @@ extension CUDADecoder {
             kept += all[base..<base + n * 4]
         }
         let report = kept.withUnsafeBufferPointer { KernelTimeline(records: $0, names: names) }.report(step: timeline.steps)
-        FileHandle.standardError.write((report + (dropped > 0 ? "(\(dropped) warp records dropped: regions full)\n" : "")).data(using: .utf8)!)
+        try? FileHandle.standardError.write(contentsOf: (report + (dropped > 0 ? "(\(dropped) warp records dropped: regions full)\n" : "")).data(using: .utf8)!)
     }
 }

@@ -552,10 +552,10 @@ public final class CUDADecoder: @unchecked Sendable {
         if gpu.handover {
             do {
                 let (fallbacks, bad) = try gpu.handStatus()
-                FileHandle.standardError.write(("swiftkt: counted hand-over (SWIFTKT_CUDA_HANDOVER): \(fallbacks) blocks fell back to "
+                try? FileHandle.standardError.write(contentsOf: ("swiftkt: counted hand-over (SWIFTKT_CUDA_HANDOVER): \(fallbacks) blocks fell back to "
                                                 + "the dependent-launch wait, \(bad) steps ended with a count other than the host's\n").data(using: .utf8)!)
             } catch {
-                FileHandle.standardError.write("swiftkt: counted hand-over: its status could not be read: \(error)\n".data(using: .utf8)!)
+                try? FileHandle.standardError.write(contentsOf: "swiftkt: counted hand-over: its status could not be read: \(error)\n".data(using: .utf8)!)
             }
         }
         for g in decodeGraphs.values { gpu.driver.destroy(graph: g) }
@@ -800,7 +800,7 @@ public final class CUDADecoder: @unchecked Sendable {
         try? profile.collect(gpu.driver)
         guard n == 1 else { _ = profile.take(tokens: 1); return }
         profiledSteps += 1
-        if profiledSteps % 32 == 0 { FileHandle.standardError.write(profile.take(tokens: 32).data(using: .utf8)!) }
+        if profiledSteps % 32 == 0 { try? FileHandle.standardError.write(contentsOf: profile.take(tokens: 32).data(using: .utf8)!) }
     }
     private var profiledSteps = 0
 
@@ -1144,7 +1144,7 @@ public final class CUDADecoder: @unchecked Sendable {
                 ? "; routed expert weights \(perToken) MB per token, read at \(rate(taken.gateUpBytes, taken.phases[1])) GB/s (gate + up) "
                   + "and \(rate(taken.downBytes, taken.phases[3])) GB/s (down)"
                 : ""
-            FileHandle.standardError.write(("decode with \(blocksPerToken) CPU blocks per token, per token over \(tokens): launches between "
+            try? FileHandle.standardError.write(contentsOf: ("decode with \(blocksPerToken) CPU blocks per token, per token over \(tokens): launches between "
                                             + "blocks \(per(stepEnqueue)) ms, waiting for the GPU \(per(stepWait)) ms, CPU blocks "
                                             + "\(per(stepCPU)) ms (router \(per(stepRouting)); experts' quantize / gate + up / activation / "
                                             + "down / sum \(phases)\(reads))\n").data(using: .utf8)!)
@@ -1152,7 +1152,7 @@ public final class CUDADecoder: @unchecked Sendable {
         }
         func report(tokens: Int) {
             let ms = { (v: UInt64) in String(format: "%.1f", Double(v) / 1e6) }
-            FileHandle.standardError.write(("experts on the GPU, \(tokens)-token chunk, \(layers) layers: waiting for the GPU \(ms(wait)) ms, "
+            try? FileHandle.standardError.write(contentsOf: ("experts on the GPU, \(tokens)-token chunk, \(layers) layers: waiting for the GPU \(ms(wait)) ms, "
                                             + "routing \(ms(route)) ms, grouping + launches \(ms(enqueue)) ms\n").data(using: .utf8)!)
             wait = 0; route = 0; enqueue = 0; layers = 0
         }

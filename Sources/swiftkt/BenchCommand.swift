@@ -49,7 +49,11 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         guard ["md", "json"].contains(output) else { throw ValidationError("-o takes md or json") }
-        _ = try Self.list(nPrompt, "-p"); _ = try Self.list(nGen, "-n")
+        for (text, flag) in [(nPrompt, "-p"), (nGen, "-n")] {
+            guard try Self.list(text, flag).allSatisfy({ $0 <= 1 << 24 }) else {
+                throw ValidationError("\(flag) takes token counts up to \(1 << 24), got '\(text)'")
+            }
+        }
         if let threads { _ = try Self.list(threads, "-t") }
     }
 

@@ -32,9 +32,7 @@ struct ChatCommand: ParsableCommand {
     func run() throws {
         var systemPrompt = system
         if let f = promptFile {
-            guard let s = try? String(contentsOfFile: f, encoding: .utf8) else {
-                throw ValidationError("cannot read prompt file '\(f)' as UTF-8 text")
-            }
+            let s = try readText(f, "prompt file")
             systemPrompt = s.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         let model = try modelOptions.load()

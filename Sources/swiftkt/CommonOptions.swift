@@ -47,31 +47,31 @@ struct ModelOptions: ParsableArguments {
 }
 
 struct SamplingOptions: ParsableArguments {
-    @Option(name: [.customShort("n"), .customLong("n-predict")], help: "Tokens to generate.")
+    @Option(name: [.customShort("n"), .customLong("n-predict")], parsing: .unconditional, help: "Tokens to generate.")
     var nPredict: Int = 128
 
-    @Option(name: .customLong("temp"), help: "Temperature; 0 is greedy.")
+    @Option(name: .customLong("temp"), parsing: .unconditional, help: "Temperature; 0 is greedy.")
     var temperature: Float = 0.8
 
-    @Option(name: .customLong("top-k"), help: "Top-k (0 = off).")
+    @Option(name: .customLong("top-k"), parsing: .unconditional, help: "Top-k (0 = off).")
     var topK: Int = 40
 
-    @Option(name: .customLong("top-p"), help: "Top-p (1 = off).")
+    @Option(name: .customLong("top-p"), parsing: .unconditional, help: "Top-p (1 = off).")
     var topP: Float = 0.95
 
-    @Option(name: .customLong("min-p"), help: "Min-p (0 = off).")
+    @Option(name: .customLong("min-p"), parsing: .unconditional, help: "Min-p (0 = off).")
     var minP: Float = 0.05
 
-    @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1 = off).")
+    @Option(name: .customLong("repeat-penalty"), parsing: .unconditional, help: "Repetition penalty (1 = off).")
     var repeatPenalty: Float = 1.0
 
-    @Option(name: .customLong("repeat-last-n"), help: "Tokens the penalties look back over.")
+    @Option(name: .customLong("repeat-last-n"), parsing: .unconditional, help: "Tokens the penalties look back over (-1 = all).")
     var repeatLastN: Int = 64
 
-    @Option(name: .customLong("presence-penalty"), help: "Presence penalty.")
+    @Option(name: .customLong("presence-penalty"), parsing: .unconditional, help: "Presence penalty.")
     var presencePenalty: Float = 0
 
-    @Option(name: .customLong("frequency-penalty"), help: "Frequency penalty.")
+    @Option(name: .customLong("frequency-penalty"), parsing: .unconditional, help: "Frequency penalty.")
     var frequencyPenalty: Float = 0
 
     @Option(name: .customLong("seed"), help: "Random seed (same seed, same output).")
@@ -83,8 +83,22 @@ struct SamplingOptions: ParsableArguments {
     @Flag(name: .customLong("ignore-eos"), help: "Keep generating past end-of-generation tokens.")
     var ignoreEOS = false
 
+    /// Checked before a model loads (ArgumentParser calls it after parsing).
+    func validate() throws {
+        func check(_ ok: Bool, _ message: String) throws { if !ok { throw ValidationError(message) } }
+        try check(nPredict >= 0, "-n must be ≥ 0, got \(nPredict)")
+        try check(temperature.isFinite && temperature >= 0, "--temp must be a finite number ≥ 0 (0 is greedy), got \(temperature)")
+        try check(topK >= 0, "--top-k must be ≥ 0 (0 = off), got \(topK)")
+        try check(topP >= 0 && topP <= 1, "--top-p must be in 0…1 (1 = off), got \(topP)")
+        try check(minP >= 0 && minP <= 1, "--min-p must be in 0…1 (0 = off), got \(minP)")
+        try check(repeatPenalty.isFinite && repeatPenalty > 0, "--repeat-penalty must be a finite number > 0 (1 = off), got \(repeatPenalty)")
+        try check(repeatLastN >= -1, "--repeat-last-n must be ≥ -1 (-1 = all), got \(repeatLastN)")
+        try check(presencePenalty.isFinite, "--presence-penalty must be finite, got \(presencePenalty)")
+        try check(frequencyPenalty.isFinite, "--frequency-penalty must be finite, got \(frequencyPenalty)")
+    }
+
     func parameters() throws -> GenerationParameters {
-        guard nPredict >= 0 else { throw ValidationError("-n must be ≥ 0") }
+        try validate()
         var p = GenerationParameters()
         p.maxTokens = nPredict
         p.stopStrings = stop
@@ -100,14 +114,43 @@ struct SamplingOptions: ParsableArguments {
 
 /// Logs and statistics go to stderr; stdout carries only generated text.
 func log(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    try? FileHandle.standardError.write(contentsOf: Data((message + "\n").utf8))
 }
 
+/// Generated text to stdout; a failed write (a full disk, a closed pipe's reader) ends the
+/// command with a message and exit status 74 (EX_IOERR) rather than a trap.
 func writeOut(_ text: String) {
-    FileHandle.standardOutput.write(Data(text.utf8))
+    do { try FileHandle.standardOutput.write(contentsOf: Data(text.utf8)) } catch { failedOutput(error) }
+}
+
+func failedOutput(_ error: Error) -> Never {
+    log("swiftkt: cannot write to standard output: \(error)")
+    exit(74)
 }
 
 func formatStats(_ s: GenerationStats) -> String {
     String(format: "prompt: %d tokens, %.1f t/s | generated: %d tokens, %.1f t/s | stop: %@",
            s.promptTokens, s.prefillTokensPerSecond, s.generatedTokens, s.decodeTokensPerSecond, s.stopReason.rawValue)
+}
+
+/// An error of the command line's own (printed as `Error: …` without the usage text).
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A text file the user named (prompt, perplexity text), read whole; the error says whether it
+/// is missing, a directory, unreadable or not UTF-8.
+func readText(_ path: String, _ what: String) throws -> String {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw CommandError("\(what) '\(path)' does not exist")
+    }
+    guard !isDirectory.boolValue else { throw CommandError("\(what) '\(path)' is a directory") }
+    let data: Data
+    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        throw CommandError("cannot read \(what) '\(path)': \(error.localizedDescription)")
+    }
+    guard let text = String(data: data, encoding: .utf8) else { throw CommandError("\(what) '\(path)' is not UTF-8 text") }
+    return text
 }

@@ -47,7 +47,7 @@ struct InspectCommand: ParsableCommand {
             let tree = try Architectures.moduleTree(file: file)
             let choice = try RuleChoice.choose(path: rules, architecture: tree.architecture, dense: !tree.contains(.experts),
                                                gpuAttention: ShippedRules.gpuRunsAttention(tree))
-            FileHandle.standardError.write(Data("rules: \(choice.description)\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("rules: \(choice.description)\n".utf8))
             let plan = try Placement.plan(tree: tree, rules: choice.file, strict: strictRules, rulesSource: choice.description)
             if json { print(try plan.json()) } else { print(plan.text, terminator: "") }
             return

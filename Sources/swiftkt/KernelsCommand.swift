@@ -55,6 +55,20 @@ struct KernelsCommand: ParsableCommand {
         }
         let tokenList = try parseList(tokens, "--tokens"), threadList = try parseList(threads, "-t")
         guard rows > 0, cols > 0 else { throw ValidationError("--rows and --cols must be positive") }
+        guard rows <= 1 << 20, cols <= 1 << 20 else { throw ValidationError("--rows and --cols must be at most 1048576") }
+        guard (1...65_536).contains(workingSet) else { throw ValidationError("--working-set must be 1…65536 MiB, got \(workingSet)") }
+        guard seconds.isFinite, seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600], got \(seconds)") }
+        guard !typeList.isEmpty else { throw ValidationError("--types names no type") }
+        guard tokenList.allSatisfy({ (1...4096).contains($0) }) else { throw ValidationError("--tokens must each be 1…4096") }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        guard threadList.allSatisfy({ (1...max(64, 4 * cores)).contains($0) }) else {
+            throw ValidationError("-t must each be 1…\(max(64, 4 * cores)) (this machine has \(cores) cores)")
+        }
+        // The working set's bytes must fit this machine's memory (matrices and activations).
+        let need = UInt64(workingSet) << 20 + UInt64(tokenList.max() ?? 1) * UInt64(rows + cols) * 4
+        guard need < ProcessInfo.processInfo.physicalMemory / 2 else {
+            throw ValidationError("--working-set \(workingSet) MiB with these shapes needs more than half of this machine's memory")
+        }
         for t in typeList where cols % t.blockSize != 0 {
             throw ValidationError("--cols \(cols) is not a multiple of \(t.name)'s block of \(t.blockSize)")
         }

@@ -17,7 +17,7 @@ struct ListCommand: ParsableCommand {
         var models = ModelStore.cached()
         if verify {
             for (i, model) in models.enumerated() where model.catalogEntry != nil {
-                FileHandle.standardError.write(Data("verifying \(model.name)…\n".utf8))
+                try? FileHandle.standardError.write(contentsOf: Data("verifying \(model.name)…\n".utf8))
                 models[i].verified = try ModelStore.verify(model.name)
             }
         }

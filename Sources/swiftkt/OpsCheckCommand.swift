@@ -39,18 +39,18 @@ struct OpsCheckCommand: ParsableCommand {
         do { gpu = try GPU(ordinal: device) } catch { throw CUDAError.invalidArgument("no usable CUDA device: \(error)") }
         let commit = BuildInfo.commit()
         let date = ISO8601DateFormatter().string(from: Date())
-        FileHandle.standardError.write(Data("cuda:\(device) \(gpu.device.name) (\(gpu.device.architecture)), commit \(commit), \(date)\n".utf8))
+        try? FileHandle.standardError.write(contentsOf: Data("cuda:\(device) \(gpu.device.name) (\(gpu.device.architecture)), commit \(commit), \(date)\n".utf8))
         let results = try OpsCheck.run(gpu: gpu) { r in
-            FileHandle.standardError.write(Data("\(r.passed ? "ok  " : "FAIL") \(r.op) \(r.shape): \(String(format: "%.2e", r.error))\n".utf8))
+            try? FileHandle.standardError.write(contentsOf: Data("\(r.passed ? "ok  " : "FAIL") \(r.op) \(r.shape): \(String(format: "%.2e", r.error))\n".utf8))
         }
         let timings = perf ? try OpsCheck.perf(gpu: gpu) { r in
-            FileHandle.standardError.write(Data(String(format: "perf %@ %@: %.1f µs, %.0f GB/s\n", r.op, r.shape, r.microseconds, r.gbPerSecond).utf8))
+            try? FileHandle.standardError.write(contentsOf: Data(String(format: "perf %@ %@: %.1f µs, %.0f GB/s\n", r.op, r.shape, r.microseconds, r.gbPerSecond).utf8))
         } : []
         var comparisons: [ModelComparison] = []
         for m in model {
             let c = try OpsCheck.compare(modelAt: try ModelStore.resolve(m), promptTokens: promptTokens, gpuRules: rules)
             comparisons.append(c)
-            FileHandle.standardError.write(Data(String(format: "model %@: max logits error %.2e, %d/%d greedy tokens alike\n", c.model,
+            try? FileHandle.standardError.write(contentsOf: Data(String(format: "model %@: max logits error %.2e, %d/%d greedy tokens alike\n", c.model,
                                                        c.logitErrors.max() ?? 0, c.agreeing, c.cpuTokens.count).utf8))
         }
         let failed = results.filter { !$0.passed }

@@ -18,9 +18,7 @@ struct PerplexityCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-            throw ValidationError("cannot read '\(file)' as UTF-8 text")
-        }
+        let text = try readText(file, "text file")
         var options = modelOptions
         let chunk = modelOptions.contextSize ?? 512
         options.contextSize = chunk

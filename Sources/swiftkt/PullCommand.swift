@@ -27,7 +27,7 @@ struct PullCommand: ParsableCommand {
                 let path = try ModelStore.pull(name) { printer.print($0) }
                 print(path.path)
             } catch {
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                try? FileHandle.standardError.write(contentsOf: Data("error: \(error)\n".utf8))
                 failures.append(name)
             }
         }

@@ -35,21 +35,20 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("echo"), help: "Also print the prompt before the generated text.")
     var echo = false
 
-    @Option(name: .customLong("show-top"), help: "Log the top K candidates of every step to stderr (debugging).")
+    @Option(name: .customLong("show-top"), parsing: .unconditional, help: "Log the top K candidates of every step to stderr (debugging).")
     var showTop: Int = 0
 
     func validate() throws {
         if prompt == nil && promptFile == nil { throw ValidationError("give a prompt with -p TEXT or --prompt-file FILE") }
         if prompt != nil && promptFile != nil { throw ValidationError("-p and --prompt-file are mutually exclusive") }
         if system != nil && !chat { throw ValidationError("--system needs --chat") }
+        if showTop < 0 { throw ValidationError("--show-top must be ≥ 0, got \(showTop)") }
     }
 
     func run() throws {
         var text = prompt ?? ""
         if let f = promptFile {
-            guard let s = try? String(contentsOfFile: f, encoding: .utf8) else {
-                throw ValidationError("cannot read prompt file '\(f)' as UTF-8 text")
-            }
+            let s = try readText(f, "prompt file")
             text = s
         }
         let model = try modelOptions.load()

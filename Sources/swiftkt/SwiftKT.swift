@@ -1,5 +1,6 @@
 // The `swiftkt` command line. Each subcommand lives in its own file (*Command.swift).
 import ArgumentParser
+import Foundation
 import CSupport
 
 @main
@@ -19,6 +20,10 @@ struct SwiftKT: AsyncParsableCommand {
             }
         } catch {
             exit(withError: error)
+        }
+        // print() buffers: what it could not write shows only as the stream's error flag.
+        if swiftkt_stdout_failed() != 0 {
+            failedOutput(POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO))
         }
     }
 

@@ -49,7 +49,7 @@ struct SynthCommand: ParsableCommand {
 
     func run() throws {
         let started = Date()
-        func stage(_ s: String) { FileHandle.standardError.write(Data("\r\u{1B}[Kgenerating \(s)".utf8)) }
+        func stage(_ s: String) { try? FileHandle.standardError.write(contentsOf: Data("\r\u{1B}[Kgenerating \(s)".utf8)) }
         let writer: GGUFWriter
         if let upcycle {
             guard arch == nil, shape == nil, type == nil, downType == nil else {
@@ -71,10 +71,10 @@ struct SynthCommand: ParsableCommand {
             let s = try SyntheticModel.shape(architecture: a, name: shape ?? "tiny")
             writer = try SyntheticModel.build(architecture: a, shape: s, type: t, downType: down, seed: seed, progress: stage)
         }
-        FileHandle.standardError.write(Data("\r\u{1B}[Kwriting \(output)\n".utf8))
+        try? FileHandle.standardError.write(contentsOf: Data("\r\u{1B}[Kwriting \(output)\n".utf8))
         try writer.write(to: output)
         let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
-        FileHandle.standardError.write(Data(String(format: "wrote %@ (%.1f MiB) in %.1f s\n", output,
+        try? FileHandle.standardError.write(contentsOf: Data(String(format: "wrote %@ (%.1f MiB) in %.1f s\n", output,
                                                    Double(size) / 1048576, Date().timeIntervalSince(started)).utf8))
     }
 }

@@ -1,6 +1,8 @@
 // The `swiftkt` binary driven as a person (or a script) would: interactive chat through stdin,
 // generation, and bad input that must end in a clear message and a non-zero exit.
 import Foundation
+import GGUF
+import Models
 import XCTest
 
 final class CLITests: XCTestCase {
@@ -67,6 +69,69 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stdout.hasPrefix(" Paris"), r.stdout)
         XCTAssertFalse(r.stdout.contains("t/s"), "statistics belong on stderr")
         XCTAssertTrue(r.stderr.contains("t/s"), r.stderr)
+    }
+
+    /// Inputs a robustness sweep (session 20) found crashing, hanging or exiting 0: a block count,
+    /// epsilon, sliding window or key type a file gets wrong; a context whose KV cache cannot fit;
+    /// absurd thread counts, sampling options, benchmark lengths and kernel timings; a rules file
+    /// nested thousands deep; a missing prompt file.
+    func testCorruptHyperparametersAndAbsurdOptionsFailCleanly() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("swiftkt-cli-bad-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func model(_ arch: String, _ name: String, _ edit: (inout GGUFWriter) -> Void = { _ in }) throws -> String {
+            var w = try SyntheticModel.build(architecture: arch, shape: try SyntheticModel.shape(architecture: arch, name: "tiny"),
+                                             type: .q8_0, seed: 1)
+            edit(&w)
+            let path = dir.appendingPathComponent(name + ".gguf").path
+            try w.write(to: path)
+            return path
+        }
+        let good = try model("llama", "good")
+        let deep = dir.appendingPathComponent("deep.yaml")
+        try Data(String(repeating: "[", count: 5000).utf8).write(to: deep)
+        let dashes = dir.appendingPathComponent("dashes.yaml")
+        try Data((String(repeating: "- ", count: 5000) + "x\n").utf8).write(to: dashes)
+        let cases: [([String], String)] = [
+            (["run", "-m", try model("llama", "blocks") { $0.set("llama.block_count", .uint32(UInt32(Int32.max))) }, "-p", "x"],
+             "no tensors of layer"),
+            (["run", "-m", try model("llama", "eps") { $0.set("llama.attention.layer_norm_rms_epsilon", .float32(.nan)) }, "-p", "x"],
+             "layer_norm_rms_epsilon"),
+            (["run", "-m", try model("llama", "base") { $0.set("llama.rope.freq_base", .float32(0)) }, "-p", "x"], "freq_base"),
+            (["run", "-m", try model("llama", "width") { $0.set("llama.embedding_length", .string("256")) }, "-p", "x"],
+             "must be an integer"),
+            (["run", "-m", try model("llama", "ctx") { $0.set("llama.context_length", .int32(-1)) }, "-p", "x"], "context_length"),
+            (["run", "-m", try model("gemma3", "window") { $0.set("gemma3.attention.sliding_window", .uint32(0)) }, "-p", "x"],
+             "sliding_window"),
+            (["run", "-m", good, "-p", "x", "-c", "1000000000"], "KV cache"),
+            (["run", "-m", good, "-p", "x", "-t", "100000"], "--threads"),
+            (["run", "-m", good, "-p", "x", "--temp", "-1"], "--temp"),
+            (["run", "-m", good, "-p", "x", "--temp", "nan"], "--temp"),
+            (["run", "-m", good, "-p", "x", "--top-p", "2"], "--top-p"),
+            (["run", "-m", good, "-p", "x", "--repeat-penalty", "0"], "--repeat-penalty"),
+            (["run", "-m", good, "--prompt-file", dir.appendingPathComponent("none.txt").path], "does not exist"),
+            (["inspect", "-m", good, "--placement", "--rules", deep.path], "nests too deeply"),
+            (["inspect", "-m", good, "--placement", "--rules", dashes.path], "nests too deeply"),
+            (["bench", "-m", good, "-p", "9223372036854775807", "-n", "0"], "-p"),
+            (["kernels", "--seconds", "inf"], "--seconds"),
+            (["kernels", "--rows", "99999999999"], "--rows"),
+        ]
+        for (args, needle) in cases {
+            let r = try swiftkt(args, timeout: 60)
+            XCTAssertNotEqual(r.status, 0, "\(args) should fail")
+            XCTAssertFalse(r.status == 134 || r.status == 132 || r.status == 139, "\(args) crashed (status \(r.status))")
+            XCTAssertTrue(r.stderr.contains(needle), "\(args): expected '\(needle)' in: \(r.stderr)")
+        }
+        // A full standard output is an error (exit 74), not a trap or a silent exit 0.
+        for args in [["run", "-m", good, "-p", "x", "-n", "8", "--temp", "0"], ["inspect", "-m", good]] {
+            let p = Process()
+            p.executableURL = Self.binary
+            p.arguments = args
+            guard let full = FileHandle(forWritingAtPath: "/dev/full") else { continue }
+            p.standardOutput = full; p.standardError = FileHandle.nullDevice
+            try p.run(); p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 74, "\(args) > /dev/full")
+        }
     }
 
     func testBadInputGivesAClearErrorAndNonZeroExit() throws {

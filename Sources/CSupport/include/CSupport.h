@@ -9,6 +9,14 @@ static inline __attribute__((always_inline)) void swiftkt_prefetch(const void *p
     __builtin_prefetch(p, 0, 3);
 }
 
+#include <stdio.h>
+
+/// Flushes stdout; nonzero when that failed or an earlier write did (print() buffers, so a full
+/// disk or a closed reader shows only as the stream's error flag).
+static inline int swiftkt_stdout_failed(void) {
+    return fflush(stdout) != 0 || ferror(stdout) != 0;
+}
+
 #if defined(__linux__)
 #include <malloc.h>
 
