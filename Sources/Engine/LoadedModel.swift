@@ -104,6 +104,12 @@ public final class LoadedModel: @unchecked Sendable {
         rulesDescription = choice.description
         let binding = try Placement.binding(for: placement)
         tokenizer = try Tokenizer(gguf: file)
+        if tokenizer.vocabularySize != model.hyperparameters.vocab {
+            progress("warning: the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocabulary is "
+                     + "\(model.hyperparameters.vocab) (vocab_size / token_embd rows): "
+                     + (tokenizer.vocabularySize < model.hyperparameters.vocab ? "ids past the tokenizer's decode to nothing"
+                                                                              : "prompt tokens past the vocabulary are refused"))
+        }
         let arch = file.architecture ?? ""
         if let source = file.string(.chatTemplate) {
             // A template that does not parse is reported when a chat needs it (not at load: `run`
