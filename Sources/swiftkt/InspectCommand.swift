@@ -49,7 +49,7 @@ struct InspectCommand: ParsableCommand {
                                                gpuAttention: ShippedRules.gpuRunsAttention(tree))
             try? FileHandle.standardError.write(contentsOf: Data("rules: \(choice.description)\n".utf8))
             let plan = try Placement.plan(tree: tree, rules: choice.file, strict: strictRules, rulesSource: choice.description)
-            if json { print(try plan.json()) } else { print(plan.text, terminator: "") }
+            if json { print(try plan.json()) } else { print(printable(plan.text), terminator: "") }
             return
         }
         let start = DispatchTime.now().uptimeNanoseconds
@@ -61,7 +61,7 @@ struct InspectCommand: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
-            print(report.text, terminator: "")
+            print(printable(report.text), terminator: "")
         }
     }
 }

@@ -11,15 +11,21 @@ struct SwiftKT: AsyncParsableCommand {
         // reuse instead of faulting fresh pages in for every layer (~10 % of an MoE prompt's time).
         swiftkt_malloc_keep_blocks_below(64 << 20)
         #endif
+        var command: ParsableCommand
+        do { command = try parseAsRoot() } catch { exit(withError: error) }
         do {
-            var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
-        } catch {
+        } catch where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            // Its own: help (the help subcommand and --help run as commands), validation, exit codes.
             exit(withError: error)
+        } catch {
+            // Errors quote names from model and rules files: control characters escaped.
+            log("Error: " + printable("\(error)"))
+            Foundation.exit(1)
         }
         // print() buffers: what it could not write shows only as the stream's error flag.
         if swiftkt_stdout_failed() != 0 {

@@ -122,6 +122,12 @@ final class CLITests: XCTestCase {
             XCTAssertFalse(r.status == 134 || r.status == 132 || r.status == 139, "\(args) crashed (status \(r.status))")
             XCTAssertTrue(r.stderr.contains(needle), "\(args): expected '\(needle)' in: \(r.stderr)")
         }
+        // Names from the file reach the terminal as text, not as escape sequences.
+        let escaped = try model("llama", "escape") { try? $0.addTensor(name: "evil\u{1B}[2J", type: .f32, shape: [4], data: [UInt8](repeating: 0, count: 16)) }
+        let listing = try swiftkt(["inspect", "-m", escaped], timeout: 60)
+        XCTAssertEqual(listing.status, 0, listing.stderr)
+        XCTAssertFalse(listing.stdout.contains("\u{1B}"), "a raw escape in the listing")
+        XCTAssertTrue(listing.stdout.contains("evil\\u{1B}[2J"), listing.stdout)
         // A full standard output is an error (exit 74), not a trap or a silent exit 0.
         for args in [["run", "-m", good, "-p", "x", "-n", "8", "--temp", "0"], ["inspect", "-m", good]] {
             let p = Process()
