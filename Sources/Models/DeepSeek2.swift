@@ -45,7 +45,7 @@ public enum DeepSeek2: Architecture {
                 ModelError.invalidHyperparameter(key: key.resolved(architecture: arch), value: "\(v)", reason: why)
             }
             qLoraRank = file.int(.qLoraRank) ?? 0
-            guard let kv = file.int(.kvLoraRank), kv > 0 else { throw ModelError.missingKey(GGUFKey.kvLoraRank.resolved(architecture: arch)) }
+            guard let kv = try file.checkedInt(.kvLoraRank) else { throw ModelError.missingKey(GGUFKey.kvLoraRank.resolved(architecture: arch)) }
             kvLoraRank = kv
             let kMLA = file.int(.keyLengthMLA) ?? 0, vMLA = file.int(.valueLengthMLA) ?? 0
             splitKV = kMLA > 0 && vMLA > 0
@@ -73,7 +73,7 @@ public enum DeepSeek2: Architecture {
             groups = file.int(.expertGroupCount) ?? 0
             groupsUsed = file.int(.expertGroupUsedCount) ?? 0
             if groups > 1 {
-                let experts = file.int(.expertCount) ?? 0
+                guard let experts = try file.checkedInt(.expertCount) else { throw ModelError.missingKey(GGUFKey.expertCount.resolved(architecture: arch)) }
                 guard experts % groups == 0, groups < experts else {
                     throw invalid(.expertGroupCount, groups, "must divide expert_count \(experts)")
                 }

@@ -37,10 +37,7 @@ public struct MoEHyperparameters: Sendable {
     public init(file: GGUFFile, hyperparameters hp: Hyperparameters, readsExpertLength: Bool) throws {
         let arch = hp.architecture
         func count(_ key: GGUFKey) throws -> Int {
-            guard let v = file.int(key) else { throw ModelError.missingKey(key.resolved(architecture: arch)) }
-            guard v > 0 else {
-                throw ModelError.invalidHyperparameter(key: key.resolved(architecture: arch), value: "\(v)", reason: "must be positive")
-            }
+            guard let v = try file.checkedInt(key) else { throw ModelError.missingKey(key.resolved(architecture: arch)) }
             return v
         }
         expertCount = try count(.expertCount)
