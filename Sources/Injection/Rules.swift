@@ -165,8 +165,16 @@ public struct RuleFile {
                                   fail: (Int?, String) -> InjectionError) throws -> Rule {
         let line = node.mark?.line ?? 0
         guard let map = node.mapping else { throw fail(line, "rule \(index) must be a mapping with match / replace / recursive / optional") }
+        // A key given twice would silently lose one of its values.
+        func unique(_ m: Node.Mapping, _ what: String) throws {
+            var seen = Set<String>()
+            for (k, _) in m where !seen.insert(k.string ?? "").inserted {
+                throw fail(k.mark?.line, "key '\(k.string ?? "")' appears twice in \(what)")
+            }
+        }
         func keys(_ m: Node.Mapping, allowed: [String], what: String) throws -> [(String, Node, Int)] {
-            try m.map { k, v in
+            try unique(m, what)
+            return try m.map { k, v in
                 let key = k.string ?? ""
                 guard allowed.contains(key) else {
                     throw fail(k.mark?.line, "unknown key '\(key)' in \(what); valid: \(allowed.joined(separator: ", "))"
@@ -219,6 +227,7 @@ public struct RuleFile {
                         try checkOperator(op, registry: registry, line: rl, fail: fail)
                     } else {
                         guard let km = rv.mapping else { throw fail(rl, "'kwargs' must be a mapping") }
+                        try unique(km, "kwargs")
                         kwargs = km.map { ($0.key.string ?? "", $0.value, $0.key.mark?.line ?? rl) }
                     }
                 }
@@ -298,7 +307,7 @@ public struct RuleFile {
             guard ints.count == 2, seq.count == 2, ints[0] <= ints[1], ints[0] >= 0 else { throw bad }
             return [ints[0]...ints[1]]
         }
-        guard let text = v.scalar?.string else { throw bad }
+        guard let text = v.scalar?.string, !text.trimmingCharacters(in: .whitespaces).isEmpty else { throw bad }
         return try text.split(separator: ",").map { part in
             let ends = part.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard (1...2).contains(ends.count), let a = ends.first!, let b = ends.last!, a >= 0, a <= b else { throw bad }

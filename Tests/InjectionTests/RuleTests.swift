@@ -171,6 +171,19 @@ final class RuleTests: XCTestCase {
         XCTAssertTrue(notAList?.message.contains("list of rules") ?? false)
     }
 
+    func testDuplicateKeysEmptyLayersAndDeepNestingAreErrors() {
+        let twice = injectionError { _ = try rules("- match: {class: Linear, class: MLP}\n  replace: {class: default}\n") }
+        XCTAssertTrue(twice?.message.contains("key 'class' appears twice in match") ?? false, twice?.description ?? "")
+        let kwargs = injectionError { _ = try rules("- match: {class: Linear}\n  replace: {class: default, kwargs: {device: cpu, device: cuda:0}}\n") }
+        XCTAssertTrue(kwargs?.message.contains("appears twice in kwargs") ?? false, kwargs?.description ?? "")
+        let empty = injectionError { _ = try rules("- match: {layers: \"\"}\n  replace: {class: default}\n") }
+        XCTAssertTrue(empty?.message.contains("layers must be") ?? false, empty?.description ?? "")
+        // Thousands of levels would overflow the YAML parser's stack: refused before it.
+        let deep = injectionError { _ = try rules(String(repeating: "[", count: 3000)) }
+        XCTAssertTrue(deep?.message.contains("nests too deeply") ?? false, deep?.description ?? "")
+        XCTAssertNil(RuleFile.tooDeep("- match: {name: \"[[[[\"}  # [[[[\n  replace: {class: default}\n"), "quotes and comments do not count")
+    }
+
     func testInvalidRegex() {
         let e = injectionError { _ = try rules("""
         - match:
