@@ -43,6 +43,11 @@ public final class ThreadPool: @unchecked Sendable {
     /// scheduler does not move a worker off its core between passes. Off by default.
     static let pinWorkers = ProcessInfo.processInfo.environment["SWIFTKT_PIN_THREADS"] == "1"
 
+    /// The most threads a pool may be asked for: 4 per core, 64 at least. Each worker is a thread
+    /// with an 8 MiB stack; far past the cores they only contend, and a thread that cannot start
+    /// would leave the pool waiting for it (the command line refuses more).
+    public static var maxThreads: Int { max(64, 4 * ProcessInfo.processInfo.activeProcessorCount) }
+
     /// `threads` threads. With more than one NUMA node in `topology` (and at least as many
     /// threads as nodes) the threads are split into one block per node and every worker is
     /// pinned to a CPU of its node (NUMA.swift); the calling thread counts as the first node's.

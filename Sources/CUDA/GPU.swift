@@ -85,7 +85,7 @@ public final class GPU: @unchecked Sendable {
     public let timelineStep: Int?
     /// While not nil, every launch's kernel name is appended (the names of a captured graph).
     public var launchLog: [String]?
-    /// Measurement only (`SWIFTKT_CUDA_HANDOVER=1`, sm_90 with dependent launch): a decode step's
+    /// Measurement only (`SWIFTKT_CUDA_HANDOVER=1|2`, sm_90 with dependent launch): a decode step's
     /// one-token q4_K GEMVs wait for the kernel before them on a counter of exited threads
     /// instead of griddepcontrol.wait (KernelSource `hand_wait`; compiled with SWIFTKT_HANDOVER).
     public let handover: Bool
@@ -96,10 +96,11 @@ public final class GPU: @unchecked Sendable {
     /// the step's hand_reset. nil otherwise, and after a copy or a cuBLAS call (work that counts
     /// no threads; the decoder gives targets only to steps of kernels alone).
     public var handCount: UInt64?
-    /// The target a one-token GEMV launched now waits for (0: griddepcontrol.wait).
-    public var handTarget: UInt32 { handCount.map { UInt32(truncatingIfNeeded: $0) } ?? 0 }
-    /// The target a small decode kernel launched now waits for (0 unless `handoverSmall`).
-    public var handSmallTarget: KernelArgument { .int(Int32(bitPattern: handoverSmall ? handTarget : 0)) }
+    /// The target a one-token GEMV launched now waits for, as its last kernel argument (0:
+    /// griddepcontrol.wait).
+    public var handTarget: KernelArgument { .int(Int32(bitPattern: handCount.map { UInt32(truncatingIfNeeded: $0) } ?? 0)) }
+    /// The same for a small decode kernel (0 unless `handoverSmall`).
+    public var handSmallTarget: KernelArgument { handoverSmall ? handTarget : .int(0) }
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {

@@ -126,8 +126,7 @@ public enum GPUOps {
             // The decode step's kernel: two rows per warp, eight per block.
             let name = gpu.preloadPairs > 0 ? "mmv1p\(gpu.preloadPairs)_q4_K" : "mmv1_q4_K"
             try gpu.launch(name, grid: (blocks(totalRows, 8), 1, 1), block: 128,
-                           matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + pf
-                            + [.int(Int32(bitPattern: gpu.handTarget))])
+                           matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + pf + [gpu.handTarget])
             return
         }
         // Generic kernels: tiles of 8 tokens, or the one-token instance (fewer registers).
@@ -166,7 +165,7 @@ public enum GPUOps {
                        [.pointer(q.pointer), .pointer(k.pointer), .pointer(v.pointer), .int(Int32(q.rows)), .int(Int32(k.rows)),
                         .int(Int32(v.rows)), .pointer(yq), .pointer(yk), .pointer(yv), .u64(UInt64(q.rowBytes)), .int(Int32(q.cols)),
                         .pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer), .int(gpu.prefetchWeights ? 1 : 0),
-                        .int(Int32(bitPattern: gpu.handTarget)), .pointer(positions), .pointer(keyCache), .pointer(valueCache), .int(Int32(headDim)), .int(Int32(rotDim)),
+                        gpu.handTarget, .pointer(positions), .pointer(keyCache), .pointer(valueCache), .int(Int32(headDim)), .int(Int32(rotDim)),
                         .float(ropeThetaScale(base: base, rotDim: rotDim)), .float(scale), .pointer(freqFactors ?? 0)])
     }
 

@@ -174,7 +174,7 @@ extern "C" __global__ void hand_read(unsigned* out) {
 // For kernels that load what no kernel writes (weights, cache rows of earlier steps) before
 // the wait: TL_BEGIN() at the kernel's top, PDL_WAIT_HERE where it waits.
 #define PDL_WAIT_HERE [&] { PDL_WAIT(); TL_RELEASED(); }
-// The same for a one-token GEMV given a hand-over target (0: griddepcontrol.wait).
+// The same for a kernel given a hand-over target (`hand_wait`; 0: griddepcontrol.wait).
 #define HAND_WAIT_HERE(t) [&] { hand_wait(t); TL_RELEASED(); }
 
 DEV float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }

@@ -82,11 +82,9 @@ public final class LoadedModel: @unchecked Sendable {
                                             + "(rules/cpu-reference.yaml is what --kernels reference selects)")
         }
         guard options.threads >= 1 else { throw EngineError.invalidOption("--threads must be at least 1") }
-        // Each worker is a thread with an 8 MiB stack; far past the cores they only contend, and
-        // a thread that cannot start would leave the pool waiting for it.
-        let cores = ProcessInfo.processInfo.activeProcessorCount, maxThreads = max(64, 4 * cores)
-        guard options.threads <= maxThreads else {
-            throw EngineError.invalidOption("--threads \(options.threads) is more than \(maxThreads) (4 per core; this machine has \(cores) cores)")
+        guard options.threads <= ThreadPool.maxThreads else {
+            throw EngineError.invalidOption("--threads \(options.threads) is more than \(ThreadPool.maxThreads) "
+                                            + "(4 per core; this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores)")
         }
         guard options.batchSize >= 1 else { throw EngineError.invalidOption("--batch-size must be at least 1") }
         self.path = path
@@ -126,17 +124,14 @@ public final class LoadedModel: @unchecked Sendable {
         let trained = model.hyperparameters.contextLength
         if let c = options.contextSize, c < 1 { throw EngineError.invalidOption("--ctx-size must be at least 1") }
         contextSize = options.contextSize ?? min(trained, 4096)
-        // The KV cache (f16 rows at the least) must fit this machine's memory: past it the
-        // allocation would abort the process instead of failing.
-        let hp = model.hyperparameters
-        let row = 2 * hp.headCountKV * max(hp.headDim, hp.valueDim) * 2
-        let (perLayer, o1) = contextSize.multipliedReportingOverflow(by: row)
-        let (cacheBytes, o2) = perLayer.multipliedReportingOverflow(by: hp.blockCount)
+        // The KV cache must fit this machine's memory: past it the allocation would abort the
+        // process instead of failing.
+        let cacheBytes = model.cacheByteCount(capacity: contextSize, element: kernels.cacheElement)
         let memory = ProcessInfo.processInfo.physicalMemory
-        if o1 || o2 || UInt64(cacheBytes) > memory {
+        if cacheBytes.map({ UInt64($0) > memory }) ?? true {
             throw EngineError.invalidOption(String(format: "--ctx-size %d needs %@ of KV cache; this machine has %.1f GiB of memory",
-                                                   contextSize, o1 || o2 ? "more than 2^63 bytes" : String(format: "%.1f GiB", Double(cacheBytes) / 1_073_741_824),
-                                                   Double(memory) / 1_073_741_824))
+                                                   contextSize, cacheBytes.map { String(format: "%.1f GiB", Double($0) / 1_073_741_824) }
+                                                       ?? "more than 2^63 bytes", Double(memory) / 1_073_741_824))
         }
         if contextSize > trained {
             progress("warning: --ctx-size \(contextSize) is past the model's trained context of \(trained) tokens; text past it may degrade")

@@ -68,10 +68,24 @@ public final class DecoderModel: @unchecked Sendable {
     public var embedding: Int { hyperparameters.embedding }
 
     public func makeCache(capacity: Int, element: CacheElement) -> KVCache {
-        // Every layer's rows are as wide as the widest layer's (all layers alike in practice).
-        let keyWidth = layers.map(\.attention.cacheKeyWidth).max() ?? 0
-        let valueWidth = layers.map(\.attention.cacheValueWidth).max() ?? 0
+        let (keyWidth, valueWidth) = cacheWidths
         return KVCache(layers: layers.count, capacity: capacity, keyWidth: keyWidth, valueWidth: valueWidth, element: element)
+    }
+
+    /// Every layer's cache rows are as wide as the widest layer's (all layers alike in practice).
+    private var cacheWidths: (key: Int, value: Int) {
+        (layers.map(\.attention.cacheKeyWidth).max() ?? 0, layers.map(\.attention.cacheValueWidth).max() ?? 0)
+    }
+
+    /// The bytes `makeCache(capacity:element:)` would allocate, without allocating; nil past Int.
+    public func cacheByteCount(capacity: Int, element: CacheElement) -> Int? {
+        let (keyWidth, valueWidth) = cacheWidths
+        var bytes = keyWidth + valueWidth, overflow = false
+        for factor in [capacity, layers.count, element == .f16 ? 2 : 4] {
+            (bytes, overflow) = bytes.multipliedReportingOverflow(by: factor)
+            if overflow { return nil }
+        }
+        return bytes
     }
 
     /// Runs `tokens` at positions start..<start+count through the model, appending to `cache`.

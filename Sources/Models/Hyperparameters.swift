@@ -28,41 +28,36 @@ public struct Hyperparameters: Sendable {
     public init(file: GGUFFile) throws {
         guard let arch = file.architecture else { throw ModelError.missingKey("general.architecture") }
         architecture = arch
-        func name(_ key: GGUFKey) -> String { key.resolved(architecture: arch) }
-        func invalid(_ key: GGUFKey, _ value: String, _ reason: String) -> ModelError {
-            .invalidHyperparameter(key: name(key), value: value, reason: reason)
-        }
-        func optionalInt(_ key: GGUFKey, positive: Bool = true) throws -> Int? { try file.checkedInt(key, positive: positive) }
         func required(_ key: GGUFKey) throws -> Int {
-            guard let v = try optionalInt(key) else { throw ModelError.missingKey(name(key)) }
+            guard let v = try file.checkedInt(key) else { throw ModelError.missingKey(key.resolved(architecture: arch)) }
             return v
         }
-        func optionalFloat(_ key: GGUFKey, positive: Bool) throws -> Float? { try file.checkedFloat(key, positive: positive) }
         blockCount = try required(.blockCount)
         // Every layer has tensors named blk.N.…: a block count past them would only fail later,
         // after per-layer state for all of them was allocated.
         let lastLayer = "blk.\(blockCount - 1)."
         guard file.tensors.contains(where: { $0.name.hasPrefix(lastLayer) }) else {
-            throw invalid(.blockCount, "\(blockCount)", "the file has no tensors of layer \(blockCount - 1) (\(lastLayer)*)")
+            throw ModelError.invalidHyperparameter(key: GGUFKey.blockCount.resolved(architecture: arch), value: "\(blockCount)",
+                                                   reason: "the file has no tensors of layer \(blockCount - 1) (\(lastLayer)*)")
         }
         embedding = try required(.embeddingLength)
         headCount = try required(.headCount)
-        headCountKV = try optionalInt(.headCountKV) ?? headCount
+        headCountKV = try file.checkedInt(.headCountKV) ?? headCount
         feedForward = try required(.feedForwardLength)
-        headDim = try optionalInt(.keyLength) ?? embedding / headCount
-        valueDim = try optionalInt(.valueLength) ?? headDim
-        contextLength = try optionalInt(.contextLength) ?? 2048
-        rmsEpsilon = try optionalFloat(.layerNormRMSEpsilon, positive: true) ?? 1e-5
-        ropeBase = try optionalFloat(.ropeFreqBase, positive: true) ?? 10_000
-        ropeDim = try optionalInt(.ropeDimensionCount, positive: false) ?? headDim
+        headDim = try file.checkedInt(.keyLength) ?? embedding / headCount
+        valueDim = try file.checkedInt(.valueLength) ?? headDim
+        contextLength = try file.checkedInt(.contextLength) ?? 2048
+        rmsEpsilon = try file.checkedFloat(.layerNormRMSEpsilon, positive: true) ?? 1e-5
+        ropeBase = try file.checkedFloat(.ropeFreqBase, positive: true) ?? 10_000
+        ropeDim = try file.checkedInt(.ropeDimensionCount, positive: false) ?? headDim
         let scalingType = file.string(.ropeScalingType)
-        if scalingType == nil || scalingType == "linear", let f = try optionalFloat(.ropeScalingFactor, positive: false), f > 0 {
+        if scalingType == nil || scalingType == "linear", let f = try file.checkedFloat(.ropeScalingFactor, positive: false), f > 0 {
             ropeScale = f
         } else {
             ropeScale = 1
         }
         let tokenCount = file.tensor(named: "token_embd.weight")?.shape.last
-        vocab = try optionalInt(.vocabSize) ?? tokenCount ?? 0
+        vocab = try file.checkedInt(.vocabSize) ?? tokenCount ?? 0
         guard headCount % headCountKV == 0 else {
             throw ModelError.invalidHyperparameter(key: GGUFKey.headCountKV.resolved(architecture: arch),
                                                    value: "\(headCountKV)", reason: "must divide head_count \(headCount)")

@@ -158,10 +158,11 @@ func readText(_ path: String, _ what: String) throws -> String {
 /// `text` with control characters other than newline and tab escaped (`\u{1B}`): names and
 /// strings from a model file reach the terminal as text, never as escape sequences.
 func printable(_ text: String) -> String {
-    guard text.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\t" || $0.value == 0x7F }) else { return text }
+    func control(_ u: Unicode.Scalar) -> Bool { u.value < 0x20 && u != "\n" && u != "\t" || u.value == 0x7F }
+    guard text.unicodeScalars.contains(where: control) else { return text }
     var out = String.UnicodeScalarView()
     for u in text.unicodeScalars {
-        if u.value < 0x20 && u != "\n" && u != "\t" || u.value == 0x7F {
+        if control(u) {
             out.append(contentsOf: "\\u{\(String(u.value, radix: 16, uppercase: true))}".unicodeScalars)
         } else {
             out.append(u)

@@ -60,9 +60,8 @@ struct KernelsCommand: ParsableCommand {
         guard seconds.isFinite, seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600], got \(seconds)") }
         guard !typeList.isEmpty else { throw ValidationError("--types names no type") }
         guard tokenList.allSatisfy({ (1...4096).contains($0) }) else { throw ValidationError("--tokens must each be 1…4096") }
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        guard threadList.allSatisfy({ (1...max(64, 4 * cores)).contains($0) }) else {
-            throw ValidationError("-t must each be 1…\(max(64, 4 * cores)) (this machine has \(cores) cores)")
+        guard threadList.allSatisfy({ (1...ThreadPool.maxThreads).contains($0) }) else {
+            throw ValidationError("-t must each be 1…\(ThreadPool.maxThreads) (this machine has \(ProcessInfo.processInfo.activeProcessorCount) cores)")
         }
         // The working set's bytes must fit this machine's memory (matrices and activations).
         let need = UInt64(workingSet) << 20 + UInt64(tokenList.max() ?? 1) * UInt64(rows + cols) * 4

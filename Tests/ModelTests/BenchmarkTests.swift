@@ -4,6 +4,7 @@
 import Core
 @testable import Engine
 import Foundation
+import GGUF
 import Models
 import XCTest
 
@@ -15,6 +16,17 @@ final class BenchmarkTests: XCTestCase {
             .appendingPathComponent("swiftkt-bench-llama-q4_0-\(getpid()).gguf").path
         try writer.write(to: path)
         return path
+    }
+
+    /// The size LoadedModel checks a context against is the size of the cache it then builds.
+    func testCacheByteCountIsTheBuiltCachesSize() throws {
+        let path = try Self.makeTinyLlama()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let model = try Architectures.load(file: try GGUFFile.open(path))
+        for element in [CacheElement.f16, .f32] {
+            XCTAssertEqual(model.cacheByteCount(capacity: 37, element: element), model.makeCache(capacity: 37, element: element).byteCount)
+        }
+        XCTAssertNil(model.cacheByteCount(capacity: Int.max / 2, element: .f16), "past Int")
     }
 
     func testResultsHaveOneRowPerTestAndThreadCount() throws {
