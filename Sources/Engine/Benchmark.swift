@@ -115,9 +115,9 @@ public enum Benchmark {
             load.contextSize = tests.map(\.tokens).max()!
             let started = Date()
             let model = try LoadedModel(path: path, options: load, progress: progress)
-            // The authoritative size of the session's cache: build one the same way, drop it.
-            let kvBytes = model.model.makeCache(capacity: model.contextSize,
-                                                element: model.context.kernels.cacheElement).byteCount
+            // The session's cache size, as makeCache will allocate it (checked by a test).
+            let kvBytes = model.model.cacheByteCount(capacity: model.contextSize,
+                                                     element: model.context.kernels.cacheElement) ?? 0
             let session = model.makeSession()
             let rssLoad = MachineInfo.residentBytes()
             progress(String(format: "loaded %@ with %d threads in %.2f s; RSS %.1f MiB, KV cache %.1f MiB",

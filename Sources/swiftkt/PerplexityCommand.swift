@@ -18,6 +18,7 @@ struct PerplexityCommand: ParsableCommand {
     var json = false
 
     func run() throws {
+        guard modelOptions.batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         let text = try readText(file, "text file")
         var options = modelOptions
         let chunk = modelOptions.contextSize ?? 512

@@ -113,6 +113,7 @@ final class CLITests: XCTestCase {
             (["inspect", "-m", good, "--placement", "--rules", deep.path], "nests too deeply"),
             (["inspect", "-m", good, "--placement", "--rules", dashes.path], "nests too deeply"),
             (["bench", "-m", good, "-p", "9223372036854775807", "-n", "0"], "-p"),
+            (["perplexity", "-m", good, "-f", good, "-b", "0"], "--batch-size"),
             (["kernels", "--seconds", "inf"], "--seconds"),
             (["kernels", "--rows", "99999999999"], "--rows"),
         ]
