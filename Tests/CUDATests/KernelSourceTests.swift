@@ -156,7 +156,7 @@ final class KernelSourceTests: XCTestCase {
         let plain = try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90", options: ["-lineinfo"],
                                       cacheDirectory: cache)
         for define in ["-DSWIFTKT_W_EVICT_FIRST", "-DSWIFTKT_W_NO_L1", "-DSWIFTKT_W_CS",
-                       "-DSWIFTKT_HANDOVER -DSWIFTKT_HAND_BACKOFF=32"] {
+                       "-DSWIFTKT_HANDOVER -DSWIFTKT_HAND_BACKOFF=32", "-DSWIFTKT_HANDOVER -DSWIFTKT_TIMELINE"] {
             let variant = try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90",
                                             options: ["-lineinfo"] + define.split(separator: " ").map(String.init), cacheDirectory: cache)
             XCTAssertGreaterThan(variant.count, 10_000, define)

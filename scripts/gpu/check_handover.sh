@@ -6,7 +6,8 @@
 #      counter; =2: the small kernels too): its fallback count (standard error; 0 means every
 #      target was right) and greedy text next to the default's;
 #   3. ab_decode.sh, two rounds alternating: defaults, evict-first weight loads
-#      (-DSWIFTKT_W_EVICT_FIRST), the two hand-over modes, mode 2 with a 32 ns poll backoff.
+#      (-DSWIFTKT_W_EVICT_FIRST), the two hand-over modes, mode 2 with a 32 ns poll backoff, mode 2
+#      with evict-first; then mode 2's step timeline.
 # Usage: scripts/gpu/check_handover.sh SWIFTKT_BINARY WORK_DIR OUT_DIR
 set -uo pipefail
 bin=$1; work=$2; out=$3
@@ -14,7 +15,7 @@ source "$(dirname "$0")/common.sh"
 nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem,driver_version --format=csv,noheader
 m8="$work/llama3-8b-q4_K.gguf"
 (synth "$m8" --arch llama --shape llama3-8b --type q4_K --seed 1) &
-timeout 150 bash "$here/lab/handover.sh" "$out" 2>&1 | tail -40; echo "lab $(el)"
+timeout 90 bash "$here/lab/handover.sh" "$out" 2>&1 | tail -40; echo "lab $(el)"
 wait; echo "8B ready $(el)"
 p="The capital of France is"
 timeout 90 "$bin" run -m "$m8" -p "$p" -n 24 --temp 0 2>/dev/null | tail -1
@@ -24,7 +25,8 @@ for mode in 1 2; do
     SWIFTKT_CUDA_HANDOVER=$mode timeout 90 "$bin" bench -m "$m8" -p 0 -n 128 -r 1 2>&1 | grep -E "hand-over|^\| llama"
 done
 echo "hand-over checked $(el)"
-ROUNDS=2 N=128 timeout 400 bash "$here/ab_decode.sh" "$work" "$out" d="$bin" ef="$bin+SWIFTKT_NVRTC_EXTRA=-DSWIFTKT_W_EVICT_FIRST" \
+ROUNDS=2 N=128 TIMELINE=h2 timeout 400 bash "$here/ab_decode.sh" "$work" "$out" d="$bin" ef="$bin+SWIFTKT_NVRTC_EXTRA=-DSWIFTKT_W_EVICT_FIRST" \
     h1="$bin+SWIFTKT_CUDA_HANDOVER=1" h2="$bin+SWIFTKT_CUDA_HANDOVER=2" \
-    h2b="$bin+SWIFTKT_CUDA_HANDOVER=2+SWIFTKT_NVRTC_EXTRA=-DSWIFTKT_HAND_BACKOFF=32"
+    h2b="$bin+SWIFTKT_CUDA_HANDOVER=2+SWIFTKT_NVRTC_EXTRA=-DSWIFTKT_HAND_BACKOFF=32" \
+    efh2="$bin+SWIFTKT_CUDA_HANDOVER=2+SWIFTKT_NVRTC_EXTRA=-DSWIFTKT_W_EVICT_FIRST"
 echo "done $(el)"
