@@ -18,6 +18,7 @@ import Core
 import Foundation
 #if os(Linux) && arch(x86_64)
 import CPUKernelsAVX2
+import CPUKernelsAVX512
 #endif
 
 public enum Attention {
@@ -39,7 +40,7 @@ public enum Attention {
             let ps = UnsafeSendable(positions)
             let jobs = (0..<(kvHeads * blocks)).sorted { ($0 % blocks, $1) > ($1 % blocks, $0) }
             pool.run { thread, threads in
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 128 * headDim + 64 + group * 64 * (2 + headDim))
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 128 * headDim + 64 + group * 64 * (2 + headDim + 64))
                 let firsts = UnsafeMutablePointer<Int>.allocate(capacity: 64), lasts = UnsafeMutablePointer<Int>.allocate(capacity: 64)
                 defer { scratch.deallocate(); firsts.deallocate(); lasts.deallocate() }
                 for job in Swift.stride(from: thread, to: jobs.count, by: threads).map({ jobs[$0] }) {
@@ -53,6 +54,14 @@ public enum Attention {
                     let args = (q: qs.pointer + (t0 * heads + kvh * group) * headDim, k: ks.pointer + kvOffset, v: vs.pointer + kvOffset,
                                 out: os.pointer + (t0 * heads + kvh * group) * headDim)
                     #if os(Linux) && arch(x86_64)
+                    // The same source compiled for AVX-512 (16-lane vectors in one register) or AVX2.
+                    if isa.hasAVX512 {
+                        CPUKernelsAVX512.FusedMath.flashTiled(q: args.q, qStride: heads * headDim, count: count, group: group,
+                                                              firsts: firsts, lasts: lasts, k: args.k, v: args.v, kvStride: kvStride,
+                                                              headDim: headDim, scale: scale, out: args.out, outStride: heads * headDim,
+                                                              scratch: scratch)
+                        continue
+                    }
                     if isa != .baseline {
                         CPUKernelsAVX2.FusedMath.flashTiled(q: args.q, qStride: heads * headDim, count: count, group: group,
                                                             firsts: firsts, lasts: lasts, k: args.k, v: args.v, kvStride: kvStride,
@@ -105,6 +114,12 @@ public enum Attention {
                 let args = (q: qs.pointer + (t * heads + h) * headDim, k: kb.pointer + esize * kvOffset,
                             v: vb.pointer + esize * kvOffset, out: os.pointer + (t * heads + h) * headDim)
                 #if os(Linux) && arch(x86_64)
+                if isa.hasAVX512 {
+                    CPUKernelsAVX512.FusedMath.flashQuery(q: args.q, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride,
+                                                          first: first, last: pos, headDim: headDim, scale: scale, softcap: softcap,
+                                                          out: args.out, scratch: scratch)
+                    continue
+                }
                 if isa != .baseline {
                     CPUKernelsAVX2.FusedMath.flashQuery(q: args.q, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride,
                                                         first: first, last: pos, headDim: headDim, scale: scale, softcap: softcap,

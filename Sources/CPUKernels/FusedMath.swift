@@ -333,7 +333,7 @@ public enum FusedMath {
     /// Query i (at `q + i·qStride`) sees rows firsts[i]…lasts[i] of K/V (row p at `k + p·kvStride`
     /// halves). The `group` query heads that share these keys and values (grouped-query attention)
     /// run together: query i of head g at `q + i·qStride + g·headDim`, its output likewise, so that
-    /// each tile is widened once. `scratch` holds 64·(headDim + headDim) + 64 + group·count·(2 + headDim) floats.
+    /// each tile is widened once. `scratch` holds 64·(headDim + headDim) + 64 + group·count·(2 + headDim + 64) floats.
     public static func flashTiled(q: UnsafePointer<Float>, qStride: Int, count: Int, group: Int = 1,
                                   firsts: UnsafePointer<Int>, lasts: UnsafePointer<Int>,
                                   k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>, kvStride: Int, headDim: Int,
@@ -343,7 +343,7 @@ public enum FusedMath {
         let kT = scratch, vT = kT + dk * 64, probs = vT + 64 * dv
         // Per (head of the group, query): running maximum, sum and accumulator.
         let rows = group * count
-        let mAll = probs + 64, sAll = mAll + rows, accAll = sAll + rows
+        let mAll = probs + 64, sAll = mAll + rows, accAll = sAll + rows, scores = accAll + rows * dv
         var lo = Int.max, hi = 0
         for i in 0..<count { lo = min(lo, firsts[i]); hi = max(hi, lasts[i]) }
         for r in 0..<rows { mAll[r] = -.infinity; sAll[r] = 0 }
@@ -375,27 +375,49 @@ public enum FusedMath {
                 }
             }
             let kTr = UnsafeRawPointer(kT)
+            // Scores, two query rows at a time: eight independent fma chains share each K load
+            // (each chain is still one query's sequential sum over d). Rows whose range misses
+            // the tile are computed along with their partner and ignored.
+            var r = 0
+            while r < rows {
+                let pair = r + 1 < rows
+                let rA = r, rB = pair ? r + 1 : r
+                func meets(_ row: Int) -> Bool { max(firsts[row % count], tile) <= min(lasts[row % count], tile + 63) }
+                if !meets(rA) && !meets(rB) { r += 2; continue }
+                let qa = q + (rA % count) * qStride + (rA / count) * headDim
+                let qb = q + (rB % count) * qStride + (rB / count) * headDim
+                var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+                var b0 = SIMD16<Float>(), b1 = SIMD16<Float>(), b2 = SIMD16<Float>(), b3 = SIMD16<Float>()
+                for d in 0..<dk {
+                    let row = 256 * d
+                    let k0 = kTr.loadUnaligned(fromByteOffset: row, as: SIMD16<Float>.self)
+                    let k1 = kTr.loadUnaligned(fromByteOffset: row + 64, as: SIMD16<Float>.self)
+                    let k2 = kTr.loadUnaligned(fromByteOffset: row + 128, as: SIMD16<Float>.self)
+                    let k3 = kTr.loadUnaligned(fromByteOffset: row + 192, as: SIMD16<Float>.self)
+                    let qad = SIMD16<Float>(repeating: qa[d]), qbd = SIMD16<Float>(repeating: qb[d])
+                    a0 = a0.addingProduct(k0, qad); a1 = a1.addingProduct(k1, qad)
+                    a2 = a2.addingProduct(k2, qad); a3 = a3.addingProduct(k3, qad)
+                    b0 = b0.addingProduct(k0, qbd); b1 = b1.addingProduct(k1, qbd)
+                    b2 = b2.addingProduct(k2, qbd); b3 = b3.addingProduct(k3, qbd)
+                }
+                let sc = SIMD16<Float>(repeating: scale)
+                let pa = UnsafeMutableRawPointer(scores + rA * 64)
+                pa.storeBytes(of: a0 * sc, as: SIMD16<Float>.self); pa.storeBytes(of: a1 * sc, toByteOffset: 64, as: SIMD16<Float>.self)
+                pa.storeBytes(of: a2 * sc, toByteOffset: 128, as: SIMD16<Float>.self); pa.storeBytes(of: a3 * sc, toByteOffset: 192, as: SIMD16<Float>.self)
+                if pair {
+                    let pb = UnsafeMutableRawPointer(scores + rB * 64)
+                    pb.storeBytes(of: b0 * sc, as: SIMD16<Float>.self); pb.storeBytes(of: b1 * sc, toByteOffset: 64, as: SIMD16<Float>.self)
+                    pb.storeBytes(of: b2 * sc, toByteOffset: 128, as: SIMD16<Float>.self); pb.storeBytes(of: b3 * sc, toByteOffset: 192, as: SIMD16<Float>.self)
+                }
+                r += 2
+            }
             for g in 0..<group {
             for i in 0..<count {
                 let from = max(firsts[i], tile), to = min(lasts[i], tile + 63)
                 if from > to { continue }
                 let row = g * count + i
-                let qi = q + i * qStride + g * headDim
-                var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>()
-                for d in 0..<dk {
-                    let qd = SIMD16<Float>(repeating: qi[d])
-                    let row = 256 * d
-                    s0 = s0.addingProduct(kTr.loadUnaligned(fromByteOffset: row, as: SIMD16<Float>.self), qd)
-                    s1 = s1.addingProduct(kTr.loadUnaligned(fromByteOffset: row + 64, as: SIMD16<Float>.self), qd)
-                    s2 = s2.addingProduct(kTr.loadUnaligned(fromByteOffset: row + 128, as: SIMD16<Float>.self), qd)
-                    s3 = s3.addingProduct(kTr.loadUnaligned(fromByteOffset: row + 192, as: SIMD16<Float>.self), qd)
-                }
-                let sc = SIMD16<Float>(repeating: scale)
-                s0 *= sc; s1 *= sc; s2 *= sc; s3 *= sc
                 // Entries outside from…to are masked (−∞): their probability is exactly 0.
-                let pr = UnsafeMutableRawPointer(probs)
-                pr.storeBytes(of: s0, as: SIMD16<Float>.self); pr.storeBytes(of: s1, toByteOffset: 64, as: SIMD16<Float>.self)
-                pr.storeBytes(of: s2, toByteOffset: 128, as: SIMD16<Float>.self); pr.storeBytes(of: s3, toByteOffset: 192, as: SIMD16<Float>.self)
+                let probs = scores + row * 64, pr = UnsafeMutableRawPointer(probs)
                 let a = from - tile, b = to - tile
                 for j in 0..<a { probs[j] = -.infinity }
                 for j in (b + 1)..<64 { probs[j] = -.infinity }
@@ -420,9 +442,40 @@ public enum FusedMath {
                 sAll[row] = Float(Double(sAll[row]) + sum)
                 let accRaw = UnsafeMutableRawPointer(acc), vTr = UnsafeRawPointer(vT)
                 if vector {
-                    // 64 accumulator elements stay in registers while every key of the tile is
-                    // added in order (each element's fma chain is the same as key by key).
+                    // 128 (then 64) accumulator elements stay in registers while every key of the
+                    // tile is added in order (each element's fma chain is the same as key by key;
+                    // eight independent chains keep both fma pipes busy).
                     var d = 0
+                    while d + 128 <= dv {
+                        var x0 = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                        var x1 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
+                        var x2 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
+                        var x3 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
+                        var x4 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 256, as: SIMD16<Float>.self)
+                        var x5 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 320, as: SIMD16<Float>.self)
+                        var x6 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 384, as: SIMD16<Float>.self)
+                        var x7 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 448, as: SIMD16<Float>.self)
+                        for j in a...b {
+                            let wv = SIMD16<Float>(repeating: probs[j]), base = 4 * (j * dv + d)
+                            x0 = x0.addingProduct(vTr.loadUnaligned(fromByteOffset: base, as: SIMD16<Float>.self), wv)
+                            x1 = x1.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 64, as: SIMD16<Float>.self), wv)
+                            x2 = x2.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 128, as: SIMD16<Float>.self), wv)
+                            x3 = x3.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 192, as: SIMD16<Float>.self), wv)
+                            x4 = x4.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 256, as: SIMD16<Float>.self), wv)
+                            x5 = x5.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 320, as: SIMD16<Float>.self), wv)
+                            x6 = x6.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 384, as: SIMD16<Float>.self), wv)
+                            x7 = x7.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 448, as: SIMD16<Float>.self), wv)
+                        }
+                        accRaw.storeBytes(of: x0, toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                        accRaw.storeBytes(of: x1, toByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
+                        accRaw.storeBytes(of: x2, toByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
+                        accRaw.storeBytes(of: x3, toByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
+                        accRaw.storeBytes(of: x4, toByteOffset: 4 * d + 256, as: SIMD16<Float>.self)
+                        accRaw.storeBytes(of: x5, toByteOffset: 4 * d + 320, as: SIMD16<Float>.self)
+                        accRaw.storeBytes(of: x6, toByteOffset: 4 * d + 384, as: SIMD16<Float>.self)
+                        accRaw.storeBytes(of: x7, toByteOffset: 4 * d + 448, as: SIMD16<Float>.self)
+                        d += 128
+                    }
                     while d + 64 <= dv {
                         var x0 = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
                         var x1 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 64, as: SIMD16<Float>.self)

@@ -557,6 +557,9 @@ public enum KernelISA: Sendable, CaseIterable {
     /// (`kernels --check` on the H200 machine's Sapphire Rapids host: 800 matmuls, 0 mismatches).
     case amx
 
+    /// Whether this set runs the CPUKernelsAVX512 target's code (avx512, tuned, amx).
+    public var hasAVX512: Bool { self == .avx512 || self == .tuned || self == .amx }
+
     /// The ISAs this machine can run.
     public static let available: [KernelISA] = {
         var isas: [KernelISA] = [.baseline]

@@ -19,7 +19,9 @@ final class AttentionTests: XCTestCase {
         for (heads, kvHeads, headDim, window, start, tokens) in [(4, 2, 64, nil, 0, 7), (4, 1, 256, 5, 3, 9), (9, 3, 64, nil, 20, 1),
                                                                  (2, 2, 32, 3, 0, 6),
                                                                  // ≥ 64 queries: llama.cpp's tiled numerics, across KV tiles.
-                                                                 (9, 3, 64, nil, 10, 130), (4, 1, 256, 70, 5, 100)]
+                                                                 (9, 3, 64, nil, 10, 130), (4, 1, 256, 70, 5, 100),
+                                                                 // odd rows per tile (paired scores), a width off the 16-lane grid
+                                                                 (3, 1, 128, nil, 2, 65), (3, 1, 40, 9, 0, 67)]
                 as [(Int, Int, Int, Int?, Int, Int)] {
             let capacity = start + tokens
             let kvWidth = kvHeads * headDim

@@ -1,0 +1,1 @@
+../CPUKernels/FusedMath.swift
