@@ -3,7 +3,7 @@
 // AVX-512 VNNI kernels for the 32-element block types (q4_0, q4_1, q5_0, q5_1, q8_0), bit-identical
 // to `QuantizedDot.dotReference` (ggml's x86 order): each zmm holds two weight rows' blocks as
 // unsigned bytes (row A in lanes 0–7, row B in 8–15), `vpdpbusd` gives ggml's 8 integer lanes of
-// 4 products per row (signed types subtract bias·Σy per lane), and each lane is fused-multiply-
+// 4 products per row (signed types start each lane's sum at −bias·Σy), and each lane is fused-multiply-
 // added with d·d_activation into its own float accumulator; hsum_float_8 per row at the end.
 // A tile is 8 weight rows × 4 tokens (16 zmm accumulators) or × 1 token (decode).
 #if arch(x86_64)
@@ -58,42 +58,172 @@ extension QuantizedAVX512 {
             let m8 = B.hasMin ? _mm256_cvtph_ps(o.loadUnaligned(fromByteOffset: 16, as: __m128i.self)) : _mm256_setzero_ps()
             do {
                 let ya = _mm512_broadcast_i64x4(x0.loadUnaligned(fromByteOffset: b * 32, as: __m256i.self))
-                let corr = B.bias != 0 ? _mm512_dpbusd_epi32(zero, bias, ya) : zero
+                let start = B.bias != 0 ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, ya)) : zero
                 let ad = _mm512_set1_ps(ad0[b])
-                c00 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w0, ya), corr)), c00)
-                c10 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w1, ya), corr)), c10)
-                c20 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w2, ya), corr)), c20)
-                c30 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w3, ya), corr)), c30)
+                c00 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w0, ya)), c00)
+                c10 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w1, ya)), c10)
+                c20 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w2, ya)), c20)
+                c30 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w3, ya)), c30)
                 if B.hasMin { s0 = _mm256_fmadd_ps(m8, _mm256_set1_ps(as0[b]), s0) }
             }
             do {
                 let ya = _mm512_broadcast_i64x4(x1.loadUnaligned(fromByteOffset: b * 32, as: __m256i.self))
-                let corr = B.bias != 0 ? _mm512_dpbusd_epi32(zero, bias, ya) : zero
+                let start = B.bias != 0 ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, ya)) : zero
                 let ad = _mm512_set1_ps(ad1[b])
-                c01 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w0, ya), corr)), c01)
-                c11 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w1, ya), corr)), c11)
-                c21 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w2, ya), corr)), c21)
-                c31 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w3, ya), corr)), c31)
+                c01 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w0, ya)), c01)
+                c11 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w1, ya)), c11)
+                c21 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w2, ya)), c21)
+                c31 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w3, ya)), c31)
                 if B.hasMin { s1 = _mm256_fmadd_ps(m8, _mm256_set1_ps(as1[b]), s1) }
             }
             do {
                 let ya = _mm512_broadcast_i64x4(x2.loadUnaligned(fromByteOffset: b * 32, as: __m256i.self))
-                let corr = B.bias != 0 ? _mm512_dpbusd_epi32(zero, bias, ya) : zero
+                let start = B.bias != 0 ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, ya)) : zero
                 let ad = _mm512_set1_ps(ad2[b])
-                c02 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w0, ya), corr)), c02)
-                c12 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w1, ya), corr)), c12)
-                c22 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w2, ya), corr)), c22)
-                c32 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w3, ya), corr)), c32)
+                c02 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w0, ya)), c02)
+                c12 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w1, ya)), c12)
+                c22 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w2, ya)), c22)
+                c32 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w3, ya)), c32)
                 if B.hasMin { s2 = _mm256_fmadd_ps(m8, _mm256_set1_ps(as2[b]), s2) }
             }
             do {
                 let ya = _mm512_broadcast_i64x4(x3.loadUnaligned(fromByteOffset: b * 32, as: __m256i.self))
-                let corr = B.bias != 0 ? _mm512_dpbusd_epi32(zero, bias, ya) : zero
+                let start = B.bias != 0 ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, ya)) : zero
                 let ad = _mm512_set1_ps(ad3[b])
-                c03 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w0, ya), corr)), c03)
-                c13 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w1, ya), corr)), c13)
-                c23 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w2, ya), corr)), c23)
-                c33 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w3, ya), corr)), c33)
+                c03 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w0, ya)), c03)
+                c13 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w1, ya)), c13)
+                c23 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w2, ya)), c23)
+                c33 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w3, ya)), c33)
+                if B.hasMin { s3 = _mm256_fmadd_ps(m8, _mm256_set1_ps(as3[b]), s3) }
+            }
+        }
+        let valid = min(8, rows - r0)
+        do {
+            let out = y + (t0 + 0) * rows + r0
+            let m: SIMD8<Float> = s0
+            let v0: SIMD16<Float> = c00
+            let v1: SIMD16<Float> = c10
+            let v2: SIMD16<Float> = c20
+            let v3: SIMD16<Float> = c30
+            let r = SIMD8<Float>(hsum8(v0.lowHalf), hsum8(v0.highHalf), hsum8(v1.lowHalf), hsum8(v1.highHalf),
+                                 hsum8(v2.lowHalf), hsum8(v2.highHalf), hsum8(v3.lowHalf), hsum8(v3.highHalf)) + m
+            for i in 0..<valid { out[i] = r[i] }
+        }
+        do {
+            let out = y + (t0 + 1) * rows + r0
+            let m: SIMD8<Float> = s1
+            let v0: SIMD16<Float> = c01
+            let v1: SIMD16<Float> = c11
+            let v2: SIMD16<Float> = c21
+            let v3: SIMD16<Float> = c31
+            let r = SIMD8<Float>(hsum8(v0.lowHalf), hsum8(v0.highHalf), hsum8(v1.lowHalf), hsum8(v1.highHalf),
+                                 hsum8(v2.lowHalf), hsum8(v2.highHalf), hsum8(v3.lowHalf), hsum8(v3.highHalf)) + m
+            for i in 0..<valid { out[i] = r[i] }
+        }
+        do {
+            let out = y + (t0 + 2) * rows + r0
+            let m: SIMD8<Float> = s2
+            let v0: SIMD16<Float> = c02
+            let v1: SIMD16<Float> = c12
+            let v2: SIMD16<Float> = c22
+            let v3: SIMD16<Float> = c32
+            let r = SIMD8<Float>(hsum8(v0.lowHalf), hsum8(v0.highHalf), hsum8(v1.lowHalf), hsum8(v1.highHalf),
+                                 hsum8(v2.lowHalf), hsum8(v2.highHalf), hsum8(v3.lowHalf), hsum8(v3.highHalf)) + m
+            for i in 0..<valid { out[i] = r[i] }
+        }
+        do {
+            let out = y + (t0 + 3) * rows + r0
+            let m: SIMD8<Float> = s3
+            let v0: SIMD16<Float> = c03
+            let v1: SIMD16<Float> = c13
+            let v2: SIMD16<Float> = c23
+            let v3: SIMD16<Float> = c33
+            let r = SIMD8<Float>(hsum8(v0.lowHalf), hsum8(v0.highHalf), hsum8(v1.lowHalf), hsum8(v1.highHalf),
+                                 hsum8(v2.lowHalf), hsum8(v2.highHalf), hsum8(v3.lowHalf), hsum8(v3.highHalf)) + m
+            for i in 0..<valid { out[i] = r[i] }
+        }
+    }
+
+    /// 8 weight rows × 4 token(s): all accumulators in registers for the whole row.
+    /// The panel's blocks come decoded (`predecode`): weights and scale vectors are plain loads.
+    @inline(__always)
+    static func tile4p<B: BlockAVX512>(_: B.Type, _ base: UnsafeRawPointer, _ a: Acts, t0: Int, blocks: Int, octet: Int,
+                                      y: UnsafeMutablePointer<Float>, rows: Int, r0: Int) {
+        let zero = _mm512_setzero_si512()
+        var c00 = _mm512_setzero_ps()
+        var c01 = _mm512_setzero_ps()
+        var c02 = _mm512_setzero_ps()
+        var c03 = _mm512_setzero_ps()
+        var c10 = _mm512_setzero_ps()
+        var c11 = _mm512_setzero_ps()
+        var c12 = _mm512_setzero_ps()
+        var c13 = _mm512_setzero_ps()
+        var c20 = _mm512_setzero_ps()
+        var c21 = _mm512_setzero_ps()
+        var c22 = _mm512_setzero_ps()
+        var c23 = _mm512_setzero_ps()
+        var c30 = _mm512_setzero_ps()
+        var c31 = _mm512_setzero_ps()
+        var c32 = _mm512_setzero_ps()
+        var c33 = _mm512_setzero_ps()
+        var s0 = _mm256_setzero_ps()
+        var s1 = _mm256_setzero_ps()
+        var s2 = _mm256_setzero_ps()
+        var s3 = _mm256_setzero_ps()
+        let x0 = UnsafeRawPointer(a.qs + (t0 + 0) * a.n), ad0 = a.scales + (t0 + 0) * blocks, as0 = a.sums + (t0 + 0) * blocks
+        let x1 = UnsafeRawPointer(a.qs + (t0 + 1) * a.n), ad1 = a.scales + (t0 + 1) * blocks, as1 = a.sums + (t0 + 1) * blocks
+        let x2 = UnsafeRawPointer(a.qs + (t0 + 2) * a.n), ad2 = a.scales + (t0 + 2) * blocks, as2 = a.sums + (t0 + 2) * blocks
+        let x3 = UnsafeRawPointer(a.qs + (t0 + 3) * a.n), ad3 = a.scales + (t0 + 3) * blocks, as3 = a.sums + (t0 + 3) * blocks
+        let bias = _mm512_set1_epi8(B.bias)
+        for b in 0..<blocks {
+            let o = base + b * decodedBlockBytes
+            let w0 = o.load(fromByteOffset: 0, as: __m512i.self)
+            let w1 = o.load(fromByteOffset: 64, as: __m512i.self)
+            let w2 = o.load(fromByteOffset: 128, as: __m512i.self)
+            let w3 = o.load(fromByteOffset: 192, as: __m512i.self)
+            let d0 = o.load(fromByteOffset: 256, as: __m512.self)
+            let d1 = o.load(fromByteOffset: 320, as: __m512.self)
+            let d2 = o.load(fromByteOffset: 384, as: __m512.self)
+            let d3 = o.load(fromByteOffset: 448, as: __m512.self)
+            let m8 = B.hasMin ? o.load(fromByteOffset: 512, as: __m256.self) : _mm256_setzero_ps()
+            do {
+                let ya = _mm512_broadcast_i64x4(x0.loadUnaligned(fromByteOffset: b * 32, as: __m256i.self))
+                let start = B.bias != 0 ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, ya)) : zero
+                let ad = _mm512_set1_ps(ad0[b])
+                c00 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w0, ya)), c00)
+                c10 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w1, ya)), c10)
+                c20 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w2, ya)), c20)
+                c30 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w3, ya)), c30)
+                if B.hasMin { s0 = _mm256_fmadd_ps(m8, _mm256_set1_ps(as0[b]), s0) }
+            }
+            do {
+                let ya = _mm512_broadcast_i64x4(x1.loadUnaligned(fromByteOffset: b * 32, as: __m256i.self))
+                let start = B.bias != 0 ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, ya)) : zero
+                let ad = _mm512_set1_ps(ad1[b])
+                c01 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w0, ya)), c01)
+                c11 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w1, ya)), c11)
+                c21 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w2, ya)), c21)
+                c31 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w3, ya)), c31)
+                if B.hasMin { s1 = _mm256_fmadd_ps(m8, _mm256_set1_ps(as1[b]), s1) }
+            }
+            do {
+                let ya = _mm512_broadcast_i64x4(x2.loadUnaligned(fromByteOffset: b * 32, as: __m256i.self))
+                let start = B.bias != 0 ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, ya)) : zero
+                let ad = _mm512_set1_ps(ad2[b])
+                c02 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w0, ya)), c02)
+                c12 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w1, ya)), c12)
+                c22 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w2, ya)), c22)
+                c32 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w3, ya)), c32)
+                if B.hasMin { s2 = _mm256_fmadd_ps(m8, _mm256_set1_ps(as2[b]), s2) }
+            }
+            do {
+                let ya = _mm512_broadcast_i64x4(x3.loadUnaligned(fromByteOffset: b * 32, as: __m256i.self))
+                let start = B.bias != 0 ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, ya)) : zero
+                let ad = _mm512_set1_ps(ad3[b])
+                c03 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w0, ya)), c03)
+                c13 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w1, ya)), c13)
+                c23 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w2, ya)), c23)
+                c33 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w3, ya)), c33)
                 if B.hasMin { s3 = _mm256_fmadd_ps(m8, _mm256_set1_ps(as3[b]), s3) }
             }
         }
@@ -174,12 +304,12 @@ extension QuantizedAVX512 {
             let m8 = B.hasMin ? _mm256_cvtph_ps(o.loadUnaligned(fromByteOffset: 16, as: __m128i.self)) : _mm256_setzero_ps()
             do {
                 let ya = _mm512_broadcast_i64x4(x0.loadUnaligned(fromByteOffset: b * 32, as: __m256i.self))
-                let corr = B.bias != 0 ? _mm512_dpbusd_epi32(zero, bias, ya) : zero
+                let start = B.bias != 0 ? _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, ya)) : zero
                 let ad = _mm512_set1_ps(ad0[b])
-                c00 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w0, ya), corr)), c00)
-                c10 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w1, ya), corr)), c10)
-                c20 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w2, ya), corr)), c20)
-                c30 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, w3, ya), corr)), c30)
+                c00 = _mm512_fmadd_ps(_mm512_mul_ps(d0, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w0, ya)), c00)
+                c10 = _mm512_fmadd_ps(_mm512_mul_ps(d1, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w1, ya)), c10)
+                c20 = _mm512_fmadd_ps(_mm512_mul_ps(d2, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w2, ya)), c20)
+                c30 = _mm512_fmadd_ps(_mm512_mul_ps(d3, ad), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, w3, ya)), c30)
                 if B.hasMin { s0 = _mm256_fmadd_ps(m8, _mm256_set1_ps(as0[b]), s0) }
             }
         }
@@ -196,5 +326,26 @@ extension QuantizedAVX512 {
             for i in 0..<valid { out[i] = r[i] }
         }
     }
+
+    /// Bytes of one decoded block in `predecode`'s buffer: 4 row pairs' 64 unsigned weight bytes,
+    /// 4 pairs' scale vectors (16 floats: row A's d ×8, row B's ×8), 8 mins (q4_1 / q5_1), padding.
+    static let decodedBlockBytes = 576
+
+    /// A panel's blocks decoded once into `out` (blocks × decodedBlockBytes, 64-byte aligned) for
+    /// `tile4p`: a batch's 4-token tiles then share one decode instead of one each.
+    @inline(__always)
+    static func predecode<B: BlockAVX512>(_: B.Type, _ base: UnsafeRawPointer, blocks: Int, octet: Int, out: UnsafeMutableRawPointer) {
+        for b in 0..<blocks {
+            let o = base + b * octet, p = out + b * decodedBlockBytes
+            let d8 = _mm256_cvtph_ps(o.loadUnaligned(as: __m128i.self))
+            for i in 0..<4 {
+                let pair = unsafeBitCast(SIMD16<Int32>(repeating: Int32(2 * i)) &+ SIMD16<Int32>(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), to: __m512i.self)
+                p.storeBytes(of: B.decode(o, pair: i), toByteOffset: 64 * i, as: __m512i.self)
+                p.storeBytes(of: _mm512_permutexvar_ps(pair, _mm512_castps256_ps512(d8)), toByteOffset: 256 + 64 * i, as: __m512.self)
+            }
+            if B.hasMin { p.storeBytes(of: _mm256_cvtph_ps(o.loadUnaligned(fromByteOffset: 16, as: __m128i.self)), toByteOffset: 512, as: __m256.self) }
+        }
+    }
+
 }
 #endif

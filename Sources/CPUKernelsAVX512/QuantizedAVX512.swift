@@ -44,10 +44,20 @@ public enum QuantizedAVX512 {
     static func run<B: BlockAVX512>(_: B.Type, _ w: PackedPanels, _ a: Acts, _ y: UnsafeMutablePointer<Float>,
                                     _ tokens: Int, _ panels: Range<Int>) {
         let blocks = w.cols / 32
+        // Two or more 4-token tiles: each panel is decoded once into a buffer they all read.
+        let decoded = tokens >= 8 ? UnsafeMutableRawPointer.allocate(byteCount: blocks * decodedBlockBytes, alignment: 64) : nil
+        defer { decoded?.deallocate() }
         for panel in panels {
             let r0 = panel * rowsPerPanel
             let base = UnsafeRawPointer(w.data + panel * w.panelBytes)
             var t0 = 0
+            if let decoded {
+                predecode(B.self, base, blocks: blocks, octet: w.octetBytes, out: decoded)
+                while t0 + 4 <= tokens {
+                    tile4p(B.self, UnsafeRawPointer(decoded), a, t0: t0, blocks: blocks, octet: w.octetBytes, y: y, rows: w.rows, r0: r0)
+                    t0 += 4
+                }
+            }
             while t0 + 4 <= tokens {
                 tile4(B.self, base, a, t0: t0, blocks: blocks, octet: w.octetBytes, y: y, rows: w.rows, r0: r0)
                 t0 += 4
