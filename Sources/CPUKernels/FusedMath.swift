@@ -411,105 +411,52 @@ public enum FusedMath {
                 }
                 r += 2
             }
-            for g in 0..<group {
+            // Per row: mask, tile maximum, rescaling, probabilities; then the values, two heads of
+            // the group at a time for the same query (same keys, so they share each V load).
             for i in 0..<count {
                 let from = max(firsts[i], tile), to = min(lasts[i], tile + 63)
                 if from > to { continue }
-                let row = g * count + i
-                // Entries outside from…to are masked (−∞): their probability is exactly 0.
-                let probs = scores + row * 64, pr = UnsafeMutableRawPointer(probs)
                 let a = from - tile, b = to - tile
-                for j in 0..<a { probs[j] = -.infinity }
-                for j in (b + 1)..<64 { probs[j] = -.infinity }
-                var tileMax = -Float.infinity
-                for j in a...b where probs[j] > tileMax { tileMax = probs[j] }
-                let mOld = mAll[row]
-                let mNew = Swift.max(mOld, tileMax)
-                let acc = accAll + row * dv
-                if mNew > mOld {
-                    let ms = exp(mOld - mNew)
-                    for d in 0..<dv { acc[d] *= ms }
-                    sAll[row] *= ms
+                for g in 0..<group {
+                    let row = g * count + i
+                    // Entries outside from…to are masked (−∞): their probability is exactly 0.
+                    let probs = scores + row * 64, pr = UnsafeMutableRawPointer(probs)
+                    for j in 0..<a { probs[j] = -.infinity }
+                    for j in (b + 1)..<64 { probs[j] = -.infinity }
+                    var tileMax = -Float.infinity
+                    for j in a...b where probs[j] > tileMax { tileMax = probs[j] }
+                    let mOld = mAll[row]
+                    let mNew = Swift.max(mOld, tileMax)
+                    let acc = accAll + row * dv
+                    if mNew > mOld {
+                        let ms = exp(mOld - mNew)
+                        for d in 0..<dv { acc[d] *= ms }
+                        sAll[row] *= ms
+                    }
+                    mAll[row] = mNew
+                    var sum: Double = 0
+                    let mv = SIMD16<Float>(repeating: mNew)
+                    for c in 0..<4 {
+                        let e = expGGML16(pr.loadUnaligned(fromByteOffset: 64 * c, as: SIMD16<Float>.self) - mv)
+                        pr.storeBytes(of: e, toByteOffset: 64 * c, as: SIMD16<Float>.self)
+                        sum += Double(reduce16(e))
+                    }
+                    sAll[row] = Float(Double(sAll[row]) + sum)
                 }
-                mAll[row] = mNew
-                var sum: Double = 0
-                let mv = SIMD16<Float>(repeating: mNew)
-                for c in 0..<4 {
-                    let e = expGGML16(pr.loadUnaligned(fromByteOffset: 64 * c, as: SIMD16<Float>.self) - mv)
-                    pr.storeBytes(of: e, toByteOffset: 64 * c, as: SIMD16<Float>.self)
-                    sum += Double(reduce16(e))
-                }
-                sAll[row] = Float(Double(sAll[row]) + sum)
-                let accRaw = UnsafeMutableRawPointer(acc), vTr = UnsafeRawPointer(vT)
-                if vector {
-                    // 128 (then 64) accumulator elements stay in registers while every key of the
-                    // tile is added in order (each element's fma chain is the same as key by key;
-                    // eight independent chains keep both fma pipes busy).
-                    var d = 0
-                    while d + 128 <= dv {
-                        var x0 = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
-                        var x1 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
-                        var x2 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
-                        var x3 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
-                        var x4 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 256, as: SIMD16<Float>.self)
-                        var x5 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 320, as: SIMD16<Float>.self)
-                        var x6 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 384, as: SIMD16<Float>.self)
-                        var x7 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 448, as: SIMD16<Float>.self)
-                        for j in a...b {
-                            let wv = SIMD16<Float>(repeating: probs[j]), base = 4 * (j * dv + d)
-                            x0 = x0.addingProduct(vTr.loadUnaligned(fromByteOffset: base, as: SIMD16<Float>.self), wv)
-                            x1 = x1.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 64, as: SIMD16<Float>.self), wv)
-                            x2 = x2.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 128, as: SIMD16<Float>.self), wv)
-                            x3 = x3.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 192, as: SIMD16<Float>.self), wv)
-                            x4 = x4.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 256, as: SIMD16<Float>.self), wv)
-                            x5 = x5.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 320, as: SIMD16<Float>.self), wv)
-                            x6 = x6.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 384, as: SIMD16<Float>.self), wv)
-                            x7 = x7.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 448, as: SIMD16<Float>.self), wv)
-                        }
-                        accRaw.storeBytes(of: x0, toByteOffset: 4 * d, as: SIMD16<Float>.self)
-                        accRaw.storeBytes(of: x1, toByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
-                        accRaw.storeBytes(of: x2, toByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
-                        accRaw.storeBytes(of: x3, toByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
-                        accRaw.storeBytes(of: x4, toByteOffset: 4 * d + 256, as: SIMD16<Float>.self)
-                        accRaw.storeBytes(of: x5, toByteOffset: 4 * d + 320, as: SIMD16<Float>.self)
-                        accRaw.storeBytes(of: x6, toByteOffset: 4 * d + 384, as: SIMD16<Float>.self)
-                        accRaw.storeBytes(of: x7, toByteOffset: 4 * d + 448, as: SIMD16<Float>.self)
-                        d += 128
-                    }
-                    while d + 64 <= dv {
-                        var x0 = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
-                        var x1 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
-                        var x2 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
-                        var x3 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
-                        for j in a...b {
-                            let wv = SIMD16<Float>(repeating: probs[j]), base = 4 * (j * dv + d)
-                            x0 = x0.addingProduct(vTr.loadUnaligned(fromByteOffset: base, as: SIMD16<Float>.self), wv)
-                            x1 = x1.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 64, as: SIMD16<Float>.self), wv)
-                            x2 = x2.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 128, as: SIMD16<Float>.self), wv)
-                            x3 = x3.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 192, as: SIMD16<Float>.self), wv)
-                        }
-                        accRaw.storeBytes(of: x0, toByteOffset: 4 * d, as: SIMD16<Float>.self)
-                        accRaw.storeBytes(of: x1, toByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
-                        accRaw.storeBytes(of: x2, toByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
-                        accRaw.storeBytes(of: x3, toByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
-                        d += 64
-                    }
-                    while d < dv {
-                        var x = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
-                        for j in a...b {
-                            x = x.addingProduct(vTr.loadUnaligned(fromByteOffset: 4 * (j * dv + d), as: SIMD16<Float>.self),
-                                                SIMD16<Float>(repeating: probs[j]))
-                        }
-                        accRaw.storeBytes(of: x, toByteOffset: 4 * d, as: SIMD16<Float>.self)
-                        d += 16
-                    }
-                } else {
-                    for j in a...b {
-                        let w = probs[j]
-                        for d in 0..<dv { acc[d] = acc[d].addingProduct(vT[j * dv + d], w) }
+                var g = 0
+                if vector && dv % 64 == 0 {
+                    while g + 1 < group {
+                        let rA = g * count + i, rB = rA + count
+                        addValuesPair(accA: accAll + rA * dv, probsA: scores + rA * 64, accB: accAll + rB * dv, probsB: scores + rB * 64,
+                                      vT: vT, dv: dv, a: a, b: b)
+                        g += 2
                     }
                 }
-            }
+                while g < group {
+                    let row = g * count + i
+                    addValues(acc: accAll + row * dv, probs: scores + row * 64, vT: vT, dv: dv, a: a, b: b, vector: vector)
+                    g += 1
+                }
             }
             tile += 64
         }
@@ -520,6 +467,119 @@ public enum FusedMath {
                 let acc = accAll + row * dv, o = out + i * outStride + g * headDim
                 for d in 0..<dv { o[d] = acc[d] * inv }
             }
+        }
+    }
+
+    /// acc[d] += probs[j]·vT[j][d] for j in a…b, in key order (one fma chain per element).
+    @inline(__always)
+    static func addValues(acc: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, vT: UnsafeMutablePointer<Float>,
+                          dv: Int, a: Int, b: Int, vector: Bool) {
+        let accRaw = UnsafeMutableRawPointer(acc), vTr = UnsafeRawPointer(vT)
+        if vector {
+            // 128 (then 64) accumulator elements stay in registers while every key of the
+            // tile is added in order (each element's fma chain is the same as key by key;
+            // eight independent chains keep both fma pipes busy).
+            var d = 0
+            while d + 128 <= dv {
+                var x0 = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                var x1 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
+                var x2 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
+                var x3 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
+                var x4 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 256, as: SIMD16<Float>.self)
+                var x5 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 320, as: SIMD16<Float>.self)
+                var x6 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 384, as: SIMD16<Float>.self)
+                var x7 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 448, as: SIMD16<Float>.self)
+                for j in a...b {
+                    let wv = SIMD16<Float>(repeating: probs[j]), base = 4 * (j * dv + d)
+                    x0 = x0.addingProduct(vTr.loadUnaligned(fromByteOffset: base, as: SIMD16<Float>.self), wv)
+                    x1 = x1.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 64, as: SIMD16<Float>.self), wv)
+                    x2 = x2.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 128, as: SIMD16<Float>.self), wv)
+                    x3 = x3.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 192, as: SIMD16<Float>.self), wv)
+                    x4 = x4.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 256, as: SIMD16<Float>.self), wv)
+                    x5 = x5.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 320, as: SIMD16<Float>.self), wv)
+                    x6 = x6.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 384, as: SIMD16<Float>.self), wv)
+                    x7 = x7.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 448, as: SIMD16<Float>.self), wv)
+                }
+                accRaw.storeBytes(of: x0, toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                accRaw.storeBytes(of: x1, toByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
+                accRaw.storeBytes(of: x2, toByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
+                accRaw.storeBytes(of: x3, toByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
+                accRaw.storeBytes(of: x4, toByteOffset: 4 * d + 256, as: SIMD16<Float>.self)
+                accRaw.storeBytes(of: x5, toByteOffset: 4 * d + 320, as: SIMD16<Float>.self)
+                accRaw.storeBytes(of: x6, toByteOffset: 4 * d + 384, as: SIMD16<Float>.self)
+                accRaw.storeBytes(of: x7, toByteOffset: 4 * d + 448, as: SIMD16<Float>.self)
+                d += 128
+            }
+            while d + 64 <= dv {
+                var x0 = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                var x1 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
+                var x2 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
+                var x3 = accRaw.loadUnaligned(fromByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
+                for j in a...b {
+                    let wv = SIMD16<Float>(repeating: probs[j]), base = 4 * (j * dv + d)
+                    x0 = x0.addingProduct(vTr.loadUnaligned(fromByteOffset: base, as: SIMD16<Float>.self), wv)
+                    x1 = x1.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 64, as: SIMD16<Float>.self), wv)
+                    x2 = x2.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 128, as: SIMD16<Float>.self), wv)
+                    x3 = x3.addingProduct(vTr.loadUnaligned(fromByteOffset: base + 192, as: SIMD16<Float>.self), wv)
+                }
+                accRaw.storeBytes(of: x0, toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                accRaw.storeBytes(of: x1, toByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
+                accRaw.storeBytes(of: x2, toByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
+                accRaw.storeBytes(of: x3, toByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
+                d += 64
+            }
+            while d < dv {
+                var x = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                for j in a...b {
+                    x = x.addingProduct(vTr.loadUnaligned(fromByteOffset: 4 * (j * dv + d), as: SIMD16<Float>.self),
+                                        SIMD16<Float>(repeating: probs[j]))
+                }
+                accRaw.storeBytes(of: x, toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                d += 16
+            }
+        } else {
+            for j in a...b {
+                let w = probs[j]
+                for d in 0..<dv { acc[d] = acc[d].addingProduct(vT[j * dv + d], w) }
+            }
+        }
+    }
+
+    /// `addValues` for two rows with the same keys (two heads of a group, one query): 2 × 64
+    /// elements in eight accumulators, each V load used by both rows; every chain unchanged.
+    @inline(__always)
+    static func addValuesPair(accA: UnsafeMutablePointer<Float>, probsA: UnsafeMutablePointer<Float>,
+                              accB: UnsafeMutablePointer<Float>, probsB: UnsafeMutablePointer<Float>,
+                              vT: UnsafeMutablePointer<Float>, dv: Int, a: Int, b: Int) {
+        let rawA = UnsafeMutableRawPointer(accA), rawB = UnsafeMutableRawPointer(accB), vTr = UnsafeRawPointer(vT)
+        var d = 0
+        while d + 64 <= dv {
+            var x0 = rawA.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+            var x1 = rawA.loadUnaligned(fromByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
+            var x2 = rawA.loadUnaligned(fromByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
+            var x3 = rawA.loadUnaligned(fromByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
+            var y0 = rawB.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+            var y1 = rawB.loadUnaligned(fromByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
+            var y2 = rawB.loadUnaligned(fromByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
+            var y3 = rawB.loadUnaligned(fromByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
+            for j in a...b {
+                let wa = SIMD16<Float>(repeating: probsA[j]), wb = SIMD16<Float>(repeating: probsB[j]), base = 4 * (j * dv + d)
+                let v0 = vTr.loadUnaligned(fromByteOffset: base, as: SIMD16<Float>.self)
+                let v1 = vTr.loadUnaligned(fromByteOffset: base + 64, as: SIMD16<Float>.self)
+                let v2 = vTr.loadUnaligned(fromByteOffset: base + 128, as: SIMD16<Float>.self)
+                let v3 = vTr.loadUnaligned(fromByteOffset: base + 192, as: SIMD16<Float>.self)
+                x0 = x0.addingProduct(v0, wa); x1 = x1.addingProduct(v1, wa); x2 = x2.addingProduct(v2, wa); x3 = x3.addingProduct(v3, wa)
+                y0 = y0.addingProduct(v0, wb); y1 = y1.addingProduct(v1, wb); y2 = y2.addingProduct(v2, wb); y3 = y3.addingProduct(v3, wb)
+            }
+            rawA.storeBytes(of: x0, toByteOffset: 4 * d, as: SIMD16<Float>.self)
+            rawA.storeBytes(of: x1, toByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
+            rawA.storeBytes(of: x2, toByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
+            rawA.storeBytes(of: x3, toByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
+            rawB.storeBytes(of: y0, toByteOffset: 4 * d, as: SIMD16<Float>.self)
+            rawB.storeBytes(of: y1, toByteOffset: 4 * d + 64, as: SIMD16<Float>.self)
+            rawB.storeBytes(of: y2, toByteOffset: 4 * d + 128, as: SIMD16<Float>.self)
+            rawB.storeBytes(of: y3, toByteOffset: 4 * d + 192, as: SIMD16<Float>.self)
+            d += 64
         }
     }
 }
