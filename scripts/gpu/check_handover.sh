@@ -6,8 +6,8 @@
 #      counter; =2: the small kernels too): its fallback count (standard error; 0 means every
 #      target was right) and greedy text next to the default's;
 #   3. ab_decode.sh, two rounds alternating: defaults, evict-first weight loads
-#      (-DSWIFTKT_W_EVICT_FIRST), the two hand-over modes, mode 2 with a 32 ns poll backoff, mode 2
-#      with evict-first; then mode 2's step timeline.
+#      (-DSWIFTKT_W_EVICT_FIRST), the two hand-over modes, mode 2 with evict-first;
+#      then mode 2's step timeline.
 # Usage: scripts/gpu/check_handover.sh SWIFTKT_BINARY WORK_DIR OUT_DIR
 set -uo pipefail
 bin=$1; work=$2; out=$3
@@ -25,8 +25,7 @@ for mode in 1 2; do
     SWIFTKT_CUDA_HANDOVER=$mode timeout 90 "$bin" bench -m "$m8" -p 0 -n 128 -r 1 2>&1 | grep -E "hand-over|^\| llama"
 done
 echo "hand-over checked $(el)"
-ROUNDS=2 N=128 TIMELINE=h2 timeout 400 bash "$here/ab_decode.sh" "$work" "$out" d="$bin" ef="$bin+SWIFTKT_NVRTC_EXTRA=-DSWIFTKT_W_EVICT_FIRST" \
+ROUNDS=2 N=128 TIMELINE=h2 timeout 300 bash "$here/ab_decode.sh" "$work" "$out" d="$bin" ef="$bin+SWIFTKT_NVRTC_EXTRA=-DSWIFTKT_W_EVICT_FIRST" \
     h1="$bin+SWIFTKT_CUDA_HANDOVER=1" h2="$bin+SWIFTKT_CUDA_HANDOVER=2" \
-    h2b="$bin+SWIFTKT_CUDA_HANDOVER=2+SWIFTKT_NVRTC_EXTRA=-DSWIFTKT_HAND_BACKOFF=32" \
     efh2="$bin+SWIFTKT_CUDA_HANDOVER=2+SWIFTKT_NVRTC_EXTRA=-DSWIFTKT_W_EVICT_FIRST"
 echo "done $(el)"
