@@ -5,6 +5,7 @@ import Core
 import Foundation
 #if os(Linux) && arch(x86_64)
 import CPUKernelsAVX2
+import CPUKernelsAVX512
 #endif
 
 public enum Ops {
@@ -94,6 +95,12 @@ public enum Ops {
     /// gate[i] = act(gate[i]) · up[i] over `count` elements.
     public static func gatedActivation(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int,
                                        activation: GateActivation) {
+        gatedActivation(gate: gate, up: up, count: count, activation: activation, isa: .best)
+    }
+
+    /// `gatedActivation` with the SIMD build of SwiGLU chosen by `isa` (tests compare them all).
+    public static func gatedActivation(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int,
+                                       activation: GateActivation, isa: KernelISA) {
         switch activation {
         case .silu: for i in 0..<count { gate[i] = silu(gate[i]) * up[i] }
         case .gelu: for i in 0..<count { gate[i] = geluTanh(gate[i]) * up[i] }
@@ -101,7 +108,12 @@ public enum Ops {
         case .geluTable: for i in 0..<count { gate[i] = gate[i] <= -10 ? 0 : geluTable(gate[i]) * up[i] }
         case .siluGGML:
             #if os(Linux) && arch(x86_64)
-            if KernelISA.best != .baseline {
+            // One source compiled for AVX-512 and AVX2 (the same bits as the portable build).
+            if isa.hasAVX512 {
+                CPUKernelsAVX512.FusedMath.swiglu(gate: gate, up: up, count: count)
+                return
+            }
+            if isa != .baseline {
                 CPUKernelsAVX2.FusedMath.swiglu(gate: gate, up: up, count: count)
                 return
             }
