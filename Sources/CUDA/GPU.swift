@@ -85,22 +85,6 @@ public final class GPU: @unchecked Sendable {
     public let timelineStep: Int?
     /// While not nil, every launch's kernel name is appended (the names of a captured graph).
     public var launchLog: [String]?
-    /// Measurement only (`SWIFTKT_CUDA_HANDOVER=1|2`, sm_90 with dependent launch): a decode step's
-    /// one-token q4_K GEMVs wait for the kernel before them on a counter of exited threads
-    /// instead of griddepcontrol.wait (KernelSource `hand_wait`; compiled with SWIFTKT_HANDOVER).
-    public let handover: Bool
-    /// `SWIFTKT_CUDA_HANDOVER=2`: the decode step's small kernels (fused norms, rope_store, the
-    /// short attention, glu_q) wait on the counter too.
-    public let handoverSmall: Bool
-    /// While a step counts (between `handBegin` and `handEnd`): the threads of every launch since
-    /// the step's hand_reset. nil otherwise, and after a copy or a cuBLAS call (work that counts
-    /// no threads; the decoder gives targets only to steps of kernels alone).
-    public var handCount: UInt64?
-    /// The target a one-token GEMV launched now waits for, as its last kernel argument (0:
-    /// griddepcontrol.wait).
-    public var handTarget: KernelArgument { .int(Int32(bitPattern: handCount.map { UInt32(truncatingIfNeeded: $0) } ?? 0)) }
-    /// The same for a small decode kernel (0 unless `handoverSmall`).
-    public var handSmallTarget: KernelArgument { handoverSmall ? handTarget : .int(0) }
 
     /// Opens device `ordinal` and compiles (or loads from the cache) the operator kernels.
     public init(ordinal: Int = 0) throws {
@@ -120,17 +104,12 @@ public final class GPU: @unchecked Sendable {
         // Measurement only: SWIFTKT_NVRTC_EXTRA="-DNAME …" adds compile options (kernel variants
         // kept behind a macro until measured; the disk cache's key includes them).
         let extra = (ProcessInfo.processInfo.environment["SWIFTKT_NVRTC_EXTRA"] ?? "").split(separator: " ").map(String.init)
-        let pdl = device.computeCapability.major >= 9 && driver.hasLaunchEx
-            && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PDL"] != "0"
-        let hand = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_HANDOVER"]
-        handover = pdl && (hand == "1" || hand == "2")
-        handoverSmall = handover && hand == "2"
         let cubin = try NVRTC().compile(source: KernelSource.all, name: "swiftkt-ops", architecture: device.architecture,
-                                        options: ["-lineinfo"] + (timelineStep != nil ? ["-DSWIFTKT_TIMELINE"] : [])
-                                            + (handover ? ["-DSWIFTKT_HANDOVER"] : []) + extra)
+                                        options: ["-lineinfo"] + (timelineStep != nil ? ["-DSWIFTKT_TIMELINE"] : []) + extra)
         compileSeconds = Date().timeIntervalSince(started)
         module = try driver.loadModule(image: cubin)
-        programmaticLaunch = pdl
+        programmaticLaunch = device.computeCapability.major >= 9 && driver.hasLaunchEx
+            && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PDL"] != "0"
         prefetchWeights = device.computeCapability.major >= 9 && ProcessInfo.processInfo.environment["SWIFTKT_CUDA_PREFETCH"] == "1"
         shortAttentionRope = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ROPE"] == "1"
         shortAttention = ProcessInfo.processInfo.environment["SWIFTKT_CUDA_SHORT_ATTENTION"] != "0"
@@ -208,47 +187,6 @@ public final class GPU: @unchecked Sendable {
             try driver.launch(f, grid: (UInt32(grid.0), UInt32(grid.1), UInt32(grid.2)), block: (UInt32(block), 1, 1),
                               stream: stream, arguments: &pointers, name: name)
         }
-        if let c = handCount { handCount = c + UInt64(grid.0 * grid.1 * grid.2 * block) }
-    }
-
-    /// Starts counting a step's threads for the hand-over targets (`handover` only): queues
-    /// hand_reset, which zeroes the device's counter once the kernels before it are done.
-    public func handBegin() throws {
-        guard handover else { return }
-        handCount = nil
-        try bookkeeping("hand_reset", [])
-        handCount = 0
-    }
-
-    /// Stops counting and queues hand_check, which compares the device's final count with the
-    /// host's (a difference is counted: `handStatus`). Later kernels wait with
-    /// griddepcontrol.wait again.
-    public func handEnd() throws {
-        guard let expected = handCount else { return }
-        handCount = nil
-        try bookkeeping("hand_check", [.int(Int32(bitPattern: UInt32(truncatingIfNeeded: expected)))])
-    }
-
-    /// The counted hand-over's errors since the last call, then zeroed: blocks whose spin fell back
-    /// to griddepcontrol.wait (a target the kernels before never reached within 1 ms), and steps
-    /// whose final count differed from the host's (a kernel counting its threads twice or not at
-    /// all). Both 0 when every target was right.
-    public func handStatus() throws -> (fallbacks: UInt32, badSteps: UInt32) {
-        guard handover else { return (0, 0) }
-        let b = try allocator.allocate(8)
-        try bookkeeping("hand_read", [.pointer(b.pointer)])
-        var v: (UInt32, UInt32) = (0, 0)
-        try copy(toHost: &v, from: b.pointer, bytes: 8)
-        return (v.0, v.1)
-    }
-
-    /// A hand-over bookkeeping kernel: one thread, kept out of the launch log (it writes no
-    /// timeline record) and of the count (it counts no threads).
-    private func bookkeeping(_ name: String, _ args: [KernelArgument]) throws {
-        let log = launchLog, count = handCount
-        launchLog = nil; handCount = nil
-        defer { launchLog = log; handCount = count }
-        try launch(name, grid: (1, 1, 1), block: 1, args)
     }
 
     /// Waits for everything queued on the stream.
@@ -260,20 +198,17 @@ public final class GPU: @unchecked Sendable {
     /// driver's synchronous cuMemcpyHtoD may return before a pageable source reaches the device,
     /// and it does not order with a non-blocking stream's kernels.)
     public func copy(toDevice dst: CUdeviceptr, from src: UnsafeRawPointer, bytes: Int) throws {
-        handCount = nil  // a copy counts no threads: no hand-over targets after it
         try driver.copyAsync(toDevice: dst, from: src, bytes: bytes, stream: stream)
         try synchronize()
     }
 
     /// A copy to the host after everything queued on the stream, complete on return.
     public func copy(toHost dst: UnsafeMutableRawPointer, from src: CUdeviceptr, bytes: Int) throws {
-        handCount = nil  // a copy counts no threads: no hand-over targets after it
         try driver.copyAsync(toHost: dst, from: src, bytes: bytes, stream: stream)
         try synchronize()
     }
 
     public func upload(_ src: UnsafeRawPointer, bytes: Int, to dst: CUdeviceptr) throws {
-        handCount = nil  // a copy counts no threads: no hand-over targets after it
         try driver.copyAsync(toDevice: dst, from: src, bytes: bytes, stream: stream)
     }
 

@@ -126,7 +126,7 @@ public enum GPUOps {
             // The decode step's kernel: two rows per warp, eight per block.
             let name = gpu.preloadPairs > 0 ? "mmv1p\(gpu.preloadPairs)_q4_K" : "mmv1_q4_K"
             try gpu.launch(name, grid: (blocks(totalRows, 8), 1, 1), block: 128,
-                           matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + pf + [gpu.handTarget])
+                           matrices + [.pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer)] + pf)
             return
         }
         // Generic kernels: tiles of 8 tokens, or the one-token instance (fewer registers).
@@ -165,7 +165,7 @@ public enum GPUOps {
                        [.pointer(q.pointer), .pointer(k.pointer), .pointer(v.pointer), .int(Int32(q.rows)), .int(Int32(k.rows)),
                         .int(Int32(v.rows)), .pointer(yq), .pointer(yk), .pointer(yv), .u64(UInt64(q.rowBytes)), .int(Int32(q.cols)),
                         .pointer(act.q.pointer), .pointer(act.ai.pointer), .pointer(act.ak.pointer), .int(gpu.prefetchWeights ? 1 : 0),
-                        gpu.handTarget, .pointer(positions), .pointer(keyCache), .pointer(valueCache), .int(Int32(headDim)), .int(Int32(rotDim)),
+                        .pointer(positions), .pointer(keyCache), .pointer(valueCache), .int(Int32(headDim)), .int(Int32(rotDim)),
                         .float(ropeThetaScale(base: base, rotDim: rotDim)), .float(scale), .pointer(freqFactors ?? 0)])
     }
 
@@ -180,7 +180,6 @@ public enum GPUOps {
         guard w.rows <= gemmMaxRows else { throw CUDAError.invalidArgument("GEMM path for \(w.rows) rows (at most \(gemmMaxRows))") }
         try dequantizeF16(gpu, w, out: wScratch)
         if !xReady { try toF16(gpu, x: x, y: xScratch, count: tokens * w.cols) }
-        gpu.handCount = nil  // cuBLAS's kernels count no threads: hand-over targets stop here
         try blas.gemmF16(w: wScratch, x: xScratch, c: y, rows: w.rows, cols: w.cols, tokens: tokens)
     }
 
@@ -217,7 +216,7 @@ public enum GPUOps {
     private static func norm(_ gpu: GPU, kernel: String, _ args: [KernelArgument], out: CUdeviceptr, rows: Int, n: Int,
                              quantize: (QuantizedActivationsGPU, GGMLType)?, xReady: Bool = false) throws -> Bool {
         if let (act, type) = quantize, let fused = fusedQuantize(n: n, rows: rows, act: act, type: type, prefix: kernel + "4q_") {
-            try gpu.launch(fused, grid: (rows, 1, 1), block: (n / 4 + 31) / 32 * 32, args + actArgs(act) + [.int(xReady ? 1 : 0), gpu.handSmallTarget])
+            try gpu.launch(fused, grid: (rows, 1, 1), block: (n / 4 + 31) / 32 * 32, args + actArgs(act) + [.int(xReady ? 1 : 0)])
             act.holds = (out, rows, isK(type))
             return true
         }
@@ -279,7 +278,7 @@ public enum GPUOps {
         try gpu.launch("rope_store", grid: (tokens, heads + 2 * kvHeads, 1), block: max(rotDim / 2, 32),
                        [.pointer(q), .pointer(k), .pointer(v), .pointer(keyCache), .pointer(valueCache), .pointer(positions),
                         .int(Int32(heads)), .int(Int32(kvHeads)), .int(Int32(headDim)), .int(Int32(rotDim)), .float(thetaScale),
-                        .float(scale), .pointer(freqFactors ?? 0), .int(neox ? 1 : 0), gpu.handSmallTarget])
+                        .float(scale), .pointer(freqFactors ?? 0), .int(neox ? 1 : 0)])
     }
 
     /// x += y, then out = x / rms(x) · w (rows of n): a residual add and the next norm in one
@@ -313,7 +312,7 @@ public enum GPUOps {
             return false
         }
         try gpu.launch("glu_q", grid: (blocks(count, 256), 1, 1), block: 256,
-                       [.pointer(gate), .pointer(up), .u64(UInt64(count)), .int(activation.rawValue), .int(k ? 1 : 0)] + actArgs(act) + [gpu.handSmallTarget])
+                       [.pointer(gate), .pointer(up), .u64(UInt64(count)), .int(activation.rawValue), .int(k ? 1 : 0)] + actArgs(act))
         act.holds = (gate, tokens, k)
         return true
     }
@@ -483,8 +482,7 @@ public enum GPUOps {
         let act: [KernelArgument] = fused.map { actArgs($0.0) } ?? Array(repeating: .pointer(0), count: 5)
         try gpu.launch(name, grid: ((heads + perBlock - 1) / perBlock, tokens, 1), block: 256,
                        [.pointer(q), .pointer(keys), .pointer(values), .pointer(positions), .int(Int32(heads)), .int(Int32(kvHeads)),
-                        .float(scale), .int(Int32(window)), .pointer(out), .int(Int32(fused.map { $0.1 ? 1 : 0 } ?? -1))] + act + extra
-                        + [gpu.handSmallTarget])
+                        .float(scale), .int(Int32(window)), .pointer(out), .int(Int32(fused.map { $0.1 ? 1 : 0 } ?? -1))] + act + extra)
         if let (a, k) = fused { a.holds = (out, tokens, k) }
         return fused != nil
     }

@@ -307,29 +307,29 @@ template <int D, bool ROPE, int MODE, typename Wait> DEV void attn_short_impl(co
 }
 #define ATTN_SHORT(D, SFX, MODE) extern "C" __global__ void __launch_bounds__(256) attn_short_##SFX##D(const float* q, u16* K, \
         u16* V, const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, \
-        float* ak, unsigned hand) { \
-    TL_BEGIN(); attn_short_impl<D, false, MODE>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, RopeArgs{}, HAND_WAIT_HERE(hand)); } \
+        float* ak) { \
+    TL_BEGIN(); attn_short_impl<D, false, MODE>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); } \
     extern "C" __global__ void __launch_bounds__(256) attn_short_rope_##SFX##D(const float* q, u16* K, u16* V, \
         const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak, \
-        const float* k, const float* v, int rotDim, float thetaScale, float ropeScale, const float* freq, int neox, unsigned hand) { \
+        const float* k, const float* v, int rotDim, float thetaScale, float ropeScale, const float* freq, int neox) { \
     TL_BEGIN(); attn_short_impl<D, true, MODE>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, \
-                                               RopeArgs{k, v, rotDim, thetaScale, ropeScale, freq, neox}, HAND_WAIT_HERE(hand)); }
+                                               RopeArgs{k, v, rotDim, thetaScale, ropeScale, freq, neox}, PDL_WAIT_HERE); }
 ATTN_SHORT(32, , 0) ATTN_SHORT(64, , 0) ATTN_SHORT(128, , 0) ATTN_SHORT(256, , 0)
 ATTN_SHORT(32, scan_, 1) ATTN_SHORT(64, scan_, 1) ATTN_SHORT(128, scan_, 1) ATTN_SHORT(256, scan_, 1)
 // f32 (`numerics: fast`; GPUOps.attention for chunks below the tiled kernel's): no rope form.
 #define ATTN_SHORT_F32(D) extern "C" __global__ void __launch_bounds__(256) attn_short_f32_##D(const float* q, u16* K, u16* V, \
-        const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak, unsigned hand) { \
-    TL_BEGIN(); attn_short_impl<D, false, 2>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, RopeArgs{}, HAND_WAIT_HERE(hand)); }
+        const int* pos, int H, int KVH, float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) { \
+    TL_BEGIN(); attn_short_impl<D, false, 2>(q, K, V, pos, H, KVH, scale, window, out, fmt, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); }
 ATTN_SHORT_F32(32) ATTN_SHORT_F32(64) ATTN_SHORT_F32(128) ATTN_SHORT_F32(256)
 // Head width 192 (deepseek2's MLA with attn_kv_b: 128 + 64): one head per block, 192 of the 256
 // threads carry the value walk; no rope form and no fused quantization (a head is not a whole
 // number of 256-blocks, and MLA's output goes through mla_merge first).
 extern "C" __global__ void __launch_bounds__(256) attn_short_192(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
-        float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak, unsigned hand) {
-    TL_BEGIN(); attn_short_impl<192, false, 0>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}, HAND_WAIT_HERE(hand)); }
+        float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
+    TL_BEGIN(); attn_short_impl<192, false, 0>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); }
 extern "C" __global__ void __launch_bounds__(256) attn_short_scan_192(const float* q, u16* K, u16* V, const int* pos, int H, int KVH,
-        float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak, unsigned hand) {
-    TL_BEGIN(); attn_short_impl<192, false, 1>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}, HAND_WAIT_HERE(hand)); }
+        float scale, int window, float* out, int fmt, i8* qo, float* ad, float* as, int* ai, float* ak) {
+    TL_BEGIN(); attn_short_impl<192, false, 1>(q, K, V, pos, H, KVH, scale, window, out, -1, qo, ad, as, ai, ak, RopeArgs{}, PDL_WAIT_HERE); }
 
 """#
 }

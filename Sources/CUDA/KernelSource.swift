@@ -72,110 +72,16 @@ struct TimelineMark {
         r[0] = grid; r[1] = t0; r[2] = t1; r[3] = t2;
     }
 };
-#define TL_MARK() TimelineMark tl_mark_
+#define TL_BEGIN() TimelineMark tl_mark_
 #define TL_RELEASED() tl_mark_.released()
 #else
-#define TL_MARK()
+#define TL_BEGIN()
 #define TL_RELEASED()
 #endif
-// Measurement only (`SWIFTKT_CUDA_HANDOVER=1` compiles with SWIFTKT_HANDOVER, GPU.handover): a
-// decode step's one-token q4_K GEMVs wait for the kernel before them by spinning on a counter
-// instead of griddepcontrol.wait (grid completion + flush, 0.7–1.1 µs a hand-over on an H100).
-// Every kernel that starts with TL_BEGIN / PDL_ENTRY counts its threads into hand_count as
-// they exit: each warp's lanes leaving together add to a count in shared memory, and the lane
-// that completes the block's count adds the block's threads to hand_count (one gpu-scope
-// release-add a block, as few as a launch's blocks). The host sums the threads of every launch
-// since the step's hand_reset, so a kernel given target T may start once every kernel before it
-// has exited. Thread 0 polls with relaxed loads (an acquiring load would empty the
-// multiprocessor's L1 at every poll), then one acq_rel fence. A spin that runs 1 ms (a launch
-// the host counted whose kernel counts no threads, or a predecessor that long) falls back to
-// griddepcontrol.wait and counts the block in hand_missed; hand_check, the step's last kernel,
-// counts a step whose final count differs from the host's in hand_bad (a kernel counting twice
-// would let the next start early: KernelSourceTests checks the source for that).
-// Mode 1 gives targets to the one-token q4_K GEMVs; `SWIFTKT_CUDA_HANDOVER=2` also to the small
-// kernels between them (the fused norms, rope_store, the short attention, glu_q).
-// -DSWIFTKT_HAND_BACKOFF=NS (SWIFTKT_NVRTC_EXTRA) sleeps NS between polls.
-#if defined(SWIFTKT_HANDOVER) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-__device__ unsigned hand_count, hand_missed, hand_bad;
-__shared__ unsigned hand_exited;
-struct HandMark {
-    __device__ HandMark() {
-        if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) hand_exited = 0;
-        __syncthreads();
-    }
-    __device__ ~HandMark() {
-        unsigned m = __activemask(), lane;
-        __syncwarp(m);
-        asm volatile("mov.u32 %0, %%laneid;" : "=r"(lane));
-        if (lane == (unsigned)(__ffs(m) - 1)) {
-            unsigned n = __popc(m), all = blockDim.x * blockDim.y * blockDim.z, old;
-            asm volatile("atom.acq_rel.cta.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(&hand_exited), "r"(n) : "memory");
-            if (old + n == all)
-                asm volatile("red.release.gpu.global.add.u32 [%0], %1;" :: "l"(&hand_count), "r"(all) : "memory");
-        }
-    }
-};
-#define HAND_MARK() HandMark hand_mark_
-DEV void hand_wait(unsigned target) {
-    if (target) {
-        __shared__ int missed;
-        if (threadIdx.x == 0) {
-            unsigned long long t0, t;
-            asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
-            int miss = 0;
-            for (;;) {
-                unsigned v;
-                asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(&hand_count) : "memory");
-                if (v >= target) break;
-#if defined(SWIFTKT_HAND_BACKOFF)
-                __nanosleep(SWIFTKT_HAND_BACKOFF);
-#endif
-                asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-                if (t - t0 > 1000000ull) { miss = 1; atomicAdd(&hand_missed, 1u); break; }
-            }
-            asm volatile("fence.acq_rel.gpu;" ::: "memory");
-            missed = miss;
-        }
-        __syncthreads();
-        if (!missed) { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); return; }
-    }
-    PDL_WAIT();
-}
-#else
-#define HAND_MARK()
-DEV void hand_wait(unsigned) { PDL_WAIT(); }
-#endif
-// The bookkeeping kernels of SWIFTKT_HANDOVER (they count no threads): hand_reset opens a step
-// (the counter to zero), hand_check closes it (a final count other than the host's `expected`
-// is counted in hand_bad), hand_read copies {hand_missed, hand_bad} out and zeroes them.
-extern "C" __global__ void hand_reset() {
-    PDL_WAIT();
-#if defined(SWIFTKT_HANDOVER) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    hand_count = 0;
-#endif
-}
-extern "C" __global__ void hand_check(unsigned expected) {
-    PDL_WAIT();
-#if defined(SWIFTKT_HANDOVER) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    if (hand_count != expected) atomicAdd(&hand_bad, 1u);
-#endif
-}
-extern "C" __global__ void hand_read(unsigned* out) {
-    PDL_WAIT();
-#if defined(SWIFTKT_HANDOVER) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    out[0] = hand_missed; out[1] = hand_bad;
-    hand_missed = 0; hand_bad = 0;
-#else
-    out[0] = 0; out[1] = 0;
-#endif
-}
-#define TL_BEGIN() HAND_MARK(); TL_MARK()
 #define PDL_ENTRY() TL_BEGIN(); PDL_WAIT(); TL_RELEASED()
 // For kernels that load what no kernel writes (weights, cache rows of earlier steps) before
 // the wait: TL_BEGIN() at the kernel's top, PDL_WAIT_HERE where it waits.
 #define PDL_WAIT_HERE [&] { PDL_WAIT(); TL_RELEASED(); }
-// The same for a kernel given a hand-over target (`hand_wait`; 0: griddepcontrol.wait).
-#define HAND_WAIT_HERE(t) [&] { hand_wait(t); TL_RELEASED(); }
 
 DEV float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
 DEV u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
@@ -651,31 +557,6 @@ DEV void mmvq_q4K_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, 
     }
 }
 
-// A 16-byte load of GEMV weights (read once a step). Measurement switches (SWIFTKT_NVRTC_EXTRA):
-// -DSWIFTKT_W_EVICT_FIRST marks the lines evict-first in L2 (and skips L1), so that the 123 MB
-// of weights a layer streams do not evict what the small kernels read back (the residual, the
-// norms' weights, the KV cache); -DSWIFTKT_W_NO_L1 only skips L1; -DSWIFTKT_W_CS streams them
-// (ld.global.cs: evict-first in L1 and L2, scheduled by the compiler).
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800 && defined(SWIFTKT_W_EVICT_FIRST)
-DEV uint4 ld_weights16(const void* p) {
-    uint4 v;
-    asm volatile("{\n\t.reg .b64 pol;\n\tcreatepolicy.fractional.L2::evict_first.b64 pol, 1.0;\n\t"
-                 "ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], pol;\n\t}"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-    return v;
-}
-#elif defined(__CUDA_ARCH__) && defined(SWIFTKT_W_NO_L1)
-DEV uint4 ld_weights16(const void* p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-    return v;
-}
-#elif defined(SWIFTKT_W_CS)
-DEV uint4 ld_weights16(const void* p) { return __ldcs((const uint4*)p); }
-#else
-DEV uint4 ld_weights16(const void* p) { return *(const uint4*)p; }
-#endif
-
 // One sub-block pair (pi) of two q4_K rows: the weights' loads (the superblock header and the
 // pair's 32 nibble bytes per row), then the pair's products with the activations, added to acc.
 DEV void q4K_pair_load(const u8* const rows[2], int pi, uint4 h[2], uint4 qa[2], uint4 qb[2]) {
@@ -683,8 +564,9 @@ DEV void q4K_pair_load(const u8* const rows[2], int pi, uint4 h[2], uint4 qa[2],
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         const u8* k = rows[r] + s * 144;
-        h[r] = ld_weights16(k);
-        qa[r] = ld_weights16(k + 16 + 32 * pr); qb[r] = ld_weights16(k + 32 + 32 * pr);
+        h[r] = *(const uint4*)k;
+        const uint4* qp = (const uint4*)(k + 16 + 32 * pr);
+        qa[r] = qp[0]; qb[r] = qp[1];
     }
 }
 DEV void q4K_pair_dot(const uint4 h[2], const uint4 qa[2], const uint4 qb[2], int pi, const int4 a4[4], int2 mi, float dK,
@@ -711,13 +593,7 @@ DEV void q4K_pair_dot(const uint4 h[2], const uint4 qa[2], const uint4 qb[2], in
 struct Q4KPairActs { int4 a4[4]; int2 mi; float dK; };
 DEV Q4KPairActs q4K_pair_acts(int pi, const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak) {
     const int4* ap = (const int4*)(aq + (u64)pi * 64);
-#if defined(SWIFTKT_HANDOVER)
-    // Written by the kernel before while this one runs, and read after a counter wait rather
-    // than griddepcontrol.wait: through L2 (ld.global.cg), not the read-only path.
-    return Q4KPairActs{{__ldcg(ap), __ldcg(ap + 1), __ldcg(ap + 2), __ldcg(ap + 3)}, __ldcg((const int2*)(ai + 2 * pi)), __ldcg(ak + (pi >> 2))};
-#else
     return Q4KPairActs{{ap[0], ap[1], ap[2], ap[3]}, *(const int2*)(ai + 2 * pi), ak[pi >> 2]};
-#endif
 }
 
 // Pair pi of two rows whole: its activations, then its weights, loaded; then its products.
@@ -779,11 +655,11 @@ template <int PRE, typename Pre, typename Wait> DEV bool mmv1_rows(int g, MATS, 
 // an 8B model (scripts/gpu/lab: 1.5–1.8× mmvq_q4_K at one token). mmv1p1_q4_K / mmv1p2_q4_K
 // preload 1 / 2 pairs (`SWIFTKT_CUDA_PRELOAD=1|2`, GPU.preloadPairs).
 #define MMV1(NAME, PRE) extern "C" __global__ void __launch_bounds__(128) NAME(MATS, u64 rowBytes, int cols, \
-        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf, unsigned hand) { \
+        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf) { \
     TL_BEGIN(); \
     Sel s0, s1; bool two; float v0, v1; \
     if (mmv1_rows<PRE>((blockIdx.x * 4 + (threadIdx.x >> 5)) * 2, MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, s0, s1, two, v0, v1, \
-                       [](const Sel&, bool) {}, HAND_WAIT_HERE(hand)) && (threadIdx.x & 31) == 0) { \
+                       [](const Sel&, bool) {}, PDL_WAIT_HERE) && (threadIdx.x & 31) == 0) { \
         s0.y[s0.r] = v0; if (two) s1.y[s1.r] = v1; } }
 MMV1(mmv1_q4_K, 0) MMV1(mmv1p1_q4_K, 1) MMV1(mmv1p2_q4_K, 2)
 
@@ -804,7 +680,7 @@ DEV void rope_angle(int p, int i, float thetaScale, float scale, const float* fr
 // expressions, so the results equal mmv1_q4_K + rope_store bit for bit. n0, n1 even (heads ·
 // headDim). grid ceil(rows / 8), 128 threads. mmv1rp<PRE>_q4_K preload as mmv1p<PRE>_q4_K.
 template <int PRE> DEV void mmv1r_impl(MATS, u64 rowBytes, int cols, const i8* __restrict__ aq, const int* __restrict__ ai,
-                                       const float* __restrict__ ak, int pf, unsigned hand, const int* pos, u16* K, u16* V, int headDim, int rotDim,
+                                       const float* __restrict__ ak, int pf, const int* pos, u16* K, u16* V, int headDim, int rotDim,
                                        float thetaScale, float scale, const float* freq) {
     TL_BEGIN();
     Sel s0, s1; bool two; float v0, v1;
@@ -821,7 +697,7 @@ template <int PRE> DEV void mmv1r_impl(MATS, u64 rowBytes, int cols, const i8* _
         if (!v && dd < rotDim) rope_angle(p, dd / 2, thetaScale, scale, freq, c, sn);
     };
     if (!mmv1_rows<PRE>((blockIdx.x * 4 + (threadIdx.x >> 5)) * 2, MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, s0, s1, two, v0, v1, angle,
-                        HAND_WAIT_HERE(hand)) || (threadIdx.x & 31) != 0) return;
+                        PDL_WAIT_HERE) || (threadIdx.x & 31) != 0) return;
     // The two rows belong to one matrix (n0, n1 even) and one head (headDim even).
     const int r = s0.r, d = r % headDim, width = n1;
     const bool isV = s0.W == W2 && n2 > 0 && s0.y == y2, isK = !isV && s0.W == W1 && s0.y == y1;
@@ -838,9 +714,9 @@ template <int PRE> DEV void mmv1r_impl(MATS, u64 rowBytes, int cols, const i8* _
     }
 }
 #define MMV1R(NAME, PRE) extern "C" __global__ void __launch_bounds__(128) NAME(MATS, u64 rowBytes, int cols, \
-        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf, unsigned hand, const int* pos, u16* K, \
+        const i8* __restrict__ aq, const int* __restrict__ ai, const float* __restrict__ ak, int pf, const int* pos, u16* K, \
         u16* V, int headDim, int rotDim, float thetaScale, float scale, const float* freq) { \
-    mmv1r_impl<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, hand, pos, K, V, headDim, rotDim, thetaScale, scale, freq); }
+    mmv1r_impl<PRE>(MATS_ARGS, rowBytes, cols, aq, ai, ak, pf, pos, K, V, headDim, rotDim, thetaScale, scale, freq); }
 MMV1R(mmv1r_q4_K, 0) MMV1R(mmv1rp1_q4_K, 1) MMV1R(mmv1rp2_q4_K, 2)
 
 // Float weights (f32 / f16 / bf16) against float activations, same grid.
@@ -1030,8 +906,8 @@ template <bool ADD, int FMT, typename Wait> DEV void norm4q_impl(float* x, const
 }
 // early: x may be read before the wait (GPUOps.addRMSNorm's xReady).
 #define NORM4Q(FMT, sfx) \
-    extern "C" __global__ void __launch_bounds__(1024) rms_norm4q_##sfx(float* x, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak, int early, unsigned hand) { TL_BEGIN(); norm4q_impl<false, FMT>(x, x, w, out, n, eps, q, ad, as, ai, ak, early, HAND_WAIT_HERE(hand)); } \
-    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4q_##sfx(float* x, const float* y, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak, int early, unsigned hand) { TL_BEGIN(); norm4q_impl<true, FMT>(x, y, w, out, n, eps, q, ad, as, ai, ak, early, HAND_WAIT_HERE(hand)); }
+    extern "C" __global__ void __launch_bounds__(1024) rms_norm4q_##sfx(float* x, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak, int early) { TL_BEGIN(); norm4q_impl<false, FMT>(x, x, w, out, n, eps, q, ad, as, ai, ak, early, PDL_WAIT_HERE); } \
+    extern "C" __global__ void __launch_bounds__(1024) add_rms_norm4q_##sfx(float* x, const float* y, const float* w, float* out, int n, float eps, i8* q, float* ad, float* as, int* ai, float* ak, int early) { TL_BEGIN(); norm4q_impl<true, FMT>(x, y, w, out, n, eps, q, ad, as, ai, ak, early, PDL_WAIT_HERE); }
 NORM4Q(0, 32) NORM4Q(1, K)
 
 // Rotary embedding in place on x [T, heads, headDim] and, in the same launch, on x2 [T, heads2,
@@ -1064,14 +940,14 @@ extern "C" __global__ void rope(float* x, float* x2, const int* pos, int heads, 
 // (rope then store_kv in one launch): q [T, heads, headDim], k, v [T, kvHeads, headDim] into
 // K, V [capacity, kvHeads · headDim]; grid (T, heads + 2 · kvHeads), block ≥ rotDim / 2.
 extern "C" __global__ void rope_store(float* q, float* k, const float* v, u16* K, u16* V, const int* pos, int heads, int kvHeads,
-                                      int headDim, int rotDim, float thetaScale, float scale, const float* freq, int neox, unsigned hand) {
+                                      int headDim, int rotDim, float thetaScale, float scale, const float* freq, int neox) {
     TL_BEGIN();
     int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = rotDim / 2, width = kvHeads * headDim;
     // The positions come before the step's kernels (a copy or chain_token), the frequencies with
     // the weights: the angle is ready before the wait.
     float c = 0.f, sn = 0.f;
     if (i < half && h < heads + kvHeads) rope_angle(pos[t], i, thetaScale, scale, freq, c, sn);
-    hand_wait(hand); TL_RELEASED();
+    PDL_WAIT(); TL_RELEASED();
     u64 row = (u64)pos[t] * width;
     if (h >= heads + kvHeads) {
         int vh = h - heads - kvHeads;
@@ -1110,7 +986,7 @@ extern "C" __global__ void glu(float* gate, const float* up, u64 count, int act)
 // glu with the down projection's activation quantization fused in (blocks of 256 threads):
 // fmt 0 q8_0 / q8_1 per warp (count a multiple of 32), fmt 1 q8_K per block (of 256).
 extern "C" __global__ void __launch_bounds__(256) glu_q(float* gate, const float* up, u64 count, int act, int fmt,
-                                                        i8* q, float* ad, float* as, int* ai, float* ak, unsigned hand) { TL_BEGIN(); hand_wait(hand); TL_RELEASED();
+                                                        i8* q, float* ad, float* as, int* ai, float* ak) { PDL_ENTRY();
     u64 i = (u64)blockIdx.x * 256 + threadIdx.x;
     if (fmt == 0 && i >= count) return;  // whole warps (count % 32 == 0)
     if (fmt == 1 && (count & 255)) return;  // q8_K needs whole superblocks (GPUOps checks)

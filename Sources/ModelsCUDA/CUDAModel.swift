@@ -549,15 +549,6 @@ public final class CUDADecoder: @unchecked Sendable {
     deinit {
         // Chained steps never taken may still run (their copies land in chainSlots).
         if !chainQueued.isEmpty { try? gpu.synchronize() }
-        if gpu.handover {
-            do {
-                let (fallbacks, bad) = try gpu.handStatus()
-                try? FileHandle.standardError.write(contentsOf: ("swiftkt: counted hand-over (SWIFTKT_CUDA_HANDOVER): \(fallbacks) blocks fell back to "
-                                                + "the dependent-launch wait, \(bad) steps ended with a count other than the host's\n").data(using: .utf8)!)
-            } catch {
-                try? FileHandle.standardError.write(contentsOf: "swiftkt: counted hand-over: its status could not be read: \(error)\n".data(using: .utf8)!)
-            }
-        }
         for g in decodeGraphs.values { gpu.driver.destroy(graph: g) }
         for g in segmentGraphs.values.joined() { gpu.driver.destroy(graph: g) }
         try? gpu.driver.freePinned(staging)
@@ -767,14 +758,7 @@ public final class CUDADecoder: @unchecked Sendable {
             if gpu.timelineStep != nil { gpu.launchLog = [] }
             try gpu.driver.beginCapture(gpu.stream)
             do {
-                // SWIFTKT_CUDA_HANDOVER=1|2 (measurement): hand-over targets, for steps of
-                // kernels alone (no CPU blocks, whose copies count no threads).
-                defer { gpu.handCount = nil }
-                if gpu.handover, !useHostNodes, model.layers.allSatisfy({ if case .gpu = $0.ffn { true } else { false } }) {
-                    try gpu.handBegin()
-                }
                 try enqueue(tokens: 1, maxKeys: bound, first: 0, rows: rows)
-                try gpu.handEnd()
             } catch {
                 if let g = try? gpu.driver.endCapture(gpu.stream) { gpu.driver.destroy(graph: g) }
                 throw error

@@ -36,68 +36,6 @@ final class KernelSourceTests: XCTestCase {
         return names
     }
 
-    /// Each `extern "C" __global__` kernel of the source (macro bodies included; macro-built names
-    /// stay as written, e.g. `attn_short_##SFX##D`) with how many thread-counting guards its
-    /// body holds: `TL_BEGIN()` / `PDL_ENTRY()` directly or through a helper function that has
-    /// one (`helpers`, the functions defined with a guard in their body).
-    static func kernelGuards() throws -> (kernels: [(name: String, guards: Int)], helpers: [String]) {
-        // Macro lines joined, comments out; UTF-16 units, the offsets NSRegularExpression reports.
-        var text = KernelSource.all.replacingOccurrences(of: "\\\n", with: " ")
-        text = try NSRegularExpression(pattern: "//[^\n]*").stringByReplacingMatches(
-            in: text, range: NSRange(location: 0, length: text.utf16.count), withTemplate: "")
-        let u = Array(text.utf16)
-        func matching(_ open: UInt16, _ close: UInt16, from i: Int) -> Int? {
-            var depth = 0
-            for j in i..<u.count {
-                if u[j] == open { depth += 1 } else if u[j] == close { depth -= 1; if depth == 0 { return j } }
-            }
-            return nil
-        }
-        let lp = UInt16(UInt8(ascii: "(")), rp = UInt16(UInt8(ascii: ")")), lb = UInt16(UInt8(ascii: "{")), rb = UInt16(UInt8(ascii: "}"))
-        let space = Set(" \t\n".utf16)
-        // The body `{…}` of the function whose parameter list opens at `paren`; nil for a declaration.
-        func body(paren: Int) -> String? {
-            guard let close = matching(lp, rp, from: paren) else { return nil }
-            var k = close + 1
-            while k < u.count, space.contains(u[k]) { k += 1 }
-            guard k < u.count, u[k] == lb, let end = matching(lb, rb, from: k) else { return nil }
-            return String(utf16CodeUnits: Array(u[k...end]), count: end - k + 1)
-        }
-        func count(_ pattern: String, in s: String) throws -> Int {
-            try NSRegularExpression(pattern: pattern).numberOfMatches(in: s, range: NSRange(location: 0, length: s.utf16.count))
-        }
-        let guardPattern = #"\b(?:TL_BEGIN|PDL_ENTRY)\(\)"#
-        var helpers: [String] = []
-        for m in try NSRegularExpression(pattern: #"(?:DEV|__device__)[^;{()]*?\b(\w+)\s*\("#)
-            .matches(in: text, range: NSRange(location: 0, length: u.count)) {
-            let name = String(utf16CodeUnits: Array(u[m.range(at: 1).location..<NSMaxRange(m.range(at: 1))]), count: m.range(at: 1).length)
-            if let b = body(paren: NSMaxRange(m.range) - 1), try count(guardPattern, in: b) > 0 { helpers.append(name) }
-        }
-        var kernels: [(name: String, guards: Int)] = []
-        for m in try NSRegularExpression(pattern: #"extern "C" __global__ void (?:__launch_bounds__\([^)]*\) )?(\w+(?:##\w+)*)\s*\("#)
-            .matches(in: text, range: NSRange(location: 0, length: u.count)) {
-            let name = String(utf16CodeUnits: Array(u[m.range(at: 1).location..<NSMaxRange(m.range(at: 1))]), count: m.range(at: 1).length)
-            guard let b = body(paren: NSMaxRange(m.range) - 1) else { continue }
-            var n = try count(guardPattern, in: b)
-            for h in helpers { n += try count("\\b" + h + "\\s*[<(]", in: b) }
-            kernels.append((name, n))
-        }
-        return (kernels, helpers)
-    }
-
-    /// The counted hand-over (SWIFTKT_CUDA_HANDOVER, KernelSource `HandMark`) lets a kernel start
-    /// once a device counter reaches the threads of every launch before it: a kernel counting its
-    /// threads twice would let the next one start early (a race), so none may; one counting none
-    /// only costs the 200 µs fallback, and only the step's bookkeeping kernels may.
-    func testEveryKernelCountsItsThreadsOnce() throws {
-        let (kernels, helpers) = try Self.kernelGuards()
-        XCTAssertGreaterThan(kernels.count, 50, "the scan found the kernels")
-        XCTAssertEqual(kernels.filter { $0.guards > 1 }.map(\.name), [], "kernels that would count their threads twice")
-        XCTAssertEqual(kernels.filter { $0.guards == 0 }.map(\.name).sorted(), ["hand_check", "hand_read", "hand_reset", "timeline_set"])
-        // The scan sees through helpers: the q/k/v GEMV with rope counts in mmv1r_impl.
-        XCTAssertEqual(helpers, ["mmv1r_impl"])
-    }
-
     func testEveryLaunchedKernelIsDefined() throws {
         let defined = Self.definedKernels()
         var launched = ["quantize_q8_32", "quantize_q8_K", "rms_norm", "rope", "glu", "add", "add_bias", "softcap", "store_kv",
@@ -150,18 +88,6 @@ final class KernelSourceTests: XCTestCase {
         XCTAssertGreaterThan(timeline.count, 10_000)
         XCTAssertNotEqual(timeline, try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90", options: ["-lineinfo"],
                                                       cacheDirectory: cache))
-        // The weight-load measurement switches (SWIFTKT_NVRTC_EXTRA, KernelSource's ld_weights16)
-        // and the counted hand-over (SWIFTKT_CUDA_HANDOVER, with its poll backoff)
-        // compile too, each to a cubin other than the default's (the switch reached the code).
-        let plain = try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90", options: ["-lineinfo"],
-                                      cacheDirectory: cache)
-        for define in ["-DSWIFTKT_W_EVICT_FIRST", "-DSWIFTKT_W_NO_L1", "-DSWIFTKT_W_CS",
-                       "-DSWIFTKT_HANDOVER -DSWIFTKT_HAND_BACKOFF=32", "-DSWIFTKT_HANDOVER -DSWIFTKT_TIMELINE"] {
-            let variant = try nvrtc.compile(source: KernelSource.all, name: "swiftkt-ops", architecture: "sm_90",
-                                            options: ["-lineinfo"] + define.split(separator: " ").map(String.init), cacheDirectory: cache)
-            XCTAssertGreaterThan(variant.count, 10_000, define)
-            XCTAssertNotEqual(variant, plain, define)
-        }
     }
 
     func testCompileErrorsCarryTheLog() throws {
