@@ -105,7 +105,20 @@ public enum Ops {
         case .silu: for i in 0..<count { gate[i] = silu(gate[i]) * up[i] }
         case .gelu: for i in 0..<count { gate[i] = geluTanh(gate[i]) * up[i] }
         // ggml_vec_geglu_f32 stores +0 below −10 (no multiplication, so never −0).
-        case .geluTable: for i in 0..<count { gate[i] = gate[i] <= -10 ? 0 : geluTable(gate[i]) * up[i] }
+        case .geluTable:
+            geluHalfTable.withUnsafeBufferPointer { table in
+                #if os(Linux) && arch(x86_64)
+                if isa.hasAVX512 {
+                    CPUKernelsAVX512.FusedMath.gegluTable(gate: gate, up: up, count: count, table: table.baseAddress!)
+                    return
+                }
+                if isa != .baseline {
+                    CPUKernelsAVX2.FusedMath.gegluTable(gate: gate, up: up, count: count, table: table.baseAddress!)
+                    return
+                }
+                #endif
+                FusedMath.gegluTable(gate: gate, up: up, count: count, table: table.baseAddress!)
+            }
         case .siluGGML:
             #if os(Linux) && arch(x86_64)
             // One source compiled for AVX-512 and AVX2 (the same bits as the portable build).

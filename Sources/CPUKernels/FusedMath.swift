@@ -68,6 +68,34 @@ public enum FusedMath {
 
     // MARK: - f16 flash attention, one query
 
+    /// llama.cpp's GEGLU through its f16 GELU table (`Ops.gatedActivation`'s `.geluTable`):
+    /// gate[i] = +0 where gate[i] ≤ −10, gate[i]·up[i] where gate[i] ≥ 10, else
+    /// f32(table[f16(gate[i])])·up[i]. `table` holds gelu of every f16 bit pattern (65 536 entries).
+    public static func gegluTable(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, count: Int,
+                                  table: UnsafePointer<UInt16>) {
+        var i = 0
+        #if SWIFTKT_AVX2
+        // Eight at a time: one F16C conversion each way, the lookups scalar.
+        while i + 8 <= count {
+            let x = UnsafeRawPointer(gate + i).loadUnaligned(as: SIMD8<Float>.self)
+            let u = UnsafeRawPointer(up + i).loadUnaligned(as: SIMD8<Float>.self)
+            let h = unsafeBitCast(swiftkt_float_to_half8(x), to: SIMD8<UInt16>.self)
+            var g = SIMD8<UInt16>()
+            for l in 0..<8 { g[l] = table[Int(h[l])] }
+            var r = SIMD8<Float>(_mm256_cvtph_ps(unsafeBitCast(g, to: __m128i.self))) * u
+            r.replace(with: x * u, where: x .>= 10)
+            r.replace(with: 0, where: x .<= -10)
+            UnsafeMutableRawPointer(gate + i).storeBytes(of: r, as: SIMD8<Float>.self)
+            i += 8
+        }
+        #endif
+        while i < count {
+            let x = gate[i]
+            gate[i] = x <= -10 ? 0 : (x >= 10 ? x : halfToFloat(table[Int(floatToHalf(x))])) * up[i]
+            i += 1
+        }
+    }
+
     /// x rounded to the nearest f16 value (ties to even), as a float. In half's normal range
     /// this is rounding the float mantissa to 10 bits; elsewhere the full conversion runs.
     @inline(__always)

@@ -5,6 +5,22 @@ import XCTest
 import Core
 
 final class FusedMathTests: XCTestCase {
+    func testGeGLUIsTheSameOnEveryISAAndTheTableLookup() {
+        var rng = SeededGenerator(seed: 6)
+        for count in [1, 7, 8, 9, 64, 67, 300] {
+            // Around and past ±10 (the table's ends), and exact ±10.
+            var gate = (0..<count).map { _ in 7 * rng.nextNormal() }
+            if count > 4 { gate[0] = 10; gate[1] = -10; gate[2] = 0; gate[3] = -0.0 }
+            let up = (0..<count).map { _ in rng.nextNormal() }
+            let expected = (0..<count).map { gate[$0] <= -10 ? 0 : Ops.geluTable(gate[$0]) * up[$0] }
+            for isa in KernelISA.available {
+                var other = gate
+                Ops.gatedActivation(gate: &other, up: up, count: count, activation: .geluTable, isa: isa)
+                XCTAssertEqual(other.map(\.bitPattern), expected.map(\.bitPattern), "\(isa), \(count) elements")
+            }
+        }
+    }
+
     func testSwiGLUIsTheSameOnEveryISA() {
         var rng = SeededGenerator(seed: 5)
         for count in [1, 15, 16, 17, 64, 67, 300] {

@@ -79,6 +79,12 @@ static inline int swiftkt_pin_current_thread(int cpu) {
 static inline __attribute__((always_inline, target("avx,f16c"))) __m256 swiftkt_round_to_half8(__m256 x) {
     return _mm256_cvtph_ps(_mm256_cvtps_ph(x, 0));
 }
+
+/// Eight floats to the bit patterns of their nearest f16 values (ties to even): `vcvtps2ph`
+/// with rounding mode 0 (F16C; Swift cannot call the intrinsic, a macro over a builtin).
+static inline __attribute__((always_inline, target("avx,f16c"))) __m128i swiftkt_float_to_half8(__m256 x) {
+    return _mm256_cvtps_ph(x, 0);
+}
 #endif
 
 #endif
