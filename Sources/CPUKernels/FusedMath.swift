@@ -1,8 +1,10 @@
-// The float kernels whose arithmetic is defined by fused multiply-adds (llama.cpp's SiLU, the
-// f16 flash-attention query loop). Compiled twice, like QuantizedPanels.swift: into CPUKernels
-// for the baseline x86-64 (where a fused multiply-add is a libm call) and, through a symbolic
-// link, into CPUKernelsAVX2 with `-target-cpu haswell` (one `vfmadd` instruction); CPUKernels
-// calls the AVX2 copy when the CPU has the flags. Both give the same bits. Core only.
+// The float kernels whose arithmetic is defined by fused multiply-adds (llama.cpp's SiLU, GEGLU's
+// f16 table, the f16 flash-attention loops). Compiled three times: into CPUKernels for the
+// baseline x86-64 (where a fused multiply-add is a libm call) and, through symbolic links, into
+// CPUKernelsAVX2 with `-target-cpu haswell` (one `vfmadd` instruction, 16-lane vectors as two
+// ymm) and CPUKernelsAVX512 with `-target-cpu cascadelake` (one zmm); CPUKernels calls the copy
+// the CPU's flags allow. All three give the same bits (lane-wise operations, one reduction
+// order; AttentionTests and FusedMathTests compare them). Core and CSupport only.
 import Core
 import Foundation
 #if SWIFTKT_AVX2
@@ -367,6 +369,7 @@ public enum FusedMath {
                                   k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>, kvStride: Int, headDim: Int,
                                   scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int,
                                   scratch: UnsafeMutablePointer<Float>) {
+        precondition(count <= 64, "flashTiled takes at most 64 queries (the scratch is sized for them)")
         let dk = headDim, dv = headDim
         let kT = scratch, vT = kT + dk * 64, probs = vT + 64 * dv
         // Per (head of the group, query): running maximum, sum and accumulator.

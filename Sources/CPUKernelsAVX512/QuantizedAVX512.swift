@@ -6,8 +6,9 @@
 // The integer lanes are exact whatever instruction computes them, so `vpdpbusd` (unsigned bytes ×
 // signed bytes, 4 products summed per 32-bit lane) gives exactly ggml's lanes when a block's 32
 // weights sit in element order: lane j = elements 4j…4j+3. Weights are made unsigned (q4_0: the
-// nibble, q5_0: nibble | fifth bit, q8_0: value + 128) and the bias is taken back per lane as
-// bias·Σy, itself a `vpdpbusd` of the bias bytes with the activations.
+// nibble, q5_0: nibble | fifth bit, q8_0: value + 128) and each lane's sum starts at −bias·Σy,
+// itself a `vpdpbusd` of the bias bytes with the activations. Batches of 8+ tokens decode each
+// 8-row panel once (`predecode`) for all their 4-token tiles (`tile4p`).
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
 import Core

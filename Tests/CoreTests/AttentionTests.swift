@@ -21,7 +21,9 @@ final class AttentionTests: XCTestCase {
                                                                  // ≥ 64 queries: llama.cpp's tiled numerics, across KV tiles.
                                                                  (9, 3, 64, nil, 10, 130), (4, 1, 256, 70, 5, 100),
                                                                  // odd rows per tile (paired scores), a width off the 16-lane grid
-                                                                 (3, 1, 128, nil, 2, 65), (3, 1, 40, 9, 0, 67)]
+                                                                 (3, 1, 128, nil, 2, 65), (3, 1, 40, 9, 0, 67),
+                                                                 // groups of 1 and 2; windows that end before a tile starts
+                                                                 (2, 2, 64, 3, 100, 70), (4, 2, 128, 10, 0, 130)]
                 as [(Int, Int, Int, Int?, Int, Int)] {
             let capacity = start + tokens
             let kvWidth = kvHeads * headDim
