@@ -411,6 +411,14 @@ extension Matmul {
         case .avx2Lanes:
             let packed = lanePanels(w)
             let pairSums = UnsafePointer(a.pairSums + job.firstRow * (a.n / 64))
+            // On AVX-512 VNNI machines q4_K's batches add with `vpdpbusd` (same bits; 142 → 168
+            // GOP/s at 64 tokens on a Xeon). The GEMV stays AVX2's, which prefetches and was faster.
+            if isa.hasAVX512 && w.type == .q4_K && tokens >= 4 {
+                return ((w.rows + 7) / 8, { panels in
+                    QuantizedAVX512.runQ4KLanes(packed, qs: qs, scales: scales, pairSums: pairSums, y: ys.pointer, tokens: tokens,
+                                                panels: panels)
+                })
+            }
             return ((w.rows + 7) / 8, { panels in
                 QuantizedAVX2.runLanes(packed, qs: qs, scales: scales, sums: sums, pairSums: pairSums, y: ys.pointer, tokens: tokens,
                                        panels: panels)

@@ -85,6 +85,12 @@ static inline __attribute__((always_inline, target("avx,f16c"))) __m256 swiftkt_
 static inline __attribute__((always_inline, target("avx,f16c"))) __m128i swiftkt_float_to_half8(__m256 x) {
     return _mm256_cvtps_ph(x, 0);
 }
+
+/// `vpdpbusd` on 256 bits (AVX-512 VL + VNNI): acc + per 32-bit lane the 4 products of unsigned
+/// bytes of `a` with signed bytes of `b` (the intrinsic is a macro, which Swift cannot call).
+static inline __attribute__((always_inline, target("avx2,avx512f,avx512vl,avx512vnni"))) __m256i swiftkt_dpbusd8(__m256i acc, __m256i a, __m256i b) {
+    return _mm256_dpbusd_epi32(acc, a, b);
+}
 #endif
 
 #endif
