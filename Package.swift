@@ -43,9 +43,10 @@ let package = Package(
                 swiftSettings: optimize + targetCPU("haswell") + [.define("SWIFTKT_AVX2")]),
         // AVX-512 VNNI kernels (intrinsics from Clang's headers), compiled for Cascade Lake class
         // CPUs (Intel since 2019, AMD since Zen 4); CPUKernels calls them when the CPU has the flags.
-        // CPUKernels/FusedMath.swift (a symbolic link) is compiled here too, for 16-lane attention.
+        // CPUKernels/FusedMath.swift (a symbolic link) is compiled here too, for 16-lane attention,
+        // and CPUKernelsAVX2/Q4KLanes.swift with VNNI dot products.
         .target(name: "CPUKernelsAVX512", dependencies: ["Core", "CSupport"],
-                swiftSettings: optimize + targetCPU("cascadelake") + [.define("SWIFTKT_AVX2")]),
+                swiftSettings: optimize + targetCPU("cascadelake") + [.define("SWIFTKT_AVX2"), .define("SWIFTKT_VNNI")]),
         // Intel AMX tile kernels (C: Swift cannot spell the tile instructions) for q4_K batches,
         // each also built on a software model of the tiles so that any CPU tests them.
         .target(name: "CPUKernelsAMX"),

@@ -415,8 +415,8 @@ extension Matmul {
             // GOP/s at 64 tokens on a Xeon). The GEMV stays AVX2's, which prefetches and was faster.
             if isa.hasAVX512 && w.type == .q4_K && tokens >= 4 {
                 return ((w.rows + 7) / 8, { panels in
-                    QuantizedAVX512.runQ4KLanes(packed, qs: qs, scales: scales, pairSums: pairSums, y: ys.pointer, tokens: tokens,
-                                                panels: panels)
+                    CPUKernelsAVX512.Q4KLanes.run(packed, qs: qs, scales: scales, pairSums: pairSums, y: ys.pointer, tokens: tokens,
+                                                  panels: panels)
                 })
             }
             return ((w.rows + 7) / 8, { panels in

@@ -1,0 +1,1 @@
+../CPUKernelsAVX2/Q4KLanes.swift
