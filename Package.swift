@@ -71,8 +71,10 @@ let package = Package(
         // Composition root: loading, model store, sessions, sampling, generation.
         .target(name: "Engine", dependencies: ["Core", "GGUF", "CPUKernels", "Tokenizer", "ChatTemplate", "Models",
                                                "Operators", "Injection", "CUDA", "ModelsCUDA", "CSupport"]),
+        // OpenAI- and Ollama-compatible HTTP APIs on POSIX sockets (no dependencies beyond Foundation).
+        .target(name: "Server", dependencies: ["Engine", "ChatTemplate", "GGUF"]),
         .executableTarget(name: "swiftkt", dependencies: [
-            "Engine", "CUDA", "CPUKernels", "Core", "CSupport",
+            "Engine", "Server", "CUDA", "CPUKernels", "Core", "CSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -83,6 +85,7 @@ let package = Package(
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate"], resources: [.copy("Fixtures")]),
         .testTarget(name: "InjectionTests", dependencies: ["Injection", "Engine", "Models", "Operators", "GGUF", "Core", "CPUKernels"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "Engine"]),
         .testTarget(name: "ModelTests", dependencies: ["Engine", "Models", "ModelsCUDA", "CUDA", "GGUF", "Core"], exclude: ["Fixtures"]),
     ]
 )

@@ -244,17 +244,21 @@ public enum Benchmark {
 // MARK: - Model description
 
 /// llama-bench's model_type ("llama 135M Q4_1"), parameter count and tensor bytes.
-struct ModelDescription {
-    var type: String
-    var parameters: Int
-    var tensorBytes: Int
+public struct ModelDescription: Sendable {
+    public var type: String
+    public var parameters: Int
+    public var tensorBytes: Int
+    /// "135M", "8.0B".
+    public var size: String
+    /// llama.cpp's file type name ("Q4_K - Medium").
+    public var fileType: String
 
-    init(file: GGUFFile) {
+    public init(file: GGUFFile) {
         parameters = file.tensors.reduce(0) { $0 + $1.elementCount }
         tensorBytes = file.tensors.reduce(0) { $0 + $1.byteCount }
-        let size = parameters >= 1_000_000_000 ? String(format: "%.1fB", Double(parameters) / 1e9)
+        size = parameters >= 1_000_000_000 ? String(format: "%.1fB", Double(parameters) / 1e9)
             : String(format: "%.0fM", Double(parameters) / 1e6)
-        let fileType = file.int(.fileType).flatMap { Self.fileTypeNames[$0] } ?? Self.dominantType(file)
+        fileType = file.int(.fileType).flatMap { Self.fileTypeNames[$0] } ?? Self.dominantType(file)
         type = "\(file.architecture ?? "?") \(size) \(fileType)"
     }
 

@@ -66,7 +66,9 @@ struct ChatCommand: ParsableCommand {
             let common = zip(session.tokens, ids).prefix { $0 == $1 }.count
             session.rewind(to: min(common, ids.count - 1))
             let fresh = Array(ids[session.tokens.count...])
-            if ids.count + parameters.maxTokens > session.contextSize {
+            // Room for the whole answer (-n -1: for one token; the answer then ends where the context does).
+            let room = parameters.maxTokens >= Int(Int32.max) ? 1 : parameters.maxTokens
+            if ids.count + room > session.contextSize {
                 writeOut("(the conversation no longer fits in the context of \(session.contextSize) tokens; /clear to start over)\n")
                 messages.removeLast()
                 continue

@@ -47,8 +47,9 @@ struct ModelOptions: ParsableArguments {
 }
 
 struct SamplingOptions: ParsableArguments {
-    @Option(name: [.customShort("n"), .customLong("n-predict")], parsing: .unconditional, help: "Tokens to generate.")
-    var nPredict: Int = 128
+    @Option(name: [.customShort("n"), .customLong("n-predict")], parsing: .unconditional,
+            help: "Tokens to generate (default 128; serve: a request's default, no limit; -1 = until the end of generation or a full context).")
+    var nPredict: Int?
 
     @Option(name: .customLong("temp"), parsing: .unconditional, help: "Temperature; 0 is greedy.")
     var temperature: Float = 0.8
@@ -86,7 +87,7 @@ struct SamplingOptions: ParsableArguments {
     /// Checked before a model loads (ArgumentParser calls it after parsing).
     func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw ValidationError(message) } }
-        try check(nPredict >= 0, "-n must be ≥ 0, got \(nPredict)")
+        try check((nPredict ?? 0) >= -1, "-n must be ≥ 0, or -1 for no limit, got \(nPredict ?? 0)")
         try check(temperature.isFinite && temperature >= 0, "--temp must be a finite number ≥ 0 (0 is greedy), got \(temperature)")
         try check(topK >= 0, "--top-k must be ≥ 0 (0 = off), got \(topK)")
         try check(topP >= 0 && topP <= 1, "--top-p must be in 0…1 (1 = off), got \(topP)")
@@ -97,10 +98,12 @@ struct SamplingOptions: ParsableArguments {
         try check(frequencyPenalty.isFinite, "--frequency-penalty must be finite, got \(frequencyPenalty)")
     }
 
-    func parameters() throws -> GenerationParameters {
+    /// `defaultTokens`: the command's length when -n is not given (-1: no limit).
+    func parameters(defaultTokens: Int = 128) throws -> GenerationParameters {
         try validate()
         var p = GenerationParameters()
-        p.maxTokens = nPredict
+        let n = nPredict ?? defaultTokens
+        p.maxTokens = n < 0 ? Int(Int32.max) : n
         p.stopStrings = stop
         p.stopAtEndOfGeneration = !ignoreEOS
         var s = SamplingParameters()

@@ -1,6 +1,9 @@
 // The `swiftkt` binary driven as a person (or a script) would: interactive chat through stdin,
 // generation, and bad input that must end in a clear message and a non-zero exit.
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import GGUF
 import Models
 import XCTest
@@ -159,6 +162,9 @@ final class CLITests: XCTestCase {
             (["run", "-m", try TestModels.path("smollm2-135m-instruct"), "-c", "8", "-p", String(repeating: "word ", count: 50)], "context"),
             (["run", "-m", try TestModels.path("smollm2-135m-instruct"), "-p", "x", "--kernels", "turbo"], "reference"),
             (["inspect", "-m", truncated.path], "offset"),
+            (["serve", "-m", garbage.path, "--port", "70000"], "port"),
+            (["serve", "-m", try TestModels.path("smollm2-135m-instruct"), "--host", "no.such.host.invalid", "--port", "0"], "cannot resolve"),
+            (["run", "-m", garbage.path, "-p", "x", "-n", "-2"], "-1 for no limit"),
         ]
         for (args, needle) in cases {
             let r = try swiftkt(args)
@@ -166,5 +172,38 @@ final class CLITests: XCTestCase {
             XCTAssertFalse(r.status == 134 || r.status == 132 || r.status == 139, "\(args) crashed (status \(r.status))")
             XCTAssertTrue(r.stderr.lowercased().contains(needle.lowercased()), "\(args): expected '\(needle)' in: \(r.stderr)")
         }
+    }
+
+    /// `swiftkt serve` as a user starts it: it prints where it listens, answers an OpenAI request
+    /// with the greedy text, and stops on SIGTERM.
+    func testServeAnswersOverHTTP() throws {
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = ["serve", "-m", try TestModels.path("smollm2-135m-instruct"), "--port", "0", "-t", "2"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
+        // The log line "serving NAME at http://127.0.0.1:PORT/ …" names the port the system chose.
+        var log = ""
+        let deadline = Date().addingTimeInterval(60)
+        while !log.contains("serving "), Date() < deadline, p.isRunning {
+            log += String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+        }
+        let port = try XCTUnwrap(log.range(of: #"127\.0\.0\.1:(\d+)/"#, options: .regularExpression)
+            .map { log[$0].dropFirst("127.0.0.1:".count).dropLast() }, log)
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/v1/completions")!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(#"{"prompt": "The capital of France is", "temperature": 0, "max_tokens": 4}"#.utf8)
+        nonisolated(unsafe) var body: Data?
+        let done = DispatchSemaphore(value: 0)
+        URLSession.shared.dataTask(with: request) { data, _, _ in body = data; done.signal() }.resume()
+        XCTAssertEqual(done.wait(timeout: .now() + 60), .success)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: XCTUnwrap(body)) as? [String: Any])
+        XCTAssertEqual((json["choices"] as? [[String: Any]])?.first?["text"] as? String, " Paris.\n\n")
+        p.terminate()
+        p.waitUntilExit()
+        XCTAssertFalse(p.isRunning)
     }
 }

@@ -1,0 +1,73 @@
+// Routes a request to its endpoint and turns what goes wrong into an error response: a 400 that
+// names the field, a 404 that lists the endpoints, a 405 with Allow, a 500 for the unexpected.
+import Foundation
+
+public final class APIRouter: @unchecked Sendable {
+    public let model: ServedModel
+    public var log: @Sendable (String) -> Void = { _ in }
+
+    public init(model: ServedModel) { self.model = model }
+
+    typealias Endpoint = (ServedModel, HTTPRequest, ResponseWriter) throws -> Void
+
+    /// (path, method) → endpoint; GET also answers HEAD.
+    lazy var routes: [String: [String: Endpoint]] = [
+        "/": ["GET": { _, _, w in try w.send(status: 200, contentType: "text/html; charset=utf-8", body: Array(WebUI.page.utf8)) }],
+        "/health": ["GET": { _, _, w in try w.send(status: 200, contentType: "application/json", body: JSON.encode(["status": "ok"])) }],
+        "/v1/models": ["GET": { m, _, w in try OpenAI.models(m, w) }],
+        "/v1/chat/completions": ["POST": OpenAI.chatCompletions],
+        "/v1/completions": ["POST": OpenAI.completions],
+        "/api/generate": ["POST": Ollama.generate],
+        "/api/chat": ["POST": Ollama.chat],
+        "/api/tags": ["GET": { m, _, w in try Ollama.tags(m, w) }],
+        "/api/ps": ["GET": { m, _, w in try Ollama.ps(m, w) }],
+        "/api/show": ["POST": Ollama.show],
+        "/api/version": ["GET": { _, _, w in try w.send(status: 200, contentType: "application/json", body: JSON.encode(["version": Ollama.version])) }],
+    ]
+
+    public var endpoints: [String] {
+        routes.keys.sorted().flatMap { path in routes[path]!.keys.sorted().map { "\($0) \(path)" } }
+    }
+
+    public func handle(_ r: HTTPRequest, _ w: ResponseWriter) {
+        let started = Date()
+        // "/v1/chat/completions/" and "//v1/models" are the same endpoints.
+        var path = r.path.replacingOccurrences(of: "//", with: "/")
+        if path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        let ollama = path.hasPrefix("/api/")
+        func fail(_ status: Int, _ message: String, headers: [(String, String)] = []) {
+            guard !w.started else { return }
+            let body = ollama ? JSON.encode(["error": message]) : errorBody(message, type: status >= 500 ? "server_error" : "invalid_request_error")
+            try? w.send(status: status, contentType: "application/json", body: body, headers: headers)
+        }
+        defer {
+            log(String(format: "%@ %@ → %d (%.3f s)", r.method, String(r.path.prefix(80)), w.status ?? 0, Date().timeIntervalSince(started)))
+        }
+        if r.method == "OPTIONS" {
+            // CORS preflight.
+            try? w.send(status: 204, contentType: "", body: [], headers: [
+                ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+                ("Access-Control-Allow-Headers", r.header("access-control-request-headers") ?? "Content-Type, Authorization"),
+                ("Access-Control-Max-Age", "86400")])
+            return
+        }
+        guard let methods = routes[path] else {
+            fail(404, "no endpoint \(String(r.path.prefix(80))); this server has: \(endpoints.joined(separator: ", "))")
+            return
+        }
+        let method = r.method == "HEAD" ? "GET" : r.method
+        guard let endpoint = methods[method] else {
+            let allow = methods.keys.sorted().joined(separator: ", ")
+            fail(405, "\(r.method) is not allowed on \(path) (allowed: \(allow))", headers: [("Allow", allow)])
+            return
+        }
+        // (Any Content-Type: `curl -d` sends form encoding, and Ollama's clients rely on that.)
+        do {
+            try endpoint(model, r, w)
+        } catch let e as HTTPError {
+            fail(e.status, e.message)
+        } catch {
+            fail(500, "\(error)")
+        }
+    }
+}
