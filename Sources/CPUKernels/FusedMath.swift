@@ -191,6 +191,20 @@ public enum FusedMath {
     public static func flashQuery(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, kvHalf: Bool, stride: Int,
                                   first: Int, last: Int, headDim: Int, scale: Float, softcap: Float?,
                                   out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 2) { r in
+            r[0] = first; r[1] = last
+            flashQuery(q: q, k: k, v: v, kvHalf: kvHalf, stride: stride, ranges: UnsafePointer(r.baseAddress!), rangeCount: 1,
+                       headDim: headDim, scale: scale, softcap: softcap, out: out, scratch: scratch)
+        }
+    }
+
+    /// `flashQuery` over the rows of several ranges (ranges[2i]…ranges[2i + 1], ascending and
+    /// disjoint) as if they were one: each row gets the same operations, in row order, so one
+    /// range first…last gives `flashQuery`'s bits (block-sparse attention passes the blocks it
+    /// chose). `scratch` holds 2·headDim + (rows in all ranges) floats.
+    public static func flashQuery(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, kvHalf: Bool, stride: Int,
+                                  ranges: UnsafePointer<Int>, rangeCount: Int, headDim: Int, scale: Float, softcap: Float?,
+                                  out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let esize = kvHalf ? 2 : 4
         let qh = scratch, acc = scratch + headDim, scores = scratch + 2 * headDim
         let vector = headDim % 16 == 0
@@ -198,45 +212,53 @@ public enum FusedMath {
         let accRaw = UnsafeMutableRawPointer(acc)
         // All scores first (independent dot products, whose key loads overlap), then the
         // sequential online softmax over them: the same operations as one loop, in the same order.
-        for p in first...last {
-            var s = dotGGMLF16(qh, k + esize * p * stride, headDim, yHalf: kvHalf) * scale
-            if let cap = softcap { s = cap * tanh(s / cap) }
-            scores[p - first] = s
+        var n = 0
+        for r in 0..<rangeCount {
+            for p in ranges[2 * r]...ranges[2 * r + 1] {
+                var s = dotGGMLF16(qh, k + esize * p * stride, headDim, yHalf: kvHalf) * scale
+                if let cap = softcap { s = cap * tanh(s / cap) }
+                scores[n] = s
+                n += 1
+            }
         }
         var m = -Float.infinity, sum: Float = 0
-        for p in first...last {
-            let s = scores[p - first]
-            var ms: Float = 1, w: Float = 1
-            if s > m {
-                ms = exp(m - s)
-                m = s
-                if vector {
-                    for d in Swift.stride(from: 0, to: headDim, by: 16) {
-                        let a = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
-                        accRaw.storeBytes(of: roundToHalf16(a * ms), toByteOffset: 4 * d, as: SIMD16<Float>.self)
+        n = 0
+        for r in 0..<rangeCount {
+            for p in ranges[2 * r]...ranges[2 * r + 1] {
+                let s = scores[n]
+                n += 1
+                var ms: Float = 1, w: Float = 1
+                if s > m {
+                    ms = exp(m - s)
+                    m = s
+                    if vector {
+                        for d in Swift.stride(from: 0, to: headDim, by: 16) {
+                            let a = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                            accRaw.storeBytes(of: roundToHalf16(a * ms), toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                        }
+                    } else {
+                        for d in 0..<headDim { acc[d] = roundToHalf(acc[d] * ms) }
                     }
                 } else {
-                    for d in 0..<headDim { acc[d] = roundToHalf(acc[d] * ms) }
+                    w = exp(s - m)
                 }
-            } else {
-                w = exp(s - m)
+                let vr = v + esize * p * stride
+                if vector {
+                    let wv = SIMD16<Float>(repeating: w)
+                    for d in Swift.stride(from: 0, to: headDim, by: 16) {
+                        let a = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                        let vv = kvHalf ? halves16(vr + 2 * d) : vr.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
+                        accRaw.storeBytes(of: roundToHalf16(a.addingProduct(vv, wv)), toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                    }
+                } else {
+                    for d in 0..<headDim {
+                        let vv = kvHalf ? halfToFloat(vr.loadUnaligned(fromByteOffset: 2 * d, as: UInt16.self))
+                                        : vr.loadUnaligned(fromByteOffset: 4 * d, as: Float.self)
+                        acc[d] = roundToHalf(acc[d].addingProduct(vv, w))
+                    }
+                }
+                sum = w.addingProduct(sum, ms)
             }
-            let vr = v + esize * p * stride
-            if vector {
-                let wv = SIMD16<Float>(repeating: w)
-                for d in Swift.stride(from: 0, to: headDim, by: 16) {
-                    let a = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
-                    let vv = kvHalf ? halves16(vr + 2 * d) : vr.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
-                    accRaw.storeBytes(of: roundToHalf16(a.addingProduct(vv, wv)), toByteOffset: 4 * d, as: SIMD16<Float>.self)
-                }
-            } else {
-                for d in 0..<headDim {
-                    let vv = kvHalf ? halfToFloat(vr.loadUnaligned(fromByteOffset: 2 * d, as: UInt16.self))
-                                    : vr.loadUnaligned(fromByteOffset: 4 * d, as: Float.self)
-                    acc[d] = roundToHalf(acc[d].addingProduct(vv, w))
-                }
-            }
-            sum = w.addingProduct(sum, ms)
         }
         let inv = 1 / sum
         for d in 0..<headDim { out[d] = acc[d] * inv }

@@ -7,6 +7,8 @@
 //   tg N  text generation: N single-token forward passes from an empty cache, starting from
 //         BOS (or a random token) and then random tokens; every step runs the LM head (no
 //         sampling). Rate = N / time.
+//   @ dD  (llama-bench's -d / n_depth) either test after D random tokens already in the cache,
+//         evaluated before the clock starts: the speed at a long context.
 //
 // Each test runs once untimed (warm-up), then `repetitions` timed times; the reported rate
 // is the mean ± sample standard deviation (n − 1) of the per-repetition rates, as
@@ -22,6 +24,8 @@ public struct BenchmarkOptions: Sendable {
     public var promptLengths: [Int] = [512]
     /// Generated lengths of the tg tests (0 entries are dropped).
     public var generationLengths: [Int] = [128]
+    /// Tokens already in the cache when each test starts (llama-bench's n_depth).
+    public var depths: [Int] = [0]
     public var threads: [Int] = [ProcessInfo.processInfo.activeProcessorCount]
     public var repetitions = 5
     public var batchSize = 512
@@ -34,16 +38,17 @@ public struct BenchmarkOptions: Sendable {
 
     public init() {}
 
-    /// The tests in llama-bench's order: every pp, then every tg.
+    /// The tests in llama-bench's order: every pp, then every tg, each at every depth.
     public var tests: [BenchmarkTest] {
-        promptLengths.filter { $0 > 0 }.map { BenchmarkTest(nPrompt: $0, nGen: 0) }
-            + generationLengths.filter { $0 > 0 }.map { BenchmarkTest(nPrompt: 0, nGen: $0) }
+        promptLengths.filter { $0 > 0 }.flatMap { n in depths.map { BenchmarkTest(nPrompt: n, nGen: 0, depth: $0) } }
+            + generationLengths.filter { $0 > 0 }.flatMap { n in depths.map { BenchmarkTest(nPrompt: 0, nGen: n, depth: $0) } }
     }
 
     func validate() throws {
         if promptLengths.contains(where: { $0 < 0 }) || generationLengths.contains(where: { $0 < 0 }) {
             throw EngineError.invalidOption("-p and -n take lengths ≥ 0")
         }
+        if depths.isEmpty || depths.contains(where: { $0 < 0 }) { throw EngineError.invalidOption("-d takes depths ≥ 0") }
         if tests.isEmpty { throw EngineError.invalidOption("nothing to run: every -p and -n length is 0") }
         if threads.isEmpty || threads.contains(where: { $0 < 1 }) {
             throw EngineError.invalidOption("-t takes thread counts ≥ 1")
@@ -56,9 +61,12 @@ public struct BenchmarkOptions: Sendable {
 public struct BenchmarkTest: Sendable, Equatable {
     public var nPrompt: Int
     public var nGen: Int
-    public init(nPrompt: Int, nGen: Int) { self.nPrompt = nPrompt; self.nGen = nGen }
-    /// llama-bench's test name: pp512, tg128.
-    public var name: String { nPrompt > 0 ? "pp\(nPrompt)" : "tg\(nGen)" }
+    /// Tokens in the cache before the test (untimed).
+    public var depth: Int
+    public init(nPrompt: Int, nGen: Int, depth: Int = 0) { self.nPrompt = nPrompt; self.nGen = nGen; self.depth = depth }
+    /// llama-bench's test name: pp512, tg128, tg128 @ d4096.
+    public var name: String { (nPrompt > 0 ? "pp\(nPrompt)" : "tg\(nGen)") + (depth > 0 ? " @ d\(depth)" : "") }
+    /// Tokens timed.
     public var tokens: Int { nPrompt + nGen }
 }
 
@@ -112,7 +120,7 @@ public enum Benchmark {
             load.kernels = options.kernels
             load.rules = options.rules
             load.batchSize = options.batchSize
-            load.contextSize = tests.map(\.tokens).max()!
+            load.contextSize = tests.map { $0.tokens + $0.depth }.max()!
             let started = Date()
             let model = try LoadedModel(path: path, options: load, progress: progress)
             // The session's cache size, as makeCache will allocate it (checked by a test).
@@ -155,15 +163,17 @@ public enum Benchmark {
         return results
     }
 
-    /// One timed run of `test` from an empty cache; returns nanoseconds. Tokens are drawn
-    /// before the clock starts.
+    /// One timed run of `test` from an empty cache (or one holding `test.depth` tokens);
+    /// returns nanoseconds. Tokens are drawn, and the depth evaluated, before the clock starts.
     static func measure(session: Session, test: BenchmarkTest, rng: inout SeededGenerator) throws -> UInt64 {
         session.reset()
         let model = session.model
         let vocab = UInt64(model.model.tokenEmbedding.rows)
         let bos: Int32? = model.tokenizer.addBOS ? model.tokenizer.bosID : nil
+        var prefix = (0..<test.depth).map { _ in Int32(truncatingIfNeeded: rng.next() % vocab) }
         var tokens = (0..<test.tokens).map { _ in Int32(truncatingIfNeeded: rng.next() % vocab) }
-        if let bos { tokens[0] = bos }
+        if let bos { if prefix.isEmpty { tokens[0] = bos } else { prefix[0] = bos } }
+        if !prefix.isEmpty { try session.evaluate(prefix, mode: .none) }
         if test.nPrompt > 0 {
             let start = DispatchTime.now().uptimeNanoseconds
             try session.evaluate(tokens, mode: .last)
@@ -192,7 +202,7 @@ public enum Benchmark {
                 "model_filename": r.modelFilename, "model_type": r.modelType, "model_size": r.modelSize,
                 "model_n_params": r.modelNParams, "file_size": r.fileSize, "backends": r.backend, "kernels": r.kernels,
                 "n_threads": r.threads, "n_batch": r.batchSize, "n_ubatch": r.batchSize, "n_ctx": r.contextSize,
-                "n_prompt": r.test.nPrompt, "n_gen": r.test.nGen, "test": r.test.name,
+                "n_prompt": r.test.nPrompt, "n_gen": r.test.nGen, "n_depth": r.test.depth, "test": r.test.name,
                 "test_time": r.testTime, "build_commit": r.buildCommit, "cpu_info": r.cpuInfo,
                 "avg_ns": r.avgNs, "stddev_ns": r.stddevNs, "samples_ns": r.samplesNs.map { Int($0) },
                 "avg_ts": r.avgTs, "stddev_ts": r.stddevTs, "samples_ts": r.samplesTs,

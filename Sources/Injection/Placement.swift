@@ -134,6 +134,14 @@ public enum Placement {
             try walk(root, depth: 0, prefillDevice: .cpu, generateDevice: .cpu, threshold: 1, blocked: false)
         }
 
+        // Block-sparse attention keeps anchors of the keys it sees written: it must see every write.
+        for m in placed where m.kind == .attention && [m.prefillOp, m.generateOp].contains("AttentionCPUBlockSparse") {
+            guard m.prefillOp == m.generateOp, m.prefillDevice == m.generateDevice else {
+                throw InjectionError(source: rules.source, line: m.rule.flatMap { i in rules.rules.first { $0.index == i }?.line },
+                                     "\(m.name): AttentionCPUBlockSparse keeps anchors of the keys written to the cache, so it must "
+                                     + "run the module's prefill too (it runs long chunks densely itself); drop prefill_op / generate_op")
+            }
+        }
         // One KV cache per session: attention operators must agree on its element.
         var storages: [String: String] = [:]
         for m in placed where m.kind == .attention {

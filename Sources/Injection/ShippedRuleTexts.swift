@@ -3,6 +3,82 @@
 
 enum ShippedRuleTexts {
     static let files: [String: String] = [
+        "cpu-long-context.yaml": #"""
+# Long contexts on the CPU: rules/cpu.yaml with block-sparse decode attention
+# (AttentionCPUBlockSparse, docs/long-context.md) from the third layer on (the first two stay
+# dense, KTransformers' dense_layer_num: 2). A decode step attends to the first 64 keys, the last
+# 512 and the 16 blocks of 64 keys between them whose anchors (per-channel min and max of the
+# keys) score highest: 1 600 keys however long the context, instead of all of them. Prompts run
+# dense; a context of up to 1 600 keys is exactly rules/cpu.yaml's. Sliding-window layers (Gemma 3's
+# local ones) stay dense: their window already bounds them.
+- match:
+    class: Linear
+  replace:
+    class: LinearCPUQuantized
+    kwargs:
+      device: cpu
+- match:
+    class: LMHead
+  replace:
+    class: LinearCPUQuantized
+    kwargs:
+      device: cpu
+- match:
+    name: "^model\\.layers\\.[01]\\.self_attn$"
+    class: Attention
+  replace:
+    class: AttentionCPUFlashF16
+    kwargs:
+      device: cpu
+- match:
+    class: Attention
+  replace:
+    class: AttentionCPUBlockSparse
+    kwargs:
+      device: cpu
+      block_size: 64
+      init_tokens: 64
+      local_tokens: 512
+      second_select_num: 16
+      anchor: quest
+  optional: true  # (a model of two layers has none)
+- match:
+    class: MLP
+  replace:
+    class: MLPCPU
+    kwargs:
+      device: cpu
+      gelu: table
+  optional: true
+- match:
+    class: RMSNorm
+  replace:
+    class: RMSNormCPU
+- match:
+    class: RotaryEmbedding
+  replace:
+    class: RoPECPU
+- match:
+    class: Embedding
+  replace:
+    class: EmbeddingCPU
+    kwargs:
+      device: cpu
+- match:
+    class: Router
+  replace:
+    class: LinearCPUQuantized
+    kwargs:
+      device: cpu
+  optional: true
+- match:
+    class: Experts
+  replace:
+    class: ExpertsCPU
+    kwargs:
+      device: cpu
+  optional: true
+"""#,
         "cpu-reference.yaml": #"""
 # Exact float numerics on the CPU (what `--kernels reference` selects): weight rows dequantized
 # to float with float dot products, f32 KV cache with exact softmax, GELU by its tanh formula,

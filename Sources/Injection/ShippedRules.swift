@@ -55,6 +55,17 @@ public struct RuleChoice {
                               reference: Bool = false, dense: Bool = true, gpuAttention: Bool = true,
                               registry: OperatorRegistry = .builtin) throws -> RuleChoice {
         if let path {
+            // A shipped file by its name ("rules/cpu-long-context.yaml", "cpu-long-context.yaml"
+            // or "cpu-long-context") where no such file is on disk: the binary's own copy.
+            let name = (path as NSString).lastPathComponent
+            if !FileManager.default.fileExists(atPath: path),
+               let shipped = [name, name + ".yaml"].first(where: { ShippedRules.text($0) != nil }) {
+                return RuleChoice(file: try ShippedRules.load(shipped, registry: registry), description: "rules/\(shipped) (--rules, shipped)")
+            }
+            if !FileManager.default.fileExists(atPath: path) {
+                throw InjectionError(source: path, line: nil, "no such rules file; the shipped ones (usable by name anywhere): "
+                                     + ShippedRuleTexts.files.keys.sorted().joined(separator: ", "))
+            }
             return RuleChoice(file: try RuleFile.load(path: path, registry: registry), description: "\(path) (--rules)")
         }
         let name = ShippedRules.defaultName(devices: devices, reference: reference, dense: dense, gpuAttention: gpuAttention)

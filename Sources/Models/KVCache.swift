@@ -3,6 +3,7 @@
 // (llama.cpp's default cache type, half the memory) or float (exact reference numerics);
 // the kernel set picks which.
 import Core
+import CPUKernels
 
 public enum CacheElement: Sendable { case f16, f32 }
 
@@ -23,7 +24,11 @@ public final class LayerCache: @unchecked Sendable {
         values.initializeMemory(as: UInt8.self, repeating: 0, count: capacity * valueWidth * size)
     }
 
-    deinit { keys.deallocate(); values.deallocate() }
+    deinit {
+        // (Block-sparse attention keeps anchors per key buffer.)
+        BlockSparseAttention.forget(keys: UnsafeRawPointer(keys))
+        keys.deallocate(); values.deallocate()
+    }
 
     /// Writes one position's keys and values (floats, rounded to half for an f16 cache).
     func store(position p: Int, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>) {

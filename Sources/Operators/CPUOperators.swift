@@ -5,6 +5,7 @@
 //   LinearCPUReference   each weight row dequantized to float, float dot (the yardstick)
 //   AttentionCPUFlashF16 f16 KV cache, llama.cpp's flash-attention accumulation (default)
 //   AttentionCPUExact    f32 KV cache, float scores, max-subtracted softmax
+//   AttentionCPUBlockSparse  f16 KV cache; long-context decode over chosen blocks of keys
 //   MLPCPU               gated MLP activation, GELU by llama.cpp's f16 table or exact formula
 import CPUKernels
 
@@ -37,6 +38,22 @@ public struct AttentionCPUFlashF16: AttentionOperator {
         Attention.flashF16(q: q, k: keys.assumingMemoryBound(to: UInt16.self), v: values.assumingMemoryBound(to: UInt16.self),
                            out: out, tokens: s.tokens, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
                            positions: positions, window: s.window, scale: s.scale, pool: pool)
+    }
+}
+
+/// Block-sparse attention for long contexts (CPUKernels/BlockSparseAttention.swift): decode
+/// steps attend to the first and last keys and the blocks between them whose anchors score
+/// highest; prefill chunks, sliding windows and short contexts run `AttentionCPUFlashF16`'s kernel.
+public struct AttentionCPUBlockSparse: AttentionOperator {
+    public let name = "AttentionCPUBlockSparse"
+    public let storage = KVStorage.f16
+    public let config: BlockSparseConfig
+    public init(config: BlockSparseConfig = BlockSparseConfig()) { self.config = config }
+    public func run(q: UnsafePointer<Float>, keys: UnsafeRawPointer, values: UnsafeRawPointer, out: UnsafeMutablePointer<Float>,
+                    shape s: AttentionShape, positions: UnsafePointer<Int32>, pool: ThreadPool) {
+        BlockSparseAttention.run(q: q, k: keys.assumingMemoryBound(to: UInt16.self), v: values.assumingMemoryBound(to: UInt16.self),
+                                 out: out, tokens: s.tokens, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim,
+                                 positions: positions, window: s.window, scale: s.scale, config: config, pool: pool)
     }
 }
 

@@ -4,6 +4,8 @@
 // `OperatorDescriptor` in `OperatorRegistry.builtin` (or `register` at run time): no change to
 // rules, placement or model code (docs/writing-rules.md, "Adding an operator").
 
+import CPUKernels
+
 // MARK: - Kwargs
 
 /// A kwarg value after validation against its spec.
@@ -134,6 +136,25 @@ public struct OperatorRegistry: Sendable {
         r.register(OperatorDescriptor(
             name: "AttentionCPUExact", summary: "f32 KV cache, float scores, exact softmax",
             kinds: [.attention], devices: [.cpu], make: { _ in AttentionCPUExact() }))
+        r.register(OperatorDescriptor(
+            name: "AttentionCPUBlockSparse",
+            summary: "long contexts: decode attends to the first and last keys and the best-scoring blocks between (f16 cache)",
+            kinds: [.attention], devices: [.cpu],
+            kwargs: [KwargSpec("block_size", .int(min: 1), default: .int(64), help: "keys per block"),
+                     KwargSpec("init_tokens", .int(min: 0), default: .int(64), help: "the first keys, always attended"),
+                     KwargSpec("local_tokens", .int(min: 1), default: .int(512), help: "the last keys, always attended"),
+                     KwargSpec("second_select_num", .int(min: 0), default: .int(16),
+                               help: "blocks chosen between the two windows by anchor score"),
+                     KwargSpec("anchor", .string(choices: BlockSparseConfig.Anchor.allCases.map(\.rawValue)), default: .string("quest"),
+                               help: "quest: per-channel min and max of the block's keys (score Σ max(q·min, q·max)); mean: their mean")],
+            make: { kw in
+                func int(_ key: String, _ fallback: Int) -> Int { if case let .int(i)? = kw[key] { return i }; return fallback }
+                var anchor = BlockSparseConfig.Anchor.quest
+                if case let .string(a)? = kw["anchor"], let parsed = BlockSparseConfig.Anchor(rawValue: a) { anchor = parsed }
+                return AttentionCPUBlockSparse(config: BlockSparseConfig(
+                    blockSize: int("block_size", 64), initTokens: int("init_tokens", 64), localTokens: int("local_tokens", 512),
+                    selectBlocks: int("second_select_num", 16), anchor: anchor))
+            }))
         r.register(OperatorDescriptor(
             name: "MLPCPU", summary: "gated MLP (SwiGLU / GeGLU) activation",
             kinds: [.mlp], devices: [.cpu],

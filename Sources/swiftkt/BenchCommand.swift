@@ -11,10 +11,12 @@ struct BenchCommand: ParsableCommand {
         discussion: """
         pp N: N prompt tokens from an empty cache in one batch (LM head for the last token only).
         tg N: N single-token steps from an empty cache (each with the LM head).
+        -d D: each test after D tokens already in the cache ("tg128 @ d4096"; llama-bench's -d).
         Each test runs once untimed, then -r times; t/s is mean ± stddev over the repetitions.
         Examples:
           swiftkt bench -m smollm2-135m-instruct -p 512 -n 128 -t 1,2 -r 5
           swiftkt bench -m model.gguf -p 128,512 -n 0 -o json
+          swiftkt bench -p 0 -n 64 -d 0,4096 --rules rules/cpu-long-context.yaml
         """)
 
     @Option(name: [.customShort("m"), .long], help: "A GGUF path or a pulled model name (see `swiftkt list`).")
@@ -25,6 +27,9 @@ struct BenchCommand: ParsableCommand {
 
     @Option(name: [.customShort("n"), .customLong("n-gen")], help: "Generation lengths, comma-separated (0 = no tg test).")
     var nGen: String = "128"
+
+    @Option(name: [.customShort("d"), .customLong("n-depth")], help: "Tokens in the cache before each test, comma-separated.")
+    var nDepth: String = "0"
 
     @Option(name: [.customShort("t"), .long], help: "Thread counts, comma-separated (default: all cores).")
     var threads: String?
@@ -49,7 +54,7 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         guard ["md", "json"].contains(output) else { throw ValidationError("-o takes md or json") }
-        for (text, flag) in [(nPrompt, "-p"), (nGen, "-n")] {
+        for (text, flag) in [(nPrompt, "-p"), (nGen, "-n"), (nDepth, "-d")] {
             guard try Self.list(text, flag).allSatisfy({ $0 <= 1 << 24 }) else {
                 throw ValidationError("\(flag) takes token counts up to \(1 << 24), got '\(text)'")
             }
@@ -81,6 +86,7 @@ struct BenchCommand: ParsableCommand {
         var options = BenchmarkOptions()
         options.promptLengths = try Self.list(nPrompt, "-p")
         options.generationLengths = try Self.list(nGen, "-n")
+        options.depths = try Self.list(nDepth, "-d")
         if let threads { options.threads = try Self.list(threads, "-t") }
         options.repetitions = repetitions
         options.batchSize = batchSize

@@ -1,6 +1,7 @@
 // Rule semantics, read as a spec: first match wins, recursive false, class default, class-only /
 // name-only / layer-range matches, per-phase operators and threshold, kwargs validation, and the
 // errors a user sees for malformed YAML, bad regexes, unknown operators / kwargs / devices.
+import CPUKernels
 import Foundation
 @testable import Injection
 import Models
@@ -96,6 +97,27 @@ final class RuleTests: XCTestCase {
         XCTAssertEqual(b.linear(m.name, tokens: 5).name, "LinearCPUReference")
         XCTAssertEqual(b.linear(m.name, tokens: 1).name, "LinearCPUQuantized")
         XCTAssertEqual(b.linear("lm_head", tokens: 100).name, "LinearCPUQuantized")
+    }
+
+    /// Block-sparse attention keeps anchors of the keys written, so it must run both phases.
+    func testBlockSparseAttentionRunsBothPhases() throws {
+        let p = try plan("""
+        - match: {class: Attention}
+          replace: {class: AttentionCPUBlockSparse, kwargs: {block_size: 32, second_select_num: 4, anchor: mean}}
+        """)
+        let m = try XCTUnwrap(p.module("model.layers.0.self_attn"))
+        XCTAssertEqual([m.prefillOp, m.generateOp], ["AttentionCPUBlockSparse", "AttentionCPUBlockSparse"])
+        let op = try XCTUnwrap(try Placement.binding(for: p).attention(m.name, tokens: 1) as? AttentionCPUBlockSparse)
+        XCTAssertEqual(op.config, BlockSparseConfig(blockSize: 32, initTokens: 64, localTokens: 512, selectBlocks: 4, anchor: .mean))
+        let e = injectionError { _ = try plan("""
+        - match: {class: Attention}
+          replace: {class: AttentionCPUBlockSparse, kwargs: {prefill_op: AttentionCPUFlashF16}}
+        """) }
+        XCTAssertTrue(e?.message.contains("must run the module's prefill too") == true, "\(String(describing: e))")
+        XCTAssertTrue(injectionError { _ = try plan("""
+        - match: {class: Attention}
+          replace: {class: AttentionCPUBlockSparse, kwargs: {anchor: maximum}}
+        """) }?.message.contains("valid: quest, mean") == true)
     }
 
     func testUnmatchedRuleWarnsAndStrictFails() throws {

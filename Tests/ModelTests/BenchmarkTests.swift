@@ -68,6 +68,24 @@ final class BenchmarkTests: XCTestCase {
         XCTAssertEqual(results[2].test, BenchmarkTest(nPrompt: 0, nGen: 4))
     }
 
+    /// llama-bench's -d: each test after D tokens already in the cache, named "tg4 @ d8".
+    func testDepth() throws {
+        let path = try Self.makeTinyLlama()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var options = BenchmarkOptions()
+        options.promptLengths = [4]
+        options.generationLengths = [2]
+        options.depths = [0, 8]
+        options.threads = [1]
+        options.repetitions = 1
+        let results = try Benchmark.run(path: path, options: options)
+        XCTAssertEqual(results.map(\.test.name), ["pp4", "pp4 @ d8", "tg2", "tg2 @ d8"])
+        XCTAssertEqual(results[0].contextSize, 12, "context = the longest test and its depth")
+        XCTAssertTrue(try Benchmark.json(results).contains("\"n_depth\" : 8"))
+        options.depths = [-1]
+        XCTAssertThrowsError(try Benchmark.run(path: path, options: options))
+    }
+
     func testJSONUsesLlamaBenchFieldNames() throws {
         let path = try Self.makeTinyLlama()
         defer { try? FileManager.default.removeItem(atPath: path) }
