@@ -136,11 +136,15 @@ class LlamaCppBench:
             ids[0] = self.bos
         return (self.lib.llama_token * n)(*ids)
 
-    def run(self, n_prompt: int, n_gen: int) -> int:
-        """One timed run from an empty cache; returns nanoseconds."""
+    def run(self, n_prompt: int, n_gen: int, depth: int = 0) -> int:
+        """One timed run from an empty cache (or one holding `depth` tokens, evaluated untimed,
+        as llama-bench's -d); returns nanoseconds."""
         lib, ctx = self.lib, self.ctx
         n = n_prompt + n_gen
+        prefix = self._tokens(depth) if depth else None
         tokens = self._tokens(n)
+        if depth:
+            tokens[0] = self.rng.randrange(self.n_vocab)  # (BOS only at the very start, as swiftkt bench)
         base = ctypes.addressof(tokens)
         size = ctypes.sizeof(lib.llama_token)
         step = 1 if n_gen else self.n_batch
@@ -148,6 +152,13 @@ class LlamaCppBench:
                                            min(step, n - i)) for i in range(0, n, step)]
         decode, synchronize = lib.llama_decode, lib.llama_synchronize
         lib.llama_memory_clear(self.memory, True)
+        if depth:
+            pbase = ctypes.addressof(prefix)
+            for i in range(0, depth, self.n_batch):
+                b = lib.llama_batch_get_one(ctypes.cast(pbase + i * size, ctypes.POINTER(lib.llama_token)), min(self.n_batch, depth - i))
+                if decode(ctx, b) != 0:
+                    raise RuntimeError("llama_decode failed (depth)")
+            synchronize(ctx)
         start = time.perf_counter_ns()
         for batch in batches:
             if decode(ctx, batch) != 0:
@@ -169,9 +180,11 @@ class LlamaCppBench:
 # MARK: - swiftkt side
 
 def swiftkt_run(binary: str, model: str, prompts: list[int], gens: list[int], threads: list[int],
-                batch: int, warmup: bool) -> list[dict]:
-    cmd = [binary, "bench", "-m", model, "-p", ",".join(map(str, prompts)), "-n", ",".join(map(str, gens)),
-           "-t", ",".join(map(str, threads)), "-r", "1", "-b", str(batch), "-o", "json"]
+                batch: int, warmup: bool, depths: list[int], rules: str | None) -> list[dict]:
+    cmd = [binary, "bench", "-m", model, "-p", ",".join(map(str, prompts or [0])), "-n", ",".join(map(str, gens or [0])),
+           "-d", ",".join(map(str, depths)), "-t", ",".join(map(str, threads)), "-r", "1", "-b", str(batch), "-o", "json"]
+    if rules:
+        cmd += ["--rules", rules]
     if not warmup:
         cmd.append("--no-warmup")
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -188,6 +201,8 @@ def main() -> None:
     ap.add_argument("-p", "--n-prompt", default="512", help="prompt lengths, comma-separated (0 = none)")
     ap.add_argument("-n", "--n-gen", default="128", help="generation lengths, comma-separated (0 = none)")
     ap.add_argument("-t", "--threads", default=str(os.cpu_count()), help="thread counts, comma-separated")
+    ap.add_argument("-d", "--n-depth", default="0", help="tokens in the cache before each test, comma-separated (llama-bench's -d)")
+    ap.add_argument("--rules", help="swiftkt's rules file (e.g. rules/cpu-long-context.yaml)")
     ap.add_argument("-r", "--repetitions", type=int, default=5)
     ap.add_argument("-b", "--batch-size", type=int, default=512)
     ap.add_argument("--swiftkt", default=".build/release/swiftkt", help="swiftkt binary")
@@ -202,10 +217,12 @@ def main() -> None:
     prompts = [p for p in parse_list(args.n_prompt) if p > 0]
     gens = [g for g in parse_list(args.n_gen) if g > 0]
     threads = parse_list(args.threads)
-    tests = [(p, 0) for p in prompts] + [(0, g) for g in gens]
+    depths = parse_list(args.n_depth)
+    tests = [(p, 0, d) for p in prompts for d in depths] + [(0, g, d) for g in gens for d in depths]
     if not tests:
         sys.exit("nothing to run")
-    n_ctx = max(p + g for p, g in tests)
+    n_ctx = max(p + g + d for p, g, d in tests)
+    name = lambda p, g, d: ("pp%d" % p if p else "tg%d" % g) + (" @ d%d" % d if d else "")
     import llama_cpp
     load_before = load_average()
 
@@ -213,8 +230,8 @@ def main() -> None:
     peers = {t: LlamaCppBench(model, t, n_ctx, args.batch_size, args.flash_attn == "on", args.seed) for t in threads}
     call_ns = peers[threads[0]].ctypes_call_ns()
     for t in threads:
-        for p, g in tests:
-            peers[t].run(p, g)  # warm-up
+        for p, g, d in tests:
+            peers[t].run(p, g, d)  # warm-up
 
     ours: dict[tuple, list[float]] = {}
     theirs: dict[tuple, list[float]] = {}
@@ -224,14 +241,15 @@ def main() -> None:
         for engine in order:
             if engine == "llama.cpp":
                 for t in threads:
-                    for p, g in tests:
-                        ns = peers[t].run(p, g)
+                    for p, g, d in tests:
+                        ns = peers[t].run(p, g, d)
                         ts = (p + g) * 1e9 / ns
-                        theirs.setdefault((t, p, g), []).append(ts)
-                        log(f"rep {rep + 1}/{args.repetitions} llama.cpp t={t} {'pp%d' % p if p else 'tg%d' % g}: {ts:.2f} t/s")
+                        theirs.setdefault((t, p, g, d), []).append(ts)
+                        log(f"rep {rep + 1}/{args.repetitions} llama.cpp t={t} {name(p, g, d)}: {ts:.2f} t/s")
             else:
-                for row in swiftkt_run(args.swiftkt, model, prompts, gens, threads, args.batch_size, args.swiftkt_warmup == "on"):
-                    key = (row["n_threads"], row["n_prompt"], row["n_gen"])
+                for row in swiftkt_run(args.swiftkt, model, prompts, gens, threads, args.batch_size, args.swiftkt_warmup == "on",
+                                       depths, args.rules):
+                    key = (row["n_threads"], row["n_prompt"], row["n_gen"], row.get("n_depth", 0))
                     ours.setdefault(key, []).extend(row["samples_ts"])
                     meta[key] = row
                     log(f"rep {rep + 1}/{args.repetitions} swiftkt   t={key[0]} {row['test']}: {row['avg_ts']:.2f} t/s")
@@ -250,10 +268,10 @@ def main() -> None:
     print("| model | threads | test | llama.cpp t/s | swiftkt t/s | swiftkt / llama.cpp |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for t in threads:
-        for p, g in tests:
-            key = (t, p, g)
+        for p, g, d in tests:
+            key = (t, p, g, d)
             ratio = statistics.mean(ours[key]) / statistics.mean(theirs[key])
-            print(f"| {first['model_type']} | {t} | {'pp%d' % p if p else 'tg%d' % g} | {fmt(theirs[key])} "
+            print(f"| {first['model_type']} | {t} | {name(p, g, d)} | {fmt(theirs[key])} "
                   f"| {fmt(ours[key])} | {ratio:.2f} |")
     print()
     for t in threads:
@@ -266,9 +284,9 @@ def main() -> None:
         with open(args.json, "w") as f:
             json.dump({"model": model, "machine": machine_line(), "llama_cpp_python": llama_cpp.__version__,
                        "flash_attn": args.flash_attn, "ctypes_call_ns": call_ns,
-                       "results": [{"n_threads": t, "n_prompt": p, "n_gen": g,
-                                    "llama_cpp_samples_ts": theirs[(t, p, g)], "swiftkt_samples_ts": ours[(t, p, g)],
-                                    "swiftkt": meta[(t, p, g)]} for t in threads for p, g in tests]}, f, indent=1)
+                       "results": [{"n_threads": t, "n_prompt": p, "n_gen": g, "n_depth": d,
+                                    "llama_cpp_samples_ts": theirs[(t, p, g, d)], "swiftkt_samples_ts": ours[(t, p, g, d)],
+                                    "swiftkt": meta[(t, p, g, d)]} for t in threads for p, g, d in tests]}, f, indent=1)
 
 
 if __name__ == "__main__":
