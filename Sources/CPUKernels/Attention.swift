@@ -103,34 +103,53 @@ public enum Attention {
         let esize = widen ? 4 : 2
         let qs = UnsafeSendable(q), os = UnsafeSendable(out), ps = UnsafeSendable(positions)
         let kb = UnsafeSendable(kBase), vb = UnsafeSendable(vBase)
-        pool.parallelFor(tokens * heads) { range in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * headDim + maxPos + 1)
+        // One job per (token, KV head, part of its group): the heads of a part read each key and
+        // value row once. Parts of up to four heads, more of them when there would be too few
+        // jobs to keep the threads busy.
+        let part = groupPart(group: group, jobsPerHead: tokens * kvHeads, threads: pool.threadCount)
+        let parts = (group + part - 1) / part
+        pool.parallelFor(tokens * kvHeads * parts) { range in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: part * (2 * headDim + 3 * (maxPos + 1)))
             defer { scratch.deallocate() }
             for job in range {
-                let t = job / heads, h = job % heads
+                let t = job / (kvHeads * parts), kvh = (job / parts) % kvHeads, h0 = kvh * group + (job % parts) * part
+                let count = Swift.min(part, (kvh + 1) * group - h0)
                 let pos = Int(ps.pointer[t])
                 let first = window.map { max(0, pos - $0 + 1) } ?? 0
-                let kvOffset = (h / group) * headDim
-                let args = (q: qs.pointer + (t * heads + h) * headDim, k: kb.pointer + esize * kvOffset,
-                            v: vb.pointer + esize * kvOffset, out: os.pointer + (t * heads + h) * headDim)
-                #if os(Linux) && arch(x86_64)
-                if isa.hasAVX512 {
-                    CPUKernelsAVX512.FusedMath.flashQuery(q: args.q, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride,
-                                                          first: first, last: pos, headDim: headDim, scale: scale, softcap: softcap,
-                                                          out: args.out, scratch: scratch)
-                    continue
+                let kvOffset = kvh * headDim
+                let args = (q: qs.pointer + (t * heads + h0) * headDim, k: kb.pointer + esize * kvOffset,
+                            v: vb.pointer + esize * kvOffset, out: os.pointer + (t * heads + h0) * headDim)
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: 2) { r in
+                    r[0] = first; r[1] = pos
+                    let rp = UnsafePointer(r.baseAddress!)
+                    #if os(Linux) && arch(x86_64)
+                    if isa.hasAVX512 {
+                        CPUKernelsAVX512.FusedMath.flashQuery(q: args.q, heads: count, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride,
+                                                              ranges: rp, rangeCount: 1, headDim: headDim, scale: scale, softcap: softcap,
+                                                              out: args.out, scratch: scratch)
+                        return
+                    }
+                    if isa != .baseline {
+                        CPUKernelsAVX2.FusedMath.flashQuery(q: args.q, heads: count, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride,
+                                                            ranges: rp, rangeCount: 1, headDim: headDim, scale: scale, softcap: softcap,
+                                                            out: args.out, scratch: scratch)
+                        return
+                    }
+                    #endif
+                    FusedMath.flashQuery(q: args.q, heads: count, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride,
+                                         ranges: rp, rangeCount: 1, headDim: headDim, scale: scale, softcap: softcap,
+                                         out: args.out, scratch: scratch)
                 }
-                if isa != .baseline {
-                    CPUKernelsAVX2.FusedMath.flashQuery(q: args.q, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride,
-                                                        first: first, last: pos, headDim: headDim, scale: scale, softcap: softcap,
-                                                        out: args.out, scratch: scratch)
-                    continue
-                }
-                #endif
-                FusedMath.flashQuery(q: args.q, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride, first: first, last: pos,
-                                     headDim: headDim, scale: scale, softcap: softcap, out: args.out, scratch: scratch)
             }
         }
+    }
+
+    /// Query heads a decode job takes together (they share each key and value row): up to four
+    /// of a group, fewer when (token, KV head) pairs alone would leave threads idle.
+    static func groupPart(group: Int, jobsPerHead: Int, threads: Int) -> Int {
+        var part = Swift.min(group, 4)
+        while part > 1 && jobsPerHead * ((group + part - 1) / part) < 2 * threads { part = (part + 1) / 2 }
+        return part
     }
 
     /// x rounded to the nearest f16 value (ties to even), as a float.

@@ -188,32 +188,36 @@ public enum BlockSparseAttention {
         }
         let qs = UnsafeSendable(q), ks = UnsafeSendable(k), vs = UnsafeSendable(v), os = UnsafeSendable(out)
         let plansBox = plans
-        pool.parallelFor(tokens * heads) { range in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * headDim + last + 1)
+        // One job per (token, KV head, part of its group), as the dense decode path.
+        let part = Attention.groupPart(group: group, jobsPerHead: tokens * kvHeads, threads: pool.threadCount)
+        let parts = (group + part - 1) / part
+        pool.parallelFor(tokens * kvHeads * parts) { range in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: part * (2 * headDim + 3 * (last + 1)))
             defer { scratch.deallocate() }
             for job in range {
-                let t = job / heads, h = job % heads, kvh = h / group
+                let t = job / (kvHeads * parts), kvh = (job / parts) % kvHeads, h0 = kvh * group + (job % parts) * part
+                let count = Swift.min(part, (kvh + 1) * group - h0)
                 let plan = plansBox[t * kvHeads + kvh]
-                let args = (q: qs.pointer + (t * heads + h) * headDim, k: UnsafeRawPointer(ks.pointer + kvh * headDim),
-                            v: UnsafeRawPointer(vs.pointer + kvh * headDim), out: os.pointer + (t * heads + h) * headDim)
+                let args = (q: qs.pointer + (t * heads + h0) * headDim, k: UnsafeRawPointer(ks.pointer + kvh * headDim),
+                            v: UnsafeRawPointer(vs.pointer + kvh * headDim), out: os.pointer + (t * heads + h0) * headDim)
                 plan.withUnsafeBufferPointer { r in
                     let rp = r.baseAddress!, n = r.count / 2
                     #if os(Linux) && arch(x86_64)
                     if isa.hasAVX512 {
-                        CPUKernelsAVX512.FusedMath.flashQuery(q: args.q, k: args.k, v: args.v, kvHalf: true, stride: kvStride,
+                        CPUKernelsAVX512.FusedMath.flashQuery(q: args.q, heads: count, k: args.k, v: args.v, kvHalf: true, stride: kvStride,
                                                               ranges: rp, rangeCount: n, headDim: headDim, scale: scale,
                                                               softcap: softcap, out: args.out, scratch: scratch)
                         return
                     }
                     if isa != .baseline {
-                        CPUKernelsAVX2.FusedMath.flashQuery(q: args.q, k: args.k, v: args.v, kvHalf: true, stride: kvStride,
+                        CPUKernelsAVX2.FusedMath.flashQuery(q: args.q, heads: count, k: args.k, v: args.v, kvHalf: true, stride: kvStride,
                                                             ranges: rp, rangeCount: n, headDim: headDim, scale: scale,
                                                             softcap: softcap, out: args.out, scratch: scratch)
                         return
                     }
                     #endif
-                    FusedMath.flashQuery(q: args.q, k: args.k, v: args.v, kvHalf: true, stride: kvStride, ranges: rp, rangeCount: n,
-                                         headDim: headDim, scale: scale, softcap: softcap, out: args.out, scratch: scratch)
+                    FusedMath.flashQuery(q: args.q, heads: count, k: args.k, v: args.v, kvHalf: true, stride: kvStride, ranges: rp,
+                                         rangeCount: n, headDim: headDim, scale: scale, softcap: softcap, out: args.out, scratch: scratch)
                 }
             }
         }

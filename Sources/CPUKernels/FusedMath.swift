@@ -7,9 +7,9 @@
 // order; AttentionTests and FusedMathTests compare them). Core and CSupport only.
 import Core
 import Foundation
+import CSupport
 #if SWIFTKT_AVX2
 import _Builtin_intrinsics.intel
-import CSupport
 #endif
 
 public enum FusedMath {
@@ -187,7 +187,7 @@ public enum FusedMath {
     /// values already widened to float): q rounded to f16; online softmax with
     /// the C library's expf; the f16 accumulator acc ← f16(fma(v, w, acc)), rescaled by
     /// f16(acc·ms) when the maximum grows; S ← fma(S, ms, w); out = acc · (1/S).
-    /// `scratch` holds 2·headDim + (last − first + 1) floats.
+    /// `scratch` holds 2·headDim + 3·(last − first + 1) floats.
     public static func flashQuery(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, kvHalf: Bool, stride: Int,
                                   first: Int, last: Int, headDim: Int, scale: Float, softcap: Float?,
                                   out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
@@ -198,70 +198,135 @@ public enum FusedMath {
         }
     }
 
-    /// `flashQuery` over the rows of several ranges (ranges[2i]…ranges[2i + 1], ascending and
-    /// disjoint) as if they were one: each row gets the same operations, in row order, so one
-    /// range first…last gives `flashQuery`'s bits (block-sparse attention passes the blocks it
-    /// chose). `scratch` holds 2·headDim + (rows in all ranges) floats.
-    public static func flashQuery(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, kvHalf: Bool, stride: Int,
-                                  ranges: UnsafePointer<Int>, rangeCount: Int, headDim: Int, scale: Float, softcap: Float?,
-                                  out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    /// `flashQuery` for `heads` query heads that share one KV head (q and out hold them one
+    /// after another, headDim floats each), over the rows of several ranges (ranges[2i]…
+    /// ranges[2i + 1], ascending and disjoint) as if they were one: each head and row gets the
+    /// same operations in the same order as `flashQuery` over first…last, so one range gives its
+    /// bits (block-sparse attention passes the blocks it chose). `scratch` holds
+    /// heads·(2·headDim + 3·rows) floats, rows = the rows in all ranges.
+    ///
+    /// Three passes, each element's operations in the dense loop's order: every head's scores
+    /// (a key row is read once for the group); each head's online-softmax scalars per row (the
+    /// rescale factor ms, 1 when the maximum does not grow, and the weight w), whose `expf`
+    /// calls depend only on the running maximum and so overlap; then 32 accumulator elements of
+    /// up to four heads at a time in registers over every row, a value row read once for them
+    /// (acc ← f16(acc·ms) only where ms ≠ 1: acc always holds f16 values, so a factor of exactly
+    /// 1 changes nothing).
+    public static func flashQuery(q: UnsafePointer<Float>, heads: Int = 1, k: UnsafeRawPointer, v: UnsafeRawPointer, kvHalf: Bool,
+                                  stride: Int, ranges: UnsafePointer<Int>, rangeCount: Int, headDim: Int, scale: Float,
+                                  softcap: Float?, out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         let esize = kvHalf ? 2 : 4
-        let qh = scratch, acc = scratch + headDim, scores = scratch + 2 * headDim
+        var rows = 0
+        for r in 0..<rangeCount { rows += ranges[2 * r + 1] - ranges[2 * r] + 1 }
+        let qh = scratch, acc = scratch + heads * headDim, scores = acc + heads * headDim
+        let factors = scores + heads * rows, weights = factors + heads * rows
         let vector = headDim % 16 == 0
-        for d in 0..<headDim { qh[d] = roundToHalf(q[d]); acc[d] = 0 }
-        let accRaw = UnsafeMutableRawPointer(acc)
-        // All scores first (independent dot products, whose key loads overlap), then the
-        // sequential online softmax over them: the same operations as one loop, in the same order.
+        for i in 0..<(heads * headDim) { qh[i] = roundToHalf(q[i]); acc[i] = 0 }
+        // 1. Every head's scores, key by key (independent dot products, whose loads overlap).
         var n = 0
         for r in 0..<rangeCount {
             for p in ranges[2 * r]...ranges[2 * r + 1] {
-                var s = dotGGMLF16(qh, k + esize * p * stride, headDim, yHalf: kvHalf) * scale
-                if let cap = softcap { s = cap * tanh(s / cap) }
-                scores[n] = s
+                let kp = k + esize * p * stride
+                swiftkt_prefetch(kp + esize * 8 * stride)
+                for g in 0..<heads {
+                    var s = dotGGMLF16(qh + g * headDim, kp, headDim, yHalf: kvHalf) * scale
+                    if let cap = softcap { s = cap * tanh(s / cap) }
+                    scores[g * rows + n] = s
+                }
                 n += 1
             }
         }
-        var m = -Float.infinity, sum: Float = 0
-        n = 0
-        for r in 0..<rangeCount {
-            for p in ranges[2 * r]...ranges[2 * r + 1] {
-                let s = scores[n]
-                n += 1
-                var ms: Float = 1, w: Float = 1
+        // 2. Each head's online-softmax scalars: rescale factor and weight per row, and the sum.
+        var sums = [Float](repeating: 0, count: heads)
+        for g in 0..<heads {
+            var m = -Float.infinity, sum: Float = 0
+            let sc = scores + g * rows, f = factors + g * rows, w = weights + g * rows
+            for i in 0..<rows {
+                let s = sc[i]
+                var ms: Float = 1, wi: Float = 1
                 if s > m {
                     ms = exp(m - s)
                     m = s
-                    if vector {
-                        for d in Swift.stride(from: 0, to: headDim, by: 16) {
-                            let a = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
-                            accRaw.storeBytes(of: roundToHalf16(a * ms), toByteOffset: 4 * d, as: SIMD16<Float>.self)
+                } else {
+                    wi = exp(s - m)
+                }
+                f[i] = ms
+                w[i] = wi
+                sum = wi.addingProduct(sum, ms)
+            }
+            sums[g] = sum
+        }
+        // 3. The accumulators.
+        if vector {
+            var g0 = 0
+            while g0 < heads {
+                let gn = Swift.min(4, heads - g0)
+                var d = 0
+                while d < headDim {
+                    let two = d + 32 <= headDim
+                    var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
+                    var b0 = SIMD16<Float>(), b1 = SIMD16<Float>(), b2 = SIMD16<Float>(), b3 = SIMD16<Float>()
+                    @inline(__always) func step(_ a: inout SIMD16<Float>, _ b: inout SIMD16<Float>, _ g: Int, _ i: Int,
+                                                _ va: SIMD16<Float>, _ vb: SIMD16<Float>) {
+                        let ms = factors[g * rows + i], wv = SIMD16<Float>(repeating: weights[g * rows + i])
+                        if ms != 1 {
+                            let f = SIMD16<Float>(repeating: ms)
+                            a = roundToHalf16(a * f)
+                            if two { b = roundToHalf16(b * f) }
                         }
-                    } else {
-                        for d in 0..<headDim { acc[d] = roundToHalf(acc[d] * ms) }
+                        a = roundToHalf16(a.addingProduct(va, wv))
+                        if two { b = roundToHalf16(b.addingProduct(vb, wv)) }
                     }
-                } else {
-                    w = exp(s - m)
+                    var i = 0
+                    for r in 0..<rangeCount {
+                        for p in ranges[2 * r]...ranges[2 * r + 1] {
+                            let vr = v + esize * (p * stride + d)
+                            swiftkt_prefetch(vr + esize * 8 * stride)
+                            let va = kvHalf ? halves16(vr) : vr.loadUnaligned(as: SIMD16<Float>.self)
+                            let vb = !two ? va : kvHalf ? halves16(vr + 32) : vr.loadUnaligned(fromByteOffset: 64, as: SIMD16<Float>.self)
+                            step(&a0, &b0, g0, i, va, vb)
+                            if gn > 1 { step(&a1, &b1, g0 + 1, i, va, vb) }
+                            if gn > 2 { step(&a2, &b2, g0 + 2, i, va, vb) }
+                            if gn > 3 { step(&a3, &b3, g0 + 3, i, va, vb) }
+                            i += 1
+                        }
+                    }
+                    @inline(__always) func store(_ g: Int, _ a: SIMD16<Float>, _ b: SIMD16<Float>) {
+                        let ar = UnsafeMutableRawPointer(acc + (g0 + g) * headDim + d)
+                        ar.storeBytes(of: a, as: SIMD16<Float>.self)
+                        if two { ar.storeBytes(of: b, toByteOffset: 64, as: SIMD16<Float>.self) }
+                    }
+                    store(0, a0, b0)
+                    if gn > 1 { store(1, a1, b1) }
+                    if gn > 2 { store(2, a2, b2) }
+                    if gn > 3 { store(3, a3, b3) }
+                    d += two ? 32 : 16
                 }
-                let vr = v + esize * p * stride
-                if vector {
-                    let wv = SIMD16<Float>(repeating: w)
-                    for d in Swift.stride(from: 0, to: headDim, by: 16) {
-                        let a = accRaw.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
-                        let vv = kvHalf ? halves16(vr + 2 * d) : vr.loadUnaligned(fromByteOffset: 4 * d, as: SIMD16<Float>.self)
-                        accRaw.storeBytes(of: roundToHalf16(a.addingProduct(vv, wv)), toByteOffset: 4 * d, as: SIMD16<Float>.self)
-                    }
-                } else {
-                    for d in 0..<headDim {
-                        let vv = kvHalf ? halfToFloat(vr.loadUnaligned(fromByteOffset: 2 * d, as: UInt16.self))
-                                        : vr.loadUnaligned(fromByteOffset: 4 * d, as: Float.self)
-                        acc[d] = roundToHalf(acc[d].addingProduct(vv, w))
+                g0 += gn
+            }
+        } else {
+            for g in 0..<heads {
+                let a = acc + g * headDim
+                var i = 0
+                for r in 0..<rangeCount {
+                    for p in ranges[2 * r]...ranges[2 * r + 1] {
+                        let ms = factors[g * rows + i], w = weights[g * rows + i]
+                        i += 1
+                        if ms != 1 { for d in 0..<headDim { a[d] = roundToHalf(a[d] * ms) } }
+                        let vr = v + esize * p * stride
+                        for d in 0..<headDim {
+                            let vv = kvHalf ? halfToFloat(vr.loadUnaligned(fromByteOffset: 2 * d, as: UInt16.self))
+                                            : vr.loadUnaligned(fromByteOffset: 4 * d, as: Float.self)
+                            a[d] = roundToHalf(a[d].addingProduct(vv, w))
+                        }
                     }
                 }
-                sum = w.addingProduct(sum, ms)
             }
         }
-        let inv = 1 / sum
-        for d in 0..<headDim { out[d] = acc[d] * inv }
+        for g in 0..<heads {
+            let inv = 1 / sums[g]
+            for d in 0..<headDim { out[g * headDim + d] = acc[g * headDim + d] * inv }
+        }
     }
 
     // MARK: - F16, BF16 and F32 weights (llama.cpp's tinyBLAS order)

@@ -14,6 +14,36 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// Decode steps take the query heads of a GQA group together (parts of up to four heads,
+    /// split further to keep threads busy): every group size, part split and width (16-lane
+    /// tails) gives the reference's bits on every ISA and thread count.
+    func testGroupedDecodeMatchesReference() {
+        var rng = SeededGenerator(seed: 17)
+        for (heads, kvHeads, headDim, tokens, start) in [(14, 2, 48, 1, 300), (8, 1, 80, 2, 150), (7, 7, 64, 1, 90), (12, 3, 128, 3, 40),
+                                                         (6, 1, 24, 1, 33), (16, 2, 64, 1, 500)] {
+            let capacity = start + tokens, kvWidth = kvHeads * headDim
+            let kh = (0..<(capacity * kvWidth)).map { _ in floatToHalf(rng.nextNormal()) }
+            let vh = (0..<(capacity * kvWidth)).map { _ in floatToHalf(rng.nextNormal()) }
+            let q = (0..<(tokens * heads * headDim)).map { _ in 2 * rng.nextNormal() }
+            let positions = (0..<tokens).map { Int32(start + $0) }
+            var slow = [Float](repeating: .nan, count: q.count)
+            Attention.flashF16Reference(q: q, k: kh, v: vh, out: &slow, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                        positions: positions, window: nil, scale: 0.1, pool: ThreadPool(threads: 1))
+            for threads in [1, 2, 5] {
+                let pool = ThreadPool(threads: threads)
+                for isa in KernelISA.available {
+                    var fast = [Float](repeating: .nan, count: q.count)
+                    Attention.flashF16(q: q, k: kh, v: vh, out: &fast, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                       positions: positions, window: nil, scale: 0.1, pool: pool, isa: isa)
+                    XCTAssertEqual(fast.map(\.bitPattern), slow.map(\.bitPattern), "\(heads)/\(kvHeads)×\(headDim) t\(tokens) \(isa) threads \(threads)")
+                }
+            }
+        }
+        XCTAssertEqual(Attention.groupPart(group: 3, jobsPerHead: 3, threads: 2), 2)
+        XCTAssertEqual(Attention.groupPart(group: 4, jobsPerHead: 1, threads: 2), 1)
+        XCTAssertEqual(Attention.groupPart(group: 7, jobsPerHead: 8, threads: 2), 4)
+    }
+
     func testFastFlashMatchesReferenceAndExact() {
         var rng = SeededGenerator(seed: 11)
         for (heads, kvHeads, headDim, window, start, tokens) in [(4, 2, 64, nil, 0, 7), (4, 1, 256, 5, 3, 9), (9, 3, 64, nil, 20, 1),
