@@ -70,6 +70,13 @@ public protocol ByteSource {
 /// Where response bytes go; a failed write means the client is gone.
 public protocol ByteSink: AnyObject {
     func write(_ bytes: [UInt8]) throws
+    /// Whether the client has closed its end (checked without waiting), for work that writes
+    /// nothing until it is done.
+    var peerGone: Bool { get }
+}
+
+extension ByteSink {
+    public var peerGone: Bool { false }
 }
 
 public struct HTTPLimits: Sendable {
@@ -77,7 +84,12 @@ public struct HTTPLimits: Sendable {
     public var headerBytes = 64 << 10
     public var headerCount = 100
     public var bodyBytes = 16 << 20
+    /// Seconds for the whole request (head and body) to arrive, however it trickles in.
+    public var seconds: Double = 60
     public init() {}
+
+    /// Every byte a request may take on the wire: head, body, chunk framing and trailers.
+    var wireBytes: Int { 2 * headerBytes + bodyBytes + bodyBytes / 8 + (64 << 10) }
 }
 
 /// Reads one request from a byte source.
@@ -87,6 +99,8 @@ public struct HTTPRequestReader<Source: ByteSource> {
     private var buffer: [UInt8] = []
     private var position = 0
     private var ended = false
+    private var wireBytes = 0
+    private var deadline: Date?
 
     public init(source: Source, limits: HTTPLimits = HTTPLimits()) {
         self.source = source
@@ -96,9 +110,10 @@ public struct HTTPRequestReader<Source: ByteSource> {
     /// The next request, or nil when the stream ends before its first byte. `interim` is called
     /// with "100 Continue" before the body of a request that asks for it (`Expect: 100-continue`).
     public mutating func next(interim: () throws -> Void = {}) throws -> HTTPRequest? {
-        guard let headEnd = try readHead() else { return nil }
+        guard let (headEnd, terminator) = try readHead() else { return nil }
         let head = Array(buffer[position..<headEnd])
-        position = headEnd + 4
+        position = headEnd + terminator
+        compact()
         var request = try Self.parseHead(head, limits: limits)
         let contentLength = try Self.contentLength(request, limits: limits)
         let chunked = try Self.isChunked(request)
@@ -107,7 +122,7 @@ public struct HTTPRequestReader<Source: ByteSource> {
         }
         if let expect = request.header("expect") {
             guard expect.lowercased() == "100-continue" else { throw HTTPError(417, "unsupported Expect: \(expect)") }
-            if chunked || (contentLength ?? 0) > 0 { try interim() }
+            if request.version == "HTTP/1.1" && (chunked || (contentLength ?? 0) > 0) { try interim() }
         }
         if chunked {
             request.body = try readChunkedBody()
@@ -121,30 +136,43 @@ public struct HTTPRequestReader<Source: ByteSource> {
 
     private mutating func fill() throws -> Bool {
         if ended { return false }
-        // (No compaction: one request per connection, and the searches keep indices into the buffer.)
+        // The deadline runs from the first byte asked for: a client trickling a byte at a time
+        // cannot hold a connection for longer.
+        let now = Date()
+        if deadline == nil { deadline = now.addingTimeInterval(limits.seconds) }
+        if now > deadline! { throw HTTPError(408, "the request took longer than \(Int(limits.seconds)) s to arrive") }
         var chunk = [UInt8](repeating: 0, count: 16 << 10)
         let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
         if n <= 0 { ended = true; return false }
+        wireBytes += n
+        if wireBytes > limits.wireBytes { throw HTTPError(413, "the request exceeds \(limits.wireBytes) bytes on the wire") }
         buffer.append(contentsOf: chunk[0..<n])
         return true
     }
 
-    /// Index of the "\r\n\r\n" ending the head, or nil at a clean end of stream.
-    private mutating func readHead() throws -> Int? {
+    /// Drops the bytes already consumed (between reads only: the searches keep indices into the buffer).
+    private mutating func compact() {
+        if position > 0 { buffer.removeFirst(position); position = 0 }
+    }
+
+    /// Index of the empty line ending the head and the length of its terminator ("\r\n\r\n"; a
+    /// bare "\n\n" too, which RFC 9112 lets a recipient accept), or nil at a clean end of stream.
+    private mutating func readHead() throws -> (end: Int, terminator: Int)? {
         var searchFrom = position
         while true {
-            if buffer.count - position >= 4 {
+            if buffer.count - position >= 2 {
                 var i = max(searchFrom, position)
-                while i + 3 < buffer.count {
-                    if buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 {
-                        if i - position > limits.headerBytes {
+                while i + 1 < buffer.count {
+                    if buffer[i] == 10 && (buffer[i + 1] == 10 || (buffer[i + 1] == 13 && i + 2 < buffer.count && buffer[i + 2] == 10)) {
+                        let start = i > position && buffer[i - 1] == 13 ? i - 1 : i
+                        if start - position > limits.headerBytes {
                             throw HTTPError(431, "the request line and headers exceed \(limits.headerBytes) bytes")
                         }
-                        return i
+                        return (start, (buffer[i + 1] == 10 ? i + 2 : i + 3) - start)
                     }
                     i += 1
                 }
-                searchFrom = max(position, buffer.count - 3)
+                searchFrom = max(position, buffer.count - 2)
             }
             if buffer.count - position > limits.headerBytes {
                 throw HTTPError(431, "the request line and headers exceed \(limits.headerBytes) bytes")
@@ -171,6 +199,7 @@ public struct HTTPRequestReader<Source: ByteSource> {
             var i = searchFrom
             while i + 1 < buffer.count {
                 if buffer[i] == 13 && buffer[i + 1] == 10 {
+                    if i - position > limit { throw HTTPError(400, "\(what) is longer than \(limit) bytes") }
                     defer { position = i + 2 }
                     return Array(buffer[position..<i])
                 }
@@ -185,7 +214,8 @@ public struct HTTPRequestReader<Source: ByteSource> {
     private mutating func readChunkedBody() throws -> [UInt8] {
         var body: [UInt8] = []
         while true {
-            let line = try readLine(limit: 1024, what: "a chunk size line")
+            compact()
+            let line = try readLine(limit: 256, what: "a chunk size line")
             let sizeText = String(decoding: line.prefix { $0 != UInt8(ascii: ";") }, as: UTF8.self)
                 .trimmingCharacters(in: .whitespaces)
             guard !sizeText.isEmpty, sizeText.count <= 16, sizeText.allSatisfy(\.isHexDigit),
@@ -201,7 +231,7 @@ public struct HTTPRequestReader<Source: ByteSource> {
                 }
                 return body
             }
-            guard body.count + size <= limits.bodyBytes else {
+            guard size <= limits.bodyBytes - body.count else {
                 throw HTTPError(413, "the request body exceeds \(limits.bodyBytes) bytes")
             }
             body += try readExactly(size)
@@ -219,7 +249,9 @@ public struct HTTPRequestReader<Source: ByteSource> {
 
     static func parseHead(_ head: [UInt8], limits: HTTPLimits) throws -> HTTPRequest {
         guard let text = String(validatingUTF8CString: head) else { throw HTTPError(400, "the request head is not UTF-8 text") }
-        var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)
+        // Lines end in CRLF, or a bare LF (accepted); a CR elsewhere is refused below as a control character.
+        // ("\r\n" is one Character in Swift.)
+        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\r\n" || $0 == "\n" })
         // Tolerate empty lines before the request line (RFC 9112 §2.2).
         while let first = lines.first, first.isEmpty { lines.removeFirst() }
         guard let requestLine = lines.first else { throw HTTPError(400, "no request line") }
@@ -306,8 +338,10 @@ public final class ResponseWriter {
     let isHead: Bool
     public private(set) var status: Int?
     private var streaming = false
-    /// Headers every response carries (CORS, so that a browser page on another origin can call the API).
-    static let common: [(String, String)] = [("Server", "swiftkt"), ("Access-Control-Allow-Origin", "*"), ("Connection", "close")]
+    /// Headers every response carries.
+    static let common: [(String, String)] = [("Server", "swiftkt"), ("Connection", "close")]
+    /// The origin a browser page may read this response from (CORS), set by the router.
+    public var allowOrigin: String?
 
     public init(sink: ByteSink, version: String = "HTTP/1.1", method: String = "GET") {
         self.sink = sink
@@ -318,9 +352,14 @@ public final class ResponseWriter {
     /// Whether a response (or its head) has been written.
     public var started: Bool { status != nil }
 
+    /// Whether the client has gone away (closed its connection).
+    public var peerGone: Bool { sink.peerGone }
+
     private func head(_ status: Int, _ headers: [(String, String)]) -> [UInt8] {
         var s = "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\n"
-        for (n, v) in Self.common + headers { s += "\(n): \(v)\r\n" }
+        var all = Self.common + headers
+        if let o = allowOrigin { all += [("Access-Control-Allow-Origin", o), ("Vary", "Origin")] }
+        for (n, v) in all { s += "\(n): \(v)\r\n" }
         return Array((s + "\r\n").utf8)
     }
 

@@ -69,10 +69,27 @@ public struct Fields {
 
     public func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let x = try number(key) else { return nil }
-        guard x == x.rounded(), x >= Double(range.lowerBound), x <= Double(range.upperBound) else {
+        // (Int(exactly:) is nil for fractions and for 2^63 and beyond, which Double(Int.max) rounds up to.)
+        guard let i = Int(exactly: x), range.contains(i) else {
             throw HTTPError(400, "\(name(key)) must be a whole number in \(range.lowerBound)…\(range.upperBound), got \(x)")
         }
-        return Int(x)
+        return i
+    }
+
+    /// A 64-bit seed: any whole number from −2^63 to 2^64 − 1, read without rounding through a
+    /// double (a negative seed is its two's-complement bits).
+    public func seed(_ key: String) throws -> UInt64? {
+        guard let v = value(key) else { return nil }
+        guard !Self.isBool(v), let n = v as? NSNumber else { throw HTTPError(400, "\(name(key)) must be a whole number") }
+        switch String(cString: n.objCType) {
+        case "Q": return n.uint64Value
+        case "q", "l", "i", "s", "c": return UInt64(bitPattern: n.int64Value)
+        default:
+            guard let i = Int64(exactly: n.doubleValue) else {
+                throw HTTPError(400, "\(name(key)) must be a whole number from -2^63 to 2^64 - 1, got \(n)")
+            }
+            return UInt64(bitPattern: i)
+        }
     }
 
     public func object(_ key: String) throws -> Fields? {

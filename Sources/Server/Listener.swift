@@ -52,6 +52,12 @@ final class SocketConnection: ByteSink, ByteSource, @unchecked Sendable {
         }
     }
 
+    var peerGone: Bool {
+        var byte: UInt8 = 0
+        let n = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+    }
+
     func close() {
         shutdown(fd, Int32(SHUT_RDWR))
         #if canImport(Glibc)
@@ -67,7 +73,7 @@ public final class HTTPListener: @unchecked Sendable {
     public let host: String
     /// The bound port (the system's choice when 0 was asked for).
     public private(set) var port: Int
-    public var maxConnections = 64
+    public var maxConnections = 128
     /// Seconds a connection may wait for the client's bytes, or for room to send.
     public var timeout: Int = 60
     public var limits = HTTPLimits()
@@ -152,25 +158,46 @@ public final class HTTPListener: @unchecked Sendable {
         stopped = true
         lock.unlock()
         guard !was else { return }
-        shutdown(fd, Int32(SHUT_RDWR))
         if acceptThread != nil { finished.wait() }
         SocketConnection(fd: fd).close()
     }
 
+    /// Where the listener reports a failure that ends it (stderr by default).
+    public var log: @Sendable (String) -> Void = { message in
+        try? FileHandle.standardError.write(contentsOf: Data((message + "\n").utf8))
+    }
+
+    private var isStopped: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return stopped
+    }
+
     private func acceptLoop() {
         while true {
+            // Wait for a connection a quarter second at a time, so that `stop` is seen on every
+            // system (a listening socket's shutdown does not wake accept everywhere).
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&p, 1, 250)
+            if isStopped { return }
+            if ready <= 0 { continue }
             let c = accept(fd, nil, nil)
-            lock.lock()
-            let done = stopped
-            lock.unlock()
-            if done { if c >= 0 { SocketConnection(fd: c).close() }; return }
+            let error = errno
+            if isStopped { if c >= 0 { SocketConnection(fd: c).close() }; return }
             if c < 0 {
-                if errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE {
-                    if errno == EMFILE || errno == ENFILE { usleep(10_000) }
-                    continue
+                switch error {
+                case EBADF, EINVAL, ENOTSOCK:
+                    log("swiftkt serve: the listening socket failed: \(String(cString: strerror(error)))")
+                    return
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    usleep(50_000)  // out of descriptors or memory: wait for connections to end
+                default: break     // EINTR, ECONNABORTED, EPROTO…: the next one
                 }
-                return
+                continue
             }
+            #if canImport(Darwin)
+            var noSigpipe: Int32 = 1
+            setsockopt(c, SOL_SOCKET, SO_NOSIGPIPE, &noSigpipe, socklen_t(MemoryLayout<Int32>.size))
+            #endif
             var tv = timeval(tv_sec: timeout, tv_usec: 0)
             setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
             setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -202,6 +229,7 @@ public final class HTTPListener: @unchecked Sendable {
         var reader = HTTPRequestReader(source: connection, limits: limits)
         var writer = ResponseWriter(sink: connection)
         do {
+            // (The interim answer goes to HTTP/1.1 clients only; an HTTP/1.0 one never asks.)
             guard let request = try reader.next(interim: { try connection.write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) }) else { return }
             writer = ResponseWriter(sink: connection, version: request.version, method: request.method)
             handler(request, writer)

@@ -52,9 +52,14 @@ enum Ollama {
     static func refuseUnsupported(_ f: Fields) throws {
         if let images = f.value("images") as? [Any], !images.isEmpty { throw HTTPError(400, "'images' are not supported") }
         if let tools = f.value("tools") as? [Any], !tools.isEmpty { throw HTTPError(400, "'tools' are not supported") }
-        if f.value("format") != nil { throw HTTPError(400, "'format' (structured output) is not supported") }
-        if try f.string("suffix") != nil { throw HTTPError(400, "'suffix' is not supported") }
-        if try f.string("template") != nil { throw HTTPError(400, "'template' is not supported; the model's own chat template is used") }
+        // Empty values are as good as absent (older clients send "" for every field).
+        if let format = f.value("format"), !((format as? String)?.isEmpty ?? false) {
+            throw HTTPError(400, "'format' (structured output) is not supported")
+        }
+        if let suffix = try f.string("suffix"), !suffix.isEmpty { throw HTTPError(400, "'suffix' is not supported") }
+        if let template = try f.string("template"), !template.isEmpty {
+            throw HTTPError(400, "'template' is not supported; the model's own chat template is used")
+        }
     }
 
     static func parameters(_ m: ServedModel, _ f: Fields) throws -> GenerationParameters {
@@ -75,11 +80,12 @@ enum Ollama {
             return
         }
         let prompt: String
+        let system = try f.string("system").flatMap { $0.isEmpty ? nil : $0 }
         if try f.bool("raw") == true || m.model.chatTemplate == nil {
-            prompt = (try f.string("system")).map { $0 + "\n\n" + text } ?? text
+            prompt = system.map { $0 + "\n\n" + text } ?? text
         } else {
             var messages: [ChatMessage] = []
-            if let s = try f.string("system") { messages.append(ChatMessage(role: "system", content: s)) }
+            if let s = system { messages.append(ChatMessage(role: "system", content: s)) }
             messages.append(ChatMessage(role: "user", content: text))
             prompt = try m.render(messages)
         }
@@ -137,15 +143,18 @@ enum Ollama {
         }
         if !stream {
             var text = ""
-            let o = try m.generate(prompt: prompt, parseSpecial: true, parameters: parameters) { text += $0; return true }
+            let o = try m.generate(prompt: prompt, parseSpecial: true, parameters: parameters, cancelled: { w.peerGone }) {
+                text += $0; return true
+            }
             try w.send(status: 200, contentType: "application/json", body: JSON.encode(final(o, text: text)))
             return
         }
-        try w.start(status: 200, contentType: "application/x-ndjson")
+        // The head goes out once the prompt is accepted (a refused one gets its own status).
         // A failed write means the client is gone: the generation stops and nothing more is written.
         var gone = false
         do {
-            let o = try m.generate(prompt: prompt, parseSpecial: true, parameters: parameters) { piece in
+            let o = try m.generate(prompt: prompt, parseSpecial: true, parameters: parameters, cancelled: { w.peerGone },
+                                   onStart: { try w.start(status: 200, contentType: "application/x-ndjson") }) { piece in
                 var d = fields(piece, false)
                 d["model"] = m.name
                 d["created_at"] = timestamp()
@@ -155,7 +164,7 @@ enum Ollama {
             }
             if gone { return }
             try w.chunk(JSON.encode(final(o, text: "")) + [10])
-        } catch let e as HTTPError where e.status != 499 {
+        } catch let e as HTTPError where e.status != 499 && w.started {
             try w.chunk(JSON.encode(["error": e.message]) + [10])
         }
         try w.finish()

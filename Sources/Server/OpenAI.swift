@@ -45,7 +45,9 @@ enum OpenAI {
     static func refuseUnsupported(_ f: Fields) throws {
         if let n = try f.integer("n", in: 0...128), n != 1 { throw HTTPError(400, "'n' must be 1: one choice per request") }
         if let tools = f.value("tools") as? [Any], !tools.isEmpty { throw HTTPError(400, "'tools': tool calls are not supported") }
-        if try f.bool("logprobs") == true || f.value("top_logprobs") != nil { throw HTTPError(400, "'logprobs' is not supported") }
+        if try f.bool("logprobs") == true || (try f.integer("top_logprobs", in: 0...100) ?? 0) > 0 {
+            throw HTTPError(400, "'logprobs' is not supported")
+        }
         if let format = try f.object("response_format"), let type = try format.string("type"), type != "text" {
             throw HTTPError(400, "'response_format' \(type) is not supported (only text)")
         }
@@ -62,7 +64,7 @@ enum OpenAI {
         let f = try JSON.object(r.body)
         try refuseUnsupported(f)
         if try f.bool("echo") == true { throw HTTPError(400, "'echo' is not supported") }
-        if try f.string("suffix") != nil { throw HTTPError(400, "'suffix' is not supported") }
+        if let suffix = try f.string("suffix"), !suffix.isEmpty { throw HTTPError(400, "'suffix' is not supported") }
         let prompt: String
         if let s = f.value("prompt") as? String {
             prompt = s
@@ -90,7 +92,8 @@ enum OpenAI {
         }
         if !stream {
             var text = ""
-            let outcome = try m.generate(prompt: prompt, parseSpecial: parseSpecial, parameters: parameters) { text += $0; return true }
+            let outcome = try m.generate(prompt: prompt, parseSpecial: parseSpecial, parameters: parameters,
+                                         cancelled: { w.peerGone }) { text += $0; return true }
             var choice: [String: Any] = ["index": 0, "finish_reason": outcome.stats.stopReason.finishReason]
             if chat {
                 choice["message"] = ["role": "assistant", "content": text]
@@ -111,12 +114,15 @@ enum OpenAI {
                                         "model": m.name, "choices": [choice]]
             return Array("data: ".utf8) + JSON.encode(chunk) + Array("\n\n".utf8)
         }
-        try w.start(status: 200, contentType: "text/event-stream")
-        if chat { try w.chunk(event(["role": "assistant", "content": ""], text: nil, finish: nil)) }
+        // The head goes out once the prompt is accepted (a refused one gets its own status).
         // A failed write means the client is gone: the generation stops and nothing more is written.
         var gone = false
         do {
-            let outcome = try m.generate(prompt: prompt, parseSpecial: parseSpecial, parameters: parameters) { piece in
+            let outcome = try m.generate(prompt: prompt, parseSpecial: parseSpecial, parameters: parameters, cancelled: { w.peerGone },
+                                         onStart: {
+                try w.start(status: 200, contentType: "text/event-stream")
+                if chat { try w.chunk(event(["role": "assistant", "content": ""], text: nil, finish: nil)) }
+            }) { piece in
                 gone = (try? w.chunk(event(["content": piece], text: piece, finish: nil))) == nil
                 return !gone
             }
@@ -127,7 +133,7 @@ enum OpenAI {
                                            "model": m.name, "choices": [] as [Any], "usage": usage(outcome)]
                 try w.chunk(Array("data: ".utf8) + JSON.encode(last) + Array("\n\n".utf8))
             }
-        } catch let e as HTTPError where e.status != 499 {
+        } catch let e as HTTPError where e.status != 499 && w.started {
             // The status line is gone; the error travels as an event, as OpenAI's do.
             try w.chunk(Array("data: ".utf8) + errorBody(e.message, type: e.status >= 500 ? "server_error" : "invalid_request_error") + Array("\n\n".utf8))
         }

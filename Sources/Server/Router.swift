@@ -5,13 +5,16 @@ import Foundation
 public final class APIRouter: @unchecked Sendable {
     public let model: ServedModel
     public var log: @Sendable (String) -> Void = { _ in }
+    /// Origins of browser pages that may call the API besides this machine's own (`*`: any);
+    /// pages from http(s)://localhost, 127.0.0.1 and [::1] always may, as Ollama's defaults.
+    public var allowedOrigins: [String] = []
 
     public init(model: ServedModel) { self.model = model }
 
-    typealias Endpoint = (ServedModel, HTTPRequest, ResponseWriter) throws -> Void
+    typealias Endpoint = @Sendable (ServedModel, HTTPRequest, ResponseWriter) throws -> Void
 
     /// (path, method) → endpoint; GET also answers HEAD.
-    lazy var routes: [String: [String: Endpoint]] = [
+    static let routes: [String: [String: Endpoint]] = [
         "/": ["GET": { _, _, w in try w.send(status: 200, contentType: "text/html; charset=utf-8", body: Array(WebUI.page.utf8)) }],
         "/health": ["GET": { _, _, w in try w.send(status: 200, contentType: "application/json", body: JSON.encode(["status": "ok"])) }],
         "/v1/models": ["GET": { m, _, w in try OpenAI.models(m, w) }],
@@ -26,7 +29,14 @@ public final class APIRouter: @unchecked Sendable {
     ]
 
     public var endpoints: [String] {
-        routes.keys.sorted().flatMap { path in routes[path]!.keys.sorted().map { "\($0) \(path)" } }
+        Self.routes.keys.sorted().flatMap { path in Self.routes[path]!.keys.sorted().map { "\($0) \(path)" } }
+    }
+
+    /// Whether a page from `origin` may read the answers.
+    func allows(origin: String) -> Bool {
+        if allowedOrigins.contains("*") || allowedOrigins.contains(origin) { return true }
+        guard let url = URL(string: origin), ["http", "https"].contains(url.scheme ?? ""), let host = url.host else { return false }
+        return ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host)
     }
 
     public func handle(_ r: HTTPRequest, _ w: ResponseWriter) {
@@ -43,6 +53,7 @@ public final class APIRouter: @unchecked Sendable {
         defer {
             log(String(format: "%@ %@ → %d (%.3f s)", r.method, String(r.path.prefix(80)), w.status ?? 0, Date().timeIntervalSince(started)))
         }
+        if let origin = r.header("origin"), allows(origin: origin) { w.allowOrigin = origin }
         if r.method == "OPTIONS" {
             // CORS preflight.
             try? w.send(status: 204, contentType: "", body: [], headers: [
@@ -51,7 +62,7 @@ public final class APIRouter: @unchecked Sendable {
                 ("Access-Control-Max-Age", "86400")])
             return
         }
-        guard let methods = routes[path] else {
+        guard let methods = Self.routes[path] else {
             fail(404, "no endpoint \(String(r.path.prefix(80))); this server has: \(endpoints.joined(separator: ", "))")
             return
         }

@@ -14,8 +14,6 @@ public final class ServedModel: @unchecked Sendable {
     public let loadedAt = Date()
     private let session: Session
     private let lock = NSLock()
-    /// Requests waiting for or holding the model (for the log).
-    private var queued = 0
     public var log: @Sendable (String) -> Void = { _ in }
 
     public init(model: LoadedModel, name: String, defaults: GenerationParameters) {
@@ -46,16 +44,21 @@ public final class ServedModel: @unchecked Sendable {
 
     /// Generates from `prompt`, handing `onText` each piece of text as it is decoded; `onText`
     /// returns false to stop (a client that went away). Waits while another request generates.
+    /// `onStart` runs once the prompt is accepted, before the first token (a stream's head goes
+    /// out there, so that a refused prompt still gets its status); `cancelled` is asked before
+    /// the wait ends and every 16 tokens (a client that left a request that streams nothing).
     public func generate(prompt: String, parseSpecial: Bool, parameters: GenerationParameters,
+                         cancelled: () -> Bool = { false }, onStart: () throws -> Void = {},
                          onText: (String) -> Bool) throws -> Outcome {
         lock.lock()
-        queued += 1
-        defer { queued -= 1; lock.unlock() }
+        defer { lock.unlock() }
+        if cancelled() { throw HTTPError(499, "the client went away before its turn") }
         let ids = model.tokenize(prompt, parseSpecial: parseSpecial)
         guard !ids.isEmpty else { throw HTTPError(400, "the prompt is empty") }
         guard ids.count < contextSize else {
             throw HTTPError(400, "the prompt is \(ids.count) tokens but the context holds \(contextSize) (start the server with a larger --ctx-size or shorten the prompt)")
         }
+        try onStart()
         var p = parameters
         // What is left of the context bounds the answer (finish_reason "length" there).
         p.maxTokens = min(p.maxTokens, contextSize - ids.count)
@@ -66,9 +69,12 @@ public final class ServedModel: @unchecked Sendable {
         let fresh = Array(ids[session.tokens.count...])
         let started = Date()
         let stats: GenerationStats
+        var tokens = 0, clientGone = false
         do {
             stats = try session.generate(prompt: fresh, parameters: p) { event in
-                if case let .token(_, text) = event, !text.isEmpty { return onText(text) }
+                guard case let .token(_, text) = event else { return true }
+                tokens += 1
+                if (!text.isEmpty && !onText(text)) || (tokens % 16 == 0 && cancelled()) { clientGone = true; return false }
                 return true
             }
         } catch let e as EngineError {
@@ -81,7 +87,7 @@ public final class ServedModel: @unchecked Sendable {
         }
         log(String(format: "%d prompt tokens (%d reused), %d generated in %.2f s (%.1f t/s), stop: %@",
                    ids.count, ids.count - fresh.count, stats.generatedTokens, Date().timeIntervalSince(started),
-                   stats.decodeTokensPerSecond, stats.stopReason.rawValue))
+                   stats.decodeTokensPerSecond, clientGone ? "the client went away" : stats.stopReason.rawValue))
         return Outcome(promptTokens: ids.count, stats: stats)
     }
 
@@ -99,8 +105,8 @@ public final class ServedModel: @unchecked Sendable {
         if let v = try f.number("repeat_penalty", in: 0.000001...100) { s.repeatPenalty = Float(v) }
         if let v = try f.integer("repeat_last_n", in: -1...1_000_000) { s.penaltyLastN = v }
         // A request without a seed gets a fresh one (as OpenAI's and Ollama's); same seed, same text.
-        if let v = try f.integer(seedKey, in: Int(Int64.min)...Int(Int64.max)) {
-            s.seed = UInt64(bitPattern: Int64(v))
+        if let v = try f.seed(seedKey) {
+            s.seed = v
         } else {
             s.seed = UInt64.random(in: 0...UInt64.max)
         }

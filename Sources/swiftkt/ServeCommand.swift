@@ -30,6 +30,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "The model's name in responses and listings (default: the -m argument without .gguf).")
     var name: String?
 
+    @Option(name: .customLong("allow-origin"), help: "An origin whose browser pages may call the API (repeatable; * for any). Pages from localhost always may.")
+    var allowOrigin: [String] = []
+
     @Flag(help: "Log nothing per request.")
     var quiet = false
 
@@ -44,6 +47,7 @@ struct ServeCommand: ParsableCommand {
         let shown = name ?? ((modelOptions.model as NSString).lastPathComponent as NSString).deletingPathExtension
         let served = ServedModel(model: model, name: shown, defaults: defaults)
         let router = APIRouter(model: served)
+        router.allowedOrigins = allowOrigin
         if !quiet {
             served.log = { log($0) }
             router.log = { log($0) }

@@ -145,6 +145,26 @@ final class APITests: XCTestCase {
         XCTAssertEqual(call(router, "POST", "/api/generate", #"{"model": "smollm2"}"#).json["done_reason"] as? String, "load")
     }
 
+    /// Browser pages may read answers only from this machine's origins, or those allowed.
+    func testCrossOriginPages() throws {
+        let router = APIRouter(model: try ServerTestModel.smollm2())
+        func origin(_ o: String) -> String? {
+            let sink = MemorySink()
+            let r = HTTPRequest(method: "GET", path: "/v1/models", headers: [("host", "x"), ("origin", o)])
+            router.handle(r, ResponseWriter(sink: sink))
+            return sink.text.components(separatedBy: "\r\n").first { $0.hasPrefix("Access-Control-Allow-Origin: ") }?
+                .dropFirst("Access-Control-Allow-Origin: ".count).description
+        }
+        XCTAssertEqual(origin("http://localhost:3000"), "http://localhost:3000")
+        XCTAssertEqual(origin("http://127.0.0.1:8080"), "http://127.0.0.1:8080")
+        XCTAssertNil(origin("https://evil.example"))
+        router.allowedOrigins = ["https://ui.example"]
+        XCTAssertEqual(origin("https://ui.example"), "https://ui.example")
+        XCTAssertNil(origin("https://evil.example"))
+        router.allowedOrigins = ["*"]
+        XCTAssertEqual(origin("https://evil.example"), "https://evil.example")
+    }
+
     func testListingsAndPages() throws {
         let router = APIRouter(model: try ServerTestModel.smollm2())
         XCTAssertEqual(((call(router, "GET", "/v1/models").json["data"] as? [[String: Any]])?.first)?["id"] as? String, "smollm2")
@@ -198,6 +218,12 @@ final class APITests: XCTestCase {
             XCTAssertEqual(r.status, status, "\(method) \(path) \(body ?? ""): \(r.body)")
             XCTAssertTrue(r.error?.contains(text) == true, "\(method) \(path) \(body ?? ""): '\(r.error ?? r.body)' should say '\(text)'")
         }
+        // Fields some clients always send, empty or off, are as good as absent; huge seeds are fine.
+        for (path, body) in [("/api/generate", #"{"prompt": "Hi", "format": "", "suffix": "", "template": "", "system": "", "stream": false, "options": {"num_predict": 2, "seed": 9223372036854775807}}"#),
+                             ("/v1/chat/completions", #"{"messages": \#(user), "logprobs": false, "top_logprobs": 0, "max_tokens": 2, "seed": 18446744073709551615}"#)] {
+            let r = call(router, "POST", path, body)
+            XCTAssertEqual(r.status, 200, "\(path): \(r.body)")
+        }
         // Ollama's endpoints answer errors as {"error": "…"}, OpenAI's as {"error": {"message": …}}.
         XCTAssertNotNil(call(router, "POST", "/api/chat", "{").json["error"] as? String)
         XCTAssertNotNil(call(router, "POST", chat, "{").json["error"] as? [String: Any])
@@ -209,6 +235,13 @@ final class APITests: XCTestCase {
         let r = call(router, "POST", "/v1/completions", #"{"prompt": "\#(long)", "max_tokens": 4}"#)
         XCTAssertEqual(r.status, 400)
         XCTAssertTrue(r.error?.contains("context holds 64") == true, r.body)
+        // Streamed requests too get the 400 itself, before any event.
+        for (path, body) in [("/v1/completions", #"{"prompt": "\#(long)", "stream": true}"#),
+                             ("/api/generate", #"{"prompt": "\#(long)", "raw": true}"#)] {
+            let s = call(router, "POST", path, body)
+            XCTAssertEqual(s.status, 400, "\(path): \(s.body)")
+            XCTAssertTrue(s.error?.contains("context holds 64") == true, s.body)
+        }
         // A prompt that fits gets an answer cut where the context ends.
         let fits = call(router, "POST", "/v1/completions", #"{"prompt": "\#(String(repeating: "word ", count: 50))", "max_tokens": 100, "temperature": 0}"#)
         XCTAssertEqual(fits.status, 200, fits.body)
@@ -236,6 +269,24 @@ final class APITests: XCTestCase {
         }
         let r = call(router, "POST", "/v1/completions", #"{"prompt": "The capital of France is", "temperature": 0, "max_tokens": 8}"#)
         XCTAssertEqual((r.json["choices"] as? [[String: Any]])?.first?["text"] as? String, " Paris.\n\nThe United States has")
+    }
+
+    /// A request that streams nothing stops when its client has gone (a closed connection).
+    func testNonStreamedRequestStopsWhenTheClientLeaves() throws {
+        final class Gone: ByteSink, @unchecked Sendable {
+            var writes = 0
+            func write(_ bytes: [UInt8]) throws { writes += 1; throw HTTPError(499, "gone") }
+            var peerGone: Bool { true }
+        }
+        let model = try ServerTestModel.smollm2()
+        let router = APIRouter(model: model)
+        nonisolated(unsafe) var lines: [String] = []
+        model.log = { lines.append($0) }
+        defer { model.log = { _ in } }
+        let request = HTTPRequest(method: "POST", path: "/v1/completions", headers: [("host", "x")],
+                                  body: Array(#"{"prompt": "Once upon a time", "max_tokens": 500}"#.utf8))
+        router.handle(request, ResponseWriter(sink: Gone()))
+        XCTAssertTrue(lines.isEmpty, "gone before its turn: no generation (\(lines))")
     }
 
     // MARK: over a socket

@@ -76,6 +76,44 @@ final class HTTPTests: XCTestCase {
         XCTAssertEqual(a.query, "a")
     }
 
+    /// Review findings (session 22): sizes that overflow, framing that never ends, a trickle, bare LF.
+    func testOverflowsFramingFloodsTricklesAndBareLineFeeds() throws {
+        // A chunk size near Int.max after a first chunk: a 413, not an overflow trap.
+        XCTAssertEqual(status(of: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n7FFFFFFFFFFFFFFF\r\n"), 413)
+        // Chunk framing that carries almost no body counts against the bytes a request may take.
+        var limits = HTTPLimits()
+        limits.headerBytes = 1024
+        limits.bodyBytes = 4096
+        var flood = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        for _ in 0..<2000 { flood += "1;" + String(repeating: "e", count: 200) + "\r\na\r\n" }
+        XCTAssertEqual(status(of: flood, limits: limits), 413)
+        // Chunk extensions are bounded per line.
+        XCTAssertEqual(status(of: "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;" + String(repeating: "e", count: 300) + "\r\na\r\n0\r\n\r\n"), 400)
+        // A request that trickles in past the deadline: 408.
+        struct Slow: ByteSource {
+            var sent = 0
+            mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+                usleep(20_000)
+                sent += 1
+                buffer[0] = UInt8(ascii: "a")
+                return 1
+            }
+        }
+        limits = HTTPLimits()
+        limits.seconds = 0.2
+        var reader = HTTPRequestReader(source: Slow(), limits: limits)
+        XCTAssertThrowsError(try reader.next()) { XCTAssertEqual(($0 as? HTTPError)?.status, 408) }
+        // Bare LF line ends are accepted.
+        let r = try XCTUnwrap(try parse("POST /api/chat HTTP/1.1\nHost: a\nContent-Length: 2\n\n{}"))
+        XCTAssertEqual(r.path, "/api/chat")
+        XCTAssertEqual(r.header("host"), "a")
+        XCTAssertEqual(r.body, Array("{}".utf8))
+        // An HTTP/1.0 client gets no interim 100 Continue.
+        var continued = 0
+        _ = try parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx") { continued += 1 }
+        XCTAssertEqual(continued, 0)
+    }
+
     func testEndOfStreamBeforeARequestIsNil() throws {
         XCTAssertNil(try parse(""))
     }
@@ -210,6 +248,15 @@ final class HTTPTests: XCTestCase {
         XCTAssertEqual(message { try f.number("n", in: 0...2) }, "'n' must be in 0.0…2.0, got 3.0")
         XCTAssertEqual(message { try f.object("o")?.string("k") }, "'o.k' must be a string")
         XCTAssertEqual(message { try f.strings("n") }, "'n' must be a string or an array of strings")
+        // Whole numbers at and past 2^63 are refused rather than trapped on; seeds take all 64 bits.
+        let big = try JSON.object(Array(#"{"a": 9223372036854775807, "b": 9223372036854775808, "c": 18446744073709551615, "d": -1, "e": 1e300, "f": 2.5}"#.utf8))
+        XCTAssertNotNil(message { try big.integer("a", in: 0...Int.max) })
+        XCTAssertNotNil(message { try big.integer("e", in: Int.min...Int.max) })
+        XCTAssertEqual(try big.seed("a"), UInt64(Int64.max))
+        XCTAssertEqual(try big.seed("c"), UInt64.max)
+        XCTAssertEqual(try big.seed("d"), UInt64.max)
+        XCTAssertNotNil(message { try big.seed("e") })
+        XCTAssertNotNil(message { try big.seed("f") })
         for bad in ["", "[1]", "{", "nul", "\"s\""] {
             XCTAssertNotNil(message { try JSON.object(Array(bad.utf8)) }, bad)
         }
