@@ -101,46 +101,67 @@ public enum Attention {
         let kBase = widen ? UnsafeRawPointer(kf - minFirst * kvStride) : UnsafeRawPointer(k)
         let vBase = widen ? UnsafeRawPointer(vf - minFirst * kvStride) : UnsafeRawPointer(v)
         let esize = widen ? 4 : 2
-        let qs = UnsafeSendable(q), os = UnsafeSendable(out), ps = UnsafeSendable(positions)
-        let kb = UnsafeSendable(kBase), vb = UnsafeSendable(vBase)
-        // One job per (token, KV head, part of its group): the heads of a part read each key and
-        // value row once. Parts of up to four heads, more of them when there would be too few
-        // jobs to keep the threads busy.
+        let kb = UnsafeSendable(kBase), vb = UnsafeSendable(vBase), ps = UnsafeSendable(positions)
+        decodeGroups(q: q, out: out, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, maxRows: maxPos + 1,
+                     pool: pool) { t, kvh, _ in
+            let pos = Int(ps.pointer[t])
+            let first = window.map { max(0, pos - $0 + 1) } ?? 0
+            return (kb.pointer + esize * kvh * headDim, vb.pointer + esize * kvh * headDim, [first, pos])
+        } kernel: { q, count, k, v, ranges, out, scratch in
+            flashQuery(isa: isa, q: q, heads: count, k: k, v: v, kvHalf: !widen, stride: kvStride, ranges: ranges,
+                       headDim: headDim, scale: scale, softcap: softcap, out: out, scratch: scratch)
+        }
+    }
+
+    /// Runs decode attention as jobs of (token, KV head, part of its group) over the pool: the
+    /// heads of a part read each key and value row once. Parts hold up to four heads, fewer when
+    /// there would be too few jobs to keep the threads busy. `rows(t, kvHead, part)` gives the
+    /// job's key and value bases and its ranges (first, last pairs; at most `maxRows` rows).
+    static func decodeGroups(q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, kvHeads: Int,
+                             headDim: Int, maxRows: Int, pool: ThreadPool,
+                             rows: @escaping (Int, Int, Int) -> (UnsafeRawPointer, UnsafeRawPointer, [Int]),
+                             kernel: @escaping (UnsafePointer<Float>, Int, UnsafeRawPointer, UnsafeRawPointer, [Int],
+                                                UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        let group = heads / kvHeads
         let part = groupPart(group: group, jobsPerHead: tokens * kvHeads, threads: pool.threadCount)
         let parts = (group + part - 1) / part
+        let qs = UnsafeSendable(q), os = UnsafeSendable(out)
+        nonisolated(unsafe) let rows = rows, kernel = kernel
         pool.parallelFor(tokens * kvHeads * parts) { range in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: part * (2 * headDim + 3 * (maxPos + 1)))
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: part * (2 * headDim + 3 * maxRows))
             defer { scratch.deallocate() }
             for job in range {
                 let t = job / (kvHeads * parts), kvh = (job / parts) % kvHeads, h0 = kvh * group + (job % parts) * part
-                let count = Swift.min(part, (kvh + 1) * group - h0)
-                let pos = Int(ps.pointer[t])
-                let first = window.map { max(0, pos - $0 + 1) } ?? 0
-                let kvOffset = kvh * headDim
-                let args = (q: qs.pointer + (t * heads + h0) * headDim, k: kb.pointer + esize * kvOffset,
-                            v: vb.pointer + esize * kvOffset, out: os.pointer + (t * heads + h0) * headDim)
-                withUnsafeTemporaryAllocation(of: Int.self, capacity: 2) { r in
-                    r[0] = first; r[1] = pos
-                    let rp = UnsafePointer(r.baseAddress!)
-                    #if os(Linux) && arch(x86_64)
-                    if isa.hasAVX512 {
-                        CPUKernelsAVX512.FusedMath.flashQuery(q: args.q, heads: count, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride,
-                                                              ranges: rp, rangeCount: 1, headDim: headDim, scale: scale, softcap: softcap,
-                                                              out: args.out, scratch: scratch)
-                        return
-                    }
-                    if isa != .baseline {
-                        CPUKernelsAVX2.FusedMath.flashQuery(q: args.q, heads: count, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride,
-                                                            ranges: rp, rangeCount: 1, headDim: headDim, scale: scale, softcap: softcap,
-                                                            out: args.out, scratch: scratch)
-                        return
-                    }
-                    #endif
-                    FusedMath.flashQuery(q: args.q, heads: count, k: args.k, v: args.v, kvHalf: !widen, stride: kvStride,
-                                         ranges: rp, rangeCount: 1, headDim: headDim, scale: scale, softcap: softcap,
-                                         out: args.out, scratch: scratch)
-                }
+                let (k, v, ranges) = rows(t, kvh, job % parts)
+                kernel(qs.pointer + (t * heads + h0) * headDim, Swift.min(part, (kvh + 1) * group - h0), k, v, ranges,
+                       os.pointer + (t * heads + h0) * headDim, scratch)
             }
+        }
+    }
+
+    /// `FusedMath.flashQuery` over `ranges` (first, last pairs) for `heads` query heads, in the
+    /// copy of FusedMath compiled for `isa`.
+    static func flashQuery(isa: KernelISA, q: UnsafePointer<Float>, heads: Int, k: UnsafeRawPointer, v: UnsafeRawPointer,
+                           kvHalf: Bool, stride: Int, ranges: [Int], headDim: Int, scale: Float, softcap: Float?,
+                           out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        ranges.withUnsafeBufferPointer { r in
+            let rp = r.baseAddress!, n = r.count / 2
+            #if os(Linux) && arch(x86_64)
+            if isa.hasAVX512 {
+                CPUKernelsAVX512.FusedMath.flashQuery(q: q, heads: heads, k: k, v: v, kvHalf: kvHalf, stride: stride, ranges: rp,
+                                                      rangeCount: n, headDim: headDim, scale: scale, softcap: softcap, out: out,
+                                                      scratch: scratch)
+                return
+            }
+            if isa != .baseline {
+                CPUKernelsAVX2.FusedMath.flashQuery(q: q, heads: heads, k: k, v: v, kvHalf: kvHalf, stride: stride, ranges: rp,
+                                                    rangeCount: n, headDim: headDim, scale: scale, softcap: softcap, out: out,
+                                                    scratch: scratch)
+                return
+            }
+            #endif
+            FusedMath.flashQuery(q: q, heads: heads, k: k, v: v, kvHalf: kvHalf, stride: stride, ranges: rp, rangeCount: n,
+                                 headDim: headDim, scale: scale, softcap: softcap, out: out, scratch: scratch)
         }
     }
 

@@ -15,10 +15,6 @@
 // step brings them up to its position, so every call that writes the cache must come through here.
 import Core
 import Foundation
-#if os(Linux) && arch(x86_64)
-import CPUKernelsAVX2
-import CPUKernelsAVX512
-#endif
 
 public struct BlockSparseConfig: Sendable, Equatable {
     public enum Anchor: String, Sendable, CaseIterable { case quest, mean }
@@ -186,40 +182,13 @@ public enum BlockSparseAttention {
                                     group: group, anchors: anchors, config: config))
             }
         }
-        let qs = UnsafeSendable(q), ks = UnsafeSendable(k), vs = UnsafeSendable(v), os = UnsafeSendable(out)
-        let plansBox = plans
-        // One job per (token, KV head, part of its group), as the dense decode path.
-        let part = Attention.groupPart(group: group, jobsPerHead: tokens * kvHeads, threads: pool.threadCount)
-        let parts = (group + part - 1) / part
-        pool.parallelFor(tokens * kvHeads * parts) { range in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: part * (2 * headDim + 3 * (last + 1)))
-            defer { scratch.deallocate() }
-            for job in range {
-                let t = job / (kvHeads * parts), kvh = (job / parts) % kvHeads, h0 = kvh * group + (job % parts) * part
-                let count = Swift.min(part, (kvh + 1) * group - h0)
-                let plan = plansBox[t * kvHeads + kvh]
-                let args = (q: qs.pointer + (t * heads + h0) * headDim, k: UnsafeRawPointer(ks.pointer + kvh * headDim),
-                            v: UnsafeRawPointer(vs.pointer + kvh * headDim), out: os.pointer + (t * heads + h0) * headDim)
-                plan.withUnsafeBufferPointer { r in
-                    let rp = r.baseAddress!, n = r.count / 2
-                    #if os(Linux) && arch(x86_64)
-                    if isa.hasAVX512 {
-                        CPUKernelsAVX512.FusedMath.flashQuery(q: args.q, heads: count, k: args.k, v: args.v, kvHalf: true, stride: kvStride,
-                                                              ranges: rp, rangeCount: n, headDim: headDim, scale: scale,
-                                                              softcap: softcap, out: args.out, scratch: scratch)
-                        return
-                    }
-                    if isa != .baseline {
-                        CPUKernelsAVX2.FusedMath.flashQuery(q: args.q, heads: count, k: args.k, v: args.v, kvHalf: true, stride: kvStride,
-                                                            ranges: rp, rangeCount: n, headDim: headDim, scale: scale,
-                                                            softcap: softcap, out: args.out, scratch: scratch)
-                        return
-                    }
-                    #endif
-                    FusedMath.flashQuery(q: args.q, heads: count, k: args.k, v: args.v, kvHalf: true, stride: kvStride, ranges: rp,
-                                         rangeCount: n, headDim: headDim, scale: scale, softcap: softcap, out: args.out, scratch: scratch)
-                }
-            }
+        let ks = UnsafeSendable(k), vs = UnsafeSendable(v)
+        Attention.decodeGroups(q: q, out: out, tokens: tokens, heads: heads, kvHeads: kvHeads, headDim: headDim, maxRows: last + 1,
+                               pool: pool) { t, kvh, _ in
+            (UnsafeRawPointer(ks.pointer + kvh * headDim), UnsafeRawPointer(vs.pointer + kvh * headDim), plans[t * kvHeads + kvh])
+        } kernel: { q, count, k, v, ranges, out, scratch in
+            Attention.flashQuery(isa: isa, q: q, heads: count, k: k, v: v, kvHalf: true, stride: kvStride, ranges: ranges,
+                                 headDim: headDim, scale: scale, softcap: softcap, out: out, scratch: scratch)
         }
     }
 }
