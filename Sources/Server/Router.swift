@@ -8,6 +8,9 @@ public final class APIRouter: @unchecked Sendable {
     /// Origins of browser pages that may call the API besides this machine's own (`*`: any);
     /// pages from http(s)://localhost, 127.0.0.1 and [::1] always may, as Ollama's defaults.
     public var allowedOrigins: [String] = []
+    /// When set, every endpoint but the chat page and /health wants `Authorization: Bearer KEY`
+    /// (what the OpenAI clients send; `X-API-Key: KEY` also does).
+    public var apiKey: String?
 
     public init(model: ServedModel) { self.model = model }
 
@@ -30,6 +33,19 @@ public final class APIRouter: @unchecked Sendable {
 
     public var endpoints: [String] {
         Self.routes.keys.sorted().flatMap { path in Self.routes[path]!.keys.sorted().map { "\($0) \(path)" } }
+    }
+
+    /// Whether the request carries `key` (compared in time independent of where they differ).
+    static func authorized(_ r: HTTPRequest, key: String) -> Bool {
+        var given = r.header("x-api-key")
+        if let auth = r.header("authorization"), auth.lowercased().hasPrefix("bearer ") {
+            given = String(auth.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        }
+        guard let g = given else { return false }
+        let a = Array(g.utf8), b = Array(key.utf8)
+        var diff = a.count ^ b.count
+        for i in 0..<max(a.count, b.count) { diff |= Int((i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)) }
+        return diff == 0
     }
 
     /// Whether a page from `origin` may read the answers.
@@ -64,6 +80,10 @@ public final class APIRouter: @unchecked Sendable {
         }
         guard let methods = Self.routes[path] else {
             fail(404, "no endpoint \(String(r.path.prefix(80))); this server has: \(endpoints.joined(separator: ", "))")
+            return
+        }
+        if let key = apiKey, path != "/", path != "/health", !Self.authorized(r, key: key) {
+            fail(401, "this server wants an API key: send the header Authorization: Bearer KEY", headers: [("WWW-Authenticate", "Bearer")])
             return
         }
         let method = r.method == "HEAD" ? "GET" : r.method

@@ -19,7 +19,9 @@ small{color:#666}
 <small>temperature <input id="t" type="number" value="0.7" min="0" max="2" step="0.1" style="width:4rem"></small>
 <script>
 const log=document.getElementById('log'),q=document.getElementById('q');let messages=[];
-fetch('/v1/models').then(r=>r.json()).then(j=>{document.getElementById('model').textContent=j.data[0].id});
+// A server started with --api-key: open the page as http://host:port/#key=KEY.
+const key=(location.hash.match(/key=([^&]+)/)||[])[1],auth=key?{'Authorization':'Bearer '+decodeURIComponent(key)}:{};
+fetch('/v1/models',{headers:auth}).then(r=>r.json()).then(j=>{document.getElementById('model').textContent=j.data?j.data[0].id:'(no key? open /#key=KEY)'});
 function add(role,text){const d=document.createElement('div');d.className=role;d.textContent=text;log.appendChild(d);return d}
 document.getElementById('clear').onclick=()=>{messages=[];log.innerHTML=''};
 q.addEventListener('keydown',e=>{if(e.key==='Enter'&&!e.shiftKey){e.preventDefault();document.getElementById('f').requestSubmit()}});
@@ -27,7 +29,7 @@ document.getElementById('f').onsubmit=async e=>{
   e.preventDefault();const text=q.value.trim();if(!text)return;q.value='';
   messages.push({role:'user',content:text});add('user',text);const out=add('assistant','');let answer='';
   try{
-    const r=await fetch('/v1/chat/completions',{method:'POST',headers:{'Content-Type':'application/json'},
+    const r=await fetch('/v1/chat/completions',{method:'POST',headers:Object.assign({'Content-Type':'application/json'},auth),
       body:JSON.stringify({messages,stream:true,temperature:parseFloat(document.getElementById('t').value)})});
     if(!r.ok){throw new Error((await r.json()).error.message)}
     const reader=r.body.getReader(),dec=new TextDecoder();let buf='';

@@ -33,12 +33,16 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("allow-origin"), help: "An origin whose browser pages may call the API (repeatable; * for any). Pages from localhost always may.")
     var allowOrigin: [String] = []
 
+    @Option(name: .customLong("api-key"), help: "Require Authorization: Bearer KEY on the API (also $SWIFTKT_API_KEY); the chat page takes it as /#key=KEY.")
+    var apiKey: String?
+
     @Flag(help: "Log nothing per request.")
     var quiet = false
 
     func validate() throws {
         if !(0...65535).contains(port) { throw ValidationError("--port must be in 0…65535, got \(port)") }
         if let n = name, n.isEmpty { throw ValidationError("--name must not be empty") }
+        if let k = apiKey, k.isEmpty { throw ValidationError("--api-key must not be empty") }
     }
 
     func run() throws {
@@ -48,6 +52,7 @@ struct ServeCommand: ParsableCommand {
         let served = ServedModel(model: model, name: shown, defaults: defaults)
         let router = APIRouter(model: served)
         router.allowedOrigins = allowOrigin
+        router.apiKey = apiKey ?? ProcessInfo.processInfo.environment["SWIFTKT_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         if !quiet {
             served.log = { log($0) }
             router.log = { log($0) }

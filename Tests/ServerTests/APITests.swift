@@ -165,6 +165,24 @@ final class APITests: XCTestCase {
         XCTAssertEqual(origin("https://evil.example"), "https://evil.example")
     }
 
+    func testAPIKey() throws {
+        let router = APIRouter(model: try ServerTestModel.smollm2())
+        router.apiKey = "s3cret"
+        defer { router.apiKey = nil }
+        func status(_ path: String, _ headers: [(String, String)]) -> Int {
+            let sink = MemorySink()
+            router.handle(HTTPRequest(method: "GET", path: path, headers: [("host", "x")] + headers), ResponseWriter(sink: sink))
+            return reply(sink.text).status
+        }
+        XCTAssertEqual(status("/v1/models", []), 401)
+        XCTAssertEqual(status("/v1/models", [("authorization", "Bearer wrong")]), 401)
+        XCTAssertEqual(status("/v1/models", [("authorization", "Bearer s3cre")]), 401)
+        XCTAssertEqual(status("/v1/models", [("authorization", "Bearer s3cret")]), 200)
+        XCTAssertEqual(status("/api/tags", [("x-api-key", "s3cret")]), 200)
+        XCTAssertEqual(status("/health", []), 200)
+        XCTAssertEqual(status("/", []), 200)
+    }
+
     func testListingsAndPages() throws {
         let router = APIRouter(model: try ServerTestModel.smollm2())
         XCTAssertEqual(((call(router, "GET", "/v1/models").json["data"] as? [[String: Any]])?.first)?["id"] as? String, "smollm2")
