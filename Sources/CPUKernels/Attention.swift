@@ -22,9 +22,10 @@ import CPUKernelsAVX512
 #endif
 
 public enum Attention {
-    /// The flash-attention numerics above, fast and bit-identical to `flashF16Reference`: one
-    /// `FusedMath.flashQuery` per (token, head), reading the f16 cache in place (the AVX2 copy of
-    /// FusedMath when the CPU has it, so that fused multiply-adds are instructions).
+    /// The flash-attention numerics above, fast and bit-identical to `flashF16Reference`: below
+    /// 64 tokens one `FusedMath.flashQuery` per (token, KV head, part of its group of query
+    /// heads), reading the f16 cache in place (the AVX-512 or AVX2 copy of FusedMath when the CPU
+    /// has it, so that fused multiply-adds are instructions); from 64, the tiled path.
     public static func flashF16(q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>,
                                 out: UnsafeMutablePointer<Float>, tokens: Int, heads: Int, kvHeads: Int, headDim: Int,
                                 positions: UnsafePointer<Int32>, window: Int?, scale: Float, softcap: Float? = nil,

@@ -182,28 +182,16 @@ public enum FusedMath {
         return Float(sum)
     }
 
-    /// One query of llama.cpp's CPU flash attention over f16 keys/values at rows first…last
-    /// (row p at `k + p·stride`, `v + p·stride` elements: halves, or when `!kvHalf` the same
-    /// values already widened to float): q rounded to f16; online softmax with
-    /// the C library's expf; the f16 accumulator acc ← f16(fma(v, w, acc)), rescaled by
-    /// f16(acc·ms) when the maximum grows; S ← fma(S, ms, w); out = acc · (1/S).
-    /// `scratch` holds 2·headDim + 3·(last − first + 1) floats.
-    public static func flashQuery(q: UnsafePointer<Float>, k: UnsafeRawPointer, v: UnsafeRawPointer, kvHalf: Bool, stride: Int,
-                                  first: Int, last: Int, headDim: Int, scale: Float, softcap: Float?,
-                                  out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: 2) { r in
-            r[0] = first; r[1] = last
-            flashQuery(q: q, k: k, v: v, kvHalf: kvHalf, stride: stride, ranges: UnsafePointer(r.baseAddress!), rangeCount: 1,
-                       headDim: headDim, scale: scale, softcap: softcap, out: out, scratch: scratch)
-        }
-    }
-
-    /// `flashQuery` for `heads` query heads that share one KV head (q and out hold them one
-    /// after another, headDim floats each), over the rows of several ranges (ranges[2i]…
-    /// ranges[2i + 1], ascending and disjoint) as if they were one: each head and row gets the
-    /// same operations in the same order as `flashQuery` over first…last, so one range gives its
-    /// bits (block-sparse attention passes the blocks it chose). `scratch` holds
-    /// heads·(2·headDim + 3·rows) floats, rows = the rows in all ranges.
+    /// llama.cpp's CPU flash attention for `heads` query heads that share one KV head (q and
+    /// out hold them one after another, headDim floats each) over f16 keys/values (row p at
+    /// `k + p·stride`, `v + p·stride` elements: halves, or when `!kvHalf` the same values already
+    /// widened to float): q rounded to f16; online softmax with the C library's expf; the f16
+    /// accumulator acc ← f16(fma(v, w, acc)), rescaled by f16(acc·ms) when the maximum grows;
+    /// S ← fma(S, ms, w); out = acc · (1/S). The rows are those of several ranges (ranges[2i]…
+    /// ranges[2i + 1], ascending and disjoint) taken as one: a single range first…last is the
+    /// dense decode step; block-sparse attention passes the blocks it chose, each row getting the
+    /// same operations in the same order. `scratch` holds heads·(2·headDim + 3·rows) floats,
+    /// rows = the rows in all ranges.
     ///
     /// Three passes, each element's operations in the dense loop's order: every head's scores
     /// (a key row is read once for the group); each head's online-softmax scalars per row (the

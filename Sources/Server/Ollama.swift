@@ -89,9 +89,7 @@ enum Ollama {
             messages.append(ChatMessage(role: "user", content: text))
             prompt = try m.render(messages)
         }
-        try respond(m, w, prompt: prompt, parameters: parameters, stream: stream) { piece, done in
-            ["response": piece]
-        }
+        try respond(m, w, prompt: prompt, parameters: parameters, stream: stream) { ["response": $0] }
     }
 
     static func chat(_ m: ServedModel, _ r: HTTPRequest, _ w: ResponseWriter) throws {
@@ -116,18 +114,16 @@ enum Ollama {
             return ChatMessage(role: role, content: try e.string("content") ?? "")
         }
         let prompt = try m.render(messages)
-        try respond(m, w, prompt: prompt, parameters: parameters, stream: stream) { piece, done in
-            ["message": ["role": "assistant", "content": piece]]
-        }
+        try respond(m, w, prompt: prompt, parameters: parameters, stream: stream) { ["message": ["role": "assistant", "content": $0]] }
     }
 
-    /// Streams JSON lines (`fields(piece, false)` each, then the final statistics with done true),
-    /// or sends one object with the whole text.
+    /// Streams JSON lines (`fields(piece)` with done false each, then `fields("")` with done true
+    /// and the statistics), or sends one object with the whole text.
     static func respond(_ m: ServedModel, _ w: ResponseWriter, prompt: String, parameters: GenerationParameters, stream: Bool,
-                        fields: (String, Bool) -> [String: Any]) throws {
+                        fields: (String) -> [String: Any]) throws {
         let started = Date()
         func final(_ o: ServedModel.Outcome, text: String) -> [String: Any] {
-            var d = fields(text, true)
+            var d = fields(text)
             d["model"] = m.name
             d["created_at"] = timestamp()
             d["done"] = true
@@ -155,7 +151,7 @@ enum Ollama {
         do {
             let o = try m.generate(prompt: prompt, parseSpecial: true, parameters: parameters, cancelled: { w.peerGone },
                                    onStart: { try w.start(status: 200, contentType: "application/x-ndjson") }) { piece in
-                var d = fields(piece, false)
+                var d = fields(piece)
                 d["model"] = m.name
                 d["created_at"] = timestamp()
                 d["done"] = false

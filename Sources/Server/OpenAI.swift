@@ -57,7 +57,7 @@ enum OpenAI {
         let f = try JSON.object(r.body)
         try refuseUnsupported(f)
         let prompt = try m.render(try messages(f))
-        try complete(m, f, w, prompt: prompt, parseSpecial: true, chat: true)
+        try complete(m, f, w, prompt: prompt, chat: true)
     }
 
     static func completions(_ m: ServedModel, _ r: HTTPRequest, _ w: ResponseWriter) throws {
@@ -75,11 +75,12 @@ enum OpenAI {
         } else {
             throw HTTPError(400, "'prompt' must be a string (or an array of one string)")
         }
-        // Text completion: the prompt as written, special tokens in it included (as llama.cpp's server).
-        try complete(m, f, w, prompt: prompt, parseSpecial: true, chat: false)
+        try complete(m, f, w, prompt: prompt, chat: false)
     }
 
-    static func complete(_ m: ServedModel, _ f: Fields, _ w: ResponseWriter, prompt: String, parseSpecial: Bool, chat: Bool) throws {
+    /// The prompt is tokenized with the special tokens written in it (as llama.cpp's server):
+    /// the chat template's markers, or those a text completion spells out.
+    static func complete(_ m: ServedModel, _ f: Fields, _ w: ResponseWriter, prompt: String, chat: Bool) throws {
         let parameters = try m.parameters(f, maxTokensKeys: ["max_completion_tokens", "max_tokens"])
         let stream = try f.bool("stream") ?? false
         let includeUsage = try f.object("stream_options")?.bool("include_usage") ?? false
@@ -92,7 +93,7 @@ enum OpenAI {
         }
         if !stream {
             var text = ""
-            let outcome = try m.generate(prompt: prompt, parseSpecial: parseSpecial, parameters: parameters,
+            let outcome = try m.generate(prompt: prompt, parseSpecial: true, parameters: parameters,
                                          cancelled: { w.peerGone }) { text += $0; return true }
             var choice: [String: Any] = ["index": 0, "finish_reason": outcome.stats.stopReason.finishReason]
             if chat {
@@ -118,7 +119,7 @@ enum OpenAI {
         // A failed write means the client is gone: the generation stops and nothing more is written.
         var gone = false
         do {
-            let outcome = try m.generate(prompt: prompt, parseSpecial: parseSpecial, parameters: parameters, cancelled: { w.peerGone },
+            let outcome = try m.generate(prompt: prompt, parseSpecial: true, parameters: parameters, cancelled: { w.peerGone },
                                          onStart: {
                 try w.start(status: 200, contentType: "text/event-stream")
                 if chat { try w.chunk(event(["role": "assistant", "content": ""], text: nil, finish: nil)) }

@@ -93,7 +93,7 @@ public final class ServedModel: @unchecked Sendable {
 
     /// Sampling fields shared by both APIs (names as OpenAI's, with llama.cpp's extensions),
     /// over the server's defaults; errors name the field.
-    func parameters(_ f: Fields, maxTokensKeys: [String], seedKey: String = "seed") throws -> GenerationParameters {
+    func parameters(_ f: Fields, maxTokensKeys: [String]) throws -> GenerationParameters {
         var p = defaults
         var s = p.sampling
         if let t = try f.number("temperature", in: 0...100) { s.temperature = Float(t) }
@@ -105,7 +105,7 @@ public final class ServedModel: @unchecked Sendable {
         if let v = try f.number("repeat_penalty", in: 0.000001...100) { s.repeatPenalty = Float(v) }
         if let v = try f.integer("repeat_last_n", in: -1...1_000_000) { s.penaltyLastN = v }
         // A request without a seed gets a fresh one (as OpenAI's and Ollama's); same seed, same text.
-        if let v = try f.seed(seedKey) {
+        if let v = try f.seed("seed") {
             s.seed = v
         } else {
             s.seed = UInt64.random(in: 0...UInt64.max)
